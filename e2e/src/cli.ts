@@ -1,0 +1,3 @@
+import type { RegisterCommands } from '@chaperone/shared';
+
+export const register: RegisterCommands = () => {};

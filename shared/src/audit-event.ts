@@ -1,0 +1,381 @@
+/**
+ * The audit event: a superset of Kubernetes' `audit.k8s.io/v1` Event, so Falco
+ * and other Kubernetes-audit consumers read it as-is, plus Chaperone's own
+ * fields under `chaperone` (protocol, decision, session, per-sidecar sequence
+ * number and hash chain). Events are typed records, never log lines, and hold
+ * masked values only.
+ */
+import { randomUUID } from 'node:crypto';
+import { canonicalJson, sha256Hex } from './canonical-json.ts';
+import {
+  arrayOf,
+  bool,
+  int,
+  num,
+  object,
+  oneOf,
+  onlyKeys,
+  optStr,
+  RFC3339,
+  str,
+  stringMap,
+} from './check.ts';
+import { ValidationError } from './errors.ts';
+import { didYouMean } from './suggest.ts';
+
+export const AUDIT_SCHEMA_VERSION = 1;
+export const GENESIS_HASH = '0'.repeat(64);
+
+export const AUDIT_LEVELS = ['None', 'Metadata', 'Request', 'RequestResponse'] as const;
+export const AUDIT_STAGES = ['RequestReceived', 'ResponseStarted', 'ResponseComplete', 'Panic'] as const;
+export const PROTOCOLS = ['kubernetes', 'exec', 'postgres', 'system'] as const;
+export const DECISION_ACTIONS = ['allow', 'deny', 'mask', 'review'] as const;
+
+export type AuditLevel = (typeof AUDIT_LEVELS)[number];
+export type AuditStage = (typeof AUDIT_STAGES)[number];
+export type Protocol = (typeof PROTOCOLS)[number];
+export type DecisionAction = (typeof DECISION_ACTIONS)[number];
+
+export interface UserInfo {
+  username: string;
+  uid?: string;
+  groups?: string[];
+  extra?: Record<string, string[]>;
+}
+
+export interface ObjectReference {
+  resource?: string;
+  namespace?: string;
+  name?: string;
+  uid?: string;
+  apiGroup?: string;
+  apiVersion?: string;
+  resourceVersion?: string;
+  subresource?: string;
+}
+
+/** metav1.Status as it appears in `responseStatus`. */
+export interface ResponseStatus {
+  metadata?: Record<string, unknown>;
+  status?: string;
+  message?: string;
+  reason?: string;
+  code?: number;
+  details?: Record<string, unknown>;
+}
+
+/** Where the event came from: the pod whose sidecar recorded it. */
+export interface EventSource {
+  namespace: string;
+  pod: string;
+  podUID?: string;
+  serviceAccount: string;
+  /** Stable id of the sidecar instance's chain (one chain per pod, survives restarts). */
+  sidecarId: string;
+}
+
+export interface DecisionRecord {
+  action: DecisionAction;
+  /** Name of the rule that decided, or `default` / a built-in rule name. */
+  rule: string;
+  /** Stable reason code, e.g. `rule_matched`, `policy_default`, `self_protection`. */
+  reason: string;
+  message?: string;
+  /** For `review`: who approved or denied, and when. */
+  approval?: { state: 'approved' | 'denied' | 'expired'; by?: string; at?: string };
+}
+
+export interface ExecDetails {
+  argv: string[];
+  container?: string;
+  tty?: boolean;
+  stdin?: boolean;
+  exitCode?: number;
+}
+
+export interface SqlDetails {
+  database?: string;
+  user?: string;
+  statements: { kind: string; tables: string[] }[];
+  /** The statement text with literals masked; never raw values. */
+  text?: string;
+}
+
+export interface ChaperoneFields {
+  schemaVersion: number;
+  protocol: Protocol;
+  source: EventSource;
+  decision: DecisionRecord;
+  sessionId?: string;
+  /** Per-sidecar sequence number, from 1, no gaps. */
+  seq: number;
+  /** Hash of the previous event in this sidecar's chain (GENESIS_HASH for seq 1). */
+  prevHash: string;
+  /** sha256 over the canonical JSON of the event without this field. */
+  hash: string;
+  maskedFields: number;
+  /** Time the sidecar itself added, in milliseconds. */
+  latencyMs?: number;
+  exec?: ExecDetails;
+  sql?: SqlDetails;
+}
+
+export interface AuditEvent {
+  kind: 'Event';
+  apiVersion: 'audit.k8s.io/v1';
+  level: AuditLevel;
+  auditID: string;
+  stage: AuditStage;
+  requestURI: string;
+  verb: string;
+  user: UserInfo;
+  impersonatedUser?: UserInfo;
+  sourceIPs?: string[];
+  userAgent?: string;
+  objectRef?: ObjectReference;
+  responseStatus?: ResponseStatus;
+  requestObject?: unknown;
+  responseObject?: unknown;
+  requestReceivedTimestamp: string;
+  stageTimestamp: string;
+  annotations?: Record<string, string>;
+  chaperone: ChaperoneFields;
+}
+
+/** An event before it is placed in a chain (no seq / prevHash / hash yet). */
+export type UnchainedEvent = Omit<AuditEvent, 'chaperone'> & {
+  chaperone: Omit<ChaperoneFields, 'seq' | 'prevHash' | 'hash'>;
+};
+
+/** RFC 3339 with microseconds, as the Kubernetes API server writes it. */
+export function microTime(date: Date = new Date(), extraMicros = 0): string {
+  const iso = date.toISOString(); // 2024-01-02T03:04:05.678Z
+  const micros = String(date.getUTCMilliseconds() * 1000 + (extraMicros % 1000)).padStart(6, '0');
+  return `${iso.slice(0, 19)}.${micros}Z`;
+}
+
+export function newAuditId(): string {
+  return randomUUID();
+}
+
+/** The hash of an event: sha256 of its canonical JSON with `chaperone.hash` left out. */
+export function hashEvent(
+  event: AuditEvent | (UnchainedEvent & { chaperone: { seq: number; prevHash: string } }),
+): string {
+  const { hash: _omit, ...rest } = event.chaperone as ChaperoneFields;
+  return sha256Hex(canonicalJson({ ...event, chaperone: rest }));
+}
+
+/** Places an event in a chain: sets seq, prevHash and hash. Pure. */
+export function chainEvent(event: UnchainedEvent, seq: number, prevHash: string): AuditEvent {
+  const chaperone = { ...event.chaperone, seq, prevHash, hash: '' };
+  const withLinks = { ...event, chaperone } as AuditEvent;
+  chaperone.hash = hashEvent(withLinks);
+  return withLinks;
+}
+
+export type ChainProblem =
+  | { kind: 'hash_mismatch'; seq: number; auditID: string }
+  | { kind: 'gap'; expectedSeq: number; gotSeq: number }
+  | { kind: 'reorder'; expectedSeq: number; gotSeq: number }
+  | { kind: 'broken_link'; seq: number; auditID: string };
+
+/**
+ * Checks one sidecar's events, given in the order they were received, against
+ * the chain state before them. Returns the problems and the new chain head.
+ */
+export function verifyChain(
+  events: readonly AuditEvent[],
+  head: { seq: number; hash: string } = { seq: 0, hash: GENESIS_HASH },
+): { problems: ChainProblem[]; head: { seq: number; hash: string } } {
+  const problems: ChainProblem[] = [];
+  let cur = head;
+  for (const e of events) {
+    const c = e.chaperone;
+    if (hashEvent(e) !== c.hash) problems.push({ kind: 'hash_mismatch', seq: c.seq, auditID: e.auditID });
+    if (c.seq === cur.seq + 1) {
+      if (c.prevHash !== cur.hash) problems.push({ kind: 'broken_link', seq: c.seq, auditID: e.auditID });
+    } else if (c.seq > cur.seq + 1) {
+      problems.push({ kind: 'gap', expectedSeq: cur.seq + 1, gotSeq: c.seq });
+    } else {
+      problems.push({ kind: 'reorder', expectedSeq: cur.seq + 1, gotSeq: c.seq });
+      continue; // an old event does not move the head back
+    }
+    cur = { seq: c.seq, hash: c.hash };
+  }
+  return { problems, head: cur };
+}
+
+// ---------------------------------------------------------------------------
+// Validation
+
+const EVENT_KEYS = [
+  'kind',
+  'apiVersion',
+  'level',
+  'auditID',
+  'stage',
+  'requestURI',
+  'verb',
+  'user',
+  'impersonatedUser',
+  'sourceIPs',
+  'userAgent',
+  'objectRef',
+  'responseStatus',
+  'requestObject',
+  'responseObject',
+  'requestReceivedTimestamp',
+  'stageTimestamp',
+  'annotations',
+  'chaperone',
+] as const;
+const CHAPERONE_KEYS = [
+  'schemaVersion',
+  'protocol',
+  'source',
+  'decision',
+  'sessionId',
+  'seq',
+  'prevHash',
+  'hash',
+  'maskedFields',
+  'latencyMs',
+  'exec',
+  'sql',
+] as const;
+const OBJECT_REF_KEYS = [
+  'resource',
+  'namespace',
+  'name',
+  'uid',
+  'apiGroup',
+  'apiVersion',
+  'resourceVersion',
+  'subresource',
+] as const;
+/** Falco's k8saudit plugin refuses events larger than this. */
+export const MAX_EVENT_BYTES = 256 * 1024;
+const HEX64 = /^[0-9a-f]{64}$/;
+/** The API server accepts `Audit-ID` values of this shape, so ours are forwarded as-is. */
+const AUDIT_ID = /^[A-Za-z0-9-]{1,256}$/;
+
+const suggestFrom = (keys: readonly string[]) => (k: string) => didYouMean(k, keys);
+
+function userInfo(v: unknown, path: string): UserInfo {
+  const o = object(v, path);
+  onlyKeys(o, ['username', 'uid', 'groups', 'extra'], path);
+  str(o.username, `${path}/username`, { empty: true, max: 1024 });
+  optStr(o.uid, `${path}/uid`);
+  if (o.groups !== undefined) arrayOf(o.groups, `${path}/groups`, (g, p) => str(g, p, { empty: true }));
+  if (o.extra !== undefined) {
+    const extra = object(o.extra, `${path}/extra`);
+    for (const [k, x] of Object.entries(extra))
+      arrayOf(x, `${path}/extra/${k}`, (g, p) => str(g, p, { empty: true }));
+  }
+  return o as unknown as UserInfo;
+}
+
+function chaperoneFields(v: unknown, path: string): ChaperoneFields {
+  const o = object(v, path);
+  onlyKeys(o, CHAPERONE_KEYS, path, suggestFrom(CHAPERONE_KEYS));
+  const version = int(o.schemaVersion, `${path}/schemaVersion`, { min: 1 });
+  if (version !== AUDIT_SCHEMA_VERSION) {
+    throw new ValidationError(
+      `${path}/schemaVersion`,
+      `unsupported schema version ${version}; this build reads version ${AUDIT_SCHEMA_VERSION}`,
+    );
+  }
+  oneOf(o.protocol, PROTOCOLS, `${path}/protocol`);
+  const src = object(o.source, `${path}/source`);
+  onlyKeys(src, ['namespace', 'pod', 'podUID', 'serviceAccount', 'sidecarId'], `${path}/source`);
+  str(src.namespace, `${path}/source/namespace`, { max: 253 });
+  str(src.pod, `${path}/source/pod`, { max: 253 });
+  optStr(src.podUID, `${path}/source/podUID`);
+  str(src.serviceAccount, `${path}/source/serviceAccount`, { max: 253 });
+  str(src.sidecarId, `${path}/source/sidecarId`, { max: 256 });
+  const d = object(o.decision, `${path}/decision`);
+  onlyKeys(d, ['action', 'rule', 'reason', 'message', 'approval'], `${path}/decision`);
+  oneOf(d.action, DECISION_ACTIONS, `${path}/decision/action`);
+  str(d.rule, `${path}/decision/rule`, { max: 253 });
+  str(d.reason, `${path}/decision/reason`, { max: 128 });
+  optStr(d.message, `${path}/decision/message`, { max: 4096 });
+  if (d.approval !== undefined) {
+    const a = object(d.approval, `${path}/decision/approval`);
+    oneOf(a.state, ['approved', 'denied', 'expired'] as const, `${path}/decision/approval/state`);
+    optStr(a.by, `${path}/decision/approval/by`);
+    if (a.at !== undefined) str(a.at, `${path}/decision/approval/at`, { pattern: RFC3339 });
+  }
+  optStr(o.sessionId, `${path}/sessionId`, { max: 256 });
+  int(o.seq, `${path}/seq`, { min: 1 });
+  str(o.prevHash, `${path}/prevHash`, { pattern: HEX64 });
+  str(o.hash, `${path}/hash`, { pattern: HEX64 });
+  int(o.maskedFields, `${path}/maskedFields`, { min: 0 });
+  if (o.latencyMs !== undefined) num(o.latencyMs, `${path}/latencyMs`, { min: 0 });
+  if (o.exec !== undefined) {
+    const x = object(o.exec, `${path}/exec`);
+    onlyKeys(x, ['argv', 'container', 'tty', 'stdin', 'exitCode'], `${path}/exec`);
+    arrayOf(x.argv, `${path}/exec/argv`, (a, p) => str(a, p, { empty: true }), 4096);
+    optStr(x.container, `${path}/exec/container`);
+    if (x.tty !== undefined) bool(x.tty, `${path}/exec/tty`);
+    if (x.stdin !== undefined) bool(x.stdin, `${path}/exec/stdin`);
+    if (x.exitCode !== undefined) int(x.exitCode, `${path}/exec/exitCode`);
+  }
+  if (o.sql !== undefined) {
+    const q = object(o.sql, `${path}/sql`);
+    onlyKeys(q, ['database', 'user', 'statements', 'text'], `${path}/sql`);
+    optStr(q.database, `${path}/sql/database`);
+    optStr(q.user, `${path}/sql/user`);
+    optStr(q.text, `${path}/sql/text`);
+    arrayOf(q.statements, `${path}/sql/statements`, (s, p) => {
+      const so = object(s, p);
+      str(so.kind, `${p}/kind`);
+      arrayOf(so.tables, `${p}/tables`, (t, tp) => str(t, tp));
+      return so;
+    });
+  }
+  return o as unknown as ChaperoneFields;
+}
+
+/**
+ * Validates an untrusted value as an AuditEvent. Throws a ValidationError
+ * naming the path of the first problem. Does not check the hash (see
+ * verifyChain): a validator answers "is this well-formed", not "is it genuine".
+ */
+export function validateAuditEvent(value: unknown): AuditEvent {
+  const o = object(value, '');
+  onlyKeys(o, EVENT_KEYS, '', suggestFrom(EVENT_KEYS));
+  if (o.kind !== 'Event') throw new ValidationError('/kind', 'must be "Event"');
+  if (o.apiVersion !== 'audit.k8s.io/v1')
+    throw new ValidationError('/apiVersion', 'must be "audit.k8s.io/v1"');
+  oneOf(o.level, AUDIT_LEVELS, '/level');
+  str(o.auditID, '/auditID', { pattern: AUDIT_ID });
+  oneOf(o.stage, AUDIT_STAGES, '/stage');
+  str(o.requestURI, '/requestURI', { max: 16_384 });
+  str(o.verb, '/verb', { max: 64 });
+  userInfo(o.user, '/user');
+  if (o.impersonatedUser !== undefined) userInfo(o.impersonatedUser, '/impersonatedUser');
+  if (o.sourceIPs !== undefined) arrayOf(o.sourceIPs, '/sourceIPs', (s, p) => str(s, p), 64);
+  optStr(o.userAgent, '/userAgent', { max: 2048 });
+  if (o.objectRef !== undefined) {
+    const ref = object(o.objectRef, '/objectRef');
+    onlyKeys(ref, OBJECT_REF_KEYS, '/objectRef', suggestFrom(OBJECT_REF_KEYS));
+    for (const k of OBJECT_REF_KEYS) optStr(ref[k], `/objectRef/${k}`, { max: 1024 });
+  }
+  if (o.responseStatus !== undefined) {
+    const rs = object(o.responseStatus, '/responseStatus');
+    if (rs.code !== undefined) int(rs.code, '/responseStatus/code', { min: 0, max: 999 });
+    optStr(rs.status, '/responseStatus/status');
+    optStr(rs.message, '/responseStatus/message');
+    optStr(rs.reason, '/responseStatus/reason');
+  }
+  str(o.requestReceivedTimestamp, '/requestReceivedTimestamp', { pattern: RFC3339 });
+  str(o.stageTimestamp, '/stageTimestamp', { pattern: RFC3339 });
+  if (o.annotations !== undefined) stringMap(o.annotations, '/annotations');
+  chaperoneFields(o.chaperone, '/chaperone');
+  const event = o as unknown as AuditEvent;
+  const size = Buffer.byteLength(canonicalJson(event));
+  if (size > MAX_EVENT_BYTES)
+    throw new ValidationError('', `event is ${size} bytes; the limit is ${MAX_EVENT_BYTES}`);
+  return event;
+}

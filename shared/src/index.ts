@@ -1,0 +1,11 @@
+export * from './audit-event.ts';
+export * from './canonical-json.ts';
+export * as check from './check.ts';
+export * from './cli-support.ts';
+export * from './config.ts';
+export * from './errors.ts';
+export * from './logger.ts';
+export * from './metrics.ts';
+export * from './redact.ts';
+export * from './suggest.ts';
+export * from './tls.ts';
