@@ -34,6 +34,8 @@ fetch_npm_tarball() { # <package@version> <dest dir>
   rm -rf "$tmp"
 }
 
+NODE_BIN_DIR=""
+
 ensure_node() {
   local sys
   sys="$(command -v node || true)"
@@ -53,7 +55,7 @@ ensure_node() {
     fetch_npm_tarball "node-linux-$arch@$NODE_PIN" "$dir"
     chmod +x "$dir/bin/node"
   fi
-  export PATH="$dir/bin:$PATH"
+  NODE_BIN_DIR="$dir/bin"
 }
 
 ensure_pnpm() {
@@ -85,6 +87,9 @@ ensure_deps() {
   deps_stamp >"$stamp"
 }
 
+# Both downloads use the system's npm as it is configured (registry, CA
+# certificates); the pinned Node goes on PATH only afterwards.
 ensure_node
 ensure_pnpm
+[[ -z "$NODE_BIN_DIR" ]] || export PATH="$NODE_BIN_DIR:$PATH"
 [[ -n "${CHAPERONE_SKIP_INSTALL:-}" ]] || ensure_deps
