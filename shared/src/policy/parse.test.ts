@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { PolicyError, parsePolicy } from './parse.ts';
+
+const wrap = (rules: string, extra = '') => `apiVersion: chaperone.dev/v1alpha1
+kind: GuardrailPolicy
+metadata: { name: p }
+spec:
+  defaultAction: allow
+${extra}  rules:
+${rules}`;
+
+describe('parsePolicy', () => {
+  it('accepts a valid policy and freezes it', () => {
+    const p = parsePolicy(wrap('    - { name: a, match: { verbs: [get] }, action: allow }\n'));
+    assert.equal(p.name, 'p');
+    assert.equal(p.defaultAction, 'allow');
+    assert.equal(p.rules[0]?.name, 'a');
+    assert.ok(Object.isFrozen(p) && Object.isFrozen(p.rules));
+  });
+
+  it('defaults to deny when defaultAction is absent', () => {
+    const p = parsePolicy('apiVersion: chaperone.dev/v1alpha1\nkind: GuardrailPolicy\nspec: {}\n');
+    assert.equal(p.defaultAction, 'deny');
+  });
+
+  const errors: [string, string, RegExp][] = [
+    [
+      'bad verb',
+      '    - { name: a, match: { verbs: [delte] }, action: deny }\n',
+      /rule "a" \(rules\[0\]\): match\.verbs\[0\]: "delte" is not a Kubernetes verb \(did you mean delete\?\)/,
+    ],
+    [
+      'bad action',
+      '    - { name: a, match: {}, action: block }\n',
+      /rule "a" \(rules\[0\]\): action: must be one of allow, deny, mask, review/,
+    ],
+    [
+      'unknown match field',
+      '    - { name: a, match: { resource: [pods] }, action: deny }\n',
+      /match\.resource: unknown field \(did you mean resources\?\)/,
+    ],
+    [
+      'duplicate name',
+      '    - { name: a, match: {}, action: deny }\n    - { name: a, match: {}, action: allow }\n',
+      /rule "a" \(rules\[1\]\): name: is used by an earlier rule/,
+    ],
+    [
+      'reserved name',
+      '    - { name: chaperone-x, match: {}, action: deny }\n',
+      /reserved for built-in rules/,
+    ],
+    [
+      'bad name',
+      '    - { name: Bad_Name, match: {}, action: deny }\n',
+      /rules\[0\]: name: must be a lower-case DNS label/,
+    ],
+    ['missing match', '    - { name: a, action: deny }\n', /match: is required/],
+    [
+      'bad regex',
+      '    - { name: a, match: { exec: { commands: ["rm ("] } }, action: deny }\n',
+      /match\.exec\.commands\[0\]: invalid regular expression/,
+    ],
+    [
+      'bad protocol',
+      '    - { name: a, match: { protocols: [http] }, action: deny }\n',
+      /"http" is not kubernetes, exec or postgres/,
+    ],
+    [
+      'bad sql statement',
+      '    - { name: a, match: { sql: { statements: [dorp] } }, action: deny }\n',
+      /"dorp" is neither a statement name.*did you mean drop\?/,
+    ],
+    [
+      'mask on non-mask rule',
+      '    - { name: a, match: {}, action: deny, mask: { fields: [x] } }\n',
+      /mask: only applies to rules with action: mask/,
+    ],
+    [
+      'bad review timeout',
+      '    - { name: a, match: {}, action: review, review: { timeout: forever } }\n',
+      /review\.timeout: must be a duration/,
+    ],
+    [
+      'bad subresource syntax',
+      '    - { name: a, match: { resources: [a/b/c] }, action: deny }\n',
+      /must be "resource" or "resource\/subresource"/,
+    ],
+  ];
+  for (const [name, rules, expected] of errors) {
+    it(`rejects ${name} with a precise message`, () => {
+      assert.throws(
+        () => parsePolicy(wrap(rules)),
+        (err: unknown) => {
+          assert.ok(err instanceof PolicyError);
+          assert.equal(err.code, 'policy_invalid');
+          assert.match(err.message, expected);
+          return true;
+        },
+      );
+    });
+  }
+
+  it('rejects documents that are not policies', () => {
+    assert.throws(() => parsePolicy('a: [1'), /not valid YAML/);
+    assert.throws(() => parsePolicy('- 1\n'), /must be a YAML mapping/);
+    assert.throws(
+      () => parsePolicy('apiVersion: v1\nkind: GuardrailPolicy\nspec: {}'),
+      /apiVersion: must be chaperone\.dev\/v1alpha1/,
+    );
+    assert.throws(
+      () => parsePolicy('apiVersion: chaperone.dev/v1alpha1\nkind: Policy\nspec: {}'),
+      /kind: must be GuardrailPolicy/,
+    );
+    assert.throws(
+      () =>
+        parsePolicy(
+          'apiVersion: chaperone.dev/v1alpha1\nkind: GuardrailPolicy\nspec: { defaultAction: mask }',
+        ),
+      /defaultAction: must be allow, deny or review/,
+    );
+    assert.throws(
+      () => parsePolicy('apiVersion: chaperone.dev/v1alpha1\nkind: GuardrailPolicy\nspec: {}\n---\na: 1'),
+      /expected one YAML document, found 2/,
+    );
+    assert.throws(() => parsePolicy(wrap('    - 3\n')), /rules\[0\]: must be a mapping/);
+  });
+});

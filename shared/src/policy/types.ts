@@ -1,0 +1,133 @@
+/**
+ * The protocol-neutral request model the guard decides on, and the policy that
+ * decides. Kubernetes API calls, exec sessions and SQL statements all become an
+ * `Action`; one pure evaluator turns (action, policy) into a `Decision`.
+ */
+import type { DecisionAction, Protocol } from '../audit-event.ts';
+
+export type { DecisionAction, Protocol } from '../audit-event.ts';
+
+export const KUBE_VERBS = [
+  'get',
+  'list',
+  'watch',
+  'create',
+  'update',
+  'patch',
+  'delete',
+  'deletecollection',
+  'proxy',
+  'connect',
+] as const;
+
+export interface ExecTarget {
+  /** `exec`, `attach` or `portforward`. */
+  readonly kind: 'exec' | 'attach' | 'portforward';
+  /** The command, one element per argv entry (exec only). */
+  readonly argv: readonly string[];
+  readonly container?: string;
+  readonly ports?: readonly number[];
+}
+
+export interface SqlStatement {
+  /** Parser node type, e.g. `SelectStmt`, `DropStmt`, `DeleteStmt`. */
+  readonly kind: string;
+  readonly tables: readonly string[];
+  readonly columns?: readonly string[];
+  /** e.g. `DeleteStmt` without WHERE. */
+  readonly unqualified?: boolean;
+}
+
+export interface Action {
+  readonly protocol: Protocol;
+  /** Kubernetes verb (`get`, `list`, …); exec sessions normalise to `create`; SQL uses `query`. */
+  readonly verb: string;
+  /** Authenticated identity the request acts as (`system:serviceaccount:ns:sa`). */
+  readonly user?: string;
+  readonly namespace?: string;
+  readonly apiGroup?: string;
+  readonly apiVersion?: string;
+  readonly resource?: string;
+  readonly subresource?: string;
+  readonly name?: string;
+  /** Path of a non-resource request (`/healthz`, `/openapi/v2`, `/version`). */
+  readonly nonResourceURL?: string;
+  /** Impersonation headers present on the request (`Impersonate-User`, …). */
+  readonly impersonation?: readonly string[];
+  readonly exec?: ExecTarget;
+  readonly sql?: { readonly database?: string; readonly statements: readonly SqlStatement[] };
+}
+
+export type DecisionReason = 'rule_matched' | 'policy_default' | 'self_protection' | 'no_policy';
+
+export interface Decision {
+  readonly action: DecisionAction;
+  /** The rule that decided: a policy rule name, a built-in `chaperone:*` rule, or `default`. */
+  readonly rule: string;
+  readonly reason: DecisionReason;
+  /** What to tell the client; always set for deny and review. */
+  readonly message: string;
+  /** Fields to mask in responses (mask only). */
+  readonly maskFields?: readonly string[];
+  /** How long a review may wait for a human before it counts as denied. */
+  readonly reviewTimeoutMs?: number;
+}
+
+/** Conditions of a rule; absent means "any". Every present condition must hold. */
+export interface RuleMatch {
+  readonly protocols?: readonly Protocol[];
+  readonly verbs?: readonly string[];
+  readonly apiGroups?: readonly string[];
+  /** `secrets`, `deployments/scale`, `pods/*`, `*`. */
+  readonly resources?: readonly string[];
+  readonly subresources?: readonly string[];
+  /** Globs (`*`, `?`). */
+  readonly namespaces?: readonly string[];
+  readonly names?: readonly string[];
+  readonly nonResourceURLs?: readonly string[];
+  readonly users?: readonly string[];
+  readonly exec?: {
+    /** Regular expressions over the command joined with single spaces. */
+    readonly commands?: readonly string[];
+    /** Globs over argv[0] (its base name also counts: `rm` matches `/bin/rm`). */
+    readonly argv0?: readonly string[];
+    readonly containers?: readonly string[];
+  };
+  readonly sql?: {
+    /** Statement node types (`DropStmt`) or friendly names (`drop`, `truncate`, `delete-without-where`). */
+    readonly statements?: readonly string[];
+    readonly tables?: readonly string[];
+    readonly columns?: readonly string[];
+    readonly databases?: readonly string[];
+  };
+}
+
+export interface Rule {
+  readonly name: string;
+  readonly description?: string;
+  readonly match: RuleMatch;
+  readonly action: DecisionAction;
+  readonly message?: string;
+  readonly mask?: { readonly fields: readonly string[] };
+  readonly review?: { readonly timeoutMs: number };
+}
+
+/** What the built-in self-protection rules guard; set by the sidecar, not by the policy. */
+export interface SelfProtection {
+  /** The namespace the guarded pod runs in. */
+  readonly namespace?: string;
+  /** ConfigMap(s) holding the policy, in that namespace. */
+  readonly policyConfigMaps: readonly string[];
+  /** Name of the sidecar container (exec and attach into it are refused). */
+  readonly sidecarContainer: string;
+}
+
+export interface Policy {
+  readonly apiVersion: 'chaperone.dev/v1alpha1';
+  readonly kind: 'GuardrailPolicy';
+  readonly name: string;
+  readonly defaultAction: 'allow' | 'deny' | 'review';
+  readonly defaultMessage?: string;
+  readonly reviewTimeoutMs: number;
+  readonly rules: readonly Rule[];
+}
