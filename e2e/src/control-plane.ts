@@ -256,7 +256,6 @@ async function startLocal(opts: ControlPlaneOptions): Promise<ControlPlane> {
         '--bind-address=127.0.0.1',
         '--advertise-address=127.0.0.1',
         `--secure-port=${apiPort}`,
-        '--insecure-port=0',
         `--cert-dir=${join(dir, 'apiserver-certs')}`,
         `--tls-cert-file=${files.servingCert}`,
         `--tls-private-key-file=${files.servingKey}`,
@@ -297,8 +296,6 @@ async function startLocal(opts: ControlPlaneOptions): Promise<ControlPlane> {
       command: bins.controllerManager,
       args: [
         `--kubeconfig=${cmKubeconfig}`,
-        `--authentication-kubeconfig=${cmKubeconfig}`,
-        `--authorization-kubeconfig=${cmKubeconfig}`,
         '--controllers=*,-nodeipam,-nodelifecycle,-attachdetach,-persistentvolume-binder,-persistentvolume-expander,-ttl,-route,-service,-cloud-node-lifecycle',
         `--service-account-private-key-file=${files.saKey}`,
         `--root-ca-file=${files.ca}`,
@@ -306,6 +303,8 @@ async function startLocal(opts: ControlPlaneOptions): Promise<ControlPlane> {
         '--leader-elect=false',
         '--port=0',
         '--secure-port=0',
+        // Keeps it from creating /usr/libexec/kubernetes/kubelet-plugins on the host.
+        `--flex-volume-plugin-dir=${join(dir, 'flexvolume')}`,
         `--feature-gates=${featureGates}`,
         '--v=1',
       ],
