@@ -42,7 +42,9 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
   const program = buildProgram(ctx);
   try {
     await program.parseAsync([...argv], { from: 'user' });
-    return EXIT_OK;
+    // A command may have reported a failure without throwing (e.g. a lint finding).
+    const set = process.exitCode;
+    return typeof set === 'number' && set !== 0 ? set : EXIT_OK;
   } catch (err) {
     if (err instanceof CommanderError) {
       // Commander already printed its message (with suggestions) to stderr.

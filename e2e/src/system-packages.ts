@@ -6,6 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { DependencyError } from '@chaperone/shared';
 
 export function isInstalled(pkg: string): boolean {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax
   const r = spawnSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8' });
   return r.status === 0 && r.stdout.includes('install ok installed');
 }

@@ -31,33 +31,43 @@ type FieldOptions<T> = {
 
 export type Schema = Readonly<Record<string, Field<unknown>>>;
 
+/** A field whose type also records whether it has a default or is required. */
+export type Built<T, O> = Field<T> & {
+  readonly default: O extends { default: infer D } ? D : undefined;
+  readonly required: O extends { required: true } ? true : false;
+};
+
 export type ConfigOf<S extends Schema> = {
   readonly [K in keyof S]: S[K] extends Field<infer T>
-    ? S[K]['required'] extends true
+    ? S[K] extends { required: true }
       ? T
-      : S[K] extends { default: T }
-        ? T
-        : T | undefined
+      : undefined extends S[K]['default']
+        ? T | undefined
+        : T
     : never;
 };
 
-function field<T>(
+function field<T, O extends FieldOptions<T>>(
   kind: string,
   placeholder: string,
-  opts: FieldOptions<T>,
+  opts: O,
   parse: (raw: string) => T,
-): Field<T> {
-  return Object.freeze({ kind, placeholder, ...opts, parse });
+): Built<T, O> {
+  return Object.freeze({ kind, placeholder, ...opts, parse }) as unknown as Built<T, O>;
 }
 
-export function string(opts: FieldOptions<string> & { pattern?: RegExp }): Field<string> {
+export function string<const O extends FieldOptions<string> & { pattern?: RegExp }>(
+  opts: O,
+): Built<string, O> {
   return field('string', '<value>', opts, (raw) => {
     if (opts.pattern && !opts.pattern.test(raw)) throw new Error(`must match ${opts.pattern}`);
     return raw;
   });
 }
 
-export function integer(opts: FieldOptions<number> & { min?: number; max?: number }): Field<number> {
+export function integer<const O extends FieldOptions<number> & { min?: number; max?: number }>(
+  opts: O,
+): Built<number, O> {
   return field('integer', '<n>', opts, (raw) => {
     if (!/^-?\d+$/.test(raw.trim())) throw new Error('must be a whole number');
     const n = Number(raw);
@@ -67,12 +77,14 @@ export function integer(opts: FieldOptions<number> & { min?: number; max?: numbe
   });
 }
 
-export function port(opts: FieldOptions<number> & { allowZero?: boolean }): Field<number> {
+export function port<const O extends FieldOptions<number> & { allowZero?: boolean }>(
+  opts: O,
+): Built<number, O> {
   const inner = integer({ ...opts, min: opts.allowZero ? 0 : 1, max: 65535 });
-  return { ...inner, kind: 'port', placeholder: '<port>' };
+  return Object.freeze({ ...inner, kind: 'port', placeholder: '<port>' }) as unknown as Built<number, O>;
 }
 
-export function boolean(opts: FieldOptions<boolean>): Field<boolean> {
+export function boolean<const O extends FieldOptions<boolean>>(opts: O): Built<boolean, O> {
   return field('boolean', '', opts, (raw) => {
     const v = raw.trim().toLowerCase();
     if (['true', '1', 'yes', 'on'].includes(v)) return true;
@@ -81,14 +93,17 @@ export function boolean(opts: FieldOptions<boolean>): Field<boolean> {
   });
 }
 
-export function oneOf<const V extends string>(values: readonly V[], opts: FieldOptions<V>): Field<V> {
+export function oneOf<const V extends string, const O extends FieldOptions<V>>(
+  values: readonly V[],
+  opts: O,
+): Built<V, O> {
   return field('enum', `<${values.join('|')}>`, opts, (raw) => {
     if ((values as readonly string[]).includes(raw)) return raw as V;
     throw new Error(`must be one of ${values.join(', ')}${didYouMean(raw, values)}`);
   });
 }
 
-export function list(opts: FieldOptions<readonly string[]>): Field<readonly string[]> {
+export function list<const O extends FieldOptions<readonly string[]>>(opts: O): Built<readonly string[], O> {
   return field('list', '<a,b,...>', opts, (raw) =>
     Object.freeze(
       raw
@@ -112,11 +127,13 @@ export function parseDuration(raw: string): number {
 }
 
 /** A duration, held in milliseconds. */
-export function duration(opts: FieldOptions<number>): Field<number> {
+export function duration<const O extends FieldOptions<number>>(opts: O): Built<number, O> {
   return field('duration', '<duration>', opts, parseDuration);
 }
 
-export function url(opts: FieldOptions<string> & { protocols?: readonly string[] }): Field<string> {
+export function url<const O extends FieldOptions<string> & { protocols?: readonly string[] }>(
+  opts: O,
+): Built<string, O> {
   return field('url', '<url>', opts, (raw) => {
     let u: URL;
     try {
@@ -136,6 +153,20 @@ export const toEnv = (key: string, prefix = 'CHAPERONE_'): string =>
   prefix + key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
 const flagToKey = (flag: string): string =>
   flag.replace(/^--/, '').replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+
+/**
+ * CHAPERONE_* variables that belong to the development and test tooling, not
+ * to any component's configuration; components do not reject them.
+ */
+export const TOOLING_ENV = [
+  'CHAPERONE_CACHE_DIR',
+  'CHAPERONE_KUBE_BUILD_DIR',
+  'CHAPERONE_KEEP_BUILD',
+  'CHAPERONE_FORCE_PINNED_NODE',
+  'CHAPERONE_SKIP_INSTALL',
+  'CHAPERONE_E2E_KUBECONFIG',
+  'CHAPERONE_E2E_STATE',
+] as const;
 
 export interface ConfigSources {
   /** Usually `process.env`; only variables with the prefix are considered. */
@@ -204,7 +235,7 @@ export function parseConfig<S extends Schema>(schema: S, sources: ConfigSources 
   const env = sources.env ?? {};
   const problems: string[] = [];
   const envNames = new Map(Object.keys(schema).map((k) => [toEnv(k, prefix), k] as const));
-  const ignored = new Set(sources.ignoreEnv ?? []);
+  const ignored = new Set<string>([...TOOLING_ENV, ...(sources.ignoreEnv ?? [])]);
 
   for (const name of Object.keys(env)) {
     if (name.startsWith(prefix) && !envNames.has(name) && !ignored.has(name) && env[name] !== undefined) {

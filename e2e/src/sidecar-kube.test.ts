@@ -1,0 +1,322 @@
+// The sidecar's Kubernetes API path end to end: a real `chaperone sidecar`
+// process in front of the real kube-apiserver, driven by the real kubectl and
+// by @kubernetes/client-node in in-cluster mode. The test plays the kubelet's
+// part of laying out files (there is no kubelet here).
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type AuditEvent, verifyChain } from '@chaperone/shared';
+import { readSpoolDir } from '@chaperone/sidecar';
+import * as k8s from '@kubernetes/client-node';
+import { Agent, request } from 'undici';
+import { createNamespace, kubeInfo, type TestNamespace } from './environment.ts';
+import { kubectl } from './kubectl.ts';
+import { waitFor } from './process.ts';
+import { SA_PATH, type SidecarUnderTest, startSidecar } from './sidecar-harness.ts';
+
+const CANARY = 'canary-7d1f4e-do-not-leak';
+const CANARY_B64 = Buffer.from(CANARY).toString('base64');
+
+const POLICY = `apiVersion: chaperone.dev/v1alpha1
+kind: GuardrailPolicy
+metadata: { name: e2e }
+spec:
+  defaultAction: allow
+  rules:
+    - name: mask-secrets
+      match: { resources: [secrets], verbs: [get, list, watch] }
+      action: mask
+    - name: no-deployment-deletes
+      match: { verbs: [delete, deletecollection], apiGroups: [apps], resources: [deployments] }
+      action: deny
+      message: Agents may not delete deployments.
+`;
+
+describe('sidecar: Kubernetes API guardrails', () => {
+  const kube = kubeInfo();
+  let ns: TestNamespace;
+  let sc: SidecarUnderTest;
+  const agent = (args: string[], env: Record<string, string> = {}) =>
+    kubectl(sc.agentKubeconfig, [...args, '--cache-dir', join(sc.dir, 'kube-cache')], { env });
+  const admin = (args: string[]) => kubectl(kube.kubeconfigPath, args);
+
+  before(async () => {
+    ns = await createNamespace('sidecar');
+    sc = await startSidecar({ namespace: ns.name, policy: POLICY });
+    const r = admin([
+      'create',
+      'secret',
+      'generic',
+      'db',
+      '-n',
+      ns.name,
+      `--from-literal=password=${CANARY}`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+  after(async () => {
+    await sc?.stop();
+    await ns?.delete();
+  });
+
+  it('allows reads, discovery and OpenAPI through kubectl', () => {
+    const pods = agent(['get', 'pods']);
+    assert.equal(pods.code, 0, pods.stderr);
+    const resources = agent(['api-resources', '-o', 'name']);
+    assert.equal(resources.code, 0, resources.stderr);
+    assert.match(resources.stdout, /^deployments\.apps$/m);
+    const explain = agent(['explain', 'pods.spec.containers.image']);
+    assert.equal(explain.code, 0, explain.stderr);
+    const version = agent(['get', '--raw', '/version']);
+    assert.match(version.stdout, /"gitVersion": ?"v1\.20\.2"/);
+  });
+
+  it('denies kubectl delete namespace with the rule named, and the namespace stays', () => {
+    const r = agent(['delete', 'namespace', ns.name]);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /Error from server \(Forbidden\): chaperone: denied by rule "chaperone-protect-namespaces"/,
+    );
+    const still = admin(['get', 'namespace', ns.name, '-o', 'jsonpath={.status.phase}']);
+    assert.equal(still.stdout, 'Active');
+  });
+
+  it("denies by the policy's own rule with its message", () => {
+    assert.equal(agent(['create', 'deployment', 'web', '--image=nginx:1.27']).code, 0);
+    const r = agent(['delete', 'deployment', 'web']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /denied by rule "no-deployment-deletes": Agents may not delete deployments\./);
+    assert.equal(admin(['get', 'deployment', 'web', '-n', ns.name]).code, 0);
+  });
+
+  it('denies changes to the policy ConfigMap (self-protection)', () => {
+    const r = agent(['create', 'configmap', 'chaperone-policy', '--from-literal=policy.yaml=x']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /chaperone-protect-policy/);
+    assert.equal(admin(['get', 'configmap', 'chaperone-policy', '-n', ns.name]).code, 1);
+  });
+
+  it('masks Secret values in get -o yaml/json and in lists, keeping the keys', () => {
+    const yaml = agent(['get', 'secret', 'db', '-o', 'yaml']);
+    assert.equal(yaml.code, 0, yaml.stderr);
+    assert.match(yaml.stdout, /password: KiptYXNrZWQqKg==/);
+    const json = agent(['get', 'secrets', '-o', 'json']);
+    assert.equal(json.code, 0, json.stderr);
+    const list = JSON.parse(json.stdout) as {
+      items: { metadata: { name: string }; data?: Record<string, string> }[];
+    };
+    const db = list.items.find((s) => s.metadata.name === 'db');
+    assert.deepEqual(Object.keys(db?.data ?? {}), ['password']);
+    const table = agent(['get', 'secrets']);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /^db\s+Opaque\s+1/m);
+    for (const out of [yaml.stdout, json.stdout, table.stdout]) {
+      assert.equal(out.includes(CANARY), false);
+      assert.equal(out.includes(CANARY_B64), false);
+    }
+  });
+
+  it('masks the watch stream event by event (kubectl get secrets -w)', async () => {
+    const child = spawn(
+      'kubectl',
+      ['get', 'secrets', '-w', '-o', 'json', '--cache-dir', join(sc.dir, 'kube-cache')],
+      {
+        env: { ...process.env, KUBECONFIG: sc.agentKubeconfig },
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    try {
+      await waitFor(async () => out.includes('"name": "db"'), {
+        what: 'the initial watch events',
+        timeoutMs: 15_000,
+      });
+      const r = admin([
+        'create',
+        'secret',
+        'generic',
+        'later',
+        '-n',
+        ns.name,
+        `--from-literal=token=${CANARY}-2`,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      await waitFor(async () => out.includes('"name": "later"'), {
+        what: 'the watch event for the new secret',
+        timeoutMs: 15_000,
+      });
+      assert.equal(out.includes(CANARY), false);
+      assert.equal(out.includes(Buffer.from(`${CANARY}-2`).toString('base64')), false);
+      assert.match(out, /"token": "KiptYXNrZWQqKg=="/);
+    } finally {
+      child.kill();
+    }
+  });
+
+  it('@kubernetes/client-node in in-cluster mode reaches the sidecar with no code change', async () => {
+    const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT };
+    process.env.KUBERNETES_SERVICE_HOST = '127.0.0.1';
+    process.env.KUBERNETES_SERVICE_PORT = String(sc.kubePort);
+    try {
+      const kc = new k8s.KubeConfig();
+      kc.loadFromCluster(sc.agentRoot);
+      assert.equal(kc.getCurrentCluster()?.server, `https://127.0.0.1:${sc.kubePort}`);
+      const core = kc.makeApiClient(k8s.CoreV1Api);
+      const pods = await core.listNamespacedPod({ namespace: ns.name });
+      assert.ok(Array.isArray(pods.items));
+      const secret = await core.readNamespacedSecret({ name: 'db', namespace: ns.name });
+      assert.equal(secret.data?.password, 'KiptYXNrZWQqKg==');
+      await assert.rejects(core.deleteNamespace({ name: ns.name }), (err: unknown) => {
+        assert.match(String((err as Error).message), /chaperone-protect-namespaces/);
+        return true;
+      });
+    } finally {
+      if (saved.host === undefined) delete process.env.KUBERNETES_SERVICE_HOST;
+      else process.env.KUBERNETES_SERVICE_HOST = saved.host;
+      if (saved.port === undefined) delete process.env.KUBERNETES_SERVICE_PORT;
+      else process.env.KUBERNETES_SERVICE_PORT = saved.port;
+    }
+  });
+
+  it("the agent's placeholder token alone gets 401 from the real API server", async () => {
+    const token = readFileSync(join(sc.agentRoot, SA_PATH, 'token'), 'utf8');
+    assert.notEqual(token, sc.realToken);
+    const dispatcher = new Agent({ connect: { ca: kube.caCert } });
+    try {
+      const r = await request(`${kube.server}/api/v1/namespaces/${ns.name}/pods`, {
+        headers: { authorization: `Bearer ${token}` },
+        dispatcher,
+      });
+      await r.body.dump();
+      assert.equal(r.statusCode, 401);
+    } finally {
+      await dispatcher.close();
+    }
+  });
+
+  it('refuses exec with a clear Status rather than passing it through unrecorded', () => {
+    const r = agent(['exec', 'nope', '--', 'ls']);
+    assert.notEqual(r.code, 0);
+    const raw = agent(['get', '--raw', `/api/v1/namespaces/${ns.name}/pods/x/exec?command=ls`]);
+    assert.notEqual(raw.code, 0);
+    assert.match(raw.stderr, /exec sessions cannot be recorded by this sidecar version/);
+  });
+
+  it('maps bad input to a Status: oversized bodies get 413', async () => {
+    const dispatcher = new Agent({ connect: { ca: sc.agentCa } });
+    try {
+      const big = Buffer.alloc(4 * 1024 * 1024, 'a');
+      const r = await request(`${sc.url}/api/v1/namespaces/${ns.name}/configmaps`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'user-agent': 'e2e-oversize' },
+        body: big,
+        dispatcher,
+      });
+      const body = (await r.body.json()) as { kind: string; code: number; message: string };
+      assert.equal(r.statusCode, 413);
+      assert.equal(body.kind, 'Status');
+      assert.match(body.message, /larger than the limit/);
+    } finally {
+      await dispatcher.close();
+    }
+  });
+
+  it('every request produced exactly one event with the right decision, chained, with no secret in it', async () => {
+    const dispatcher = new Agent({ connect: { ca: sc.agentCa } });
+    const ua = 'e2e-counting-client/1.0';
+    const calls: [string, string, number, string][] = [
+      ['GET', `/api/v1/namespaces/${ns.name}/pods`, 200, 'allow'],
+      ['GET', `/api/v1/namespaces/${ns.name}/secrets/db`, 200, 'mask'],
+      ['DELETE', `/api/v1/namespaces/${ns.name}`, 403, 'deny'],
+      ['GET', '/version', 200, 'allow'],
+      ['GET', `/api/v1/namespaces/${ns.name}/secrets/missing`, 404, 'mask'],
+    ];
+    try {
+      for (const [method, path] of calls) {
+        const r = await request(`${sc.url}${path}`, {
+          method: method as 'GET',
+          headers: { 'user-agent': ua },
+          dispatcher,
+        });
+        await r.body.dump();
+      }
+    } finally {
+      await dispatcher.close();
+    }
+    const mine = await waitFor(
+      async () => {
+        const events = readSpoolDir(sc.spoolDir).filter((e) => e.userAgent === ua);
+        return events.length >= calls.length ? events : undefined;
+      },
+      { what: 'the audit events of the counted requests', timeoutMs: 10_000 },
+    );
+    assert.equal(mine.length, calls.length);
+    calls.forEach(([method, path, code, action], i) => {
+      const e = mine[i] as AuditEvent;
+      assert.equal(e.requestURI, path, `${method} ${path}`);
+      assert.equal(e.responseStatus?.code, code, `${method} ${path}`);
+      assert.equal(e.chaperone.decision.action, action, `${method} ${path}`);
+      assert.equal(e.user.username, `system:serviceaccount:${ns.name}:agent`);
+      assert.equal(e.chaperone.source.pod, 'agent-0');
+      assert.match(e.auditID, /^[0-9a-f-]{36}$/);
+    });
+    const denied = mine[2] as AuditEvent;
+    assert.equal(denied.annotations?.['authorization.k8s.io/decision'], 'forbid');
+    assert.equal(denied.chaperone.decision.rule, 'chaperone-protect-namespaces');
+    assert.equal((mine[1] as AuditEvent).chaperone.maskedFields, 1);
+    assert.equal((mine[1] as AuditEvent).objectRef?.name, 'db');
+    const all = readSpoolDir(sc.spoolDir);
+    assert.deepEqual(verifyChain(all).problems, []);
+  });
+
+  it('a canary secret value appears nowhere in the logs, the spool or the events', () => {
+    const files = [sc.logFile, ...readdirSync(sc.spoolDir).map((f) => join(sc.spoolDir, f))];
+    for (const f of files) {
+      const text = readFileSync(f).toString('latin1');
+      assert.equal(text.includes(CANARY), false, `canary in ${f}`);
+      assert.equal(text.includes(CANARY_B64), false, `base64 canary in ${f}`);
+      assert.equal(text.includes(sc.realToken), false, `real token in ${f}`);
+    }
+  });
+
+  it('serves its metrics on a separate port', async () => {
+    const body = await (await fetch(sc.metricsUrl)).text();
+    assert.match(
+      body,
+      /chaperone_requests_total\{protocol="kubernetes",verb="delete",action="deny",rule="chaperone-protect-namespaces"/,
+    );
+    assert.match(body, /chaperone_blocked_total\{protocol="kubernetes",rule="no-deployment-deletes"/);
+    assert.match(body, /chaperone_masked_fields_total\{protocol="kubernetes",rule="mask-secrets"/);
+    assert.match(body, /chaperone_proxy_overhead_seconds_bucket/);
+    assert.match(body, /chaperone_policy_loaded\{component="sidecar"\} 1/);
+  });
+
+  it('reloads an edited policy, and keeps the last good one when an edit is invalid', async () => {
+    writeFileSync(
+      sc.policyFile,
+      `${POLICY}    - name: no-pod-lists\n      match: { verbs: [list], resources: [pods] }\n      action: deny\n`,
+    );
+    await waitFor(async () => agent(['get', 'pods']).code === 1, {
+      what: 'the new rule to apply',
+      timeoutMs: 10_000,
+    });
+    writeFileSync(
+      sc.policyFile,
+      'apiVersion: chaperone.dev/v1alpha1\nkind: GuardrailPolicy\nspec: { rules: [ { name: x } ] }\n',
+    );
+    await waitFor(async () => /policy edit rejected/.test(readFileSync(sc.logFile, 'utf8')), {
+      what: 'the bad edit to be rejected',
+      timeoutMs: 10_000,
+    });
+    const r = agent(['get', 'pods']);
+    assert.equal(r.code, 1, 'the last good policy (denying pod lists) is still in force');
+    assert.match(r.stderr, /no-pod-lists/);
+    const metrics = await (await fetch(sc.metricsUrl)).text();
+    assert.match(metrics, /chaperone_policy_reloads_total\{result="failure",component="sidecar"\} 1/);
+  });
+});

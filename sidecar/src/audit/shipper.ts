@@ -1,0 +1,236 @@
+/**
+ * Ships spooled audit events to the collector over the ingest protocol
+ * (`@chaperone/shared` ingest-protocol): hello → welcome (the collector's
+ * durable head of this chain) → batches → acks. The spool is the source of
+ * truth: an event leaves it only after the collector has acknowledged it, so
+ * nothing is lost when the collector is down, slow or restarts, or when this
+ * sidecar restarts. Reconnects with exponential back-off and jitter.
+ */
+import { readFileSync } from 'node:fs';
+import {
+  type AckMessage,
+  encodeMessage,
+  INGEST_PATH,
+  INGEST_SUBPROTOCOL,
+  type Logger,
+  MAX_BATCH_EVENTS,
+  MAX_IN_FLIGHT_BATCHES,
+  MAX_MESSAGE_BYTES,
+  type NackMessage,
+  parseServerMessage,
+} from '@chaperone/shared';
+import WebSocket from 'ws';
+import type { Spool } from './spool.ts';
+
+export interface ShipperOptions {
+  /** Collector base URL: http(s):// or ws(s)://. */
+  readonly url: string;
+  /** File holding the projected token (audience chaperone-collector); re-read on every connect. */
+  readonly tokenFile: string;
+  /** PEM CA bundle to verify the collector with (default: system CAs). */
+  readonly ca?: string;
+  readonly sidecarId: string;
+  readonly spool: Spool;
+  readonly log: Logger;
+  /** Wait this long to gather a batch after an append (default 20 ms). */
+  readonly flushDelayMs?: number;
+  readonly onAck?: (ack: AckMessage) => void;
+  readonly onNack?: (nack: NackMessage) => void;
+  readonly onConnectionChange?: (connected: boolean) => void;
+}
+
+type Conn = {
+  ws: WebSocket;
+  ready: boolean;
+  lastSent: number;
+  inFlight: Map<number, number>;
+  alive: boolean;
+};
+
+export function ingestUrl(base: string): string {
+  const u = new URL(base);
+  if (u.protocol === 'http:') u.protocol = 'ws:';
+  else if (u.protocol === 'https:') u.protocol = 'wss:';
+  u.pathname = `${u.pathname.replace(/\/+$/, '')}${INGEST_PATH}`;
+  return u.toString();
+}
+
+export class Shipper {
+  readonly #opts: ShipperOptions;
+  #conn: Conn | undefined;
+  #stopped = false;
+  #backoffMs = 250;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+  #flushTimer: NodeJS.Timeout | undefined;
+  #pingTimer: NodeJS.Timeout | undefined;
+  #batchId = 0;
+  #unsubscribe: () => void = () => {};
+
+  constructor(opts: ShipperOptions) {
+    this.#opts = opts;
+  }
+
+  get connected(): boolean {
+    return this.#conn?.ready === true;
+  }
+
+  start(): void {
+    this.#unsubscribe = this.#opts.spool.onAppend(() => this.#scheduleFlush());
+    this.#connect();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#unsubscribe();
+    clearTimeout(this.#reconnectTimer);
+    clearTimeout(this.#flushTimer);
+    clearInterval(this.#pingTimer);
+    const conn = this.#conn;
+    this.#conn = undefined;
+    if (conn && conn.ws.readyState !== WebSocket.CLOSED) {
+      await new Promise<void>((resolve) => {
+        conn.ws.once('close', () => resolve());
+        conn.ws.close(1001, 'sidecar shutting down');
+        setTimeout(() => {
+          conn.ws.terminate();
+          resolve();
+        }, 2000).unref();
+      });
+    }
+  }
+
+  #connect(): void {
+    if (this.#stopped) return;
+    const { log } = this.#opts;
+    let token: string;
+    try {
+      token = readFileSync(this.#opts.tokenFile, 'utf8').trim();
+    } catch (err) {
+      log.error({ err, tokenFile: this.#opts.tokenFile }, 'cannot read the collector token; retrying');
+      this.#scheduleReconnect();
+      return;
+    }
+    const ws = new WebSocket(ingestUrl(this.#opts.url), INGEST_SUBPROTOCOL, {
+      headers: { authorization: `Bearer ${token}` },
+      handshakeTimeout: 10_000,
+      maxPayload: MAX_MESSAGE_BYTES,
+      ...(this.#opts.ca ? { ca: this.#opts.ca } : {}),
+    });
+    const conn: Conn = { ws, ready: false, lastSent: 0, inFlight: new Map(), alive: true };
+    this.#conn = conn;
+    ws.on('open', () => {
+      ws.send(encodeMessage({ type: 'hello', sidecarId: this.#opts.sidecarId, schemaVersion: 1 }));
+      clearInterval(this.#pingTimer);
+      this.#pingTimer = setInterval(() => {
+        if (!conn.alive) {
+          log.warn('collector stopped answering pings; reconnecting');
+          ws.terminate();
+          return;
+        }
+        conn.alive = false;
+        ws.ping();
+      }, 15_000);
+      this.#pingTimer.unref();
+    });
+    ws.on('pong', () => {
+      conn.alive = true;
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      log.error({ status: res.statusCode }, 'the collector refused the ingest connection');
+      ws.terminate();
+    });
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return;
+      conn.alive = true;
+      try {
+        this.#onMessage(conn, data.toString());
+      } catch (err) {
+        log.error({ err }, 'unreadable message from the collector; reconnecting');
+        ws.terminate();
+      }
+    });
+    ws.on('error', (err) => {
+      log.warn({ err: { message: err.message } }, 'collector connection error');
+    });
+    ws.on('close', (code, reason) => {
+      clearInterval(this.#pingTimer);
+      if (this.#conn === conn) this.#conn = undefined;
+      if (conn.ready) this.#opts.onConnectionChange?.(false);
+      if (!this.#stopped) {
+        log.info({ code, reason: reason.toString() }, 'collector connection closed; will reconnect');
+        this.#scheduleReconnect();
+      }
+    });
+  }
+
+  #onMessage(conn: Conn, text: string): void {
+    const msg = parseServerMessage(text);
+    const { spool, log } = this.#opts;
+    switch (msg.type) {
+      case 'welcome': {
+        if (msg.head.seq > spool.head.seq) {
+          log.error(
+            { collectorSeq: msg.head.seq, spoolSeq: spool.head.seq },
+            'the collector has more events of this chain than the spool; continuing from the spool',
+          );
+        }
+        spool.ack(msg.head.seq);
+        conn.lastSent = Math.max(spool.ackedSeq, Math.min(msg.head.seq, spool.head.seq));
+        conn.ready = true;
+        this.#backoffMs = 250;
+        this.#opts.onConnectionChange?.(true);
+        this.#pump(conn);
+        return;
+      }
+      case 'ack': {
+        conn.inFlight.delete(msg.batchId);
+        spool.ack(msg.upToSeq);
+        this.#opts.onAck?.(msg);
+        this.#pump(conn);
+        return;
+      }
+      case 'nack': {
+        this.#opts.onNack?.(msg);
+        log.error(
+          { code: msg.code, batchId: msg.batchId, retryable: msg.retryable, reason: msg.message },
+          'the collector rejected an audit batch; the events stay in the spool',
+        );
+        if (!msg.retryable) this.#backoffMs = 30_000;
+        conn.ws.close(1000, 'batch rejected');
+        return;
+      }
+    }
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushTimer || !this.#conn?.ready) return;
+    this.#flushTimer = setTimeout(() => {
+      this.#flushTimer = undefined;
+      if (this.#conn) this.#pump(this.#conn);
+    }, this.#opts.flushDelayMs ?? 20);
+  }
+
+  #pump(conn: Conn): void {
+    if (!conn.ready || conn.ws.readyState !== WebSocket.OPEN) return;
+    const { spool } = this.#opts;
+    while (conn.inFlight.size < MAX_IN_FLIGHT_BATCHES && conn.lastSent < spool.head.seq) {
+      const events = spool.read(conn.lastSent, MAX_BATCH_EVENTS, MAX_MESSAGE_BYTES / 2);
+      if (events.length === 0) break;
+      const batchId = ++this.#batchId;
+      const last = events.at(-1)?.chaperone.seq ?? conn.lastSent;
+      conn.ws.send(encodeMessage({ type: 'batch', batchId, events }));
+      conn.inFlight.set(batchId, last);
+      conn.lastSent = last;
+    }
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#stopped || this.#reconnectTimer) return;
+    const delay = Math.min(this.#backoffMs, 15_000) * (0.75 + Math.random() * 0.5);
+    this.#backoffMs = Math.min(this.#backoffMs * 2, 15_000);
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      this.#connect();
+    }, delay);
+  }
+}

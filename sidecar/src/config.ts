@@ -1,0 +1,118 @@
+/** Everything `chaperone sidecar` can be told, from flags or CHAPERONE_* variables (set by the injector). */
+import {
+  boolean,
+  type ConfigOf,
+  duration,
+  integer,
+  LOG_LEVELS,
+  list,
+  oneOf,
+  port,
+  string,
+  url,
+} from '@chaperone/shared';
+
+const MiB = 1024 * 1024;
+
+export const sidecarSchema = {
+  podName: string({ description: 'name of the guarded pod (downward API)', required: true }),
+  podNamespace: string({ description: 'namespace of the guarded pod (downward API)', required: true }),
+  podUid: string({ description: 'UID of the guarded pod (downward API)', default: '' }),
+  serviceAccount: string({ description: "the pod's service account", default: 'default' }),
+  sidecarContainer: string({
+    description: 'name of this container (exec into it is refused)',
+    default: 'chaperone-sidecar',
+  }),
+
+  listen: list({
+    description: 'loopback addresses the Kubernetes API listener binds',
+    default: ['127.0.0.1', '::1'],
+  }),
+  kubePort: port({ description: 'port of the Kubernetes API listener agents reach', default: 6443 }),
+  plainHttp: boolean({
+    description: 'serve the agent side over plain HTTP instead of TLS (testing only)',
+    default: false,
+  }),
+  metricsAddress: string({ description: 'address the metrics listener binds', default: '0.0.0.0' }),
+  metricsPort: port({
+    description: 'port of the Prometheus metrics listener (0 = any free port)',
+    default: 9090,
+    allowZero: true,
+  }),
+
+  apiServer: url({
+    description: 'the real API server (default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)',
+    protocols: ['https'],
+  }),
+  tokenFile: string({
+    description: "the sidecar's own projected service-account token (re-read when it rotates)",
+    default: '/var/run/chaperone/serviceaccount/token',
+  }),
+  caFile: string({
+    description: 'the cluster CA bundle',
+    default: '/var/run/chaperone/serviceaccount/ca.crt',
+  }),
+  agentSaDir: string({
+    description:
+      'where agents find ca.crt, token and namespace (mounted at the service-account path in agent containers)',
+    default: '/var/run/chaperone/agent-sa',
+  }),
+  tlsDir: string({
+    description: 'where the sidecar keeps its per-pod CA key (a sidecar-only volume)',
+    default: '/var/run/chaperone/spool/tls',
+  }),
+
+  policyFile: string({
+    description: 'the GuardrailPolicy file (a mounted ConfigMap)',
+    default: '/etc/chaperone/policy/policy.yaml',
+  }),
+  policyConfigMap: string({
+    description: 'name of the policy ConfigMap (protected from changes)',
+    default: 'chaperone-policy',
+  }),
+  policyPollInterval: duration({
+    description: 'how often the policy file is checked for changes',
+    default: 2000,
+  }),
+
+  spoolDir: string({ description: 'the audit spool directory', default: '/var/run/chaperone/spool/events' }),
+  spoolMaxBytes: integer({
+    description: 'capacity for unacknowledged audit events, in bytes',
+    default: 64 * MiB,
+    min: 64 * 1024,
+  }),
+  failOpen: boolean({
+    description: 'keep serving when the audit spool is full (events are then lost)',
+    default: false,
+  }),
+
+  collectorUrl: url({
+    description: 'the collector (https:// or http://); unset: events stay in the spool',
+    protocols: ['http', 'https', 'ws', 'wss'],
+  }),
+  collectorTokenFile: string({
+    description: 'projected token with audience chaperone-collector',
+    default: '/var/run/chaperone/serviceaccount/collector-token',
+  }),
+  collectorCaFile: string({ description: 'CA bundle for the collector (default: system CAs)' }),
+
+  maxRequestBytes: integer({ description: 'largest request body accepted', default: 3 * MiB, min: 1024 }),
+  maxResponseBytes: integer({
+    description: 'largest response body the sidecar reads to mask',
+    default: 64 * MiB,
+    min: 1024,
+  }),
+  maxWatchEventBytes: integer({
+    description: 'largest single watch event the sidecar reads to mask',
+    default: 16 * MiB,
+    min: 1024,
+  }),
+  upstreamTimeout: duration({
+    description: 'time to wait for the API server to answer (not for watch streams)',
+    default: 60_000,
+  }),
+
+  logLevel: oneOf(LOG_LEVELS, { description: 'log level', default: 'info' }),
+};
+
+export type SidecarConfig = ConfigOf<typeof sidecarSchema>;

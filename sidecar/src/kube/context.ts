@@ -1,0 +1,60 @@
+/**
+ * Everything one Kubernetes API request accumulates on its way through the
+ * guards, for the response and for its audit event.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Action, Decision } from '@chaperone/shared';
+import type { RequestInfo } from './request-info.ts';
+
+export interface KubeRequestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** process.hrtime.bigint() at arrival. */
+  readonly startNs: bigint;
+  readonly receivedAt: Date;
+  /** Also sent upstream as `Audit-ID`, so the API server's audit log correlates. */
+  readonly auditID: string;
+  readonly path: string;
+  readonly query: URLSearchParams;
+  /** Captured at arrival: the socket is gone by the time the event is written. */
+  readonly remoteAddress: string;
+  info?: RequestInfo;
+  action?: Action;
+  decision?: Decision;
+  /** The request body, when a guard had to read it (it is then sent upstream from here). */
+  body?: Buffer;
+  /** Values masked in the response. */
+  maskedFields: number;
+  /** The sidecar's own time so far, in ns (excludes waiting for the upstream). */
+  overheadNs: bigint;
+  /** Why the request failed in the sidecar or upstream, if it did (for the event). */
+  failure?: { code: number; reason: string; message: string };
+  /** For a request the sidecar answered itself: the Status it sent. */
+  answered?: { code: number; reason: string; message: string };
+}
+
+export function newContext(req: IncomingMessage, res: ServerResponse): KubeRequestContext {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  return {
+    req,
+    res,
+    startNs: process.hrtime.bigint(),
+    receivedAt: new Date(),
+    auditID: randomUUID(),
+    path: q === -1 ? url : url.slice(0, q),
+    query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)),
+    remoteAddress: req.socket?.remoteAddress ?? 'unknown',
+    maskedFields: 0,
+    overheadNs: 0n,
+  };
+}
+
+export type Handler = (ctx: KubeRequestContext) => void | Promise<void>;
+/** A guard wraps the next handler: it may answer the request itself or pass it on. */
+export type Guard = (next: Handler) => Handler;
+
+export function compose(guards: readonly Guard[], terminal: Handler): Handler {
+  return guards.reduceRight<Handler>((next, guard) => guard(next), terminal);
+}

@@ -1,0 +1,118 @@
+/**
+ * Turns the request into an Action, asks the policy, and answers denials
+ * itself with a Kubernetes Status naming the rule. Reviews need a human's
+ * approval, which this deployment cannot obtain: they are denied (fail closed)
+ * with a message that says so.
+ */
+import { evaluate, type SelfProtection } from '@chaperone/shared';
+import type { PolicyStore } from '../../policy-store.ts';
+import type { Guard, KubeRequestContext } from '../context.ts';
+import { protobufObjectName } from '../protobuf-name.ts';
+import { impersonationHeaders, parseRequestInfo, toAction } from '../request-info.ts';
+import { sendStatus, statusBody } from '../status.ts';
+
+/**
+ * Creating these objects names them only in the body, and the built-in
+ * self-protection rules depend on the name (the policy ConfigMap, Chaperone's
+ * NetworkPolicies): for them the body is read (within the size limit) first.
+ */
+const NAMED_IN_BODY = new Set(['/configmaps', 'networking.k8s.io/networkpolicies']);
+
+class BodyProblem extends Error {
+  readonly code: number;
+  readonly reason: string;
+  constructor(code: number, reason: string, message: string) {
+    super(message);
+    this.code = code;
+    this.reason = reason;
+  }
+}
+
+/** Reads the body (kept in ctx.body for forwarding) and the name of the object it creates. */
+async function nameFromBody(ctx: KubeRequestContext, limit: number): Promise<string | undefined> {
+  const type = String(ctx.req.headers['content-type'] ?? 'application/json');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) {
+      throw new BodyProblem(
+        413,
+        'RequestEntityTooLarge',
+        `the request body is larger than the limit of ${limit} bytes`,
+      );
+    }
+    chunks.push(chunk as Buffer);
+  }
+  const body = Buffer.concat(chunks, size);
+  ctx.body = body;
+  let parsed: { name?: unknown; generateName?: unknown };
+  try {
+    if (type.startsWith('application/vnd.kubernetes.protobuf')) {
+      parsed = protobufObjectName(body);
+    } else if (type.startsWith('application/json')) {
+      parsed = (JSON.parse(body.toString('utf8')) as { metadata?: typeof parsed }).metadata ?? {};
+    } else {
+      throw new BodyProblem(
+        415,
+        'UnsupportedMediaType',
+        `a ${type} body cannot be checked here; send JSON or protobuf`,
+      );
+    }
+  } catch (err) {
+    if (err instanceof BodyProblem) throw err;
+    throw new BodyProblem(
+      400,
+      'BadRequest',
+      `the request body could not be read (${(err as Error).message})`,
+    );
+  }
+  const name = parsed.name ?? parsed.generateName;
+  return typeof name === 'string' ? name : undefined;
+}
+
+export function decide(
+  policy: PolicyStore,
+  protection: SelfProtection,
+  user: string,
+  maxBodyBytes: number,
+): Guard {
+  return (next) => async (ctx) => {
+    let info = parseRequestInfo(ctx.req.method ?? 'GET', ctx.path, ctx.query);
+    if (
+      info.verb === 'create' &&
+      info.name === undefined &&
+      NAMED_IN_BODY.has(`${info.apiGroup}/${info.resource}`)
+    ) {
+      try {
+        const name = await nameFromBody(ctx, maxBodyBytes);
+        if (name !== undefined) info = { ...info, name };
+      } catch (err) {
+        const p =
+          err instanceof BodyProblem ? err : new BodyProblem(400, 'BadRequest', (err as Error).message);
+        const message = `chaperone: ${p.message}`;
+        ctx.answered = { code: p.code, reason: p.reason, message };
+        sendStatus(ctx.res, statusBody(p.code, p.reason, message));
+        return;
+      }
+    }
+    const action = toAction(info, { user, impersonation: impersonationHeaders(ctx.req.headers) });
+    const decision = evaluate(action, policy.current, protection);
+    ctx.info = info;
+    ctx.action = action;
+    ctx.decision = decision;
+    if (decision.action === 'allow' || decision.action === 'mask') return next(ctx);
+    const message =
+      decision.action === 'deny'
+        ? `chaperone: denied by rule "${decision.rule}": ${decision.message}`
+        : `chaperone: rule "${decision.rule}" requires a human's approval (${decision.message}), and no approval service is configured for this sidecar; the request is denied`;
+    const details = {
+      ...(info.name !== undefined ? { name: info.name } : {}),
+      ...(info.apiGroup ? { group: info.apiGroup } : {}),
+      ...(info.resource !== undefined ? { kind: info.resource } : {}),
+      causes: [{ reason: 'ChaperoneRule', message: decision.rule, field: decision.reason }],
+    };
+    ctx.answered = { code: 403, reason: 'Forbidden', message };
+    sendStatus(ctx.res, statusBody(403, 'Forbidden', message, details));
+  };
+}

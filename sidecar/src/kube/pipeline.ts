@@ -1,0 +1,34 @@
+/** The Kubernetes API request path, assembled in one place: audit ∘ spool gate ∘ decide ∘ refuse connect → forward. */
+import type { SelfProtection } from '@chaperone/shared';
+import type { AuditRecorder } from '../audit/recorder.ts';
+import type { Spool } from '../audit/spool.ts';
+import type { SidecarMetrics } from '../metrics.ts';
+import type { PolicyStore } from '../policy-store.ts';
+import { compose, type Handler } from './context.ts';
+import { type ForwardOptions, forward } from './forward.ts';
+import { audit } from './guards/audit.ts';
+import { refuseConnect } from './guards/connect-refusal.ts';
+import { decide } from './guards/decide.ts';
+import { spoolGate } from './guards/spool-gate.ts';
+
+export interface PipelineDeps extends ForwardOptions {
+  readonly recorder: AuditRecorder;
+  readonly spool: Spool;
+  readonly failOpen: boolean;
+  readonly policy: PolicyStore;
+  readonly protection: SelfProtection;
+  readonly username: string;
+  readonly metrics: SidecarMetrics;
+}
+
+export function kubePipeline(d: PipelineDeps): Handler {
+  return compose(
+    [
+      audit(d.recorder, d.log),
+      spoolGate(d.spool, d.failOpen, d.metrics),
+      decide(d.policy, d.protection, d.username, d.maxRequestBytes),
+      refuseConnect(),
+    ],
+    forward(d),
+  );
+}

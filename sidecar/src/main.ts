@@ -1,0 +1,185 @@
+/**
+ * `chaperone sidecar`: wires the parts together. Config is parsed once by the
+ * CLI; the logger and metrics registry are created here and passed down.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { ChaperoneError, createRegistry, type Logger, type Registry, serveMetrics } from '@chaperone/shared';
+import { AuditRecorder } from './audit/recorder.ts';
+import { Shipper } from './audit/shipper.ts';
+import { Spool } from './audit/spool.ts';
+import type { SidecarConfig } from './config.ts';
+import { buildIdentity } from './identity.ts';
+import { kubePipeline } from './kube/pipeline.ts';
+import { startKubeServers } from './kube/server.ts';
+import { Upstream } from './kube/upstream.ts';
+import { certificateExpiry, ensureLocalTls, writeAgentServiceAccountDir } from './local-tls.ts';
+import { sidecarMetrics } from './metrics.ts';
+import { PolicyStore } from './policy-store.ts';
+
+export interface RunningSidecar {
+  readonly kubePort: number;
+  readonly metricsUrl: string;
+  readonly registry: Registry;
+  stop(): Promise<void>;
+}
+
+function readRequired(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ChaperoneError(
+      'dependency_missing',
+      `cannot read ${what} at ${path}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+export function defaultApiServer(env: Readonly<Record<string, string | undefined>>): string | undefined {
+  const host = env.KUBERNETES_SERVICE_HOST;
+  const port = env.KUBERNETES_SERVICE_PORT_HTTPS ?? env.KUBERNETES_SERVICE_PORT;
+  if (!host || !port) return undefined;
+  return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+export async function runSidecar(
+  config: SidecarConfig,
+  log: Logger,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<RunningSidecar> {
+  const apiServer = config.apiServer ?? defaultApiServer(env);
+  if (!apiServer) {
+    throw new ChaperoneError(
+      'config_invalid',
+      'no API server: set --api-server (CHAPERONE_API_SERVER) or run in a pod (KUBERNETES_SERVICE_HOST/PORT)',
+    );
+  }
+  const registry = createRegistry({ component: 'sidecar' });
+  const metrics = sidecarMetrics(registry);
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const stop = async () => {
+    for (const c of cleanups.reverse()) await c();
+  };
+  try {
+    const policy = new PolicyStore(config.policyFile, log.child({ part: 'policy' }), {
+      onReload: (result, state) => {
+        metrics.policyReloads.inc({ result });
+        metrics.policyLoaded.set(state === 'loaded' ? 1 : 0);
+      },
+    });
+    metrics.policyLoaded.set(policy.state === 'loaded' ? 1 : 0);
+    policy.watch(config.policyPollInterval);
+    cleanups.push(() => policy.stop());
+
+    const spool = Spool.open(config.spoolDir, {
+      maxBytes: config.spoolMaxBytes,
+      onRecovery: (what) => log.warn({ what }, 'audit spool recovered after an unclean stop'),
+    });
+    cleanups.push(() => spool.close());
+    const syncTimer = setInterval(() => spool.sync(), 200);
+    syncTimer.unref();
+    cleanups.push(() => clearInterval(syncTimer));
+    const gauges = setInterval(() => {
+      metrics.spoolDepth.set(spool.depth);
+      metrics.spoolBytes.set(spool.unackedBytes);
+      const oldest = spool.oldestUnackedAt;
+      metrics.spoolOldest.set(oldest === undefined ? 0 : (Date.now() - oldest) / 1000);
+    }, 1000);
+    gauges.unref();
+    cleanups.push(() => clearInterval(gauges));
+
+    const ca = readRequired(config.caFile, 'the cluster CA bundle');
+    const upstream = new Upstream({
+      url: apiServer,
+      ca,
+      tokenFile: config.tokenFile,
+      log: log.child({ part: 'upstream' }),
+    });
+    cleanups.push(() => upstream.close());
+    const identity = buildIdentity(
+      {
+        name: config.podName,
+        namespace: config.podNamespace,
+        uid: config.podUid,
+        serviceAccount: config.serviceAccount,
+      },
+      upstream.token || undefined,
+    );
+    const recorder = new AuditRecorder(spool, identity, metrics, log.child({ part: 'audit' }));
+
+    if (config.collectorUrl) {
+      const shipper = new Shipper({
+        url: config.collectorUrl,
+        tokenFile: config.collectorTokenFile,
+        ...(config.collectorCaFile
+          ? { ca: readRequired(config.collectorCaFile, 'the collector CA bundle') }
+          : {}),
+        sidecarId: identity.source.sidecarId,
+        spool,
+        log: log.child({ part: 'shipper' }),
+        onAck: (ack) => metrics.collectorAcks.inc(ack.stored + ack.duplicates),
+        onNack: (nack) => metrics.collectorNacks.inc({ code: nack.code }),
+        onConnectionChange: (up) => metrics.collectorConnected.set(up ? 1 : 0),
+      });
+      shipper.start();
+      cleanups.push(() => shipper.stop());
+    } else {
+      log.warn('no collector configured (CHAPERONE_COLLECTOR_URL): audit events stay in the local spool');
+    }
+
+    const tls = config.plainHttp ? undefined : ensureLocalTls(config.tlsDir, config.podName);
+    if (tls) {
+      writeAgentServiceAccountDir(config.agentSaDir, tls.ca.cert, config.podNamespace);
+      metrics.certificateExpiry.set(certificateExpiry(tls.leaf.cert).getTime() / 1000);
+    } else {
+      log.warn('serving agents over plain HTTP (--plain-http): for testing only');
+    }
+
+    const handler = kubePipeline({
+      upstream,
+      maxRequestBytes: config.maxRequestBytes,
+      maxResponseBytes: config.maxResponseBytes,
+      maxWatchEventBytes: config.maxWatchEventBytes,
+      timeoutMs: config.upstreamTimeout,
+      metrics,
+      log: log.child({ part: 'kube' }),
+      recorder,
+      spool,
+      failOpen: config.failOpen,
+      policy,
+      protection: {
+        namespace: config.podNamespace,
+        policyConfigMaps: [config.policyConfigMap],
+        sidecarContainer: config.sidecarContainer,
+      },
+      username: identity.user.username,
+    });
+    const servers = await startKubeServers({
+      hosts: config.listen,
+      port: config.kubePort,
+      ...(tls ? { tls: tls.leaf } : {}),
+      handler,
+    });
+    cleanups.push(() => servers.close());
+    const metricsServer = await serveMetrics(registry, config.metricsAddress, config.metricsPort);
+    cleanups.push(() => metricsServer.close());
+
+    log.info(
+      {
+        kube: `${tls ? 'https' : 'http'}://127.0.0.1:${servers.port}`,
+        metrics: metricsServer.url,
+        apiServer,
+        policy: policy.state,
+        spool: { dir: config.spoolDir, unacknowledged: spool.depth },
+        agentCa: tls && existsSync(config.agentSaDir) ? `${config.agentSaDir}/ca.crt` : undefined,
+      },
+      'sidecar ready',
+    );
+    return { kubePort: servers.port, metricsUrl: metricsServer.url, registry, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,81 @@
+/** The sidecar's Prometheus metrics, all in one place. Labels stay bounded: protocol, verb, action, rule, code. */
+import { counter, gauge, histogram, type Registry } from '@chaperone/shared';
+
+export function sidecarMetrics(registry: Registry) {
+  return {
+    requests: counter(registry, {
+      name: 'chaperone_requests_total',
+      help: 'Requests decided by the sidecar, by protocol, verb, decision and the rule that decided',
+      labelNames: ['protocol', 'verb', 'action', 'rule'],
+    }),
+    blocked: counter(registry, {
+      name: 'chaperone_blocked_total',
+      help: 'Requests denied (including reviews that were not approved), by protocol and rule',
+      labelNames: ['protocol', 'rule'],
+    }),
+    maskedFields: counter(registry, {
+      name: 'chaperone_masked_fields_total',
+      help: 'Values replaced by masking before they reached the agent',
+      labelNames: ['protocol', 'rule'],
+    }),
+    overhead: histogram(registry, {
+      name: 'chaperone_proxy_overhead_seconds',
+      help: "Time the sidecar itself adds to a request (decision, header handling, masking), excluding the upstream's time",
+      labelNames: ['protocol'],
+    }),
+    upstreamErrors: counter(registry, {
+      name: 'chaperone_upstream_errors_total',
+      help: 'Requests that failed to reach the upstream or got no answer, by reason',
+      labelNames: ['protocol', 'reason'],
+    }),
+    spoolDepth: gauge(registry, {
+      name: 'chaperone_spool_depth_events',
+      help: 'Audit events not yet acknowledged by the collector',
+    }),
+    spoolBytes: gauge(registry, {
+      name: 'chaperone_spool_unacked_bytes',
+      help: 'Bytes of audit events not yet acknowledged',
+    }),
+    spoolOldest: gauge(registry, {
+      name: 'chaperone_spool_oldest_unacked_seconds',
+      help: 'Age of the oldest audit event not yet acknowledged by the collector',
+    }),
+    spoolRefused: counter(registry, {
+      name: 'chaperone_spool_full_total',
+      help: 'Requests that arrived while the audit spool was full, by what happened (refused = fail closed, served = fail open)',
+      labelNames: ['outcome'],
+    }),
+    auditWriteFailures: counter(registry, {
+      name: 'chaperone_audit_write_failures_total',
+      help: 'Audit events that could not be written to the spool',
+    }),
+    collectorConnected: gauge(registry, {
+      name: 'chaperone_collector_connected',
+      help: '1 while connected to the collector',
+    }),
+    collectorAcks: counter(registry, {
+      name: 'chaperone_collector_acked_events_total',
+      help: 'Events acknowledged by the collector',
+    }),
+    collectorNacks: counter(registry, {
+      name: 'chaperone_collector_rejected_batches_total',
+      help: 'Batches the collector rejected, by code',
+      labelNames: ['code'],
+    }),
+    policyReloads: counter(registry, {
+      name: 'chaperone_policy_reloads_total',
+      help: 'Policy file reloads by result (success, failure, missing)',
+      labelNames: ['result'],
+    }),
+    policyLoaded: gauge(registry, {
+      name: 'chaperone_policy_loaded',
+      help: '1 when a valid policy from the policy file is in force, 0 when every request is denied for lack of one',
+    }),
+    certificateExpiry: gauge(registry, {
+      name: 'chaperone_local_certificate_expiry_timestamp_seconds',
+      help: "Expiry of the sidecar's serving certificate",
+    }),
+  };
+}
+
+export type SidecarMetrics = ReturnType<typeof sidecarMetrics>;

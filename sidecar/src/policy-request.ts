@@ -1,0 +1,99 @@
+/**
+ * Requests written by hand for `chaperone policy test`:
+ *
+ *   GET /api/v1/namespaces/agents/secrets/db        an HTTP request line
+ *   delete namespaces prod                           <verb> <resource>[/<sub>] [name] [-n ns] [-g group]
+ *   patch deployments/scale web -n prod -g apps
+ *   exec agent-0 -c app -- rm -rf /data               exec into a pod (attach likewise, without a command)
+ *
+ * or a YAML/JSON file holding an Action object (for SQL statements, say).
+ */
+import { type Action, KUBE_VERBS, UsageError } from '@chaperone/shared';
+import YAML from 'yaml';
+import { parseRequestInfo, toAction } from './kube/request-info.ts';
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
+
+/** Splits on spaces, honouring single and double quotes. */
+export function splitWords(text: string): string[] {
+  const out: string[] = [];
+  const re = /"([^"]*)"|'([^']*)'|(\S+)/g;
+  for (const m of text.matchAll(re)) out.push(m[1] ?? m[2] ?? m[3] ?? '');
+  return out;
+}
+
+export function parseRequestText(text: string, user?: string): Action {
+  const words = splitWords(text.trim());
+  const [first, ...rest] = words;
+  if (!first) throw new UsageError('empty request; try: "delete namespaces prod" or "GET /api/v1/pods"');
+  const extra = user ? { user } : {};
+  if (METHODS.has(first.toUpperCase()) && rest[0]?.startsWith('/')) {
+    const u = new URL(rest[0], 'https://x');
+    return toAction(parseRequestInfo(first.toUpperCase(), u.pathname, u.searchParams), extra);
+  }
+  let namespace: string | undefined;
+  let group = '';
+  let container: string | undefined;
+  const positional: string[] = [];
+  let argv: string[] | undefined;
+  for (let i = 0; i < rest.length; i++) {
+    const w = rest[i] as string;
+    if (w === '--') {
+      argv = rest.slice(i + 1);
+      break;
+    }
+    if (w === '-n' || w === '--namespace') namespace = rest[++i];
+    else if (w === '-g' || w === '--group') group = rest[++i] ?? '';
+    else if (w === '-c' || w === '--container') container = rest[++i];
+    else positional.push(w);
+  }
+  const verb = first.toLowerCase();
+  if (verb === 'exec' || verb === 'attach') {
+    const pod = positional[0];
+    if (!pod) throw new UsageError(`${verb} needs a pod name: "${verb} <pod> [-c container] -- command..."`);
+    return {
+      protocol: 'exec',
+      verb: 'create',
+      apiGroup: '',
+      resource: 'pods',
+      subresource: verb,
+      name: pod,
+      ...(namespace ? { namespace } : {}),
+      exec: { kind: verb, argv: argv ?? [], ...(container ? { container } : {}) },
+      ...extra,
+    };
+  }
+  if (!(KUBE_VERBS as readonly string[]).includes(verb)) {
+    throw new UsageError(`"${first}" is not a Kubernetes verb, exec, attach or an HTTP method`);
+  }
+  const [resourcePart, name] = positional;
+  if (!resourcePart) throw new UsageError(`"${text}" names no resource; try "${verb} pods"`);
+  const [resource, subresource] = resourcePart.split('/');
+  return {
+    protocol: 'kubernetes',
+    verb,
+    apiGroup: group,
+    ...(resource ? { resource } : {}),
+    ...(subresource ? { subresource } : {}),
+    ...(name ? { name } : {}),
+    ...(namespace ? { namespace } : {}),
+    ...extra,
+  };
+}
+
+/** A request file: one Action object or a list of them, YAML or JSON. */
+export function parseRequestFile(text: string): Action[] {
+  const doc: unknown = YAML.parse(text);
+  const list = Array.isArray(doc) ? doc : [doc];
+  return list.map((a, i) => {
+    if (
+      typeof a !== 'object' ||
+      a === null ||
+      typeof (a as Action).protocol !== 'string' ||
+      typeof (a as Action).verb !== 'string'
+    ) {
+      throw new UsageError(`request ${i}: needs at least protocol and verb`);
+    }
+    return a as Action;
+  });
+}
