@@ -52,6 +52,12 @@ function fail(ctx: KubeRequestContext, code: number, reason: string, message: st
   sendStatus(ctx.res, statusBody(code, reason, message));
 }
 
+/** Drops an upstream body we will not use, without an unhandled error. */
+function discard(body: Dispatcher.ResponseData['body']): void {
+  body.on('error', () => {});
+  body.destroy();
+}
+
 function elapsed(from: bigint): bigint {
   return process.hrtime.bigint() - from;
 }
@@ -156,7 +162,7 @@ export function forward(opts: ForwardOptions): Handler {
     };
     const type = String(up.headers['content-type'] ?? '');
     if (!type.startsWith('application/json')) {
-      up.body.destroy();
+      discard(up.body);
       fail(
         ctx,
         502,
@@ -191,7 +197,7 @@ async function maskWhole(
       chunks.push(chunk as Buffer);
     }
   } catch (err) {
-    up.body.destroy();
+    discard(up.body);
     if (err instanceof TooLarge) {
       fail(
         ctx,
