@@ -96,6 +96,12 @@ export const sidecarSchema = {
   }),
   collectorCaFile: string({ description: 'CA bundle for the collector (default: system CAs)' }),
 
+  databases: list({
+    description:
+      'databases declared on the pod, as name=port (their Secrets are under /var/run/chaperone/databases/<name>/)',
+    default: [],
+  }),
+
   maxRequestBytes: integer({ description: 'largest request body accepted', default: 3 * MiB, min: 1024 }),
   maxResponseBytes: integer({
     description: 'largest response body the sidecar reads to mask',

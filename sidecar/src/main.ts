@@ -129,6 +129,13 @@ export async function runSidecar(
       log.warn('no collector configured (CHAPERONE_COLLECTOR_URL): audit events stay in the local spool');
     }
 
+    if (config.databases.length > 0) {
+      log.warn(
+        { databases: config.databases },
+        'this sidecar version does not guard PostgreSQL yet: connections to the declared databases are refused (fail closed)',
+      );
+    }
+
     const tls = config.plainHttp ? undefined : ensureLocalTls(config.tlsDir, config.podName);
     if (tls) {
       writeAgentServiceAccountDir(config.agentSaDir, tls.ca.cert, config.podNamespace);
