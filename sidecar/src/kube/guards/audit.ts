@@ -5,7 +5,7 @@
  */
 import type { Logger } from '@chaperone/shared';
 import type { AuditRecorder } from '../../audit/recorder.ts';
-import type { Guard, KubeRequestContext } from '../context.ts';
+import type { Guard } from '../context.ts';
 import { sendStatus, statusBody } from '../status.ts';
 
 export function audit(recorder: AuditRecorder, log: Logger): Guard {

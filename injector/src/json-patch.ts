@@ -1,0 +1,183 @@
+/**
+ * RFC 6902 JSON Patch: `diff(from, to)` produces operations that turn `from`
+ * into `to`; `applyPatch` applies them (the tests and `check-inject` use it to
+ * prove the patch the webhook returns gives exactly the injected pod).
+ *
+ * Objects are compared key by key. Arrays keep their common prefix and
+ * suffix, patch the elements in between in place, and remove or add the rest,
+ * so adding a container or an env var produces one small `add`, not a
+ * rewrite of the list.
+ */
+import { cloneJson, jsonEqual, stringifyJson } from './json-value.ts';
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
+
+export type PatchOperation =
+  | { op: 'add'; path: string; value: unknown }
+  | { op: 'remove'; path: string }
+  | { op: 'replace'; path: string; value: unknown }
+  | { op: 'test'; path: string; value: unknown };
+
+/** RFC 6901: `~` → `~0`, `/` → `~1`. */
+export function escapePointer(token: string): string {
+  if (token.indexOf('~') === -1 && token.indexOf('/') === -1) return token;
+  return token.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+function unescapePointer(token: string): string {
+  return token.replace(/~1/g, '/').replace(/~0/g, '~');
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export function diff(from: unknown, to: unknown): PatchOperation[] {
+  const ops: PatchOperation[] = [];
+  walk(from, to, '', ops);
+  return ops;
+}
+
+function walk(a: unknown, b: unknown, path: string, ops: PatchOperation[]): void {
+  if (a === b) return;
+  if (isPlainObject(a) && isPlainObject(b)) {
+    for (const key of Object.keys(a)) {
+      if (b[key] === undefined && a[key] !== undefined)
+        ops.push({ op: 'remove', path: `${path}/${escapePointer(key)}` });
+    }
+    for (const key of Object.keys(b)) {
+      if (b[key] === undefined) continue;
+      const p = `${path}/${escapePointer(key)}`;
+      if (a[key] === undefined) ops.push({ op: 'add', path: p, value: b[key] });
+      else walk(a[key], b[key], p, ops);
+    }
+    return;
+  }
+  if (Array.isArray(a) && Array.isArray(b)) {
+    walkArray(a, b, path, ops);
+    return;
+  }
+  if (jsonEqual(a, b)) return;
+  ops.push({ op: 'replace', path: path, value: b });
+}
+
+/** Names of a list of `{name: string, ...}` objects, or undefined when not all are named or names repeat. */
+function uniqueNames(list: unknown[]): string[] | undefined {
+  const names: string[] = [];
+  const seen = new Set<string>();
+  for (const x of list) {
+    const name = isPlainObject(x) ? x.name : undefined;
+    if (typeof name !== 'string' || seen.has(name)) return undefined;
+    seen.add(name);
+    names.push(name);
+  }
+  return names;
+}
+
+/**
+ * Lists of named objects (containers, volumes, env, volumeMounts) are
+ * matched by name, as Kubernetes merges them: adding the sidecar in front of
+ * a changed container is one `add` plus the container's own edits, not a
+ * rewrite of both. Returns false (nothing emitted) when the lists are not
+ * uniquely named or the kept elements change order.
+ */
+function walkNamedArray(a: unknown[], b: unknown[], path: string, ops: PatchOperation[]): boolean {
+  const an = uniqueNames(a);
+  const bn = uniqueNames(b);
+  if (!an || !bn) return false;
+  const wanted = new Set(bn);
+  const kept = an.filter((n) => wanted.has(n));
+  const keptSet = new Set(kept);
+  const order = bn.filter((n) => keptSet.has(n));
+  for (let i = 0; i < kept.length; i++) if (kept[i] !== order[i]) return false;
+  const byName = new Map(an.map((n, i) => [n, a[i]] as const));
+  for (let i = an.length - 1; i >= 0; i--) {
+    if (!wanted.has(an[i] as string)) ops.push({ op: 'remove', path: `${path}/${i}` });
+  }
+  // The working list now holds the kept elements in b's relative order; insert the rest where they go.
+  for (let i = 0; i < bn.length; i++) {
+    const name = bn[i] as string;
+    if (keptSet.has(name)) walk(byName.get(name), b[i], `${path}/${i}`, ops);
+    else ops.push({ op: 'add', path: `${path}/${i}`, value: b[i] });
+  }
+  return true;
+}
+
+function walkArray(a: unknown[], b: unknown[], path: string, ops: PatchOperation[]): void {
+  if (a.length > 0 && b.length > 0 && walkNamedArray(a, b, path, ops)) return;
+  let start = 0;
+  while (start < a.length && start < b.length && jsonEqual(a[start], b[start])) start++;
+  let endA = a.length;
+  let endB = b.length;
+  while (endA > start && endB > start && jsonEqual(a[endA - 1], b[endB - 1])) {
+    endA--;
+    endB--;
+  }
+  const changedA = endA - start;
+  const changedB = endB - start;
+  const common = Math.min(changedA, changedB);
+  // Elements present on both sides are patched in place.
+  for (let i = 0; i < common; i++) walk(a[start + i], b[start + i], `${path}/${start + i}`, ops);
+  // Extra old elements go, from the highest index down so indices stay valid.
+  for (let i = endA - 1; i >= start + common; i--) ops.push({ op: 'remove', path: `${path}/${i}` });
+  // Extra new elements are inserted where they belong (before the common suffix).
+  for (let i = start + common; i < endB; i++) ops.push({ op: 'add', path: `${path}/${i}`, value: b[i] });
+}
+
+function parsePointer(path: string): string[] {
+  if (path === '') return [];
+  if (!path.startsWith('/')) throw new Error(`invalid JSON pointer "${path}"`);
+  return path.slice(1).split('/').map(unescapePointer);
+}
+
+function arrayIndex(token: string, length: number, forAdd: boolean): number {
+  if (forAdd && token === '-') return length;
+  if (!/^(0|[1-9][0-9]*)$/.test(token)) throw new Error(`"${token}" is not an array index`);
+  const i = Number(token);
+  if (i > length || (!forAdd && i === length)) throw new Error(`index ${i} out of bounds (length ${length})`);
+  return i;
+}
+
+/** Applies `ops` to a deep copy of `doc`; throws on a path that does not exist. */
+export function applyPatch<T>(doc: T, ops: readonly PatchOperation[]): T {
+  let root: unknown = cloneJson(doc);
+  for (const op of ops) {
+    const tokens = parsePointer(op.path);
+    if (tokens.length === 0) {
+      if (op.op === 'remove') throw new Error('cannot remove the document root');
+      if (op.op === 'test') {
+        if (!jsonEqual(root, op.value)) throw new Error('test failed at the root');
+        continue;
+      }
+      root = cloneJson(op.value);
+      continue;
+    }
+    let parent: unknown = root;
+    for (const t of tokens.slice(0, -1)) {
+      if (Array.isArray(parent)) parent = parent[arrayIndex(t, parent.length, false)];
+      else if (isPlainObject(parent) && t in parent) parent = parent[t];
+      else throw new Error(`path ${op.path} does not exist`);
+    }
+    const last = tokens[tokens.length - 1] as string;
+    if (Array.isArray(parent)) {
+      const i = arrayIndex(last, parent.length, op.op === 'add');
+      if (op.op === 'add') parent.splice(i, 0, cloneJson(op.value));
+      else if (op.op === 'remove') parent.splice(i, 1);
+      else if (op.op === 'replace') parent[i] = cloneJson(op.value);
+      else if (!jsonEqual(parent[i], op.value)) throw new Error(`test failed at ${op.path}`);
+    } else if (isPlainObject(parent)) {
+      if (op.op !== 'add' && !(last in parent)) throw new Error(`path ${op.path} does not exist`);
+      if (op.op === 'add' || op.op === 'replace') parent[last] = cloneJson(op.value);
+      else if (op.op === 'remove') delete parent[last];
+      else if (!jsonEqual(parent[last], op.value)) throw new Error(`test failed at ${op.path}`);
+    } else {
+      throw new Error(`path ${op.path} does not exist`);
+    }
+  }
+  return root as T;
+}
+
+/** The patch as JSON text (what the webhook returns, base64-encoded). */
+export function stringifyPatch(ops: readonly PatchOperation[]): string {
+  return `[${ops.map((op) => ('value' in op ? `{"op":"${op.op}","path":${JSON.stringify(op.path)},"value":${stringifyJson(op.value)}}` : `{"op":"${op.op}","path":${JSON.stringify(op.path)}}`)).join(',')}]`;
+}

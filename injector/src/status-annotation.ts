@@ -1,0 +1,58 @@
+/**
+ * The `chaperone.dev/status` annotation: what injection did to the pod, as
+ * JSON with a fixed key order and nothing that changes between runs (no
+ * timestamps), so injecting twice writes the same value.
+ */
+import type { SidecarMode } from './injection-config.ts';
+
+export interface InjectionStatus {
+  readonly version: string;
+  readonly sidecar: string;
+  readonly mode: SidecarMode;
+  readonly containers: readonly string[];
+  readonly initContainers: readonly string[];
+  readonly volumes: readonly string[];
+  /** Token volumes removed from the agent containers (kept across re-injection). */
+  readonly removedVolumes: readonly string[];
+  readonly kubePort: number;
+  readonly metricsPort: number;
+  readonly databases: readonly string[];
+}
+
+export function formatStatus(s: InjectionStatus): string {
+  return JSON.stringify({
+    version: s.version,
+    sidecar: s.sidecar,
+    mode: s.mode,
+    containers: s.containers,
+    initContainers: s.initContainers,
+    volumes: s.volumes,
+    removedVolumes: s.removedVolumes,
+    kubePort: s.kubePort,
+    metricsPort: s.metricsPort,
+    databases: s.databases,
+  });
+}
+
+/** The removed-volume list of an earlier status, or [] when absent or not ours. */
+export function previousRemovedVolumes(raw: string | undefined): string[] {
+  if (!raw) return [];
+  try {
+    const v = JSON.parse(raw) as { removedVolumes?: unknown };
+    return Array.isArray(v.removedVolumes)
+      ? v.removedVolumes.filter((x): x is string => typeof x === 'string' && x.length <= 253).slice(0, 32)
+      : [];
+  } catch {
+    return [];
+  }
+}
+
+export function parseStatus(raw: string | undefined): Partial<InjectionStatus> | undefined {
+  if (!raw) return undefined;
+  try {
+    const v = JSON.parse(raw) as unknown;
+    return typeof v === 'object' && v !== null ? (v as Partial<InjectionStatus>) : undefined;
+  } catch {
+    return undefined;
+  }
+}

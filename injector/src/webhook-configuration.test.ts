@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { KubeApiError, type KubeClient } from './kube-client.ts';
+import { TEST_CONFIG } from './test-support.ts';
+import {
+  desiredWebhookConfiguration,
+  type MutatingWebhook,
+  type MutatingWebhookConfiguration,
+  reconcileWebhookConfiguration,
+  type WebhookSettings,
+} from './webhook-configuration.ts';
+
+const SETTINGS: WebhookSettings = {
+  name: 'chaperone-injector',
+  namespace: 'chaperone-system',
+  serviceName: 'chaperone-injector',
+  servicePort: 443,
+  path: '/mutate',
+  timeoutSeconds: 5,
+  injection: TEST_CONFIG,
+};
+
+describe('desiredWebhookConfiguration', () => {
+  const w = desiredWebhookConfiguration(SETTINGS, 'PEM');
+  const hook = w.webhooks?.[0];
+  it('is scoped, fails closed, has no side effects and may be reinvoked', () => {
+    assert.equal(hook?.name, 'inject.chaperone.dev');
+    assert.equal(hook?.failurePolicy, 'Fail');
+    assert.equal(hook?.sideEffects, 'None');
+    assert.equal(hook?.reinvocationPolicy, 'IfNeeded');
+    assert.equal(hook?.timeoutSeconds, 5);
+    assert.deepEqual(hook?.admissionReviewVersions, ['v1']);
+    assert.deepEqual(hook?.rules, [
+      {
+        operations: ['CREATE'],
+        apiGroups: [''],
+        apiVersions: ['v1'],
+        resources: ['pods'],
+        scope: 'Namespaced',
+      },
+    ]);
+    assert.deepEqual(hook?.objectSelector, {
+      matchExpressions: [{ key: 'chaperone.dev/inject', operator: 'NotIn', values: ['false'] }],
+    });
+  });
+  it('reaches the Service, or a URL', () => {
+    assert.deepEqual(hook?.clientConfig, {
+      service: { namespace: 'chaperone-system', name: 'chaperone-injector', path: '/mutate', port: 443 },
+      caBundle: Buffer.from('PEM').toString('base64'),
+    });
+    const byUrl = desiredWebhookConfiguration(
+      { ...SETTINGS, url: 'https://127.0.0.1:8443/mutate' },
+      undefined,
+    );
+    assert.deepEqual(byUrl.webhooks?.[0]?.clientConfig, { url: 'https://127.0.0.1:8443/mutate' });
+  });
+  it('publishes the injection settings for check-inject', () => {
+    assert.deepEqual(
+      JSON.parse(w.metadata.annotations?.['chaperone.dev/injection-config'] ?? ''),
+      TEST_CONFIG,
+    );
+  });
+});
+
+function fakeClient(initial?: MutatingWebhookConfiguration) {
+  const state = { stored: initial ? structuredClone(initial) : undefined, writes: 0 };
+  const client = {
+    async get() {
+      return state.stored ? structuredClone(state.stored) : undefined;
+    },
+    async create(_p: string, body: MutatingWebhookConfiguration) {
+      if (state.stored) throw new KubeApiError('POST', _p, 409, {});
+      state.stored = structuredClone(body);
+      state.writes++;
+      return body;
+    },
+    async replace(_p: string, body: MutatingWebhookConfiguration) {
+      state.stored = structuredClone(body);
+      state.writes++;
+      return body;
+    },
+  } as unknown as KubeClient;
+  return { client, state };
+}
+
+describe('reconcileWebhookConfiguration', () => {
+  it('creates, then leaves a matching configuration alone (whatever its key order)', async () => {
+    const desired = desiredWebhookConfiguration(SETTINGS, 'PEM');
+    const { client, state } = fakeClient();
+    assert.equal(await reconcileWebhookConfiguration(client, desired, true), 'created');
+    // The API server returns keys in its own order and adds metadata.
+    const stored = state.stored as MutatingWebhookConfiguration;
+    state.stored = JSON.parse(
+      JSON.stringify({ ...stored, metadata: { ...stored.metadata, uid: 'u', resourceVersion: '1' } }),
+    ) as MutatingWebhookConfiguration;
+    const hook = state.stored.webhooks?.[0] as unknown as Record<string, unknown>;
+    state.stored.webhooks = [Object.fromEntries(Object.entries(hook).reverse()) as never];
+    assert.equal(await reconcileWebhookConfiguration(client, desired, true), 'unchanged');
+    assert.equal(state.writes, 1);
+  });
+
+  it('repairs drift: failure policy, selectors, caBundle, extra webhooks', async () => {
+    const desired = desiredWebhookConfiguration(SETTINGS, 'PEM');
+    const first = (w: MutatingWebhookConfiguration): MutatingWebhook => w.webhooks?.[0] as MutatingWebhook;
+    for (const mutate of [
+      (w: MutatingWebhookConfiguration) => {
+        first(w).failurePolicy = 'Ignore';
+      },
+      (w: MutatingWebhookConfiguration) => {
+        first(w).namespaceSelector = {};
+      },
+      (w: MutatingWebhookConfiguration) => {
+        delete first(w).clientConfig.caBundle;
+      },
+      (w: MutatingWebhookConfiguration) => {
+        w.webhooks?.push({
+          ...first(w),
+          name: 'other.example.com',
+        });
+      },
+    ]) {
+      const drifted = structuredClone(desired);
+      mutate(drifted);
+      const { client, state } = fakeClient(drifted);
+      assert.equal(await reconcileWebhookConfiguration(client, desired, true), 'repaired');
+      assert.deepEqual(state.stored?.webhooks, desired.webhooks);
+    }
+  });
+
+  it('leaves caBundle to someone else (cert-manager) when not managing it', async () => {
+    const desired = desiredWebhookConfiguration(SETTINGS, undefined);
+    const injected = structuredClone(desired);
+    const hook = (injected.webhooks ?? [])[0] as MutatingWebhook;
+    hook.clientConfig.caBundle = 'by-cainjector';
+    const { client } = fakeClient(injected);
+    assert.equal(await reconcileWebhookConfiguration(client, desired, false), 'unchanged');
+  });
+});
