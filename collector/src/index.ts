@@ -1,1 +1,12 @@
+export { type ChainReport, verifyStore, verifyStoredChain } from './audit-verify.ts';
 export { register } from './cli.ts';
+export { type CollectorDeps, openStore, type RunningCollector, startCollector } from './collector.ts';
+export { COLLECTOR_SCHEMA, type CollectorConfig } from './config.ts';
+export { type EventFilter, parseEventFilter } from './event-filter.ts';
+export { type EventRow, ROW_COLUMNS, toEventRow } from './event-row.ts';
+export { lokiPushBody, lokiPushUrl } from './loki-sink.ts';
+export { POSTGRES_MIGRATIONS } from './postgres-schema.ts';
+export { PostgresStore } from './postgres-store.ts';
+export { POSTGRES, SQLITE } from './query-sql.ts';
+export { SqliteStore } from './sqlite-store.ts';
+export type * from './store.ts';

@@ -1,0 +1,115 @@
+/**
+ * The collector's Prometheus metrics, created once on the process registry.
+ * Labels are bounded: protocol, action, alert kind, forwarder name, outcome
+ * code; blocked events carry namespace and rule (both finite sets owned by
+ * the cluster's operators), capped at MAX_BLOCKED_SERIES distinct pairs with
+ * the rest counted under `_other`. Never a pod name.
+ */
+import { counter, gauge, histogram, type Registry } from '@chaperone/shared';
+
+export const MAX_BLOCKED_SERIES = 1000;
+
+export function createCollectorMetrics(registry: Registry) {
+  const blocked = counter(registry, {
+    name: 'chaperone_collector_blocked_events_total',
+    help: 'Stored events the guard denied, by namespace and rule',
+    labelNames: ['namespace', 'rule'] as const,
+  });
+  const blockedSeries = new Set<string>();
+  return {
+    events: counter(registry, {
+      name: 'chaperone_collector_events_total',
+      help: 'Audit events stored, by protocol and decision action',
+      labelNames: ['protocol', 'action'] as const,
+    }),
+    countBlocked(namespace: string, rule: string): void {
+      const key = `${namespace}\u0000${rule}`;
+      if (blockedSeries.has(key) || blockedSeries.size < MAX_BLOCKED_SERIES) {
+        blockedSeries.add(key);
+        blocked.inc({ namespace, rule });
+      } else {
+        blocked.inc({ namespace: '_other', rule: '_other' });
+      }
+    },
+    duplicates: counter(registry, {
+      name: 'chaperone_collector_duplicate_events_total',
+      help: 'Resent events recognised by id and acknowledged without storing them again',
+    }),
+    batches: counter(registry, {
+      name: 'chaperone_collector_batches_total',
+      help: 'Batches answered, by outcome (ack or the nack code)',
+      labelNames: ['outcome'] as const,
+    }),
+    ingestLatency: histogram(registry, {
+      name: 'chaperone_collector_ingest_latency_seconds',
+      help: 'From a batch arriving to its acknowledgement (validated, committed and fsynced)',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    }),
+    commitLatency: histogram(registry, {
+      name: 'chaperone_collector_store_commit_seconds',
+      help: 'Time to commit one group of batches to the store',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    }),
+    integrityAlerts: counter(registry, {
+      name: 'chaperone_collector_integrity_alerts_total',
+      help: 'Tamper-evidence findings recorded as integrity alerts, by kind',
+      labelNames: ['kind'] as const,
+    }),
+    connections: gauge(registry, {
+      name: 'chaperone_collector_ingest_connections',
+      help: 'Open sidecar ingest connections',
+    }),
+    authFailures: counter(registry, {
+      name: 'chaperone_collector_auth_failures_total',
+      help: 'Refused connections and queries, by surface and reason code',
+      labelNames: ['surface', 'code'] as const,
+    }),
+    queueEvents: gauge(registry, {
+      name: 'chaperone_collector_write_queue_events',
+      help: 'Events received and waiting to be committed',
+    }),
+    pausedConnections: gauge(registry, {
+      name: 'chaperone_collector_paused_connections',
+      help: 'Ingest connections not being read because the write queue is full',
+    }),
+    storeEvents: gauge(registry, {
+      name: 'chaperone_collector_store_events',
+      help: 'Events held in the store',
+    }),
+    storeBytes: gauge(registry, {
+      name: 'chaperone_collector_store_bytes',
+      help: 'Size of the store on disk',
+    }),
+    retentionDeleted: counter(registry, {
+      name: 'chaperone_collector_retention_deleted_events_total',
+      help: 'Events removed by retention',
+    }),
+    forwarderLagEvents: gauge(registry, {
+      name: 'chaperone_collector_forwarder_lag_events',
+      help: 'Stored events a forwarder has not delivered yet',
+      labelNames: ['forwarder'] as const,
+    }),
+    forwarderLagSeconds: gauge(registry, {
+      name: 'chaperone_collector_forwarder_lag_seconds',
+      help: 'Age of the oldest event a forwarder has not delivered yet (0 when caught up)',
+      labelNames: ['forwarder'] as const,
+    }),
+    forwarderSent: counter(registry, {
+      name: 'chaperone_collector_forwarder_sent_events_total',
+      help: 'Events a forwarder delivered',
+      labelNames: ['forwarder'] as const,
+    }),
+    forwarderErrors: counter(registry, {
+      name: 'chaperone_collector_forwarder_errors_total',
+      help: 'Failed deliveries (retried), by forwarder',
+      labelNames: ['forwarder'] as const,
+    }),
+    forwarderDropped: counter(registry, {
+      name: 'chaperone_collector_forwarder_dropped_events_total',
+      help: 'Events a destination refused permanently (e.g. HTTP 400), by forwarder',
+      labelNames: ['forwarder'] as const,
+    }),
+  };
+}
+
+export type CollectorMetrics = ReturnType<typeof createCollectorMetrics>;

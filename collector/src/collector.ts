@@ -1,0 +1,297 @@
+/**
+ * Assembles a running collector from a validated config, the process logger
+ * and the process metrics registry: store, token verifier, write queue,
+ * ingest WebSocket + query API on one HTTP(S) server, metrics on their own
+ * port, forwarders and retention in the background.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import {
+  ChaperoneError,
+  ConfigError,
+  INGEST_PATH,
+  type Logger,
+  type MetricsServer,
+  type Registry,
+  serveMetrics,
+} from '@chaperone/shared';
+import type { JSONWebKeySet } from 'jose';
+import { type CollectorMetrics, createCollectorMetrics } from './collector-metrics.ts';
+import { type CollectorConfig, checkCollectorConfig } from './config.ts';
+import { falcoSink } from './falco-sink.ts';
+import { Forwarder } from './forwarder.ts';
+import { createHttpApi } from './http-api.ts';
+import { IngestServer } from './ingest-server.ts';
+import { JwksVerifier } from './jwks-verifier.ts';
+import { type KubeConnection, kubeRequest, loadKubeConnection } from './kube-client.ts';
+import { lokiSink } from './loki-sink.ts';
+import { PostgresStore } from './postgres-store.ts';
+import { oidcAuth, type QueryAuthenticator, staticTokenAuth } from './query-auth.ts';
+import { Retention } from './retention.ts';
+import type { TokenVerifier } from './sidecar-identity.ts';
+import { SqliteStore } from './sqlite-store.ts';
+import type { AuditStore } from './store.ts';
+import { TokenReviewVerifier } from './token-review-verifier.ts';
+import { WriteQueue } from './write-queue.ts';
+
+export interface CollectorDeps {
+  readonly logger: Logger;
+  readonly registry: Registry;
+}
+
+export interface RunningCollector {
+  /** Base URL of ingest and the query API, e.g. http://127.0.0.1:8443 */
+  readonly url: string;
+  readonly metricsUrl: string;
+  readonly store: AuditStore;
+  close(): Promise<void>;
+}
+
+export async function openStore(c: CollectorConfig): Promise<AuditStore> {
+  if (c.storage === 'postgres') {
+    if (!c.postgresUrl) throw new ConfigError('--storage postgres needs --postgres-url');
+    return PostgresStore.open({ url: c.postgresUrl, poolSize: c.postgresPoolSize });
+  }
+  return new SqliteStore({ dataDir: c.dataDir });
+}
+
+function readSecretFile(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError(`cannot read ${what} from ${path}: ${(err as Error).message}`);
+  }
+}
+
+function tokenFile(path: string | undefined, what: string): (() => string | undefined) | undefined {
+  if (!path) return undefined;
+  readSecretFile(path, what); // fail at start, not at the first send
+  return () => readSecretFile(path, what);
+}
+
+function createVerifier(c: CollectorConfig, logger: Logger): TokenVerifier {
+  const needsKube = c.ingestAuth === 'tokenreview' || !c.jwksUrl || c.kubeconfig || c.kubeApiServer;
+  const kube: KubeConnection | undefined = needsKube
+    ? loadKubeConnection({
+        ...(c.kubeconfig ? { kubeconfig: c.kubeconfig } : {}),
+        ...(c.kubeApiServer ? { apiServer: c.kubeApiServer } : {}),
+        caFile: c.kubeCaFile,
+        tokenFile: c.kubeTokenFile,
+      })
+    : undefined;
+  if (c.ingestAuth === 'tokenreview')
+    return new TokenReviewVerifier({ kube: kube as KubeConnection, audience: c.tokenAudience });
+  const jwksUrl = c.jwksUrl ?? `${(kube as KubeConnection).server}/openid/v1/jwks`;
+  const onApiServer = kube !== undefined && new URL(jwksUrl).origin === new URL(kube.server).origin;
+  const fetchJwks = async (): Promise<JSONWebKeySet> => {
+    if (onApiServer) {
+      // The API server answers 406 unless the JWK-set media type is acceptable.
+      const res = await kubeRequest(
+        kube as KubeConnection,
+        'GET',
+        new URL(jwksUrl).pathname,
+        undefined,
+        10_000,
+        'application/jwk-set+json, application/json',
+      );
+      if (res.status !== 200)
+        throw new ChaperoneError(
+          'unavailable',
+          `GET ${jwksUrl} answered HTTP ${res.status}: ${res.body.slice(0, 200)}`,
+        );
+      return JSON.parse(res.body) as JSONWebKeySet;
+    }
+    const res = await fetch(jwksUrl, {
+      headers: { accept: 'application/jwk-set+json, application/json' },
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (!res.ok) throw new ChaperoneError('unavailable', `GET ${jwksUrl} answered HTTP ${res.status}`);
+    return (await res.json()) as JSONWebKeySet;
+  };
+  return new JwksVerifier({ fetchJwks, issuer: c.tokenIssuer, audience: c.tokenAudience, logger });
+}
+
+function createQueryAuth(c: CollectorConfig): QueryAuthenticator {
+  if (c.queryAuth === 'oidc') {
+    return oidcAuth({
+      issuer: c.oidcIssuer as string,
+      audience: c.oidcAudience as string,
+      allowedGroups: c.oidcAllowedGroups,
+      groupsClaim: c.oidcGroupsClaim,
+    });
+  }
+  const token = c.queryToken ?? readSecretFile(c.queryTokenFile as string, 'the query token');
+  return staticTokenAuth(token);
+}
+
+function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+async function refreshStoreStats(
+  store: AuditStore,
+  metrics: CollectorMetrics,
+  logger: Logger,
+): Promise<void> {
+  try {
+    const s = await store.stats();
+    metrics.storeEvents.set(s.events);
+    metrics.storeBytes.set(s.bytes);
+  } catch (err) {
+    logger.warn({ err }, 'reading store statistics failed');
+  }
+}
+
+export async function startCollector(c: CollectorConfig, deps: CollectorDeps): Promise<RunningCollector> {
+  checkCollectorConfig(c);
+  const { logger, registry } = deps;
+  const verifier = createVerifier(c, logger);
+  const queryAuth = createQueryAuth(c);
+  const tls =
+    c.tlsCertFile && c.tlsKeyFile
+      ? {
+          cert: readSecretFile(c.tlsCertFile, 'the TLS certificate'),
+          key: readSecretFile(c.tlsKeyFile, 'the TLS key'),
+        }
+      : undefined;
+  const falcoToken = tokenFile(c.falcoTokenFile, 'the Falco token');
+  const lokiToken = tokenFile(c.lokiTokenFile, 'the Loki token');
+
+  const store = await openStore(c);
+  const cleanup: (() => Promise<void>)[] = [() => store.close()];
+  try {
+    const metrics = createCollectorMetrics(registry);
+    const queue = new WriteQueue({
+      store,
+      logger,
+      metrics,
+      maxEvents: c.maxQueueEvents,
+      maxBytes: c.maxQueueBytes,
+      groupEvents: c.groupCommitEvents,
+    });
+    const ingest = new IngestServer({
+      verifier,
+      store,
+      queue,
+      logger: logger.child({ surface: 'ingest' }),
+      metrics,
+    });
+    const api = createHttpApi({
+      store,
+      auth: queryAuth,
+      logger: logger.child({ surface: 'query' }),
+      metrics,
+    });
+
+    const server: Server = tls ? createHttpsServer(tls) : createHttpServer();
+    server.on('request', (req, res) => {
+      void api(req, res);
+    });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const path = new URL(req.url ?? '/', 'http://collector').pathname;
+      if (path === INGEST_PATH) ingest.handleUpgrade(req, socket, head);
+      else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    });
+    const addr = await listen(server, c.listenHost, c.listenPort);
+    cleanup.unshift(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    );
+    cleanup.unshift(async () => {
+      await ingest.close();
+      await queue.close();
+    });
+
+    const metricsServer: MetricsServer = await serveMetrics(registry, c.metricsHost, c.metricsPort);
+    cleanup.unshift(() => metricsServer.close());
+
+    await refreshStoreStats(store, metrics, logger);
+    const statsTimer = setInterval(() => void refreshStoreStats(store, metrics, logger), 30_000);
+    statsTimer.unref();
+    cleanup.unshift(async () => clearInterval(statsTimer));
+
+    const forwarders: Forwarder[] = [];
+    const fwd = { store, logger, metrics, batchSize: c.forwardBatchSize };
+    if (c.falcoUrl)
+      forwarders.push(
+        new Forwarder({
+          ...fwd,
+          sink: falcoSink({ url: c.falcoUrl, ...(falcoToken ? { token: falcoToken } : {}) }),
+        }),
+      );
+    if (c.lokiUrl)
+      forwarders.push(
+        new Forwarder({
+          ...fwd,
+          sink: lokiSink({
+            url: c.lokiUrl,
+            ...(c.lokiTenant ? { tenant: c.lokiTenant } : {}),
+            ...(lokiToken ? { token: lokiToken } : {}),
+          }),
+        }),
+      );
+    for (const f of forwarders) {
+      f.start();
+      cleanup.unshift(() => f.stop());
+    }
+    if (c.retention > 0) {
+      const retention = new Retention({
+        store,
+        logger,
+        metrics,
+        retentionMs: c.retention,
+        intervalMs: c.retentionInterval,
+      });
+      retention.start();
+      cleanup.unshift(() => retention.stop());
+    }
+
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    const url = `${tls ? 'https' : 'http'}://${host}:${addr.port}`;
+    logger.info(
+      {
+        url,
+        metrics: metricsServer.url,
+        storage: store.backend,
+        ingestAuth: c.ingestAuth,
+        queryAuth: c.queryAuth,
+        forwarders: forwarders.map((f) => f.name),
+        retentionDays: c.retention / 86_400_000,
+      },
+      'collector ready',
+    );
+    let closing: Promise<void> | undefined;
+    return {
+      url,
+      metricsUrl: metricsServer.url,
+      store,
+      close() {
+        closing ??= (async () => {
+          for (const step of cleanup) {
+            try {
+              await step();
+            } catch (err) {
+              logger.warn({ err }, 'shutdown step failed');
+            }
+          }
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    for (const step of cleanup) await step().catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseConfig } from '@chaperone/shared';
+import { COLLECTOR_SCHEMA, checkCollectorConfig, inClusterApiServer } from './config.ts';
+
+const parse = (flags: Record<string, string | boolean>) => parseConfig(COLLECTOR_SCHEMA, { flags });
+
+describe('collector configuration', () => {
+  it('accepts the in-cluster defaults with TLS and a query token', () => {
+    const c = parse({
+      kubeApiServer: 'https://10.0.0.1:443',
+      tlsCertFile: '/c',
+      tlsKeyFile: '/k',
+      queryTokenFile: '/t',
+    });
+    assert.doesNotThrow(() => checkCollectorConfig(c));
+    assert.equal(c.storage, 'embedded');
+    assert.equal(c.retention, 90 * 86_400_000);
+  });
+
+  it('lists every inconsistent combination at once', () => {
+    const c = parse({ storage: 'postgres', queryAuth: 'oidc', tlsCertFile: '/c', listenHost: '0.0.0.0' });
+    assert.throws(
+      () => checkCollectorConfig(c),
+      (err: Error) => {
+        for (const m of [/--postgres-url/, /--tls-key-file/, /--oidc-issuer/, /--kube-api-server/])
+          assert.match(err.message, m);
+        return true;
+      },
+    );
+  });
+
+  it('refuses plain HTTP off loopback unless told it is intended', () => {
+    const base = { kubeApiServer: 'https://10.0.0.1', queryToken: 'x'.repeat(16) };
+    assert.throws(() => checkCollectorConfig(parse(base)), /without TLS/);
+    assert.doesNotThrow(() => checkCollectorConfig(parse({ ...base, listenHost: '127.0.0.1' })));
+    assert.doesNotThrow(() => checkCollectorConfig(parse({ ...base, allowInsecure: true })));
+  });
+
+  it('needs no cluster access when keys come from a public issuer URL', () => {
+    const c = parse({
+      jwksUrl: 'https://oidc.example/keys',
+      listenHost: '127.0.0.1',
+      queryToken: 'x'.repeat(16),
+    });
+    assert.doesNotThrow(() => checkCollectorConfig(c));
+  });
+
+  it('derives the in-cluster API server from the service environment', () => {
+    assert.equal(
+      inClusterApiServer({ KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' }),
+      'https://10.0.0.1:443',
+    );
+    assert.equal(
+      inClusterApiServer({ KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' }),
+      'https://[fd00::1]:443',
+    );
+    assert.equal(inClusterApiServer({}), undefined);
+  });
+});

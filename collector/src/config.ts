@@ -1,0 +1,165 @@
+/**
+ * Configuration of `chaperone collector` (flags or CHAPERONE_* variables),
+ * parsed once at start, and the cross-field checks parseConfig cannot do.
+ */
+import {
+  boolean,
+  COLLECTOR_AUDIENCE,
+  ConfigError,
+  type ConfigOf,
+  duration,
+  integer,
+  LOG_LEVELS,
+  list,
+  oneOf,
+  port,
+  string,
+  url,
+} from '@chaperone/shared';
+
+export const DEFAULT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
+export const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+export const COLLECTOR_SCHEMA = {
+  listenHost: string({ description: 'Address for ingest and the query API', default: '0.0.0.0' }),
+  listenPort: port({
+    description: 'Port for ingest (WebSocket /v1/ingest) and the query API',
+    default: 8443,
+    allowZero: true,
+  }),
+  tlsCertFile: string({ description: 'PEM certificate to serve TLS with (plain HTTP without it)' }),
+  tlsKeyFile: string({ description: 'PEM private key for --tls-cert-file' }),
+  metricsHost: string({ description: 'Address for /metrics', default: '0.0.0.0' }),
+  metricsPort: port({
+    description: 'Port for /metrics and /healthz (0: any free port)',
+    default: 9090,
+    allowZero: true,
+  }),
+  storage: oneOf(['embedded', 'postgres'] as const, {
+    description: 'Where events are kept: embedded (a local data directory) or postgres',
+    default: 'embedded',
+  }),
+  dataDir: string({
+    description: 'Data directory of the embedded store',
+    default: '/var/lib/chaperone-collector',
+  }),
+  postgresUrl: string({ description: 'postgresql:// URL of the PostgreSQL store', secret: true }),
+  postgresPoolSize: integer({
+    description: 'PostgreSQL connections per replica',
+    default: 8,
+    min: 1,
+    max: 100,
+  }),
+  ingestAuth: oneOf(['jwks', 'tokenreview'] as const, {
+    description: "How sidecar tokens are verified: jwks (locally, with the issuer's keys) or tokenreview",
+    default: 'jwks',
+  }),
+  tokenIssuer: string({ description: 'Service-account token issuer to pin', default: DEFAULT_ISSUER }),
+  tokenAudience: string({ description: 'Audience sidecar tokens must carry', default: COLLECTOR_AUDIENCE }),
+  jwksUrl: url({
+    description: 'Issuer key set (default: <kube-api-server>/openid/v1/jwks)',
+    protocols: ['https', 'http'],
+  }),
+  kubeconfig: string({ description: 'Kubeconfig for the API server (default: in-cluster service account)' }),
+  kubeApiServer: url({
+    description: 'API server URL (default: from KUBERNETES_SERVICE_HOST/PORT)',
+    protocols: ['https', 'http'],
+  }),
+  kubeCaFile: string({ description: 'Cluster CA for the API server', default: `${SA_DIR}/ca.crt` }),
+  kubeTokenFile: string({
+    description: "The collector's own token for the API server",
+    default: `${SA_DIR}/token`,
+  }),
+  queryAuth: oneOf(['static', 'oidc'] as const, {
+    description: 'Query API authentication: static (bearer token) or oidc',
+    default: 'static',
+  }),
+  queryToken: string({ description: 'Static bearer token for the query API (16+ characters)', secret: true }),
+  queryTokenFile: string({ description: 'File holding the static query token' }),
+  oidcIssuer: url({ description: 'OIDC issuer for query API tokens', protocols: ['https', 'http'] }),
+  oidcAudience: string({ description: 'Audience (client id) query API tokens must carry' }),
+  oidcGroupsClaim: string({ description: 'Claim that lists the caller’s groups', default: 'groups' }),
+  oidcAllowedGroups: list({
+    description: 'Groups allowed to query (empty: any authenticated caller)',
+    default: [],
+  }),
+  retention: duration({
+    description: 'Keep events this long after receipt (0s: forever)',
+    default: 90 * 86_400_000,
+  }),
+  retentionInterval: duration({ description: 'How often retention runs', default: 60_000 }),
+  falcoUrl: url({
+    description: 'Forward EventList batches to this URL (Falco k8saudit)',
+    protocols: ['https', 'http'],
+  }),
+  falcoTokenFile: string({ description: 'Bearer token file for --falco-url' }),
+  lokiUrl: url({
+    description: 'Forward to this Loki (base URL; /loki/api/v1/push is added)',
+    protocols: ['https', 'http'],
+  }),
+  lokiTenant: string({ description: 'X-Scope-OrgID for a multi-tenant Loki' }),
+  lokiTokenFile: string({ description: 'Bearer token file for --loki-url' }),
+  forwardBatchSize: integer({ description: 'Events per forwarder read', default: 500, min: 1, max: 10_000 }),
+  maxQueueEvents: integer({
+    description: 'Events waiting for commit before sockets stop being read',
+    default: 20_000,
+    min: 1000,
+  }),
+  maxQueueBytes: integer({
+    description: 'Bytes waiting for commit before sockets stop being read',
+    default: 64 * 1024 * 1024,
+    min: 1024 * 1024,
+  }),
+  groupCommitEvents: integer({
+    description: 'Most events committed in one transaction',
+    default: 5000,
+    min: 1,
+  }),
+  allowInsecure: boolean({
+    description: 'Serve plain HTTP on a non-loopback address (tokens cross the network in clear)',
+    default: false,
+  }),
+  logLevel: oneOf(LOG_LEVELS, { description: 'Log level', default: 'info' }),
+} as const;
+
+export type CollectorConfig = ConfigOf<typeof COLLECTOR_SCHEMA>;
+
+/** Checks that combinations of settings make sense; throws one ConfigError listing all problems. */
+export function checkCollectorConfig(c: CollectorConfig): void {
+  const problems: string[] = [];
+  if (c.storage === 'postgres' && !c.postgresUrl) problems.push('--storage postgres needs --postgres-url');
+  if (Boolean(c.tlsCertFile) !== Boolean(c.tlsKeyFile))
+    problems.push('--tls-cert-file and --tls-key-file go together');
+  if (c.queryAuth === 'static' && !c.queryToken && !c.queryTokenFile)
+    problems.push('--query-auth static needs --query-token or --query-token-file');
+  if (c.queryToken !== undefined && c.queryToken.length < 16)
+    problems.push('--query-token must be at least 16 characters');
+  if (c.queryAuth === 'oidc' && (!c.oidcIssuer || !c.oidcAudience))
+    problems.push('--query-auth oidc needs --oidc-issuer and --oidc-audience');
+  const needsKube = c.ingestAuth === 'tokenreview' || !c.jwksUrl;
+  if (needsKube && !c.kubeconfig && !c.kubeApiServer)
+    problems.push(
+      'sidecar tokens cannot be verified: run in a pod, or set --kube-api-server or --kubeconfig (or --jwks-url for a public issuer)',
+    );
+  const loopback = ['127.0.0.1', '::1', 'localhost'].includes(c.listenHost);
+  if (!c.tlsCertFile && !loopback && !c.allowInsecure)
+    problems.push(
+      `listening on ${c.listenHost} without TLS would send sidecar tokens in clear: set --tls-cert-file/--tls-key-file, listen on 127.0.0.1 behind a TLS proxy, or pass --allow-insecure`,
+    );
+  if (problems.length) {
+    throw new ConfigError(
+      problems.length === 1
+        ? `invalid configuration: ${problems[0]}`
+        : `invalid configuration:\n  - ${problems.join('\n  - ')}`,
+      { details: { problems } },
+    );
+  }
+}
+
+/** The in-cluster API server URL from the service environment the kubelet sets. */
+export function inClusterApiServer(env: Readonly<Record<string, string | undefined>>): string | undefined {
+  const host = env.KUBERNETES_SERVICE_HOST;
+  const p = env.KUBERNETES_SERVICE_PORT;
+  if (!host || !p) return undefined;
+  return `https://${host.includes(':') ? `[${host}]` : host}:${p}`;
+}

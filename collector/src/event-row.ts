@@ -1,0 +1,154 @@
+/**
+ * How an audit event is laid out in storage: the exact JSON (what queries
+ * return and `audit verify` re-hashes) plus columns extracted from it for
+ * filtering. Pure; both backends use it, so they index the same values.
+ */
+import type { AuditEvent } from '@chaperone/shared';
+import { rfc3339ToMicros } from './time.ts';
+
+export interface EventRow {
+  readonly auditID: string;
+  readonly sidecarId: string;
+  readonly seq: number;
+  readonly hash: string;
+  readonly prevHash: string;
+  /** requestReceivedTimestamp, µs. */
+  readonly timeUs: number;
+  readonly receivedUs: number;
+  readonly namespace: string;
+  readonly pod: string;
+  readonly podUID: string | null;
+  readonly serviceAccount: string;
+  readonly protocol: string;
+  readonly verb: string;
+  readonly resource: string | null;
+  readonly action: string;
+  readonly rule: string;
+  readonly sessionId: string | null;
+  readonly username: string;
+  /** Lower-cased request URI, exec command line and SQL text, for `q`. */
+  readonly searchText: string;
+  readonly json: string;
+}
+
+/** Column names, in the order both schemas declare them (after `id`). */
+export const ROW_COLUMNS = [
+  'audit_id',
+  'sidecar_id',
+  'seq',
+  'hash',
+  'prev_hash',
+  'time_us',
+  'received_us',
+  'namespace',
+  'pod',
+  'pod_uid',
+  'service_account',
+  'protocol',
+  'verb',
+  'resource',
+  'action',
+  'rule',
+  'session_id',
+  'username',
+  'search_text',
+  'event_json',
+] as const;
+
+/**
+ * PostgreSQL text cannot hold NUL and both backends want well-formed UTF-16:
+ * columns are made safe; the JSON keeps the exact value (escaped).
+ */
+export function safeText(s: string): string {
+  const noNul = s.includes('\u0000') ? s.replaceAll('\u0000', '\uFFFD') : s;
+  return noNul.isWellFormed() ? noNul : noNul.toWellFormed();
+}
+
+function opt(s: string | undefined): string | null {
+  return s === undefined ? null : safeText(s);
+}
+
+export function searchTextOf(event: AuditEvent): string {
+  const c = event.chaperone;
+  const parts = [event.requestURI];
+  if (c.exec) parts.push(c.exec.argv.join(' '));
+  if (c.sql?.text) parts.push(c.sql.text);
+  return safeText(parts.join('\n').toLowerCase());
+}
+
+export function toEventRow(event: AuditEvent, receivedUs: number, json = JSON.stringify(event)): EventRow {
+  const c = event.chaperone;
+  const resource = event.objectRef?.resource;
+  const sub = event.objectRef?.subresource;
+  return {
+    auditID: event.auditID,
+    sidecarId: safeText(c.source.sidecarId),
+    seq: c.seq,
+    hash: c.hash,
+    prevHash: c.prevHash,
+    timeUs: rfc3339ToMicros(event.requestReceivedTimestamp),
+    receivedUs,
+    namespace: safeText(c.source.namespace),
+    pod: safeText(c.source.pod),
+    podUID: opt(c.source.podUID),
+    serviceAccount: safeText(c.source.serviceAccount),
+    protocol: c.protocol,
+    verb: safeText(event.verb),
+    resource: resource === undefined ? null : safeText(sub ? `${resource}/${sub}` : resource),
+    action: c.decision.action,
+    rule: safeText(c.decision.rule),
+    sessionId: opt(c.sessionId),
+    username: safeText(event.user.username),
+    searchText: searchTextOf(event),
+    json,
+  };
+}
+
+/** The columns `audit verify` compares with the JSON (everything but receive time and the JSON). */
+export function comparableColumns(row: EventRow): Record<string, string | number | null> {
+  return {
+    audit_id: row.auditID,
+    sidecar_id: row.sidecarId,
+    seq: row.seq,
+    hash: row.hash,
+    prev_hash: row.prevHash,
+    time_us: row.timeUs,
+    namespace: row.namespace,
+    pod: row.pod,
+    pod_uid: row.podUID,
+    service_account: row.serviceAccount,
+    protocol: row.protocol,
+    verb: row.verb,
+    resource: row.resource,
+    action: row.action,
+    rule: row.rule,
+    session_id: row.sessionId,
+    username: row.username,
+    search_text: row.searchText,
+  };
+}
+
+export const COMPARABLE_COLUMNS = Object.keys(
+  comparableColumns({
+    auditID: '',
+    sidecarId: '',
+    seq: 0,
+    hash: '',
+    prevHash: '',
+    timeUs: 0,
+    receivedUs: 0,
+    namespace: '',
+    pod: '',
+    podUID: null,
+    serviceAccount: '',
+    protocol: '',
+    verb: '',
+    resource: null,
+    action: '',
+    rule: '',
+    sessionId: null,
+    username: '',
+    searchText: '',
+    json: '',
+  }),
+);

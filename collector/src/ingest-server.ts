@@ -1,0 +1,433 @@
+/**
+ * The server side of the ingest protocol (shared/src/ingest-protocol.ts):
+ * WebSocket upgrades at /v1/ingest, authenticated before the upgrade, then
+ * hello → welcome, batch → ack/nack per connection.
+ *
+ * - Authentication happens before the upgrade: no subprotocol → 400, no or
+ *   bad token → 401, a token not bound to a pod → 403, issuer keys or
+ *   TokenReview unreachable → 503; each with the reason in a JSON body.
+ * - The token's pod is the identity: every event's `chaperone.source` must
+ *   name it (else nack `identity_mismatch` + an integrity alert), and a chain
+ *   (sidecarId) stays bound to the pod that created it (else close 4403).
+ * - An ack is sent only after the write queue resolved the batch as
+ *   committed; nacks say why and whether a resend can succeed.
+ * - Back-pressure: while the write queue is full, or a connection has too
+ *   many batches outstanding, its socket is not read (TCP pushes back).
+ * - A connection is closed (4401) when its token expires, so a long-lived
+ *   connection never outlives its credential.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import {
+  AUDIT_SCHEMA_VERSION,
+  type BatchMessage,
+  CLOSE_CODES,
+  type ClientMessage,
+  encodeMessage,
+  GENESIS_HASH,
+  INGEST_SUBPROTOCOL,
+  type Logger,
+  MAX_IN_FLIGHT_BATCHES,
+  MAX_MESSAGE_BYTES,
+  type NackCode,
+  parseClientMessage,
+  type ServerMessage,
+  toChaperoneError,
+  type ValidationError,
+} from '@chaperone/shared';
+import { type WebSocket, WebSocketServer } from 'ws';
+import type { CollectorMetrics } from './collector-metrics.ts';
+import { describeIdentity, sameOwner } from './ingest-plan.ts';
+import { AuthError, sourceMismatch, type TokenVerifier, type VerifiedSidecar } from './sidecar-identity.ts';
+import type { AuditStore, BatchOutcome, IntegrityAlert } from './store.ts';
+import { microsToRfc3339, nowMicros } from './time.ts';
+import type { WriteQueue } from './write-queue.ts';
+
+/** Batches a connection may have waiting for commit before we stop reading it. */
+const MAX_OUTSTANDING = MAX_IN_FLIGHT_BATCHES * 2;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export interface IngestServerOptions {
+  verifier: TokenVerifier;
+  store: AuditStore;
+  queue: WriteQueue;
+  logger: Logger;
+  metrics: CollectorMetrics;
+  helloTimeoutMs?: number;
+}
+
+export class IngestServer {
+  readonly #opts: IngestServerOptions;
+  readonly #wss: WebSocketServer;
+  readonly #connections = new Set<IngestConnection>();
+
+  constructor(opts: IngestServerOptions) {
+    this.#opts = opts;
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      // Room to read an oversized batch far enough to answer it with a nack.
+      maxPayload: 2 * MAX_MESSAGE_BYTES,
+      perMessageDeflate: false,
+      handleProtocols: (protocols) => (protocols.has(INGEST_SUBPROTOCOL) ? INGEST_SUBPROTOCOL : false),
+    });
+  }
+
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /** Handles an HTTP upgrade for the ingest path. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => {});
+    const offered = String(req.headers['sec-websocket-protocol'] ?? '')
+      .split(',')
+      .map((p) => p.trim());
+    if (!offered.includes(INGEST_SUBPROTOCOL)) {
+      this.#refuse(socket, 400, 'protocol', `use the WebSocket subprotocol ${INGEST_SUBPROTOCOL}`);
+      return;
+    }
+    const auth = String(req.headers.authorization ?? '');
+    const m = /^Bearer\s+(\S+)$/i.exec(auth);
+    if (!m) {
+      this.#refuse(
+        socket,
+        401,
+        'unauthenticated',
+        'send the projected service-account token (audience chaperone-collector) as Authorization: Bearer',
+      );
+      return;
+    }
+    this.#opts.verifier.verify(m[1] as string).then(
+      (identity) => {
+        if (socket.destroyed) return;
+        this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, identity, req));
+      },
+      (err: unknown) => {
+        const e = toChaperoneError(err);
+        if (err instanceof AuthError) {
+          this.#refuse(socket, e.code === 'forbidden' ? 403 : 401, e.code, e.message);
+        } else {
+          this.#opts.logger.warn({ err: e }, 'cannot verify a sidecar token');
+          this.#refuse(
+            socket,
+            503,
+            'unavailable',
+            `the collector cannot verify tokens right now: ${e.message}`,
+          );
+        }
+      },
+    );
+  }
+
+  #refuse(socket: Duplex, status: number, code: string, message: string): void {
+    this.#opts.metrics.authFailures.inc({ surface: 'ingest', code });
+    this.#opts.logger.info({ status, code, reason: message }, 'ingest connection refused');
+    const body = JSON.stringify({ error: { code, message } });
+    const reason = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable' }[
+      status
+    ];
+    const headers = [
+      `HTTP/1.1 ${status} ${reason ?? 'Error'}`,
+      'Content-Type: application/json',
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      'Connection: close',
+      ...(status === 401
+        ? [`WWW-Authenticate: Bearer realm="chaperone-collector", error="invalid_token"`]
+        : status === 503
+          ? ['Retry-After: 5']
+          : []),
+    ];
+    if (!socket.destroyed) socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
+  }
+
+  #accept(ws: WebSocket, identity: VerifiedSidecar, req: IncomingMessage): void {
+    const conn = new IngestConnection(ws, identity, this.#opts, req.socket.remoteAddress ?? '');
+    this.#connections.add(conn);
+    this.#opts.metrics.connections.set(this.#connections.size);
+    ws.once('close', () => {
+      this.#connections.delete(conn);
+      this.#opts.metrics.connections.set(this.#connections.size);
+    });
+  }
+
+  /** Closes every connection (sidecars reconnect elsewhere) and stops accepting. */
+  async close(code: number = CLOSE_CODES.shuttingDown, reason = 'collector shutting down'): Promise<void> {
+    const closed = [...this.#connections].map(
+      (c) => new Promise<void>((resolve) => c.close(code, reason, resolve)),
+    );
+    await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, 2000).unref())]);
+    for (const c of this.#connections) c.terminate();
+    await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
+  }
+}
+
+class IngestConnection {
+  readonly #ws: WebSocket;
+  readonly #identity: VerifiedSidecar;
+  readonly #opts: IngestServerOptions;
+  #log: Logger;
+  #sidecarId: string | undefined;
+  #helloPending = false;
+  /** An earlier batch was not stored and will be resent: refuse gaps until it is. */
+  #lostBatch = false;
+  #outstanding = 0;
+  #paused = false;
+  #serial: Promise<void> = Promise.resolve();
+  readonly #timers: NodeJS.Timeout[] = [];
+  #stopDrainListener: (() => void) | undefined;
+
+  constructor(ws: WebSocket, identity: VerifiedSidecar, opts: IngestServerOptions, remote: string) {
+    this.#ws = ws;
+    this.#identity = identity;
+    this.#opts = opts;
+    this.#log = opts.logger.child({ namespace: identity.namespace, pod: identity.pod, remote });
+    this.#log.debug('sidecar connected');
+    this.#timers.push(
+      setTimeout(() => {
+        if (!this.#sidecarId) this.close(CLOSE_CODES.protocolError, 'no hello within the time limit');
+      }, opts.helloTimeoutMs ?? 10_000),
+    );
+    if (identity.expiresAtMs !== undefined) {
+      const ms = Math.max(0, Math.min(MAX_TIMER_MS, identity.expiresAtMs - Date.now()));
+      this.#timers.push(
+        setTimeout(
+          () => this.close(CLOSE_CODES.unauthenticated, 'token expired; reconnect with a fresh token'),
+          ms,
+        ),
+      );
+    }
+    ws.on('message', (data, isBinary) => {
+      const text = isBinary ? undefined : (data as Buffer).toString('utf8');
+      // Parse and check in arrival order; commits are awaited separately so batches pipeline.
+      this.#serial = this.#serial
+        .then(() => this.#onMessage(text))
+        .catch((err: unknown) => {
+          this.#log.error({ err }, 'ingest message handling failed');
+          this.close(CLOSE_CODES.protocolError, 'internal error');
+        });
+    });
+    ws.on('error', (err) => this.#log.info({ err }, 'ingest connection error'));
+    ws.once('close', (code, reason) => {
+      for (const t of this.#timers) clearTimeout(t);
+      this.#stopDrainListener?.();
+      if (this.#paused) opts.metrics.pausedConnections.dec();
+      this.#log.debug({ code, reason: reason.toString() }, 'sidecar disconnected');
+    });
+  }
+
+  close(code: number, reason: string, done?: () => void): void {
+    if (done) this.#ws.once('close', done);
+    if (this.#ws.readyState === this.#ws.CLOSED) {
+      done?.();
+      return;
+    }
+    this.#ws.close(code, reason);
+  }
+
+  terminate(): void {
+    this.#ws.terminate();
+  }
+
+  #send(m: ServerMessage): void {
+    if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(encodeMessage(m));
+  }
+
+  async #onMessage(text: string | undefined): Promise<void> {
+    if (this.#ws.readyState !== this.#ws.OPEN) return;
+    if (text === undefined) {
+      this.close(CLOSE_CODES.protocolError, 'send JSON text messages, not binary');
+      return;
+    }
+    let msg: ClientMessage;
+    try {
+      msg = parseClientMessage(text);
+    } catch (err) {
+      this.#badMessage(text, err as ValidationError);
+      return;
+    }
+    if (msg.type === 'hello') await this.#hello(msg.sidecarId, msg.schemaVersion);
+    else this.#batch(msg, Buffer.byteLength(text));
+  }
+
+  async #hello(sidecarId: string, schemaVersion: number): Promise<void> {
+    if (this.#sidecarId || this.#helloPending) {
+      this.close(CLOSE_CODES.protocolError, 'hello was already sent on this connection');
+      return;
+    }
+    if (schemaVersion !== AUDIT_SCHEMA_VERSION) {
+      this.close(
+        CLOSE_CODES.protocolError,
+        `schema version ${schemaVersion} unsupported; this collector reads ${AUDIT_SCHEMA_VERSION}`,
+      );
+      return;
+    }
+    this.#helloPending = true;
+    const chain = await this.#opts.store.chain(sidecarId);
+    if (chain && !sameOwner(chain.owner, this.#identity)) {
+      const message = `chain ${sidecarId} belongs to ${describeIdentity(chain.owner)}; ${describeIdentity(this.#identity)} may not write to it`;
+      await this.#alert({ kind: 'chain_owner_mismatch', sidecarId, message });
+      this.#log.warn({ sidecarId }, message);
+      this.close(CLOSE_CODES.forbidden, 'this sidecarId belongs to another pod');
+      return;
+    }
+    this.#sidecarId = sidecarId;
+    this.#log = this.#log.child({ sidecarId });
+    this.#send({ type: 'welcome', head: chain?.head ?? { seq: 0, hash: GENESIS_HASH } });
+  }
+
+  #batch(msg: BatchMessage, bytes: number): void {
+    const sidecarId = this.#sidecarId;
+    if (!sidecarId) {
+      this.close(CLOSE_CODES.protocolError, 'send hello before batches');
+      return;
+    }
+    const receivedAt = performance.now();
+    const receivedUs = nowMicros();
+    for (const e of msg.events) {
+      const diff = sourceMismatch(e.chaperone.source, this.#identity, sidecarId);
+      if (diff) {
+        const message = `event ${e.auditID} names ${diff}, but this connection is ${describeIdentity(this.#identity)} writing chain ${sidecarId}: a sidecar may only record its own pod`;
+        void this.#alert({
+          kind: 'identity_mismatch',
+          sidecarId,
+          seq: e.chaperone.seq,
+          auditID: e.auditID,
+          message,
+        });
+        this.#log.warn({ batchId: msg.batchId }, message);
+        this.#nack(msg.batchId, 'identity_mismatch', message, false);
+        return;
+      }
+    }
+    this.#outstanding++;
+    this.#maybePause();
+    this.#opts.queue
+      .submit({
+        events: msg.events.length,
+        bytes,
+        build: () => ({
+          sidecarId,
+          identity: this.#identity,
+          events: msg.events,
+          receivedUs,
+          rejectLeadingGap: this.#lostBatch,
+        }),
+      })
+      .then(
+        (o) => this.#answer(msg.batchId, o, receivedAt),
+        (err: unknown) => {
+          this.#lostBatch = true;
+          this.#log.error({ err, batchId: msg.batchId }, 'storing a batch failed');
+          this.#nack(
+            msg.batchId,
+            'unavailable',
+            `the audit store is unavailable: ${(err as Error).message}`,
+            true,
+          );
+        },
+      )
+      .finally(() => {
+        this.#outstanding--;
+        this.#maybeResume();
+      });
+  }
+
+  #answer(batchId: number, o: BatchOutcome, receivedAt: number): void {
+    const m = this.#opts.metrics;
+    for (const a of o.alerts) m.integrityAlerts.inc({ kind: a.kind });
+    if (o.alerts.length)
+      this.#log.warn({ batchId, alerts: o.alerts.map((a) => a.message) }, 'integrity alerts');
+    if (o.kind === 'rejected') {
+      if (o.retryable) this.#lostBatch = true;
+      this.#nack(batchId, o.code, o.message, o.retryable);
+      return;
+    }
+    this.#lostBatch = false;
+    for (const e of o.events) {
+      const action = e.chaperone.decision.action;
+      m.events.inc({ protocol: e.chaperone.protocol, action });
+      if (action === 'deny') m.countBlocked(e.chaperone.source.namespace, e.chaperone.decision.rule);
+    }
+    if (o.duplicates) m.duplicates.inc(o.duplicates);
+    m.batches.inc({ outcome: 'ack' });
+    m.ingestLatency.observe((performance.now() - receivedAt) / 1000);
+    this.#send({ type: 'ack', batchId, upToSeq: o.head.seq, stored: o.stored, duplicates: o.duplicates });
+  }
+
+  #nack(batchId: number, code: NackCode, message: string, retryable: boolean): void {
+    this.#opts.metrics.batches.inc({ outcome: code });
+    this.#send({ type: 'nack', batchId, code, message, retryable });
+  }
+
+  /** Answers a message that failed to parse: a nack when it names a batch, else close. */
+  #badMessage(text: string, err: ValidationError): void {
+    const path = err.path ?? '';
+    let batchId: number | undefined;
+    try {
+      const v = JSON.parse(text) as { type?: unknown; batchId?: unknown };
+      if (v?.type === 'batch' && Number.isSafeInteger(v.batchId) && (v.batchId as number) >= 0)
+        batchId = v.batchId as number;
+    } catch {
+      // not JSON at all
+    }
+    if (batchId === undefined) {
+      this.#log.info({ reason: err.message }, 'malformed message');
+      this.close(CLOSE_CODES.protocolError, truncate(err.message, 120));
+      return;
+    }
+    if (!this.#sidecarId) {
+      this.close(CLOSE_CODES.protocolError, 'send hello before batches');
+      return;
+    }
+    const code: NackCode =
+      (path === '' && /the limit is/.test(err.message)) ||
+      (path === '/events' && /the limit is/.test(err.message))
+        ? 'too_large'
+        : /\/chaperone\/schemaVersion$/.test(path)
+          ? 'schema_version'
+          : path.startsWith('/events/')
+            ? 'invalid_event'
+            : 'malformed';
+    this.#log.info({ batchId, code, reason: err.message }, 'batch refused');
+    this.#nack(batchId, code, err.message, false);
+  }
+
+  async #alert(a: Omit<IntegrityAlert, 'namespace' | 'pod' | 'detectedAt'>): Promise<void> {
+    this.#opts.metrics.integrityAlerts.inc({ kind: a.kind });
+    try {
+      await this.#opts.store.recordAlerts([
+        {
+          ...a,
+          namespace: this.#identity.namespace,
+          pod: this.#identity.pod,
+          detectedAt: microsToRfc3339(nowMicros()),
+        },
+      ]);
+    } catch (err) {
+      this.#log.error({ err, alert: a.message }, 'could not store an integrity alert');
+    }
+  }
+
+  #maybePause(): void {
+    if (this.#paused) return;
+    if (this.#outstanding >= MAX_OUTSTANDING || this.#opts.queue.full) {
+      this.#paused = true;
+      this.#ws.pause();
+      this.#opts.metrics.pausedConnections.inc();
+      this.#stopDrainListener ??= this.#opts.queue.onDrained(() => this.#maybeResume());
+    }
+  }
+
+  #maybeResume(): void {
+    if (!this.#paused || this.#outstanding >= MAX_OUTSTANDING || this.#opts.queue.full) return;
+    this.#paused = false;
+    this.#stopDrainListener?.();
+    this.#stopDrainListener = undefined;
+    this.#opts.metrics.pausedConnections.dec();
+    if (this.#ws.readyState === this.#ws.OPEN) this.#ws.resume();
+  }
+}
+
+function truncate(s: string, max: number): string {
+  return Buffer.byteLength(s) <= max ? s : `${s.slice(0, max - 3)}...`;
+}

@@ -1,0 +1,158 @@
+/**
+ * In-process collector pieces for unit tests: an embedded store in a temp
+ * directory, a service-account-style issuer with its own keys (tokens carry
+ * the same claims the Kubernetes TokenRequest API puts in them), the ingest
+ * server and the query API on a loopback port.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { createLogger, createRegistry, INGEST_PATH, type Logger, type Registry } from '@chaperone/shared';
+import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
+import { type CollectorMetrics, createCollectorMetrics } from './collector-metrics.ts';
+import { createHttpApi } from './http-api.ts';
+import { IngestServer } from './ingest-server.ts';
+import { JwksVerifier } from './jwks-verifier.ts';
+import { staticTokenAuth } from './query-auth.ts';
+import { SqliteStore } from './sqlite-store.ts';
+import type { AuditStore } from './store.ts';
+import { WriteQueue } from './write-queue.ts';
+
+export const TEST_ISSUER = 'https://kubernetes.default.svc.cluster.local';
+export const QUERY_TOKEN = 'test-query-token-0123456789';
+
+export interface PodClaims {
+  namespace: string;
+  pod?: string;
+  podUID?: string;
+  serviceAccount: string;
+}
+
+type SigningKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+
+export class TestIssuer {
+  readonly kid: string;
+  readonly #key: SigningKey;
+  readonly jwk: JWK;
+
+  private constructor(key: SigningKey, jwk: JWK, kid: string) {
+    this.#key = key;
+    this.jwk = jwk;
+    this.kid = kid;
+  }
+
+  static async create(kid = 'test-key'): Promise<TestIssuer> {
+    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+    const jwk = { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' };
+    return new TestIssuer(privateKey, jwk, kid);
+  }
+
+  token(
+    claims: PodClaims,
+    opts: { audience?: string; issuer?: string; expiresInSec?: number; notBeforeSec?: number } = {},
+  ): Promise<string> {
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({
+      'kubernetes.io': {
+        namespace: claims.namespace,
+        ...(claims.pod ? { pod: { name: claims.pod, uid: claims.podUID ?? `${claims.pod}-uid` } } : {}),
+        serviceaccount: { name: claims.serviceAccount, uid: 'sa-uid' },
+      },
+    })
+      .setProtectedHeader({ alg: 'RS256', kid: this.kid })
+      .setIssuer(opts.issuer ?? TEST_ISSUER)
+      .setAudience(opts.audience ?? 'chaperone-collector')
+      .setSubject(`system:serviceaccount:${claims.namespace}:${claims.serviceAccount}`)
+      .setIssuedAt(now)
+      .setNotBefore(now + (opts.notBeforeSec ?? 0))
+      .setExpirationTime(now + (opts.expiresInSec ?? 3600))
+      .sign(this.#key);
+  }
+}
+
+export interface TestCollector {
+  readonly url: string;
+  readonly store: AuditStore;
+  readonly queue: WriteQueue;
+  readonly metrics: CollectorMetrics;
+  readonly registry: Registry;
+  readonly issuer: TestIssuer;
+  readonly logs: string[];
+  close(): Promise<void>;
+}
+
+export function memoryLogger(lines: string[]): Logger {
+  return createLogger({
+    name: 'collector-test',
+    level: 'debug',
+    destination: new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    }),
+  });
+}
+
+export async function startTestCollector(
+  opts: {
+    wrapStore?: (s: AuditStore) => AuditStore;
+    maxQueueEvents?: number;
+    maxQueueBytes?: number;
+    groupEvents?: number;
+  } = {},
+): Promise<TestCollector> {
+  const dir = mkdtempSync(join(tmpdir(), 'chaperone-collector-'));
+  const inner = new SqliteStore({ dataDir: dir });
+  const store = opts.wrapStore ? opts.wrapStore(inner) : inner;
+  const logs: string[] = [];
+  const logger = memoryLogger(logs);
+  const registry = createRegistry({ component: 'collector', defaultMetrics: false });
+  const metrics = createCollectorMetrics(registry);
+  const issuer = await TestIssuer.create();
+  const verifier = new JwksVerifier({
+    fetchJwks: async () => ({ keys: [issuer.jwk] }),
+    issuer: TEST_ISSUER,
+    audience: 'chaperone-collector',
+    logger,
+  });
+  const queue = new WriteQueue({
+    store,
+    logger,
+    metrics,
+    maxEvents: opts.maxQueueEvents ?? 20_000,
+    maxBytes: opts.maxQueueBytes ?? 64 * 1024 * 1024,
+    groupEvents: opts.groupEvents ?? 5000,
+  });
+  const ingest = new IngestServer({ verifier, store, queue, logger, metrics });
+  const api = createHttpApi({ store, auth: staticTokenAuth(QUERY_TOKEN), logger, metrics });
+  const server: Server = createServer((req, res) => void api(req, res));
+  server.on('upgrade', (req, socket, head) => {
+    if (new URL(req.url ?? '/', 'http://x').pathname === INGEST_PATH) ingest.handleUpgrade(req, socket, head);
+    else socket.destroy();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    store,
+    queue,
+    metrics,
+    registry,
+    issuer,
+    logs,
+    async close() {
+      await ingest.close();
+      await queue.close();
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      });
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * Pods and bound service-account tokens for the collector's end-to-end
+ * tests: a Pod (Pending: there is no kubelet, which is all a bound token
+ * needs) and a TokenRequest bound to it, exactly what the kubelet would
+ * project into the sidecar.
+ */
+import { DependencyError } from '@chaperone/shared';
+import { kubeInfo } from './environment.ts';
+import { kubectl, kubectlJson } from './kubectl.ts';
+import { waitFor } from './process.ts';
+
+export interface AgentPod {
+  readonly namespace: string;
+  readonly pod: string;
+  readonly uid: string;
+  readonly serviceAccount: string;
+}
+
+export async function waitForDefaultServiceAccount(namespace: string): Promise<void> {
+  const kube = kubeInfo();
+  await waitFor(
+    async () =>
+      kubectl(kube.kubeconfigPath, ['get', 'serviceaccount', 'default', '-n', namespace]).code === 0,
+    { what: `the default ServiceAccount in ${namespace}`, timeoutMs: 30_000, intervalMs: 200 },
+  );
+}
+
+export function createAgentPod(namespace: string, name: string): AgentPod {
+  const kube = kubeInfo();
+  const manifest = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace, labels: { app: 'agent' } },
+    spec: { containers: [{ name: 'agent', image: 'busybox:1.36', command: ['sleep', '3600'] }] },
+  };
+  const pod = kubectlJson(
+    kube.kubeconfigPath,
+    ['create', '-f', '-', '-o', 'json'],
+    JSON.stringify(manifest),
+  ) as {
+    metadata: { uid: string; name: string };
+    spec: { serviceAccountName?: string };
+  };
+  return {
+    namespace,
+    pod: name,
+    uid: pod.metadata.uid,
+    serviceAccount: pod.spec.serviceAccountName ?? 'default',
+  };
+}
+
+/** A TokenRequest for the pod's service account, bound to the pod. */
+export function boundToken(p: AgentPod, audience = 'chaperone-collector', expirationSeconds = 3600): string {
+  const kube = kubeInfo();
+  const request = {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenRequest',
+    spec: {
+      audiences: [audience],
+      expirationSeconds,
+      boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: p.pod, uid: p.uid },
+    },
+  };
+  const tr = kubectlJson(
+    kube.kubeconfigPath,
+    [
+      'create',
+      '--raw',
+      `/api/v1/namespaces/${p.namespace}/serviceaccounts/${p.serviceAccount}/token`,
+      '-f',
+      '-',
+    ],
+    JSON.stringify(request),
+  ) as { status?: { token?: string } };
+  if (!tr.status?.token) throw new DependencyError('the TokenRequest returned no token');
+  return tr.status.token;
+}
+
+export function deletePod(p: AgentPod): void {
+  const kube = kubeInfo();
+  const r = kubectl(kube.kubeconfigPath, [
+    'delete',
+    'pod',
+    p.pod,
+    '-n',
+    p.namespace,
+    '--wait=true',
+    '--grace-period=0',
+    '--force',
+  ]);
+  if (r.code !== 0) throw new DependencyError(`deleting pod ${p.pod} failed: ${r.stderr}`);
+}

@@ -1,0 +1,72 @@
+/**
+ * The collector as a real child process (`node bin/chaperone.ts collector`),
+ * for tests that kill it: same port across restarts, its log in a file, and
+ * an environment without the test runner's CHAPERONE_* variables (the
+ * collector rejects settings it does not know).
+ */
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type ManagedProcess, startProcess, waitFor } from './process.ts';
+
+export const CHAPERONE_BIN = fileURLToPath(new URL('../../bin/chaperone.ts', import.meta.url));
+
+export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env))
+    if (v !== undefined && !k.startsWith('CHAPERONE_')) env[k] = v;
+  return { ...env, ...extra };
+}
+
+export interface CollectorProcess {
+  readonly url: string;
+  readonly process: ManagedProcess;
+  /** kill -9, then wait until it is gone. */
+  kill9(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startCollectorProcess(opts: {
+  name: string;
+  port: number;
+  args: readonly string[];
+  logDir: string;
+}): Promise<CollectorProcess> {
+  const proc = startProcess({
+    name: opts.name,
+    command: process.execPath,
+    args: [
+      CHAPERONE_BIN,
+      'collector',
+      '--listen-host',
+      '127.0.0.1',
+      '--listen-port',
+      String(opts.port),
+      '--metrics-host',
+      '127.0.0.1',
+      '--metrics-port',
+      '0',
+      ...opts.args,
+    ],
+    logFile: join(opts.logDir, `${opts.name}.log`),
+    env: childEnv(),
+  });
+  const url = `http://127.0.0.1:${opts.port}`;
+  await waitFor(
+    async () => {
+      const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) });
+      return res.ok;
+    },
+    { what: `${opts.name} to be ready`, timeoutMs: 30_000, intervalMs: 50, process: proc },
+  );
+  return {
+    url,
+    process: proc,
+    async kill9() {
+      process.kill(proc.pid, 'SIGKILL');
+      await proc.exited;
+    },
+    async stop() {
+      await proc.stop(10_000);
+    },
+  };
+}
