@@ -69,7 +69,7 @@ export async function startSidecar(opts: StartSidecarOptions): Promise<SidecarUn
   const cleanupRbac: string[] = [];
   const run = (args: string[]) => {
     const r = kubectl(kube.kubeconfigPath, args);
-    if (r.code !== 0 && !/AlreadyExists/.test(r.stderr))
+    if (r.code !== 0 && !/AlreadyExists|already exists/.test(r.stderr))
       throw new DependencyError(`kubectl ${args.join(' ')}: ${r.stderr}`);
   };
   run(['create', 'serviceaccount', sa, '-n', opts.namespace]);

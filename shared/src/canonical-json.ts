@@ -3,59 +3,100 @@
  * RFC 8785), no insignificant white space, `undefined` members omitted,
  * strings and numbers in ECMAScript's JSON form. Non-finite numbers, bigints,
  * functions and cycles are rejected: the same event must always hash the same.
+ *
+ * This runs for every audit event on both the sidecar and the collector, so
+ * it is one pass of string concatenation; the location of a problem is worked
+ * out only when there is one.
  */
 import { createHash } from 'node:crypto';
 import { ValidationError } from './errors.ts';
 
-export function canonicalJson(value: unknown): string {
-  const parts: string[] = [];
-  write(value, '', parts, new Set());
-  return parts.join('');
-}
+class Unencodable extends Error {}
 
-function write(value: unknown, path: string, out: string[], stack: Set<object>): void {
+const stack: object[] = [];
+
+function enc(value: unknown): string {
   switch (typeof value) {
     case 'string':
-    case 'boolean':
-      out.push(JSON.stringify(value));
-      return;
+      return JSON.stringify(value);
     case 'number':
-      if (!Number.isFinite(value))
-        throw new ValidationError(path || '/', 'non-finite number cannot be encoded');
-      out.push(JSON.stringify(value));
-      return;
+      if (!Number.isFinite(value)) throw new Unencodable();
+      return String(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
     case 'object':
       break;
     default:
-      throw new ValidationError(path || '/', `${typeof value} cannot be encoded as JSON`);
+      throw new Unencodable();
   }
-  if (value === null) {
-    out.push('null');
-    return;
-  }
-  if (stack.has(value)) throw new ValidationError(path || '/', 'cyclic value cannot be encoded');
-  stack.add(value);
+  if (value === null) return 'null';
+  if (stack.includes(value)) throw new Unencodable();
+  stack.push(value);
+  let out: string;
   if (Array.isArray(value)) {
-    out.push('[');
-    value.forEach((v, i) => {
-      if (i > 0) out.push(',');
-      write(v === undefined ? null : v, `${path}/${i}`, out, stack);
-    });
-    out.push(']');
+    out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ',';
+      const v = value[i];
+      out += v === undefined ? 'null' : enc(v);
+    }
+    out += ']';
   } else {
     const obj = value as Record<string, unknown>;
-    const keys = Object.keys(obj)
-      .filter((k) => obj[k] !== undefined)
-      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    out.push('{');
-    keys.forEach((k, i) => {
-      if (i > 0) out.push(',');
-      out.push(JSON.stringify(k), ':');
-      write(obj[k], `${path}/${k}`, out, stack);
-    });
-    out.push('}');
+    // Default sort order is by UTF-16 code units, which is what RFC 8785 asks for.
+    const keys = Object.keys(obj).sort();
+    out = '{';
+    let first = true;
+    for (const k of keys) {
+      const v = obj[k];
+      if (v === undefined) continue;
+      if (!first) out += ',';
+      first = false;
+      out += `${JSON.stringify(k)}:${enc(v)}`;
+    }
+    out += '}';
   }
-  stack.delete(value);
+  stack.pop();
+  return out;
+}
+
+/** Where and why a value cannot be encoded (the slow path, only after a failure). */
+function locate(value: unknown, path: string, seen: Set<object>): ValidationError | undefined {
+  const where = path || '/';
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return undefined;
+    case 'number':
+      return Number.isFinite(value)
+        ? undefined
+        : new ValidationError(where, 'non-finite number cannot be encoded');
+    case 'object':
+      break;
+    default:
+      return new ValidationError(where, `${typeof value} cannot be encoded as JSON`);
+  }
+  if (value === null) return undefined;
+  if (seen.has(value)) return new ValidationError(where, 'cyclic value cannot be encoded');
+  seen.add(value);
+  const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v] as const) : Object.entries(value);
+  for (const [k, v] of entries) {
+    if (v === undefined) continue;
+    const problem = locate(v, `${path}/${k}`, seen);
+    if (problem) return problem;
+  }
+  seen.delete(value);
+  return undefined;
+}
+
+export function canonicalJson(value: unknown): string {
+  try {
+    return enc(value);
+  } catch (err) {
+    stack.length = 0;
+    if (!(err instanceof Unencodable) && !(err instanceof RangeError)) throw err;
+    throw locate(value, '', new Set()) ?? new ValidationError('/', 'value cannot be encoded as JSON');
+  }
 }
 
 export function sha256Hex(text: string): string {
