@@ -7,6 +7,10 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ChaperoneError, type RegisterCommands } from '@chaperone/shared';
+import { Option } from 'commander';
+import type { ControlPlane } from './control-plane.ts';
+import { demoPlan, runDemo } from './demo.ts';
+import { kubeInfo } from './environment.ts';
 import { startStack } from './stack.ts';
 
 function pidFile(env: Readonly<Record<string, string | undefined>>): string {
@@ -23,7 +27,54 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The control plane of a running e2e suite (CHAPERONE_E2E_STATE), so the demo test adds no second one. */
+function e2eControlPlane(): ControlPlane {
+  const k = kubeInfo();
+  return {
+    mode: k.mode,
+    kubeconfigPath: k.kubeconfigPath,
+    server: k.server,
+    caCert: k.caCert,
+    version: k.version,
+    serviceAccountIssuer: k.serviceAccountIssuer,
+    dir: k.dir,
+    caKey: undefined,
+    processes: [],
+    stop: async () => {},
+  };
+}
+
 export const register: RegisterCommands = (program, ctx) => {
+  program
+    .command('demo')
+    .description(
+      'Bring up the guarded stack locally (real control plane, injector, collector) and watch a rogue agent get stopped',
+    )
+    .option('--keep', 'keep everything running until Ctrl-C, to explore')
+    .option('--kubeconfig <path>', 'a real cluster: print what would be installed there, install nothing')
+    .option('--summary-file <path>', 'also write the summary as JSON')
+    .addOption(
+      new Option('--use-e2e-control-plane', 'use the control plane of a running e2e suite').hideHelp(),
+    )
+    .action(
+      async (opts: {
+        keep?: boolean;
+        kubeconfig?: string;
+        summaryFile?: string;
+        useE2eControlPlane?: boolean;
+      }) => {
+        if (opts.kubeconfig) {
+          process.stdout.write(`${demoPlan(opts.kubeconfig)}\n`);
+          return;
+        }
+        await runDemo({
+          keep: opts.keep === true,
+          ...(opts.summaryFile ? { summaryFile: opts.summaryFile } : {}),
+          ...(opts.useE2eControlPlane ? { controlPlane: e2eControlPlane() } : {}),
+        });
+      },
+    );
+
   const dev = program
     .command('dev')
     .description('Local control plane and PostgreSQL for development and debugging');

@@ -1,0 +1,243 @@
+/**
+ * Runs an injected pod's sidecar as a local process, with exactly the
+ * configuration the injection produced: the sidecar container's command and
+ * environment from the pod as the API server stored it (downward-API values
+ * resolved from the pod), and its volumes laid out in a local directory the
+ * way the kubelet would (there is no kubelet here): a pod-bound token from the
+ * real API server, the cluster CA, the policy ConfigMap, the agent view, the
+ * spool. Only the paths and ports are mapped to local ones.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DependencyError } from '@chaperone/shared';
+import { kubectlJson } from './kubectl.ts';
+import { freePorts } from './ports.ts';
+import { type ManagedProcess, startProcess, waitFor } from './process.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/chaperone.ts', import.meta.url));
+
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { fieldRef?: { fieldPath: string } };
+}
+interface Container {
+  name: string;
+  command?: string[];
+  args?: string[];
+  env?: EnvVar[];
+  volumeMounts?: { name: string; mountPath: string }[];
+}
+export interface StoredPod {
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
+  spec: {
+    serviceAccountName?: string;
+    automountServiceAccountToken?: boolean;
+    containers: Container[];
+    initContainers?: Container[];
+    volumes?: {
+      name: string;
+      projected?: unknown;
+      secret?: unknown;
+      emptyDir?: unknown;
+      configMap?: unknown;
+    }[];
+  };
+}
+
+export const SIDECAR_CONTAINER = 'chaperone-sidecar';
+
+export function sidecarContainer(pod: StoredPod): Container {
+  const c = [...(pod.spec.initContainers ?? []), ...pod.spec.containers].find(
+    (x) => x.name === SIDECAR_CONTAINER,
+  );
+  if (!c)
+    throw new DependencyError(
+      `pod ${pod.metadata.name} has no ${SIDECAR_CONTAINER} container: it was not injected`,
+    );
+  return c;
+}
+
+/** The sidecar's environment with downward-API references resolved against the stored pod. */
+export function resolvedEnv(pod: StoredPod, c: Container): Record<string, string> {
+  const fields: Record<string, string> = {
+    'metadata.name': pod.metadata.name,
+    'metadata.namespace': pod.metadata.namespace,
+    'metadata.uid': pod.metadata.uid,
+    'spec.serviceAccountName': pod.spec.serviceAccountName ?? 'default',
+  };
+  const env: Record<string, string> = {};
+  for (const e of c.env ?? []) {
+    if (e.value !== undefined) env[e.name] = e.value;
+    else if (e.valueFrom?.fieldRef) {
+      const v = fields[e.valueFrom.fieldRef.fieldPath];
+      if (v === undefined)
+        throw new DependencyError(`cannot resolve ${e.valueFrom.fieldRef.fieldPath} for ${e.name}`);
+      env[e.name] = v;
+    }
+  }
+  return env;
+}
+
+function boundToken(kubeconfig: string, pod: StoredPod, audience?: string): string {
+  const sa = pod.spec.serviceAccountName ?? 'default';
+  const req = {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenRequest',
+    spec: {
+      ...(audience ? { audiences: [audience] } : {}),
+      expirationSeconds: 3600,
+      boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata.name, uid: pod.metadata.uid },
+    },
+  };
+  const tr = kubectlJson(
+    kubeconfig,
+    [
+      'create',
+      '--raw',
+      `/api/v1/namespaces/${pod.metadata.namespace}/serviceaccounts/${sa}/token`,
+      '-f',
+      '-',
+    ],
+    JSON.stringify(req),
+  ) as { status: { token: string } };
+  return tr.status.token;
+}
+
+export interface LocalSidecar {
+  readonly url: string;
+  readonly kubePort: number;
+  readonly metricsUrl: string;
+  readonly agentSaDir: string;
+  readonly agentKubeconfig: string;
+  readonly command: string[];
+  readonly process: ManagedProcess;
+  stop(): Promise<void>;
+}
+
+export async function runPodSidecar(opts: {
+  kubeconfig: string;
+  server: string;
+  pod: StoredPod;
+  dir: string;
+}): Promise<LocalSidecar> {
+  const { pod, dir } = opts;
+  const c = sidecarContainer(pod);
+  const env = resolvedEnv(pod, c);
+  const ns = pod.metadata.namespace;
+  // The volumes, as the kubelet would fill them.
+  const creds = join(dir, 'serviceaccount');
+  mkdirSync(creds, { recursive: true });
+  writeFileSync(join(creds, 'token'), boundToken(opts.kubeconfig, pod), { mode: 0o600 });
+  writeFileSync(join(creds, 'collector-token'), boundToken(opts.kubeconfig, pod, 'chaperone-collector'), {
+    mode: 0o600,
+  });
+  const rootCa = kubectlJson(opts.kubeconfig, [
+    'get',
+    'configmap',
+    'kube-root-ca.crt',
+    '-n',
+    ns,
+    '-o',
+    'json',
+  ]) as {
+    data: { 'ca.crt': string };
+  };
+  writeFileSync(join(creds, 'ca.crt'), rootCa.data['ca.crt']);
+  writeFileSync(join(creds, 'namespace'), ns);
+  const policyDir = join(dir, 'policy');
+  mkdirSync(policyDir, { recursive: true });
+  const policyCm = kubectlJson(opts.kubeconfig, [
+    'get',
+    'configmap',
+    'chaperone-policy',
+    '-n',
+    ns,
+    '-o',
+    'json',
+  ]) as {
+    data?: Record<string, string>;
+  };
+  for (const [k, v] of Object.entries(policyCm.data ?? {})) writeFileSync(join(policyDir, k), v);
+  const agentSaDir = join(dir, 'agent-sa');
+  const [kubePort, metricsPort] = (await freePorts(2)) as [number, number];
+  const command = [...(c.command ?? ['chaperone', 'sidecar']), ...(c.args ?? [])];
+  // Paths and ports are the only differences from the pod.
+  const local = [
+    '--api-server',
+    opts.server,
+    '--token-file',
+    join(creds, 'token'),
+    '--ca-file',
+    join(creds, 'ca.crt'),
+    '--collector-token-file',
+    join(creds, 'collector-token'),
+    '--agent-sa-dir',
+    agentSaDir,
+    '--tls-dir',
+    join(dir, 'spool', 'tls'),
+    '--spool-dir',
+    join(dir, 'spool', 'events'),
+    '--policy-file',
+    join(policyDir, 'policy.yaml'),
+    '--listen',
+    '127.0.0.1',
+    '--kube-port',
+    String(kubePort),
+    '--metrics-address',
+    '127.0.0.1',
+    '--metrics-port',
+    String(metricsPort),
+  ];
+  if (command[0] !== 'chaperone' || command[1] !== 'sidecar') {
+    throw new DependencyError(`unexpected sidecar command ${JSON.stringify(command)}`);
+  }
+  const proc = startProcess({
+    name: 'sidecar',
+    command: process.execPath,
+    args: [BIN, ...command.slice(1), ...local],
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
+    logFile: join(dir, 'sidecar.log'),
+  });
+  const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+  await waitFor(async () => (await fetch(metricsUrl.replace('/metrics', '/healthz'))).ok, {
+    what: 'the sidecar to be ready',
+    timeoutMs: 30_000,
+    intervalMs: 100,
+    process: proc,
+  });
+  const url = `https://127.0.0.1:${kubePort}`;
+  const agentKubeconfig = join(dir, 'agent.kubeconfig');
+  writeFileSync(
+    agentKubeconfig,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        { name: 'in-pod', cluster: { server: url, 'certificate-authority': join(agentSaDir, 'ca.crt') } },
+      ],
+      users: [{ name: 'agent', user: { token: readFileSync(join(agentSaDir, 'token'), 'utf8') } }],
+      contexts: [{ name: 'agent', context: { cluster: 'in-pod', user: 'agent', namespace: ns } }],
+      'current-context': 'agent',
+    }),
+  );
+  return {
+    url,
+    kubePort,
+    metricsUrl,
+    agentSaDir,
+    agentKubeconfig,
+    command,
+    process: proc,
+    stop: async () => {
+      await proc.stop(5000);
+    },
+  };
+}

@@ -1,0 +1,149 @@
+// `chaperone demo`, run as a user runs it (the real CLI, non-interactively),
+// against the e2e suite's control plane (so the run starts no second one):
+// its summary must match what the collector actually stored.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { AuditEvent } from '@chaperone/shared';
+import type { DemoSummary } from './demo.ts';
+import { kubeInfo } from './environment.ts';
+import { kubectl } from './kubectl.ts';
+import { waitFor } from './process.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/chaperone.ts', import.meta.url));
+
+async function allEvents(s: DemoSummary): Promise<AuditEvent[]> {
+  const out: AuditEvent[] = [];
+  let cursor: string | undefined;
+  do {
+    const u = new URL('/v1/events', s.collectorUrl);
+    u.searchParams.set('namespace', s.namespace);
+    u.searchParams.set('limit', '200');
+    if (cursor) u.searchParams.set('cursor', cursor);
+    const res = await fetch(u, { headers: { authorization: `Bearer ${s.queryToken}` } });
+    assert.equal(res.status, 200);
+    const page = (await res.json()) as { items: AuditEvent[]; nextCursor?: string | null };
+    out.push(...page.items);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+  return out;
+}
+
+describe('chaperone demo', () => {
+  it('shows a rogue agent stopped, and its summary matches the stored events', {
+    timeout: 240_000,
+  }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chaperone-demo-test-'));
+    const summaryFile = join(dir, 'summary.json');
+    const child = spawn(
+      process.execPath,
+      [BIN, 'demo', '--keep', '--use-e2e-control-plane', '--summary-file', summaryFile],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let output = '';
+    child.stdout.on('data', (d) => {
+      output += d;
+    });
+    child.stderr.on('data', (d) => {
+      output += d;
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await waitFor(async () => existsSync(summaryFile) || child.exitCode !== null, {
+        what: 'the demo to print its summary',
+        timeoutMs: 180_000,
+        intervalMs: 250,
+      });
+      assert.ok(existsSync(summaryFile), `the demo ended early:\n${output}`);
+      const summary = JSON.parse(readFileSync(summaryFile, 'utf8')) as DemoSummary;
+
+      // What the user sees.
+      for (const step of [
+        'collector',
+        'injector',
+        'namespace',
+        'agent pod',
+        'sidecar',
+        'agent session',
+        'audit',
+      ]) {
+        assert.match(output, new RegExp(`✔ ${step}: .* \\(\\d+\\.\\ds\\)`), `step ${step}:\n${output}`);
+      }
+      assert.match(output, /denied by rule "chaperone-protect-namespaces"/);
+      assert.match(output, /masked \(decodes to "\*\*masked\*\*"\)/);
+      assert.match(output, /allowed \d+, denied \d+, masked \d+/);
+
+      // The summary is what the collector stored.
+      const events = await allEvents(summary);
+      assert.equal(summary.events, events.length);
+      const count = (action: string) => events.filter((e) => e.chaperone.decision.action === action).length;
+      for (const action of ['allow', 'deny', 'mask'])
+        assert.equal(summary.decisions[action] ?? 0, count(action), action);
+      assert.ok(count('deny') >= 1 && count('mask') >= 1);
+      for (const rule of [
+        'chaperone-protect-namespaces',
+        'chaperone-protect-policy',
+        'no-secret-writes',
+        'mask-secret-values',
+      ]) {
+        const stored = events.filter((e) => e.chaperone.decision.rule === rule).length;
+        assert.ok(stored >= 1, `no stored event for rule ${rule}`);
+        assert.equal(summary.rules[rule]?.count, stored, rule);
+      }
+      for (const e of events) {
+        assert.equal(e.chaperone.source.namespace, summary.namespace);
+        assert.equal(e.chaperone.source.pod, summary.pod);
+      }
+      const ns = kubectl(kubeInfo().kubeconfigPath, [
+        'get',
+        'namespace',
+        summary.namespace,
+        '-o',
+        'jsonpath={.status.phase}',
+      ]);
+      assert.equal(ns.stdout, 'Active', 'the denied namespace delete did not happen');
+
+      // Ctrl-C stops everything it started.
+      child.kill('SIGINT');
+      assert.equal(await exited, 0, output);
+      assert.match(output, /stopped everything the demo started/);
+      await assert.rejects(fetch(`${summary.collectorUrl}/healthz`), /fetch failed/);
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('against a real cluster it installs nothing and prints what it would apply', () => {
+    const r = kubectl(kubeInfo().kubeconfigPath, ['get', 'mutatingwebhookconfigurations', '-o', 'name']);
+    const before = r.stdout;
+    const plan = spawn(process.execPath, [BIN, 'demo', '--kubeconfig', kubeInfo().kubeconfigPath]);
+    return new Promise<void>((resolve, reject) => {
+      let out = '';
+      plan.stdout.on('data', (d) => {
+        out += d;
+      });
+      plan.once('exit', (code) => {
+        try {
+          assert.equal(code, 0, out);
+          assert.match(out, /installs nothing/);
+          assert.match(out, /kubectl apply -k .*deploy\/injector/);
+          assert.match(out, /MutatingWebhookConfiguration\//);
+          assert.equal(
+            kubectl(kubeInfo().kubeconfigPath, ['get', 'mutatingwebhookconfigurations', '-o', 'name']).stdout,
+            before,
+          );
+          resolve();
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+  });
+});

@@ -1,0 +1,453 @@
+/**
+ * `chaperone demo`: the whole product, locally, in one command. Starts a real
+ * control plane, the collector (embedded storage) and the injector (registered
+ * as the cluster's webhook), opts a namespace in with a sample policy, creates
+ * an agent pod through the real API server and shows its injection, runs that
+ * pod's sidecar as a local process with the configuration the injection
+ * produced, plays an agent session through it with real kubectl, and prints
+ * what the collector recorded.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ChaperoneError, UsageError } from '@chaperone/shared';
+import { startCollectorProcess } from './collector-process.ts';
+import { type ControlPlane, startControlPlane } from './control-plane.ts';
+import { runPodSidecar, type StoredPod } from './demo-sidecar.ts';
+import { optInNamespace, startInjector, waitUntilInjecting } from './injector-harness.ts';
+import { kubectl, kubectlJson } from './kubectl.ts';
+import { freePort } from './ports.ts';
+import { waitFor } from './process.ts';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+export const SAMPLE_POLICY = join(REPO, 'deploy', 'examples', 'guardrail-policy.yaml');
+const DEMO_SECRET_VALUE = `s3cr3t-${randomBytes(6).toString('hex')}`;
+
+export interface DemoOptions {
+  keep: boolean;
+  /** Write the summary as JSON here (for scripts and tests). */
+  summaryFile?: string;
+  out?: (line: string) => void;
+  /** Use this control plane instead of starting one (tests). */
+  controlPlane?: ControlPlane;
+}
+
+export interface DemoSummary {
+  namespace: string;
+  pod: string;
+  collectorUrl: string;
+  queryToken: string;
+  metricsUrl: string;
+  sidecarMetricsUrl: string;
+  events: number;
+  decisions: Record<string, number>;
+  rules: Record<string, { action: string; count: number }>;
+}
+
+interface Step {
+  readonly title: string;
+  readonly fix: string;
+}
+
+class StepFailed extends ChaperoneError {
+  constructor(step: Step, cause: unknown) {
+    super('unavailable', `${step.title} failed: ${(cause as Error).message}\n  what to do: ${step.fix}`, {
+      cause,
+    });
+    this.name = 'StepFailed';
+  }
+}
+
+export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
+  const out = opts.out ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'chaperone-demo-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function step<T>(s: Step, fn: () => Promise<T>, outcome: (t: T) => string): Promise<T> {
+    const t0 = Date.now();
+    try {
+      const v = await fn();
+      out(`✔ ${s.title}: ${outcome(v)} (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
+      return v;
+    } catch (err) {
+      out(`✖ ${s.title} (after ${((Date.now() - t0) / 1000).toFixed(1)}s)`);
+      throw new StepFailed(s, err);
+    }
+  }
+
+  try {
+    const cp =
+      opts.controlPlane ??
+      (await step<ControlPlane>(
+        {
+          title: 'control plane',
+          fix: 'run as root on Debian with network access to the Debian archive (first run builds kube-apiserver), or see the README',
+        },
+        () =>
+          startControlPlane({
+            log: (line) => {
+              if (/no cached|one-time build|building|step \d/.test(line))
+                out(`  … ${line.replace(/^control plane: /, '')}`);
+            },
+          }).then((c) => {
+            cleanups.push(() => c.stop());
+            return c;
+          }),
+        (c) => `kube-apiserver ${c.version.gitVersion} at ${c.server}`,
+      ));
+    const cluster = { kubeconfigPath: cp.kubeconfigPath, server: cp.server, caCert: cp.caCert };
+    const admin = (args: string[], input?: string) => {
+      const r = kubectl(cp.kubeconfigPath, args, input === undefined ? {} : { input });
+      if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr.trim()}`);
+      return r.stdout;
+    };
+
+    const queryToken = randomBytes(24).toString('hex');
+    writeFileSync(join(dir, 'query-token'), queryToken, { mode: 0o600 });
+    const collector = await step(
+      { title: 'collector', fix: 'check the collector log printed above; the port may be taken' },
+      async () => {
+        const c = await startCollectorProcess({
+          name: 'collector',
+          port: await freePort(),
+          args: [
+            '--data-dir',
+            join(dir, 'collector-data'),
+            '--kubeconfig',
+            cp.kubeconfigPath,
+            '--query-token-file',
+            join(dir, 'query-token'),
+            '--log-level',
+            'warn',
+          ],
+          logDir: dir,
+        });
+        cleanups.push(() => c.stop());
+        return c;
+      },
+      (c) => `embedded storage, ingest and query API at ${c.url}`,
+    );
+
+    const injector = await step(
+      {
+        title: 'injector',
+        fix: 'check that the control plane accepts webhook configurations (MutatingAdmissionWebhook)',
+      },
+      async () => {
+        const i = await startInjector(cluster, {
+          args: ['--collector-url', collector.url, '--log-level=info'],
+        });
+        cleanups.push(() => i.cleanup());
+        return i;
+      },
+      (i) => `webhook registered (${i.instance}) at ${i.url}`,
+    );
+
+    const ns = await step(
+      { title: 'namespace', fix: 'see the kubectl error above' },
+      async () => {
+        const name = optInNamespace(cluster, injector, 'agents');
+        cleanups.push(() => {
+          kubectl(cp.kubeconfigPath, ['delete', 'namespace', name, '--wait=false', '--ignore-not-found']);
+        });
+        admin([
+          'create',
+          'configmap',
+          'chaperone-policy',
+          '-n',
+          name,
+          `--from-file=policy.yaml=${SAMPLE_POLICY}`,
+        ]);
+        admin([
+          'create',
+          'secret',
+          'generic',
+          'db-credentials',
+          '-n',
+          name,
+          '--from-literal=username=app',
+          `--from-literal=password=${DEMO_SECRET_VALUE}`,
+        ]);
+        // Agents usually get an over-privileged token; this one is cluster-admin, so
+        // everything below that is refused is refused by the guard, not by RBAC.
+        admin(['create', 'serviceaccount', 'agent', '-n', name]);
+        admin([
+          'create',
+          'clusterrolebinding',
+          `${name}-agent`,
+          '--clusterrole=cluster-admin',
+          `--serviceaccount=${name}:agent`,
+        ]);
+        cleanups.push(() => {
+          kubectl(cp.kubeconfigPath, ['delete', 'clusterrolebinding', `${name}-agent`, '--ignore-not-found']);
+        });
+        await waitUntilInjecting(cluster, name);
+        return name;
+      },
+      (name) =>
+        `${name} labelled chaperone.dev/inject=enabled, policy ConfigMap chaperone-policy (${SAMPLE_POLICY.slice(REPO.length)}), Secret db-credentials, ServiceAccount agent (cluster-admin)`,
+    );
+
+    const pod = await step(
+      {
+        title: 'agent pod',
+        fix: 'the injector refused or skipped the pod: run chaperone check-inject -f <pod.yaml>',
+      },
+      async () => {
+        const manifest = {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: { name: 'agent', labels: { app: 'agent' } },
+          spec: {
+            serviceAccountName: 'agent',
+            containers: [{ name: 'agent', image: 'python:3.12-slim', command: ['python', '-m', 'agent'] }],
+          },
+        };
+        admin(['create', '-n', ns, '-f', '-'], JSON.stringify(manifest));
+        const stored = kubectlJson(cp.kubeconfigPath, [
+          'get',
+          'pod',
+          'agent',
+          '-n',
+          ns,
+          '-o',
+          'json',
+        ]) as StoredPod;
+        if (stored.metadata.labels?.['chaperone.dev/injected'] !== 'true')
+          throw new Error('the pod was admitted without injection');
+        return stored;
+      },
+      (p) => {
+        const names = [...(p.spec.initContainers ?? []), ...p.spec.containers].map((c) => c.name).join(', ');
+        return `injected; containers: ${names}`;
+      },
+    );
+    const agentContainer = pod.spec.containers.find((c) => c.name === 'agent');
+    const saMount = agentContainer?.volumeMounts?.find(
+      (m) => m.mountPath === '/var/run/secrets/kubernetes.io/serviceaccount',
+    );
+    out(
+      `    agent container mounts ${saMount ? `"${saMount.name}" (the sidecar's CA and a placeholder token)` : 'nothing'} at the service-account path; no real token (automountServiceAccountToken: ${pod.spec.automountServiceAccountToken})`,
+    );
+    const policies = await waitFor(
+      async () => {
+        const l = kubectlJson(cp.kubeconfigPath, ['get', 'networkpolicies', '-n', ns, '-o', 'json']) as {
+          items: { metadata: { name: string } }[];
+        };
+        return l.items.length > 0 ? l.items.map((i) => i.metadata.name) : undefined;
+      },
+      { what: 'the NetworkPolicy', timeoutMs: 30_000, intervalMs: 200 },
+    );
+    out(`    NetworkPolicy: ${policies.join(', ')} (egress only to DNS, the API server and the collector)`);
+
+    const sidecar = await step(
+      { title: 'sidecar', fix: 'see the sidecar log in the demo directory' },
+      async () => {
+        const s = await runPodSidecar({
+          kubeconfig: cp.kubeconfigPath,
+          server: cp.server,
+          pod,
+          dir: join(dir, 'pod'),
+        });
+        cleanups.push(() => s.stop());
+        return s;
+      },
+      (s) =>
+        `\`${s.command.join(' ')}\` from the pod spec, running locally (no kubelet here); agents reach it at ${s.url}`,
+    );
+
+    await step(
+      { title: 'agent session', fix: 'see the kubectl output above' },
+      async () => {
+        const agent = (args: string[]) =>
+          kubectl(sidecar.agentKubeconfig, [...args, '--cache-dir', join(dir, 'kube-cache')], {});
+        const show = (cmd: string, r: { code: number; stdout: string; stderr: string }, what: string) => {
+          const text = (r.code === 0 ? r.stdout : r.stderr).trim().split('\n')[0] ?? '';
+          out(`    $ kubectl ${cmd}\n      ${text}\n      → ${what}`);
+        };
+        const pods = agent(['get', 'pods']);
+        show('get pods', pods, pods.code === 0 ? 'allowed' : 'FAILED');
+        const secret = agent(['get', 'secret', 'db-credentials', '-o', 'jsonpath={.data.password}']);
+        const decoded = Buffer.from(secret.stdout.trim(), 'base64').toString('utf8');
+        show(
+          'get secret db-credentials -o jsonpath={.data.password}',
+          secret,
+          `masked (decodes to "${decoded}")`,
+        );
+        const delNs = agent(['delete', 'namespace', ns]);
+        show(`delete namespace ${ns}`, delNs, delNs.code === 0 ? 'ALLOWED (unexpected)' : 'denied');
+        const patch = agent([
+          'patch',
+          'configmap',
+          'chaperone-policy',
+          '--type=merge',
+          '-p',
+          '{"data":{"policy.yaml":"spec: {defaultAction: allow}"}}',
+        ]);
+        show(
+          'patch configmap chaperone-policy …',
+          patch,
+          patch.code === 0 ? 'ALLOWED (unexpected)' : 'denied',
+        );
+        const create = agent(['create', 'secret', 'generic', 'exfil', '--from-literal=x=y']);
+        show('create secret generic exfil …', create, create.code === 0 ? 'ALLOWED (unexpected)' : 'denied');
+        if (
+          pods.code !== 0 ||
+          secret.code !== 0 ||
+          decoded !== '**masked**' ||
+          delNs.code === 0 ||
+          patch.code === 0 ||
+          create.code === 0
+        ) {
+          throw new Error('the session did not go as the policy says');
+        }
+        return undefined;
+      },
+      () => 'done',
+    );
+
+    const summary = await step(
+      {
+        title: 'audit',
+        fix: 'check that the sidecar can reach the collector (its log is in the demo directory)',
+      },
+      async () => {
+        await waitFor(
+          async () => {
+            const m = await (await fetch(sidecar.metricsUrl)).text();
+            return (
+              /chaperone_spool_depth_events\{[^}]*\} 0$/m.test(m) &&
+              /chaperone_collector_connected\{[^}]*\} 1$/m.test(m)
+            );
+          },
+          {
+            what: 'the sidecar to deliver its audit events to the collector',
+            timeoutMs: 30_000,
+            intervalMs: 200,
+          },
+        );
+        return summarise(collector.url, queryToken, ns, pod.metadata.name, sidecar.metricsUrl);
+      },
+      (s) => `${s.events} events stored by the collector`,
+    );
+
+    out('');
+    out(`Summary for ${ns}/${pod.metadata.name} (from the collector's query API):`);
+    out(
+      `  allowed ${summary.decisions.allow ?? 0}, denied ${summary.decisions.deny ?? 0}, masked ${summary.decisions.mask ?? 0}`,
+    );
+    for (const [rule, r] of Object.entries(summary.rules)) out(`  rule ${rule}: ${r.action} × ${r.count}`);
+    out('');
+    out(
+      opts.keep
+        ? 'Explore (everything is still running):'
+        : 'To explore, run `./chaperone demo --keep`, then for example:',
+    );
+    out(
+      `  chaperone audit query --collector-url ${collector.url} --token-file ${join(dir, 'query-token')} --namespace ${ns} --decision deny`,
+    );
+    out(
+      `  curl -s -H "Authorization: Bearer $(cat ${join(dir, 'query-token')})" '${collector.url}/v1/events?namespace=${ns}&decision=deny'`,
+    );
+    out(`  curl -s ${sidecar.metricsUrl} | grep chaperone_blocked_total`);
+    out(
+      `  KUBECONFIG=${sidecar.agentKubeconfig} kubectl get secrets -o yaml   # as the agent, through the sidecar`,
+    );
+    out(`  KUBECONFIG=${cp.kubeconfigPath} kubectl get pod agent -n ${ns} -o yaml   # as cluster admin`);
+    if (opts.summaryFile) writeFileSync(opts.summaryFile, JSON.stringify(summary, null, 2), { mode: 0o600 });
+
+    if (opts.keep) {
+      out('');
+      out('Everything keeps running; press Ctrl-C to stop it all.');
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+    }
+    return summary;
+  } finally {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch {
+        // keep stopping the rest
+      }
+    }
+    if (opts.keep) out('stopped everything the demo started');
+  }
+}
+
+async function summarise(
+  collectorUrl: string,
+  token: string,
+  namespace: string,
+  pod: string,
+  sidecarMetricsUrl: string,
+): Promise<DemoSummary> {
+  const items: { chaperone: { decision: { action: string; rule: string } } }[] = [];
+  let cursor: string | undefined;
+  do {
+    const u = new URL('/v1/events', collectorUrl);
+    u.searchParams.set('namespace', namespace);
+    u.searchParams.set('pod', pod);
+    u.searchParams.set('limit', '500');
+    if (cursor) u.searchParams.set('cursor', cursor);
+    const res = await fetch(u, { headers: { authorization: `Bearer ${token}` } });
+    if (!res.ok) throw new Error(`the collector's query API answered ${res.status}: ${await res.text()}`);
+    const page = (await res.json()) as { items: typeof items; nextCursor?: string | null };
+    items.push(...page.items);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+  const decisions: Record<string, number> = {};
+  const rules: DemoSummary['rules'] = {};
+  for (const e of items) {
+    const d = e.chaperone.decision;
+    decisions[d.action] = (decisions[d.action] ?? 0) + 1;
+    if (d.action !== 'allow') {
+      const r = rules[d.rule] ?? { action: d.action, count: 0 };
+      r.count++;
+      rules[d.rule] = r;
+    }
+  }
+  return {
+    namespace,
+    pod,
+    collectorUrl,
+    queryToken: token,
+    metricsUrl: `${collectorUrl}`,
+    sidecarMetricsUrl,
+    events: items.length,
+    decisions,
+    rules,
+  };
+}
+
+/** For --kubeconfig: what the demo would install on a real cluster, without installing it. */
+export function demoPlan(kubeconfig: string): string {
+  if (!existsSync(kubeconfig)) throw new UsageError(`--kubeconfig ${kubeconfig} does not exist`);
+  const render = (path: string) => {
+    const r = kubectl(kubeconfig, ['kustomize', join(REPO, path)]);
+    if (r.code !== 0)
+      throw new ChaperoneError('dependency_missing', `kubectl kustomize ${path}: ${r.stderr.trim()}`);
+    return r.stdout;
+  };
+  const kinds = (yaml: string) =>
+    [...yaml.matchAll(/^kind: (\S+)\n(?:.*\n)*?^ {2}name: (\S+)/gm)].map((m) => `${m[1]}/${m[2]}`).join(', ');
+  return [
+    `This is a real cluster (${kubeconfig}); chaperone demo installs nothing on it. To install Chaperone yourself:`,
+    '',
+    `  kubectl apply -k ${join(REPO, 'deploy/injector')}     # ${kinds(render('deploy/injector'))}`,
+    `  kubectl apply -k ${join(REPO, 'deploy/collector/base')} # ${kinds(render('deploy/collector/base'))}`,
+    '  kubectl label namespace <agents> chaperone.dev/inject=enabled',
+    `  kubectl -n <agents> create configmap chaperone-policy --from-file=policy.yaml=${SAMPLE_POLICY}`,
+    '',
+    'New pods in that namespace are then injected; see them with: chaperone check-inject <agents>/<pod>',
+  ].join('\n');
+}
+
+export function readSummary(path: string): DemoSummary {
+  return JSON.parse(readFileSync(path, 'utf8')) as DemoSummary;
+}
