@@ -7,13 +7,14 @@
  * real API server, the cluster CA, the policy ConfigMap, the agent view, the
  * spool. Only the paths and ports are mapped to local ones.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DependencyError } from '@chaperone/shared';
 import { kubectlJson } from './kubectl.ts';
 import { freePorts } from './ports.ts';
 import { type ManagedProcess, startProcess, waitFor } from './process.ts';
+import { loopbackListenerFlags, writeAgentKubeconfig } from './sidecar-local.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/chaperone.ts', import.meta.url));
 
@@ -187,14 +188,7 @@ export async function runPodSidecar(opts: {
     join(dir, 'spool', 'events'),
     '--policy-file',
     join(policyDir, 'policy.yaml'),
-    '--listen',
-    '127.0.0.1',
-    '--kube-port',
-    String(kubePort),
-    '--metrics-address',
-    '127.0.0.1',
-    '--metrics-port',
-    String(metricsPort),
+    ...loopbackListenerFlags(kubePort, metricsPort),
   ];
   if (command[0] !== 'chaperone' || command[1] !== 'sidecar') {
     throw new DependencyError(`unexpected sidecar command ${JSON.stringify(command)}`);
@@ -215,19 +209,7 @@ export async function runPodSidecar(opts: {
   });
   const url = `https://127.0.0.1:${kubePort}`;
   const agentKubeconfig = join(dir, 'agent.kubeconfig');
-  writeFileSync(
-    agentKubeconfig,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        { name: 'in-pod', cluster: { server: url, 'certificate-authority': join(agentSaDir, 'ca.crt') } },
-      ],
-      users: [{ name: 'agent', user: { token: readFileSync(join(agentSaDir, 'token'), 'utf8') } }],
-      contexts: [{ name: 'agent', context: { cluster: 'in-pod', user: 'agent', namespace: ns } }],
-      'current-context': 'agent',
-    }),
-  );
+  writeAgentKubeconfig(agentKubeconfig, url, agentSaDir, ns);
   return {
     url,
     kubePort,

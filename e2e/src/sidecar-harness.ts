@@ -8,6 +8,7 @@ import { type KubeInfo, kubeInfo } from './environment.ts';
 import { kubectl, kubectlJson } from './kubectl.ts';
 import { freePorts } from './ports.ts';
 import { type ManagedProcess, startProcess, waitFor } from './process.ts';
+import { loopbackListenerFlags, writeAgentKubeconfig } from './sidecar-local.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/chaperone.ts', import.meta.url));
 export const SA_PATH = 'var/run/secrets/kubernetes.io/serviceaccount';
@@ -124,14 +125,7 @@ export async function startSidecar(opts: StartSidecarOptions): Promise<SidecarUn
     policyFile,
     '--policy-poll-interval',
     '200ms',
-    '--listen',
-    '127.0.0.1',
-    '--kube-port',
-    String(kubePort),
-    '--metrics-address',
-    '127.0.0.1',
-    '--metrics-port',
-    String(metricsPort),
+    ...loopbackListenerFlags(kubePort, metricsPort),
     '--log-level',
     'debug',
     ...(opts.extraArgs ?? []),
@@ -171,21 +165,7 @@ export async function startSidecar(opts: StartSidecarOptions): Promise<SidecarUn
     );
     const agentToken = readFileSync(join(agentSaDir, 'token'), 'utf8');
     const agentKubeconfig = join(dir, 'agent.kubeconfig');
-    writeFileSync(
-      agentKubeconfig,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [
-          { name: 'sidecar', cluster: { server: url, 'certificate-authority': join(agentSaDir, 'ca.crt') } },
-        ],
-        users: [{ name: 'agent', user: { token: agentToken } }],
-        contexts: [
-          { name: 'agent', context: { cluster: 'sidecar', user: 'agent', namespace: opts.namespace } },
-        ],
-        'current-context': 'agent',
-      }),
-    );
+    writeAgentKubeconfig(agentKubeconfig, url, agentSaDir, opts.namespace);
     return {
       namespace: opts.namespace,
       pod,
