@@ -33,6 +33,9 @@ export class Upstream {
       connect: { ca: opts.ca, ...(u.hostname === '127.0.0.1' ? {} : { servername: u.hostname }) },
       connections: null,
       pipelining: 1,
+      // HTTP/1.1 to the API server: in this workload Node's HTTP/2 client costs more CPU per request
+      // and multiplexes every agent request onto one connection.
+      allowH2: false,
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 120_000,
     });
