@@ -198,6 +198,84 @@ export interface FixedRateOptions {
   readonly seconds: number;
   readonly warmupSeconds: number;
   readonly connections: number;
+  /**
+   * Measure this endpoint too, interleaved with the first in 1 s slices
+   * (A B B A …, each at the same rate): both see the same background, so
+   * their difference is the added latency even on a noisy machine.
+   */
+  readonly pairWith?: { readonly origin: string; readonly token: string };
+}
+
+interface Acc {
+  lat: number[];
+  sent: number;
+  ok: number;
+  errors: number;
+  late: number;
+}
+
+function client(origin: string, token: string, path: string, connections: number) {
+  const pool = new Pool(origin, {
+    connections,
+    pipelining: 1,
+    connect: { rejectUnauthorized: false },
+    keepAliveTimeout: 60_000,
+  });
+  const headers = { authorization: `Bearer ${token}`, accept: 'application/json' };
+  const one = async (): Promise<boolean> => {
+    try {
+      const r = await pool.request({ path, method: 'GET', headers });
+      await r.body.arrayBuffer();
+      return r.statusCode === 200;
+    } catch {
+      return false;
+    }
+  };
+  return { one, close: () => pool.close() };
+}
+
+async function phase(
+  one: () => Promise<boolean>,
+  rate: number,
+  seconds: number,
+  acc: Acc | undefined,
+): Promise<void> {
+  const intervalMs = 1000 / rate;
+  const n = Math.round(seconds * rate);
+  const inflight: Promise<void>[] = [];
+  const t0 = performance.now() + 2;
+  for (let i = 0; i < n; i++) {
+    const due = t0 + i * intervalMs;
+    const wait = due - performance.now();
+    if (wait >= 1) await new Promise((r) => setTimeout(r, wait));
+    const sentAt = performance.now();
+    if (acc && sentAt - due > 2) acc.late++;
+    inflight.push(
+      one().then((good) => {
+        const ms = performance.now() - sentAt;
+        if (!acc) return;
+        if (good) {
+          acc.ok++;
+          acc.lat.push(ms);
+        } else acc.errors++;
+      }),
+    );
+  }
+  if (acc) acc.sent += n;
+  await Promise.all(inflight);
+}
+
+function summary(acc: Acc): FixedRateResult {
+  const lat = [...acc.lat].sort((a, b) => a - b);
+  return {
+    sent: acc.sent,
+    ok: acc.ok,
+    errors: acc.errors,
+    late: acc.late,
+    p50Ms: percentile(lat, 50),
+    p90Ms: percentile(lat, 90),
+    p99Ms: percentile(lat, 99),
+  };
 }
 
 /**
@@ -207,68 +285,34 @@ export interface FixedRateOptions {
  * to the end of the response body; sends more than 2 ms behind schedule are
  * counted as `late` (the client's own timer jitter).
  */
-export async function fixedRate(opts: FixedRateOptions): Promise<FixedRateResult> {
-  const pool = new Pool(opts.origin, {
-    connections: opts.connections,
-    pipelining: 1,
-    connect: { rejectUnauthorized: false },
-    keepAliveTimeout: 60_000,
-  });
-  const headers = { authorization: `Bearer ${opts.token}`, accept: 'application/json' };
-  const one = async (): Promise<boolean> => {
-    try {
-      const r = await pool.request({ path: opts.path, method: 'GET', headers });
-      await r.body.arrayBuffer();
-      return r.statusCode === 200;
-    } catch {
-      return false;
-    }
-  };
-  const phase = async (seconds: number, record: boolean) => {
-    const intervalMs = 1000 / opts.rate;
-    const n = Math.round(seconds * opts.rate);
-    const lat: number[] = [];
-    let ok = 0;
-    let errors = 0;
-    let late = 0;
-    const inflight: Promise<void>[] = [];
-    const t0 = performance.now() + 5;
-    for (let i = 0; i < n; i++) {
-      const due = t0 + i * intervalMs;
-      const wait = due - performance.now();
-      if (wait >= 1) await new Promise((r) => setTimeout(r, wait));
-      const sentAt = performance.now();
-      if (sentAt - due > 2) late++;
-      inflight.push(
-        one().then((good) => {
-          const ms = performance.now() - sentAt;
-          if (good) {
-            ok++;
-            if (record) lat.push(ms);
-          } else errors++;
-        }),
-      );
-    }
-    await Promise.all(inflight);
-    lat.sort((a, b) => a - b);
-    return { sent: n, ok, errors, late, lat };
-  };
+export async function fixedRate(
+  opts: FixedRateOptions,
+): Promise<FixedRateResult & { pair?: FixedRateResult }> {
+  const a = client(opts.origin, opts.token, opts.path, opts.connections);
+  const b = opts.pairWith
+    ? client(opts.pairWith.origin, opts.pairWith.token, opts.path, opts.connections)
+    : undefined;
+  const accA: Acc = { lat: [], sent: 0, ok: 0, errors: 0, late: 0 };
+  const accB: Acc = { lat: [], sent: 0, ok: 0, errors: 0, late: 0 };
   try {
     // Open every connection (TLS handshakes happen here, not in the measurement).
-    await Promise.all(Array.from({ length: opts.connections }, one));
-    await phase(opts.warmupSeconds, false);
-    const r = await phase(opts.seconds, true);
-    return {
-      sent: r.sent,
-      ok: r.ok,
-      errors: r.errors,
-      late: r.late,
-      p50Ms: percentile(r.lat, 50),
-      p90Ms: percentile(r.lat, 90),
-      p99Ms: percentile(r.lat, 99),
-    };
+    await Promise.all(Array.from({ length: opts.connections }, a.one));
+    if (b) await Promise.all(Array.from({ length: opts.connections }, b.one));
+    await phase(a.one, opts.rate, opts.warmupSeconds, undefined);
+    if (!b) {
+      await phase(a.one, opts.rate, opts.seconds, accA);
+      return summary(accA);
+    }
+    await phase(b.one, opts.rate, opts.warmupSeconds, undefined);
+    for (let slice = 0; slice < opts.seconds; slice++) {
+      const [first, second] = slice % 2 === 0 ? [a, b] : [b, a];
+      await phase(first.one, opts.rate, 1, first === a ? accA : accB);
+      await phase(second.one, opts.rate, 1, second === a ? accA : accB);
+    }
+    return { ...summary(accA), pair: summary(accB) };
   } finally {
-    await pool.close();
+    await a.close();
+    await b?.close();
   }
 }
 

@@ -1,0 +1,433 @@
+/**
+ * What the sidecar benchmark measures against the one real kube-apiserver:
+ * fixtures in the cluster (a ConfigMap, ~20 Secrets, a ServiceAccount with a
+ * bound token), nginx as a tuned TLS reverse proxy, and the chaperone sidecar
+ * configured as in a pod (policy + audit spool on). Every process is started
+ * with e2e's startProcess, so it dies with this one.
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  type ControlPlane,
+  freePort,
+  freePorts,
+  kubectl,
+  kubectlJson,
+  type ManagedProcess,
+  startProcess,
+  waitFor,
+} from '@chaperone/e2e';
+import { createCA, issueCertificate } from '@chaperone/shared';
+import { childPids, getOnce } from './sidecar-load.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/chaperone.ts', import.meta.url));
+
+export const NAMESPACE = 'chaperone-bench';
+export const CONFIGMAP = 'bench-config';
+export const SECRET_COUNT = 20;
+export const SA = 'agent';
+
+export const POLICY = `apiVersion: chaperone.dev/v1alpha1
+kind: GuardrailPolicy
+metadata: { name: bench }
+spec:
+  defaultAction: allow
+  rules:
+    - name: mask-secrets
+      match: { resources: [secrets], verbs: [get, list, watch] }
+      action: mask
+    - name: no-namespace-deletes
+      match: { verbs: [delete, deletecollection], resources: [namespaces] }
+      action: deny
+      message: Agents may not delete namespaces.
+    - name: no-deployment-deletes
+      match: { verbs: [delete, deletecollection], apiGroups: [apps], resources: [deployments] }
+      action: deny
+      message: Agents may not delete deployments.
+`;
+
+/** Installs Debian packages the benchmark needs when they are missing (we run as root here). */
+export function ensureTools(tools: Record<string, string>, log: (line: string) => void): void {
+  const missing = Object.entries(tools)
+    .filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status !== 0)
+    .map(([, pkg]) => pkg);
+  if (missing.length === 0) return;
+  log(`installing ${missing.join(' ')} with apt-get`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = () =>
+    spawnSync('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { env, encoding: 'utf8' });
+  let r = install();
+  if (r.status !== 0) {
+    spawnSync('apt-get', ['update', '-q'], { env, stdio: 'ignore' });
+    r = install();
+  }
+  if (r.status !== 0) throw new Error(`apt-get install -y ${missing.join(' ')} failed:\n${r.stderr}`);
+}
+
+export interface Fixtures {
+  /** A bound ServiceAccount token (cluster-admin) the proxies and direct clients use upstream. */
+  readonly token: string;
+  readonly getPath: string;
+  readonly listPath: string;
+  /** Secret values as stored (base64), to check that masking happened. */
+  readonly secretValues: readonly string[];
+}
+
+export function createFixtures(cp: ControlPlane): Fixtures {
+  const kc = cp.kubeconfigPath;
+  const run = (args: string[], input?: string) => {
+    const r = kubectl(kc, args, input === undefined ? {} : { input });
+    if (r.code !== 0 && !/AlreadyExists/.test(r.stderr))
+      throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
+  };
+  run(['create', 'namespace', NAMESPACE]);
+  run(['create', 'serviceaccount', SA, '-n', NAMESPACE]);
+  run([
+    'create',
+    'clusterrolebinding',
+    `${NAMESPACE}-agent-admin`,
+    '--clusterrole=cluster-admin',
+    `--serviceaccount=${NAMESPACE}:${SA}`,
+  ]);
+  const secretValues: string[] = [];
+  const items: unknown[] = [
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: CONFIGMAP, namespace: NAMESPACE, labels: { app: 'bench' } },
+      data: {
+        'app.properties': 'mode=fast\nreplicas=3\nregion=eu-west-1\n',
+        'feature-flags': 'alpha=true,beta=false',
+        owner: 'platform-team',
+      },
+    },
+  ];
+  for (let i = 0; i < SECRET_COUNT; i++) {
+    const data: Record<string, string> = {};
+    for (const key of ['username', 'password', 'api-key']) {
+      const v = randomBytes(24).toString('base64');
+      data[key] = v;
+      secretValues.push(v);
+    }
+    items.push({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'Opaque',
+      metadata: {
+        name: `bench-secret-${String(i).padStart(2, '0')}`,
+        namespace: NAMESPACE,
+        labels: { app: 'bench' },
+      },
+      data,
+    });
+  }
+  run(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
+  const tr = kubectlJson(
+    kc,
+    ['create', '--raw', `/api/v1/namespaces/${NAMESPACE}/serviceaccounts/${SA}/token`, '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { expirationSeconds: 4 * 3600 },
+    }),
+  ) as { status: { token: string } };
+  return {
+    token: tr.status.token,
+    getPath: `/api/v1/namespaces/${NAMESPACE}/configmaps/${CONFIGMAP}`,
+    listPath: `/api/v1/namespaces/${NAMESPACE}/secrets`,
+    secretValues,
+  };
+}
+
+/** A target the load generators talk to. */
+export interface Target {
+  readonly name: 'direct' | 'nginx' | 'sidecar' | 'passthrough' | 'passthrough-h1';
+  readonly origin: string;
+  /** The bearer token clients send to it. */
+  readonly token: string;
+  /** Processes whose CPU is the proxy's (empty for direct). */
+  pids(): number[];
+  /** The main process (for RSS), if any. */
+  readonly pid: number | undefined;
+  readonly metricsUrl?: string;
+  stop(): Promise<void>;
+}
+
+export function directTarget(cp: ControlPlane, fx: Fixtures): Target {
+  return {
+    name: 'direct',
+    origin: cp.server,
+    token: fx.token,
+    pids: () => [],
+    pid: undefined,
+    stop: async () => {},
+  };
+}
+
+async function waitServing(origin: string, token: string, proc: ManagedProcess, what: string): Promise<void> {
+  await waitFor(
+    async () => {
+      const r = await getOnce(origin, '/version', token);
+      return r.status === 200;
+    },
+    { what, timeoutMs: 30_000, intervalMs: 100, process: proc },
+  );
+}
+
+/** Workspace for nginx (one self-signed serving certificate, made once). */
+export interface NginxBase {
+  readonly dir: string;
+  readonly cert: string;
+  readonly key: string;
+  readonly upstreamCa: string;
+}
+
+export function nginxBase(root: string, cp: ControlPlane): NginxBase {
+  const dir = join(root, 'nginx');
+  mkdirSync(dir, { recursive: true });
+  const ca = createCA({ commonName: 'bench nginx CA' });
+  const leaf = issueCertificate({
+    ca,
+    commonName: 'localhost',
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+  });
+  const base = {
+    dir,
+    cert: join(dir, 'server.crt'),
+    key: join(dir, 'server.key'),
+    upstreamCa: join(dir, 'upstream-ca.crt'),
+  };
+  writeFileSync(base.cert, leaf.cert);
+  writeFileSync(base.key, leaf.key, { mode: 0o600 });
+  writeFileSync(base.upstreamCa, cp.caCert);
+  return base;
+}
+
+export async function startNginx(base: NginxBase, cp: ControlPlane, fx: Fixtures): Promise<Target> {
+  const port = await freePort();
+  const run = mkdtempSync(join(base.dir, 'run-'));
+  const upstream = new URL(cp.server);
+  const conf = join(run, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `daemon off;
+master_process on;
+worker_processes 1;
+user root;
+pid ${run}/nginx.pid;
+error_log ${run}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${run}/client_body;
+  proxy_temp_path ${run}/proxy;
+  fastcgi_temp_path ${run}/fastcgi;
+  uwsgi_temp_path ${run}/uwsgi;
+  scgi_temp_path ${run}/scgi;
+  upstream kube {
+    server ${upstream.host};
+    keepalive 64;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+  }
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${base.cert};
+    ssl_certificate_key ${base.key};
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    location / {
+      proxy_pass https://kube;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "Bearer ${fx.token}";
+      proxy_ssl_trusted_certificate ${base.upstreamCa};
+      proxy_ssl_verify on;
+      proxy_ssl_name kubernetes;
+      proxy_ssl_session_reuse on;
+      proxy_read_timeout 60s;
+    }
+  }
+}
+`,
+  );
+  const proc = startProcess({
+    name: 'nginx',
+    command: 'nginx',
+    args: ['-c', conf, '-p', run, '-e', join(run, 'error.log')],
+    logFile: join(run, 'stdout.log'),
+  });
+  const origin = `https://127.0.0.1:${port}`;
+  try {
+    await waitServing(origin, 'unused', proc, `nginx to proxy ${origin}`);
+  } catch (err) {
+    await proc.stop(2000);
+    throw err;
+  }
+  return {
+    name: 'nginx',
+    origin,
+    token: fx.token,
+    pid: proc.pid,
+    pids: () => [proc.pid, ...childPids(proc.pid)],
+    stop: async () => {
+      await proc.stop(5000);
+    },
+  };
+}
+
+/** Files a sidecar needs that do not change between runs (credentials, CA, policy, local TLS). */
+export interface SidecarBase {
+  readonly dir: string;
+  readonly tokenFile: string;
+  readonly caFile: string;
+  readonly policyFile: string;
+  readonly tlsDir: string;
+  readonly agentSaDir: string;
+}
+
+export function sidecarBase(root: string, cp: ControlPlane, fx: Fixtures): SidecarBase {
+  const dir = join(root, 'sidecar');
+  mkdirSync(join(dir, 'creds'), { recursive: true });
+  mkdirSync(join(dir, 'policy'), { recursive: true });
+  const base = {
+    dir,
+    tokenFile: join(dir, 'creds', 'token'),
+    caFile: join(dir, 'creds', 'ca.crt'),
+    policyFile: join(dir, 'policy', 'policy.yaml'),
+    tlsDir: join(dir, 'tls'),
+    agentSaDir: join(dir, 'agent-sa'),
+  };
+  writeFileSync(base.tokenFile, fx.token, { mode: 0o600 });
+  writeFileSync(base.caFile, cp.caCert);
+  writeFileSync(base.policyFile, POLICY);
+  return base;
+}
+
+export interface SidecarStartOptions {
+  /** Extra node flags, e.g. --cpu-prof. */
+  readonly nodeFlags?: readonly string[];
+}
+
+const GiB = 1024 ** 3;
+
+export async function startSidecar(
+  base: SidecarBase,
+  cp: ControlPlane,
+  opts: SidecarStartOptions = {},
+): Promise<Target & { readonly spoolDir: string; readonly runDir: string }> {
+  const [kubePort, metricsPort] = (await freePorts(2)) as [number, number];
+  const run = mkdtempSync(join(base.dir, 'run-'));
+  const spoolDir = join(run, 'spool');
+  const args = [
+    ...(opts.nodeFlags ?? []),
+    BIN,
+    'sidecar',
+    '--pod-name',
+    'agent-0',
+    '--pod-namespace',
+    NAMESPACE,
+    '--pod-uid',
+    'uid-agent-0',
+    '--service-account',
+    SA,
+    '--api-server',
+    cp.server,
+    '--token-file',
+    base.tokenFile,
+    '--ca-file',
+    base.caFile,
+    '--agent-sa-dir',
+    base.agentSaDir,
+    '--tls-dir',
+    base.tlsDir,
+    '--spool-dir',
+    spoolDir,
+    '--spool-max-bytes',
+    String(2 * GiB),
+    '--policy-file',
+    base.policyFile,
+    '--listen',
+    '127.0.0.1',
+    '--kube-port',
+    String(kubePort),
+    '--metrics-address',
+    '127.0.0.1',
+    '--metrics-port',
+    String(metricsPort),
+  ];
+  const proc = startProcess({
+    name: 'chaperone sidecar',
+    command: process.execPath,
+    args,
+    logFile: join(run, 'sidecar.log'),
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' },
+  });
+  const origin = `https://127.0.0.1:${kubePort}`;
+  try {
+    await waitServing(origin, 'placeholder', proc, `the sidecar to serve ${origin}`);
+  } catch (err) {
+    await proc.stop(2000);
+    throw err;
+  }
+  return {
+    name: 'sidecar',
+    origin,
+    token: 'placeholder-token-the-agent-holds',
+    pid: proc.pid,
+    pids: () => [proc.pid],
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+    spoolDir,
+    runDir: run,
+    stop: async () => {
+      await proc.stop(10_000);
+      rmSync(spoolDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A fresh temp root for one benchmark run. */
+export function benchRoot(): string {
+  return mkdtempSync(join(tmpdir(), 'chaperone-bench-sidecar-'));
+}
+
+const PASSTHROUGH = fileURLToPath(new URL('./sidecar-passthrough.ts', import.meta.url));
+
+/** Diagnostic: a minimal node:https + undici pass-through (no policy, no audit), on nginx's certificate. */
+export async function startPassthrough(
+  base: NginxBase,
+  cp: ControlPlane,
+  fx: Fixtures,
+  protocol: 'h1' | 'h2' = 'h2',
+): Promise<Target> {
+  const port = await freePort();
+  const run = mkdtempSync(join(base.dir, 'passthrough-'));
+  const proc = startProcess({
+    name: 'node pass-through',
+    command: process.execPath,
+    args: [PASSTHROUGH, String(port), base.cert, base.key, cp.server, base.upstreamCa, fx.token, protocol],
+    logFile: join(run, 'passthrough.log'),
+  });
+  const origin = `https://127.0.0.1:${port}`;
+  try {
+    await waitServing(origin, 'unused', proc, `the pass-through to serve ${origin}`);
+  } catch (err) {
+    await proc.stop(2000);
+    throw err;
+  }
+  return {
+    name: protocol === 'h1' ? 'passthrough-h1' : 'passthrough',
+    origin,
+    token: fx.token,
+    pid: proc.pid,
+    pids: () => [proc.pid],
+    stop: async () => {
+      await proc.stop(5000);
+    },
+  };
+}
