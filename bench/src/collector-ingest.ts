@@ -32,7 +32,7 @@ import type { AddressInfo } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { POSTGRES_MIGRATIONS, toEventRow } from '@chaperone/collector';
+import { insertEvents, POSTGRES_MIGRATIONS, toEventRow } from '@chaperone/collector';
 import {
   connectIngest,
   makeChain,
@@ -199,37 +199,8 @@ async function anchorRun(
     const d0 = pgCpu(pgServer);
     const t0 = performance.now();
     for (const rows of batches) {
-      const col = <K extends keyof (typeof rows)[number]>(k: K) => rows.map((r) => r[k]);
       await client.query('BEGIN');
-      await client.query(
-        `INSERT INTO events (audit_id, sidecar_id, seq, hash, prev_hash, time_us, received_us, namespace, pod, pod_uid,
-           service_account, protocol, verb, resource, action, rule, session_id, username, search_text, event_json)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bigint[],
-           $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-           $16::text[], $17::text[], $18::text[], $19::text[], $20::text[])`,
-        [
-          col('auditID'),
-          col('sidecarId'),
-          col('seq'),
-          col('hash'),
-          col('prevHash'),
-          col('timeUs'),
-          col('receivedUs'),
-          col('namespace'),
-          col('pod'),
-          col('podUID'),
-          col('serviceAccount'),
-          col('protocol'),
-          col('verb'),
-          col('resource'),
-          col('action'),
-          col('rule'),
-          col('sessionId'),
-          col('username'),
-          col('searchText'),
-          col('json'),
-        ],
-      );
+      await insertEvents(client, rows);
       await client.query('COMMIT');
     }
     const seconds = (performance.now() - t0) / 1000;

@@ -6,7 +6,7 @@ export { type EventFilter, parseEventFilter } from './event-filter.ts';
 export { type EventRow, ROW_COLUMNS, toEventRow } from './event-row.ts';
 export { lokiPushBody, lokiPushUrl } from './loki-sink.ts';
 export { POSTGRES_MIGRATIONS } from './postgres-schema.ts';
-export { PostgresStore } from './postgres-store.ts';
+export { insertEvents, PostgresStore } from './postgres-store.ts';
 export { POSTGRES, SQLITE } from './query-sql.ts';
 export { SqliteStore } from './sqlite-store.ts';
 export type * from './store.ts';

@@ -508,7 +508,8 @@ export class PostgresStore implements AuditStore {
   }
 }
 
-async function insertEvents(c: pg.PoolClient, rows: readonly EventRow[]): Promise<void> {
+/** One multi-row INSERT of event rows (also the benchmark's anchor, so both write the same rows the same way). */
+export async function insertEvents(c: pg.ClientBase, rows: readonly EventRow[]): Promise<void> {
   const col = <K extends keyof EventRow>(k: K) => rows.map((r) => r[k]);
   await c.query(
     `INSERT INTO events (audit_id, sidecar_id, seq, hash, prev_hash, time_us, received_us, namespace, pod, pod_uid,
