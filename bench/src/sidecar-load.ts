@@ -346,6 +346,8 @@ export interface ForeignSnapshot {
   readonly atMs: number;
   /** user + nice + system of the whole machine, µs (irq/softirq left out: mostly our own loopback traffic). */
   readonly machineUs: number;
+  /** Time the hypervisor gave our virtual CPUs to other machines (steal), µs. */
+  readonly stealUs: number;
   /** CPU of this process, its reaped children, and each live descendant, µs. */
   readonly ours: ReadonlyMap<number, number>;
   readonly reapedUs: number;
@@ -385,19 +387,22 @@ export function foreignSnapshot(): ForeignSnapshot {
     .slice(1)
     .map(Number);
   const machineUs = (((v[0] ?? 0) + (v[1] ?? 0) + (v[2] ?? 0)) * 1e6) / CLK_TCK;
-  return { atMs: performance.now(), machineUs, ours, reapedUs };
+  const stealUs = ((v[7] ?? 0) * 1e6) / CLK_TCK;
+  return { atMs: performance.now(), machineUs, stealUs, ours, reapedUs };
 }
 
 /**
- * Share of the machine's CPU (0–1) that other processes used between two
- * snapshots: the machine's busy time minus ours (live descendants, including
- * ones started in between, and children reaped in between).
+ * Share of the machine's CPU (0–1) that others used between two snapshots:
+ * the machine's busy time minus ours (live descendants, including ones
+ * started in between, and children reaped in between), plus the time the
+ * hypervisor stole for other virtual machines.
  */
 export function foreignShare(a: ForeignSnapshot, b: ForeignSnapshot, cores: number): number {
   let ours = b.reapedUs - a.reapedUs;
   for (const [pid, after] of b.ours) ours += Math.max(0, after - (a.ours.get(pid) ?? 0));
   const wallUs = (b.atMs - a.atMs) * 1000;
-  return wallUs > 0 ? Math.max(0, b.machineUs - a.machineUs - ours) / (wallUs * cores) : 0;
+  const others = Math.max(0, b.machineUs - a.machineUs - ours) + (b.stealUs - a.stealUs);
+  return wallUs > 0 ? others / (wallUs * cores) : 0;
 }
 
 /**
