@@ -12,6 +12,7 @@
  *     --only a,b                 just these targets (direct, nginx, sidecar, passthrough, passthrough-h1); per-round lines, no report
  *     --profile get|list|rate    runs the sidecar with --cpu-prof under wrk load (get, list) or at the fixed
  *                                rate (rate) and prints where its time goes (see sidecar-profile.ts)
+ *     --perf get|list            the same load under Linux perf (native view: kernel, OpenSSL, libuv, JIT)
  *   env BENCH_SIDECAR_NODE_FLAGS="--max-semi-space-size=4 …"   extra node flags for the sidecar (experiments)
  *
  * Each round starts every proxy afresh and alternates the order of targets
@@ -69,6 +70,9 @@ const profileIdx = argv.indexOf('--profile');
 const profileMode = profileIdx !== -1;
 const profileScenario: Scenario | 'rate' =
   argv[profileIdx + 1] === 'list' ? 'list' : argv[profileIdx + 1] === 'rate' ? 'rate' : 'get';
+const perfIdx = argv.indexOf('--perf');
+const perfMode = perfIdx !== -1;
+const perfScenario: Scenario = argv[perfIdx + 1] === 'list' ? 'list' : 'get';
 const onlyIdx = argv.indexOf('--only');
 const only = onlyIdx !== -1 ? (argv[onlyIdx + 1] ?? '').split(',') : undefined;
 const roundsIdx = argv.indexOf('--rounds');
@@ -96,7 +100,7 @@ interface LoadSample {
   proxySysShare: number;
   apiCpuUsPerReq: number;
   machineBusy: number;
-  /** Share of the machine other processes used during the run (lower bound). */
+  /** Share of the machine others (other processes, hypervisor steal) took during the run. */
   foreign: number;
 }
 
@@ -181,11 +185,18 @@ async function undisturbed<T>(what: string, measure: () => Promise<T>): Promise<
   return best as T & { foreign: number };
 }
 
-async function measureLoad(t: Target, path: string, apiPid: number): Promise<LoadSample> {
+async function measureLoad(
+  t: Target,
+  path: string,
+  apiPid: number,
+  /** Started right before the measured run; its result is awaited after it (profilers). */
+  during?: () => Promise<void>,
+): Promise<LoadSample> {
   const url = `${t.origin}${path}`;
   await wrk({ url, token: t.token, connections: CONNECTIONS, seconds: WARM_S });
   const pids = t.pids();
   return undisturbed(`${t.name} ${path}`, async () => {
+    const side = during?.();
     const c0 = cpuOf(pids);
     const s0 = sysOf(pids);
     const a0 = cpuMicros(apiPid);
@@ -193,6 +204,7 @@ async function measureLoad(t: Target, path: string, apiPid: number): Promise<Loa
     const fromUs = Number(process.hrtime.bigint() / 1000n);
     const r = await wrk({ url, token: t.token, connections: CONNECTIONS, seconds: RUN_S });
     const toUs = Number(process.hrtime.bigint() / 1000n);
+    await side;
     const c1 = cpuOf(pids);
     const s1 = sysOf(pids);
     const a1 = cpuMicros(apiPid);
@@ -350,6 +362,141 @@ async function profile(
     log(`\n${callersOf(out, new RegExp(hot), 9, 4, window)}`);
 }
 
+/**
+ * Native view of the same load: `perf record` (cpu-clock, call graphs) on the
+ * sidecar during one measured wrk run, with JIT symbols from
+ * --perf-basic-prof-only-functions; prints time by shared object and the top
+ * symbols (kernel, OpenSSL and libuv inside the node binary, JIT code).
+ */
+async function perfProfile(
+  env: { cp: ControlPlane; fx: Fixtures; root: string },
+  scenario: Scenario,
+): Promise<void> {
+  const { spawn, spawnSync } = await import('node:child_process');
+  if (spawnSync('perf', ['--version'], { stdio: 'ignore' }).status !== 0)
+    ensureTools({ perf: 'linux-perf' }, log);
+  const base = sidecarBase(env.root, env.cp, env.fx);
+  const t = await startSidecar(base, env.cp, {
+    nodeFlags: [...SIDECAR_NODE_FLAGS, '--perf-basic-prof-only-functions'],
+  });
+  try {
+    await warmRequests(t, env.fx.getPath, 20);
+    const apiPid = env.cp.processes.find((p) => p.name === 'kube-apiserver')?.pid as number;
+    const data = join(env.root, 'perf.data');
+    const during = () =>
+      new Promise<void>((resolve) => {
+        const p = spawn(
+          'perf',
+          [
+            'record',
+            '-q',
+            '-e',
+            'cpu-clock',
+            '-F',
+            '1999',
+            '-g',
+            '-p',
+            String(t.pid),
+            '-o',
+            data,
+            '--',
+            'sleep',
+            String(RUN_S),
+          ],
+          { stdio: 'ignore' },
+        );
+        p.once('exit', () => resolve());
+      });
+    const s = await measureLoad(t, scenario === 'get' ? env.fx.getPath : env.fx.listPath, apiPid, during);
+    log(
+      `perf on the sidecar, ${scenario}: ${s.wrk.rps.toFixed(0)} req/s, ${s.proxyCpuUsPerReq.toFixed(0)} µs CPU/req (${(100 * s.proxySysShare).toFixed(0)}% sys)`,
+    );
+    const report = (sort: string, limit: string) =>
+      spawnSync(
+        'perf',
+        [
+          'report',
+          '-i',
+          data,
+          '--no-children',
+          '--sort',
+          sort,
+          '--stdio',
+          '-g',
+          'none',
+          '--percent-limit',
+          limit,
+        ],
+        {
+          encoding: 'utf8',
+          maxBuffer: 64 * 1024 * 1024,
+        },
+      )
+        .stdout.split('\n')
+        .filter((l) => l.trim() && !l.startsWith('#'))
+        .join('\n');
+    log('\nby shared object (self):');
+    log(report('dso', '0.5'));
+    // Group every symbol: kernel networking vs scheduling, V8 GC / builtins / JIT code, OpenSSL, node's glue.
+    const groups: [RegExp, string][] = [
+      [/\[k\] .*(tcp|ip_|ipv4|skb|sock|net_|napi|loopback|__dev|inet|nf_)/i, 'kernel: TCP/IP loopback'],
+      [
+        /\[k\] .*(switch|sched|schedule|irq|_raw_spin|wake|futex|hrtimer|timer|tick|enqueue|dequeue|update_)/i,
+        'kernel: scheduling, wakeups, irq',
+      ],
+      [/\[k\] .*(epoll|ep_)/i, 'kernel: epoll'],
+      [/\[k\]/, 'kernel: other (syscalls, memory, fs)'],
+      [
+        /v8::internal::(Scaveng|Heap|MarkCompact|Sweep|Marking|ConcurrentMarking|Evacuat|MemoryAllocator|PagedSpace|NewSpace|SemiSpace|MinorMark|GCTracer|RememberedSet|SlotSet)/,
+        'V8: garbage collection',
+      ],
+      [
+        /\[JIT\]|\[\.\] (LazyCompile|Function|JS|InterpretedFunction|Builtin:)?.*(\.ts|\.js|node:)/,
+        'V8: JIT-compiled JavaScript',
+      ],
+      [/Builtins_/, 'V8: builtins (property ICs, calls, promises, strings)'],
+      [/v8::|Runtime_|_ZN2v8/, 'V8: runtime (other)'],
+      [
+        /aes|gcm|ghash|sha256|sha512|sha1_|EVP_|ossl_|SSL_|ssl3_|tls1|tls13|BIO_|CRYPTO_|OPENSSL|bn_|x25519|chacha|poly1305|ERR_|OBJ_|OSSL_/i,
+        'OpenSSL (TLS records, AES-GCM)',
+      ],
+      [/node::crypto::/, 'node: TLS glue (TLSWrap)'],
+      [/llhttp|node::.*Parser/, 'node: HTTP parser (llhttp)'],
+      [/uv_|uv__/, 'libuv'],
+      [/node::/, 'node: other C++ (streams, buffers, bindings)'],
+      [/malloc|free|memmove|memcpy|memset|calloc|realloc|_int_|cfree/, 'libc: malloc / memcpy'],
+    ];
+    const lines = report('dso,sym', '0').split('\n');
+    const totals = new Map<string, number>();
+    const members = new Map<string, [string, number][]>();
+    for (const line of lines) {
+      const m = /^\s*([\d.]+)%\s+(.*)$/.exec(line);
+      if (!m) continue;
+      const pct = Number(m[1]);
+      const rest = m[2] as string;
+      const g = groups.find(([re]) => re.test(rest))?.[1] ?? 'other';
+      totals.set(g, (totals.get(g) ?? 0) + pct);
+      const list = members.get(g) ?? [];
+      list.push([rest.replace(/\s+/g, ' ').slice(0, 110), pct]);
+      members.set(g, list);
+    }
+    log("\ngrouped (share of the sidecar's CPU; µs per request), with each large group's top symbols:");
+    for (const [g, pct] of [...totals.entries()].sort((a, b) => b[1] - a[1])) {
+      log(
+        `  ${pct.toFixed(1).padStart(5)}%  ${((pct / 100) * s.proxyCpuUsPerReq).toFixed(0).padStart(4)} µs  ${g}`,
+      );
+      for (const [sym, share] of (members.get(g) ?? []).slice(0, pct >= 3 ? 4 : 0))
+        log(`                     ${share.toFixed(2).padStart(5)}%  ${sym}`);
+    }
+    log('\ntop symbols (self):');
+    log(report('dso,sym', '0.7'));
+  } finally {
+    await t.stop();
+    // The JIT symbol map node wrote for perf.
+    rmSync(`/tmp/perf-${t.pid}.map`, { force: true });
+  }
+}
+
 async function main(): Promise<void> {
   // Stopped from outside: exit normally so e2e's exit hook kills every process
   // group we started (nginx's worker is not covered by the parent-death signal).
@@ -382,6 +529,10 @@ async function main(): Promise<void> {
     const env = { cp, fx, root };
     if (profileMode) {
       await profile(env, profileScenario);
+      return;
+    }
+    if (perfMode) {
+      await perfProfile(env, perfScenario);
       return;
     }
     const apiPid = cp.processes.find((p) => p.name === 'kube-apiserver')?.pid as number;

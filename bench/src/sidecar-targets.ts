@@ -367,6 +367,8 @@ export async function startSidecar(
     args,
     logFile: join(run, 'sidecar.log'),
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' },
+    // Anything node writes to its working directory (V8 logs with --perf-basic-prof, reports) stays in the temp dir.
+    cwd: run,
   });
   const origin = `https://127.0.0.1:${kubePort}`;
   try {
