@@ -232,6 +232,7 @@ async function startTarget(
   if (name === 'nginx') return startNginx(bases.nginx, env.cp, env.fx);
   if (name === 'passthrough') return startPassthrough(bases.nginx, env.cp, env.fx, 'h2');
   if (name === 'passthrough-h1') return startPassthrough(bases.nginx, env.cp, env.fx, 'h1');
+  if (name === 'rawproxy') return startPassthrough(bases.nginx, env.cp, env.fx, 'raw');
   return startSidecar(bases.sidecar, env.cp, { nodeFlags: SIDECAR_NODE_FLAGS });
 }
 
@@ -541,7 +542,7 @@ async function main(): Promise<void> {
       'direct',
       'nginx',
       'sidecar',
-      ...(withPassthrough || only ? (['passthrough', 'passthrough-h1'] as const) : []),
+      ...(withPassthrough || only ? (['passthrough', 'passthrough-h1', 'rawproxy'] as const) : []),
     ];
     if (only) names.splice(0, names.length, ...names.filter((n) => only.includes(n)));
     const results = new Map<TargetName, RoundResult[]>(names.map((n) => [n, []]));
@@ -590,6 +591,7 @@ async function main(): Promise<void> {
       sidecar: `chaperone sidecar (policy + audit)${SIDECAR_NODE_FLAGS.length ? ` with node ${SIDECAR_NODE_FLAGS.join(' ')}` : ''}`,
       passthrough: '(diagnostic) minimal node:https + undici pass-through, undici default (HTTP/2 upstream)',
       'passthrough-h1': '(diagnostic) the same with allowH2: false (HTTP/1.1 upstream)',
+      rawproxy: '(diagnostic) raw TLS sockets, HTTP/1.1 framed by hand, bytes copied through',
     };
     const loadRows: (string | number)[][] = [];
     for (const s of ['get', 'list'] as const) {

@@ -145,7 +145,7 @@ export function createFixtures(cp: ControlPlane): Fixtures {
 
 /** A target the load generators talk to. */
 export interface Target {
-  readonly name: 'direct' | 'nginx' | 'sidecar' | 'passthrough' | 'passthrough-h1';
+  readonly name: 'direct' | 'nginx' | 'sidecar' | 'passthrough' | 'passthrough-h1' | 'rawproxy';
   readonly origin: string;
   /** The bearer token clients send to it. */
   readonly token: string;
@@ -399,20 +399,24 @@ export function benchRoot(): string {
 }
 
 const PASSTHROUGH = fileURLToPath(new URL('./sidecar-passthrough.ts', import.meta.url));
+const RAWPROXY = fileURLToPath(new URL('./sidecar-rawproxy.ts', import.meta.url));
 
 /** Diagnostic: a minimal node:https + undici pass-through (no policy, no audit), on nginx's certificate. */
 export async function startPassthrough(
   base: NginxBase,
   cp: ControlPlane,
   fx: Fixtures,
-  protocol: 'h1' | 'h2' = 'h2',
+  protocol: 'h1' | 'h2' | 'raw' = 'h2',
 ): Promise<Target> {
   const port = await freePort();
   const run = mkdtempSync(join(base.dir, 'passthrough-'));
   const proc = startProcess({
     name: 'node pass-through',
     command: process.execPath,
-    args: [PASSTHROUGH, String(port), base.cert, base.key, cp.server, base.upstreamCa, fx.token, protocol],
+    args:
+      protocol === 'raw'
+        ? [RAWPROXY, String(port), base.cert, base.key, cp.server, base.upstreamCa, fx.token]
+        : [PASSTHROUGH, String(port), base.cert, base.key, cp.server, base.upstreamCa, fx.token, protocol],
     logFile: join(run, 'passthrough.log'),
   });
   const origin = `https://127.0.0.1:${port}`;
@@ -423,7 +427,7 @@ export async function startPassthrough(
     throw err;
   }
   return {
-    name: protocol === 'h1' ? 'passthrough-h1' : 'passthrough',
+    name: protocol === 'raw' ? 'rawproxy' : protocol === 'h1' ? 'passthrough-h1' : 'passthrough',
     origin,
     token: fx.token,
     pid: proc.pid,

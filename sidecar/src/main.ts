@@ -78,7 +78,7 @@ export async function runSidecar(
       onRecovery: (what) => log.warn({ what }, 'audit spool recovered after an unclean stop'),
     });
     cleanups.push(() => spool.close());
-    const syncTimer = setInterval(() => spool.sync(), 200);
+    const syncTimer = setInterval(() => spool.syncInBackground(), 200);
     syncTimer.unref();
     cleanups.push(() => clearInterval(syncTimer));
     const gauges = setInterval(() => {

@@ -17,6 +17,7 @@
 import {
   closeSync,
   existsSync,
+  fdatasync,
   fdatasyncSync,
   fstatSync,
   ftruncateSync,
@@ -39,6 +40,7 @@ import {
   GENESIS_HASH,
   type UnchainedEvent,
 } from '@chaperone/shared';
+import { chainToText } from './chain-text.ts';
 
 const HEADER = 8;
 /** A single event can't be larger than this (Falco's limit is 256 KiB; leave room). */
@@ -91,6 +93,8 @@ export class Spool {
   #head = { seq: 0, hash: GENESIS_HASH };
   #acked = 0;
   #dirty = false;
+  /** The segment whose fdatasync is running on the thread pool, if any. */
+  #syncing: Segment | undefined;
   #listeners = new Set<() => void>();
 
   private constructor(dir: string, opts: SpoolOptions) {
@@ -207,8 +211,16 @@ export class Spool {
    * this process; `sync()` runs periodically for the rest).
    */
   append(event: UnchainedEvent): AuditEvent {
-    const chained = chainEvent(event, this.#head.seq + 1, this.#head.hash);
-    const payload = Buffer.from(JSON.stringify(chained), 'utf8');
+    const seq = this.#head.seq + 1;
+    let chained: AuditEvent;
+    let text: string;
+    const fast = chainToText(event, seq, this.#head.hash);
+    if (fast) ({ event: chained, text } = fast);
+    else {
+      chained = chainEvent(event, seq, this.#head.hash);
+      text = JSON.stringify(chained);
+    }
+    const payload = Buffer.from(text, 'utf8');
     if (payload.length > MAX_RECORD_BYTES) {
       throw new SpoolError(
         `audit event ${chained.auditID} is ${payload.length} bytes; the limit is ${MAX_RECORD_BYTES}`,
@@ -305,24 +317,50 @@ export class Spool {
     // Delete whole segments that are acknowledged, except the one being written.
     while (this.#segments.length > 1) {
       const first = this.#segments[0] as Segment;
-      if (first.lastSeq > this.#acked) break;
+      if (first.lastSeq > this.#acked || first === this.#syncing) break;
       closeSync(first.fd);
+      first.fd = -1;
       unlinkSync(first.path);
       this.#segments.shift();
     }
   }
 
-  /** Flushes written records to the disk. */
+  /** Flushes written records to the disk, blocking until they are. */
   sync(): void {
     if (!this.#dirty) return;
     this.#dirty = false;
-    const seg = this.#segments.at(-1);
-    if (seg) fdatasyncSync(seg.fd);
+    for (const seg of this.#segments.slice(-2)) fdatasyncSync(seg.fd);
+  }
+
+  /**
+   * Flushes written records to the disk on the thread pool, so the event
+   * loop (and every request in flight) does not wait for the disk. At most
+   * one runs at a time; a segment being flushed is not deleted meanwhile.
+   */
+  syncInBackground(): void {
+    if (!this.#dirty || this.#syncing) return;
+    this.#dirty = false;
+    // The previous segment too, in case the spool rotated since the last flush.
+    const segs = this.#segments.slice(-2);
+    const next = (i: number) => {
+      const seg = segs[i];
+      if (!seg || seg.fd < 0) {
+        this.#syncing = undefined;
+        return;
+      }
+      this.#syncing = seg;
+      fdatasync(seg.fd, () => next(i + 1));
+    };
+    next(0);
   }
 
   close(): void {
+    this.#dirty = this.#dirty || this.#syncing !== undefined;
     this.sync();
-    for (const s of this.#segments) closeSync(s.fd);
+    for (const s of this.#segments) {
+      closeSync(s.fd);
+      s.fd = -1;
+    }
     this.#segments = [];
     this.#listeners.clear();
   }

@@ -3,19 +3,21 @@
  * guards, for the response and for its audit event.
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Action, Decision } from '@chaperone/shared';
+import type { AgentRequest, AgentResponse } from './http1/agent-connection.ts';
 import type { RequestInfo } from './request-info.ts';
 
 export interface KubeRequestContext {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+  readonly req: AgentRequest;
+  readonly res: AgentResponse;
   /** process.hrtime.bigint() at arrival. */
   readonly startNs: bigint;
   readonly receivedAt: Date;
   /** Also sent upstream as `Audit-ID`, so the API server's audit log correlates. */
   readonly auditID: string;
   readonly path: string;
+  /** The raw query string (without `?`), '' when there is none. */
+  readonly rawQuery: string;
   readonly query: URLSearchParams;
   /** Captured at arrival: the socket is gone by the time the event is written. */
   readonly remoteAddress: string;
@@ -34,9 +36,12 @@ export interface KubeRequestContext {
   answered?: { code: number; reason: string; message: string };
 }
 
-export function newContext(req: IncomingMessage, res: ServerResponse): KubeRequestContext {
-  const url = req.url ?? '/';
+const NO_QUERY = new URLSearchParams();
+
+export function newContext(req: AgentRequest, res: AgentResponse): KubeRequestContext {
+  const url = req.url;
   const q = url.indexOf('?');
+  const rawQuery = q === -1 ? '' : url.slice(q + 1);
   return {
     req,
     res,
@@ -44,8 +49,10 @@ export function newContext(req: IncomingMessage, res: ServerResponse): KubeReque
     receivedAt: new Date(),
     auditID: randomUUID(),
     path: q === -1 ? url : url.slice(0, q),
-    query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)),
-    remoteAddress: req.socket?.remoteAddress ?? 'unknown',
+    rawQuery,
+    // Shared and never mutated when there is no query.
+    query: rawQuery === '' ? NO_QUERY : new URLSearchParams(rawQuery),
+    remoteAddress: req.remoteAddress,
     maskedFields: 0,
     overheadNs: 0n,
   };

@@ -5,17 +5,20 @@
  * streams, never buffering a stream). Every failure becomes a Kubernetes
  * Status; a response that cannot be masked is never passed through.
  */
-import { Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Logger } from '@chaperone/shared';
-import type { Dispatcher } from 'undici';
 import type { SidecarMetrics } from '../metrics.ts';
 import type { Handler, KubeRequestContext } from './context.ts';
-import { jsonOnlyAccept, responseHeaders, upstreamHeaders } from './headers.ts';
+import { jsonOnlyAccept, passResponseHeaders, upstreamHead } from './headers.ts';
+import { BodyTooLargeError } from './http1/agent-connection.ts';
+import type { ResponseHead } from './http1/response-decoder.ts';
+import type { Exchange, ResponseSink, UpstreamError } from './http1/upstream-pool.ts';
 import { LineSplitter } from './line-splitter.ts';
 import { type MaskOptions, maskBody } from './mask.ts';
+import { maskJsonBytes } from './mask-bytes.ts';
 import { sendStatus, statusBody } from './status.ts';
 import type { Upstream } from './upstream.ts';
+
+const NEWLINE = Buffer.from('\n');
 
 export interface ForwardOptions {
   readonly upstream: Upstream;
@@ -27,78 +30,252 @@ export interface ForwardOptions {
   readonly log: Logger;
 }
 
-class TooLarge extends Error {
-  readonly limit: number;
-  constructor(limit: number) {
-    super(`larger than ${limit} bytes`);
-    this.limit = limit;
-  }
-}
-
-/** Passes at most `limit` bytes, then fails the stream. */
-function limited(limit: number): Transform {
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      seen += chunk.length;
-      if (seen > limit) cb(new TooLarge(limit));
-      else cb(null, chunk);
-    },
-  });
-}
-
 function fail(ctx: KubeRequestContext, code: number, reason: string, message: string): void {
   ctx.failure = { code, reason, message };
   sendStatus(ctx.res, statusBody(code, reason, message));
-}
-
-/** Drops an upstream body we will not use, without an unhandled error. */
-function discard(body: Dispatcher.ResponseData['body']): void {
-  body.on('error', () => {});
-  body.destroy();
 }
 
 function elapsed(from: bigint): bigint {
   return process.hrtime.bigint() - from;
 }
 
-function upstreamFailure(ctx: KubeRequestContext, err: unknown, opts: ForwardOptions): void {
-  const e = err as { code?: string; name?: string; message?: string };
-  if (err instanceof TooLarge) {
-    fail(
-      ctx,
-      413,
-      'RequestEntityTooLarge',
-      `chaperone: the request body is larger than the limit of ${err.limit} bytes`,
-    );
-    return;
-  }
-  if (ctx.res.destroyed || ctx.req.destroyed) return; // the agent went away; nothing to answer
-  const code = e.code ?? e.name ?? 'unknown';
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+function upstreamFailure(ctx: KubeRequestContext, err: UpstreamError, opts: ForwardOptions): void {
+  if (ctx.res.destroyed) return; // the agent went away; nothing to answer
+  if (err.kind === 'headers-timeout' || err.kind === 'body-timeout') {
     opts.metrics.upstreamErrors.inc({ protocol: 'kubernetes', reason: 'timeout' });
     fail(ctx, 504, 'Timeout', `chaperone: the API server did not answer within ${opts.timeoutMs} ms`);
     return;
   }
+  if (err.kind === 'protocol' || err.kind === 'reset') {
+    opts.metrics.upstreamErrors.inc({ protocol: 'kubernetes', reason: err.kind });
+    opts.log.warn({ code: err.code, auditID: ctx.auditID, err: err.message }, 'API server connection failed');
+    fail(ctx, 502, 'BadGateway', `chaperone: the connection to the API server failed (${err.message})`);
+    return;
+  }
   opts.metrics.upstreamErrors.inc({ protocol: 'kubernetes', reason: 'unreachable' });
-  opts.log.warn({ code, auditID: ctx.auditID }, 'API server unreachable');
+  opts.log.warn({ code: err.code, auditID: ctx.auditID }, 'API server unreachable');
   fail(
     ctx,
     503,
     'ServiceUnavailable',
-    `chaperone: the API server at ${opts.upstream.origin} is unreachable (${code}); try again shortly`,
+    `chaperone: the API server at ${opts.upstream.origin} is unreachable (${err.code}); try again shortly`,
   );
+}
+
+/** Passes the response through as it comes, with back-pressure from the agent's socket. */
+function passThrough(ctx: KubeRequestContext, opts: ForwardOptions, done: () => void): ResponseSink {
+  const { res } = ctx;
+  let exchange: Exchange | undefined;
+  const resume = () => exchange?.resume();
+  return {
+    bind(x: Exchange) {
+      exchange = x;
+    },
+    onHead(head) {
+      if (head.statusCode === 401) opts.upstream.refreshToken();
+      res.writeHead(head.statusCode, passResponseHeaders(head, false));
+    },
+    onData(data) {
+      if (res.write(data)) return true;
+      if (!res.destroyed) res.onDrain(resume);
+      return false;
+    },
+    onEnd() {
+      res.end();
+      done();
+    },
+    onError(err) {
+      if (res.headersSent) {
+        ctx.failure = { code: 502, reason: 'BadGateway', message: `chaperone: ${err.message}` };
+        res.destroy();
+      } else upstreamFailure(ctx, err, opts);
+      done();
+    },
+  } as ResponseSink & { bind(x: Exchange): void };
+}
+
+/** Collects a whole JSON body (within the limit), masks it and sends it. */
+function maskWhole(
+  ctx: KubeRequestContext,
+  opts: ForwardOptions,
+  maskOpts: MaskOptions,
+  abortExchange: () => void,
+  done: () => void,
+): ResponseSink {
+  let head: ResponseHead | undefined;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let over = false;
+  return {
+    onHead(h) {
+      if (h.statusCode === 401) opts.upstream.refreshToken();
+      head = h;
+      const type = h.headers['content-type'] ?? '';
+      if (h.bodyKind !== 'none' && !type.startsWith('application/json')) {
+        over = true;
+        abortExchange();
+        fail(
+          ctx,
+          502,
+          'BadGateway',
+          `chaperone: the API server answered with ${type || 'no content type'}, which cannot be masked; the response was withheld`,
+        );
+        done();
+      }
+    },
+    onData(data) {
+      if (over) return true;
+      size += data.length;
+      if (size > opts.maxResponseBytes) {
+        over = true;
+        abortExchange();
+        fail(
+          ctx,
+          500,
+          'InternalError',
+          `chaperone: the response is larger than ${opts.maxResponseBytes} bytes, the most this sidecar masks at once; ask for less (for example with limit= and continue=)`,
+        );
+        done();
+        return true;
+      }
+      // Chunks from a socket are not reused by Node: kept without copying.
+      chunks.push(data);
+      return true;
+    },
+    onEnd() {
+      if (over || !head) return;
+      const t3 = process.hrtime.bigint();
+      let out: Buffer | string = '';
+      if (size > 0) {
+        const raw = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+        // Masked in place on the bytes; shapes that path is not certain of take the decode-mask-encode path.
+        const fast = maskJsonBytes(raw, maskOpts);
+        if (fast) {
+          ctx.maskedFields += fast.masked;
+          out = fast.body;
+        } else {
+          let body: unknown;
+          try {
+            body = JSON.parse(raw.toString('utf8'));
+          } catch {
+            fail(
+              ctx,
+              502,
+              'BadGateway',
+              'chaperone: the API server sent JSON that could not be read, so it could not be masked; the response was withheld',
+            );
+            done();
+            return;
+          }
+          ctx.maskedFields += maskBody(body, maskOpts);
+          out = JSON.stringify(body);
+        }
+      }
+      const headers = passResponseHeaders(head, true);
+      headers.push('content-length', String(typeof out === 'string' ? Buffer.byteLength(out) : out.length));
+      ctx.res.writeHead(head.statusCode, headers);
+      ctx.res.end(out);
+      // Reading the body is transfer time; parsing, masking and writing are ours.
+      ctx.overheadNs += process.hrtime.bigint() - t3;
+      done();
+    },
+    onError(err) {
+      if (!over) upstreamFailure(ctx, err, opts);
+      done();
+    },
+  };
+}
+
+/** Masks a watch stream event by event; ends it rather than pass anything unmasked. */
+function maskStream(
+  ctx: KubeRequestContext,
+  opts: ForwardOptions,
+  maskOpts: MaskOptions,
+  abortExchange: () => void,
+  done: () => void,
+): ResponseSink {
+  const { res } = ctx;
+  const splitter = new LineSplitter(opts.maxWatchEventBytes);
+  let broken = false;
+  const cut = (message: string) => {
+    broken = true;
+    ctx.failure = { code: 500, reason: 'InternalError', message };
+    abortExchange();
+    res.destroy();
+    done();
+  };
+  let whole: ResponseSink | undefined;
+  return {
+    onHead(h) {
+      const type = h.headers['content-type'] ?? '';
+      if (h.statusCode !== 200 || !type.startsWith('application/json')) {
+        // Not a stream of events (an error Status, or something unreadable): handle as a whole body.
+        whole = maskWhole(ctx, opts, maskOpts, abortExchange, done);
+        whole.onHead(h);
+        return;
+      }
+      res.writeHead(h.statusCode, passResponseHeaders(h, true));
+    },
+    onData(data) {
+      if (whole) return whole.onData(data);
+      if (broken) return true;
+      const start = process.hrtime.bigint();
+      const out: Buffer[] = [];
+      try {
+        for (const line of splitter.push(data)) {
+          if (line.length === 0) continue;
+          const fast = maskJsonBytes(line, maskOpts);
+          if (fast) {
+            ctx.maskedFields += fast.masked;
+            out.push(fast.body, NEWLINE);
+          } else {
+            const event: unknown = JSON.parse(line.toString('utf8'));
+            ctx.maskedFields += maskBody(event, maskOpts);
+            out.push(Buffer.from(`${JSON.stringify(event)}\n`, 'utf8'));
+          }
+        }
+      } catch (err) {
+        cut(`chaperone: watch stream could not be masked: ${(err as Error).message}`);
+        return true;
+      }
+      ctx.overheadNs += process.hrtime.bigint() - start;
+      if (out.length > 0) res.write(out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out));
+      return true;
+    },
+    onEnd() {
+      if (whole) {
+        whole.onEnd();
+        return;
+      }
+      if (broken) return;
+      if (splitter.end() !== undefined) {
+        cut('chaperone: watch stream ended inside an event');
+        return;
+      }
+      res.end();
+      done();
+    },
+    onError(err) {
+      if (whole) {
+        whole.onError(err);
+        return;
+      }
+      if (broken) return;
+      ctx.failure = { code: 502, reason: 'BadGateway', message: `chaperone: ${err.message}` };
+      res.destroy();
+      done();
+    },
+  };
 }
 
 export function forward(opts: ForwardOptions): Handler {
   return async (ctx) => {
     const { req, res } = ctx;
-    const method = req.method ?? 'GET';
     const decision = ctx.decision;
     const mask = decision?.action === 'mask';
-    const headers = upstreamHeaders(req.headers, opts.upstream.authorization, ctx.auditID);
+    let accept: string | undefined;
     if (mask) {
-      const accept = jsonOnlyAccept(req.headers.accept);
+      accept = jsonOnlyAccept(req.headers.accept);
       if (accept === undefined) {
         fail(
           ctx,
@@ -108,175 +285,102 @@ export function forward(opts: ForwardOptions): Handler {
         );
         return;
       }
-      headers.accept = accept;
     }
-    const declared = Number(req.headers['content-length'] ?? '0');
-    if (declared > opts.maxRequestBytes) {
-      fail(
-        ctx,
-        413,
-        'RequestEntityTooLarge',
-        `chaperone: the request body is larger than the limit of ${opts.maxRequestBytes} bytes`,
-      );
-      return;
-    }
-    const hasBody =
-      method !== 'GET' &&
-      method !== 'HEAD' &&
-      (declared > 0 || req.headers['transfer-encoding'] !== undefined);
-    const longRunning = ctx.info?.verb === 'watch' || ctx.query.get('follow') === 'true';
-    const abort = new AbortController();
-    res.once('close', () => {
-      if (!res.writableFinished) abort.abort();
-    });
-
-    ctx.overheadNs += elapsed(ctx.startNs);
-    let up: Dispatcher.ResponseData;
-    try {
-      up = await opts.upstream.pool.request({
-        path: req.url ?? '/',
-        method: method as Dispatcher.HttpMethod,
-        headers,
-        body: ctx.body ?? (hasBody ? req.pipe(limited(opts.maxRequestBytes)) : null),
-        headersTimeout: opts.timeoutMs,
-        bodyTimeout: longRunning ? 0 : opts.timeoutMs,
-        signal: abort.signal,
-      });
-    } catch (err) {
-      upstreamFailure(ctx, err, opts);
-      return;
-    }
-    const t2 = process.hrtime.bigint();
-    if (up.statusCode === 401) opts.upstream.refreshToken();
-
-    if (!mask) {
-      res.writeHead(up.statusCode, responseHeaders(up.headers));
-      ctx.overheadNs += elapsed(t2);
-      await pipeline(up.body, res).catch(() => {});
-      return;
-    }
-
-    const maskOpts: MaskOptions = {
-      fields: decision?.maskFields ?? ['data', 'stringData'],
-      secrets: ctx.info?.resource === 'secrets',
-    };
-    const type = String(up.headers['content-type'] ?? '');
-    if (!type.startsWith('application/json')) {
-      discard(up.body);
-      fail(
-        ctx,
-        502,
-        'BadGateway',
-        `chaperone: the API server answered with ${type || 'no content type'}, which cannot be masked; the response was withheld`,
-      );
-      return;
-    }
-    const rule = decision?.rule ?? 'unknown';
-    if (longRunning && up.statusCode === 200) {
-      await maskStream(ctx, up, maskOpts, t2, opts);
-    } else {
-      await maskWhole(ctx, up, maskOpts, opts);
-    }
-    if (ctx.maskedFields > 0)
-      opts.metrics.maskedFields.inc({ protocol: 'kubernetes', rule }, ctx.maskedFields);
-  };
-}
-
-async function maskWhole(
-  ctx: KubeRequestContext,
-  up: Dispatcher.ResponseData,
-  maskOpts: MaskOptions,
-  opts: ForwardOptions,
-): Promise<void> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of up.body) {
-      size += (chunk as Buffer).length;
-      if (size > opts.maxResponseBytes) throw new TooLarge(opts.maxResponseBytes);
-      chunks.push(chunk as Buffer);
-    }
-  } catch (err) {
-    discard(up.body);
-    if (err instanceof TooLarge) {
-      fail(
-        ctx,
-        500,
-        'InternalError',
-        `chaperone: the response is larger than ${err.limit} bytes, the most this sidecar masks at once; ask for less (for example with limit= and continue=)`,
-      );
-    } else {
-      upstreamFailure(ctx, err, opts);
-    }
-    return;
-  }
-  const t3 = process.hrtime.bigint();
-  let body: unknown;
-  try {
-    body = JSON.parse(Buffer.concat(chunks, size).toString('utf8'));
-  } catch {
-    fail(
-      ctx,
-      502,
-      'BadGateway',
-      'chaperone: the API server sent JSON that could not be read, so it could not be masked; the response was withheld',
-    );
-    return;
-  }
-  ctx.maskedFields += maskBody(body, maskOpts);
-  const text = JSON.stringify(body);
-  const headers = responseHeaders(up.headers, ['content-length', 'content-encoding']);
-  headers['content-length'] = String(Buffer.byteLength(text));
-  ctx.res.writeHead(up.statusCode, headers);
-  ctx.res.end(text);
-  // Reading the body is transfer time; parsing, masking and writing are ours.
-  ctx.overheadNs += process.hrtime.bigint() - t3;
-}
-
-async function maskStream(
-  ctx: KubeRequestContext,
-  up: Dispatcher.ResponseData,
-  maskOpts: MaskOptions,
-  t2: bigint,
-  opts: ForwardOptions,
-): Promise<void> {
-  const { res } = ctx;
-  res.writeHead(up.statusCode, responseHeaders(up.headers, ['content-length', 'content-encoding']));
-  ctx.overheadNs += elapsed(t2);
-  const splitter = new LineSplitter(opts.maxWatchEventBytes);
-  const masker = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      const start = process.hrtime.bigint();
+    let body = ctx.body;
+    if (body === undefined && req.hasBody) {
       try {
-        const out: string[] = [];
-        for (const line of splitter.push(chunk)) {
-          if (line.length === 0) continue;
-          const event: unknown = JSON.parse(line.toString('utf8'));
-          ctx.maskedFields += maskBody(event, maskOpts);
-          out.push(`${JSON.stringify(event)}\n`);
-        }
-        ctx.overheadNs += process.hrtime.bigint() - start;
-        cb(null, out.length > 0 ? out.join('') : undefined);
+        body = await req.body(opts.maxRequestBytes);
       } catch (err) {
-        // Fail closed: end the stream rather than pass anything unmasked.
-        ctx.failure = {
-          code: 500,
-          reason: 'InternalError',
-          message: `chaperone: watch stream could not be masked: ${(err as Error).message}`,
-        };
-        cb(err as Error);
+        if (err instanceof BodyTooLargeError) {
+          fail(ctx, 413, 'RequestEntityTooLarge', `chaperone: ${err.message}`);
+        } else {
+          ctx.failure = { code: 400, reason: 'BadRequest', message: `chaperone: ${(err as Error).message}` };
+          res.destroy();
+        }
+        return;
       }
-    },
-    flush(cb) {
-      if (splitter.end() !== undefined) {
-        ctx.failure = {
-          code: 500,
-          reason: 'InternalError',
-          message: 'chaperone: watch stream ended inside an event',
+    }
+    const longRunning = ctx.info?.verb === 'watch' || ctx.query.get('follow') === 'true';
+    const head = upstreamHead(
+      req,
+      opts.upstream.host,
+      opts.upstream.authorization,
+      ctx.auditID,
+      accept,
+      body?.length,
+    );
+
+    await new Promise<void>((resolve, reject) => {
+      let exchange: Exchange | undefined;
+      const abortExchange = () => exchange?.abort();
+      const done = () => resolve();
+      let sink: ResponseSink;
+      if (!mask) sink = passThrough(ctx, opts, done);
+      else {
+        const maskOpts: MaskOptions = {
+          fields: decision?.maskFields ?? ['data', 'stringData'],
+          secrets: ctx.info?.resource === 'secrets',
         };
+        sink = longRunning
+          ? maskStream(ctx, opts, maskOpts, abortExchange, done)
+          : maskWhole(ctx, opts, maskOpts, abortExchange, done);
       }
-      cb();
-    },
-  });
-  await pipeline(up.body, masker, res).catch(() => {});
+      // An exception inside a callback must not escape into the socket's event handler.
+      const guarded: ResponseSink = {
+        onHead: (h) => {
+          try {
+            sink.onHead(h);
+          } catch (err) {
+            abortExchange();
+            reject(err);
+          }
+        },
+        onData: (d) => {
+          try {
+            return sink.onData(d);
+          } catch (err) {
+            abortExchange();
+            reject(err);
+            return true;
+          }
+        },
+        onEnd: () => {
+          try {
+            sink.onEnd();
+          } catch (err) {
+            reject(err);
+          }
+        },
+        onError: (e) => {
+          try {
+            sink.onError(e);
+          } catch (err) {
+            reject(err);
+          }
+        },
+      };
+      ctx.overheadNs += elapsed(ctx.startNs);
+      exchange = opts.upstream.pool.request(
+        {
+          method: req.method,
+          head,
+          body,
+          headersTimeoutMs: opts.timeoutMs,
+          bodyTimeoutMs: longRunning ? 0 : opts.timeoutMs,
+        },
+        guarded,
+      );
+      (sink as { bind?: (x: Exchange) => void }).bind?.(exchange);
+      res.onClose(() => {
+        if (!res.writableFinished) exchange?.abort();
+        resolve();
+      });
+    });
+    if (mask && ctx.maskedFields > 0) {
+      opts.metrics.maskedFields.inc(
+        { protocol: 'kubernetes', rule: decision?.rule ?? 'unknown' },
+        ctx.maskedFields,
+      );
+    }
+  };
 }

@@ -1,7 +1,14 @@
 /** Header handling between the agent, the sidecar and the API server. */
-import type { IncomingHttpHeaders } from 'node:http';
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) and others that must not cross the proxy. */
+import type { AgentRequest } from './http1/agent-connection.ts';
+import type { ResponseHead } from './http1/response-decoder.ts';
+
+/**
+ * Request fields that do not cross the proxy: hop-by-hop ones (RFC 9110
+ * §7.6.1), framing (the sidecar sends its own Content-Length), the agent's
+ * placeholder credentials, and fields the sidecar sets itself. Responses come
+ * back uncompressed so they can be masked and measured.
+ */
 const REQUEST_DROP = new Set([
   'connection',
   'keep-alive',
@@ -10,8 +17,10 @@ const REQUEST_DROP = new Set([
   'te',
   'trailer',
   'transfer-encoding',
+  'content-length',
   'upgrade',
   'host',
+  'expect',
   'authorization',
   'accept-encoding',
   'audit-id',
@@ -25,41 +34,62 @@ const RESPONSE_DROP = new Set([
   'proxy-connection',
 ]);
 
-/**
- * The headers sent upstream: the agent's headers minus hop-by-hop ones and its
- * (placeholder) credentials, plus the sidecar's own token and the Audit-ID.
- * Responses come back uncompressed so they can be masked and measured.
- */
-export function upstreamHeaders(
-  incoming: IncomingHttpHeaders,
-  authorization: string,
-  auditID: string,
-): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  const connectionListed = new Set(
-    String(incoming.connection ?? '')
-      .toLowerCase()
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
-  );
-  for (const [k, v] of Object.entries(incoming)) {
-    if (v === undefined || REQUEST_DROP.has(k) || connectionListed.has(k)) continue;
-    out[k] = v;
+/** Field names listed in a Connection header (they are hop-by-hop too). */
+function connectionListed(value: string | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const names = new Set<string>();
+  for (const part of value.split(',')) {
+    const name = part.trim().toLowerCase();
+    if (name) names.add(name);
   }
-  out.authorization = authorization;
-  out['audit-id'] = auditID;
-  return out;
+  return names;
 }
 
-export function responseHeaders(
-  upstream: Record<string, string | string[] | undefined>,
-  drop: readonly string[] = [],
-): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(upstream)) {
-    if (v === undefined || RESPONSE_DROP.has(k) || drop.includes(k)) continue;
-    out[k] = v;
+/**
+ * The request head sent upstream: the agent's request line and fields minus
+ * hop-by-hop ones and its credentials, plus the sidecar's token, the
+ * Audit-ID, and a Content-Length for the (already read) body. `accept`
+ * replaces the agent's Accept when given. Field values come from the request
+ * decoder, which rejects CR, LF and NUL, so they are safe to write back.
+ */
+export function upstreamHead(
+  req: AgentRequest,
+  host: string,
+  authorization: string,
+  auditID: string,
+  accept: string | undefined,
+  bodyLength: number | undefined,
+): string {
+  const listed = connectionListed(req.headers.connection);
+  let head = `${req.method} ${req.url} HTTP/1.1\r\nhost: ${host}\r\n`;
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    if (REQUEST_DROP.has(name) || listed?.has(name) || (accept !== undefined && name === 'accept')) continue;
+    head += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  }
+  if (accept !== undefined) head += `accept: ${accept}\r\n`;
+  head += `authorization: ${authorization}\r\naudit-id: ${auditID}\r\n`;
+  if (bodyLength !== undefined) head += `content-length: ${bodyLength}\r\n`;
+  return `${head}\r\n`;
+}
+
+/**
+ * The upstream response's fields to pass to the agent, as a flat list:
+ * hop-by-hop ones dropped, and with `rewritten` (a body the sidecar re-encodes)
+ * its length and encoding too. Content-Length passes through only when the
+ * body is passed through unchanged.
+ */
+export function passResponseHeaders(head: ResponseHead, rewritten: boolean): string[] {
+  const listed = connectionListed(head.headers.connection);
+  const out: string[] = [];
+  const raw = head.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    if (RESPONSE_DROP.has(name) || listed?.has(name)) continue;
+    if (name === 'content-length' && (rewritten || head.bodyKind !== 'length')) continue;
+    if (rewritten && name === 'content-encoding') continue;
+    out.push(raw[i] as string, raw[i + 1] as string);
   }
   return out;
 }

@@ -39,7 +39,7 @@ function maskMap(map: Obj, base64: boolean): number {
   return n;
 }
 
-function maskResource(obj: Obj, opts: MaskOptions): number {
+export function maskResource(obj: Obj, opts: MaskOptions): number {
   let n = 0;
   for (const field of opts.fields) {
     const v = obj[field];

@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,9 +16,9 @@ import { readSpoolDir, Spool } from '../audit/spool.ts';
 import { buildIdentity } from '../identity.ts';
 import { sidecarMetrics } from '../metrics.ts';
 import { PolicyStore } from '../policy-store.ts';
-import { newContext } from './context.ts';
 import { MASKED_BASE64 } from './mask.ts';
 import { kubePipeline } from './pipeline.ts';
+import { startKubeServers } from './server.ts';
 import { Upstream } from './upstream.ts';
 
 const CANARY = Buffer.from('pipeline-canary').toString('base64');
@@ -94,16 +93,14 @@ describe('kube pipeline', () => {
       },
       username: identity.user.username,
     });
-    const server: Server = createHttpServer((req, res) => void handler(newContext(req, res)));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const servers = await startKubeServers({ hosts: ['127.0.0.1'], port: 0, handler });
+    const base = `http://127.0.0.1:${servers.port}`;
     return {
       base,
       spool,
       spoolDir,
       close: async () => {
-        server.closeAllConnections();
-        await new Promise((r) => server.close(r));
+        await servers.close();
         await upstream.close();
         spool.close();
       },

@@ -1,19 +1,15 @@
 /**
  * The agent-facing listeners: HTTPS (or plain HTTP when explicitly enabled)
- * on each loopback address. Upgrade requests (WebSocket exec and friends) go
- * through the same pipeline as ordinary requests; the response is written
- * onto the raw socket.
+ * on each loopback address, speaking HTTP/1.1 through AgentConnection. Upgrade
+ * requests (WebSocket exec and friends) go through the same pipeline as
+ * ordinary requests and are answered, never tunnelled, by this version.
  */
-import {
-  createServer as createHttpServer,
-  type IncomingMessage,
-  type Server,
-  ServerResponse,
-} from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import type { Socket } from 'node:net';
+import { createServer as createNetServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import type { KeyPairPem } from '@chaperone/shared';
 import { type Handler, newContext } from './context.ts';
+import { AgentConnection } from './http1/agent-connection.ts';
+import { statusBody } from './status.ts';
 
 export interface KubeServerOptions {
   readonly hosts: readonly string[];
@@ -21,6 +17,8 @@ export interface KubeServerOptions {
   /** Omit for plain HTTP. */
   readonly tls?: KeyPairPem;
   readonly handler: Handler;
+  /** Idle keep-alive connections (and requests that never finish arriving) are closed after this long. */
+  readonly idleTimeoutMs?: number;
 }
 
 export interface KubeServers {
@@ -43,30 +41,38 @@ function listen(server: Server, host: string, port: number): Promise<number> {
 
 export async function startKubeServers(opts: KubeServerOptions): Promise<KubeServers> {
   const servers: Server[] = [];
-  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    void opts.handler(newContext(req, res));
+  const sockets = new Set<Socket>();
+  const connOpts = {
+    idleTimeoutMs: opts.idleTimeoutMs ?? 65_000,
+    maxBufferedBytes: 1 << 20,
+    errorBody: (code: number, message: string) =>
+      JSON.stringify(
+        statusBody(
+          code,
+          code === 431 ? 'RequestHeaderFieldsTooLarge' : 'BadRequest',
+          `chaperone: ${message}`,
+        ),
+      ),
   };
-  const onUpgrade = (req: IncomingMessage, socket: Socket) => {
-    socket.on('error', () => {});
-    const res = new ServerResponse(req);
-    res.assignSocket(socket);
-    res.shouldKeepAlive = false;
-    res.once('finish', () => socket.end());
-    void opts.handler(newContext(req, res));
+  const onConnection = (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    new AgentConnection(socket, (req, res) => void opts.handler(newContext(req, res)), connOpts);
   };
   let port = opts.port;
   for (const host of opts.hosts) {
-    const server = opts.tls
-      ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, onRequest)
-      : createHttpServer(onRequest);
-    server.keepAliveTimeout = 65_000;
-    server.headersTimeout = 70_000;
-    server.requestTimeout = 0; // watches and log streams are long-lived
-    server.on('upgrade', onUpgrade);
-    server.on('clientError', (_err, socket: Socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-      else socket.destroy();
-    });
+    const server: Server = opts.tls
+      ? createTlsServer(
+          {
+            cert: opts.tls.cert,
+            key: opts.tls.key,
+            minVersion: 'TLSv1.2',
+            ALPNProtocols: ['http/1.1'],
+          },
+          onConnection,
+        )
+      : createNetServer(onConnection);
+    if (opts.tls) server.on('tlsClientError', (_err, socket: Socket) => socket.destroy());
     try {
       port = await listen(server, host, port);
     } catch (err) {
@@ -82,15 +88,9 @@ export async function startKubeServers(opts: KubeServerOptions): Promise<KubeSer
     servers,
     port,
     close: async () => {
-      await Promise.all(
-        servers.map(
-          (s) =>
-            new Promise<void>((resolve) => {
-              s.close(() => resolve());
-              s.closeAllConnections();
-            }),
-        ),
-      );
+      const closing = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+      for (const socket of sockets) socket.destroy();
+      await Promise.all(closing);
     },
   };
 }

@@ -2,7 +2,7 @@
  * Kubernetes `Status` responses (metav1.Status): what every Kubernetes client
  * knows how to show. kubectl prints `Error from server (<reason>): <message>`.
  */
-import type { ServerResponse } from 'node:http';
+import type { AgentResponse } from './http1/agent-connection.ts';
 
 export interface StatusBody {
   kind: 'Status';
@@ -34,7 +34,7 @@ export function statusBody(
 }
 
 export function sendStatus(
-  res: ServerResponse,
+  res: AgentResponse,
   body: StatusBody,
   extraHeaders: Record<string, string> = {},
 ): void {

@@ -1,11 +1,11 @@
 /**
- * The connection to the real API server: an undici Pool over TLS (cluster CA)
- * that authenticates with the sidecar's own projected token. The token file is
+ * The connection to the real API server: keep-alive HTTP/1.1 connections over
+ * TLS (cluster CA) that authenticate with the sidecar's own projected token. The token file is
  * re-read periodically (the kubelet rotates it) and at once after a 401.
  */
 import { readFileSync } from 'node:fs';
 import type { Logger } from '@chaperone/shared';
-import { Pool } from 'undici';
+import { UpstreamPool } from './http1/upstream-pool.ts';
 
 export interface UpstreamOptions {
   readonly url: string;
@@ -16,8 +16,10 @@ export interface UpstreamOptions {
 }
 
 export class Upstream {
-  readonly pool: Pool;
+  readonly pool: UpstreamPool;
   readonly origin: string;
+  /** The Host header value sent upstream. */
+  readonly host: string;
   readonly #tokenFile: string;
   readonly #log: Logger;
   #authorization = '';
@@ -29,15 +31,16 @@ export class Upstream {
     this.origin = u.origin;
     this.#tokenFile = opts.tokenFile;
     this.#log = opts.log;
-    this.pool = new Pool(this.origin, {
-      connect: { ca: opts.ca, ...(u.hostname === '127.0.0.1' ? {} : { servername: u.hostname }) },
-      connections: null,
-      pipelining: 1,
-      // HTTP/1.1 to the API server: in this workload Node's HTTP/2 client costs more CPU per request
-      // and multiplexes every agent request onto one connection.
-      allowH2: false,
-      keepAliveTimeout: 30_000,
-      keepAliveMaxTimeout: 120_000,
+    if (u.protocol !== 'https:') throw new Error(`the API server URL must be https: ${opts.url}`);
+    this.host = u.host;
+    const hostname = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+    this.pool = new UpstreamPool({
+      host: hostname,
+      port: u.port === '' ? 443 : Number(u.port),
+      ca: opts.ca,
+      // An IP address cannot be an SNI name; the certificate is still checked against it.
+      servername: /^[\d.]+$|:/.test(hostname) ? undefined : hostname,
+      idleTimeoutMs: 30_000,
     });
     this.refreshToken();
     this.#timer = setInterval(() => this.refreshToken(), opts.tokenRefreshMs ?? 10_000);

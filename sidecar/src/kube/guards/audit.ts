@@ -10,7 +10,7 @@ import { sendStatus, statusBody } from '../status.ts';
 
 export function audit(recorder: AuditRecorder, log: Logger): Guard {
   return (next) => (ctx) => {
-    ctx.res.once('close', () => recorder.recordKube(ctx));
+    ctx.res.onClose(() => recorder.recordKube(ctx));
     const crashed = (err: unknown) => {
       log.error({ err, auditID: ctx.auditID }, 'internal error while handling a request');
       const message = `chaperone: internal error (audit id ${ctx.auditID})`;

@@ -7,6 +7,7 @@
 import { evaluate, type SelfProtection } from '@chaperone/shared';
 import type { PolicyStore } from '../../policy-store.ts';
 import type { Guard, KubeRequestContext } from '../context.ts';
+import { BodyTooLargeError } from '../http1/agent-connection.ts';
 import { protobufObjectName } from '../protobuf-name.ts';
 import { impersonationHeaders, parseRequestInfo, toAction } from '../request-info.ts';
 import { sendStatus, statusBody } from '../status.ts';
@@ -30,21 +31,16 @@ class BodyProblem extends Error {
 
 /** Reads the body (kept in ctx.body for forwarding) and the name of the object it creates. */
 async function nameFromBody(ctx: KubeRequestContext, limit: number): Promise<string | undefined> {
-  const type = String(ctx.req.headers['content-type'] ?? 'application/json');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) {
-      throw new BodyProblem(
-        413,
-        'RequestEntityTooLarge',
-        `the request body is larger than the limit of ${limit} bytes`,
-      );
+  const type = ctx.req.headers['content-type'] ?? 'application/json';
+  let body: Buffer;
+  try {
+    body = await ctx.req.body(limit);
+  } catch (err) {
+    if (err instanceof BodyTooLargeError) {
+      throw new BodyProblem(413, 'RequestEntityTooLarge', err.message);
     }
-    chunks.push(chunk as Buffer);
+    throw err;
   }
-  const body = Buffer.concat(chunks, size);
   ctx.body = body;
   let parsed: { name?: unknown; generateName?: unknown };
   try {
@@ -78,7 +74,7 @@ export function decide(
   maxBodyBytes: number,
 ): Guard {
   return (next) => async (ctx) => {
-    let info = parseRequestInfo(ctx.req.method ?? 'GET', ctx.path, ctx.query);
+    let info = parseRequestInfo(ctx.req.method, ctx.path, ctx.query);
     if (
       info.verb === 'create' &&
       info.name === undefined &&

@@ -1,0 +1,447 @@
+/**
+ * One agent connection: HTTP/1.1 requests framed by RequestDecoder, handed to
+ * the handler one at a time (pipelined requests wait their turn), answered
+ * through AgentResponse. Request bodies are collected in memory within the
+ * caller's limit, so what goes upstream is exactly what was checked, sent with
+ * a Content-Length. Malformed requests get a Kubernetes Status with the
+ * decoder's status code and the connection is closed; nothing reaches the
+ * handler.
+ */
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import { HttpParseError } from './http-parse-error.ts';
+import { RequestDecoder, type RequestHead } from './request-decoder.ts';
+
+export class BodyTooLargeError extends Error {
+  readonly limit: number;
+  constructor(limit: number) {
+    super(`the request body is larger than the limit of ${limit} bytes`);
+    this.name = 'BodyTooLargeError';
+    this.limit = limit;
+  }
+}
+
+export class BodyAbortedError extends Error {
+  constructor() {
+    super('the client went away before sending the whole request body');
+    this.name = 'BodyAbortedError';
+  }
+}
+
+/** The request as the guards see it. */
+export class AgentRequest {
+  readonly method: string;
+  /** The request target (origin-form path and query). */
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly rawHeaders: readonly string[];
+  readonly remoteAddress: string;
+  readonly hasBody: boolean;
+  readonly contentLength: number;
+  readonly keepAlive: boolean;
+  #chunks: Buffer[] = [];
+  #size = 0;
+  #complete: boolean;
+  #aborted = false;
+  #limit = Number.POSITIVE_INFINITY;
+  #tooLarge = false;
+  #waiters: { resolve: (b: Buffer) => void; reject: (e: Error) => void }[] = [];
+  #onFirstRead: (() => void) | undefined;
+
+  constructor(head: RequestHead, remoteAddress: string, onFirstRead: () => void) {
+    this.method = head.method;
+    this.url = head.target;
+    this.headers = head.headers;
+    this.rawHeaders = head.rawHeaders;
+    this.remoteAddress = remoteAddress;
+    this.hasBody = head.bodyKind !== 'none';
+    this.contentLength = head.contentLength;
+    this.keepAlive = head.keepAlive;
+    this.#complete = head.bodyKind === 'none';
+    this.#onFirstRead = onFirstRead;
+  }
+
+  /** True once the whole request (body included) has arrived. */
+  get complete(): boolean {
+    return this.#complete;
+  }
+
+  /**
+   * The whole body (empty when there is none), read within `limit` bytes.
+   * Rejects with BodyTooLargeError beyond it, BodyAbortedError if the client leaves.
+   */
+  body(limit: number): Promise<Buffer> {
+    this.#limit = Math.min(this.#limit, limit);
+    if (this.#onFirstRead) {
+      const f = this.#onFirstRead;
+      this.#onFirstRead = undefined;
+      f();
+    }
+    if (this.#size > this.#limit) this.#tooLarge = true;
+    if (this.#tooLarge) return Promise.reject(new BodyTooLargeError(this.#limit));
+    if (this.#complete) return Promise.resolve(this.#joined());
+    if (this.#aborted) return Promise.reject(new BodyAbortedError());
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  #joined(): Buffer {
+    if (this.#chunks.length !== 1) {
+      this.#chunks = [Buffer.concat(this.#chunks, this.#size)];
+    }
+    return this.#chunks[0] as Buffer;
+  }
+
+  /** @internal from the connection */
+  pushBody(data: Buffer): void {
+    if (this.#tooLarge) return;
+    this.#size += data.length;
+    if (this.#size > this.#limit) {
+      this.#tooLarge = true;
+      this.#chunks = [];
+      const waiters = this.#waiters.splice(0);
+      for (const w of waiters) w.reject(new BodyTooLargeError(this.#limit));
+      return;
+    }
+    // Copy: the chunk belongs to the socket's read buffer.
+    this.#chunks.push(Buffer.from(data));
+  }
+
+  /** @internal */
+  endBody(): void {
+    this.#complete = true;
+    if (this.#tooLarge) return;
+    const waiters = this.#waiters.splice(0);
+    if (waiters.length > 0) {
+      const body = this.#joined();
+      for (const w of waiters) w.resolve(body);
+    }
+  }
+
+  /** @internal */
+  abort(): void {
+    if (this.#complete) return;
+    this.#aborted = true;
+    const waiters = this.#waiters.splice(0);
+    for (const w of waiters) w.reject(new BodyAbortedError());
+  }
+
+  /** Bytes of body held (for bounding what the connection buffers). */
+  get bufferedBytes(): number {
+    return this.#size;
+  }
+}
+
+type HeaderValue = string | number;
+
+/**
+ * The response to one request. Written straight onto the socket: the head
+ * with the first bytes of body, Content-Length when the caller gives one,
+ * chunked transfer coding otherwise.
+ */
+export class AgentResponse {
+  statusCode = 0;
+  headersSent = false;
+  /** The whole response has been handed to the socket. */
+  writableFinished = false;
+  destroyed = false;
+  readonly #conn: AgentConnection;
+  readonly #noBody: boolean;
+  #head = '';
+  #chunked = false;
+  #closeAfter: boolean;
+  #onClose: (() => void)[] = [];
+  #closed = false;
+
+  constructor(conn: AgentConnection, req: AgentRequest) {
+    this.#conn = conn;
+    this.#noBody = req.method === 'HEAD';
+    this.#closeAfter = !req.keepAlive;
+  }
+
+  /** Runs once when the response is finished or the connection is gone, whichever is first. */
+  onClose(cb: () => void): void {
+    if (this.#closed) queueMicrotask(cb);
+    else this.#onClose.push(cb);
+  }
+
+  /** @internal */
+  closed(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const cbs = this.#onClose.splice(0);
+    for (const cb of cbs) cb();
+  }
+
+  /** Ask for the connection to close after this response. */
+  closeConnection(): void {
+    this.#closeAfter = true;
+  }
+
+  /**
+   * Sets the status and header fields; they are sent with the first body
+   * bytes (or at end). `headers` is a flat [name, value, …] list or a record.
+   * Framing fields (content-length, transfer-encoding, connection) are managed
+   * here: give `content-length` when known.
+   */
+  writeHead(code: number, headers: readonly string[] | Readonly<Record<string, HeaderValue>>): void {
+    if (this.headersSent) throw new Error('headers already sent');
+    this.statusCode = code;
+    this.headersSent = true;
+    let head = `HTTP/1.1 ${code} ${STATUS_CODES[code] ?? 'Unknown'}\r\n`;
+    let length = false;
+    const add = (name: string, value: string) => {
+      const lower = name.toLowerCase();
+      if (lower === 'transfer-encoding' || lower === 'connection' || lower === 'keep-alive') return;
+      if (lower === 'content-length') length = true;
+      head += `${name}: ${value}\r\n`;
+    };
+    if (Array.isArray(headers)) {
+      const list = headers as readonly string[];
+      for (let i = 0; i + 1 < list.length; i += 2) add(list[i] as string, list[i + 1] as string);
+    } else {
+      const rec = headers as Readonly<Record<string, HeaderValue>>;
+      for (const name in rec) add(name, String(rec[name]));
+    }
+    const bodiless = this.#noBody || code === 204 || code === 304 || (code >= 100 && code < 200);
+    if (!length && !bodiless) {
+      this.#chunked = true;
+      head += 'transfer-encoding: chunked\r\n';
+    }
+    if (this.#closeAfter) head += 'connection: close\r\n';
+    this.#head = `${head}\r\n`;
+    if (this.#noBody || bodiless) this.#chunked = false;
+  }
+
+  /** Writes body bytes; false when the socket's buffer is full (wait for onDrain). */
+  write(data: Buffer | string): boolean {
+    if (this.destroyed || this.writableFinished) return false;
+    if (!this.headersSent) this.writeHead(200, {});
+    const socket = this.#conn.socket;
+    const len = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+    if (len === 0) return true;
+    if (this.#noBody) return true;
+    socket.cork();
+    if (this.#head) {
+      socket.write(this.#head, 'latin1');
+      this.#head = '';
+    }
+    if (this.#chunked) socket.write(`${len.toString(16)}\r\n`, 'latin1');
+    const ok = socket.write(data);
+    if (this.#chunked) socket.write('\r\n', 'latin1');
+    socket.uncork();
+    return ok && !socket.writableNeedDrain;
+  }
+
+  end(data?: Buffer | string): void {
+    if (this.destroyed || this.writableFinished) return;
+    if (!this.headersSent) {
+      const len = data === undefined ? 0 : typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+      this.writeHead(200, { 'content-length': len });
+    }
+    const socket = this.#conn.socket;
+    socket.cork();
+    if (this.#head) {
+      if (
+        typeof data === 'string' &&
+        !this.#chunked &&
+        !this.#noBody &&
+        data.length === Buffer.byteLength(data)
+      ) {
+        // ASCII body: one write with the head.
+        socket.write(this.#head + data, 'latin1');
+        data = undefined;
+      } else socket.write(this.#head, 'latin1');
+      this.#head = '';
+    }
+    if (data !== undefined && !this.#noBody) {
+      const len = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+      if (len > 0) {
+        if (this.#chunked) socket.write(`${len.toString(16)}\r\n`, 'latin1');
+        socket.write(data);
+        if (this.#chunked) socket.write('\r\n', 'latin1');
+      }
+    }
+    if (this.#chunked) socket.write('0\r\n\r\n', 'latin1');
+    socket.uncork();
+    this.writableFinished = true;
+    this.#conn.finished(this, this.#closeAfter);
+  }
+
+  /** Abandons the response: the connection is closed (the client sees a cut-off response). */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.#conn.socket.destroy();
+  }
+
+  /** Calls `cb` once the socket can take more. */
+  onDrain(cb: () => void): void {
+    this.#conn.socket.once('drain', cb);
+  }
+}
+
+export type AgentHandler = (req: AgentRequest, res: AgentResponse) => void;
+
+export interface AgentConnectionOptions {
+  /** Closes a connection idle (between requests, or while a head or body is arriving) this long. */
+  readonly idleTimeoutMs: number;
+  /** Most request-body bytes buffered for a request before the socket is paused. */
+  readonly maxBufferedBytes: number;
+  /** Builds the body of an error answer (a Kubernetes Status) for a request that could not be parsed. */
+  readonly errorBody: (code: number, message: string) => string;
+}
+
+/** Drives one socket. */
+export class AgentConnection {
+  readonly socket: Socket;
+  readonly #decoder = new RequestDecoder();
+  readonly #handler: AgentHandler;
+  readonly #opts: AgentConnectionOptions;
+  readonly #remote: string;
+  /** Parts of requests waiting for the current one to finish. */
+  #queue: (ReturnType<RequestDecoder['push']>[number] | { kind: 'error'; error: HttpParseError })[] = [];
+  /** The request being read (its body parts go to it). */
+  #reading: AgentRequest | undefined;
+  #active: { req: AgentRequest; res: AgentResponse } | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #dead = false;
+
+  constructor(socket: Socket, handler: AgentHandler, opts: AgentConnectionOptions) {
+    this.socket = socket;
+    this.#handler = handler;
+    this.#opts = opts;
+    this.#remote = socket.remoteAddress ?? 'unknown';
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('error', () => {});
+    socket.on('close', () => this.#onClose());
+    this.#armIdle();
+  }
+
+  #armIdle(): void {
+    if (this.#timer !== undefined) this.#timer.refresh();
+    else {
+      this.#timer = setTimeout(() => this.socket.destroy(), this.#opts.idleTimeoutMs);
+      this.#timer.unref();
+    }
+  }
+
+  #clearIdle(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#dead) return;
+    let parts: ReturnType<RequestDecoder['push']>;
+    try {
+      parts = this.#decoder.push(chunk);
+    } catch (err) {
+      const error =
+        err instanceof HttpParseError ? err : new HttpParseError(400, `malformed request (${String(err)})`);
+      this.#dead = true;
+      this.#queue.push({ kind: 'error', error });
+      this.#pump();
+      return;
+    }
+    if (parts.length === 0) {
+      if (!this.#active) this.#armIdle();
+      return;
+    }
+    for (const part of parts) this.#queue.push(part);
+    this.#pump();
+  }
+
+  /** Processes queued parts until a request is being answered. */
+  #pump(): void {
+    while (this.#queue.length > 0) {
+      const part = this.#queue[0];
+      if (part === undefined) break;
+      if (part.kind === 'body' || part.kind === 'end') {
+        this.#queue.shift();
+        const r = this.#reading;
+        if (!r) continue;
+        if (part.kind === 'body') {
+          r.pushBody(part.data);
+        } else {
+          this.#reading = undefined;
+          r.endBody();
+          if (this.#active) this.#clearIdle();
+        }
+        continue;
+      }
+      if (this.#active) {
+        // A pipelined request (or an error after one): wait for the current response.
+        this.#bound();
+        return;
+      }
+      this.#queue.shift();
+      if (part.kind === 'error') {
+        this.#answerError(part.error);
+        return;
+      }
+      const req = new AgentRequest(part.head, this.#remote, () => this.#continue(part.head));
+      const res = new AgentResponse(this, req);
+      this.#active = { req, res };
+      this.#reading = req.complete ? undefined : req;
+      if (req.complete) this.#clearIdle();
+      this.#handler(req, res);
+    }
+    if (this.#active && this.socket.isPaused()) this.socket.resume();
+  }
+
+  /** Pauses reading while too much is queued behind the current request. */
+  #bound(): void {
+    let bytes = 0;
+    for (const p of this.#queue) if (p.kind === 'body') bytes += p.data.length;
+    if (bytes > this.#opts.maxBufferedBytes) this.socket.pause();
+  }
+
+  #continue(head: RequestHead): void {
+    if (head.headers.expect?.toLowerCase() === '100-continue' && this.#reading !== undefined) {
+      this.socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+    }
+  }
+
+  #answerError(error: HttpParseError): void {
+    this.#dead = true;
+    const body = this.#opts.errorBody(error.status, error.message);
+    const head =
+      `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Bad Request'}\r\n` +
+      'content-type: application/json\r\n' +
+      `content-length: ${Buffer.byteLength(body)}\r\n` +
+      'connection: close\r\n\r\n';
+    this.socket.end(head + body);
+  }
+
+  /** @internal the active response was written in full */
+  finished(res: AgentResponse, close: boolean): void {
+    const active = this.#active;
+    if (!active || active.res !== res) return;
+    this.#active = undefined;
+    res.closed();
+    // A body we did not read to its end leaves the connection out of step: close it.
+    if (close || !active.req.complete || this.#dead) {
+      this.#dead = true;
+      this.#queue = [];
+      this.socket.end();
+      return;
+    }
+    this.#armIdle();
+    if (this.#queue.length > 0) this.#pump();
+    else if (this.socket.isPaused()) this.socket.resume();
+  }
+
+  #onClose(): void {
+    this.#clearIdle();
+    this.#dead = true;
+    this.#reading?.abort();
+    this.#reading = undefined;
+    const active = this.#active;
+    this.#active = undefined;
+    if (active) {
+      active.res.destroyed = true;
+      active.res.closed();
+    }
+  }
+}

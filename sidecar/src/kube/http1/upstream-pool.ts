@@ -1,0 +1,344 @@
+/**
+ * Keep-alive HTTP/1.1 connections to the API server over TLS, one request at
+ * a time per connection. The request head is written by the caller (already
+ * serialised, with the sidecar's credentials); responses are framed by
+ * ResponseDecoder and handed to a sink part by part, with back-pressure: a
+ * sink that cannot take more pauses the connection until it drains.
+ *
+ * A request sent on a reused connection that the server had already closed
+ * (reset before any response byte) is retried once on a new connection when
+ * it is safe to repeat (GET, HEAD, OPTIONS), as Go's and undici's clients do.
+ */
+import { connect, type TLSSocket } from 'node:tls';
+import { HttpParseError } from './http-parse-error.ts';
+import { type ResponseDecoder as Decoder, ResponseDecoder, type ResponseHead } from './response-decoder.ts';
+
+export type UpstreamErrorKind = 'unreachable' | 'headers-timeout' | 'body-timeout' | 'protocol' | 'reset';
+
+export class UpstreamError extends Error {
+  readonly kind: UpstreamErrorKind;
+  /** The socket error code behind it, if any (ECONNREFUSED, ECONNRESET, …). */
+  readonly code: string;
+  constructor(kind: UpstreamErrorKind, code: string, message: string) {
+    super(message);
+    this.name = 'UpstreamError';
+    this.kind = kind;
+    this.code = code;
+  }
+}
+
+export interface ResponseSink {
+  onHead(head: ResponseHead): void;
+  /** Returns false when the sink is full: the connection is paused until `resume()` is called. */
+  onData(data: Buffer): boolean;
+  onEnd(): void;
+  onError(err: UpstreamError): void;
+}
+
+export interface UpstreamRequest {
+  readonly method: string;
+  /** Request line and header fields, ending with the empty line. */
+  readonly head: string;
+  readonly body?: Buffer | undefined;
+  /** 0 = none. */
+  readonly headersTimeoutMs: number;
+  /** Longest silence while reading the body; 0 = none (watches). */
+  readonly bodyTimeoutMs: number;
+}
+
+export interface Exchange {
+  /** Abandon the exchange (the agent went away): the connection is closed, not reused. */
+  abort(): void;
+  /** Resume a connection paused by a full sink. */
+  resume(): void;
+}
+
+export interface UpstreamPoolOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly ca: string;
+  readonly servername?: string | undefined;
+  /** Idle connections are closed after this long (below the server's own idle timeout). */
+  readonly idleTimeoutMs?: number;
+  /** At most this many idle connections are kept. */
+  readonly maxIdle?: number;
+}
+
+const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+class Connection {
+  readonly socket: TLSSocket;
+  readonly decoder: Decoder = new ResponseDecoder();
+  /** Requests completed on it (0 = fresh). */
+  served = 0;
+  /** False once the server said the connection ends with this response. */
+  reusable = true;
+  closed = false;
+  idleTimer: NodeJS.Timeout | undefined;
+  current: Pending | undefined;
+
+  constructor(socket: TLSSocket) {
+    this.socket = socket;
+  }
+}
+
+class Pending implements Exchange {
+  readonly pool: UpstreamPool;
+  readonly req: UpstreamRequest;
+  readonly sink: ResponseSink;
+  conn: Connection | undefined;
+  gotBytes = false;
+  headSeen = false;
+  done = false;
+  retried = false;
+  timer: NodeJS.Timeout | undefined;
+
+  constructor(pool: UpstreamPool, req: UpstreamRequest, sink: ResponseSink) {
+    this.pool = pool;
+    this.req = req;
+    this.sink = sink;
+  }
+
+  abort(): void {
+    if (this.done) return;
+    this.done = true;
+    this.clearTimer();
+    const conn = this.conn;
+    this.conn = undefined;
+    if (conn) this.pool.discard(conn);
+  }
+
+  resume(): void {
+    this.conn?.socket.resume();
+  }
+
+  armTimer(ms: number, kind: UpstreamErrorKind): void {
+    this.clearTimer();
+    if (ms <= 0) return;
+    this.timer = setTimeout(() => {
+      const what = kind === 'headers-timeout' ? 'response headers' : 'more of the response body';
+      this.fail(new UpstreamError(kind, 'ETIMEDOUT', `no ${what} within ${ms} ms`));
+    }, ms);
+  }
+
+  clearTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  fail(err: UpstreamError): void {
+    if (this.done) return;
+    this.done = true;
+    this.clearTimer();
+    const conn = this.conn;
+    this.conn = undefined;
+    if (conn) this.pool.discard(conn);
+    this.sink.onError(err);
+  }
+}
+
+export class UpstreamPool {
+  readonly #opts: UpstreamPoolOptions;
+  readonly #idle: Connection[] = [];
+  readonly #open = new Set<Connection>();
+  #closed = false;
+
+  constructor(opts: UpstreamPoolOptions) {
+    this.#opts = opts;
+  }
+
+  /** Open connections (busy and idle). */
+  get size(): number {
+    return this.#open.size;
+  }
+
+  request(req: UpstreamRequest, sink: ResponseSink): Exchange {
+    const p = new Pending(this, req, sink);
+    if (this.#closed) {
+      queueMicrotask(() =>
+        p.fail(new UpstreamError('unreachable', 'ECLOSED', 'the sidecar is shutting down')),
+      );
+      return p;
+    }
+    this.#dispatch(p, this.#idle.pop());
+    return p;
+  }
+
+  #dispatch(p: Pending, reuse: Connection | undefined): void {
+    const conn = reuse ?? this.#connect();
+    if (conn.idleTimer !== undefined) {
+      clearTimeout(conn.idleTimer);
+      conn.idleTimer = undefined;
+    }
+    p.conn = conn;
+    conn.current = p;
+    conn.decoder.expect(p.req.method);
+    const s = conn.socket;
+    if (p.req.body && p.req.body.length > 0) {
+      s.cork();
+      s.write(p.req.head, 'latin1');
+      s.write(p.req.body);
+      s.uncork();
+    } else {
+      s.write(p.req.head, 'latin1');
+    }
+    p.armTimer(p.req.headersTimeoutMs, 'headers-timeout');
+  }
+
+  #connect(): Connection {
+    const { host, port, ca, servername } = this.#opts;
+    const socket = connect({
+      host,
+      port,
+      ca,
+      ...(servername ? { servername } : {}),
+      ALPNProtocols: ['http/1.1'],
+    });
+    socket.setNoDelay(true);
+    const conn = new Connection(socket);
+    this.#open.add(conn);
+    socket.on('data', (chunk: Buffer) => this.#onData(conn, chunk));
+    socket.on('error', (err: NodeJS.ErrnoException) => this.#onClosed(conn, err));
+    socket.on('close', () => this.#onClosed(conn, undefined));
+    socket.on('end', () => {
+      // The server half-closed: a close-delimited body ends here.
+      this.#onEnd(conn);
+    });
+    return conn;
+  }
+
+  #onData(conn: Connection, chunk: Buffer): void {
+    const p = conn.current;
+    if (!p) {
+      // Bytes nobody asked for: the connection cannot be trusted any more.
+      this.discard(conn);
+      return;
+    }
+    p.gotBytes = true;
+    let parts: ReturnType<Decoder['push']>;
+    try {
+      parts = conn.decoder.push(chunk);
+    } catch (err) {
+      const message = err instanceof HttpParseError ? err.message : String(err);
+      p.fail(
+        new UpstreamError('protocol', 'EPROTO', `the API server's response could not be read: ${message}`),
+      );
+      return;
+    }
+    this.#deliver(conn, p, parts);
+  }
+
+  #deliver(conn: Connection, p: Pending, parts: ReturnType<Decoder['push']>): void {
+    for (const part of parts) {
+      if (p.done) return;
+      if (part.kind === 'head') {
+        p.headSeen = true;
+        p.armTimer(p.req.bodyTimeoutMs, 'body-timeout');
+        p.sink.onHead(part.head);
+        if (!part.head.keepAlive) conn.reusable = false;
+      } else if (part.kind === 'body') {
+        if (p.req.bodyTimeoutMs > 0) p.armTimer(p.req.bodyTimeoutMs, 'body-timeout');
+        if (!p.sink.onData(part.data)) conn.socket.pause();
+      } else {
+        p.done = true;
+        p.clearTimer();
+        p.conn = undefined;
+        conn.current = undefined;
+        conn.served++;
+        this.#release(conn);
+        p.sink.onEnd();
+        return;
+      }
+    }
+  }
+
+  #onEnd(conn: Connection): void {
+    const p = conn.current;
+    if (!p || !p.headSeen) return; // handled as a reset by #onClosed
+    let parts: ReturnType<Decoder['end']>;
+    try {
+      parts = conn.decoder.end();
+    } catch (err) {
+      const message = err instanceof HttpParseError ? err.message : String(err);
+      p.fail(
+        new UpstreamError(
+          'reset',
+          'ECONNRESET',
+          `the API server closed the connection mid-response: ${message}`,
+        ),
+      );
+      return;
+    }
+    conn.reusable = false;
+    this.#deliver(conn, p, parts);
+  }
+
+  #onClosed(conn: Connection, err: NodeJS.ErrnoException | undefined): void {
+    if (conn.closed) return;
+    conn.closed = true;
+    this.#open.delete(conn);
+    if (conn.idleTimer !== undefined) clearTimeout(conn.idleTimer);
+    const i = this.#idle.indexOf(conn);
+    if (i !== -1) this.#idle.splice(i, 1);
+    const p = conn.current;
+    conn.current = undefined;
+    if (!p || p.done) return;
+    p.conn = undefined;
+    const code = err?.code ?? 'ECONNRESET';
+    if (!p.gotBytes && conn.served > 0 && !p.retried && RETRYABLE.has(p.req.method) && !this.#closed) {
+      // A keep-alive connection the server had closed: try once more on a new one.
+      p.retried = true;
+      this.#dispatch(p, undefined);
+      return;
+    }
+    if (!p.gotBytes && conn.served === 0) {
+      p.fail(new UpstreamError('unreachable', code, err?.message ?? 'connection closed'));
+      return;
+    }
+    // Fail with the close-delimited ending if the decoder can complete the message.
+    if (p.headSeen && !err) {
+      this.#onEnd(conn);
+      if (p.done) return;
+    }
+    p.fail(
+      new UpstreamError('reset', code, err?.message ?? 'the API server closed the connection mid-response'),
+    );
+  }
+
+  #release(conn: Connection): void {
+    if (
+      this.#closed ||
+      conn.closed ||
+      !conn.reusable ||
+      !conn.decoder.idle ||
+      this.#idle.length >= (this.#opts.maxIdle ?? 64)
+    ) {
+      this.discard(conn);
+      return;
+    }
+    conn.socket.resume();
+    conn.idleTimer = setTimeout(() => this.discard(conn), this.#opts.idleTimeoutMs ?? 30_000);
+    conn.idleTimer.unref();
+    this.#idle.push(conn);
+  }
+
+  /** Closes a connection that must not be reused. */
+  discard(conn: Connection): void {
+    conn.current = undefined;
+    const i = this.#idle.indexOf(conn);
+    if (i !== -1) this.#idle.splice(i, 1);
+    if (conn.idleTimer !== undefined) clearTimeout(conn.idleTimer);
+    conn.closed = true;
+    this.#open.delete(conn);
+    conn.socket.destroy();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const conn of [...this.#open]) {
+      const p = conn.current;
+      this.discard(conn);
+      p?.fail(new UpstreamError('reset', 'ECLOSED', 'the sidecar is shutting down'));
+    }
+  }
+}

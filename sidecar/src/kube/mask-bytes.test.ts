@@ -1,0 +1,181 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { type MaskOptions, maskBody } from './mask.ts';
+import { maskJsonBytes } from './mask-bytes.ts';
+
+const LAST = 'kubectl.kubernetes.io/last-applied-configuration';
+const CANARY = 'c3VwZXItc2VjcmV0LWNhbmFyeQ==';
+
+/** What the decode-mask-encode path makes of `value`. */
+function slow(value: unknown, opts: MaskOptions): { value: unknown; masked: number } {
+  const copy: unknown = JSON.parse(JSON.stringify(value));
+  const masked = maskBody(copy, opts);
+  return { value: copy, masked };
+}
+
+function check(value: unknown, opts: MaskOptions, text = JSON.stringify(value)): boolean {
+  const fast = maskJsonBytes(Buffer.from(text, 'utf8'), opts);
+  if (!fast) return false;
+  const expected = slow(value, opts);
+  assert.deepEqual(JSON.parse(fast.body.toString('utf8')), expected.value);
+  assert.equal(fast.masked, expected.masked);
+  return true;
+}
+
+// Values shaped like Kubernetes responses, with arbitrary JSON mixed in where shapes vary.
+const anyJson = fc.jsonValue({ maxDepth: 2 });
+const key = fc.oneof(
+  fc.constantFrom(
+    'data',
+    'stringData',
+    'binaryData',
+    'kind',
+    'type',
+    'object',
+    'items',
+    'rows',
+    'metadata',
+    'name',
+    'annotations',
+    LAST,
+  ),
+  fc.string({ maxLength: 6 }),
+);
+const map = fc.dictionary(fc.string({ maxLength: 8 }), fc.oneof(fc.string(), fc.constant(null), anyJson), {
+  maxKeys: 4,
+});
+const lastApplied = fc.oneof(
+  fc
+    .record({ kind: fc.constant('Secret'), data: map, stringData: map }, { requiredKeys: [] })
+    .map((o) => JSON.stringify(o)),
+  fc.string(),
+  fc.constant('[1,2]'),
+  fc.constant('{not json'),
+);
+const metadata = fc.record(
+  {
+    name: fc.string(),
+    annotations: fc.oneof(
+      fc.record({ [LAST]: lastApplied, other: fc.string() }, { requiredKeys: [] }),
+      anyJson,
+    ),
+    managedFields: anyJson,
+  },
+  { requiredKeys: [] },
+);
+const resource = fc.record(
+  {
+    kind: fc.oneof(fc.constantFrom('Secret', 'ConfigMap', 'Status', 'Table', 'SecretList', ''), anyJson),
+    apiVersion: fc.constant('v1'),
+    metadata: fc.oneof(metadata, anyJson),
+    data: fc.oneof(map, fc.string(), anyJson),
+    stringData: fc.oneof(map, fc.string()),
+    binaryData: map,
+    type: fc.oneof(fc.string(), anyJson),
+    extra: fc.dictionary(key, anyJson, { maxKeys: 3 }),
+  },
+  { requiredKeys: [] },
+);
+const list = fc.record(
+  {
+    kind: fc.oneof(fc.constantFrom('SecretList', 'List', '', 'Secret', 'Status'), anyJson),
+    metadata: anyJson,
+    items: fc.oneof(fc.array(fc.oneof(resource, anyJson), { maxLength: 4 }), anyJson),
+  },
+  { requiredKeys: [] },
+);
+const table = fc.record(
+  {
+    kind: fc.constantFrom('Table', 'TableList', 'Secret'),
+    rows: fc.array(
+      fc.oneof(
+        fc.record({ cells: anyJson, object: fc.oneof(resource, list, anyJson) }, { requiredKeys: [] }),
+        anyJson,
+      ),
+      { maxLength: 3 },
+    ),
+    columnDefinitions: anyJson,
+  },
+  { requiredKeys: [] },
+);
+const event = fc.record(
+  {
+    type: fc.oneof(fc.constantFrom('ADDED', 'MODIFIED'), anyJson),
+    object: fc.oneof(resource, table, anyJson),
+    kind: anyJson,
+  },
+  { requiredKeys: ['object'] },
+);
+const body = fc.oneof(resource, list, table, event);
+const options = fc.record({
+  fields: fc.constantFrom(['data', 'stringData'], ['data'], ['binaryData', 'data'], ['spec', 'data']),
+  secrets: fc.boolean(),
+});
+
+describe('maskJsonBytes', () => {
+  it('gives what decode, maskBody and encode give, for Kubernetes-shaped JSON in any member order', () => {
+    let handled = 0;
+    fc.assert(
+      fc.property(body, options, (value, opts) => {
+        if (check(value, opts)) handled++;
+      }),
+      { numRuns: 2000 },
+    );
+    assert.ok(handled > 1900, `the byte path should handle nearly every input (handled ${handled} of 2000)`);
+  });
+
+  it('keeps every byte it does not mask, white space included', () => {
+    const text = '{ "kind" : "Secret",\n "data" : { "a" : "eA==" , "b":null },\n "x": [1, {"data":"y"}] }';
+    const r = maskJsonBytes(Buffer.from(text), { fields: ['data'], secrets: true });
+    assert.ok(r);
+    assert.equal(
+      r.body.toString(),
+      '{ "kind" : "Secret",\n "data" : { "a" : "KiptYXNrZWQqKg==" , "b":null },\n "x": [1, {"data":"y"}] }',
+    );
+    assert.equal(r.masked, 1);
+  });
+
+  it('masks a list of Secrets as the API server writes it, leaving no canary', () => {
+    const items = Array.from({ length: 5 }, (_, i) => ({
+      metadata: {
+        name: `s${i}`,
+        annotations: { [LAST]: JSON.stringify({ kind: 'Secret', data: { p: CANARY } }) },
+      },
+      data: { p: CANARY, q: CANARY },
+      type: 'Opaque',
+    }));
+    const value = { kind: 'SecretList', apiVersion: 'v1', metadata: { resourceVersion: '1' }, items };
+    assert.ok(check(value, { fields: ['data', 'stringData'], secrets: true }));
+    const r = maskJsonBytes(Buffer.from(JSON.stringify(value)), {
+      fields: ['data', 'stringData'],
+      secrets: true,
+    });
+    assert.equal(r?.body.toString().includes(CANARY), false);
+    assert.equal(r?.masked, 15);
+  });
+
+  it('gives up (for the ordinary path) on duplicate deciding keys, bad structure and trailing bytes', () => {
+    const opts = { fields: ['data'], secrets: true };
+    for (const text of [
+      '{"kind":"Status","kind":"Secret","data":{"a":"b"}}',
+      '{"data":{"a":"b"},"data":"c"}',
+      '{"kind":"Secret","data":{"a":"b"}',
+      '{"kind":"Secret","data":{"a":"b"]}',
+      '{"kind":"Secret"} x',
+      '{"kind":"Secret","data":{"a":"b}}',
+      '{"kind" "Secret"}',
+      '[{"data":{"a":"b"}}]',
+      '',
+    ]) {
+      assert.equal(maskJsonBytes(Buffer.from(text), opts), undefined, text);
+    }
+  });
+
+  it('decodes escaped keys and values where they decide', () => {
+    const text = '{"kind":"Se\\u0063ret","d\\u0061ta":{"k":"v"}}';
+    const r = maskJsonBytes(Buffer.from(text), { fields: ['data'], secrets: false });
+    assert.ok(r);
+    assert.deepEqual(JSON.parse(r.body.toString()), { kind: 'Secret', data: { k: 'KiptYXNrZWQqKg==' } });
+  });
+});
