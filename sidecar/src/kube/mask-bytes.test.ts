@@ -14,11 +14,30 @@ function slow(value: unknown, opts: MaskOptions): { value: unknown; masked: numb
   return { value: copy, masked };
 }
 
+/** The last-applied annotation compared by what it holds (the byte path keeps the copy's own formatting). */
+function normalise(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(normalise);
+  if (typeof v !== 'object' || v === null) return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (k === LAST && typeof x === 'string') {
+      try {
+        out[k] = { json: normalise(JSON.parse(x)) };
+        continue;
+      } catch {
+        // not JSON: compared as the string
+      }
+    }
+    out[k] = normalise(x);
+  }
+  return out;
+}
+
 function check(value: unknown, opts: MaskOptions, text = JSON.stringify(value)): boolean {
   const fast = maskJsonBytes(Buffer.from(text, 'utf8'), opts);
   if (!fast) return false;
   const expected = slow(value, opts);
-  assert.deepEqual(JSON.parse(fast.body.toString('utf8')), expected.value);
+  assert.deepEqual(normalise(JSON.parse(fast.body.toString('utf8'))), normalise(expected.value));
   assert.equal(fast.masked, expected.masked);
   return true;
 }

@@ -28,6 +28,9 @@ const COMMA = 0x2c;
 const COLON = 0x3a;
 
 class GiveUp extends Error {}
+
+/** Closers expected by skip() (which does not nest, so one array serves every scanner). */
+const DEPTH_STACK = new Uint8Array(MAX_DEPTH);
 const GIVE_UP = new GiveUp();
 
 interface Edit {
@@ -70,7 +73,6 @@ const MASKED_BASE64_JSON = JSON.stringify(MASKED_BASE64);
 
 class Scanner {
   readonly buf: Buffer;
-  readonly stack = new Uint8Array(MAX_DEPTH);
   /** The text of the key last read by key(), or '' when it cannot matter. */
   lastKey = '';
   /** Lengths (in bytes) of the keys that matter. */
@@ -94,7 +96,14 @@ class Scanner {
   /** `pos` at an opening quote; returns one past the closing quote. */
   strEnd(pos: number): number {
     const b = this.buf;
+    // Short strings (keys, most values) in a JS loop; long ones through indexOf.
     let p = pos + 1;
+    const stop = Math.min(b.length, p + 32);
+    while (p < stop) {
+      const c = b[p] as number;
+      if (c === QUOTE) return p + 1;
+      p += c === BACKSLASH ? 2 : 1;
+    }
     for (;;) {
       const q = b.indexOf(QUOTE, p);
       if (q === -1) throw GIVE_UP;
@@ -150,7 +159,7 @@ class Scanner {
       if (p === pos) throw GIVE_UP;
       return p;
     }
-    const stack = this.stack;
+    const stack = DEPTH_STACK;
     let depth = 0;
     let p = pos;
     while (p < b.length) {
@@ -218,7 +227,7 @@ class Scanner {
    * are parsed as they come, each shape's edits kept apart, and the shape is
    * decided when the object ends (its members may come in any order).
    */
-  body(pos: number, opts: MaskOptions): Result {
+  body(pos: number, opts: MaskOptions, resourceOnly = false): Result {
     const b = this.buf;
     if (b[pos] !== OPEN_OBJ) return { end: this.skip(pos), edits: [], masked: 0 };
     let kindPresent = false;
@@ -274,10 +283,12 @@ class Scanner {
       p = this.next(end, CLOSE_OBJ);
     }
     const end = -p;
-    if (kind === 'Status') return { end, edits: [], masked: 0 };
-    if (typeIsString && object && !kindPresent) return { ...object, end };
-    if (kind === 'Table' && rows) return { ...rows, end };
-    if (items && (kind.endsWith('List') || kind === '')) return { ...items, end };
+    if (!resourceOnly) {
+      if (kind === 'Status') return { end, edits: [], masked: 0 };
+      if (typeIsString && object && !kindPresent) return { ...object, end };
+      if (kind === 'Table' && rows) return { ...rows, end };
+      if (items && (kind.endsWith('List') || kind === '')) return { ...items, end };
+    }
     // A resource: its masked fields and its last-applied copy.
     const edits: Edit[] = meta ? meta.edits : [];
     let masked = meta ? meta.masked : 0;
@@ -403,9 +414,27 @@ class Scanner {
     return { end: -p, edits, masked };
   }
 
-  /** The annotation's value is small and rare: decoded, masked with maskResource, encoded. */
+  /**
+   * The annotation holds a copy of the object as a JSON string: it is masked
+   * as a resource (maskResource) with a scanner of its own, and encoded back
+   * as a string. Copies this path is not certain of are decoded and masked.
+   */
   lastApplied(start: number, end: number, opts: MaskOptions): { edit: Edit; masked: number } {
     const text = this.decode(start, end);
+    const inner = Buffer.from(text, 'utf8');
+    const sub = new Scanner(inner, opts);
+    try {
+      const at = sub.ws(0);
+      if (inner[at] === OPEN_OBJ) {
+        const r = sub.body(at, opts, true);
+        if (sub.ws(r.end) === inner.length) {
+          const masked = sub.output(r.edits).toString('utf8');
+          return { edit: { start, end, text: JSON.stringify(masked) }, masked: r.masked };
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof GiveUp)) throw err;
+    }
     let replacement = MASKED_TEXT;
     let masked = 0;
     try {
