@@ -65,6 +65,8 @@ export interface UpstreamPoolOptions {
 }
 
 const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** How often deadlines are checked: timeouts fire up to this late. */
+const SWEEP_MS = 100;
 
 class Connection {
   readonly socket: TLSSocket;
@@ -74,7 +76,8 @@ class Connection {
   /** False once the server said the connection ends with this response. */
   reusable = true;
   closed = false;
-  idleTimer: NodeJS.Timeout | undefined;
+  /** Date.now() when it went idle (0 = busy). */
+  idleSince = 0;
   current: Pending | undefined;
 
   constructor(socket: TLSSocket) {
@@ -91,7 +94,10 @@ class Pending implements Exchange {
   headSeen = false;
   done = false;
   retried = false;
-  timer: NodeJS.Timeout | undefined;
+  /** Date.now() after which the exchange fails (0 = no deadline). */
+  deadline = 0;
+  timeoutMs = 0;
+  timeoutKind: UpstreamErrorKind = 'headers-timeout';
 
   constructor(pool: UpstreamPool, req: UpstreamRequest, sink: ResponseSink) {
     this.pool = pool;
@@ -112,18 +118,21 @@ class Pending implements Exchange {
     this.conn?.socket.resume();
   }
 
+  /** Sets (or, with 0, clears) the deadline the pool's sweep checks. */
   armTimer(ms: number, kind: UpstreamErrorKind): void {
-    this.clearTimer();
-    if (ms <= 0) return;
-    this.timer = setTimeout(() => {
-      const what = kind === 'headers-timeout' ? 'response headers' : 'more of the response body';
-      this.fail(new UpstreamError(kind, 'ETIMEDOUT', `no ${what} within ${ms} ms`));
-    }, ms);
+    this.deadline = ms > 0 ? Date.now() + ms : 0;
+    this.timeoutMs = ms;
+    this.timeoutKind = kind;
   }
 
   clearTimer(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.deadline = 0;
+  }
+
+  /** Called by the sweep once the deadline has passed. */
+  timedOut(): void {
+    const what = this.timeoutKind === 'headers-timeout' ? 'response headers' : 'more of the response body';
+    this.fail(new UpstreamError(this.timeoutKind, 'ETIMEDOUT', `no ${what} within ${this.timeoutMs} ms`));
   }
 
   fail(err: UpstreamError): void {
@@ -142,9 +151,29 @@ export class UpstreamPool {
   readonly #idle: Connection[] = [];
   readonly #open = new Set<Connection>();
   #closed = false;
+  /**
+   * One timer for every deadline (response timeouts, idle connections),
+   * checked SWEEP_MS apart: no timer is created per request.
+   */
+  readonly #sweep: NodeJS.Timeout;
 
   constructor(opts: UpstreamPoolOptions) {
     this.#opts = opts;
+    this.#sweep = setInterval(() => this.#check(), SWEEP_MS);
+    this.#sweep.unref();
+  }
+
+  #check(): void {
+    const now = Date.now();
+    const idleLimit = this.#opts.idleTimeoutMs ?? 30_000;
+    for (const conn of [...this.#open]) {
+      const p = conn.current;
+      if (p) {
+        if (p.deadline !== 0 && now >= p.deadline) p.timedOut();
+      } else if (conn.idleSince !== 0 && now - conn.idleSince >= idleLimit) {
+        this.discard(conn);
+      }
+    }
   }
 
   /** Open connections (busy and idle). */
@@ -166,10 +195,7 @@ export class UpstreamPool {
 
   #dispatch(p: Pending, reuse: Connection | undefined): void {
     const conn = reuse ?? this.#connect();
-    if (conn.idleTimer !== undefined) {
-      clearTimeout(conn.idleTimer);
-      conn.idleTimer = undefined;
-    }
+    conn.idleSince = 0;
     p.conn = conn;
     conn.current = p;
     conn.decoder.expect(p.req.method);
@@ -277,7 +303,6 @@ export class UpstreamPool {
     if (conn.closed) return;
     conn.closed = true;
     this.#open.delete(conn);
-    if (conn.idleTimer !== undefined) clearTimeout(conn.idleTimer);
     const i = this.#idle.indexOf(conn);
     if (i !== -1) this.#idle.splice(i, 1);
     const p = conn.current;
@@ -317,8 +342,7 @@ export class UpstreamPool {
       return;
     }
     conn.socket.resume();
-    conn.idleTimer = setTimeout(() => this.discard(conn), this.#opts.idleTimeoutMs ?? 30_000);
-    conn.idleTimer.unref();
+    conn.idleSince = Date.now();
     this.#idle.push(conn);
   }
 
@@ -327,7 +351,6 @@ export class UpstreamPool {
     conn.current = undefined;
     const i = this.#idle.indexOf(conn);
     if (i !== -1) this.#idle.splice(i, 1);
-    if (conn.idleTimer !== undefined) clearTimeout(conn.idleTimer);
     conn.closed = true;
     this.#open.delete(conn);
     conn.socket.destroy();
@@ -335,6 +358,7 @@ export class UpstreamPool {
 
   async close(): Promise<void> {
     this.#closed = true;
+    clearInterval(this.#sweep);
     for (const conn of [...this.#open]) {
       const p = conn.current;
       this.discard(conn);

@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { type KubeServers, startKubeServers } from '../server.ts';
+
+/** Sends raw bytes, collects everything until the server closes or `until` matches. */
+function exchange(port: number, bytes: string, until?: RegExp): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    let text = '';
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve(text);
+    }, 2000);
+    s.on('data', (d) => {
+      text += d.toString('latin1');
+      if (until?.test(text)) {
+        clearTimeout(timer);
+        s.destroy();
+        resolve(text);
+      }
+    });
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve(text);
+    });
+    s.on('error', reject);
+    s.write(bytes);
+  });
+}
+
+describe('agent connection (HTTP/1.1 on a raw socket)', () => {
+  let servers: KubeServers;
+  before(async () => {
+    servers = await startKubeServers({
+      hosts: ['127.0.0.1'],
+      port: 0,
+      handler: async (ctx) => {
+        const { req, res } = ctx;
+        if (req.url === '/echo') {
+          const body = await req.body(1024).catch((e: Error) => Buffer.from(`error: ${e.message}`));
+          res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
+          res.end(body);
+          return;
+        }
+        if (req.url === '/stream') {
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.write('one,');
+          setTimeout(() => res.end('two'), 5);
+          return;
+        }
+        res.end(`${req.method} ${req.url}`);
+      },
+    });
+  });
+  after(() => servers.close());
+
+  it('answers pipelined requests in order on one connection', async () => {
+    const text = await exchange(
+      servers.port,
+      'GET /a HTTP/1.1\r\nhost: x\r\n\r\nPOST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhelloGET /c HTTP/1.1\r\nhost: x\r\n\r\n',
+      /GET \/c$/,
+    );
+    const bodies = text
+      .split(/HTTP\/1\.1 200 OK\r\n/)
+      .slice(1)
+      .map((r) => r.split('\r\n\r\n')[1]);
+    assert.deepEqual(bodies, ['GET /a', 'hello', 'GET /c']);
+  });
+
+  it('streams with chunked coding when the length is unknown', async () => {
+    const text = await exchange(servers.port, 'GET /stream HTTP/1.1\r\nhost: x\r\n\r\n', /0\r\n\r\n$/);
+    assert.match(text, /transfer-encoding: chunked/);
+    assert.match(text, /\r\n\r\n4\r\none,\r\n3\r\ntwo\r\n0\r\n\r\n$/);
+  });
+
+  it('decodes a chunked request body and sends 100 Continue when asked', async () => {
+    const text = await exchange(
+      servers.port,
+      'POST /echo HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n',
+      /abcde$/,
+    );
+    assert.match(text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK/);
+    assert.match(text, /abcde$/);
+  });
+
+  it('answers a malformed request with a 400 Status and closes, never calling the handler', async () => {
+    for (const bad of [
+      'GET /a HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n',
+      'GET /a b HTTP/1.1\r\nhost: x\r\n\r\n',
+      'GET /a HTTP/1.1\r\nhost: x\r\n folded\r\n\r\n',
+      'GET /a HTTP/1.1\nhost: x\n\n',
+    ]) {
+      const text = await exchange(servers.port, bad);
+      assert.match(text, /^HTTP\/1\.1 400 Bad Request\r\n/, bad);
+      assert.match(text, /connection: close/);
+      const body = JSON.parse(text.split('\r\n\r\n')[1] as string) as { kind: string; message: string };
+      assert.equal(body.kind, 'Status');
+      assert.match(body.message, /^chaperone: /);
+    }
+  });
+
+  it('answers an oversized head with 431', async () => {
+    const text = await exchange(
+      servers.port,
+      `GET /a HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(70_000)}\r\n\r\n`,
+    );
+    assert.match(text, /^HTTP\/1\.1 431 /);
+  });
+
+  it('closes after a response when the client asked for it', async () => {
+    const text = await exchange(servers.port, 'GET /a HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
+    assert.match(text, /connection: close/);
+    assert.match(text, /GET \/a$/);
+  });
+
+  it('refuses a body over the handler limit without losing the connection state', async () => {
+    const text = await exchange(
+      servers.port,
+      `POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 2000\r\n\r\n${'z'.repeat(2000)}`,
+      /error: .*$/,
+    );
+    assert.match(text, /error: the request body is larger than the limit of 1024 bytes/);
+  });
+});
