@@ -280,7 +280,7 @@ export class UpstreamPool {
 
   #onEnd(conn: Connection): void {
     const p = conn.current;
-    if (!p || !p.headSeen) return; // handled as a reset by #onClosed
+    if (!p?.headSeen) return; // handled as a reset by #onClosed
     let parts: ReturnType<Decoder['end']>;
     try {
       parts = conn.decoder.end();
