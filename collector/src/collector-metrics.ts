@@ -6,30 +6,57 @@
  * the rest counted under `_other`. Never a pod name.
  */
 import { counter, gauge, histogram, type Registry } from '@chaperone/shared';
+import type { IncomingEvent } from './incoming-event.ts';
 
 export const MAX_BLOCKED_SERIES = 1000;
 
 export function createCollectorMetrics(registry: Registry) {
+  const events = counter(registry, {
+    name: 'chaperone_collector_events_total',
+    help: 'Audit events stored, by protocol and decision action',
+    labelNames: ['protocol', 'action'] as const,
+  });
   const blocked = counter(registry, {
     name: 'chaperone_collector_blocked_events_total',
     help: 'Stored events the guard denied, by namespace and rule',
     labelNames: ['namespace', 'rule'] as const,
   });
   const blockedSeries = new Set<string>();
+  const countBlocked = (namespace: string, rule: string, n = 1): void => {
+    const key = `${namespace}\u0000${rule}`;
+    if (blockedSeries.has(key) || blockedSeries.size < MAX_BLOCKED_SERIES) {
+      blockedSeries.add(key);
+      blocked.inc({ namespace, rule }, n);
+    } else {
+      blocked.inc({ namespace: '_other', rule: '_other' }, n);
+    }
+  };
   return {
-    events: counter(registry, {
-      name: 'chaperone_collector_events_total',
-      help: 'Audit events stored, by protocol and decision action',
-      labelNames: ['protocol', 'action'] as const,
-    }),
-    countBlocked(namespace: string, rule: string): void {
-      const key = `${namespace}\u0000${rule}`;
-      if (blockedSeries.has(key) || blockedSeries.size < MAX_BLOCKED_SERIES) {
-        blockedSeries.add(key);
-        blocked.inc({ namespace, rule });
-      } else {
-        blocked.inc({ namespace: '_other', rule: '_other' });
+    events,
+    countBlocked,
+    /**
+     * Counts a batch's stored events by protocol/action, and denials by
+     * namespace/rule: one increment per label set, not one per event.
+     */
+    countStored(stored: readonly IncomingEvent[]): void {
+      const byKind = new Map<string, { protocol: string; action: string; n: number }>();
+      let denied: Map<string, { namespace: string; rule: string; n: number }> | undefined;
+      for (const { row } of stored) {
+        const { protocol, action } = row;
+        const key = `${protocol}\u0000${action}`;
+        const k = byKind.get(key);
+        if (k) k.n++;
+        else byKind.set(key, { protocol, action, n: 1 });
+        if (action === 'deny') {
+          denied ??= new Map();
+          const dk = `${row.namespace}\u0000${row.rule}`;
+          const d = denied.get(dk);
+          if (d) d.n++;
+          else denied.set(dk, { namespace: row.namespace, rule: row.rule, n: 1 });
+        }
       }
+      for (const k of byKind.values()) events.inc({ protocol: k.protocol, action: k.action }, k.n);
+      if (denied) for (const d of denied.values()) countBlocked(d.namespace, d.rule, d.n);
     },
     duplicates: counter(registry, {
       name: 'chaperone_collector_duplicate_events_total',

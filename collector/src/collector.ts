@@ -35,7 +35,7 @@ import type { TokenVerifier } from './sidecar-identity.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import type { AuditStore } from './store.ts';
 import { TokenReviewVerifier } from './token-review-verifier.ts';
-import { WriteQueue } from './write-queue.ts';
+import { groupCommitConcurrency, WriteQueue } from './write-queue.ts';
 
 export interface CollectorDeps {
   readonly logger: Logger;
@@ -177,6 +177,7 @@ export async function startCollector(c: CollectorConfig, deps: CollectorDeps): P
       maxEvents: c.maxQueueEvents,
       maxBytes: c.maxQueueBytes,
       groupEvents: c.groupCommitEvents,
+      concurrency: groupCommitConcurrency(store),
     });
     const ingest = new IngestServer({
       verifier,

@@ -5,10 +5,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { type AuditEvent, createRegistry } from '@chaperone/shared';
+import { type AuditEvent, canonicalJson, createRegistry } from '@chaperone/shared';
 import { createCollectorMetrics } from './collector-metrics.ts';
 import { falcoEvent, falcoSink } from './falco-sink.ts';
 import { chunksBySize, Forwarder } from './forwarder.ts';
+import { prepareEvent } from './incoming-event.ts';
 import { lokiSink } from './loki-sink.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import { makeChain } from './test-events.ts';
@@ -68,8 +69,15 @@ describe('forwarders', () => {
       spec: (i) => (i % 5 === 0 ? { action: 'deny', rule: 'no-secrets', resource: 'secrets' } : {}),
     });
     const { sidecarId, ...identity } = SOURCE;
+    const receivedUs = Date.now() * 1000;
     await store.append([
-      { sidecarId, identity, events, receivedUs: Date.now() * 1000, rejectLeadingGap: false },
+      {
+        sidecarId,
+        identity,
+        events: events.map((e) => prepareEvent(e, receivedUs)),
+        receivedUs,
+        rejectLeadingGap: false,
+      },
     ]);
   });
   afterEach(async () => {
@@ -185,7 +193,8 @@ describe('forwarders', () => {
       const first = entries.find((e) => (JSON.parse(e.line) as AuditEvent).auditID === events[0]?.auditID);
       const t = Date.parse(events[0]?.requestReceivedTimestamp as string);
       assert.equal(first?.ts.slice(0, 13), String(t));
-      assert.equal(first?.line, JSON.stringify(events[0]));
+      // The store keeps (and forwards) each event's canonical JSON.
+      assert.equal(first?.line, canonicalJson(events[0]));
     } finally {
       r.server.close();
     }

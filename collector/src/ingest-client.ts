@@ -27,6 +27,8 @@ export interface ConnectOptions {
   token?: string;
   ca?: string;
   subprotocol?: string;
+  /** ws's masking-key generator for the frames this client sends (a load generator may fix it). */
+  generateMask?: (mask: Buffer) => void;
 }
 
 export type Connection =
@@ -97,6 +99,7 @@ export function connectIngest(opts: ConnectOptions): Promise<Connection> {
     const ws = new WebSocket(ingestUrl(opts.url), opts.subprotocol ?? INGEST_SUBPROTOCOL, {
       headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {},
       ...(opts.ca ? { ca: opts.ca } : {}),
+      ...(opts.generateMask ? { generateMask: opts.generateMask } : {}),
       maxPayload: 16 * 1024 * 1024,
       handshakeTimeout: 10_000,
     });
@@ -134,6 +137,12 @@ export interface StreamOptions {
   /** Give up (with the last refusal) after this long without finishing. */
   deadlineMs?: number;
   onAck?: (ack: AckMessage) => void;
+  /**
+   * A batch message encoded ahead of time, if there is one for this batch id
+   * and slice of `events` (a load generator encodes before it measures).
+   */
+  encoded?: (batchId: number, from: number, count: number) => Buffer | string | undefined;
+  generateMask?: (mask: Buffer) => void;
 }
 
 export interface StreamResult {
@@ -166,7 +175,12 @@ export async function streamEvents(opts: StreamOptions): Promise<StreamResult> {
     let conn: Connection;
     try {
       const url = typeof opts.url === 'function' ? opts.url() : opts.url;
-      conn = await connectIngest({ url, token: opts.token(), ...(opts.ca ? { ca: opts.ca } : {}) });
+      conn = await connectIngest({
+        url,
+        token: opts.token(),
+        ...(opts.ca ? { ca: opts.ca } : {}),
+        ...(opts.generateMask ? { generateMask: opts.generateMask } : {}),
+      });
     } catch (err) {
       lastProblem = (err as Error).message;
       await delay(opts.reconnectDelayMs ?? 100);
@@ -196,10 +210,14 @@ export async function streamEvents(opts: StreamOptions): Promise<StreamResult> {
       const pump = () => {
         while (inflight.size < maxInFlight && next <= lastSeq) {
           const from = next - firstSeq;
-          const slice = events.slice(from, from + batchSize);
+          const count = Math.min(batchSize, events.length - from);
           const id = batchId++;
-          ws.send(encodeMessage({ type: 'batch', batchId: id, events: slice }));
-          next += slice.length;
+          ws.send(
+            opts.encoded?.(id, from, count) ??
+              encodeMessage({ type: 'batch', batchId: id, events: events.slice(from, from + count) }),
+            { binary: false }, // a text message, also when it was encoded ahead into a Buffer
+          );
+          next += count;
           inflight.set(id, next - 1);
         }
       };

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type AuditEvent, type ChainHead, GENESIS_HASH } from '@chaperone/shared';
 import fc from 'fast-check';
+import { prepareEvent } from './incoming-event.ts';
 import { type ExistingEvent, planBatch } from './ingest-plan.ts';
 import type { IncomingBatch, IntegrityAlert } from './store.ts';
 import { makeChain } from './test-events.ts';
@@ -25,7 +26,7 @@ function simulate(batches: readonly (readonly AuditEvent[])[]) {
     const batch: IncomingBatch = {
       sidecarId: SOURCE.sidecarId,
       identity: WHO,
-      events,
+      events: events.map((e) => prepareEvent(e, 1)),
       receivedUs: 1,
       rejectLeadingGap: true,
     };
@@ -91,7 +92,13 @@ describe('ingest plan', () => {
         const alerts: IntegrityAlert[] = [];
         for (const b of batches) {
           const plan = planBatch(
-            { sidecarId: SOURCE.sidecarId, identity: WHO, events: b, receivedUs: 1, rejectLeadingGap: false },
+            {
+              sidecarId: SOURCE.sidecarId,
+              identity: WHO,
+              events: b.map((e) => prepareEvent(e, 1)),
+              receivedUs: 1,
+              rejectLeadingGap: false,
+            },
             { head, owner: WHO },
             stored,
             '2026-01-15T10:00:00.000000Z',
@@ -124,7 +131,7 @@ describe('ingest plan', () => {
     ): IncomingBatch => ({
       sidecarId: SOURCE.sidecarId,
       identity,
-      events,
+      events: events.map((e) => prepareEvent(e, 1)),
       receivedUs: 1,
       rejectLeadingGap,
     });

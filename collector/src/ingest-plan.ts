@@ -16,7 +16,8 @@
  *   resend will fill it; otherwise the events are evidence and are stored,
  *   with a `gap` alert.
  */
-import { type AuditEvent, type ChainHead, type ChainProblem, verifyChain } from '@chaperone/shared';
+import { type ChainHead, type ChainProblem, verifyChain } from '@chaperone/shared';
+import type { IncomingEvent } from './incoming-event.ts';
 import type { Identity, IncomingBatch, IntegrityAlert } from './store.ts';
 
 export interface ExistingEvent {
@@ -27,7 +28,7 @@ export interface ExistingEvent {
 export type BatchPlan =
   | {
       readonly kind: 'store';
-      readonly events: readonly AuditEvent[];
+      readonly events: readonly IncomingEvent[];
       readonly duplicates: number;
       readonly head: ChainHead;
       readonly alerts: readonly IntegrityAlert[];
@@ -117,7 +118,7 @@ export function planBatch(
     };
   }
   const seen = new Map(existing);
-  const fresh: AuditEvent[] = [];
+  const fresh: IncomingEvent[] = [];
   const alerts: IntegrityAlert[] = [];
   let duplicates = 0;
   for (const e of batch.events) {
@@ -150,7 +151,8 @@ export function planBatch(
       alerts: [],
     };
   }
-  const checked = verifyChain(fresh, stored.head);
+  // The hashes were computed on arrival from the canonical form (incoming-event.ts).
+  const checked = verifyChain(fresh, stored.head, (e) => e.computedHash);
   for (const p of checked.problems) alerts.push(problemAlert(p, base));
   return { kind: 'store', events: fresh, duplicates, head: checked.head, alerts };
 }

@@ -20,9 +20,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
   AUDIT_SCHEMA_VERSION,
-  type BatchMessage,
   CLOSE_CODES,
-  type ClientMessage,
   encodeMessage,
   GENESIS_HASH,
   INGEST_SUBPROTOCOL,
@@ -30,13 +28,14 @@ import {
   MAX_IN_FLIGHT_BATCHES,
   MAX_MESSAGE_BYTES,
   type NackCode,
-  parseClientMessage,
   type ServerMessage,
   toChaperoneError,
-  type ValidationError,
 } from '@chaperone/shared';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { CollectorMetrics } from './collector-metrics.ts';
+import type { IncomingEvent } from './incoming-event.ts';
+import type { ParsedMessage } from './ingest-parse.ts';
+import { createMessageParser, type MessageParser } from './ingest-parser.ts';
 import { describeIdentity, sameOwner } from './ingest-plan.ts';
 import { AuthError, sourceMismatch, type TokenVerifier, type VerifiedSidecar } from './sidecar-identity.ts';
 import type { AuditStore, BatchOutcome, IntegrityAlert } from './store.ts';
@@ -54,15 +53,21 @@ export interface IngestServerOptions {
   logger: Logger;
   metrics: CollectorMetrics;
   helloTimeoutMs?: number;
+  /** Where messages are parsed (default: a worker thread the server owns, see ingest-parser.ts). */
+  parser?: MessageParser;
 }
 
+type ConnectionOptions = IngestServerOptions & { readonly parser: MessageParser };
+
 export class IngestServer {
-  readonly #opts: IngestServerOptions;
+  readonly #opts: ConnectionOptions;
+  readonly #ownParser: boolean;
   readonly #wss: WebSocketServer;
   readonly #connections = new Set<IngestConnection>();
 
   constructor(opts: IngestServerOptions) {
-    this.#opts = opts;
+    this.#ownParser = opts.parser === undefined;
+    this.#opts = { ...opts, parser: opts.parser ?? createMessageParser() };
     this.#wss = new WebSocketServer({
       noServer: true,
       // Room to read an oversized batch far enough to answer it with a nack.
@@ -158,25 +163,28 @@ export class IngestServer {
     await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, 2000).unref())]);
     for (const c of this.#connections) c.terminate();
     await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
+    if (this.#ownParser) await this.#opts.parser.close();
   }
 }
 
 class IngestConnection {
   readonly #ws: WebSocket;
   readonly #identity: VerifiedSidecar;
-  readonly #opts: IngestServerOptions;
+  readonly #opts: ConnectionOptions;
   #log: Logger;
   #sidecarId: string | undefined;
   #helloPending = false;
   /** An earlier batch was not stored and will be resent: refuse gaps until it is. */
   #lostBatch = false;
   #outstanding = 0;
+  /** Messages received and still being parsed: they count against the limit too. */
+  #parsing = 0;
   #paused = false;
   #serial: Promise<void> = Promise.resolve();
   readonly #timers: NodeJS.Timeout[] = [];
   #stopDrainListener: (() => void) | undefined;
 
-  constructor(ws: WebSocket, identity: VerifiedSidecar, opts: IngestServerOptions, remote: string) {
+  constructor(ws: WebSocket, identity: VerifiedSidecar, opts: ConnectionOptions, remote: string) {
     this.#ws = ws;
     this.#identity = identity;
     this.#opts = opts;
@@ -197,14 +205,32 @@ class IngestConnection {
       );
     }
     ws.on('message', (data, isBinary) => {
-      const text = isBinary ? undefined : (data as Buffer).toString('utf8');
-      // Parse and check in arrival order; commits are awaited separately so batches pipeline.
-      this.#serial = this.#serial
-        .then(() => this.#onMessage(text))
-        .catch((err: unknown) => {
-          this.#log.error({ err }, 'ingest message handling failed');
-          this.close(CLOSE_CODES.protocolError, 'internal error');
-        });
+      const arrived = { at: performance.now(), us: nowMicros() };
+      let handle: () => Promise<void>;
+      if (isBinary) {
+        handle = async () => this.close(CLOSE_CODES.protocolError, 'send JSON text messages, not binary');
+      } else {
+        const raw = data as Buffer;
+        const text = raw.toString('utf8');
+        // Parsing starts now (on the parse worker); results are handled in arrival order.
+        const parsed = opts.parser.parse(text, arrived.us);
+        parsed.catch(() => {}); // handled below, in order
+        this.#parsing++;
+        this.#maybePause();
+        handle = async () => {
+          try {
+            await this.#onMessage(await parsed, text, raw.length, arrived);
+          } finally {
+            this.#parsing--;
+            this.#maybeResume();
+          }
+        };
+      }
+      // Commits are awaited separately, so batches pipeline.
+      this.#serial = this.#serial.then(handle).catch((err: unknown) => {
+        this.#log.error({ err }, 'ingest message handling failed');
+        this.close(CLOSE_CODES.protocolError, 'internal error');
+      });
     });
     ws.on('error', (err) => this.#log.info({ err }, 'ingest connection error'));
     ws.once('close', (code, reason) => {
@@ -232,21 +258,25 @@ class IngestConnection {
     if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(encodeMessage(m));
   }
 
-  async #onMessage(text: string | undefined): Promise<void> {
+  async #onMessage(
+    msg: ParsedMessage,
+    text: string,
+    bytes: number,
+    arrived: { at: number; us: number },
+  ): Promise<void> {
     if (this.#ws.readyState !== this.#ws.OPEN) return;
-    if (text === undefined) {
-      this.close(CLOSE_CODES.protocolError, 'send JSON text messages, not binary');
-      return;
+    switch (msg.kind) {
+      case 'invalid':
+        this.#badMessage(text, msg);
+        return;
+      case 'failed':
+        throw new Error(`parsing a message failed: ${msg.message}`);
+      case 'hello':
+        await this.#hello(msg.sidecarId, msg.schemaVersion);
+        return;
+      case 'batch':
+        this.#batch(msg.batchId, msg.events, bytes, arrived);
     }
-    let msg: ClientMessage;
-    try {
-      msg = parseClientMessage(text);
-    } catch (err) {
-      this.#badMessage(text, err as ValidationError);
-      return;
-    }
-    if (msg.type === 'hello') await this.#hello(msg.sidecarId, msg.schemaVersion);
-    else this.#batch(msg, Buffer.byteLength(text));
   }
 
   async #hello(sidecarId: string, schemaVersion: number): Promise<void> {
@@ -275,16 +305,21 @@ class IngestConnection {
     this.#send({ type: 'welcome', head: chain?.head ?? { seq: 0, hash: GENESIS_HASH } });
   }
 
-  #batch(msg: BatchMessage, bytes: number): void {
+  #batch(
+    batchId: number,
+    events: readonly IncomingEvent[],
+    bytes: number,
+    arrived: { at: number; us: number },
+  ): void {
     const sidecarId = this.#sidecarId;
     if (!sidecarId) {
       this.close(CLOSE_CODES.protocolError, 'send hello before batches');
       return;
     }
-    const receivedAt = performance.now();
-    const receivedUs = nowMicros();
-    for (const e of msg.events) {
-      const diff = sourceMismatch(e.chaperone.source, this.#identity, sidecarId);
+    const receivedAt = arrived.at;
+    const receivedUs = arrived.us;
+    for (const e of events) {
+      const diff = sourceMismatch(e.source, this.#identity, sidecarId);
       if (diff) {
         const message = `event ${e.auditID} names ${diff}, but this connection is ${describeIdentity(this.#identity)} writing chain ${sidecarId}: a sidecar may only record its own pod`;
         void this.#alert({
@@ -294,8 +329,8 @@ class IngestConnection {
           auditID: e.auditID,
           message,
         });
-        this.#log.warn({ batchId: msg.batchId }, message);
-        this.#nack(msg.batchId, 'identity_mismatch', message, false);
+        this.#log.warn({ batchId }, message);
+        this.#nack(batchId, 'identity_mismatch', message, false);
         return;
       }
     }
@@ -303,23 +338,24 @@ class IngestConnection {
     this.#maybePause();
     this.#opts.queue
       .submit({
-        events: msg.events.length,
+        chain: sidecarId,
+        events: events.length,
         bytes,
         build: () => ({
           sidecarId,
           identity: this.#identity,
-          events: msg.events,
+          events,
           receivedUs,
           rejectLeadingGap: this.#lostBatch,
         }),
       })
       .then(
-        (o) => this.#answer(msg.batchId, o, receivedAt),
+        (o) => this.#answer(batchId, o, receivedAt),
         (err: unknown) => {
           this.#lostBatch = true;
-          this.#log.error({ err, batchId: msg.batchId }, 'storing a batch failed');
+          this.#log.error({ err, batchId }, 'storing a batch failed');
           this.#nack(
-            msg.batchId,
+            batchId,
             'unavailable',
             `the audit store is unavailable: ${(err as Error).message}`,
             true,
@@ -343,11 +379,7 @@ class IngestConnection {
       return;
     }
     this.#lostBatch = false;
-    for (const e of o.events) {
-      const action = e.chaperone.decision.action;
-      m.events.inc({ protocol: e.chaperone.protocol, action });
-      if (action === 'deny') m.countBlocked(e.chaperone.source.namespace, e.chaperone.decision.rule);
-    }
+    m.countStored(o.events);
     if (o.duplicates) m.duplicates.inc(o.duplicates);
     m.batches.inc({ outcome: 'ack' });
     m.ingestLatency.observe((performance.now() - receivedAt) / 1000);
@@ -360,7 +392,7 @@ class IngestConnection {
   }
 
   /** Answers a message that failed to parse: a nack when it names a batch, else close. */
-  #badMessage(text: string, err: ValidationError): void {
+  #badMessage(text: string, err: { readonly path: string | undefined; readonly message: string }): void {
     const path = err.path ?? '';
     let batchId: number | undefined;
     try {
@@ -410,7 +442,7 @@ class IngestConnection {
 
   #maybePause(): void {
     if (this.#paused) return;
-    if (this.#outstanding >= MAX_OUTSTANDING || this.#opts.queue.full) {
+    if (this.#outstanding + this.#parsing >= MAX_OUTSTANDING || this.#opts.queue.full) {
       this.#paused = true;
       this.#ws.pause();
       this.#opts.metrics.pausedConnections.inc();
@@ -419,7 +451,8 @@ class IngestConnection {
   }
 
   #maybeResume(): void {
-    if (!this.#paused || this.#outstanding >= MAX_OUTSTANDING || this.#opts.queue.full) return;
+    if (!this.#paused || this.#outstanding + this.#parsing >= MAX_OUTSTANDING || this.#opts.queue.full)
+      return;
     this.#paused = false;
     this.#stopDrainListener?.();
     this.#stopDrainListener = undefined;

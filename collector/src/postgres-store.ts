@@ -6,8 +6,9 @@
  *     head the group touches (same order in every replica: no deadlocks) and
  *     returns the latest committed head and owner;
  *  2. look up which of the batch's event ids are stored already;
- *  3. plan each batch (ingest-plan.ts) and write events, alerts and heads
- *     with one multi-row INSERT (unnest) each;
+ *  3. plan each batch (ingest-plan.ts) and write the events with one COPY
+ *     (their rows were built on arrival), alerts and heads with one
+ *     multi-row INSERT (unnest) each;
  *  4. COMMIT (synchronous_commit: fsynced) — only then does `append` resolve.
  *
  * The unique constraint on `audit_id` is the last line of defence: if two
@@ -18,8 +19,9 @@ import { createHash } from 'node:crypto';
 import { ChaperoneError, GENESIS_HASH } from '@chaperone/shared';
 import pg from 'pg';
 import type { EventFilter } from './event-filter.ts';
-import { type EventRow, toEventRow } from './event-row.ts';
+import { type EventRow, ROW_COLUMNS } from './event-row.ts';
 import { type ExistingEvent, planBatch } from './ingest-plan.ts';
+import { copyFrom, copyValue } from './postgres-copy.ts';
 import { POSTGRES_MIGRATIONS } from './postgres-schema.ts';
 import { addFilter, encodeTimeCursor, POSTGRES, SqlBuilder, timeOrderedQuery } from './query-sql.ts';
 import { checkRecordingChunk, recordingGap, resolveRecordingAppend } from './recording-append.ts';
@@ -241,7 +243,7 @@ export class PostgresStore implements AuditStore {
           continue;
         }
         for (const e of plan.events) {
-          rows.push(toEventRow(e, b.receivedUs));
+          rows.push(e.row);
           existing.set(e.auditID, { sidecarId: b.sidecarId, hash: e.chaperone.hash });
         }
         heads.set(b.sidecarId, { head: plan.head, seen: b.receivedUs });
@@ -508,38 +510,22 @@ export class PostgresStore implements AuditStore {
   }
 }
 
-/** One multi-row INSERT of event rows (also the benchmark's anchor, so both write the same rows the same way). */
+const COPY_EVENTS = `COPY events (${ROW_COLUMNS.join(', ')}) FROM STDIN`;
+
+/** One event row as a line of COPY's text format, columns in ROW_COLUMNS order. */
+function copyLine(r: EventRow): string {
+  return `${copyValue(r.auditID)}\t${copyValue(r.sidecarId)}\t${r.seq}\t${copyValue(r.hash)}\t${copyValue(r.prevHash)}\t${r.timeUs}\t${r.receivedUs}\t${copyValue(r.namespace)}\t${copyValue(r.pod)}\t${copyValue(r.podUID)}\t${copyValue(r.serviceAccount)}\t${copyValue(r.protocol)}\t${copyValue(r.verb)}\t${copyValue(r.resource)}\t${copyValue(r.action)}\t${copyValue(r.rule)}\t${copyValue(r.sessionId)}\t${copyValue(r.username)}\t${copyValue(r.searchText)}\t${copyValue(r.json)}\n`;
+}
+
+/**
+ * Inserts event rows with one COPY (also the benchmark's anchor, so both
+ * write the same rows the same way). In a transaction, a unique violation
+ * (an `audit_id` stored by a racing replica) fails the whole COPY.
+ */
 export async function insertEvents(c: pg.ClientBase, rows: readonly EventRow[]): Promise<void> {
-  const col = <K extends keyof EventRow>(k: K) => rows.map((r) => r[k]);
-  await c.query(
-    `INSERT INTO events (audit_id, sidecar_id, seq, hash, prev_hash, time_us, received_us, namespace, pod, pod_uid,
-       service_account, protocol, verb, resource, action, rule, session_id, username, search_text, event_json)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bigint[],
-       $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-       $16::text[], $17::text[], $18::text[], $19::text[], $20::text[])`,
-    [
-      col('auditID'),
-      col('sidecarId'),
-      col('seq'),
-      col('hash'),
-      col('prevHash'),
-      col('timeUs'),
-      col('receivedUs'),
-      col('namespace'),
-      col('pod'),
-      col('podUID'),
-      col('serviceAccount'),
-      col('protocol'),
-      col('verb'),
-      col('resource'),
-      col('action'),
-      col('rule'),
-      col('sessionId'),
-      col('username'),
-      col('searchText'),
-      col('json'),
-    ],
-  );
+  const lines: string[] = [];
+  for (const r of rows) lines.push(copyLine(r));
+  await copyFrom(c, COPY_EVENTS, Buffer.from(lines.join('')));
 }
 
 async function insertAlerts(c: pg.PoolClient, alerts: readonly IntegrityAlert[]): Promise<void> {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { ChaperoneError, DependencyError, GENESIS_HASH } from '@chaperone/shared';
 import type { EventFilter } from './event-filter.ts';
-import { type EventRow, toEventRow } from './event-row.ts';
+
 import { type ExistingEvent, planBatch } from './ingest-plan.ts';
 import { addFilter, encodeTimeCursor, SQLITE, SqlBuilder, timeOrderedQuery } from './query-sql.ts';
 import { checkRecordingChunk, recordingGap, resolveRecordingAppend } from './recording-append.ts';
@@ -172,9 +172,9 @@ export class SqliteStore implements AuditStore {
     const chain = chainRow ? rowToChain(chainRow) : undefined;
     const existing = new Map<string, ExistingEvent>();
     const lookup = this.#stmt('SELECT sidecar_id, hash FROM events WHERE audit_id = ?');
-    for (const e of batch.events) {
-      const r = lookup.get(e.auditID) as Row | undefined;
-      if (r) existing.set(e.auditID, { sidecarId: String(r.sidecar_id), hash: String(r.hash) });
+    for (const { auditID } of batch.events) {
+      const r = lookup.get(auditID) as Row | undefined;
+      if (r) existing.set(auditID, { sidecarId: String(r.sidecar_id), hash: String(r.hash) });
     }
     const detectedAt = microsToRfc3339(batch.receivedUs);
     const plan = planBatch(
@@ -190,8 +190,7 @@ export class SqliteStore implements AuditStore {
         service_account, protocol, verb, resource, action, rule, session_id, username, search_text, event_json)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    for (const e of plan.events) {
-      const r: EventRow = toEventRow(e, batch.receivedUs);
+    for (const { row: r } of plan.events) {
       insert.run(
         r.auditID,
         r.sidecarId,

@@ -11,6 +11,7 @@ import { type AuditEvent, chainEvent, GENESIS_HASH, hashEvent, type UnchainedEve
 import { verifyStore } from './audit-verify.ts';
 import { type EventFilter, parseEventFilter } from './event-filter.ts';
 import { searchTextOf } from './event-row.ts';
+import { prepareEvent } from './incoming-event.ts';
 import type { Dialect } from './query-sql.ts';
 import type { AuditStore, BatchOutcome, Identity, IncomingBatch } from './store.ts';
 import { type EventSpec, makeChain, sampleEvent } from './test-events.ts';
@@ -50,11 +51,12 @@ function batch(
   opts: { rejectLeadingGap?: boolean; receivedUs?: number } = {},
 ): IncomingBatch {
   const { sidecarId, ...identity } = who;
+  const receivedUs = opts.receivedUs ?? RECEIVED;
   return {
     sidecarId,
     identity,
-    events,
-    receivedUs: opts.receivedUs ?? RECEIVED,
+    events: events.map((e) => prepareEvent(e, receivedUs)),
+    receivedUs,
     rejectLeadingGap: opts.rejectLeadingGap ?? false,
   };
 }

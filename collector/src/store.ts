@@ -10,8 +10,9 @@
  * single writer in SQLite), so several collector replicas on one database
  * never store an event twice or fork a chain.
  */
-import type { AuditEvent, ChainHead, ChainProblem } from '@chaperone/shared';
+import type { ChainHead, ChainProblem } from '@chaperone/shared';
 import type { EventFilter } from './event-filter.ts';
+import type { IncomingEvent } from './incoming-event.ts';
 
 /** The pod a sidecar's verified token names. This, not the event, is the truth. */
 export interface Identity {
@@ -54,8 +55,9 @@ export interface StoredAlert extends IntegrityAlert {
 export interface IncomingBatch {
   readonly sidecarId: string;
   readonly identity: Identity;
-  readonly events: readonly AuditEvent[];
-  /** Microseconds since the epoch when the batch arrived. */
+  /** Validated on arrival, serialised and hashed once (incoming-event.ts). */
+  readonly events: readonly IncomingEvent[];
+  /** Microseconds since the epoch when the batch arrived (its events' `row.receivedUs`). */
   readonly receivedUs: number;
   /**
    * When true, a batch whose first new event leaves a gap after the stored
@@ -70,7 +72,7 @@ export type BatchOutcome =
   | {
       readonly kind: 'stored';
       /** The events newly stored (not the duplicates), for metrics. */
-      readonly events: readonly AuditEvent[];
+      readonly events: readonly IncomingEvent[];
       readonly stored: number;
       readonly duplicates: number;
       readonly head: ChainHead;

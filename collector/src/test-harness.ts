@@ -19,7 +19,7 @@ import { JwksVerifier } from './jwks-verifier.ts';
 import { staticTokenAuth } from './query-auth.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import type { AuditStore } from './store.ts';
-import { WriteQueue } from './write-queue.ts';
+import { groupCommitConcurrency, WriteQueue } from './write-queue.ts';
 
 export const TEST_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 export const QUERY_TOKEN = 'test-query-token-0123456789';
@@ -126,6 +126,7 @@ export async function startTestCollector(
     maxEvents: opts.maxQueueEvents ?? 20_000,
     maxBytes: opts.maxQueueBytes ?? 64 * 1024 * 1024,
     groupEvents: opts.groupEvents ?? 5000,
+    concurrency: groupCommitConcurrency(store),
   });
   const ingest = new IngestServer({ verifier, store, queue, logger, metrics });
   const api = createHttpApi({ store, auth: staticTokenAuth(QUERY_TOKEN), logger, metrics });

@@ -1,20 +1,25 @@
 /**
  * The bounded write queue between ingest connections and the store, with
- * group commit: while one group of batches is being committed, new batches
+ * group commit: while a group of batches is being committed, new batches
  * wait; the next group takes all of them (up to a size limit) into one
  * transaction, so one fsync covers many batches from many sidecars.
  *
  * Bounded: `full` turns true at the event or byte limit; connections then
- * stop reading their sockets until `drained` fires (at half the limit). One
- * group commits at a time, in arrival order, so each sidecar's batches are
- * committed in the order they arrived. If a group fails, its batches are
- * retried one by one, so one bad batch cannot take others down with it.
+ * stop reading their sockets until `drained` fires (at half the limit).
+ * Up to `concurrency` groups commit at once (PostgreSQL: while one group's
+ * rows are being written by the server, the next is prepared and sent, as
+ * two replicas would), but never two groups with a batch of the same chain:
+ * each sidecar's batches are committed one group after another, in the
+ * order they arrived. If a group fails, its batches are retried one by one,
+ * so one bad batch cannot take others down with it.
  */
 import type { Logger } from '@chaperone/shared';
 import type { CollectorMetrics } from './collector-metrics.ts';
 import type { AuditStore, BatchOutcome, IncomingBatch } from './store.ts';
 
 export interface QueuedBatch {
+  /** The chain (sidecarId) the batch extends. */
+  readonly chain: string;
   /** Built when the batch joins a group, so it sees its connection's latest state. */
   build(): IncomingBatch;
   readonly events: number;
@@ -35,6 +40,18 @@ export interface WriteQueueOptions {
   maxBytes: number;
   /** Most events committed in one transaction. */
   groupEvents: number;
+  /** Most groups committing at once (on different chains); default 1. */
+  concurrency?: number;
+}
+
+/**
+ * Groups committing at once for a store: PostgreSQL overlaps one group's
+ * server-side writes with the next group's preparation (chains are locked
+ * per transaction, as with several replicas); the embedded store writes
+ * synchronously, one transaction at a time.
+ */
+export function groupCommitConcurrency(store: Pick<AuditStore, 'backend'>): number {
+  return store.backend === 'postgres' ? 2 : 1;
 }
 
 export class WriteQueue {
@@ -42,7 +59,9 @@ export class WriteQueue {
   readonly #pending: Entry[] = [];
   #events = 0;
   #bytes = 0;
-  #running: Promise<void> | undefined;
+  readonly #running = new Set<Promise<void>>();
+  /** Chains with a batch in a group being committed. */
+  readonly #busy = new Set<string>();
   readonly #drainListeners = new Set<() => void>();
   #closed = false;
 
@@ -77,23 +96,38 @@ export class WriteQueue {
   }
 
   #kick(): void {
-    if (this.#running || this.#pending.length === 0) return;
-    this.#running = this.#drain().finally(() => {
-      this.#running = undefined;
-      this.#kick();
-    });
+    while (this.#running.size < (this.#opts.concurrency ?? 1) && this.#pending.length > 0) {
+      const group = this.#take();
+      if (group.length === 0) return;
+      for (const e of group) this.#busy.add(e.item.chain);
+      const running: Promise<void> = this.#commit(group).finally(() => {
+        this.#running.delete(running);
+        for (const e of group) this.#busy.delete(e.item.chain);
+        this.#kick();
+      });
+      this.#running.add(running);
+    }
   }
 
-  async #drain(): Promise<void> {
+  /** The next group: waiting batches in arrival order, up to the size limit, skipping busy chains. */
+  #take(): Entry[] {
     const group: Entry[] = [];
     let events = 0;
-    while (this.#pending.length > 0) {
-      const next = this.#pending[0] as Entry;
+    for (let i = 0; i < this.#pending.length; ) {
+      const next = this.#pending[i] as Entry;
+      if (this.#busy.has(next.item.chain)) {
+        i++;
+        continue;
+      }
       if (group.length > 0 && events + next.item.events > this.#opts.groupEvents) break;
       group.push(next);
-      this.#pending.shift();
+      this.#pending.splice(i, 1);
       events += next.item.events;
     }
+    return group;
+  }
+
+  async #commit(group: readonly Entry[]): Promise<void> {
     const batches = group.map((e) => e.item.build());
     const t0 = performance.now();
     try {
@@ -137,9 +171,9 @@ export class WriteQueue {
   /** Stops accepting batches and waits for everything queued to be committed. */
   async close(): Promise<void> {
     this.#closed = true;
-    while (this.#running || this.#pending.length > 0) {
+    while (this.#running.size > 0 || this.#pending.length > 0) {
       this.#kick();
-      await this.#running;
+      await Promise.all(this.#running);
     }
   }
 }

@@ -180,19 +180,38 @@ export type ChainProblem =
   | { kind: 'reorder'; expectedSeq: number; gotSeq: number }
   | { kind: 'broken_link'; seq: number; auditID: string };
 
+/** What the chain check reads of an event (an AuditEvent is one). */
+export interface ChainLink {
+  readonly auditID: string;
+  readonly chaperone: { readonly seq: number; readonly prevHash: string; readonly hash: string };
+}
+
 /**
  * Checks one sidecar's events, given in the order they were received, against
  * the chain state before them. Returns the problems and the new chain head.
+ * `hashOf` gives the hash each event should carry, for a caller that already
+ * computed it from the event's canonical form (the collector, on arrival).
  */
 export function verifyChain(
   events: readonly AuditEvent[],
+  head?: { seq: number; hash: string },
+): { problems: ChainProblem[]; head: { seq: number; hash: string } };
+export function verifyChain<E extends ChainLink>(
+  events: readonly E[],
+  head: { seq: number; hash: string },
+  hashOf: (event: E, index: number) => string,
+): { problems: ChainProblem[]; head: { seq: number; hash: string } };
+export function verifyChain(
+  events: readonly ChainLink[],
   head: { seq: number; hash: string } = { seq: 0, hash: GENESIS_HASH },
+  hashOf: (event: ChainLink, index: number) => string = (e) => hashEvent(e as AuditEvent),
 ): { problems: ChainProblem[]; head: { seq: number; hash: string } } {
   const problems: ChainProblem[] = [];
   let cur = head;
-  for (const e of events) {
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i] as ChainLink;
     const c = e.chaperone;
-    if (hashEvent(e) !== c.hash) problems.push({ kind: 'hash_mismatch', seq: c.seq, auditID: e.auditID });
+    if (hashOf(e, i) !== c.hash) problems.push({ kind: 'hash_mismatch', seq: c.seq, auditID: e.auditID });
     if (c.seq === cur.seq + 1) {
       if (c.prevHash !== cur.hash) problems.push({ kind: 'broken_link', seq: c.seq, auditID: e.auditID });
     } else if (c.seq > cur.seq + 1) {
@@ -343,6 +362,26 @@ function chaperoneFields(v: unknown, path: string): ChaperoneFields {
  * verifyChain): a validator answers "is this well-formed", not "is it genuine".
  */
 export function validateAuditEvent(value: unknown): AuditEvent {
+  const event = validateAuditEventFields(value);
+  // The size as it travels (plain JSON is what is sent and stored); cheaper than the canonical form.
+  checkAuditEventSize(Buffer.byteLength(JSON.stringify(event)));
+  return event;
+}
+
+/**
+ * Throws when an event of `bytes` bytes (as JSON, in any key order: the
+ * plain and the canonical form are the same length) is over MAX_EVENT_BYTES.
+ */
+export function checkAuditEventSize(bytes: number): void {
+  if (bytes > MAX_EVENT_BYTES)
+    throw new ValidationError('', `event is ${bytes} bytes; the limit is ${MAX_EVENT_BYTES}`);
+}
+
+/**
+ * validateAuditEvent without the size check, for a caller that serialises
+ * the event anyway and checks that text's length with checkAuditEventSize.
+ */
+export function validateAuditEventFields(value: unknown): AuditEvent {
   const o = object(value, '');
   onlyKeys(o, EVENT_KEYS, '', suggestFrom(EVENT_KEYS));
   if (o.kind !== 'Event') throw new ValidationError('/kind', 'must be "Event"');
@@ -373,10 +412,5 @@ export function validateAuditEvent(value: unknown): AuditEvent {
   str(o.stageTimestamp, '/stageTimestamp', { pattern: RFC3339 });
   if (o.annotations !== undefined) stringMap(o.annotations, '/annotations');
   chaperoneFields(o.chaperone, '/chaperone');
-  const event = o as unknown as AuditEvent;
-  // The size as it travels (plain JSON is what is sent and stored); cheaper than the canonical form.
-  const size = Buffer.byteLength(JSON.stringify(event));
-  if (size > MAX_EVENT_BYTES)
-    throw new ValidationError('', `event is ${size} bytes; the limit is ${MAX_EVENT_BYTES}`);
-  return event;
+  return o as unknown as AuditEvent;
 }

@@ -13,9 +13,25 @@ import { ValidationError } from './errors.ts';
 
 class Unencodable extends Error {}
 
+/** Objects and arrays being encoded, once deeper than CHECK_CYCLES_BELOW (a cycle always gets there). */
 const stack: object[] = [];
+const CHECK_CYCLES_BELOW = 32;
 
-function enc(value: unknown): string {
+/** `"key":` for object keys seen before (events repeat the same few dozen keys). */
+const keyPrefixes = new Map<string, string>();
+const MAX_CACHED_KEYS = 4096;
+const MAX_CACHED_KEY_LENGTH = 64;
+
+function keyPrefix(k: string): string {
+  let p = keyPrefixes.get(k);
+  if (p === undefined) {
+    p = `${JSON.stringify(k)}:`;
+    if (k.length <= MAX_CACHED_KEY_LENGTH && keyPrefixes.size < MAX_CACHED_KEYS) keyPrefixes.set(k, p);
+  }
+  return p;
+}
+
+function enc(value: unknown, depth: number): string {
   switch (typeof value) {
     case 'string':
       return JSON.stringify(value);
@@ -30,21 +46,25 @@ function enc(value: unknown): string {
       throw new Unencodable();
   }
   if (value === null) return 'null';
-  if (stack.includes(value)) throw new Unencodable();
-  stack.push(value);
+  const tracked = depth >= CHECK_CYCLES_BELOW;
+  if (tracked) {
+    if (stack.includes(value)) throw new Unencodable();
+    stack.push(value);
+  }
   let out: string;
   if (Array.isArray(value)) {
     out = '[';
     for (let i = 0; i < value.length; i++) {
       if (i > 0) out += ',';
       const v = value[i];
-      out += v === undefined ? 'null' : enc(v);
+      out += v === undefined ? 'null' : enc(v, depth + 1);
     }
     out += ']';
   } else {
     const obj = value as Record<string, unknown>;
     // Default sort order is by UTF-16 code units, which is what RFC 8785 asks for.
-    const keys = Object.keys(obj).sort();
+    const keys = Object.keys(obj);
+    if (keys.length > 1) keys.sort();
     out = '{';
     let first = true;
     for (const k of keys) {
@@ -52,11 +72,11 @@ function enc(value: unknown): string {
       if (v === undefined) continue;
       if (!first) out += ',';
       first = false;
-      out += `${JSON.stringify(k)}:${enc(v)}`;
+      out += keyPrefix(k) + enc(v, depth + 1);
     }
     out += '}';
   }
-  stack.pop();
+  if (tracked) stack.pop();
   return out;
 }
 
@@ -91,7 +111,7 @@ function locate(value: unknown, path: string, seen: Set<object>): ValidationErro
 
 export function canonicalJson(value: unknown): string {
   try {
-    return enc(value);
+    return enc(value, 0);
   } catch (err) {
     stack.length = 0;
     if (!(err instanceof Unencodable) && !(err instanceof RangeError)) throw err;

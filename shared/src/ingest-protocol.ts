@@ -116,9 +116,14 @@ function parseJson(text: string, what: string): Record<string, unknown> {
 /**
  * Parses a message from a sidecar. Throws ValidationError for anything
  * malformed; a batch whose events fail validation throws with the index of the
- * first bad event (the collector turns that into a nack).
+ * first bad event (the collector turns that into a nack). `validateEvent` is
+ * called once per event, in order: the collector passes one that validates
+ * and, in the same pass, works out what it stores and hashes.
  */
-export function parseClientMessage(text: string): ClientMessage {
+export function parseClientMessage(
+  text: string,
+  validateEvent: (value: unknown, index: number) => AuditEvent = validateAuditEvent,
+): ClientMessage {
   const m = parseJson(text, 'message');
   switch (m.type) {
     case 'hello':
@@ -143,7 +148,7 @@ export function parseClientMessage(text: string): ClientMessage {
       }
       const events = m.events.map((e, i) => {
         try {
-          return validateAuditEvent(e);
+          return validateEvent(e, i);
         } catch (err) {
           throw new ValidationError(
             `/events/${i}${(err as ValidationError).path ?? ''}`,

@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { canonicalJson } from './canonical-json.ts';
+
+/** The definition, written plainly: sorted keys, undefined members left out, JSON's own scalars. */
+function reference(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? 'null' : reference(x))).join(',')}]`;
+  if (typeof v === 'object' && v !== null) {
+    const o = v as Record<string, unknown>;
+    const members = Object.keys(o)
+      .sort()
+      .filter((k) => o[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${reference(o[k])}`);
+    return `{${members.join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+function nest(depth: number, inner: unknown): unknown {
+  let v = inner;
+  for (let i = 0; i < depth; i++) v = i % 2 ? [v] : { [`k${i % 3}`]: v, z: i };
+  return v;
+}
+
+describe('canonicalJson', () => {
+  it('is the plain definition for any JSON value, keys of any kind and length included', () => {
+    const key = fc.oneof(fc.string(), fc.constantFrom('__proto__', '1', '10', '2', 'a'.repeat(100)));
+    const value = fc.letrec((tie) => ({
+      v: fc.oneof(
+        { depthSize: 'small' },
+        fc.jsonValue({ maxDepth: 2 }),
+        fc.array(tie('v'), { maxLength: 4 }),
+        fc.dictionary(key, fc.oneof(tie('v'), fc.constant(undefined)), { maxKeys: 5 }),
+      ),
+    })).v;
+    fc.assert(
+      fc.property(value, (v) => {
+        assert.equal(canonicalJson(v), reference(v));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('encodes deep values and refuses cycles at any depth', () => {
+    assert.equal(canonicalJson(nest(500, 'x')), reference(nest(500, 'x')));
+    for (const depth of [0, 1, 31, 32, 33, 200]) {
+      const loop: Record<string, unknown> = { a: 1 };
+      loop.self = nest(depth, loop);
+      assert.throws(() => canonicalJson(loop), /cyclic/, `a cycle ${depth} levels long`);
+      // The same object twice, side by side, is not a cycle.
+      const shared = { x: 1 };
+      assert.equal(canonicalJson(nest(depth, [shared, shared])), reference(nest(depth, [shared, shared])));
+    }
+  });
+});
