@@ -414,27 +414,9 @@ class Scanner {
     return { end: -p, edits, masked };
   }
 
-  /**
-   * The annotation holds a copy of the object as a JSON string: it is masked
-   * as a resource (maskResource) with a scanner of its own, and encoded back
-   * as a string. Copies this path is not certain of are decoded and masked.
-   */
+  /** The annotation holds a copy of the object as a JSON string: decoded, masked (maskResource), encoded. */
   lastApplied(start: number, end: number, opts: MaskOptions): { edit: Edit; masked: number } {
     const text = this.decode(start, end);
-    const inner = Buffer.from(text, 'utf8');
-    const sub = new Scanner(inner, opts);
-    try {
-      const at = sub.ws(0);
-      if (inner[at] === OPEN_OBJ) {
-        const r = sub.body(at, opts, true);
-        if (sub.ws(r.end) === inner.length) {
-          const masked = sub.output(r.edits).toString('utf8');
-          return { edit: { start, end, text: JSON.stringify(masked) }, masked: r.masked };
-        }
-      }
-    } catch (err) {
-      if (!(err instanceof GiveUp)) throw err;
-    }
     let replacement = MASKED_TEXT;
     let masked = 0;
     try {
