@@ -27,6 +27,21 @@ export interface Outcome {
   readonly reason: string;
 }
 
+/** Reused for every patch: encoding runs synchronously, so one buffer serves all requests. */
+const scratch = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * base64 of the UTF-8 bytes of `text`, like `Buffer.from(text).toString('base64')`
+ * without allocating a buffer per request (a patch is larger than Buffer's
+ * pool slices, so each would be a fresh allocation for the GC to free).
+ */
+export function base64Utf8(text: string): string {
+  const written = scratch.write(text, 0, 'utf8');
+  // `write` never splits a character: with 4 bytes or more to spare, all of the text fit.
+  if (written > scratch.length - 4) return Buffer.from(text, 'utf8').toString('base64');
+  return scratch.toString('base64', 0, written);
+}
+
 /** The decision for one request, without side effects. */
 export function decide(req: AdmissionRequest, config: InjectionConfig): Outcome {
   const uid = req.uid;
@@ -50,7 +65,7 @@ export function decide(req: AdmissionRequest, config: InjectionConfig): Outcome 
         uid,
         allowed: true,
         patchType: 'JSONPatch',
-        patch: Buffer.from(stringifyPatch(patch)).toString('base64'),
+        patch: base64Utf8(stringifyPatch(patch)),
       },
       result: 'injected',
       reason: '',

@@ -26,7 +26,7 @@ import { isTokenSecretName } from './token-secret-name.ts';
 
 /** Whether a path is the service-account directory or inside it. */
 function underServiceAccountPath(path: string): boolean {
-  const p = path.replace(/\/+$/, '');
+  const p = path.endsWith('/') ? path.replace(/\/+$/, '') : path;
   return p === SERVICE_ACCOUNT_PATH || p.startsWith(`${SERVICE_ACCOUNT_PATH}/`);
 }
 
@@ -73,17 +73,10 @@ export function enforceCustody(pod: Pod, config: InjectionConfig): CustodyResult
     const kind = tokenVolumeKind(v, serviceAccount, config);
     if (kind) tokenVolumes.set(v.name, kind);
   }
-  const agents: [Container, string][] = [
-    ...(spec.initContainers ?? [])
-      .filter((c) => c.name !== SIDECAR_NAME)
-      .map((c) => [c, 'spec.initContainers'] as [Container, string]),
-    ...spec.containers
-      .filter((c) => c.name !== SIDECAR_NAME)
-      .map((c) => [c, 'spec.containers'] as [Container, string]),
-  ];
-  for (const [c, where] of agents) {
+  const check = (c: Container, where: string) => {
+    if (c.name === SIDECAR_NAME || !c.volumeMounts) return;
     const kept = [];
-    for (const m of c.volumeMounts ?? []) {
+    for (const m of c.volumeMounts) {
       const token = tokenVolumes.get(m.name);
       if (token && underServiceAccountPath(m.mountPath)) continue; // the automount: replaced by the placeholder
       if (token) {
@@ -106,16 +99,16 @@ export function enforceCustody(pod: Pod, config: InjectionConfig): CustodyResult
       }
       kept.push(m);
     }
-    if (c.volumeMounts) c.volumeMounts = kept;
-  }
-  // A token volume nothing mounts any more is dropped.
-  const stillMounted = new Set(
-    [...(spec.initContainers ?? []), ...spec.containers].flatMap((c) =>
-      (c.volumeMounts ?? []).map((m) => m.name),
-    ),
-  );
+    c.volumeMounts = kept;
+  };
+  for (const c of spec.initContainers ?? []) check(c, 'spec.initContainers');
+  for (const c of spec.containers) check(c, 'spec.containers');
   const removedVolumes: string[] = [];
-  if (spec.volumes) {
+  if (spec.volumes && tokenVolumes.size > 0) {
+    // A token volume nothing mounts any more is dropped.
+    const stillMounted = new Set<string>();
+    for (const list of [spec.initContainers ?? [], spec.containers])
+      for (const c of list) for (const m of c.volumeMounts ?? []) stillMounted.add(m.name);
     spec.volumes = spec.volumes.filter((v) => {
       if (tokenVolumes.has(v.name) && !stillMounted.has(v.name)) {
         removedVolumes.push(v.name);

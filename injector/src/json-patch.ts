@@ -34,41 +34,93 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 export function diff(from: unknown, to: unknown): PatchOperation[] {
   const ops: PatchOperation[] = [];
-  walk(from, to, '', ops);
+  walk(from, to, '', ops, 0);
   return ops;
 }
 
-function walk(a: unknown, b: unknown, path: string, ops: PatchOperation[]): void {
+function walk(a: unknown, b: unknown, path: string, ops: PatchOperation[], base: number): void {
   if (a === b) return;
   if (isPlainObject(a) && isPlainObject(b)) {
-    for (const key of Object.keys(a)) {
-      if (b[key] === undefined && a[key] !== undefined)
-        ops.push({ op: 'remove', path: `${path}/${escapePointer(key)}` });
-    }
-    for (const key of Object.keys(b)) {
-      if (b[key] === undefined) continue;
-      const p = `${path}/${escapePointer(key)}`;
-      if (a[key] === undefined) ops.push({ op: 'add', path: p, value: b[key] });
-      else walk(a[key], b[key], p, ops);
-    }
+    walkObject(a, b, path, ops, base);
     return;
   }
   if (Array.isArray(a) && Array.isArray(b)) {
-    walkArray(a, b, path, ops);
+    walkArray(a, b, path, ops, base);
     return;
   }
   if (jsonEqual(a, b)) return;
   ops.push({ op: 'replace', path: path, value: b });
 }
 
+/**
+ * Members of the objects being compared, on a stack shared by the nested
+ * calls (each call uses the slots above its caller's): reading a member by
+ * key from the object `for...in` iterates is fast, from the other object it is
+ * a generic lookup, so `a`'s members are read once in order and matched with
+ * `b`'s by position (a copy keeps its original's key order), falling back to
+ * a lookup only where the orders differ.
+ */
+const stackKeys: string[] = [];
+const stackValues: unknown[] = [];
+
+function walkObject(
+  a: Record<string, unknown>,
+  b: Record<string, unknown>,
+  path: string,
+  ops: PatchOperation[],
+  base: number,
+): void {
+  let top = base;
+  for (const key in a) {
+    const v = a[key];
+    if (v === undefined) continue;
+    stackKeys[top] = key;
+    stackValues[top] = v;
+    top++;
+  }
+  const mark = ops.length;
+  let kept = 0;
+  let next = base;
+  for (const key in b) {
+    const y = b[key];
+    if (y === undefined) continue;
+    let x: unknown;
+    if (next < top && stackKeys[next] === key) x = stackValues[next++];
+    else x = a[key];
+    if (x !== undefined) kept++;
+    // Shared (copy-on-write) subtrees are skipped before any path is built.
+    if (x === y) continue;
+    const p = `${path}/${escapePointer(key)}`;
+    if (x === undefined) ops.push({ op: 'add', path: p, value: y });
+    else walk(x, y, p, ops, top);
+  }
+  // Nothing of the documents stays referenced once the call returns.
+  for (let i = base; i < top; i++) stackValues[i] = undefined;
+  if (kept === top - base) return;
+  // Some members of a are gone: their removals go first.
+  const removals: PatchOperation[] = [];
+  for (const key in a) {
+    if (a[key] !== undefined && b[key] === undefined)
+      removals.push({ op: 'remove', path: `${path}/${escapePointer(key)}` });
+  }
+  ops.splice(mark, 0, ...removals);
+}
+
+/** Above this length, name lookups use a Map; below it, a linear scan is cheaper. */
+const SMALL_LIST = 16;
+
 /** Names of a list of `{name: string, ...}` objects, or undefined when not all are named or names repeat. */
 function uniqueNames(list: unknown[]): string[] | undefined {
   const names: string[] = [];
-  const seen = new Set<string>();
-  for (const x of list) {
+  const seen = list.length > SMALL_LIST ? new Set<string>() : undefined;
+  for (let i = 0; i < list.length; i++) {
+    const x = list[i];
     const name = isPlainObject(x) ? x.name : undefined;
-    if (typeof name !== 'string' || seen.has(name)) return undefined;
-    seen.add(name);
+    if (typeof name !== 'string') return undefined;
+    if (seen) {
+      if (seen.has(name)) return undefined;
+      seen.add(name);
+    } else if (names.includes(name)) return undefined;
     names.push(name);
   }
   return names;
@@ -81,30 +133,47 @@ function uniqueNames(list: unknown[]): string[] | undefined {
  * rewrite of both. Returns false (nothing emitted) when the lists are not
  * uniquely named or the kept elements change order.
  */
-function walkNamedArray(a: unknown[], b: unknown[], path: string, ops: PatchOperation[]): boolean {
+function walkNamedArray(
+  a: unknown[],
+  b: unknown[],
+  path: string,
+  ops: PatchOperation[],
+  base: number,
+): boolean {
   const an = uniqueNames(a);
+  if (!an) return false;
   const bn = uniqueNames(b);
-  if (!an || !bn) return false;
-  const wanted = new Set(bn);
-  const kept = an.filter((n) => wanted.has(n));
-  const keptSet = new Set(kept);
-  const order = bn.filter((n) => keptSet.has(n));
-  for (let i = 0; i < kept.length; i++) if (kept[i] !== order[i]) return false;
-  const byName = new Map(an.map((n, i) => [n, a[i]] as const));
-  for (let i = an.length - 1; i >= 0; i--) {
-    if (!wanted.has(an[i] as string)) ops.push({ op: 'remove', path: `${path}/${i}` });
+  if (!bn) return false;
+  const index = an.length > SMALL_LIST ? new Map(an.map((n, i) => [n, i] as const)) : undefined;
+  // For each element of b, its index in a (-1: new). Kept elements must keep their relative order.
+  const from: number[] = [];
+  let last = -1;
+  for (let j = 0; j < bn.length; j++) {
+    const name = bn[j] as string;
+    const i = index ? (index.get(name) ?? -1) : an.indexOf(name);
+    if (i !== -1) {
+      if (i < last) return false;
+      last = i;
+    }
+    from.push(i);
+  }
+  // Elements of a that b does not keep go, from the highest index down (kept indices ascend in `from`).
+  for (let i = an.length - 1, j = bn.length - 1; i >= 0; i--) {
+    while (j >= 0 && ((from[j] as number) > i || from[j] === -1)) j--;
+    if (j >= 0 && from[j] === i) continue;
+    ops.push({ op: 'remove', path: `${path}/${i}` });
   }
   // The working list now holds the kept elements in b's relative order; insert the rest where they go.
-  for (let i = 0; i < bn.length; i++) {
-    const name = bn[i] as string;
-    if (keptSet.has(name)) walk(byName.get(name), b[i], `${path}/${i}`, ops);
-    else ops.push({ op: 'add', path: `${path}/${i}`, value: b[i] });
+  for (let j = 0; j < bn.length; j++) {
+    const i = from[j] as number;
+    if (i === -1) ops.push({ op: 'add', path: `${path}/${j}`, value: b[j] });
+    else if (a[i] !== b[j]) walk(a[i], b[j], `${path}/${j}`, ops, base);
   }
   return true;
 }
 
-function walkArray(a: unknown[], b: unknown[], path: string, ops: PatchOperation[]): void {
-  if (a.length > 0 && b.length > 0 && walkNamedArray(a, b, path, ops)) return;
+function walkArray(a: unknown[], b: unknown[], path: string, ops: PatchOperation[], base: number): void {
+  if (a.length > 0 && b.length > 0 && walkNamedArray(a, b, path, ops, base)) return;
   let start = 0;
   while (start < a.length && start < b.length && jsonEqual(a[start], b[start])) start++;
   let endA = a.length;
@@ -117,7 +186,7 @@ function walkArray(a: unknown[], b: unknown[], path: string, ops: PatchOperation
   const changedB = endB - start;
   const common = Math.min(changedA, changedB);
   // Elements present on both sides are patched in place.
-  for (let i = 0; i < common; i++) walk(a[start + i], b[start + i], `${path}/${start + i}`, ops);
+  for (let i = 0; i < common; i++) walk(a[start + i], b[start + i], `${path}/${start + i}`, ops, base);
   // Extra old elements go, from the highest index down so indices stay valid.
   for (let i = endA - 1; i >= start + common; i--) ops.push({ op: 'remove', path: `${path}/${i}` });
   // Extra new elements are inserted where they belong (before the common suffix).
@@ -179,5 +248,12 @@ export function applyPatch<T>(doc: T, ops: readonly PatchOperation[]): T {
 
 /** The patch as JSON text (what the webhook returns, base64-encoded). */
 export function stringifyPatch(ops: readonly PatchOperation[]): string {
-  return `[${ops.map((op) => ('value' in op ? `{"op":"${op.op}","path":${JSON.stringify(op.path)},"value":${stringifyJson(op.value)}}` : `{"op":"${op.op}","path":${JSON.stringify(op.path)}}`)).join(',')}]`;
+  let out = '[';
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i] as PatchOperation;
+    if (i > 0) out += ',';
+    out += `{"op":"${op.op}","path":${JSON.stringify(op.path)}`;
+    out += 'value' in op ? `,"value":${stringifyJson(op.value)}}` : '}';
+  }
+  return `${out}]`;
 }

@@ -20,7 +20,7 @@ import { isOptedOut, resolvePodSettings } from './pod-overrides.ts';
 import { redirectAgent } from './redirect.ts';
 import { sidecarFor } from './sidecar-memo.ts';
 import type { SkipReason } from './skip-reasons.ts';
-import { formatStatus, previousRemovedVolumes } from './status-annotation.ts';
+import { previousRemovedVolumes } from './status-annotation.ts';
 
 export interface MutateContext {
   /** The namespace of the request (a pod being created may not name it). */
@@ -97,9 +97,11 @@ export function mutate(input: Pod, config: InjectionConfig, ctx: MutateContext =
   }
 
   const { removedVolumes } = enforceCustody(pod, config);
-  const { sidecar, volumes } = sidecarFor(settings, config);
+  const built = sidecarFor(settings, config);
+  const { sidecar, volumes } = built;
   spec.volumes = setVolumes(spec.volumes, volumes);
-  for (const c of [...init, ...spec.containers]) redirectAgent(c, settings);
+  for (const c of init) redirectAgent(c, built.agentEnv, built.agentMount);
+  for (const c of spec.containers) redirectAgent(c, built.agentEnv, built.agentMount);
 
   if (settings.mode === 'native') {
     spec.initContainers = [sidecar, ...init];
@@ -112,18 +114,7 @@ export function mutate(input: Pod, config: InjectionConfig, ctx: MutateContext =
   const annotations = { ...(meta.annotations ?? {}) };
   const removed = [...previousRemovedVolumes(annotations[STATUS_ANNOTATION])];
   for (const r of removedVolumes) if (!removed.includes(r)) removed.push(r);
-  annotations[STATUS_ANNOTATION] = formatStatus({
-    version: config.version,
-    sidecar: SIDECAR_NAME,
-    mode: settings.mode,
-    containers: settings.mode === 'classic' ? [SIDECAR_NAME] : [],
-    initContainers: settings.mode === 'native' ? [SIDECAR_NAME] : [],
-    volumes: volumes.map((v) => v.name),
-    removedVolumes: removed,
-    kubePort: settings.kubePort,
-    metricsPort: settings.metricsPort,
-    databases: settings.databases.map((d) => d.name),
-  });
+  annotations[STATUS_ANNOTATION] = built.status(removed);
   // `kubectl exec/logs` without -c must never land in the sidecar.
   const agents = spec.containers.filter((c) => c.name !== SIDECAR_NAME);
   const chosen = annotations[DEFAULT_CONTAINER_ANNOTATION];

@@ -249,23 +249,37 @@ function fromAnnotations(ann: Record<string, string>, config: InjectionConfig): 
 function checkPorts(pod: Pod, settings: PodSettings): void {
   const A = OVERRIDE_ANNOTATIONS;
   const { kubePort, metricsPort, databases } = settings;
-  const used = new Map<number, string>();
-  const claim = (p: number, what: string, field: string) => {
-    const other = used.get(p);
-    if (other) throw new InjectionRejected(field, `port ${p} for ${what} is already used by ${other}`);
-    used.set(p, what);
+  // Who owns a port among the sidecar's listeners, in the order they are claimed.
+  const owner = (p: number, claimed: number): string | undefined => {
+    if (p === kubePort) return 'the Kubernetes API listener';
+    if (claimed > 1 && p === metricsPort) return 'the metrics listener';
+    for (let i = 0; i < Math.min(databases.length, claimed - 2); i++) {
+      const d = databases[i] as DatabaseBinding;
+      if (d.port === p) return `database "${d.name}"`;
+    }
+    return undefined;
   };
-  claim(kubePort, 'the Kubernetes API listener', A.kubePort);
-  claim(metricsPort, 'the metrics listener', A.metricsPort);
-  for (const d of databases) claim(d.port, `database "${d.name}"`, A.databases);
-  for (const c of [...(pod.spec.initContainers ?? []), ...pod.spec.containers]) {
-    for (const p of c.ports ?? []) {
-      const owner = used.get(p.containerPort);
-      if (owner && c.name !== SIDECAR_NAME) {
-        throw new InjectionRejected(
-          owner.startsWith('database') ? A.databases : owner.includes('metrics') ? A.metricsPort : A.kubePort,
-          `port ${p.containerPort} (${owner}) is also declared by container "${c.name}"; pick another port with this annotation`,
-        );
+  const claim = (p: number, what: string, field: string, claimed: number) => {
+    const other = owner(p, claimed);
+    if (other) throw new InjectionRejected(field, `port ${p} for ${what} is already used by ${other}`);
+  };
+  claim(metricsPort, 'the metrics listener', A.metricsPort, 1);
+  for (let i = 0; i < databases.length; i++) {
+    const d = databases[i] as DatabaseBinding;
+    claim(d.port, `database "${d.name}"`, A.databases, 2 + i);
+  }
+  const all = 2 + databases.length;
+  for (const list of [pod.spec.initContainers ?? [], pod.spec.containers]) {
+    for (const c of list) {
+      if (!c.ports || c.name === SIDECAR_NAME) continue;
+      for (const p of c.ports) {
+        const o = owner(p.containerPort, all);
+        if (o) {
+          throw new InjectionRejected(
+            o.startsWith('database') ? A.databases : o.includes('metrics') ? A.metricsPort : A.kubePort,
+            `port ${p.containerPort} (${o}) is also declared by container "${c.name}"; pick another port with this annotation`,
+          );
+        }
       }
     }
   }

@@ -6,7 +6,7 @@
  * service-account path; env declared on a container wins over the service
  * env the kubelet adds.
  */
-import type { Container, EnvVar } from './k8s-types.ts';
+import type { Container, EnvVar, VolumeMount } from './k8s-types.ts';
 import { AGENT_SA_VOLUME, SERVICE_ACCOUNT_PATH } from './names.ts';
 import type { PodSettings } from './pod-overrides.ts';
 
@@ -42,9 +42,9 @@ function setEnv(container: Container, vars: readonly EnvVar[]): void {
   const env = container.env ? [...container.env] : [];
   for (const v of vars) {
     const i = env.findIndex((e) => e.name === v.name);
-    if (i === -1) env.push({ ...v });
+    if (i === -1) env.push(v);
     else {
-      env[i] = { ...v };
+      env[i] = v;
       // Later duplicates would win over ours in the kubelet: drop them.
       for (let j = env.length - 1; j > i; j--) if (env[j]?.name === v.name) env.splice(j, 1);
     }
@@ -53,19 +53,27 @@ function setEnv(container: Container, vars: readonly EnvVar[]): void {
 }
 
 /** The agent's view of the service-account directory: the sidecar's CA, a placeholder token, the namespace. */
-function setPlaceholderMount(container: Container): void {
+export function placeholderMount(): VolumeMount {
+  return { name: AGENT_SA_VOLUME, mountPath: SERVICE_ACCOUNT_PATH, readOnly: true };
+}
+
+function setPlaceholderMount(container: Container, desired: VolumeMount): void {
   const mounts = container.volumeMounts ? [...container.volumeMounts] : [];
-  const desired = { name: AGENT_SA_VOLUME, mountPath: SERVICE_ACCOUNT_PATH, readOnly: true };
-  const i = mounts.findIndex((m) => m.name === AGENT_SA_VOLUME);
+  const i = mounts.findIndex((m) => m.name === desired.name);
   if (i === -1) mounts.push(desired);
   else {
     mounts[i] = desired;
-    for (let j = mounts.length - 1; j > i; j--) if (mounts[j]?.name === AGENT_SA_VOLUME) mounts.splice(j, 1);
+    for (let j = mounts.length - 1; j > i; j--) if (mounts[j]?.name === desired.name) mounts.splice(j, 1);
   }
   container.volumeMounts = mounts;
 }
 
-export function redirectAgent(container: Container, settings: PodSettings): void {
-  setEnv(container, agentEnv(settings));
-  setPlaceholderMount(container);
+/**
+ * Points `container` (a copy: changed in place) at the sidecar. `env` and
+ * `mount` come from `agentEnv` and `placeholderMount`, built once per
+ * settings and shared, frozen, between pods (sidecar-memo.ts).
+ */
+export function redirectAgent(container: Container, env: readonly EnvVar[], mount: VolumeMount): void {
+  setEnv(container, env);
+  setPlaceholderMount(container, mount);
 }

@@ -20,18 +20,30 @@ export interface InjectionStatus {
 }
 
 export function formatStatus(s: InjectionStatus): string {
-  return JSON.stringify({
+  return statusFormatter(s)(s.removedVolumes);
+}
+
+/**
+ * The annotation for everything but `removedVolumes` (the only part that
+ * differs between pods with the same settings — token volume names carry a
+ * random suffix), serialised once: the result formats a status from its
+ * removed-volume list by concatenation, with the same text as `formatStatus`.
+ */
+export function statusFormatter(
+  s: Omit<InjectionStatus, 'removedVolumes'>,
+): (removedVolumes: readonly string[]) => string {
+  const head = JSON.stringify({
     version: s.version,
     sidecar: s.sidecar,
     mode: s.mode,
     containers: s.containers,
     initContainers: s.initContainers,
     volumes: s.volumes,
-    removedVolumes: s.removedVolumes,
-    kubePort: s.kubePort,
-    metricsPort: s.metricsPort,
-    databases: s.databases,
   });
+  const tail = JSON.stringify({ kubePort: s.kubePort, metricsPort: s.metricsPort, databases: s.databases });
+  const before = `${head.slice(0, -1)},"removedVolumes":`;
+  const after = `,${tail.slice(1)}`;
+  return (removedVolumes) => before + JSON.stringify(removedVolumes) + after;
 }
 
 /** The removed-volume list of an earlier status, or [] when absent or not ours. */
