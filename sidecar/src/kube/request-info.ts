@@ -60,6 +60,7 @@ function nonResource(method: string, path: string): RequestInfo {
 }
 
 function safeDecode(s: string): string {
+  if (!s.includes('%')) return s;
   try {
     return decodeURIComponent(s);
   } catch {
@@ -142,16 +143,17 @@ export function parseRequestInfo(method: string, rawPath: string, query: URLSear
     name = nameFromFieldSelector(query.get('fieldSelector'));
   }
 
-  const info: RequestInfo = {
+  // Built member by member (no spreads): this runs for every request.
+  const info: { -readonly [K in keyof RequestInfo]: RequestInfo[K] } = {
     isResourceRequest: true,
     verb,
     apiGroup,
     apiVersion,
-    ...(namespace !== undefined ? { namespace } : {}),
-    ...(resource !== undefined ? { resource } : {}),
-    ...(subresource !== undefined ? { subresource } : {}),
-    ...(name !== undefined ? { name } : {}),
   };
+  if (namespace !== undefined) info.namespace = namespace;
+  if (resource !== undefined) info.resource = resource;
+  if (subresource !== undefined) info.subresource = subresource;
+  if (name !== undefined) info.name = name;
   if (resource === 'pods' && subresource !== undefined && CONNECT_SUBRESOURCES.has(subresource)) {
     return { ...info, exec: execTarget(subresource, query) };
   }
