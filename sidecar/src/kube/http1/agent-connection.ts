@@ -133,6 +133,9 @@ export class AgentRequest {
 
 type HeaderValue = string | number;
 
+/** Responses up to this size are copied into one buffer and written at once. */
+const SINGLE_WRITE_BYTES = 64 * 1024;
+
 /**
  * The response to one request. Written straight onto the socket: the head
  * with the first bytes of body, Content-Length when the caller gives one,
@@ -216,20 +219,9 @@ export class AgentResponse {
   write(data: Buffer | string): boolean {
     if (this.destroyed || this.writableFinished) return false;
     if (!this.headersSent) this.writeHead(200, {});
-    const socket = this.#conn.socket;
-    const len = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
-    if (len === 0) return true;
     if (this.#noBody) return true;
-    socket.cork();
-    if (this.#head) {
-      socket.write(this.#head, 'latin1');
-      this.#head = '';
-    }
-    if (this.#chunked) socket.write(`${len.toString(16)}\r\n`, 'latin1');
-    const ok = socket.write(data);
-    if (this.#chunked) socket.write('\r\n', 'latin1');
-    socket.uncork();
-    return ok && !socket.writableNeedDrain;
+    if ((typeof data === 'string' ? data.length : data.length) === 0) return true;
+    return this.#send(data, false);
   }
 
   end(data?: Buffer | string): void {
@@ -238,33 +230,40 @@ export class AgentResponse {
       const len = data === undefined ? 0 : typeof data === 'string' ? Buffer.byteLength(data) : data.length;
       this.writeHead(200, { 'content-length': len });
     }
-    const socket = this.#conn.socket;
-    socket.cork();
-    if (this.#head) {
-      if (
-        typeof data === 'string' &&
-        !this.#chunked &&
-        !this.#noBody &&
-        data.length === Buffer.byteLength(data)
-      ) {
-        // ASCII body: one write with the head.
-        socket.write(this.#head + data, 'latin1');
-        data = undefined;
-      } else socket.write(this.#head, 'latin1');
-      this.#head = '';
-    }
-    if (data !== undefined && !this.#noBody) {
-      const len = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
-      if (len > 0) {
-        if (this.#chunked) socket.write(`${len.toString(16)}\r\n`, 'latin1');
-        socket.write(data);
-        if (this.#chunked) socket.write('\r\n', 'latin1');
-      }
-    }
-    if (this.#chunked) socket.write('0\r\n\r\n', 'latin1');
-    socket.uncork();
+    this.#send(this.#noBody ? undefined : data, true);
     this.writableFinished = true;
     this.#conn.finished(this, this.#closeAfter);
+  }
+
+  /**
+   * Writes the head if it is still pending, then `data` (chunk-framed when
+   * chunked) and, at the end, the last chunk. Small responses go out as one
+   * buffer in one write; large ones as a corked vector.
+   */
+  #send(data: Buffer | string | undefined, last: boolean): boolean {
+    const socket = this.#conn.socket;
+    const len = data === undefined ? 0 : typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+    const framed = this.#chunked && len > 0;
+    // Head and framing are latin1 text (header values are, as in Node): one byte per character.
+    const pre = framed ? `${this.#head}${len.toString(16)}\r\n` : this.#head;
+    const post = (framed ? '\r\n' : '') + (last && this.#chunked ? '0\r\n\r\n' : '');
+    this.#head = '';
+    const total = pre.length + len + post.length;
+    if (total === 0) return true;
+    if (total <= SINGLE_WRITE_BYTES) {
+      const out = Buffer.allocUnsafe(total);
+      let at = out.write(pre, 0, 'latin1');
+      if (typeof data === 'string') at += out.write(data, at, 'utf8');
+      else if (data !== undefined) at += data.copy(out, at);
+      if (post) out.write(post, at, 'latin1');
+      return socket.write(out) && !socket.writableNeedDrain;
+    }
+    socket.cork();
+    if (pre) socket.write(pre, 'latin1');
+    const ok = data === undefined || len === 0 ? true : socket.write(data);
+    if (post) socket.write(post, 'latin1');
+    socket.uncork();
+    return ok && !socket.writableNeedDrain;
   }
 
   /** Abandons the response: the connection is closed (the client sees a cut-off response). */
