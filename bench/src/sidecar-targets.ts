@@ -316,6 +316,29 @@ export interface SidecarStartOptions {
 
 const GiB = 1024 ** 3;
 
+const BUILD = fileURLToPath(new URL('../../scripts/build.ts', import.meta.url));
+const BUNDLE = fileURLToPath(new URL('../../dist/chaperone.mjs', import.meta.url));
+let built = false;
+
+/**
+ * What production runs: the bundle (plain JavaScript, no type stripping), built
+ * from the current sources once per benchmark process. CPU profiles are read
+ * per source file, so a --cpu-prof run (and BENCH_SIDECAR_SOURCES=1) runs the
+ * sources instead.
+ */
+function sidecarEntry(nodeFlags: readonly string[]): string {
+  if (process.env.BENCH_SIDECAR_SOURCES === '1' || nodeFlags.includes('--cpu-prof')) return BIN;
+  if (!built) {
+    const r = spawnSync(process.execPath, [BUILD], { encoding: 'utf8' });
+    if (r.status !== 0)
+      throw new Error(
+        `building the sidecar bundle (node scripts/build.ts) failed; is esbuild installed (pnpm install)?\n${r.stderr}`,
+      );
+    built = true;
+  }
+  return BUNDLE;
+}
+
 export async function startSidecar(
   base: SidecarBase,
   cp: ControlPlane,
@@ -326,7 +349,7 @@ export async function startSidecar(
   const spoolDir = join(run, 'spool');
   const args = [
     ...(opts.nodeFlags ?? []),
-    BIN,
+    sidecarEntry(opts.nodeFlags ?? []),
     'sidecar',
     '--pod-name',
     'agent-0',

@@ -6,6 +6,8 @@
  *   chaperone audit alerts                  integrity alerts
  *   chaperone audit verify                  re-check the whole store offline, per sidecar
  *   chaperone replay <session>              a session's events in order, and its recording
+ * Registering is cheap: the collector and the store (node:sqlite, pg, jose) are
+ * imported by the actions that use them.
  */
 import { writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,8 +16,6 @@ import {
   ChaperoneError,
   type CliContext,
   type ConfigOf,
-  createLogger,
-  createRegistry,
   type RegisterCommands,
   string,
   UsageError,
@@ -24,8 +24,7 @@ import {
 } from '@chaperone/shared';
 import { type Command, Option } from 'commander';
 import { createApiClient } from './api-client.ts';
-import { type ChainReport, verifyStore } from './audit-verify.ts';
-import { openStore, startCollector } from './collector.ts';
+import type { ChainReport } from './audit-verify.ts';
 import { COLLECTOR_SCHEMA, inClusterApiServer } from './config.ts';
 import type { FILTER_PARAMS } from './event-filter.ts';
 import { summary, TABLE_HEADER, tableRows } from './event-format.ts';
@@ -136,6 +135,11 @@ export const register: RegisterCommands = (program, ctx) => {
   const collectorConfig = withConfigOptions(collectorCmd, COLLECTOR_SCHEMA, collectorCtx);
   collectorCmd.action(async (opts: Record<string, unknown>) => {
     const config = collectorConfig(opts);
+    const [{ createLogger }, { createRegistry }, { startCollector }] = await Promise.all([
+      import('@chaperone/shared/logger'),
+      import('@chaperone/shared/metrics'),
+      import('./collector.ts'),
+    ]);
     const logger = createLogger({
       name: 'collector',
       level: config.logLevel,
@@ -292,6 +296,10 @@ export const register: RegisterCommands = (program, ctx) => {
   const verifyConfig = withConfigOptions(verify, VERIFY_SCHEMA, envFor(ctx, VERIFY_SCHEMA));
   verify.action(async (opts: Record<string, unknown>) => {
     const c = verifyConfig(opts) as ConfigOf<typeof VERIFY_SCHEMA>;
+    const [{ openStore }, { verifyStore }] = await Promise.all([
+      import('./collector.ts'),
+      import('./audit-verify.ts'),
+    ]);
     const store = await openStore({ ...c, postgresPoolSize: 2 } as Parameters<typeof openStore>[0]);
     const reports: ChainReport[] = [];
     try {

@@ -1,7 +1,8 @@
 /**
  * `chaperone dev up|down`: the local control plane and PostgreSQL by hand, for
  * debugging. `up` stays in the foreground until Ctrl-C (or `dev down`), then
- * stops every process it started.
+ * stops every process it started. Registering is cheap: each action imports what
+ * it runs.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -9,9 +10,6 @@ import { dirname, join } from 'node:path';
 import { ChaperoneError, type RegisterCommands } from '@chaperone/shared';
 import { Option } from 'commander';
 import type { ControlPlane } from './control-plane.ts';
-import { demoPlan, runDemo } from './demo.ts';
-import { kubeInfo } from './environment.ts';
-import { startStack } from './stack.ts';
 
 function pidFile(env: Readonly<Record<string, string | undefined>>): string {
   const root = env.CHAPERONE_CACHE_DIR ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'chaperone');
@@ -28,7 +26,8 @@ function alive(pid: number): boolean {
 }
 
 /** The control plane of a running e2e suite (CHAPERONE_E2E_STATE), so the demo test adds no second one. */
-function e2eControlPlane(): ControlPlane {
+async function e2eControlPlane(): Promise<ControlPlane> {
+  const { kubeInfo } = await import('./environment.ts');
   const k = kubeInfo();
   return {
     mode: k.mode,
@@ -63,6 +62,7 @@ export const register: RegisterCommands = (program, ctx) => {
         summaryFile?: string;
         useE2eControlPlane?: boolean;
       }) => {
+        const { demoPlan, runDemo } = await import('./demo.ts');
         if (opts.kubeconfig) {
           process.stdout.write(`${demoPlan(opts.kubeconfig)}\n`);
           return;
@@ -70,7 +70,7 @@ export const register: RegisterCommands = (program, ctx) => {
         await runDemo({
           keep: opts.keep === true,
           ...(opts.summaryFile ? { summaryFile: opts.summaryFile } : {}),
-          ...(opts.useE2eControlPlane ? { controlPlane: e2eControlPlane() } : {}),
+          ...(opts.useE2eControlPlane ? { controlPlane: await e2eControlPlane() } : {}),
         });
       },
     );
@@ -108,6 +108,7 @@ export const register: RegisterCommands = (program, ctx) => {
         }
         const t0 = Date.now();
         const log = (line: string) => process.stderr.write(`${line}\n`);
+        const { startStack } = await import('./stack.ts');
         const stack = await startStack({
           kube: opts.kube,
           postgres: opts.postgres,

@@ -3,20 +3,11 @@
  *   chaperone injector                      the webhook + controllers
  *   chaperone check-inject <ns>/<pod> | -f  explains (non-)injection
  *   chaperone wait-for-sidecar              the sidecar's postStart hook
+ * Registering is cheap: each action imports what it runs.
  */
-import {
-  createLogger,
-  createRegistry,
-  parseDuration,
-  type RegisterCommands,
-  UsageError,
-  withConfigOptions,
-} from '@chaperone/shared';
+import { parseDuration, type RegisterCommands, UsageError, withConfigOptions } from '@chaperone/shared';
 import { Option } from 'commander';
-import { checkInject } from './check-inject.ts';
 import { injectorSchema } from './injector-config.ts';
-import { runInjector } from './injector-runtime.ts';
-import { waitForSidecar } from './wait-for-sidecar.ts';
 
 export const register: RegisterCommands = (program, ctx) => {
   const injector = program
@@ -25,6 +16,11 @@ export const register: RegisterCommands = (program, ctx) => {
   const toSettings = withConfigOptions(injector, injectorSchema(ctx.version), ctx);
   injector.action(async (opts: Record<string, unknown>) => {
     const settings = toSettings(opts);
+    const [{ createLogger }, { createRegistry }, { runInjector }] = await Promise.all([
+      import('@chaperone/shared/logger'),
+      import('@chaperone/shared/metrics'),
+      import('./injector-runtime.ts'),
+    ]);
     const logger = createLogger({ name: 'injector', level: settings.logLevel });
     const registry = createRegistry({ component: 'injector' });
     const stop = new AbortController();
@@ -80,6 +76,7 @@ export const register: RegisterCommands = (program, ctx) => {
           offline: boolean;
         },
       ) => {
+        const { checkInject } = await import('./check-inject.ts');
         const { text } = await checkInject(
           {
             ...(pod ? { target: pod } : {}),
@@ -111,6 +108,7 @@ export const register: RegisterCommands = (program, ctx) => {
       } catch (err) {
         throw new UsageError(`--timeout ${opts.timeout}: ${(err as Error).message}`);
       }
+      const { waitForSidecar } = await import('./wait-for-sidecar.ts');
       await waitForSidecar({ port, timeoutMs, ...(opts.dir ? { dir: opts.dir } : {}) });
     });
 };

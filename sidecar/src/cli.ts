@@ -1,21 +1,17 @@
 /**
  * `chaperone sidecar` and the operator verbs `chaperone policy lint|test`.
+ * Registering is cheap: each action imports what it runs (the proxy, pino, the
+ * policy parser), so one command does not load the others' code.
  */
 import { readFileSync } from 'node:fs';
 import {
   type Action,
   ChaperoneError,
-  createLogger,
-  evaluate,
-  PolicyError,
-  parsePolicy,
   type RegisterCommands,
   UsageError,
   withConfigOptions,
 } from '@chaperone/shared';
 import { sidecarSchema } from './config.ts';
-import { runSidecar } from './main.ts';
-import { parseRequestFile, parseRequestText } from './policy-request.ts';
 
 function readFile(path: string, what: string): string {
   try {
@@ -32,6 +28,10 @@ export const register: RegisterCommands = (program, ctx) => {
   const configFrom = withConfigOptions(sidecar, sidecarSchema, ctx);
   sidecar.action(async (opts: Record<string, unknown>) => {
     const config = configFrom(opts);
+    const [{ createLogger }, { runSidecar }] = await Promise.all([
+      import('@chaperone/shared/logger'),
+      import('./main.ts'),
+    ]);
     const log = createLogger({
       name: 'sidecar',
       level: config.logLevel,
@@ -51,7 +51,8 @@ export const register: RegisterCommands = (program, ctx) => {
     .command('lint')
     .description('Validate a GuardrailPolicy file; exits 1 and says where the problem is when it is invalid')
     .argument('<file>', 'policy YAML')
-    .action((file: string) => {
+    .action(async (file: string) => {
+      const { parsePolicy, PolicyError } = await import('@chaperone/shared/policy');
       try {
         const p = parsePolicy(readFile(file, 'policy file'));
         process.stdout.write(
@@ -87,7 +88,7 @@ export const register: RegisterCommands = (program, ctx) => {
     .option('--expect <action>', 'exit 1 unless every decision is this action (allow, deny, mask, review)')
     .option('-o, --output <format>', 'text or json', 'text')
     .action(
-      (
+      async (
         file: string,
         opts: {
           request?: string;
@@ -107,6 +108,8 @@ export const register: RegisterCommands = (program, ctx) => {
         if (opts.expect && !['allow', 'deny', 'mask', 'review'].includes(opts.expect)) {
           throw new UsageError('--expect must be allow, deny, mask or review');
         }
+        const [{ evaluate, parsePolicy, PolicyError }, { parseRequestFile, parseRequestText }] =
+          await Promise.all([import('@chaperone/shared/policy'), import('./policy-request.ts')]);
         let p: ReturnType<typeof parsePolicy>;
         try {
           p = parsePolicy(readFile(file, 'policy file'));

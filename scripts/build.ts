@@ -1,0 +1,109 @@
+/**
+ * The production build: `chaperone` as plain JavaScript in dist/, so a
+ * deployed process runs no TypeScript (Node's type stripping alone costs about
+ * 17 MiB of RSS) and loads only the code of the command it runs.
+ *
+ *   dist/chaperone.mjs     the CLI: command registration only
+ *   dist/chunks/*.mjs      one chunk per lazily imported command, plus shared code
+ *
+ * Dependencies from node_modules are bundled too (node:* built-ins stay
+ * external), so the runtime image needs no node_modules and each command loads
+ * one file per chunk instead of hundreds of package files.
+ *
+ * Development keeps running the sources (`./chaperone`, the tests); this is for
+ * images and for measuring the sidecar (bench/).
+ *
+ *   node scripts/build.ts [--metafile]   (--metafile also writes dist/meta.json)
+ */
+import { readFile, rm } from 'node:fs/promises';
+import { builtinModules } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const OUT_DIR = `${ROOT}dist`;
+
+let esbuild: typeof import('esbuild');
+try {
+  esbuild = await import('esbuild');
+} catch (err) {
+  process.stderr.write(
+    `build: esbuild is not installed (${(err as Error).message}); run pnpm install in ${ROOT}\n`,
+  );
+  process.exit(1);
+}
+
+/**
+ * The e2e commands (`demo`, `dev up`) find the checkout from their own file
+ * (`new URL('../../', import.meta.url)`): give them their source location, so
+ * they work from a bundle built in a checkout (they need one anyway).
+ */
+const sourceUrls: import('esbuild').Plugin = {
+  name: 'e2e-source-urls',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]e2e[\\/]src[\\/][^\\/]+\.ts$/ }, async (args) => {
+      const text = await readFile(args.path, 'utf8');
+      if (!text.includes('import.meta.url')) return undefined;
+      const url = JSON.stringify(pathToFileURL(args.path).href);
+      return { contents: text.replaceAll('import.meta.url', url), loader: 'ts' };
+    });
+  },
+};
+
+/**
+ * Node built-ins through require() instead of `import`: importing a built-in
+ * as ESM reads every export, lazy getters included, and node:http's
+ * `WebSocket` getter alone loads Node's internal undici (about 12 MiB RSS).
+ * require() leaves the getters alone; esbuild's interop reads a property only
+ * when the code uses it.
+ */
+const BUILTINS = new Set(builtinModules.filter((m) => !m.startsWith('_')));
+const builtinsViaRequire: import('esbuild').Plugin = {
+  name: 'builtins-via-require',
+  setup(build) {
+    build.onResolve({ filter: /^[a-z_:/]+$/ }, (args) => {
+      const name = args.path.replace(/^node:/, '');
+      if (args.namespace === 'builtin' || !(BUILTINS.has(name) || args.path.startsWith('node:'))) return;
+      // A require() from CommonJS already does the right thing.
+      if (args.kind === 'require-call') return { path: args.path, external: true };
+      return { path: `node:${name}`, namespace: 'builtin' };
+    });
+    build.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(args.path)});`,
+      loader: 'js',
+    }));
+  },
+};
+
+await rm(OUT_DIR, { recursive: true, force: true });
+const result = await esbuild.build({
+  absWorkingDir: ROOT,
+  entryPoints: { chaperone: 'bin/chaperone.ts' },
+  outdir: OUT_DIR,
+  outExtension: { '.js': '.mjs' },
+  chunkNames: 'chunks/[name]-[hash]',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node22',
+  // Less source text for V8 to keep; names stay readable in stack traces.
+  minifyWhitespace: true,
+  minifySyntax: true,
+  sourcemap: 'linked',
+  sourcesContent: false,
+  legalComments: 'none',
+  // Only pg's optional native binding, which Chaperone never uses.
+  external: ['pg-native'],
+  // Bundled CommonJS packages (pino, prom-client, node-forge, pg) call require().
+  banner: {
+    js: "import { createRequire as __chaperoneRequire } from 'node:module'; const require = __chaperoneRequire(import.meta.url);",
+  },
+  plugins: [sourceUrls, builtinsViaRequire],
+  metafile: process.argv.includes('--metafile'),
+  logLevel: 'warning',
+});
+if (result.metafile) {
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(`${OUT_DIR}/meta.json`, JSON.stringify(result.metafile));
+}
+process.stdout.write(`build: ${OUT_DIR}/chaperone.mjs\n`);
