@@ -173,7 +173,9 @@ export async function checkInject(
     else if (o.output === 'yaml') {
       text = reports
         .map((r) =>
-          r.injected ? YAML.stringify(r.injected, { lineWidth: 0 }) : `# ${r.target}: ${r.summary}\n`,
+          r.injected
+            ? YAML.stringify(r.injected, { lineWidth: 0, aliasDuplicateObjects: false })
+            : `# ${r.target}: ${r.summary}\n`,
         )
         .join('---\n');
     } else text = reports.map(formatReport).join('') + notes.map((n) => `note: ${n}\n`).join('');

@@ -41,7 +41,10 @@ function render(input: string, cfg: CaseConfig): { text: string; outcome: string
   try {
     const r = mutate(pod, config, { namespace: cfg.namespace ?? pod.metadata?.namespace ?? 'agents' });
     const outcome = r.skipReasons.length > 0 ? `skipped: ${r.skipReasons.join(', ')}` : 'injected';
-    return { text: `# ${outcome}\n${YAML.stringify(wrap(r.pod), { lineWidth: 0 })}`, outcome };
+    return {
+      text: `# ${outcome}\n${YAML.stringify(wrap(r.pod), { lineWidth: 0, aliasDuplicateObjects: false })}`,
+      outcome,
+    };
   } catch (err) {
     if (!(err instanceof InjectionRejected)) throw err;
     return { text: `# rejected: ${err.message}\n`, outcome: `rejected: ${err.message}` };

@@ -19,6 +19,7 @@
  * /var/run/chaperone/agent-sa (write ca.crt, token, namespace there); the
  * spool at /var/run/chaperone/spool.
  */
+import { SIDECAR_NODE_OPTIONS } from '@chaperone/shared';
 import type { InjectionConfig, SidecarMode } from './injection-config.ts';
 import type { Container, EnvVar, VolumeMount } from './k8s-types.ts';
 import {
@@ -95,6 +96,7 @@ export function buildSidecar(settings: PodSettings, config: InjectionConfig, mod
     { name: 'CHAPERONE_KUBE_PORT', value: String(settings.kubePort) },
     { name: 'CHAPERONE_METRICS_PORT', value: String(settings.metricsPort) },
     { name: 'CHAPERONE_LOG_LEVEL', value: settings.logLevel },
+    { name: 'NODE_OPTIONS', value: SIDECAR_NODE_OPTIONS },
   ];
   if (config.collectorUrl) env.push({ name: 'CHAPERONE_COLLECTOR_URL', value: config.collectorUrl });
   if (settings.databases.length > 0) {

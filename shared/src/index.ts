@@ -7,6 +7,7 @@ export * from './errors.ts';
 export * from './ingest-protocol.ts';
 export * from './logger.ts';
 export * from './metrics.ts';
+export * from './node-options.ts';
 export * from './policy/index.ts';
 export * from './redact.ts';
 export * from './suggest.ts';
