@@ -13,16 +13,9 @@ import { createApiClient } from './api-client.ts';
 import { type RunningCollector, startCollector } from './collector.ts';
 import { COLLECTOR_SCHEMA } from './config.ts';
 import { streamEvents } from './ingest-client.ts';
-import { makeChain } from './test-events.ts';
+import { makeChain, TEST_SOURCE as SOURCE } from './test-events.ts';
 import { memoryLogger, TEST_ISSUER, TestIssuer } from './test-harness.ts';
 
-const SOURCE = {
-  namespace: 'agents',
-  pod: 'agent-0',
-  podUID: 'u0',
-  serviceAccount: 'agent',
-  sidecarId: 'sc-0',
-};
 const QUERY_TOKEN = 'collector-test-query-token-01234';
 
 function listen(handler: Parameters<typeof createServer>[1]): Promise<{ server: Server; url: string }> {

@@ -13,15 +13,7 @@ import {
 import fc from 'fast-check';
 import { toEventRow } from './event-row.ts';
 import { prepareEvent, validateIncoming } from './incoming-event.ts';
-import { makeChain, sampleEvent } from './test-events.ts';
-
-const SOURCE = {
-  namespace: 'agents',
-  pod: 'agent-0',
-  podUID: 'u0',
-  serviceAccount: 'agent',
-  sidecarId: 'sc-0',
-};
+import { makeChain, TEST_SOURCE as SOURCE, sampleEvent } from './test-events.ts';
 
 describe('prepareEvent', () => {
   it('serialises to canonical JSON and hashes as hashEvent does, whatever the members', () => {

@@ -3,15 +3,7 @@ import { describe, it } from 'node:test';
 import { encodeMessage } from '@chaperone/shared';
 import { parseIngestMessage } from './ingest-parse.ts';
 import { createMessageParser, WorkerParser } from './ingest-parser.ts';
-import { makeChain } from './test-events.ts';
-
-const SOURCE = {
-  namespace: 'agents',
-  pod: 'agent-0',
-  podUID: 'u0',
-  serviceAccount: 'agent',
-  sidecarId: 'sc-0',
-};
+import { makeChain, TEST_SOURCE as SOURCE } from './test-events.ts';
 
 describe('WorkerParser', () => {
   it('answers in order with what parsing on this thread gives, failures included', async () => {

@@ -13,6 +13,15 @@ import {
 } from '@chaperone/shared';
 import type { Identity } from './store.ts';
 
+/** A sidecar's verified identity, for tests that connect as one. */
+export const TEST_SOURCE = {
+  namespace: 'agents',
+  pod: 'agent-0',
+  podUID: 'u0',
+  serviceAccount: 'agent',
+  sidecarId: 'sc-0',
+};
+
 export interface EventSpec {
   protocol?: Protocol;
   verb?: string;

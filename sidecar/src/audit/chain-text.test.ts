@@ -1,32 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { chainEvent, GENESIS_HASH, hashEvent, microTime, type UnchainedEvent } from '@chaperone/shared';
+import { chainEvent, GENESIS_HASH, hashEvent, type UnchainedEvent } from '@chaperone/shared';
 import fc from 'fast-check';
 import { chainToText } from './chain-text.ts';
+import { testEvent } from './test-event.ts';
 
 function ev(uri: string, userAgent: string, latencyMs?: number): UnchainedEvent {
-  return {
-    kind: 'Event',
-    apiVersion: 'audit.k8s.io/v1',
-    level: 'Metadata',
-    auditID: '00000000-0000-0000-0000-000000000001',
-    stage: 'ResponseComplete',
+  return testEvent(1, {
     requestURI: uri,
-    verb: 'get',
-    user: { username: 'system:serviceaccount:a:agent' },
     userAgent,
-    requestReceivedTimestamp: microTime(),
-    stageTimestamp: microTime(),
     annotations: { 'chaperone.dev/rule': 'default' },
-    chaperone: {
-      schemaVersion: 1,
-      protocol: 'kubernetes',
-      source: { namespace: 'a', pod: 'p', serviceAccount: 'agent', sidecarId: 'a/p/uid' },
-      decision: { action: 'allow', rule: 'default', reason: 'policy_default' },
-      maskedFields: 0,
-      ...(latencyMs !== undefined ? { latencyMs } : {}),
-    },
-  };
+    chaperone: latencyMs !== undefined ? { latencyMs } : {},
+  });
 }
 
 describe('chainToText', () => {

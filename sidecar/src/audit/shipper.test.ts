@@ -12,36 +12,13 @@ import {
   createLogger,
   encodeMessage,
   INGEST_SUBPROTOCOL,
-  microTime,
   parseClientMessage,
-  type UnchainedEvent,
   verifyChain,
 } from '@chaperone/shared';
 import { WebSocketServer } from 'ws';
 import { Shipper } from './shipper.ts';
 import { Spool } from './spool.ts';
-
-function ev(i: number): UnchainedEvent {
-  return {
-    kind: 'Event',
-    apiVersion: 'audit.k8s.io/v1',
-    level: 'Metadata',
-    auditID: `00000000-0000-0000-0000-${String(i).padStart(12, '0')}`,
-    stage: 'ResponseComplete',
-    requestURI: '/api/v1/pods',
-    verb: 'list',
-    user: { username: 'system:serviceaccount:a:agent' },
-    requestReceivedTimestamp: microTime(),
-    stageTimestamp: microTime(),
-    chaperone: {
-      schemaVersion: 1,
-      protocol: 'kubernetes',
-      source: { namespace: 'a', pod: 'p', serviceAccount: 'agent', sidecarId: 'a/p/uid' },
-      decision: { action: 'allow', rule: 'default', reason: 'policy_default' },
-      maskedFields: 0,
-    },
-  };
-}
+import { testEvent as ev } from './test-event.ts';
 
 /** Stores events by id like the collector; can drop connections after N batches. */
 class FakeCollector {

@@ -11,30 +11,9 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { GENESIS_HASH, microTime, type UnchainedEvent, verifyChain } from '@chaperone/shared';
+import { GENESIS_HASH, verifyChain } from '@chaperone/shared';
 import { Spool } from './spool.ts';
-
-function ev(i: number): UnchainedEvent {
-  return {
-    kind: 'Event',
-    apiVersion: 'audit.k8s.io/v1',
-    level: 'Metadata',
-    auditID: `00000000-0000-0000-0000-${String(i).padStart(12, '0')}`,
-    stage: 'ResponseComplete',
-    requestURI: `/api/v1/namespaces/a/pods/p${i}`,
-    verb: 'get',
-    user: { username: 'system:serviceaccount:a:agent' },
-    requestReceivedTimestamp: microTime(),
-    stageTimestamp: microTime(),
-    chaperone: {
-      schemaVersion: 1,
-      protocol: 'kubernetes',
-      source: { namespace: 'a', pod: 'p', serviceAccount: 'agent', sidecarId: 'a/p/uid' },
-      decision: { action: 'allow', rule: 'default', reason: 'policy_default' },
-      maskedFields: 0,
-    },
-  };
-}
+import { testEvent as ev } from './test-event.ts';
 
 describe('audit spool', () => {
   let dir: string;

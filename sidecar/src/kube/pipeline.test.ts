@@ -10,9 +10,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createCA, createLogger, createRegistry, issueCertificate, microTime } from '@chaperone/shared';
+import { createCA, createLogger, createRegistry, issueCertificate } from '@chaperone/shared';
 import { AuditRecorder } from '../audit/recorder.ts';
 import { readSpoolDir, Spool } from '../audit/spool.ts';
+import { testEvent } from '../audit/test-event.ts';
 import { buildIdentity } from '../identity.ts';
 import { sidecarMetrics } from '../metrics.ts';
 import { PolicyStore } from '../policy-store.ts';
@@ -235,7 +236,7 @@ describe('kube pipeline', () => {
     for (const failOpen of [false, true]) {
       const sc = await sidecar({ spoolMaxBytes: 64 * 1024, failOpen });
       try {
-        const filler = { ...readyEvent(), requestURI: `/${'x'.repeat(70_000)}` };
+        const filler = { ...testEvent(0), requestURI: `/${'x'.repeat(70_000)}` };
         sc.spool.append(filler);
         const res = await fetch(`${sc.base}/api/v1/namespaces/a/pods`);
         const body = (await res.json()) as { message?: string };
@@ -264,25 +265,3 @@ describe('kube pipeline', () => {
     }
   });
 });
-
-function readyEvent() {
-  return {
-    kind: 'Event' as const,
-    apiVersion: 'audit.k8s.io/v1' as const,
-    level: 'Metadata' as const,
-    auditID: '00000000-0000-0000-0000-000000000000',
-    stage: 'ResponseComplete' as const,
-    requestURI: '/',
-    verb: 'get',
-    user: { username: 'u' },
-    requestReceivedTimestamp: microTime(),
-    stageTimestamp: microTime(),
-    chaperone: {
-      schemaVersion: 1,
-      protocol: 'kubernetes' as const,
-      source: { namespace: 'a', pod: 'p', serviceAccount: 's', sidecarId: 'a/p/u' },
-      decision: { action: 'allow' as const, rule: 'default', reason: 'policy_default' },
-      maskedFields: 0,
-    },
-  };
-}

@@ -106,7 +106,11 @@ class Pending implements Exchange {
   }
 
   abort(): void {
-    if (this.done) return;
+    if (!this.done) this.#finish();
+  }
+
+  /** Ends the exchange; its connection, if it has one, is closed (never reused mid-response). */
+  #finish(): void {
     this.done = true;
     this.clearTimer();
     const conn = this.conn;
@@ -137,11 +141,7 @@ class Pending implements Exchange {
 
   fail(err: UpstreamError): void {
     if (this.done) return;
-    this.done = true;
-    this.clearTimer();
-    const conn = this.conn;
-    this.conn = undefined;
-    if (conn) this.pool.discard(conn);
+    this.#finish();
     this.sink.onError(err);
   }
 }
