@@ -77,7 +77,12 @@ const builtinsViaRequire: import('esbuild').Plugin = {
 await rm(OUT_DIR, { recursive: true, force: true });
 const result = await esbuild.build({
   absWorkingDir: ROOT,
-  entryPoints: { chaperone: 'bin/chaperone.ts' },
+  entryPoints: {
+    chaperone: 'bin/chaperone.ts',
+    // The collector's parse worker is started from a file beside the chunk that starts it
+    // (collector/src/ingest-parser.ts looks for ingest-parse-worker.mjs next to itself).
+    'chunks/ingest-parse-worker': 'collector/src/ingest-parse-worker.ts',
+  },
   outdir: OUT_DIR,
   outExtension: { '.js': '.mjs' },
   chunkNames: 'chunks/[name]-[hash]',
