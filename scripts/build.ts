@@ -13,14 +13,18 @@
  * Development keeps running the sources (`./chaperone`, the tests); this is for
  * images and for measuring the sidecar (bench/).
  *
- *   node scripts/build.ts [--metafile]   (--metafile also writes dist/meta.json)
+ *   node scripts/build.ts [--metafile] [--outdir <dir>]   (--metafile also writes meta.json)
  */
 import { readFile, rm } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
+import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const OUT_DIR = `${ROOT}dist`;
+const outIdx = process.argv.indexOf('--outdir');
+/** dist/ in the checkout, or --outdir <dir> (the bundle's smoke test builds into a temp dir). */
+const OUT_DIR =
+  outIdx !== -1 && process.argv[outIdx + 1] ? resolve(process.argv[outIdx + 1] as string) : `${ROOT}dist`;
 
 let esbuild: typeof import('esbuild');
 try {

@@ -46,6 +46,8 @@ export interface StartSidecarOptions {
   clusterAdmin?: boolean;
   extraArgs?: readonly string[];
   extraEnv?: Record<string, string>;
+  /** The chaperone entry to run (default: the sources' bin/chaperone.ts; the bundle's test passes dist's). */
+  entry?: string;
 }
 
 function requestToken(kube: KubeInfo, namespace: string, sa: string): string {
@@ -99,7 +101,7 @@ export async function startSidecar(opts: StartSidecarOptions): Promise<SidecarUn
   const [kubePort, metricsPort] = (await freePorts(2)) as [number, number];
   const logFile = join(dir, 'sidecar.log');
   const args = [
-    BIN,
+    opts.entry ?? BIN,
     'sidecar',
     '--pod-name',
     pod,

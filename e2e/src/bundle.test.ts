@@ -1,0 +1,92 @@
+// The production bundle (scripts/build.ts: what the image runs) built into a
+// temp dir and used as a user would: the CLI, a lazily loaded command, the
+// collector's parse worker, and the sidecar guarding real kubectl requests.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { createNamespace, type TestNamespace } from './environment.ts';
+import { kubectl } from './kubectl.ts';
+import { type SidecarUnderTest, startSidecar } from './sidecar-harness.ts';
+
+const BUILD = fileURLToPath(new URL('../../scripts/build.ts', import.meta.url));
+const POLICY_EXAMPLE = fileURLToPath(new URL('../../deploy/examples/guardrail-policy.yaml', import.meta.url));
+const CANARY = 'bundle-canary-value';
+const POLICY = `apiVersion: chaperone.dev/v1alpha1
+kind: GuardrailPolicy
+metadata: { name: bundle }
+spec:
+  defaultAction: allow
+  rules:
+    - { name: mask-secrets, match: { resources: [secrets] }, action: mask }
+`;
+
+describe('the production bundle', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'chaperone-bundle-'));
+  const entry = join(dir, 'chaperone.mjs');
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [entry, ...args], { encoding: 'utf8', timeout: 30_000 });
+
+  before(() => {
+    const r = spawnSync(process.execPath, [BUILD, '--outdir', dir], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, `node scripts/build.ts failed: ${r.stderr}`);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('runs the CLI and loads a command only when it runs', () => {
+    const help = run('--help');
+    assert.equal(help.status, 0, help.stderr);
+    for (const c of ['injector', 'sidecar', 'collector'])
+      assert.match(help.stdout, new RegExp(`^\\s+${c}\\b`, 'm'));
+    const lint = run('policy', 'lint', POLICY_EXAMPLE);
+    assert.equal(lint.status, 0, lint.stderr);
+    const test = run('policy', 'test', POLICY_EXAMPLE, '--request', 'delete namespaces agents');
+    assert.match(test.stdout, /^DENY\s+rule=chaperone-protect-namespaces/);
+  });
+
+  it("ships the collector's parse worker beside its chunks, and it answers", async () => {
+    const file = join(dir, 'chunks', 'ingest-parse-worker.mjs');
+    assert.ok(existsSync(file), 'dist/chunks/ingest-parse-worker.mjs');
+    const worker = new Worker(file);
+    try {
+      const reply = await new Promise<unknown>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+        worker.postMessage({ id: 1, text: '{"type":"nope"}', receivedUs: 0 });
+      });
+      assert.match(JSON.stringify(reply), /unknown message type/);
+    } finally {
+      await worker.terminate();
+    }
+  });
+
+  describe('sidecar from the bundle', () => {
+    let ns: TestNamespace;
+    let sc: SidecarUnderTest;
+    before(async () => {
+      ns = await createNamespace('bundle');
+      sc = await startSidecar({ namespace: ns.name, policy: POLICY, entry });
+    });
+    after(async () => {
+      await sc?.stop();
+      await ns?.delete();
+    });
+
+    it('guards kubectl: reads pass, Secret values are masked', () => {
+      const agent = (args: string[]) =>
+        kubectl(sc.agentKubeconfig, [...args, '--cache-dir', join(sc.dir, 'kube-cache')]);
+      const created = agent(['create', 'secret', 'generic', 'db', `--from-literal=password=${CANARY}`]);
+      assert.equal(created.code, 0, created.stderr);
+      const pods = agent(['get', 'pods']);
+      assert.equal(pods.code, 0, pods.stderr);
+      const secret = agent(['get', 'secret', 'db', '-o', 'json']);
+      assert.equal(secret.code, 0, secret.stderr);
+      assert.equal(secret.stdout.includes(Buffer.from(CANARY).toString('base64')), false);
+      assert.match(secret.stdout, /"password": "KiptYXNrZWQqKg=="/);
+    });
+  });
+});
