@@ -111,9 +111,9 @@ single-round runs on this machine.
   181 µs. The sidecar now speaks HTTP/1.1 itself on TLS sockets: strict incremental request/response decoders
   (\`sidecar/src/kube/http1/\`, RFC 9112; anything ambiguous is a 400), request bodies read whole within the limit
   and sent with a Content-Length, a keep-alive upstream pool with back-pressure and one timer sweep instead of
-  timers per request, small responses written as one buffer. Sidecar: 728 → ~400 µs/GET, then ~290 with the
+  timers per request, small responses written as one buffer. Sidecar: 728 → ~400 µs/GET, then ~310 with the
   rest of this list.
-- **Audit (≈140 → ≈100 µs/req in the profile).** The spool record is the canonical JSON already computed for the
+- **Audit (26 µs of CPU per event in-process).** The spool record is the canonical JSON already computed for the
   chain hash (no second serialisation), one-shot sha256, the event built without object spreads, metric label
   children cached, and the 200 ms fdatasync moved to the thread pool (it blocked the event loop ~2 ms each time).
 - **Masking.** Bodies without last-applied copies are masked on their bytes (\`mask-bytes.ts\`, held to the
@@ -122,13 +122,17 @@ single-round runs on this machine.
   carry a JSON document per object inside a string; for those Node's native JSON decode/encode measured as fast
   or faster, so they take that path.
 - **Memory.** Commands load their code only when they run, and the sidecar runs from the esbuild bundle (no
-  TypeScript type stripping, no other command's code): idle RSS 130 → ~84 MiB. Of that, ~50 MiB are pages
-  of the node binary itself (an empty \`node\` process holds 35 MiB).
+  TypeScript type stripping, no other command's code): idle RSS 130 → ~82 MiB. Of that, ~50 MiB are pages
+  of the node binary itself (an empty \`node\` process holds 35 MiB). The injected sidecar runs with
+  \`NODE_OPTIONS=--max-semi-space-size=2\` (a 2 MiB young generation): peak under load ~125 → ~100 MiB, CPU per
+  request unchanged within the noise of back-to-back runs.
 - **Tried and dropped.** \`--single-threaded-gc\` (fewer futex wake-ups, but 363 vs 290 µs/GET back to back);
   masking last-applied copies with a nested byte scanner (slower than native JSON at this size).
 
 What is left is mostly the floor: TLS on both sides, four socket syscalls and the wake-ups between processes on
-this 2-vCPU VM cost the raw pass-through 181 µs/GET, above the 120 µs target; nginx does the same work in ~100.`;
+this 2-vCPU VM cost the raw pass-through 181 µs/GET, above the 120 µs target; nginx does the same work in ~100.
+Back-to-back single-round runs with nothing else running varied by ±15% (the sidecar's GET between 290 and
+400 µs), so differences smaller than that were not taken as findings.`;
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
