@@ -86,6 +86,8 @@ const result = await esbuild.build({
     // The collector's parse worker is started from a file beside the chunk that starts it
     // (collector/src/ingest-parser.ts looks for ingest-parse-worker.mjs next to itself).
     'chunks/ingest-parse-worker': 'collector/src/ingest-parse-worker.ts',
+    // Likewise the sidecar's local TLS worker (sidecar/src/local-tls-thread.ts).
+    'chunks/local-tls-worker': 'sidecar/src/local-tls-worker.ts',
   },
   outdir: OUT_DIR,
   outExtension: { '.js': '.mjs' },

@@ -48,6 +48,10 @@ describe('the production bundle', () => {
     assert.match(test.stdout, /^DENY\s+rule=chaperone-protect-namespaces/);
   });
 
+  it("ships the sidecar's local TLS worker beside its chunks (else the sidecar would load node-forge itself)", () => {
+    assert.ok(existsSync(join(dir, 'chunks', 'local-tls-worker.mjs')), 'dist/chunks/local-tls-worker.mjs');
+  });
+
   it("ships the collector's parse worker beside its chunks, and it answers", async () => {
     const file = join(dir, 'chunks', 'ingest-parse-worker.mjs');
     assert.ok(existsSync(file), 'dist/chunks/ingest-parse-worker.mjs');

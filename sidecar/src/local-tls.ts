@@ -5,7 +5,7 @@
  * sidecar-only directory (reused across sidecar restarts so agents keep
  * trusting it); agents only ever see the certificate.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   createCA,
@@ -14,19 +14,16 @@ import {
   type KeyPairPem,
   needsRenewal,
 } from '@chaperone/shared';
+import { writeAtomic } from './agent-sa-dir.ts';
 
-export const PLACEHOLDER_TOKEN =
-  'chaperone-placeholder-token: the real credentials are held by the chaperone sidecar';
-
-function writeAtomic(path: string, content: string, mode: number): void {
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, content, { mode });
-  chmodSync(tmp, mode);
-  renameSync(tmp, path);
+export interface LocalTls {
+  readonly ca: KeyPairPem;
+  readonly leaf: KeyPairPem;
+  readonly leafNotAfter: Date;
 }
 
 /** Loads the pod's CA from `tlsDir` or creates it (valid 10 years), then issues a fresh serving leaf. */
-export function ensureLocalTls(tlsDir: string, podName: string): { ca: KeyPairPem; leaf: KeyPairPem } {
+export function ensureLocalTls(tlsDir: string, podName: string): LocalTls {
   mkdirSync(tlsDir, { recursive: true, mode: 0o700 });
   const certPath = join(tlsDir, 'ca.crt');
   const keyPath = join(tlsDir, 'ca.key');
@@ -51,17 +48,5 @@ export function ensureLocalTls(tlsDir: string, podName: string): { ca: KeyPairPe
     ipAddresses: ['127.0.0.1', '::1'],
     validForMs: 365 * 86_400_000,
   });
-  return { ca, leaf };
-}
-
-/** Writes what agents see at /var/run/secrets/kubernetes.io/serviceaccount: the local CA, a placeholder token, the namespace. */
-export function writeAgentServiceAccountDir(dir: string, caCert: string, namespace: string): void {
-  mkdirSync(dir, { recursive: true });
-  writeAtomic(join(dir, 'ca.crt'), caCert, 0o644);
-  writeAtomic(join(dir, 'token'), PLACEHOLDER_TOKEN, 0o644);
-  writeAtomic(join(dir, 'namespace'), namespace, 0o644);
-}
-
-export function certificateExpiry(pem: string): Date {
-  return inspectCertificate(pem).notAfter;
+  return { ca, leaf, leafNotAfter: inspectCertificate(leaf.cert).notAfter };
 }

@@ -4,6 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { ChaperoneError, createRegistry, type Logger, type Registry, serveMetrics } from '@chaperone/shared';
+import { writeAgentServiceAccountDir } from './agent-sa-dir.ts';
 import { AuditRecorder } from './audit/recorder.ts';
 import { Shipper } from './audit/shipper.ts';
 import { Spool } from './audit/spool.ts';
@@ -12,7 +13,7 @@ import { buildIdentity } from './identity.ts';
 import { kubePipeline } from './kube/pipeline.ts';
 import { startKubeServers } from './kube/server.ts';
 import { Upstream } from './kube/upstream.ts';
-import { certificateExpiry, ensureLocalTls, writeAgentServiceAccountDir } from './local-tls.ts';
+import { createLocalTls } from './local-tls-thread.ts';
 import { sidecarMetrics } from './metrics.ts';
 import { PolicyStore } from './policy-store.ts';
 
@@ -136,10 +137,10 @@ export async function runSidecar(
       );
     }
 
-    const tls = config.plainHttp ? undefined : ensureLocalTls(config.tlsDir, config.podName);
+    const tls = config.plainHttp ? undefined : await createLocalTls(config.tlsDir, config.podName);
     if (tls) {
       writeAgentServiceAccountDir(config.agentSaDir, tls.ca.cert, config.podNamespace);
-      metrics.certificateExpiry.set(certificateExpiry(tls.leaf.cert).getTime() / 1000);
+      metrics.certificateExpiry.set(tls.leafNotAfter.getTime() / 1000);
     } else {
       log.warn('serving agents over plain HTTP (--plain-http): for testing only');
     }

@@ -1,0 +1,42 @@
+/**
+ * The pod's local TLS material, made by a short-lived child process
+ * (local-tls-worker.ts): the sidecar's own heap never loads node-forge, which
+ * with the work of issuing certificates stays resident otherwise (~12 MiB for
+ * the life of the pod; a worker thread keeps its memory too). Where the
+ * worker file is not beside this module (a build that did not emit it), the
+ * work is done in this process instead.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { LocalTls } from './local-tls.ts';
+
+function workerEntry(): string | undefined {
+  for (const name of ['local-tls-worker.ts', 'local-tls-worker.mjs', 'local-tls-worker.js']) {
+    const url = new URL(`./${name}`, import.meta.url);
+    if (url.protocol === 'file:' && existsSync(fileURLToPath(url))) return fileURLToPath(url);
+  }
+  return undefined;
+}
+
+export async function createLocalTls(tlsDir: string, podName: string): Promise<LocalTls> {
+  const entry = workerEntry();
+  if (!entry) {
+    const { ensureLocalTls } = await import('./local-tls.ts');
+    return ensureLocalTls(tlsDir, podName);
+  }
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [entry, tlsDir, podName],
+      { encoding: 'utf8', maxBuffer: 1 << 20, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        if (err)
+          reject(new Error(`creating the local TLS certificate failed: ${stderr.trim() || err.message}`));
+        else resolve(stdout);
+      },
+    );
+  });
+  const msg = JSON.parse(out) as { ca: LocalTls['ca']; leaf: LocalTls['leaf']; leafNotAfter: number };
+  return { ca: msg.ca, leaf: msg.leaf, leafNotAfter: new Date(msg.leafNotAfter) };
+}
