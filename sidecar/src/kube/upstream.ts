@@ -15,6 +15,9 @@ export interface UpstreamOptions {
   readonly tokenRefreshMs?: number;
 }
 
+/** RFC 6750 b64token, which covers JWTs. */
+const TOKEN_CHARS = /^[A-Za-z0-9\-._~+/]+=*$/;
+
 export class Upstream {
   readonly pool: UpstreamPool;
   readonly origin: string;
@@ -59,6 +62,14 @@ export class Upstream {
   refreshToken(): void {
     try {
       const token = readFileSync(this.#tokenFile, 'utf8').trim();
+      // It is written into request heads as is: anything but visible ASCII is refused, never sent.
+      if (token && !TOKEN_CHARS.test(token)) {
+        this.#log.error(
+          { tokenFile: this.#tokenFile },
+          'the service-account token file holds characters a bearer token cannot have; keeping the previous token',
+        );
+        return;
+      }
       if (token && token !== this.#token) {
         if (this.#token) this.#log.info('service-account token rotated; using the new one');
         this.#token = token;
