@@ -111,7 +111,7 @@ single-round runs on this machine.
   181 µs. The sidecar now speaks HTTP/1.1 itself on TLS sockets: strict incremental request/response decoders
   (\`sidecar/src/kube/http1/\`, RFC 9112; anything ambiguous is a 400), request bodies read whole within the limit
   and sent with a Content-Length, a keep-alive upstream pool with back-pressure and one timer sweep instead of
-  timers per request, small responses written as one buffer. Sidecar: 728 → ~400 µs/GET, then ~310 with the
+  timers per request, small responses written as one buffer. Sidecar: 728 → ~400 µs/GET, then ~330 (5-round median) with the
   rest of this list.
 - **Audit (26 µs of CPU per event in-process).** The spool record is the canonical JSON already computed for the
   chain hash (no second serialisation), one-shot sha256, the event built without object spreads, metric label
@@ -122,8 +122,10 @@ single-round runs on this machine.
   carry a JSON document per object inside a string; for those Node's native JSON decode/encode measured as fast
   or faster, so they take that path.
 - **Memory.** Commands load their code only when they run, and the sidecar runs from the esbuild bundle (no
-  TypeScript type stripping, no other command's code): idle RSS 130 → ~82 MiB. Of that, ~50 MiB are pages
-  of the node binary itself (an empty \`node\` process holds 35 MiB). The injected sidecar runs with
+  TypeScript type stripping, no other command's code): idle RSS 130 → ~82 MiB. The local CA and serving
+  certificate are made by a short-lived child process, so node-forge never stays resident: → ~70 MiB (a worker
+  thread kept its memory: 94). Of that, ~50 MiB are pages of the node binary itself (an empty \`node\` process
+  holds 35 MiB). The injected sidecar runs with
   \`NODE_OPTIONS=--max-semi-space-size=2\` (a 2 MiB young generation): peak under load ~125 → ~100 MiB, CPU per
   request unchanged within the noise of back-to-back runs.
 - **Tried and dropped.** \`--single-threaded-gc\` (fewer futex wake-ups, but 363 vs 290 µs/GET back to back);
