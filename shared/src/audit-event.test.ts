@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import {
   type AuditEvent,
+  canonicalEventForms,
   chainEvent,
   GENESIS_HASH,
   hashEvent,
@@ -10,7 +12,7 @@ import {
   validateAuditEvent,
   verifyChain,
 } from './audit-event.ts';
-import { canonicalJson } from './canonical-json.ts';
+import { canonicalJson, sha256Hex } from './canonical-json.ts';
 import { ValidationError } from './errors.ts';
 
 function sample(i = 0): UnchainedEvent {
@@ -94,8 +96,35 @@ describe('audit event', () => {
     assert.throws(() => canonicalJson(cyclic), /cyclic/);
   });
 
+  it('canonicalEventForms gives the hash input and the canonical event with its hash', () => {
+    for (const e of chain(5)) {
+      const forms = canonicalEventForms(e);
+      assert.equal(sha256Hex(forms.unhashed), hashEvent(e));
+      assert.equal(forms.withHash(e.chaperone.hash), canonicalJson(e));
+      const { hash: _h, ...rest } = e.chaperone;
+      assert.equal(forms.withHash(undefined), canonicalJson({ ...e, chaperone: rest }));
+    }
+  });
+
   it('timestamps carry microseconds like the API server writes them', () => {
     assert.equal(microTime(new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 678)), 9), '2026-01-02T03:04:05.678009Z');
+  });
+
+  it('formats any date, in any order, as its ISO time with microseconds (the per-second cache never leaks)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 4102444800000 }), fc.integer({ min: 0, max: 999 })), {
+          minLength: 1,
+        }),
+        (times) => {
+          for (const [t, extra] of times) {
+            const d = new Date(t);
+            const micros = String(d.getUTCMilliseconds() * 1000 + extra).padStart(6, '0');
+            assert.equal(microTime(d, extra), `${d.toISOString().slice(0, 19)}.${micros}Z`);
+          }
+        },
+      ),
+    );
   });
 
   it('rejects malformed events with the path of the problem', () => {

@@ -6,7 +6,7 @@
  * masked values only.
  */
 import { randomUUID } from 'node:crypto';
-import { canonicalJson, sha256Hex } from './canonical-json.ts';
+import { canonicalJson, canonicalMembersAround, sha256Hex } from './canonical-json.ts';
 import {
   arrayOf,
   bool,
@@ -149,10 +149,19 @@ export type UnchainedEvent = Omit<AuditEvent, 'chaperone'> & {
 
 /** RFC 3339 with microseconds, as the Kubernetes API server writes it. */
 export function microTime(date: Date = new Date(), extraMicros = 0): string {
-  const iso = date.toISOString(); // 2024-01-02T03:04:05.678Z
-  const micros = String(date.getUTCMilliseconds() * 1000 + (extraMicros % 1000)).padStart(6, '0');
-  return `${iso.slice(0, 19)}.${micros}Z`;
+  const ms = date.getTime();
+  const second = Math.floor(ms / 1000);
+  // Every audit event carries two of these: the date-and-time part is formatted once per second.
+  if (second !== lastSecond) {
+    lastPrefix = date.toISOString().slice(0, 19); // 2024-01-02T03:04:05 (throws on an invalid date)
+    lastSecond = second;
+  }
+  const micros = String((ms - second * 1000) * 1000 + (extraMicros % 1000)).padStart(6, '0');
+  return `${lastPrefix}.${micros}Z`;
 }
+
+let lastSecond = Number.NaN;
+let lastPrefix = '';
 
 export function newAuditId(): string {
   return randomUUID();
@@ -164,6 +173,36 @@ export function hashEvent(
 ): string {
   const { hash: _omit, ...rest } = event.chaperone as ChaperoneFields;
   return sha256Hex(canonicalJson({ ...event, chaperone: rest }));
+}
+
+/** Joins canonical members (empty parts skipped) into an object. */
+function objectOf(...parts: string[]): string {
+  let out = '';
+  for (const p of parts) if (p) out = out ? `${out},${p}` : p;
+  return `{${out}}`;
+}
+
+/**
+ * An event's canonical JSON in the two forms its chain needs, each member
+ * encoded once: `unhashed` leaves `chaperone.hash` out (its sha256 is the hash
+ * the event must carry, as hashEvent computes it), `withHash(h)` is the whole
+ * event with `chaperone.hash` set to `h` (undefined: left out).
+ */
+export function canonicalEventForms(event: { readonly chaperone: object }): {
+  readonly unhashed: string;
+  withHash(hash: string | undefined): string;
+} {
+  const c = canonicalMembersAround(event.chaperone, 'hash');
+  const top = canonicalMembersAround(event, 'chaperone');
+  return {
+    unhashed: objectOf(top.before, `"chaperone":${objectOf(c.before, c.after)}`, top.after),
+    withHash: (hash) =>
+      objectOf(
+        top.before,
+        `"chaperone":${objectOf(c.before, hash === undefined ? '' : `"hash":${JSON.stringify(hash)}`, c.after)}`,
+        top.after,
+      ),
+  };
 }
 
 /** Places an event in a chain: sets seq, prevHash and hash. Pure. */

@@ -8,7 +8,7 @@
  * it is one pass of string concatenation; the location of a problem is worked
  * out only when there is one.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { ValidationError } from './errors.ts';
 
 class Unencodable extends Error {}
@@ -119,6 +119,28 @@ export function canonicalJson(value: unknown): string {
   }
 }
 
+/**
+ * The canonical members (`"key":value`) of `obj` without `skip`, split into
+ * those sorting before and after it — for building a canonical object with
+ * `skip` left out or filled in, encoding the rest once.
+ */
+export function canonicalMembersAround(obj: object, skip: string): { before: string; after: string } {
+  const rec = obj as Record<string, unknown>;
+  const keys = Object.keys(rec);
+  if (keys.length > 1) keys.sort();
+  let before = '';
+  let after = '';
+  for (const k of keys) {
+    const v = rec[k];
+    if (v === undefined || k === skip) continue;
+    const m = keyPrefix(k) + canonicalJson(v);
+    if (k < skip) before = before ? `${before},${m}` : m;
+    else after = after ? `${after},${m}` : m;
+  }
+  return { before, after };
+}
+
+/** sha256 of the text, hex (one-shot: no Hash object). */
 export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+  return hash('sha256', text, 'hex');
 }

@@ -25,7 +25,6 @@ describe('chainToText', () => {
         (uri, ua, latency, seq) => {
           const e = ev(uri, ua, latency);
           const fast = chainToText(e, seq, GENESIS_HASH);
-          assert.ok(fast, 'the fast path applies to sidecar events');
           const slow = chainEvent(e, seq, GENESIS_HASH);
           assert.equal(fast.event.chaperone.hash, slow.chaperone.hash);
           assert.deepEqual(JSON.parse(fast.text), slow);
@@ -38,7 +37,6 @@ describe('chainToText', () => {
   it('is not fooled by the member text inside string values', () => {
     const e = ev('/x?"hash":"",', '"hash":"",');
     const fast = chainToText(e, 7, GENESIS_HASH);
-    assert.ok(fast);
     assert.equal(fast.event.chaperone.hash, chainEvent(e, 7, GENESIS_HASH).chaperone.hash);
   });
 });

@@ -5,23 +5,6 @@
  * values cannot reach them.
  */
 import { type Logger, microTime, type UnchainedEvent } from '@chaperone/shared';
-
-/** The date-and-time part of the last second formatted (the clock moves forward: one entry is enough). */
-let lastSecond = Number.NaN;
-let lastPrefix = '';
-
-/** shared's microTime (RFC 3339 with microseconds), formatting the date part once per second. */
-export function fastMicroTime(date: Date): string {
-  const ms = date.getTime();
-  const second = Math.floor(ms / 1000);
-  if (second !== lastSecond) {
-    if (!Number.isFinite(ms)) return microTime(date);
-    lastSecond = second;
-    lastPrefix = date.toISOString().slice(0, 19);
-  }
-  return `${lastPrefix}.${String((ms - second * 1000) * 1000).padStart(6, '0')}Z`;
-}
-
 import type { Identity } from '../identity.ts';
 import type { KubeRequestContext } from '../kube/context.ts';
 import type { SidecarMetrics } from '../metrics.ts';
@@ -94,8 +77,8 @@ export class AuditRecorder {
       user: this.#identity.user,
       sourceIPs: [ctx.remoteAddress],
       responseStatus,
-      requestReceivedTimestamp: fastMicroTime(ctx.receivedAt),
-      stageTimestamp: fastMicroTime(now),
+      requestReceivedTimestamp: microTime(ctx.receivedAt),
+      stageTimestamp: microTime(now),
       annotations: {
         'authorization.k8s.io/decision': forbidden ? 'forbid' : 'allow',
         'authorization.k8s.io/reason': decision

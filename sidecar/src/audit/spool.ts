@@ -33,13 +33,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import {
-  type AuditEvent,
-  ChaperoneError,
-  chainEvent,
-  GENESIS_HASH,
-  type UnchainedEvent,
-} from '@chaperone/shared';
+import { type AuditEvent, ChaperoneError, GENESIS_HASH, type UnchainedEvent } from '@chaperone/shared';
 import { chainToText } from './chain-text.ts';
 
 const HEADER = 8;
@@ -211,15 +205,7 @@ export class Spool {
    * this process; `sync()` runs periodically for the rest).
    */
   append(event: UnchainedEvent): AuditEvent {
-    const seq = this.#head.seq + 1;
-    let chained: AuditEvent;
-    let text: string;
-    const fast = chainToText(event, seq, this.#head.hash);
-    if (fast) ({ event: chained, text } = fast);
-    else {
-      chained = chainEvent(event, seq, this.#head.hash);
-      text = JSON.stringify(chained);
-    }
+    const { event: chained, text } = chainToText(event, this.#head.seq + 1, this.#head.hash);
     const payload = Buffer.from(text, 'utf8');
     if (payload.length > MAX_RECORD_BYTES) {
       throw new SpoolError(
