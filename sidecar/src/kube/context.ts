@@ -16,8 +16,6 @@ export interface KubeRequestContext {
   /** Also sent upstream as `Audit-ID`, so the API server's audit log correlates. */
   readonly auditID: string;
   readonly path: string;
-  /** The raw query string (without `?`), '' when there is none. */
-  readonly rawQuery: string;
   readonly query: URLSearchParams;
   /** Captured at arrival: the socket is gone by the time the event is written. */
   readonly remoteAddress: string;
@@ -49,7 +47,6 @@ export function newContext(req: AgentRequest, res: AgentResponse): KubeRequestCo
     receivedAt: new Date(),
     auditID: randomUUID(),
     path: q === -1 ? url : url.slice(0, q),
-    rawQuery,
     // Shared and never mutated when there is no query.
     query: rawQuery === '' ? NO_QUERY : new URLSearchParams(rawQuery),
     remoteAddress: req.remoteAddress,

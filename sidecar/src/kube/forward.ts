@@ -63,17 +63,25 @@ function upstreamFailure(ctx: KubeRequestContext, err: UpstreamError, opts: Forw
   );
 }
 
+/** What a sink may do to its exchange with the API server. */
+interface ExchangeControl {
+  /** Abandon it (the connection is closed, not reused). */
+  abort(): void;
+  /** Read on after the sink said it was full. */
+  resume(): void;
+}
+
 /** Passes the response through as it comes, with back-pressure from the agent's socket. */
-function passThrough(ctx: KubeRequestContext, opts: ForwardOptions, done: () => void): ResponseSink {
+function passThrough(
+  ctx: KubeRequestContext,
+  opts: ForwardOptions,
+  x: ExchangeControl,
+  done: () => void,
+): ResponseSink {
   const { res } = ctx;
-  let exchange: Exchange | undefined;
-  const resume = () => exchange?.resume();
+  const resume = () => x.resume();
   return {
-    bind(x: Exchange) {
-      exchange = x;
-    },
     onHead(head) {
-      if (head.statusCode === 401) opts.upstream.refreshToken();
       res.writeHead(head.statusCode, passResponseHeaders(head, false));
     },
     onData(data) {
@@ -92,7 +100,29 @@ function passThrough(ctx: KubeRequestContext, opts: ForwardOptions, done: () => 
       } else upstreamFailure(ctx, err, opts);
       done();
     },
-  } as ResponseSink & { bind(x: Exchange): void };
+  };
+}
+
+/**
+ * Masks one JSON document: on its bytes, unless it carries last-applied copies
+ * (each one a JSON document in a string: decoding the whole body natively is
+ * cheaper then) or has a shape the byte path is not certain of, which are
+ * decoded, masked and encoded. Undefined when the document is not JSON.
+ */
+function maskDocument(
+  raw: Buffer,
+  maskOpts: MaskOptions,
+): { body: Buffer | string; masked: number } | undefined {
+  const fast = raw.indexOf(LAST_APPLIED_KEY) === -1 ? maskJsonBytes(raw, maskOpts) : undefined;
+  if (fast) return fast;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(raw.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  const masked = maskBody(doc, maskOpts);
+  return { body: JSON.stringify(doc), masked };
 }
 
 /** Collects a whole JSON body (within the limit), masks it and sends it. */
@@ -100,7 +130,7 @@ function maskWhole(
   ctx: KubeRequestContext,
   opts: ForwardOptions,
   maskOpts: MaskOptions,
-  abortExchange: () => void,
+  x: ExchangeControl,
   done: () => void,
 ): ResponseSink {
   let head: ResponseHead | undefined;
@@ -109,12 +139,11 @@ function maskWhole(
   let over = false;
   return {
     onHead(h) {
-      if (h.statusCode === 401) opts.upstream.refreshToken();
       head = h;
       const type = h.headers['content-type'] ?? '';
       if (h.bodyKind !== 'none' && !type.startsWith('application/json')) {
         over = true;
-        abortExchange();
+        x.abort();
         fail(
           ctx,
           502,
@@ -129,7 +158,7 @@ function maskWhole(
       size += data.length;
       if (size > opts.maxResponseBytes) {
         over = true;
-        abortExchange();
+        x.abort();
         fail(
           ctx,
           500,
@@ -148,31 +177,22 @@ function maskWhole(
       const t3 = process.hrtime.bigint();
       let out: Buffer | string = '';
       if (size > 0) {
-        const raw = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
-        // Masked in place on the bytes, unless the body carries last-applied copies (each one a JSON
-        // document in a string: decoding the whole body natively is cheaper then); shapes the byte
-        // path is not certain of take the decode-mask-encode path too.
-        const fast = raw.indexOf(LAST_APPLIED_KEY) === -1 ? maskJsonBytes(raw, maskOpts) : undefined;
-        if (fast) {
-          ctx.maskedFields += fast.masked;
-          out = fast.body;
-        } else {
-          let body: unknown;
-          try {
-            body = JSON.parse(raw.toString('utf8'));
-          } catch {
-            fail(
-              ctx,
-              502,
-              'BadGateway',
-              'chaperone: the API server sent JSON that could not be read, so it could not be masked; the response was withheld',
-            );
-            done();
-            return;
-          }
-          ctx.maskedFields += maskBody(body, maskOpts);
-          out = JSON.stringify(body);
+        const masked = maskDocument(
+          chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size),
+          maskOpts,
+        );
+        if (!masked) {
+          fail(
+            ctx,
+            502,
+            'BadGateway',
+            'chaperone: the API server sent JSON that could not be read, so it could not be masked; the response was withheld',
+          );
+          done();
+          return;
         }
+        ctx.maskedFields += masked.masked;
+        out = masked.body;
       }
       const headers = passResponseHeaders(head, true);
       headers.push('content-length', String(typeof out === 'string' ? Buffer.byteLength(out) : out.length));
@@ -194,7 +214,7 @@ function maskStream(
   ctx: KubeRequestContext,
   opts: ForwardOptions,
   maskOpts: MaskOptions,
-  abortExchange: () => void,
+  x: ExchangeControl,
   done: () => void,
 ): ResponseSink {
   const { res } = ctx;
@@ -203,7 +223,7 @@ function maskStream(
   const cut = (message: string) => {
     broken = true;
     ctx.failure = { code: 500, reason: 'InternalError', message };
-    abortExchange();
+    x.abort();
     res.destroy();
     done();
   };
@@ -213,7 +233,7 @@ function maskStream(
       const type = h.headers['content-type'] ?? '';
       if (h.statusCode !== 200 || !type.startsWith('application/json')) {
         // Not a stream of events (an error Status, or something unreadable): handle as a whole body.
-        whole = maskWhole(ctx, opts, maskOpts, abortExchange, done);
+        whole = maskWhole(ctx, opts, maskOpts, x, done);
         whole.onHead(h);
         return;
       }
@@ -227,15 +247,10 @@ function maskStream(
       try {
         for (const line of splitter.push(data)) {
           if (line.length === 0) continue;
-          const fast = maskJsonBytes(line, maskOpts);
-          if (fast) {
-            ctx.maskedFields += fast.masked;
-            out.push(fast.body, NEWLINE);
-          } else {
-            const event: unknown = JSON.parse(line.toString('utf8'));
-            ctx.maskedFields += maskBody(event, maskOpts);
-            out.push(Buffer.from(`${JSON.stringify(event)}\n`, 'utf8'));
-          }
+          const masked = maskDocument(line, maskOpts);
+          if (!masked) throw new Error('an event is not JSON');
+          ctx.maskedFields += masked.masked;
+          out.push(typeof masked.body === 'string' ? Buffer.from(masked.body, 'utf8') : masked.body, NEWLINE);
         }
       } catch (err) {
         cut(`chaperone: watch stream could not be masked: ${(err as Error).message}`);
@@ -315,26 +330,27 @@ export function forward(opts: ForwardOptions): Handler {
 
     await new Promise<void>((resolve, reject) => {
       let exchange: Exchange | undefined;
-      const abortExchange = () => exchange?.abort();
+      const x: ExchangeControl = { abort: () => exchange?.abort(), resume: () => exchange?.resume() };
       const done = () => resolve();
       let sink: ResponseSink;
-      if (!mask) sink = passThrough(ctx, opts, done);
+      if (!mask) sink = passThrough(ctx, opts, x, done);
       else {
         const maskOpts: MaskOptions = {
           fields: decision?.maskFields ?? ['data', 'stringData'],
           secrets: ctx.info?.resource === 'secrets',
         };
         sink = longRunning
-          ? maskStream(ctx, opts, maskOpts, abortExchange, done)
-          : maskWhole(ctx, opts, maskOpts, abortExchange, done);
+          ? maskStream(ctx, opts, maskOpts, x, done)
+          : maskWhole(ctx, opts, maskOpts, x, done);
       }
       // An exception inside a callback must not escape into the socket's event handler.
       const guarded: ResponseSink = {
         onHead: (h) => {
+          if (h.statusCode === 401) opts.upstream.refreshToken();
           try {
             sink.onHead(h);
           } catch (err) {
-            abortExchange();
+            x.abort();
             reject(err);
           }
         },
@@ -342,7 +358,7 @@ export function forward(opts: ForwardOptions): Handler {
           try {
             return sink.onData(d);
           } catch (err) {
-            abortExchange();
+            x.abort();
             reject(err);
             return true;
           }
@@ -373,7 +389,6 @@ export function forward(opts: ForwardOptions): Handler {
         },
         guarded,
       );
-      (sink as { bind?: (x: Exchange) => void }).bind?.(exchange);
       res.onClose(() => {
         if (!res.writableFinished) exchange?.abort();
         resolve();

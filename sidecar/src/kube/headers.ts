@@ -1,6 +1,7 @@
 /** Header handling between the agent, the sidecar and the API server. */
 
 import type { AgentRequest } from './http1/agent-connection.ts';
+import { listItems } from './http1/framing.ts';
 import type { ResponseHead } from './http1/response-decoder.ts';
 
 /**
@@ -36,13 +37,7 @@ const RESPONSE_DROP = new Set([
 
 /** Field names listed in a Connection header (they are hop-by-hop too). */
 function connectionListed(value: string | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined;
-  const names = new Set<string>();
-  for (const part of value.split(',')) {
-    const name = part.trim().toLowerCase();
-    if (name) names.add(name);
-  }
-  return names;
+  return value === undefined ? undefined : new Set(listItems(value));
 }
 
 /**

@@ -12,7 +12,7 @@
  * deeper than the limit, trailing bytes — makes it give up (undefined) so the
  * caller takes the decode-mask-encode path, which fails closed on bad JSON.
  */
-import { MASKED_BASE64, MASKED_TEXT, type MaskOptions, maskResource } from './mask.ts';
+import { MASKED_BASE64, MASKED_TEXT, type MaskOptions, maskLastApplied } from './mask.ts';
 
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 const BASE64_FIELDS = new Set(['binaryData']);
@@ -323,15 +323,14 @@ class Scanner {
     return { end: -p, values };
   }
 
-  /** A list's items: each object masked as a body. */
-  items(pos: number, opts: MaskOptions): Result {
-    const b = this.buf;
+  /** The elements of the array at `pos`, each handled by `element`, their edits gathered. */
+  array(pos: number, element: (p: number) => Result): Result {
     const edits: Edit[] = [];
     let masked = 0;
     let p = this.ws(pos + 1);
-    if (b[p] === CLOSE_ARR) return { end: p + 1, edits, masked };
+    if (this.buf[p] === CLOSE_ARR) return { end: p + 1, edits, masked };
     while (p >= 0) {
-      const r = this.body(p, opts);
+      const r = element(p);
       for (const e of r.edits) edits.push(e);
       masked += r.masked;
       p = this.next(r.end, CLOSE_ARR);
@@ -339,38 +338,34 @@ class Scanner {
     return { end: -p, edits, masked };
   }
 
+  /** A list's items: each object masked as a body. */
+  items(pos: number, opts: MaskOptions): Result {
+    return this.array(pos, (p) => this.body(p, opts));
+  }
+
   /** A Table's rows: the `object` of each row masked as a body. */
   rows(pos: number, opts: MaskOptions): Result {
+    return this.array(pos, (p) => this.row(p, opts));
+  }
+
+  /** One row of a Table (anything but an object is skipped). */
+  row(pos: number, opts: MaskOptions): Result {
     const b = this.buf;
-    const edits: Edit[] = [];
-    let masked = 0;
-    let p = this.ws(pos + 1);
-    if (b[p] === CLOSE_ARR) return { end: p + 1, edits, masked };
-    while (p >= 0) {
-      let end: number;
-      if (b[p] !== OPEN_OBJ) end = this.skip(p);
-      else {
-        let seenObject = false;
-        let q = this.ws(p + 1);
-        if (b[q] === CLOSE_OBJ) q = -(q + 1);
-        while (q >= 0) {
-          const start = this.colon(this.key(q));
-          let vEnd: number;
-          if (this.lastKey === 'object') {
-            if (seenObject) throw GIVE_UP;
-            seenObject = true;
-            const r = this.body(start, opts);
-            for (const e of r.edits) edits.push(e);
-            masked += r.masked;
-            vEnd = r.end;
-          } else vEnd = this.skip(start);
-          q = this.next(vEnd, CLOSE_OBJ);
-        }
-        end = -q;
-      }
-      p = this.next(end, CLOSE_ARR);
+    if (b[pos] !== OPEN_OBJ) return { end: this.skip(pos), edits: [], masked: 0 };
+    let object: Result | undefined;
+    let q = this.ws(pos + 1);
+    if (b[q] === CLOSE_OBJ) q = -(q + 1);
+    while (q >= 0) {
+      const start = this.colon(this.key(q));
+      let vEnd: number;
+      if (this.lastKey === 'object') {
+        if (object) throw GIVE_UP;
+        object = this.body(start, opts);
+        vEnd = object.end;
+      } else vEnd = this.skip(start);
+      q = this.next(vEnd, CLOSE_OBJ);
     }
-    return { end: -p, edits, masked };
+    return { end: -q, edits: object?.edits ?? [], masked: object?.masked ?? 0 };
   }
 
   /** metadata: the last-applied-configuration annotation, a copy of the object as a string. */
@@ -414,21 +409,10 @@ class Scanner {
     return { end: -p, edits, masked };
   }
 
-  /** The annotation holds a copy of the object as a JSON string: decoded, masked (maskResource), encoded. */
+  /** The annotation holds a copy of the object as a JSON string: masked as maskBody masks it. */
   lastApplied(start: number, end: number, opts: MaskOptions): { edit: Edit; masked: number } {
-    const text = this.decode(start, end);
-    let replacement = MASKED_TEXT;
-    let masked = 0;
-    try {
-      const copy: unknown = JSON.parse(text);
-      if (typeof copy === 'object' && copy !== null && !Array.isArray(copy)) {
-        masked = maskResource(copy as Record<string, unknown>, opts);
-        replacement = JSON.stringify(copy);
-      } else masked = 1;
-    } catch {
-      masked = 1;
-    }
-    return { edit: { start, end, text: JSON.stringify(replacement) }, masked };
+    const r = maskLastApplied(this.decode(start, end), opts);
+    return { edit: { start, end, text: JSON.stringify(r.text) }, masked: r.masked };
   }
 
   output(edits: Edit[]): Buffer {

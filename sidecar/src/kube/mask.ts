@@ -39,7 +39,24 @@ function maskMap(map: Obj, base64: boolean): number {
   return n;
 }
 
-export function maskResource(obj: Obj, opts: MaskOptions): number {
+/**
+ * The last-applied annotation's value (a copy of the object as JSON) masked:
+ * the copy masked as a resource and encoded again, or, when it is not an
+ * object, replaced whole.
+ */
+export function maskLastApplied(text: string, opts: MaskOptions): { text: string; masked: number } {
+  let copy: unknown;
+  try {
+    copy = JSON.parse(text);
+  } catch {
+    return { text: MASKED_TEXT, masked: 1 };
+  }
+  if (!isObj(copy)) return { text: MASKED_TEXT, masked: 1 };
+  const masked = maskResource(copy, opts);
+  return { text: JSON.stringify(copy), masked };
+}
+
+function maskResource(obj: Obj, opts: MaskOptions): number {
   let n = 0;
   for (const field of opts.fields) {
     const v = obj[field];
@@ -52,20 +69,9 @@ export function maskResource(obj: Obj, opts: MaskOptions): number {
   }
   const meta = obj.metadata;
   if (isObj(meta) && isObj(meta.annotations) && typeof meta.annotations[LAST_APPLIED] === 'string') {
-    const annotations = meta.annotations;
-    try {
-      const copy: unknown = JSON.parse(annotations[LAST_APPLIED] as string);
-      if (isObj(copy)) {
-        n += maskResource(copy, opts);
-        annotations[LAST_APPLIED] = JSON.stringify(copy);
-      } else {
-        annotations[LAST_APPLIED] = MASKED_TEXT;
-        n++;
-      }
-    } catch {
-      annotations[LAST_APPLIED] = MASKED_TEXT;
-      n++;
-    }
+    const r = maskLastApplied(meta.annotations[LAST_APPLIED] as string, opts);
+    meta.annotations[LAST_APPLIED] = r.text;
+    n += r.masked;
   }
   return n;
 }
