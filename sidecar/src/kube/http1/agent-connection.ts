@@ -124,11 +124,6 @@ export class AgentRequest {
     const waiters = this.#waiters.splice(0);
     for (const w of waiters) w.reject(new BodyAbortedError());
   }
-
-  /** Bytes of body held (for bounding what the connection buffers). */
-  get bufferedBytes(): number {
-    return this.#size;
-  }
 }
 
 type HeaderValue = string | number;
@@ -173,11 +168,6 @@ export class AgentResponse {
     this.#closed = true;
     const cbs = this.#onClose.splice(0);
     for (const cb of cbs) cb();
-  }
-
-  /** Ask for the connection to close after this response. */
-  closeConnection(): void {
-    this.#closeAfter = true;
   }
 
   /**
