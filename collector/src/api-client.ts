@@ -73,7 +73,7 @@ export function createApiClient(cfg: ApiClientConfig) {
   return { raw, get };
 }
 
-export function apiError(res: ApiResponse): ChaperoneError {
+function apiError(res: ApiResponse): ChaperoneError {
   try {
     const e = (JSON.parse(res.body) as { error?: { code?: string; message?: string } }).error;
     if (e?.message)

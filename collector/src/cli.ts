@@ -214,12 +214,16 @@ export const register: RegisterCommands = (program, ctx) => {
       seen.add(id);
       if (seen.size > 20_000) seen.delete(seen.values().next().value as string);
     };
+    /** Events committed after `cursor` ('end': from the current end of the store), in commit order. */
+    const arrivals = (cursor: string) => {
+      const p = new URLSearchParams(params);
+      p.set('order', 'arrival');
+      p.set('cursor', cursor);
+      p.set('limit', '1000');
+      return api.get<{ items: AuditEvent[]; nextCursor: string }>('/v1/events', p);
+    };
     // Mark the end of the store first, so nothing committed after the snapshot below is missed.
-    const mark = new URLSearchParams(params);
-    mark.set('order', 'arrival');
-    mark.set('cursor', 'end');
-    mark.set('limit', '1000');
-    const start = await api.get<{ items: AuditEvent[]; nextCursor: string }>('/v1/events', mark);
+    const start = await arrivals('end');
     const first = new URLSearchParams(params);
     first.set('limit', String(positiveInt('--lines', String(opts.lines))));
     const newest = (await api.get<EventsPage>('/v1/events', first)).items.reverse();
@@ -238,11 +242,7 @@ export const register: RegisterCommands = (program, ctx) => {
       const fresh = pending.filter((e) => !seen.has(e.auditID));
       show(fresh);
       for (const e of fresh) remember(e.auditID);
-      const p = new URLSearchParams(params);
-      p.set('order', 'arrival');
-      p.set('cursor', cursor);
-      p.set('limit', '1000');
-      const page = await api.get<{ items: AuditEvent[]; nextCursor: string }>('/v1/events', p);
+      const page = await arrivals(cursor);
       pending = page.items;
       cursor = page.nextCursor;
       if (pending.length === 0) await sleep(interval);

@@ -8,7 +8,10 @@
 import { counter, gauge, histogram, type Registry } from '@chaperone/shared';
 import type { IncomingEvent } from './incoming-event.ts';
 
-export const MAX_BLOCKED_SERIES = 1000;
+const MAX_BLOCKED_SERIES = 1000;
+
+/** Seconds, 1 ms to 10 s: ingest and commit latency both include a durable (fsynced) commit. */
+const COMMIT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export function createCollectorMetrics(registry: Registry) {
   const events = counter(registry, {
@@ -22,7 +25,7 @@ export function createCollectorMetrics(registry: Registry) {
     labelNames: ['namespace', 'rule'] as const,
   });
   const blockedSeries = new Set<string>();
-  const countBlocked = (namespace: string, rule: string, n = 1): void => {
+  const countBlocked = (namespace: string, rule: string, n: number): void => {
     const key = `${namespace}\u0000${rule}`;
     if (blockedSeries.has(key) || blockedSeries.size < MAX_BLOCKED_SERIES) {
       blockedSeries.add(key);
@@ -32,8 +35,6 @@ export function createCollectorMetrics(registry: Registry) {
     }
   };
   return {
-    events,
-    countBlocked,
     /**
      * Counts a batch's stored events by protocol/action, and denials by
      * namespace/rule: one increment per label set, not one per event.
@@ -70,12 +71,12 @@ export function createCollectorMetrics(registry: Registry) {
     ingestLatency: histogram(registry, {
       name: 'chaperone_collector_ingest_latency_seconds',
       help: 'From a batch arriving to its acknowledgement (validated, committed and fsynced)',
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      buckets: COMMIT_BUCKETS,
     }),
     commitLatency: histogram(registry, {
       name: 'chaperone_collector_store_commit_seconds',
       help: 'Time to commit one group of batches to the store',
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      buckets: COMMIT_BUCKETS,
     }),
     integrityAlerts: counter(registry, {
       name: 'chaperone_collector_integrity_alerts_total',

@@ -17,8 +17,8 @@ import {
   url,
 } from '@chaperone/shared';
 
-export const DEFAULT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
-export const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+const DEFAULT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
+const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 export const COLLECTOR_SCHEMA = {
   listenHost: string({ description: 'Address for ingest and the query API', default: '0.0.0.0' }),

@@ -25,7 +25,7 @@ export interface MessageParser {
 }
 
 /** Parses on the calling thread. */
-export const inlineParser: MessageParser = {
+const inlineParser: MessageParser = {
   parse: async (text, receivedUs) => parseIngestMessage(text, receivedUs),
   close: async () => {},
 };

@@ -104,7 +104,7 @@ describe('ingest plan', () => {
             '2026-01-15T10:00:00.000000Z',
           );
           alerts.push(...plan.alerts);
-          if (plan.kind === 'store') {
+          if (plan.kind === 'stored') {
             for (const e of plan.events)
               stored.set(e.auditID, { sidecarId: SOURCE.sidecarId, hash: e.chaperone.hash });
             head = plan.head;

@@ -18,28 +18,12 @@
  */
 import { type ChainHead, type ChainProblem, verifyChain } from '@chaperone/shared';
 import type { IncomingEvent } from './incoming-event.ts';
-import type { Identity, IncomingBatch, IntegrityAlert } from './store.ts';
+import type { BatchOutcome, Identity, IncomingBatch, IntegrityAlert } from './store.ts';
 
 export interface ExistingEvent {
   readonly sidecarId: string;
   readonly hash: string;
 }
-
-export type BatchPlan =
-  | {
-      readonly kind: 'store';
-      readonly events: readonly IncomingEvent[];
-      readonly duplicates: number;
-      readonly head: ChainHead;
-      readonly alerts: readonly IntegrityAlert[];
-    }
-  | {
-      readonly kind: 'rejected';
-      readonly code: 'out_of_order' | 'identity_mismatch';
-      readonly message: string;
-      readonly retryable: boolean;
-      readonly alerts: readonly IntegrityAlert[];
-    };
 
 /** Whether two identities name the same pod (pod UIDs compared when both are known). */
 export function sameOwner(a: Identity, b: Identity): boolean {
@@ -49,6 +33,11 @@ export function sameOwner(a: Identity, b: Identity): boolean {
 
 export function describeIdentity(i: Identity): string {
   return `${i.namespace}/${i.pod}${i.podUID ? ` (uid ${i.podUID})` : ''} as ${i.serviceAccount}`;
+}
+
+/** Why `writer` may not extend the chain `sidecarId` that `owner` created. */
+export function ownerMismatchMessage(sidecarId: string, owner: Identity, writer: Identity): string {
+  return `chain ${sidecarId} belongs to ${describeIdentity(owner)}; ${describeIdentity(writer)} may not write to it`;
 }
 
 function problemAlert(p: ChainProblem, base: AlertBase): IntegrityAlert {
@@ -100,7 +89,7 @@ export function planBatch(
   stored: { head: ChainHead; owner: Identity | undefined },
   existing: ReadonlyMap<string, ExistingEvent>,
   detectedAt: string,
-): BatchPlan {
+): BatchOutcome {
   const base: AlertBase = {
     sidecarId: batch.sidecarId,
     namespace: batch.identity.namespace,
@@ -108,7 +97,7 @@ export function planBatch(
     detectedAt,
   };
   if (stored.owner && !sameOwner(stored.owner, batch.identity)) {
-    const message = `chain ${batch.sidecarId} belongs to ${describeIdentity(stored.owner)}; ${describeIdentity(batch.identity)} may not write to it`;
+    const message = ownerMismatchMessage(batch.sidecarId, stored.owner, batch.identity);
     return {
       kind: 'rejected',
       code: 'identity_mismatch',
@@ -154,5 +143,5 @@ export function planBatch(
   // The hashes were computed on arrival from the canonical form (incoming-event.ts).
   const checked = verifyChain(fresh, stored.head, (e) => e.computedHash);
   for (const p of checked.problems) alerts.push(problemAlert(p, base));
-  return { kind: 'store', events: fresh, duplicates, head: checked.head, alerts };
+  return { kind: 'stored', events: fresh, stored: fresh.length, duplicates, head: checked.head, alerts };
 }

@@ -36,7 +36,7 @@ import type { CollectorMetrics } from './collector-metrics.ts';
 import type { IncomingEvent } from './incoming-event.ts';
 import type { ParsedMessage } from './ingest-parse.ts';
 import { createMessageParser, type MessageParser } from './ingest-parser.ts';
-import { describeIdentity, sameOwner } from './ingest-plan.ts';
+import { describeIdentity, ownerMismatchMessage, sameOwner } from './ingest-plan.ts';
 import { AuthError, sourceMismatch, type TokenVerifier, type VerifiedSidecar } from './sidecar-identity.ts';
 import type { AuditStore, BatchOutcome, IntegrityAlert } from './store.ts';
 import { microsToRfc3339, nowMicros } from './time.ts';
@@ -294,7 +294,7 @@ class IngestConnection {
     this.#helloPending = true;
     const chain = await this.#opts.store.chain(sidecarId);
     if (chain && !sameOwner(chain.owner, this.#identity)) {
-      const message = `chain ${sidecarId} belongs to ${describeIdentity(chain.owner)}; ${describeIdentity(this.#identity)} may not write to it`;
+      const message = ownerMismatchMessage(sidecarId, chain.owner, this.#identity);
       await this.#alert({ kind: 'chain_owner_mismatch', sidecarId, message });
       this.#log.warn({ sidecarId }, message);
       this.close(CLOSE_CODES.forbidden, 'this sidecarId belongs to another pod');
@@ -412,8 +412,7 @@ class IngestConnection {
       return;
     }
     const code: NackCode =
-      (path === '' && /the limit is/.test(err.message)) ||
-      (path === '/events' && /the limit is/.test(err.message))
+      (path === '' || path === '/events') && /the limit is/.test(err.message)
         ? 'too_large'
         : /\/chaperone\/schemaVersion$/.test(path)
           ? 'schema_version'

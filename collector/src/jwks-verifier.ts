@@ -150,7 +150,7 @@ function reason(err: unknown): AuthError {
   });
 }
 
-export function identityFromClaims(payload: JWTPayload): VerifiedSidecar {
+function identityFromClaims(payload: JWTPayload): VerifiedSidecar {
   const k = payload['kubernetes.io'] as KubernetesClaims | undefined;
   const namespace = k?.namespace;
   const sa = k?.serviceaccount?.name;

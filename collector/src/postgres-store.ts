@@ -236,10 +236,10 @@ export class PostgresStore implements AuditStore {
         const chain = chains.get(b.sidecarId) as ChainInfo;
         const head = heads.get(b.sidecarId)?.head ?? chain.head;
         const plan = planBatch(b, { head, owner: chain.owner }, existing, microsToRfc3339(b.receivedUs));
+        outcomes.push(plan);
         alerts.push(...plan.alerts);
         if (plan.kind === 'rejected') {
           refused.add(b.sidecarId);
-          outcomes.push(plan);
           continue;
         }
         for (const e of plan.events) {
@@ -247,14 +247,6 @@ export class PostgresStore implements AuditStore {
           existing.set(e.auditID, { sidecarId: b.sidecarId, hash: e.chaperone.hash });
         }
         heads.set(b.sidecarId, { head: plan.head, seen: b.receivedUs });
-        outcomes.push({
-          kind: 'stored',
-          events: plan.events,
-          stored: plan.events.length,
-          duplicates: plan.duplicates,
-          head: plan.head,
-          alerts: plan.alerts,
-        });
       }
       if (rows.length) await insertEvents(c, rows);
       if (alerts.length) await insertAlerts(c, alerts);

@@ -89,7 +89,7 @@ export function encodeTimeCursor(timeUs: number, id: number): string {
   return Buffer.from(`t:${timeUs}:${id}`).toString('base64url');
 }
 
-export function decodeTimeCursor(cursor: string): { timeUs: number; id: number } {
+function decodeTimeCursor(cursor: string): { timeUs: number; id: number } {
   const m = /^t:(\d+):(\d+)$/.exec(Buffer.from(cursor, 'base64url').toString());
   if (!m) throw new ValidationError('cursor', 'is not a cursor this collector issued');
   return { timeUs: Number(m[1]), id: Number(m[2]) };

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { ChaperoneError, DependencyError, GENESIS_HASH } from '@chaperone/shared';
 import type { EventFilter } from './event-filter.ts';
-
+import { ROW_COLUMNS } from './event-row.ts';
 import { type ExistingEvent, planBatch } from './ingest-plan.ts';
 import { addFilter, encodeTimeCursor, SQLITE, SqlBuilder, timeOrderedQuery } from './query-sql.ts';
 import { checkRecordingChunk, recordingGap, resolveRecordingAppend } from './recording-append.ts';
@@ -45,6 +45,9 @@ import { microsToRfc3339, nowMicros, rfc3339ToMicros } from './time.ts';
 export const SQLITE_FILE = 'audit.db';
 
 type Row = Record<string, unknown>;
+
+/** Bound in ROW_COLUMNS order (see #appendOne). */
+const INSERT_EVENT = `INSERT INTO events (${ROW_COLUMNS.join(', ')}) VALUES (${ROW_COLUMNS.map(() => '?').join(', ')})`;
 
 function encodeArrival(id: number): string {
   return Buffer.from(`a:${id}`).toString('base64url');
@@ -185,11 +188,7 @@ export class SqliteStore implements AuditStore {
     );
     this.#insertAlerts(plan.alerts);
     if (plan.kind === 'rejected') return plan;
-    const insert = this.#stmt(
-      `INSERT INTO events (audit_id, sidecar_id, seq, hash, prev_hash, time_us, received_us, namespace, pod, pod_uid,
-        service_account, protocol, verb, resource, action, rule, session_id, username, search_text, event_json)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
+    const insert = this.#stmt(INSERT_EVENT);
     for (const { row: r } of plan.events) {
       insert.run(
         r.auditID,
@@ -239,14 +238,7 @@ export class SqliteStore implements AuditStore {
         batch.receivedUs,
       );
     }
-    return {
-      kind: 'stored',
-      events: plan.events,
-      stored: plan.events.length,
-      duplicates: plan.duplicates,
-      head: plan.head,
-      alerts: plan.alerts,
-    };
+    return plan;
   }
 
   #insertAlerts(alerts: readonly IntegrityAlert[]): void {
