@@ -11,13 +11,13 @@
  * once, not once to hash and again to store. The chain check inside the
  * store's transaction then only compares strings.
  */
-import { hash } from 'node:crypto';
 import {
   type AuditEvent,
   type ChainLink,
-  canonicalJson,
+  canonicalEventForms,
   checkAuditEventSize,
   type EventSource,
+  sha256Hex,
   validateAuditEventFields,
 } from '@chaperone/shared';
 import { type EventRow, toEventRow } from './event-row.ts';
@@ -36,59 +36,16 @@ export interface IncomingEvent extends ChainLink {
   readonly row: EventRow;
 }
 
-/** `"key":` for the keys events repeat (bounded: a key from the wire is only kept if short). */
-const keyPrefixes = new Map<string, string>();
-
-function keyPrefix(k: string): string {
-  let p = keyPrefixes.get(k);
-  if (p === undefined) {
-    p = `${JSON.stringify(k)}:`;
-    if (k.length <= 64 && keyPrefixes.size < 1024) keyPrefixes.set(k, p);
-  }
-  return p;
-}
-
-/**
- * The canonical members of `obj` (`"key":value`, keys sorted by UTF-16 code
- * units as canonicalJson sorts them, undefined members left out) without
- * `skip`, split into those sorting before and after it.
- */
-function membersAround(obj: Record<string, unknown>, skip: string): { before: string; after: string } {
-  const keys = Object.keys(obj).sort();
-  let before = '';
-  let after = '';
-  for (const k of keys) {
-    const v = obj[k];
-    if (v === undefined || k === skip) continue;
-    const m = keyPrefix(k) + canonicalJson(v);
-    if (k < skip) before = before ? `${before},${m}` : m;
-    else after = after ? `${after},${m}` : m;
-  }
-  return { before, after };
-}
-
-function object(...parts: string[]): string {
-  let out = '';
-  for (const p of parts) if (p) out = out ? `${out},${p}` : p;
-  return `{${out}}`;
-}
-
 /** Serialises and hashes an event received at `receivedUs` (see above). Does not validate it. */
 export function prepareEvent(event: AuditEvent, receivedUs: number): IncomingEvent {
-  const chaperone = event.chaperone as unknown as Record<string, unknown>;
-  const c = membersAround(chaperone, 'hash');
-  const top = membersAround(event as unknown as Record<string, unknown>, 'chaperone');
-  const carried = chaperone.hash === undefined ? '' : `"hash":${canonicalJson(chaperone.hash)}`;
-  const unhashed = object(top.before, `"chaperone":${object(c.before, c.after)}`, top.after);
-  const json = object(top.before, `"chaperone":${object(c.before, carried, c.after)}`, top.after);
+  const forms = canonicalEventForms(event);
   const { seq, prevHash, hash: carriedHash, source } = event.chaperone;
   return {
     auditID: event.auditID,
     chaperone: { seq, prevHash, hash: carriedHash },
     source,
-    // One-shot hash: the same sha256 hex as hashEvent's sha256Hex, without a Hash object per event.
-    computedHash: hash('sha256', unhashed, 'hex'),
-    row: toEventRow(event, receivedUs, json),
+    computedHash: sha256Hex(forms.unhashed),
+    row: toEventRow(event, receivedUs, forms.withHash(carriedHash)),
   };
 }
 
