@@ -35,7 +35,7 @@ const scratch = Buffer.allocUnsafe(64 * 1024);
  * without allocating a buffer per request (a patch is larger than Buffer's
  * pool slices, so each would be a fresh allocation for the GC to free).
  */
-export function base64Utf8(text: string): string {
+function base64Utf8(text: string): string {
   const written = scratch.write(text, 0, 'utf8');
   // `write` never splits a character: with 4 bytes or more to spare, all of the text fit.
   if (written > scratch.length - 4) return Buffer.from(text, 'utf8').toString('base64');

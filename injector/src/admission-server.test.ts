@@ -56,7 +56,8 @@ describe('admission server', () => {
   const post = (
     body: string | Buffer,
     headers: Record<string, string> = { 'content-type': 'application/json' },
-  ) => httpsRequest(srv.url, { ca: pki.ca.cert, method: 'POST', body, headers });
+    agent?: Agent,
+  ) => httpsRequest(srv.url, { ca: pki.ca.cert, method: 'POST', body, headers, agent });
 
   it('answers a pod CREATE with a JSON patch that injects the sidecar', async () => {
     const r = await post(review(POD));
@@ -209,34 +210,18 @@ describe('admission server', () => {
   it('hot-reloads the certificate without dropping open connections', async () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: pki.ca.cert });
     try {
-      const first = await httpsRequest(srv.url, {
-        ca: pki.ca.cert,
-        method: 'POST',
-        body: review(POD),
-        headers: { 'content-type': 'application/json' },
-        agent,
-      });
+      const postPod = (through?: Agent) => post(review(POD), undefined, through);
+      const first = await postPod(agent);
       assert.equal(first.status, 200);
       const next = pki.leaf();
       srv.setCertificate(next);
       const nextSerial = inspectCertificate(next.cert).serialNumber.toUpperCase();
       // The open connection keeps working (same socket, old certificate)…
-      const again = await httpsRequest(srv.url, {
-        ca: pki.ca.cert,
-        method: 'POST',
-        body: review(POD),
-        headers: { 'content-type': 'application/json' },
-        agent,
-      });
+      const again = await postPod(agent);
       assert.equal(again.status, 200);
       assert.equal(again.serial, first.serial);
       // …and new connections get the new certificate.
-      const fresh = await httpsRequest(srv.url, {
-        ca: pki.ca.cert,
-        method: 'POST',
-        body: review(POD),
-        headers: { 'content-type': 'application/json' },
-      });
+      const fresh = await postPod();
       assert.equal(fresh.status, 200);
       assert.equal(fresh.serial.toUpperCase().replace(/^0+/, ''), nextSerial.replace(/^0+/, ''));
       assert.notEqual(fresh.serial, first.serial);

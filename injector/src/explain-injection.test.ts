@@ -3,21 +3,10 @@ import { describe, it } from 'node:test';
 import { explainInjection, formatReport } from './explain-injection.ts';
 import type { Pod } from './k8s-types.ts';
 import { mutate } from './mutate.ts';
-import { TEST_CONFIG } from './test-support.ts';
+import { TEST_CONFIG, TEST_WEBHOOK_SETTINGS } from './test-support.ts';
 import { desiredWebhookConfiguration } from './webhook-configuration.ts';
 
-const webhook = desiredWebhookConfiguration(
-  {
-    name: 'chaperone-injector',
-    namespace: 'chaperone-system',
-    serviceName: 'chaperone-injector',
-    servicePort: 443,
-    path: '/mutate',
-    timeoutSeconds: 5,
-    injection: TEST_CONFIG,
-  },
-  'CA',
-);
+const webhook = desiredWebhookConfiguration(TEST_WEBHOOK_SETTINGS, 'CA');
 const POD: Pod = {
   apiVersion: 'v1',
   kind: 'Pod',

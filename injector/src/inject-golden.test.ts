@@ -18,7 +18,8 @@ import { custodyViolations } from './custody-check.ts';
 import type { InjectionConfig } from './injection-config.ts';
 import { InjectionRejected } from './injection-error.ts';
 import { applyPatch, diff } from './json-patch.ts';
-import { mutate } from './mutate.ts';
+import type { Pod } from './k8s-types.ts';
+import { type MutateResult, mutate } from './mutate.ts';
 import { testConfig } from './test-support.ts';
 import { podInManifest } from './workload.ts';
 
@@ -34,20 +35,41 @@ interface CaseConfig {
   config?: Partial<InjectionConfig>;
 }
 
-function render(input: string, cfg: CaseConfig): { text: string; outcome: string } {
+interface Rendered {
+  readonly text: string;
+  readonly outcome: string;
+  /** The input pod, the settings and the result (absent when rejected), for the checks beyond the golden. */
+  readonly pod: Pod;
+  readonly config: InjectionConfig;
+  readonly namespace: string;
+  readonly result?: MutateResult;
+}
+
+function render(input: string, cfg: CaseConfig): Rendered {
   const manifest = YAML.parse(input) as unknown;
   const { pod, wrap } = podInManifest(manifest);
   const config = testConfig(cfg.config);
+  const namespace = cfg.namespace ?? pod.metadata?.namespace ?? 'agents';
   try {
-    const r = mutate(pod, config, { namespace: cfg.namespace ?? pod.metadata?.namespace ?? 'agents' });
-    const outcome = r.skipReasons.length > 0 ? `skipped: ${r.skipReasons.join(', ')}` : 'injected';
+    const result = mutate(pod, config, { namespace });
+    const outcome = result.skipReasons.length > 0 ? `skipped: ${result.skipReasons.join(', ')}` : 'injected';
     return {
-      text: `# ${outcome}\n${YAML.stringify(wrap(r.pod), { lineWidth: 0, aliasDuplicateObjects: false })}`,
+      text: `# ${outcome}\n${YAML.stringify(wrap(result.pod), { lineWidth: 0, aliasDuplicateObjects: false })}`,
       outcome,
+      pod,
+      config,
+      namespace,
+      result,
     };
   } catch (err) {
     if (!(err instanceof InjectionRejected)) throw err;
-    return { text: `# rejected: ${err.message}\n`, outcome: `rejected: ${err.message}` };
+    return {
+      text: `# rejected: ${err.message}\n`,
+      outcome: `rejected: ${err.message}`,
+      pod,
+      config,
+      namespace,
+    };
   }
 }
 
@@ -70,12 +92,8 @@ describe('injection goldens (testdata/inject)', () => {
       const goldenOutcome = golden.split('\n', 1)[0]?.replace(/^# /, '');
       assert.equal(got.outcome, goldenOutcome, 'outcome');
       assert.deepStrictEqual(YAML.parse(got.text), YAML.parse(golden), 'injected manifest');
-      if (got.outcome.startsWith('rejected')) return;
-
-      const config = testConfig(cfg.config);
-      const { pod } = podInManifest(YAML.parse(input));
-      const namespace = cfg.namespace ?? pod.metadata?.namespace ?? 'agents';
-      const result = mutate(pod, config, { namespace });
+      const { pod, config, namespace, result } = got;
+      if (!result) return; // rejected
       // The patch the webhook would return gives exactly the injected pod.
       assert.deepStrictEqual(applyPatch(pod, diff(pod, result.pod)), result.pod, 'patch applied to input');
       if (result.skipReasons.length > 0 && !result.skipReasons.includes('already_injected')) {

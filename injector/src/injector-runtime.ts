@@ -116,6 +116,8 @@ function checkSettings(s: InjectorSettings): void {
   if (s.certRenewBefore !== undefined && s.certRenewBefore >= s.certValidity) {
     throw new ConfigError('--cert-renew-before must be shorter than --cert-validity');
   }
+  if (s.tokenExpiration < 600_000)
+    throw new ConfigError('--token-expiration must be at least 10m (the API server’s minimum)');
 }
 
 function certExpiry(cert: string): number {

@@ -8,9 +8,10 @@
  * so adding a container or an env var produces one small `add`, not a
  * rewrite of the list.
  */
+import { check } from '@chaperone/shared';
 import { cloneJson, jsonEqual, stringifyJson } from './json-value.ts';
 
-export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
+const isPlainObject = check.isObject;
 
 export type PatchOperation =
   | { op: 'add'; path: string; value: unknown }
@@ -19,17 +20,13 @@ export type PatchOperation =
   | { op: 'test'; path: string; value: unknown };
 
 /** RFC 6901: `~` → `~0`, `/` → `~1`. */
-export function escapePointer(token: string): string {
+function escapePointer(token: string): string {
   if (token.indexOf('~') === -1 && token.indexOf('/') === -1) return token;
   return token.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
 function unescapePointer(token: string): string {
   return token.replace(/~1/g, '/').replace(/~0/g, '~');
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 export function diff(from: unknown, to: unknown): PatchOperation[] {
@@ -48,7 +45,7 @@ function walk(a: unknown, b: unknown, path: string, ops: PatchOperation[], base:
     walkArray(a, b, path, ops, base);
     return;
   }
-  if (jsonEqual(a, b)) return;
+  // Different scalars, or values of different kinds: never equal.
   ops.push({ op: 'replace', path: path, value: b });
 }
 

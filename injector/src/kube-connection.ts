@@ -1,8 +1,8 @@
 /**
  * Where the Kubernetes API is and how to authenticate: the in-cluster service
- * account, or a kubeconfig (token, token file or client certificate; exec and
- * auth-provider plugins are refused with a clear message rather than half
- * supported). Read once in main.
+ * account, or a kubeconfig (token, token file, client certificate or exec
+ * plugin; auth-provider plugins are refused with a clear message rather than
+ * half supported). Read once in main.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -111,8 +111,14 @@ export function kubeconfigConnection(
     throw new ConfigError(`cannot read kubeconfig ${path}: ${(err as Error).message}`, { cause: err });
   }
   const base = dirname(path);
-  const file = (p: string) => readFileSync(isAbsolute(p) ? p : join(base, p), 'utf8');
-  const b64 = (s: string) => Buffer.from(s, 'base64').toString('utf8');
+  const resolve = (p: string) => (isAbsolute(p) ? p : join(base, p));
+  /** Inline base64 data wins over a file path, as in kubectl. */
+  const dataOrFile = (data: string | undefined, file: string | undefined) =>
+    data
+      ? Buffer.from(data, 'base64').toString('utf8')
+      : file
+        ? readFileSync(resolve(file), 'utf8')
+        : undefined;
   const ctxName = context ?? doc['current-context'];
   const ctx = doc.contexts?.find((c) => c.name === ctxName) ?? (ctxName ? undefined : doc.contexts?.[0]);
   if (!ctx) throw new ConfigError(`kubeconfig ${path}: context "${ctxName ?? ''}" not found`);
@@ -129,33 +135,19 @@ export function kubeconfigConnection(
   const staticToken = user.token;
   return {
     server: cluster.server.replace(/\/+$/, ''),
-    ca: cluster['certificate-authority-data']
-      ? b64(cluster['certificate-authority-data'])
-      : cluster['certificate-authority']
-        ? file(cluster['certificate-authority'])
-        : undefined,
+    ca: dataOrFile(cluster['certificate-authority-data'], cluster['certificate-authority']),
     insecureSkipTlsVerify: cluster['insecure-skip-tls-verify'] === true,
     tlsServerName: cluster['tls-server-name'],
     clientCert: exec?.clientCert
       ? exec.clientCert
-      : user['client-certificate-data']
-        ? b64(user['client-certificate-data'])
-        : user['client-certificate']
-          ? file(user['client-certificate'])
-          : undefined,
-    clientKey: exec?.clientCert
-      ? exec.clientKey
-      : user['client-key-data']
-        ? b64(user['client-key-data'])
-        : user['client-key']
-          ? file(user['client-key'])
-          : undefined,
+      : dataOrFile(user['client-certificate-data'], user['client-certificate']),
+    clientKey: exec?.clientCert ? exec.clientKey : dataOrFile(user['client-key-data'], user['client-key']),
     token: exec?.token
       ? execTokenSource(user.exec as ExecConfig, base, env, exec)
       : staticToken
         ? () => staticToken
         : user.tokenFile
-          ? tokenFile(isAbsolute(user.tokenFile) ? user.tokenFile : join(base, user.tokenFile))
+          ? tokenFile(resolve(user.tokenFile))
           : undefined,
     namespace: ctx.context.namespace,
     source: `kubeconfig ${path} (context ${ctx.name})`,

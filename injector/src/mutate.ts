@@ -79,7 +79,8 @@ export function mutate(input: Pod, config: InjectionConfig, ctx: MutateContext =
   }
 
   // Copy-on-write: the objects injection changes are copied (the pod itself,
-  // its metadata and spec, each agent container, the volume list); everything
+  // its metadata and spec, each agent container; the volume list is rebuilt
+  // by enforceCustody and setVolumes, never changed in place); everything
   // else is shared with the input, which is never modified. Unchanged subtrees
   // then compare (and diff) by reference.
   const spec: Pod['spec'] = { ...input.spec };
@@ -91,7 +92,6 @@ export function mutate(input: Pod, config: InjectionConfig, ctx: MutateContext =
     .map((c) => ({ ...c }));
   if (init.length > 0) spec.initContainers = init;
   else delete spec.initContainers;
-  if (input.spec.volumes) spec.volumes = [...input.spec.volumes];
   if (spec.containers.length === 0) {
     throw new InjectionRejected('spec.containers', 'the pod has no container besides the Chaperone sidecar');
   }
@@ -103,6 +103,7 @@ export function mutate(input: Pod, config: InjectionConfig, ctx: MutateContext =
   for (const c of init) redirectAgent(c, built.agentEnv, built.agentMount);
   for (const c of spec.containers) redirectAgent(c, built.agentEnv, built.agentMount);
 
+  const agents = spec.containers;
   if (settings.mode === 'native') {
     spec.initContainers = [sidecar, ...init];
   } else {
@@ -112,11 +113,10 @@ export function mutate(input: Pod, config: InjectionConfig, ctx: MutateContext =
   const meta = pod.metadata as NonNullable<Pod['metadata']>;
   meta.labels = { ...(meta.labels ?? {}), [INJECTED_LABEL]: 'true' };
   const annotations = { ...(meta.annotations ?? {}) };
-  const removed = [...previousRemovedVolumes(annotations[STATUS_ANNOTATION])];
+  const removed = previousRemovedVolumes(annotations[STATUS_ANNOTATION]);
   for (const r of removedVolumes) if (!removed.includes(r)) removed.push(r);
   annotations[STATUS_ANNOTATION] = built.status(removed);
   // `kubectl exec/logs` without -c must never land in the sidecar.
-  const agents = spec.containers.filter((c) => c.name !== SIDECAR_NAME);
   const chosen = annotations[DEFAULT_CONTAINER_ANNOTATION];
   if (chosen === undefined || chosen === SIDECAR_NAME || !agents.some((c) => c.name === chosen)) {
     annotations[DEFAULT_CONTAINER_ANNOTATION] = agents[0]?.name ?? '';

@@ -78,6 +78,23 @@ function quantity(annotation: string, raw: string): string {
   }
 }
 
+/** The annotation's value when it is one of `allowed`, else rejected; `fallback` when absent. */
+function oneOf<T extends string>(
+  annotation: string,
+  raw: string | undefined,
+  allowed: readonly T[],
+  fallback: T,
+): T {
+  if (raw === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new InjectionRejected(
+      annotation,
+      `"${raw}" must be one of ${allowed.join(', ')}${didYouMean(raw, allowed)}`,
+    );
+  }
+  return raw as T;
+}
+
 function parseDatabases(raw: string, firstPort: number): DatabaseBinding[] {
   const a = OVERRIDE_ANNOTATIONS.databases;
   const out: DatabaseBinding[] = [];
@@ -182,34 +199,15 @@ function fromAnnotations(ann: Record<string, string>, config: InjectionConfig): 
     image = imageRaw;
   }
 
-  let logLevel = config.logLevel;
-  const levelRaw = ann[A.logLevel];
-  if (levelRaw !== undefined) {
-    if (!(SIDECAR_LOG_LEVELS as readonly string[]).includes(levelRaw)) {
-      throw new InjectionRejected(
-        A.logLevel,
-        `"${levelRaw}" must be one of ${SIDECAR_LOG_LEVELS.join(', ')}${didYouMean(levelRaw, SIDECAR_LOG_LEVELS)}`,
-      );
-    }
-    logLevel = levelRaw;
-  }
+  const logLevel = oneOf(A.logLevel, ann[A.logLevel], SIDECAR_LOG_LEVELS, config.logLevel);
 
   const kubePort =
     ann[A.kubePort] === undefined ? config.kubePort : port(A.kubePort, ann[A.kubePort] as string);
   const metricsPort =
     ann[A.metricsPort] === undefined ? config.metricsPort : port(A.metricsPort, ann[A.metricsPort] as string);
 
-  let mode = config.mode;
   const modeRaw = ann[A.mode];
-  if (modeRaw !== undefined) {
-    if (!(SIDECAR_MODES as readonly string[]).includes(modeRaw)) {
-      throw new InjectionRejected(
-        A.mode,
-        `"${modeRaw}" must be one of ${SIDECAR_MODES.join(', ')}${didYouMean(modeRaw, SIDECAR_MODES)}`,
-      );
-    }
-    mode = modeRaw as SidecarMode;
-  }
+  const mode = oneOf(A.mode, modeRaw, SIDECAR_MODES, config.mode);
   if (mode === 'native' && !config.nativeSidecarsSupported) {
     throw new InjectionRejected(
       modeRaw !== undefined ? A.mode : 'sidecarMode',
@@ -217,19 +215,11 @@ function fromAnnotations(ann: Record<string, string>, config: InjectionConfig): 
     );
   }
 
-  const resources: SidecarResources = {
-    ...config.resources,
-    ...(ann[A.cpuRequest] !== undefined
-      ? { cpuRequest: quantity(A.cpuRequest, ann[A.cpuRequest] as string) }
-      : {}),
-    ...(ann[A.memoryRequest] !== undefined
-      ? { memoryRequest: quantity(A.memoryRequest, ann[A.memoryRequest] as string) }
-      : {}),
-    ...(ann[A.cpuLimit] !== undefined ? { cpuLimit: quantity(A.cpuLimit, ann[A.cpuLimit] as string) } : {}),
-    ...(ann[A.memoryLimit] !== undefined
-      ? { memoryLimit: quantity(A.memoryLimit, ann[A.memoryLimit] as string) }
-      : {}),
-  };
+  const resources: { -readonly [K in keyof SidecarResources]: SidecarResources[K] } = { ...config.resources };
+  for (const key of ['cpuRequest', 'memoryRequest', 'cpuLimit', 'memoryLimit'] as const) {
+    const raw = ann[A[key]];
+    if (raw !== undefined) resources[key] = quantity(A[key], raw);
+  }
 
   const databases =
     ann[A.databases] === undefined ? [] : parseDatabases(ann[A.databases] as string, config.postgresPort);

@@ -37,35 +37,31 @@ export function agentEnv(settings: PodSettings): EnvVar[] {
   return env;
 }
 
-/** Sets each variable: replaced where the container already declares it (keeping its position), else appended. */
-function setEnv(container: Container, vars: readonly EnvVar[]): void {
-  const env = container.env ? [...container.env] : [];
-  for (const v of vars) {
-    const i = env.findIndex((e) => e.name === v.name);
-    if (i === -1) env.push(v);
-    else {
-      env[i] = v;
-      // Later duplicates would win over ours in the kubelet: drop them.
-      for (let j = env.length - 1; j > i; j--) if (env[j]?.name === v.name) env.splice(j, 1);
+/**
+ * `list` with each item set by name: replacing the first of that name
+ * (keeping its position; later duplicates would win over ours in the kubelet,
+ * so they are dropped), else appended.
+ */
+function setByName<T extends { readonly name: string }>(
+  list: readonly T[] | undefined,
+  items: readonly T[],
+): T[] {
+  const out = list ? [...list] : [];
+  for (const item of items) {
+    const i = out.findIndex((e) => e.name === item.name);
+    if (i === -1) {
+      out.push(item);
+      continue;
     }
+    out[i] = item;
+    for (let j = out.length - 1; j > i; j--) if (out[j]?.name === item.name) out.splice(j, 1);
   }
-  container.env = env;
+  return out;
 }
 
 /** The agent's view of the service-account directory: the sidecar's CA, a placeholder token, the namespace. */
 export function placeholderMount(): VolumeMount {
   return { name: AGENT_SA_VOLUME, mountPath: SERVICE_ACCOUNT_PATH, readOnly: true };
-}
-
-function setPlaceholderMount(container: Container, desired: VolumeMount): void {
-  const mounts = container.volumeMounts ? [...container.volumeMounts] : [];
-  const i = mounts.findIndex((m) => m.name === desired.name);
-  if (i === -1) mounts.push(desired);
-  else {
-    mounts[i] = desired;
-    for (let j = mounts.length - 1; j > i; j--) if (mounts[j]?.name === desired.name) mounts.splice(j, 1);
-  }
-  container.volumeMounts = mounts;
 }
 
 /**
@@ -74,6 +70,6 @@ function setPlaceholderMount(container: Container, desired: VolumeMount): void {
  * settings and shared, frozen, between pods (sidecar-memo.ts).
  */
 export function redirectAgent(container: Container, env: readonly EnvVar[], mount: VolumeMount): void {
-  setEnv(container, env);
-  setPlaceholderMount(container, mount);
+  container.env = setByName(container.env, env);
+  container.volumeMounts = setByName(container.volumeMounts, [mount]);
 }

@@ -19,15 +19,11 @@ export interface InjectionStatus {
   readonly databases: readonly string[];
 }
 
-export function formatStatus(s: InjectionStatus): string {
-  return statusFormatter(s)(s.removedVolumes);
-}
-
 /**
  * The annotation for everything but `removedVolumes` (the only part that
  * differs between pods with the same settings — token volume names carry a
  * random suffix), serialised once: the result formats a status from its
- * removed-volume list by concatenation, with the same text as `formatStatus`.
+ * removed-volume list by concatenation, keys in `InjectionStatus` order.
  */
 export function statusFormatter(
   s: Omit<InjectionStatus, 'removedVolumes'>,
@@ -48,15 +44,10 @@ export function statusFormatter(
 
 /** The removed-volume list of an earlier status, or [] when absent or not ours. */
 export function previousRemovedVolumes(raw: string | undefined): string[] {
-  if (!raw) return [];
-  try {
-    const v = JSON.parse(raw) as { removedVolumes?: unknown };
-    return Array.isArray(v.removedVolumes)
-      ? v.removedVolumes.filter((x): x is string => typeof x === 'string' && x.length <= 253).slice(0, 32)
-      : [];
-  } catch {
-    return [];
-  }
+  const removed = parseStatus(raw)?.removedVolumes;
+  return Array.isArray(removed)
+    ? removed.filter((x): x is string => typeof x === 'string' && x.length <= 253).slice(0, 32)
+    : [];
 }
 
 export function parseStatus(raw: string | undefined): Partial<InjectionStatus> | undefined {

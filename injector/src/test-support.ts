@@ -3,6 +3,7 @@
  * image pinned so goldens do not change with releases).
  */
 import type { InjectionConfig } from './injection-config.ts';
+import type { WebhookSettings } from './webhook-configuration.ts';
 
 export const TEST_CONFIG: InjectionConfig = Object.freeze({
   version: '0.1.0',
@@ -27,3 +28,14 @@ export const TEST_CONFIG: InjectionConfig = Object.freeze({
 export function testConfig(overrides: Partial<InjectionConfig> = {}): InjectionConfig {
   return Object.freeze({ ...TEST_CONFIG, ...overrides });
 }
+
+/** The webhook settings of the default install, over TEST_CONFIG. */
+export const TEST_WEBHOOK_SETTINGS: WebhookSettings = Object.freeze({
+  name: 'chaperone-injector',
+  namespace: 'chaperone-system',
+  serviceName: 'chaperone-injector',
+  servicePort: 443,
+  path: '/mutate',
+  timeoutSeconds: 5,
+  injection: TEST_CONFIG,
+});

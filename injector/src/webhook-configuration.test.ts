@@ -1,24 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { KubeApiError, type KubeClient } from './kube-client.ts';
-import { TEST_CONFIG } from './test-support.ts';
+import { TEST_CONFIG, TEST_WEBHOOK_SETTINGS } from './test-support.ts';
 import {
   desiredWebhookConfiguration,
   type MutatingWebhook,
   type MutatingWebhookConfiguration,
   reconcileWebhookConfiguration,
-  type WebhookSettings,
 } from './webhook-configuration.ts';
 
-const SETTINGS: WebhookSettings = {
-  name: 'chaperone-injector',
-  namespace: 'chaperone-system',
-  serviceName: 'chaperone-injector',
-  servicePort: 443,
-  path: '/mutate',
-  timeoutSeconds: 5,
-  injection: TEST_CONFIG,
-};
+const SETTINGS = TEST_WEBHOOK_SETTINGS;
 
 describe('desiredWebhookConfiguration', () => {
   const w = desiredWebhookConfiguration(SETTINGS, 'PEM');
