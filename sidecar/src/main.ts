@@ -82,14 +82,7 @@ export async function runSidecar(
     const syncTimer = setInterval(() => spool.syncInBackground(), 200);
     syncTimer.unref();
     cleanups.push(() => clearInterval(syncTimer));
-    const gauges = setInterval(() => {
-      metrics.spoolDepth.set(spool.depth);
-      metrics.spoolBytes.set(spool.unackedBytes);
-      const oldest = spool.oldestUnackedAt;
-      metrics.spoolOldest.set(oldest === undefined ? 0 : (Date.now() - oldest) / 1000);
-    }, 1000);
-    gauges.unref();
-    cleanups.push(() => clearInterval(gauges));
+    metrics.watchSpool(spool);
 
     const ca = readRequired(config.caFile, 'the cluster CA bundle');
     const upstream = new Upstream({

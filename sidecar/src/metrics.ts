@@ -1,8 +1,21 @@
 /** The sidecar's Prometheus metrics, all in one place. Labels stay bounded: protocol, verb, action, rule, code. */
 import { counter, gauge, histogram, type Registry } from '@chaperone/shared';
 
+/** What the spool gauges report, read when the metrics are scraped. */
+export interface SpoolState {
+  readonly depth: number;
+  readonly unackedBytes: number;
+  /** When the oldest unacknowledged event was appended (ms since epoch), or undefined. */
+  readonly oldestUnackedAt: number | undefined;
+}
+
 export function sidecarMetrics(registry: Registry) {
+  let spool: SpoolState | undefined;
   return {
+    /** The spool the gauges describe: read at every scrape, so they are never a tick behind. */
+    watchSpool(s: SpoolState): void {
+      spool = s;
+    },
     requests: counter(registry, {
       name: 'chaperone_requests_total',
       help: 'Requests decided by the sidecar, by protocol, verb, decision and the rule that decided',
@@ -31,14 +44,24 @@ export function sidecarMetrics(registry: Registry) {
     spoolDepth: gauge(registry, {
       name: 'chaperone_spool_depth_events',
       help: 'Audit events not yet acknowledged by the collector',
+      collect() {
+        if (spool) this.set(spool.depth);
+      },
     }),
     spoolBytes: gauge(registry, {
       name: 'chaperone_spool_unacked_bytes',
       help: 'Bytes of audit events not yet acknowledged',
+      collect() {
+        if (spool) this.set(spool.unackedBytes);
+      },
     }),
     spoolOldest: gauge(registry, {
       name: 'chaperone_spool_oldest_unacked_seconds',
       help: 'Age of the oldest audit event not yet acknowledged by the collector',
+      collect() {
+        const oldest = spool?.oldestUnackedAt;
+        if (spool) this.set(oldest === undefined ? 0 : (Date.now() - oldest) / 1000);
+      },
     }),
     spoolRefused: counter(registry, {
       name: 'chaperone_spool_full_total',
