@@ -46,12 +46,11 @@ import {
   TestIssuer,
 } from '@chaperone/collector/testing';
 import {
+  type CollectorProcess,
   freePort,
-  type ManagedProcess,
   type PostgresServer,
+  startCollectorProcess,
   startPostgres,
-  startProcess,
-  waitFor,
 } from '@chaperone/e2e';
 import { type AuditEvent, chainEvent, encodeMessage, GENESIS_HASH } from '@chaperone/shared';
 import pg from 'pg';
@@ -75,7 +74,6 @@ const LAG_RATE = 1000;
 const LAG_SECONDS = quick ? 3 : 10;
 const QUERY_TOKEN = 'bench-query-token-0123456789abcdef';
 const RESULTS = fileURLToPath(new URL('../results/collector.md', import.meta.url));
-const BIN = fileURLToPath(new URL('../../bin/chaperone.ts', import.meta.url));
 
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
@@ -92,13 +90,6 @@ const zeroMask = (mask: Buffer) => {
   mask.fill(0);
 };
 
-function childEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env))
-    if (v !== undefined && !k.startsWith('CHAPERONE_')) env[k] = v;
-  return env;
-}
-
 async function serveJwks(issuer: TestIssuer): Promise<{ url: string; close(): void }> {
   const server = createServer((_req, res) => {
     res
@@ -112,45 +103,13 @@ async function serveJwks(issuer: TestIssuer): Promise<{ url: string; close(): vo
   };
 }
 
-async function startCollector(
-  dir: string,
-  jwksUrl: string,
-  storage: string[],
-): Promise<{ url: string; proc: ManagedProcess }> {
-  const port = await freePort();
-  const proc = startProcess({
+async function startCollector(dir: string, jwksUrl: string, storage: string[]): Promise<CollectorProcess> {
+  return startCollectorProcess({
     name: 'collector',
-    command: process.execPath,
-    args: [
-      BIN,
-      'collector',
-      '--listen-host',
-      '127.0.0.1',
-      '--listen-port',
-      String(port),
-      '--metrics-host',
-      '127.0.0.1',
-      '--metrics-port',
-      '0',
-      '--jwks-url',
-      jwksUrl,
-      '--query-token',
-      QUERY_TOKEN,
-      '--log-level',
-      'warn',
-      ...storage,
-    ],
-    logFile: join(dir, 'collector.log'),
-    env: childEnv(),
+    port: await freePort(),
+    logDir: dir,
+    args: ['--jwks-url', jwksUrl, '--query-token', QUERY_TOKEN, '--log-level', 'warn', ...storage],
   });
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(async () => (await fetch(`${url}/readyz`)).ok, {
-    what: 'the collector',
-    timeoutMs: 30_000,
-    intervalMs: 50,
-    process: proc,
-  });
-  return { url, proc };
 }
 
 interface RunResult {
@@ -371,7 +330,12 @@ async function main(): Promise<void> {
           : ['--storage', 'embedded', '--data-dir', join(dir, 'data')];
         const c = await startCollector(dir, jwks.url, storage);
         try {
-          const r = await ingestRun(c.url, sidecars, c.proc.pid, what === 'postgres' ? pgServer : undefined);
+          const r = await ingestRun(
+            c.url,
+            sidecars,
+            c.process.pid,
+            what === 'postgres' ? pgServer : undefined,
+          );
           results[what].push(r);
           log(
             `round ${round + 1}: ${what} ${Math.round(r.rate)} events/s, CPU/event: collector ${r.appCpu.toFixed(0)} µs, PostgreSQL ${r.dbCpu.toFixed(0)} µs`,
@@ -383,7 +347,7 @@ async function main(): Promise<void> {
             );
           }
         } finally {
-          await c.proc.stop();
+          await c.stop();
           if (dbName) await pgServer.dropDatabase(dbName);
         }
         rmSync(dir, { recursive: true, force: true });

@@ -25,7 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '@chaperone/e2e';
+import { freePort, postToWebhook } from '@chaperone/e2e';
 import { createCA, issueCertificate } from '@chaperone/shared';
 import { formatMachine, machineInfo } from './machine.ts';
 import { writeReport } from './report.ts';
@@ -205,25 +205,6 @@ interface Server {
   readonly patchBytes: number;
 }
 
-function httpsPost(url: string, ca: string, body: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      { method: 'POST', ca, agent: false, headers: { 'content-type': 'application/json' } },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => {
-          text += d;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 async function waitHealthy(url: string, ca: string, proc: ChildProcess): Promise<void> {
   const deadline = Date.now() + 30_000;
   for (;;) {
@@ -286,7 +267,7 @@ async function startServer(
   await waitHealthy(url, ca, proc);
   // Cold: the first AdmissionReview after start-up (new connection, nothing JIT-compiled yet).
   const t0 = performance.now();
-  const first = await httpsPost(url, ca, body);
+  const first = await postToWebhook(url, ca, body);
   const coldMs = performance.now() - t0;
   const review = JSON.parse(first.body) as { response?: { allowed?: boolean; patch?: string } };
   if (first.status !== 200 || review.response?.allowed !== true)

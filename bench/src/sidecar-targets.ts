@@ -17,6 +17,7 @@ import {
   freePorts,
   kubectl,
   kubectlJson,
+  loopbackListenerFlags,
   type ManagedProcess,
   startProcess,
   waitFor,
@@ -375,14 +376,7 @@ export async function startSidecar(
     String(2 * GiB),
     '--policy-file',
     base.policyFile,
-    '--listen',
-    '127.0.0.1',
-    '--kube-port',
-    String(kubePort),
-    '--metrics-address',
-    '127.0.0.1',
-    '--metrics-port',
-    String(metricsPort),
+    ...loopbackListenerFlags(kubePort, metricsPort),
   ];
   const proc = startProcess({
     name: 'chaperone sidecar',

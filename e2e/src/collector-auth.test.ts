@@ -19,14 +19,9 @@ import {
   parseConfig,
 } from '@chaperone/shared';
 import { SignJWT } from 'jose';
-import {
-  type AgentPod,
-  boundToken,
-  createAgentPod,
-  deletePod,
-  waitForDefaultServiceAccount,
-} from './collector-kube.ts';
+import { type AgentPod, boundToken, createAgentPod, deletePod, tokenIssuer } from './collector-kube.ts';
 import { createNamespace, kubeInfo, type TestNamespace } from './environment.ts';
+import { waitForServiceAccount } from './injector-harness.ts';
 import { kubectlJson } from './kubectl.ts';
 import { waitFor } from './process.ts';
 
@@ -43,7 +38,7 @@ async function start(dir: string, ingestAuth: 'jwks' | 'tokenreview'): Promise<R
       dataDir: mkdtempSync(join(dir, `${ingestAuth}-`)),
       kubeconfig: kube.kubeconfigPath,
       ingestAuth,
-      tokenIssuer: kube.serviceAccountIssuer ?? 'https://kubernetes.default.svc.cluster.local',
+      tokenIssuer: tokenIssuer(),
       queryToken: QUERY_TOKEN,
       logLevel: 'warn',
     },
@@ -89,7 +84,7 @@ describe('collector authentication with the real control plane', () => {
   before(async () => {
     ns = await createNamespace('collector-auth');
     dir = mkdtempSync(join(tmpdir(), 'chaperone-auth-'));
-    await waitForDefaultServiceAccount(ns.name);
+    await waitForServiceAccount(kube, ns.name);
     podA = createAgentPod(ns.name, 'agent-a');
     podB = createAgentPod(ns.name, 'agent-b');
     jwks = await start(dir, 'jwks');

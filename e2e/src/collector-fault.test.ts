@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { type AuditStore, PostgresStore, SqliteStore, verifyStore } from '@chaperone/collector';
 import { makeChain, streamEvents } from '@chaperone/collector/testing';
 import type { AuditEvent } from '@chaperone/shared';
-import { type AgentPod, boundToken, createAgentPod, waitForDefaultServiceAccount } from './collector-kube.ts';
+import { type AgentPod, boundToken, createAgentPod, tokenIssuer } from './collector-kube.ts';
 import {
   CHAPERONE_BIN,
   type CollectorProcess,
@@ -19,6 +19,7 @@ import {
   startCollectorProcess,
 } from './collector-process.ts';
 import { createDatabase, createNamespace, kubeInfo, type TestNamespace } from './environment.ts';
+import { waitForServiceAccount } from './injector-harness.ts';
 import { freePort } from './ports.ts';
 
 const CLIENTS = 4;
@@ -40,13 +41,24 @@ describe('collector under SIGKILL', () => {
   let sidecars: Sidecar[];
   const QUERY_TOKEN = 'fault-test-query-token-0123456789';
   let tokenFile: string;
+  /** Token verification, the query token and the log level: the same for every replica. */
+  const commonArgs = () => [
+    '--kubeconfig',
+    kubeInfo().kubeconfigPath,
+    '--token-issuer',
+    tokenIssuer(),
+    '--query-token-file',
+    tokenFile,
+    '--log-level',
+    'warn',
+  ];
 
   before(async () => {
     ns = await createNamespace('collector-fault');
     dir = mkdtempSync(join(tmpdir(), 'chaperone-fault-'));
     tokenFile = join(dir, 'query-token');
     writeFileSync(tokenFile, QUERY_TOKEN, { mode: 0o600 });
-    await waitForDefaultServiceAccount(ns.name);
+    await waitForServiceAccount(kubeInfo(), ns.name);
     sidecars = Array.from({ length: CLIENTS }, (_, i) => {
       const pod = createAgentPod(ns.name, `agent-${i}`);
       const sidecarId = `${ns.name}/agent-${i}/${pod.uid}`;
@@ -129,23 +141,9 @@ describe('collector under SIGKILL', () => {
   it('embedded store: nothing lost, nothing doubled, every chain verifies', {
     timeout: 600_000,
   }, async () => {
-    const kube = kubeInfo();
     const dataDir = join(dir, 'embedded');
     const port = await freePort();
-    const args = [
-      '--storage',
-      'embedded',
-      '--data-dir',
-      dataDir,
-      '--kubeconfig',
-      kube.kubeconfigPath,
-      '--token-issuer',
-      kube.serviceAccountIssuer ?? 'https://kubernetes.default.svc.cluster.local',
-      '--query-token-file',
-      tokenFile,
-      '--log-level',
-      'warn',
-    ];
+    const args = ['--storage', 'embedded', '--data-dir', dataDir, ...commonArgs()];
     let generation = 0;
     const start = () =>
       startCollectorProcess({ name: `collector-embedded-${generation++}`, port, args, logDir: dir });
@@ -190,7 +188,6 @@ describe('collector under SIGKILL', () => {
   it('PostgreSQL with two replicas: nothing lost, nothing doubled, every chain verifies', {
     timeout: 600_000,
   }, async () => {
-    const kube = kubeInfo();
     const db = await createDatabase('collector_fault');
     const ports = [await freePort(), await freePort()];
     const args = [
@@ -198,16 +195,9 @@ describe('collector under SIGKILL', () => {
       'postgres',
       '--postgres-url',
       db.url,
-      '--kubeconfig',
-      kube.kubeconfigPath,
-      '--token-issuer',
-      kube.serviceAccountIssuer ?? 'https://kubernetes.default.svc.cluster.local',
-      '--query-token-file',
-      tokenFile,
       '--postgres-pool-size',
       '4',
-      '--log-level',
-      'warn',
+      ...commonArgs(),
     ];
     let generation = 0;
     const start = (i: number) =>

@@ -5,9 +5,9 @@
  * project into the sidecar.
  */
 import { DependencyError } from '@chaperone/shared';
+import { SERVICE_ACCOUNT_ISSUER } from './control-plane.ts';
 import { kubeInfo } from './environment.ts';
 import { kubectl, kubectlJson } from './kubectl.ts';
-import { waitFor } from './process.ts';
 
 export interface AgentPod {
   readonly namespace: string;
@@ -16,22 +16,21 @@ export interface AgentPod {
   readonly serviceAccount: string;
 }
 
-export async function waitForDefaultServiceAccount(namespace: string): Promise<void> {
-  const kube = kubeInfo();
-  await waitFor(
-    async () =>
-      kubectl(kube.kubeconfigPath, ['get', 'serviceaccount', 'default', '-n', namespace]).code === 0,
-    { what: `the default ServiceAccount in ${namespace}`, timeoutMs: 30_000, intervalMs: 200 },
-  );
+/** The issuer the collector verifies bound tokens against (the control plane's, or the in-cluster default). */
+export function tokenIssuer(): string {
+  return kubeInfo().serviceAccountIssuer ?? SERVICE_ACCOUNT_ISSUER;
 }
 
-export function createAgentPod(namespace: string, name: string): AgentPod {
+export function createAgentPod(namespace: string, name: string, serviceAccount?: string): AgentPod {
   const kube = kubeInfo();
   const manifest = {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name, namespace, labels: { app: 'agent' } },
-    spec: { containers: [{ name: 'agent', image: 'busybox:1.36', command: ['sleep', '3600'] }] },
+    spec: {
+      ...(serviceAccount ? { serviceAccountName: serviceAccount } : {}),
+      containers: [{ name: 'agent', image: 'busybox:1.36', command: ['sleep', '3600'] }],
+    },
   };
   const pod = kubectlJson(
     kube.kubeconfigPath,

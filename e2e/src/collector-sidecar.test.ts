@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { AuditEvent } from '@chaperone/shared';
-import { boundToken, waitForDefaultServiceAccount } from './collector-kube.ts';
+import { boundToken, createAgentPod, tokenIssuer } from './collector-kube.ts';
 import {
   CHAPERONE_BIN,
   type CollectorProcess,
@@ -18,7 +18,8 @@ import {
   startCollectorProcess,
 } from './collector-process.ts';
 import { createNamespace, kubeInfo, type TestNamespace } from './environment.ts';
-import { kubectl, kubectlJson } from './kubectl.ts';
+import { waitForServiceAccount } from './injector-harness.ts';
+import { kubectl } from './kubectl.ts';
 import { freePort } from './ports.ts';
 import { waitFor } from './process.ts';
 import { type SidecarUnderTest, startSidecar } from './sidecar-harness.ts';
@@ -52,48 +53,13 @@ describe('sidecar → collector', () => {
     return ((await res.json()) as { items: AuditEvent[] }).items;
   };
 
-  before(async () => {
-    ns = await createNamespace('collector-sidecar');
-    dir = mkdtempSync(join(tmpdir(), 'chaperone-interop-'));
-    await waitForDefaultServiceAccount(ns.name);
-    // The agent's pod, so the sidecar's collector token can be bound to it. The sidecar
-    // harness insists on creating the ServiceAccount itself, so ours is removed again once
-    // the pod and its token exist (the collector verifies tokens locally with the issuer's
-    // keys, which does not look the ServiceAccount up).
-    const sa = kubectl(kube.kubeconfigPath, ['create', 'serviceaccount', 'agent', '-n', ns.name]);
-    assert.equal(sa.code, 0, sa.stderr);
-    const pod = kubectlJson(
-      kube.kubeconfigPath,
-      ['create', '-f', '-', '-o', 'json'],
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: 'agent-0', namespace: ns.name },
-        spec: {
-          serviceAccountName: 'agent',
-          containers: [{ name: 'agent', image: 'busybox:1.36', command: ['sleep', '3600'] }],
-        },
-      }),
-    ) as { metadata: { uid: string } };
-    podUid = pod.metadata.uid;
-    const tokenFile = join(dir, 'collector-token');
-    writeFileSync(
-      tokenFile,
-      boundToken({ namespace: ns.name, pod: 'agent-0', uid: podUid, serviceAccount: 'agent' }),
-      { mode: 0o600 },
-    );
-    const removed = kubectl(kube.kubeconfigPath, [
-      'delete',
-      'serviceaccount',
-      'agent',
-      '-n',
-      ns.name,
-      '--wait=true',
-    ]);
-    assert.equal(removed.code, 0, removed.stderr);
-    collector = await startCollectorProcess({
-      name: 'collector-interop',
-      port: await freePort(),
+  const agent = (args: string[]) =>
+    kubectl(sidecar.agentKubeconfig, [...args, '--cache-dir', join(dir, 'kube-cache')]);
+
+  const startCollector = (name: string, port: number) =>
+    startCollectorProcess({
+      name,
+      port,
       logDir: dir,
       args: [
         '--data-dir',
@@ -101,13 +67,27 @@ describe('sidecar → collector', () => {
         '--kubeconfig',
         kube.kubeconfigPath,
         '--token-issuer',
-        kube.serviceAccountIssuer ?? 'https://kubernetes.default.svc.cluster.local',
+        tokenIssuer(),
         '--query-token',
         QUERY_TOKEN,
         '--log-level',
         'warn',
       ],
     });
+
+  before(async () => {
+    ns = await createNamespace('collector-sidecar');
+    dir = mkdtempSync(join(tmpdir(), 'chaperone-interop-'));
+    await waitForServiceAccount(kube, ns.name);
+    // The agent's pod, so the sidecar's collector token can be bound to it. It runs as the
+    // ServiceAccount the sidecar harness uses (the harness accepts it already existing).
+    const sa = kubectl(kube.kubeconfigPath, ['create', 'serviceaccount', 'agent', '-n', ns.name]);
+    assert.equal(sa.code, 0, sa.stderr);
+    const pod = createAgentPod(ns.name, 'agent-0', 'agent');
+    podUid = pod.uid;
+    const tokenFile = join(dir, 'collector-token');
+    writeFileSync(tokenFile, boundToken(pod), { mode: 0o600 });
+    collector = await startCollector('collector-interop', await freePort());
     sidecar = await startSidecar({
       namespace: ns.name,
       policy: POLICY,
@@ -124,8 +104,6 @@ describe('sidecar → collector', () => {
   });
 
   it("stores the agent's requests and the guard's denials under the pod's verified identity", async () => {
-    const agent = (args: string[]) =>
-      kubectl(sidecar.agentKubeconfig, [...args, '--cache-dir', join(dir, 'kube-cache')]);
     assert.equal(agent(['create', 'configmap', 'notes', '--from-literal=a=b']).code, 0);
     const denied = agent(['delete', 'configmap', 'notes']);
     assert.equal(denied.code, 1);
@@ -154,28 +132,10 @@ describe('sidecar → collector', () => {
   });
 
   it('keeps the chain intact across a collector restart, as audit verify confirms', async () => {
-    const agent = (args: string[]) =>
-      kubectl(sidecar.agentKubeconfig, [...args, '--cache-dir', join(dir, 'kube-cache')]);
     await collector.kill9();
     // The sidecar keeps guarding and spooling while the collector is down.
     for (let i = 0; i < 5; i++) assert.equal(agent(['get', 'configmap', 'notes']).code, 0);
-    collector = await startCollectorProcess({
-      name: 'collector-interop-2',
-      port: Number(new URL(collector.url).port),
-      logDir: dir,
-      args: [
-        '--data-dir',
-        join(dir, 'data'),
-        '--kubeconfig',
-        kube.kubeconfigPath,
-        '--token-issuer',
-        kube.serviceAccountIssuer ?? 'https://kubernetes.default.svc.cluster.local',
-        '--query-token',
-        QUERY_TOKEN,
-        '--log-level',
-        'warn',
-      ],
-    });
+    collector = await startCollector('collector-interop-2', Number(new URL(collector.url).port));
     await waitFor(
       async () =>
         (await query({ namespace: ns.name, verb: 'get', resource: 'configmaps' })).length >= 5 || undefined,

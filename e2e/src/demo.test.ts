@@ -3,13 +3,13 @@
 // its summary must match what the collector actually stored.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { AuditEvent } from '@chaperone/shared';
-import type { DemoSummary } from './demo.ts';
+import { type DemoSummary, readSummary } from './demo.ts';
 import { kubeInfo } from './environment.ts';
 import { kubectl } from './kubectl.ts';
 import { waitFor } from './process.ts';
@@ -61,7 +61,7 @@ describe('chaperone demo', () => {
         intervalMs: 250,
       });
       assert.ok(existsSync(summaryFile), `the demo ended early:\n${output}`);
-      const summary = JSON.parse(readFileSync(summaryFile, 'utf8')) as DemoSummary;
+      const summary = readSummary(summaryFile);
 
       // What the user sees.
       for (const step of [

@@ -1,3 +1,4 @@
+export { type CollectorProcess, startCollectorProcess } from './collector-process.ts';
 export {
   type ControlPlane,
   type ControlPlaneOptions,
@@ -5,8 +6,10 @@ export {
   startControlPlane,
 } from './control-plane.ts';
 export * from './environment.ts';
+export { postToWebhook } from './injector-harness.ts';
 export { kubectl, kubectlJson } from './kubectl.ts';
 export { freePort, freePorts } from './ports.ts';
 export { type PostgresServer, startPostgres } from './postgres.ts';
 export { type ManagedProcess, startProcess, waitFor } from './process.ts';
+export { loopbackListenerFlags } from './sidecar-local.ts';
 export { type Stack, startStack } from './stack.ts';

@@ -18,6 +18,11 @@ const policy = (ns: string) => {
   return r.code === 0 ? (JSON.parse(r.stdout) as NetworkPolicy) : undefined;
 };
 const apiPort = Number(new URL(kube.server).port);
+/** The injector's leader-election Lease. */
+const lease = (inj: Injector) =>
+  kubectlJson(kube.kubeconfigPath, ['get', 'lease', inj.instance, '-n', inj.namespace, '-o', 'json']) as {
+    spec: { holderIdentity: string; leaseTransitions: number };
+  };
 
 describe('injector: NetworkPolicy per opted-in namespace', () => {
   let inj: Injector;
@@ -118,18 +123,7 @@ describe('injector: NetworkPolicy per opted-in namespace', () => {
     standby = await startInjector(kube, { replicaOf: inj });
     assert.equal(await inj.metric('chaperone_injector_leader'), 1);
     assert.equal(await standby.metric('chaperone_injector_leader'), 0);
-    const lease = kubectlJson(kube.kubeconfigPath, [
-      'get',
-      'lease',
-      inj.instance,
-      '-n',
-      inj.namespace,
-      '-o',
-      'json',
-    ]) as {
-      spec: { holderIdentity: string };
-    };
-    const leaderIdentity = lease.spec.holderIdentity;
+    const leaderIdentity = lease(inj).spec.holderIdentity;
     assert.ok(leaderIdentity);
     // Both serve the same certificate (from the shared Secret).
     assert.ok(standby.logs().includes('"msg":"webhook listening"'));
@@ -149,17 +143,7 @@ describe('injector: NetworkPolicy per opted-in namespace', () => {
       timeoutMs: 30_000,
       intervalMs: 250,
     });
-    const taken = kubectlJson(kube.kubeconfigPath, [
-      'get',
-      'lease',
-      inj.instance,
-      '-n',
-      inj.namespace,
-      '-o',
-      'json',
-    ]) as {
-      spec: { holderIdentity: string; leaseTransitions: number };
-    };
+    const taken = lease(inj);
     assert.notEqual(taken.spec.holderIdentity, leaderIdentity);
     assert.ok(taken.spec.leaseTransitions >= 1);
     const r = run(['delete', 'networkpolicy', 'chaperone-egress', '-n', ns]);

@@ -1,3 +1,10 @@
+/**
+ * Runs a real `chaperone sidecar` process for a test, the way the injector
+ * would configure it in a pod (there is no kubelet here, so the test plays its
+ * part): a ServiceAccount with a bound token from the real API server, the
+ * cluster CA, a policy file, a spool and an agent service-account directory
+ * laid out at the standard path under a temp root.
+ */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
