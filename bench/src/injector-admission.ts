@@ -21,7 +21,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +34,16 @@ import { median, ratio } from './stats.ts';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RESULTS = fileURLToPath(new URL('../results/injector.md', import.meta.url));
 const CONNECTIONS = 16;
+
+/**
+ * With two CPUs or more and taskset (util-linux), the server under test runs
+ * on CPU 0 and wrk on CPU 1, so neither migrates or shares a core with the
+ * other: the CPU per request is the server's own, not its scheduling luck.
+ */
+const PIN = availableParallelism() >= 2 && spawnSync('taskset', ['-V'], { stdio: 'ignore' }).status === 0;
+function pinned(cpu: number, command: string, args: string[]): [string, string[]] {
+  return PIN ? ['taskset', ['-c', String(cpu), command, ...args]] : [command, args];
+}
 const WARM_S = 3;
 
 function arg(name: string, def: number): number {
@@ -261,7 +271,9 @@ async function startServer(
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env))
     if (v !== undefined && !k.startsWith('CHAPERONE_')) env[k] = v;
-  const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  // taskset execs node in place: the pid is the server's.
+  const [command, argv] = pinned(0, process.execPath, args);
+  const proc = spawn(command, argv, { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const url = `https://127.0.0.1:${port}/mutate`;
   const ca = readFileSync(files.ca, 'utf8');
   await waitHealthy(url, ca, proc);
@@ -312,9 +324,16 @@ function toMs(v: string): number {
 
 function wrk(url: string, script: string, seconds: number): Promise<WrkResult> {
   return new Promise((resolve, reject) => {
-    const p = spawn('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', '-s', script, url], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const [command, args] = pinned(1, 'wrk', [
+      '-t1',
+      `-c${CONNECTIONS}`,
+      `-d${seconds}s`,
+      '--latency',
+      '-s',
+      script,
+      url,
+    ]);
+    const p = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     p.stdout.on('data', (d) => {
       out += d;
@@ -470,7 +489,8 @@ async function main(): Promise<void> {
       `\`node bench/src/injector-admission.ts\`: wrk ${wrkVersion} (1 thread, ${CONNECTIONS} keep-alive HTTPS connections) POSTs`,
       `the AdmissionReview the API server sends for a Deployment's pod (${(body.length / 1024).toFixed(1)} KB) to`,
       '`chaperone injector` (certificates from files, no cluster calls on the request path, metrics on) and to',
-      'its anchor, a do-nothing webhook on the same HTTPS server code (bench/src/injector-noop-webhook.ts). A third',
+      'its anchor, a do-nothing webhook on the same HTTPS server code with the same server metrics',
+      '(bench/src/injector-noop-webhook.ts). A third',
       `server, the do-nothing webhook answering with a constant patch as large as the injector's (${patchBytes} bytes of JSON,`,
       'base64 in the response), separates the cost of carrying the patch from the cost of computing it.',
       `${ROUNDS} rounds, fresh processes, rotating order, ${WARM_S} s warm-up then ${RUN_S} s measured; medians.`,
@@ -484,7 +504,9 @@ async function main(): Promise<void> {
       `Injector throughput = **${ratio(inj, noop)}** the do-nothing webhook's (target ≥ 0.80×: ${share >= 0.8 ? 'met' : '**not met**'}).`,
       `Carrying the patch alone takes the do-nothing webhook to ${ratio(sized, noop)} (${signed(cpu('no-op + same-size patch') - cpu('no-op webhook'))} µs CPU/req);`,
       `computing it (mutate, RFC 6902 diff, serialisation, metrics) costs the rest: ${signed(cpu('injector') - cpu('no-op + same-size patch'))} µs CPU/req, injector = ${ratio(inj, sized)} the size-matched anchor.`,
-      `wrk and the servers share the 2 cores; other processes (wrk included) kept a median ${(100 * others).toFixed(0)} % of the machine busy.`,
+      PIN
+        ? `The server under test ran on CPU 0 and wrk on CPU 1 (taskset); other processes (wrk included) kept a median ${(100 * others).toFixed(0)} % of the machine busy.`
+        : `wrk and the servers share the cores (no taskset); other processes (wrk included) kept a median ${(100 * others).toFixed(0)} % of the machine busy.`,
       '',
     ].join('\n');
     writeFileSync(RESULTS, section);

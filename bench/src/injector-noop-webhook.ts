@@ -4,7 +4,8 @@
  * code (TLS, bounded body read, AdmissionReview decoding and checks, response
  * encoding), the same certificate, in its own fresh Node process. The
  * difference to `chaperone injector` is exactly what injection costs: mutate,
- * the JSON patch, metrics.
+ * the JSON patch, the admission counter. The server's own metrics (request
+ * duration, bad requests) are on, on a registry made the same way.
  *
  *   node bench/src/injector-noop-webhook.ts <port> <cert.pem> <key.pem> [patch-bytes]
  *
@@ -13,7 +14,8 @@
  * separates what carrying a patch costs from what computing it costs.
  */
 import { readFileSync } from 'node:fs';
-import { startAdmissionServer } from '@chaperone/injector';
+import { createInjectorMetrics, startAdmissionServer } from '@chaperone/injector';
+import { createRegistry } from '@chaperone/shared';
 
 const [portArg, certPath, keyPath, patchBytes] = process.argv.slice(2);
 if (!portArg || !certPath || !keyPath) {
@@ -28,6 +30,7 @@ const server = await startAdmissionServer({
   certificate: { cert: readFileSync(certPath, 'utf8'), key: readFileSync(keyPath, 'utf8') },
   path: '/mutate',
   maxRequestBytes: 4 * 1024 * 1024,
+  metrics: createInjectorMetrics(createRegistry({ component: 'injector' })),
   handle: (req) =>
     patch ? { uid: req.uid, allowed: true, patchType: 'JSONPatch', patch } : { uid: req.uid, allowed: true },
 });

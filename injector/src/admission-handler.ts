@@ -101,9 +101,21 @@ export function decide(req: AdmissionRequest, config: InjectionConfig): Outcome 
 }
 
 export function createAdmissionHandler(opts: HandlerOptions): AdmissionHandler {
+  // Counter children by (result, reason), both bounded: no label hashing per request.
+  const counted = new Map<string, { inc(): void }>();
+  const count = (result: AdmissionResult, reason: string) => {
+    if (!opts.metrics) return;
+    const key = `${result}\0${reason}`;
+    let child = counted.get(key);
+    if (!child) {
+      child = opts.metrics.admissions.labels({ result, reason });
+      if (counted.size < 1024) counted.set(key, child);
+    }
+    child.inc();
+  };
   return (req) => {
     const outcome = decide(req, opts.config());
-    opts.metrics?.admissions.inc({ result: outcome.result, reason: outcome.reason });
+    count(outcome.result, outcome.reason);
     const level = outcome.result === 'error' ? 'error' : outcome.result === 'rejected' ? 'warn' : 'debug';
     if (opts.logger && outcome.result !== 'ignored' && opts.logger.isLevelEnabled(level)) {
       const meta = (req.object as Pod | undefined)?.metadata;

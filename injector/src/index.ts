@@ -7,6 +7,7 @@ export * from './explain-injection.ts';
 export * from './injection-config.ts';
 export * from './injection-error.ts';
 export * from './injector-config.ts';
+export * from './injector-metrics.ts';
 export * from './json-patch.ts';
 export * from './k8s-types.ts';
 export * from './mutate.ts';
