@@ -50,5 +50,16 @@ describe('injector CLI', () => {
       program().parseAsync(['injector', '--tls-cert-file', '/x', '--manage-webhook'], { from: 'user' }),
       /--tls-cert-file and --tls-key-file go together/,
     );
+    // The API server refuses projected tokens shorter than 10 minutes: caught at start-up, not on the first pod.
+    await assert.rejects(
+      program().parseAsync(['injector', '--token-expiration', '5m'], { from: 'user' }),
+      /--token-expiration must be at least 10m/,
+    );
+    await assert.rejects(
+      program().parseAsync(['injector', '--lease-duration', '10s', '--lease-renew-deadline', '15s'], {
+        from: 'user',
+      }),
+      /--lease-renew-deadline must be shorter than --lease-duration/,
+    );
   });
 });
