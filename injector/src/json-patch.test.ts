@@ -86,6 +86,20 @@ describe('diff + applyPatch (RFC 6902)', () => {
     ]);
   });
 
+  it('a "__proto__" key (JSON.parse makes it a member) is diffed and patched like any other', () => {
+    const a = JSON.parse('{"m":{"__proto__":{"x":1},"k":1}}');
+    const b = JSON.parse('{"m":{"k":2}}');
+    const removed = diff(a, b);
+    assert.deepEqual(removed, [
+      { op: 'remove', path: '/m/__proto__' },
+      { op: 'replace', path: '/m/k', value: 2 },
+    ]);
+    assert.deepStrictEqual(applyPatch(a, removed), b);
+    const added = diff(b, a);
+    const back = applyPatch(b, added);
+    assert.deepStrictEqual(back, a);
+    assert.equal(Object.getPrototypeOf(back.m), Object.prototype);
+  });
   it('equal documents give an empty patch', () => {
     fc.assert(fc.property(json, (a) => assert.deepEqual(diff(a, structuredClone(a)), [])));
   });

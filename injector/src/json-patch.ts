@@ -9,7 +9,7 @@
  * rewrite of the list.
  */
 import { check } from '@chaperone/shared';
-import { cloneJson, jsonEqual, stringifyJson } from './json-value.ts';
+import { cloneJson, jsonEqual, member, setMember, stringifyJson } from './json-value.ts';
 
 const isPlainObject = check.isObject;
 
@@ -83,7 +83,7 @@ function walkObject(
     if (y === undefined) continue;
     let x: unknown;
     if (next < top && stackKeys[next] === key) x = stackValues[next++];
-    else x = a[key];
+    else x = member(a, key);
     if (x !== undefined) kept++;
     // Shared (copy-on-write) subtrees are skipped before any path is built.
     if (x === y) continue;
@@ -97,7 +97,7 @@ function walkObject(
   // Some members of a are gone: their removals go first.
   const removals: PatchOperation[] = [];
   for (const key in a) {
-    if (a[key] !== undefined && b[key] === undefined)
+    if (a[key] !== undefined && member(b, key) === undefined)
       removals.push({ op: 'remove', path: `${path}/${escapePointer(key)}` });
   }
   ops.splice(mark, 0, ...removals);
@@ -221,7 +221,7 @@ export function applyPatch<T>(doc: T, ops: readonly PatchOperation[]): T {
     let parent: unknown = root;
     for (const t of tokens.slice(0, -1)) {
       if (Array.isArray(parent)) parent = parent[arrayIndex(t, parent.length, false)];
-      else if (isPlainObject(parent) && t in parent) parent = parent[t];
+      else if (isPlainObject(parent) && Object.hasOwn(parent, t)) parent = parent[t];
       else throw new Error(`path ${op.path} does not exist`);
     }
     const last = tokens[tokens.length - 1] as string;
@@ -232,10 +232,10 @@ export function applyPatch<T>(doc: T, ops: readonly PatchOperation[]): T {
       else if (op.op === 'replace') parent[i] = cloneJson(op.value);
       else if (!jsonEqual(parent[i], op.value)) throw new Error(`test failed at ${op.path}`);
     } else if (isPlainObject(parent)) {
-      if (op.op !== 'add' && !(last in parent)) throw new Error(`path ${op.path} does not exist`);
-      if (op.op === 'add' || op.op === 'replace') parent[last] = cloneJson(op.value);
+      if (op.op !== 'add' && !Object.hasOwn(parent, last)) throw new Error(`path ${op.path} does not exist`);
+      if (op.op === 'add' || op.op === 'replace') setMember(parent, last, cloneJson(op.value));
       else if (op.op === 'remove') delete parent[last];
-      else if (!jsonEqual(parent[last], op.value)) throw new Error(`test failed at ${op.path}`);
+      else if (!jsonEqual(member(parent, last), op.value)) throw new Error(`test failed at ${op.path}`);
     } else {
       throw new Error(`path ${op.path} does not exist`);
     }

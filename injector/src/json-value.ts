@@ -4,6 +4,23 @@
  * prototypes, cycles and exotic types the admission path never sees. This is
  * the hot path of every admission (see bench/src/injector-admission.ts).
  */
+/**
+ * A member of a parsed JSON object, or undefined when it has none. Only the
+ * key `__proto__` needs care: JSON.parse makes it an own member, but reading
+ * it from an object without one gives the prototype, and assigning it sets
+ * the prototype instead of a member.
+ */
+export function member(o: Record<string, unknown>, key: string): unknown {
+  return key === '__proto__' && !Object.hasOwn(o, key) ? undefined : o[key];
+}
+
+/** Sets an own member, `__proto__` included (see `member`). */
+export function setMember(o: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__')
+    Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+  else o[key] = value;
+}
+
 export function jsonEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
@@ -19,7 +36,7 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   for (const k in ao) {
     if (ao[k] === undefined) continue;
     count++;
-    if (!jsonEqual(ao[k], bo[k])) return false;
+    if (!jsonEqual(ao[k], member(bo, k))) return false;
   }
   for (const k in bo) if (bo[k] !== undefined) count--;
   return count === 0;
@@ -35,7 +52,7 @@ export function cloneJson<T>(v: T): T {
   const out: Record<string, unknown> = {};
   for (const k in v as Record<string, unknown>) {
     const x = (v as Record<string, unknown>)[k];
-    if (x !== undefined) out[k] = cloneJson(x);
+    if (x !== undefined) setMember(out, k, cloneJson(x));
   }
   return out as T;
 }
