@@ -8,6 +8,7 @@ import {
   type RequestHead,
   type RequestPart,
 } from './request-decoder.ts';
+import { bytes, splitAt, token } from './test-streams.ts';
 
 /** A decoded message: its head (headers as a plain object), body bytes joined, whether 'end' came. */
 interface Decoded {
@@ -481,8 +482,6 @@ describe('RequestDecoder: rejected requests', () => {
 
 // ---- Property tests --------------------------------------------------------------------------
 
-const TCHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".split('');
-const token = (max = 12) => fc.string({ unit: fc.constantFrom(...TCHARS), minLength: 1, maxLength: max });
 const RESERVED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'upgrade']);
 const fieldName = token(16).filter((n) => !RESERVED.has(n.toLowerCase()));
 const VALUE_CHARS = ['\t', ' ', 'a', 'Z', '0', ',', ';', '=', '"', '/', '~', '\x80', '\xe9', '\xff'];
@@ -497,7 +496,6 @@ const target = fc
     fc.option(fc.constantFrom('%41', '%2f', '%E9')),
   )
   .map(([p, pct]) => `/${p}${pct ?? ''}`);
-const bytes = (max: number) => fc.uint8Array({ maxLength: max }).map((a) => Buffer.from(a));
 
 type Body =
   | { kind: 'none' }
@@ -604,18 +602,6 @@ function expected(r: Req): Decoded {
   };
 }
 
-/** Cuts `buf` at the given points (any numbers; taken modulo its length). */
-function cut(buf: Buffer, points: number[]): Buffer[] {
-  const at = [...new Set(points.map((p) => p % (buf.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const p of [...at, buf.length]) {
-    out.push(buf.subarray(prev, p));
-    prev = p;
-  }
-  return out;
-}
-
 describe('RequestDecoder: properties', () => {
   it('decodes generated pipelined requests as the model says, however the stream is cut', () => {
     fc.assert(
@@ -626,7 +612,7 @@ describe('RequestDecoder: properties', () => {
           const stream = Buffer.concat(reqs.map(serialize));
           const want = reqs.map(expected);
           assert.deepEqual(decode(stream), want);
-          assert.deepEqual(decode(cut(stream, points)), want);
+          assert.deepEqual(decode(splitAt(stream, points)), want);
         },
       ),
       { numRuns: 300 },
@@ -671,7 +657,7 @@ describe('RequestDecoder: properties', () => {
   it('random bytes only ever throw HttpParseError, and the buffer stays bounded', () => {
     fc.assert(
       fc.property(bytes(600), fc.array(fc.nat(), { maxLength: 20 }), (junk, points) =>
-        feed(cut(junk, points)),
+        feed(splitAt(junk, points)),
       ),
       { numRuns: 500 },
     );
@@ -690,7 +676,7 @@ describe('RequestDecoder: properties', () => {
         fc.constantFrom(...prefixes),
         fc.string({ unit: alphabet, maxLength: 400 }),
         fc.array(fc.nat(), { maxLength: 20 }),
-        (prefix, tail, points) => feed(cut(Buffer.from(prefix + tail, 'latin1'), points)),
+        (prefix, tail, points) => feed(splitAt(Buffer.from(prefix + tail, 'latin1'), points)),
       ),
       { numRuns: 500 },
     );

@@ -14,6 +14,7 @@ import {
   headerRecord,
   type Limits,
   listItems,
+  type Part,
   parseContentLength,
   parseFieldLines,
   resolveLimits,
@@ -40,21 +41,11 @@ export interface RequestHead {
   readonly upgrade: boolean;
 }
 
-export type RequestPart =
-  | { readonly kind: 'head'; readonly head: RequestHead }
-  /** De-chunked payload bytes; may be a subarray of the pushed chunk. */
-  | { readonly kind: 'body'; readonly data: Buffer }
-  /** The message is complete (right after the head when there is no body). */
-  | { readonly kind: 'end' };
+/** A head, de-chunked payload bytes (may be a subarray of the pushed chunk), or the end (right after the head when there is no body). */
+export type RequestPart = Part<RequestHead>;
 
-export interface RequestDecoderOptions {
-  /** Request line + headers; default 64 KiB, over it: 431. */
-  readonly maxHeadBytes?: number;
-  /** Default 200, over it: 431. */
-  readonly maxHeaders?: number;
-  /** A chunk-size line including extensions; default 4096, over it: 400. */
-  readonly maxChunkLineBytes?: number;
-}
+/** Defaults in DEFAULT_LIMITS. Over maxHeadBytes or maxHeaders: 431; over maxChunkLineBytes: 400. */
+export type RequestDecoderOptions = Partial<Limits>;
 
 /** Empty lines skipped before a request line (a client's stray CRLF after a body, RFC 9112 §2.2). */
 const MAX_EMPTY_LINES = 4;

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { HttpParseError } from './http-parse-error.ts';
 import { ResponseDecoder, type ResponseHead, type ResponsePart } from './response-decoder.ts';
+import { bytes, splitAt, token } from './test-streams.ts';
 
 interface Decoded {
   head: Omit<ResponseHead, 'headers'> & { headers: Record<string, string> };
@@ -331,8 +332,6 @@ describe('ResponseDecoder: rejected responses (502)', () => {
 
 // ---- Property tests --------------------------------------------------------------------------
 
-const TCHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".split('');
-const token = (max: number) => fc.string({ unit: fc.constantFrom(...TCHARS), minLength: 1, maxLength: max });
 const RESERVED = new Set(['content-length', 'transfer-encoding', 'connection']);
 const fieldName = fc.oneof(
   token(16).filter((n) => !RESERVED.has(n.toLowerCase())),
@@ -345,7 +344,6 @@ const fieldValue = fc
   })
   .map((v) => v.replace(/^[\t ]+|[\t ]+$/g, ''));
 const eol = fc.constantFrom('\r\n', '\n');
-const bytes = (max: number) => fc.uint8Array({ maxLength: max }).map((a) => Buffer.from(a));
 
 type Body =
   | { kind: 'none' }
@@ -383,17 +381,6 @@ const response = (last: boolean): fc.Arbitrary<Res> =>
       else body = { kind: 'chunked', chunks: splitAt(data, cuts).filter((c) => c.length > 0), trailers };
       return { ...rest, body };
     });
-
-function splitAt(buf: Buffer, points: number[]): Buffer[] {
-  const at = [...new Set(points.map((p) => p % (buf.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const p of [...at, buf.length]) {
-    out.push(buf.subarray(prev, p));
-    prev = p;
-  }
-  return out;
-}
 
 function serialize(r: Res): Buffer {
   let head = '';

@@ -10,7 +10,9 @@ import {
   connectionFlags,
   Framer,
   headerRecord,
+  type Limits,
   listItems,
+  type Part,
   parseContentLength,
   parseFieldLines,
   resolveLimits,
@@ -32,16 +34,10 @@ export interface ResponseHead {
   readonly keepAlive: boolean;
 }
 
-export type ResponsePart =
-  | { readonly kind: 'head'; readonly head: ResponseHead }
-  | { readonly kind: 'body'; readonly data: Buffer }
-  | { readonly kind: 'end' };
+export type ResponsePart = Part<ResponseHead>;
 
-export interface ResponseDecoderOptions {
-  readonly maxHeadBytes?: number;
-  readonly maxHeaders?: number;
-  readonly maxChunkLineBytes?: number;
-}
+/** Defaults in DEFAULT_LIMITS; anything over a limit is a 502. */
+export type ResponseDecoderOptions = Partial<Limits>;
 
 // status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4);
 // a missing SP before an empty reason is tolerated.
