@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   type ControlPlane,
+  ensurePackages,
   freePort,
   freePorts,
   kubectl,
@@ -51,22 +52,12 @@ spec:
       message: Agents may not delete deployments.
 `;
 
-/** Installs Debian packages the benchmark needs when they are missing (we run as root here). */
+/** Installs the Debian packages of the tools the benchmark runs (binary → package) that are missing. */
 export function ensureTools(tools: Record<string, string>, log: (line: string) => void): void {
   const missing = Object.entries(tools)
     .filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status !== 0)
     .map(([, pkg]) => pkg);
-  if (missing.length === 0) return;
-  log(`installing ${missing.join(' ')} with apt-get`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () =>
-    spawnSync('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { env, encoding: 'utf8' });
-  let r = install();
-  if (r.status !== 0) {
-    spawnSync('apt-get', ['update', '-q'], { env, stdio: 'ignore' });
-    r = install();
-  }
-  if (r.status !== 0) throw new Error(`apt-get install -y ${missing.join(' ')} failed:\n${r.stderr}`);
+  if (missing.length > 0) ensurePackages(missing, 'the sidecar benchmark', log);
 }
 
 export interface Fixtures {

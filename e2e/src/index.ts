@@ -13,3 +13,4 @@ export { type PostgresServer, startPostgres } from './postgres.ts';
 export { type ManagedProcess, startProcess, waitFor } from './process.ts';
 export { loopbackListenerFlags } from './sidecar-local.ts';
 export { type Stack, startStack } from './stack.ts';
+export { ensurePackages } from './system-packages.ts';
