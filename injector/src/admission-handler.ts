@@ -3,7 +3,7 @@
  * a JSON patch, records metrics. Never throws: a pod that cannot be injected
  * safely is denied with a message (failing closed), never admitted unguarded.
  */
-import { type Logger, toChaperoneError } from '@chaperone/shared';
+import { type Logger, labelChildren, toChaperoneError } from '@chaperone/shared';
 import type { AdmissionRequest, AdmissionResponse } from './admission-review.ts';
 import type { InjectionConfig } from './injection-config.ts';
 import { InjectionRejected } from './injection-error.ts';
@@ -101,17 +101,10 @@ export function decide(req: AdmissionRequest, config: InjectionConfig): Outcome 
 }
 
 export function createAdmissionHandler(opts: HandlerOptions): AdmissionHandler {
-  // Counter children by (result, reason), both bounded: no label hashing per request.
-  const counted = new Map<string, { inc(): void }>();
+  const admissions = labelChildren<{ inc(): void }>();
   const count = (result: AdmissionResult, reason: string) => {
-    if (!opts.metrics) return;
-    const key = `${result}\0${reason}`;
-    let child = counted.get(key);
-    if (!child) {
-      child = opts.metrics.admissions.labels({ result, reason });
-      if (counted.size < 1024) counted.set(key, child);
-    }
-    child.inc();
+    const m = opts.metrics;
+    if (m) admissions(`${result}\0${reason}`, () => m.admissions.labels({ result, reason })).inc();
   };
   return (req) => {
     const outcome = decide(req, opts.config());

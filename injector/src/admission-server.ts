@@ -15,7 +15,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Logger } from '@chaperone/shared';
+import { type Logger, labelChildren } from '@chaperone/shared';
 import type { AdmissionResponse } from './admission-review.ts';
 import { type AdmissionRequest, formatAdmissionReview, parseAdmissionReview } from './admission-review.ts';
 import type { InjectorMetrics } from './injector-metrics.ts';
@@ -135,16 +135,10 @@ export async function startAdmissionServer(opts: AdmissionServerOptions): Promis
   });
   server.keepAliveTimeout = KEEP_ALIVE_MS;
 
-  // Label children resolved once per outcome: no label hashing per request.
-  const durations = new Map<string, { observe(v: number): void }>();
+  const durations = labelChildren<{ observe(v: number): void }>();
   const observeDuration = (result: string, seconds: number) => {
-    if (!opts.metrics) return;
-    let child = durations.get(result);
-    if (!child) {
-      child = opts.metrics.admissionDuration.labels({ result });
-      durations.set(result, child);
-    }
-    child.observe(seconds);
+    const m = opts.metrics;
+    if (m) durations(result, () => m.admissionDuration.labels({ result })).observe(seconds);
   };
 
   const onRequest = async (req: IncomingMessage, res: ServerResponse) => {

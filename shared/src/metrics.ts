@@ -27,6 +27,23 @@ export function createRegistry(opts: RegistryOptions): Registry {
   return registry;
 }
 
+/**
+ * Children of a labelled metric, resolved once per key (made from bounded
+ * label values) and kept: prom-client hashes the label values on every
+ * `inc`/`observe` with labels otherwise. At most `max` are kept.
+ */
+export function labelChildren<C>(max = 1024): (key: string, resolve: () => C) => C {
+  const children = new Map<string, C>();
+  return (key, resolve) => {
+    let child = children.get(key);
+    if (child === undefined) {
+      child = resolve();
+      if (children.size < max) children.set(key, child);
+    }
+    return child;
+  };
+}
+
 function checkName(name: string): void {
   if (!name.startsWith(METRIC_PREFIX)) {
     throw new ChaperoneError('internal', `metric ${name} must start with ${METRIC_PREFIX}`);
