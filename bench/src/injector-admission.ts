@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { freePort, postToWebhook } from '@chaperone/e2e';
-import { createCA, issueCertificate } from '@chaperone/shared';
+import { createCA, issueCertificate } from '@chaperone/shared/tls';
 import { formatMachine, machineInfo } from './machine.ts';
 import { writeReport } from './report.ts';
 import { median, ratio } from './stats.ts';

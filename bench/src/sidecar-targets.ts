@@ -23,7 +23,7 @@ import {
   startProcess,
   waitFor,
 } from '@chaperone/e2e';
-import { createCA, issueCertificate } from '@chaperone/shared';
+import { createCA, issueCertificate } from '@chaperone/shared/tls';
 import { childPids, getOnce } from './sidecar-load.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/chaperone.ts', import.meta.url));

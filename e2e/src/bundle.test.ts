@@ -3,7 +3,7 @@
 // collector's parse worker, and the sidecar guarding real kubectl requests.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -32,7 +32,10 @@ describe('the production bundle', () => {
     spawnSync(process.execPath, [entry, ...args], { encoding: 'utf8', timeout: 30_000 });
 
   before(() => {
-    const r = spawnSync(process.execPath, [BUILD, '--outdir', dir], { encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(process.execPath, [BUILD, '--outdir', dir, '--metafile'], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     assert.equal(r.status, 0, `node scripts/build.ts failed: ${r.stderr}`);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -50,6 +53,39 @@ describe('the production bundle', () => {
 
   it("ships the sidecar's local TLS worker beside its chunks (else the sidecar would load node-forge itself)", () => {
     assert.ok(existsSync(join(dir, 'chunks', 'local-tls-worker.mjs')), 'dist/chunks/local-tls-worker.mjs');
+  });
+
+  it('keeps code the sidecar never runs out of what it loads: node-forge, prom-client’s cluster and Pushgateway', () => {
+    interface Output {
+      readonly entryPoint?: string;
+      readonly inputs: Record<string, unknown>;
+      readonly imports: readonly { readonly path: string; readonly kind: string }[];
+    }
+    const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as {
+      outputs: Record<string, Output>;
+    };
+    const outputs = Object.entries(meta.outputs);
+    const root = outputs.find(([, o]) => o.entryPoint === 'bin/chaperone.ts');
+    const sidecar = outputs.find(([, o]) => o.entryPoint === 'sidecar/src/main.ts');
+    assert.ok(root && sidecar, 'the metafile names the CLI and the sidecar chunk');
+    // What `chaperone sidecar` loads: both chunks and everything they import statically.
+    const loaded = new Set<string>();
+    const visit = (file: string) => {
+      if (loaded.has(file)) return;
+      loaded.add(file);
+      for (const i of meta.outputs[file]?.imports ?? []) if (i.kind === 'import-statement') visit(i.path);
+    };
+    visit(root[0]);
+    visit(sidecar[0]);
+    const inputs = [...loaded].flatMap((f) => Object.keys(meta.outputs[f]?.inputs ?? {}));
+    assert.ok(
+      inputs.some((i) => i.includes('sidecar/src/kube/')),
+      'the walk reached the proxy',
+    );
+    const unwanted = inputs.filter((i) =>
+      /\/node-forge\/|\/prom-client\/(index|lib\/cluster|lib\/pushgateway)\.js$/.test(i),
+    );
+    assert.deepEqual(unwanted, []);
   });
 
   it("ships the collector's parse worker beside its chunks, and it answers", async () => {

@@ -15,7 +15,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCA, DependencyError, issueCertificate } from '@chaperone/shared';
+import { DependencyError } from '@chaperone/shared';
+import { createCA, issueCertificate } from '@chaperone/shared/tls';
 import YAML from 'yaml';
 import { kubeBinaries } from './kube-binaries.ts';
 import { freePorts } from './ports.ts';

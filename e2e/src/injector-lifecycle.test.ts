@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Pod } from '@chaperone/injector';
-import { createCA, issueCertificate } from '@chaperone/shared';
+import { createCA, issueCertificate } from '@chaperone/shared/tls';
 import { kubeInfo } from './environment.ts';
 import {
   deleteNamespace,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Agent, request as httpsRaw } from 'node:https';
 import { after, before, describe, it } from 'node:test';
-import { inspectCertificate } from '@chaperone/shared';
+import { inspectCertificate } from '@chaperone/shared/tls';
 import fc from 'fast-check';
 import { createAdmissionHandler } from './admission-handler.ts';
 import type { AdmissionResponse } from './admission-review.ts';

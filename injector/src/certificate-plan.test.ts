@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { splitPemBundle } from '@chaperone/shared';
+import { splitPemBundle } from '@chaperone/shared/tls';
 import {
   type CertificatePlanSettings,
   type CertificateSet,

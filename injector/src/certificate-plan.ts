@@ -13,7 +13,7 @@
  *   replica presents a certificate signed by it. Expired CAs leave the bundle.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { createCA, issueCertificate, splitPemBundle } from '@chaperone/shared';
+import { createCA, issueCertificate, splitPemBundle } from '@chaperone/shared/tls';
 
 export interface CertificateSet {
   /** Trusted CAs, newest first (PEM bundle): the webhook's caBundle. */

@@ -1,6 +1,6 @@
 /** HTTPS helpers for the injector's unit tests (a test CA, a client). */
 import { type Agent, request } from 'node:https';
-import { createCA, issueCertificate, type KeyPairPem } from '@chaperone/shared';
+import { createCA, issueCertificate, type KeyPairPem } from '@chaperone/shared/tls';
 
 export interface TestPki {
   readonly ca: KeyPairPem;

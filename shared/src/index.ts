@@ -11,4 +11,3 @@ export * from './node-options.ts';
 export * from './policy/index.ts';
 export * from './redact.ts';
 export * from './suggest.ts';
-export * from './tls.ts';

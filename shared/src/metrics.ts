@@ -4,12 +4,26 @@
  * `chaperone_` prefix. Keep label values bounded: rule names, reasons,
  * protocols, verbs, never pod names or SQL text.
  */
+/// <reference path="./prom-client-lib.d.ts" />
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type * as Prom from 'prom-client';
+// One file each instead of prom-client's index (see prom-client-lib.d.ts).
+import CounterClass from 'prom-client/lib/counter.js';
+import collectDefaultMetrics from 'prom-client/lib/defaultMetrics.js';
+import GaugeClass from 'prom-client/lib/gauge.js';
+import HistogramClass from 'prom-client/lib/histogram.js';
+import RegistryClass from 'prom-client/lib/registry.js';
 import { ChaperoneError } from './errors.ts';
 
-export { Counter, Gauge, Histogram, Registry } from 'prom-client';
+export const Registry = RegistryClass;
+export type Registry = Prom.Registry;
+export const Counter = CounterClass;
+export type Counter<T extends string = string> = Prom.Counter<T>;
+export const Gauge = GaugeClass;
+export type Gauge<T extends string = string> = Prom.Gauge<T>;
+export const Histogram = HistogramClass;
+export type Histogram<T extends string = string> = Prom.Histogram<T>;
 
 export const METRIC_PREFIX = 'chaperone_';
 

@@ -13,7 +13,7 @@ import {
   issueCertificate,
   type KeyPairPem,
   needsRenewal,
-} from '@chaperone/shared';
+} from '@chaperone/shared/tls';
 import { writeAtomic } from './agent-sa-dir.ts';
 
 export interface LocalTls {

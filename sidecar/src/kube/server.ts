@@ -6,7 +6,7 @@
  */
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
-import type { KeyPairPem } from '@chaperone/shared';
+import type { KeyPairPem } from '@chaperone/shared/tls';
 import { type Handler, newContext } from './context.ts';
 import { AgentConnection } from './http1/agent-connection.ts';
 import { statusBody } from './status.ts';

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { createCA, issueCertificate } from '@chaperone/shared';
+import { createCA, issueCertificate } from '@chaperone/shared/tls';
 import type { ResponseHead } from './response-decoder.ts';
 import { type UpstreamError, UpstreamPool, type UpstreamRequest } from './upstream-pool.ts';
 
