@@ -487,6 +487,9 @@ async function perfProfile(
         .join('\n');
     log('\nby shared object (self):');
     log(report('dso', '0.5'));
+    // The main thread versus V8's background threads (concurrent compilers, GC helpers) and libuv's pool.
+    log('\nby thread (self):');
+    log(report('comm', '0.5'));
     // Group every symbol: kernel networking vs scheduling, V8 GC / builtins / JIT code, OpenSSL, node's glue.
     const groups: [RegExp, string][] = [
       [/\[k\] .*(tcp|ip_|ipv4|skb|sock|net_|napi|loopback|__dev|inet|nf_)/i, 'kernel: TCP/IP loopback'],
@@ -505,7 +508,8 @@ async function perfProfile(
         'V8: JIT-compiled JavaScript',
       ],
       [/Builtins_/, 'V8: builtins (property ICs, calls, promises, strings)'],
-      [/v8::|Runtime_|_ZN2v8/, 'V8: runtime (other)'],
+      // Only symbols in V8 itself: node's bindings take v8:: arguments (node::StreamBase::WriteBuffer(v8::…)).
+      [/\[\.\] (v8::|Runtime_|_ZN2v8)/, 'V8: runtime (other)'],
       [
         /aes|gcm|ghash|sha256|sha512|sha1_|EVP_|ossl_|SSL_|ssl3_|tls1|tls13|BIO_|CRYPTO_|OPENSSL|bn_|x25519|chacha|poly1305|ERR_|OBJ_|OSSL_/i,
         'OpenSSL (TLS records, AES-GCM)',
