@@ -123,16 +123,34 @@ single-round runs on this machine.
   or faster, so they take that path.
 - **Memory.** Commands load their code only when they run, and the sidecar runs from the esbuild bundle (no
   TypeScript type stripping, no other command's code): idle RSS 130 → ~82 MiB. The local CA and serving
-  certificate are made by a short-lived child process, so node-forge never stays resident: → ~70 MiB (a worker
-  thread kept its memory: 94). Of that, ~50 MiB are pages of the node binary itself (an empty \`node\` process
-  holds 35 MiB). The injected sidecar runs with
-  \`NODE_OPTIONS=--max-semi-space-size=2\` (a 2 MiB young generation): peak under load ~125 → ~100 MiB, CPU per
-  request unchanged within the noise of back-to-back runs.
+  certificate are made by a short-lived child process (a worker thread kept its memory: 94 MiB): → ~70 MiB.
+  The bundle still ran node-forge at start-up in every command, the sidecar included: \`@chaperone/shared\`'s index
+  re-exported the certificate helpers, so esbuild put node-forge in a chunk the CLI entry imports. They are now
+  only in \`@chaperone/shared/tls\`, and prom-client is imported file by file (its index also loads its cluster
+  aggregator and Pushgateway client): → ~68.5 MiB; e2e/src/bundle.test.ts keeps node-forge and those prom-client
+  files out of what \`chaperone sidecar\` loads. For scale: an empty \`node\` 24 process is 42 MiB, and one that has
+  only loaded the built-ins the sidecar needs (tls, http, crypto, net, child_process; net's listen loads cluster)
+  is ~54 MiB, which leaves ~6 MiB of the 60 MiB target for all of Chaperone's code and state. The injected sidecar
+  runs with \`NODE_OPTIONS=--max-semi-space-size=2\` (a 2 MiB young generation): peak under load ~125 → ~100 MiB,
+  CPU per request unchanged within the noise of back-to-back runs.
+- **Where a GET's CPU goes now.** V8 profile under wrk (~350 µs/GET with the profiler on): the two TLS socket
+  writes (to the API server and to the client: encryption, the loopback send, waking the peer) ~137 µs, audit
+  ~71 µs (event, canonical JSON and sha256 for the chain ~30, the spool's pwrite ~14, metrics), garbage
+  collection ~26 µs, HTTP/1.1 decoding, headers and forwarding ~44 µs, policy ~12 µs. \`strace -c\` under the same
+  load: per request 2 writes, 2 reads and 1 pwrite, an epoll wait every ~2.4 requests, and 0.55 futex calls (V8's
+  background GC and compiler threads being woken); perf puts ~11% of the sidecar's CPU on those threads. The raw
+  pass-through above does the same socket work for ~100 µs/GET, so the sidecar's own work is ~210 µs/GET: about
+  twice what the same code costs in a tight loop, the rest being cache misses and the collector.
 - **Tried and dropped.** \`--single-threaded-gc\` (fewer futex wake-ups, but 363 vs 290 µs/GET back to back);
-  masking last-applied copies with a nested byte scanner (slower than native JSON at this size).
+  masking last-applied copies with a nested byte scanner (slower than native JSON at this size; tried again
+  with the current scanner: 203–342 vs 247–290 µs per 25 KB list in-process, no clear winner); encoding the
+  audit event with JSON.stringify when its members are already in canonical order (5.5 vs 7–10 µs per encoding
+  in-process, but the chain needs two forms, so ~3 µs per event for a second serialiser that must agree byte for
+  byte with the collector's verifier).
 
-What is left is mostly the floor: TLS on both sides, four socket syscalls and the wake-ups between processes on
-this 2-vCPU VM cost the raw pass-through 181 µs/GET, above the 120 µs target; nginx does the same work in ~100.
+What is left: the raw pass-through shows the socket work alone fits the targets (in the run above ~100 µs/GET and
+1.0× nginx's GET throughput), so the distance to 120 µs and 0.9× is the sidecar's own per-request work, with
+the audit record (an fsynced, hash-chained spool write for every request) the largest single part.
 Back-to-back single-round runs with nothing else running varied by ±15% (the sidecar's GET between 290 and
 400 µs), so differences smaller than that were not taken as findings.`;
 
