@@ -13,13 +13,13 @@ import { BodyTooLargeError } from './http1/agent-connection.ts';
 import type { ResponseHead } from './http1/response-decoder.ts';
 import type { Exchange, ResponseSink, UpstreamError } from './http1/upstream-pool.ts';
 import { LineSplitter } from './line-splitter.ts';
-import { type MaskOptions, maskBody } from './mask.ts';
+import { LAST_APPLIED, type MaskOptions, maskBody } from './mask.ts';
 import { maskJsonBytes } from './mask-bytes.ts';
 import { sendStatus, statusBody } from './status.ts';
 import type { Upstream } from './upstream.ts';
 
 const NEWLINE = Buffer.from('\n');
-const LAST_APPLIED_KEY = Buffer.from('"kubectl.kubernetes.io/last-applied-configuration"');
+const LAST_APPLIED_KEY = Buffer.from(JSON.stringify(LAST_APPLIED));
 
 export interface ForwardOptions {
   readonly upstream: Upstream;

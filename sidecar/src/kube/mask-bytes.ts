@@ -12,10 +12,15 @@
  * deeper than the limit, trailing bytes — makes it give up (undefined) so the
  * caller takes the decode-mask-encode path, which fails closed on bad JSON.
  */
-import { MASKED_BASE64, MASKED_TEXT, type MaskOptions, maskLastApplied } from './mask.ts';
+import {
+  isBase64Field,
+  LAST_APPLIED,
+  MASKED_BASE64,
+  MASKED_TEXT,
+  type MaskOptions,
+  maskLastApplied,
+} from './mask.ts';
 
-const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
-const BASE64_FIELDS = new Set(['binaryData']);
 const MAX_DEPTH = 1000;
 
 const QUOTE = 0x22;
@@ -293,7 +298,7 @@ class Scanner {
     const edits: Edit[] = meta ? meta.edits : [];
     let masked = meta ? meta.masked : 0;
     for (const f of fields) {
-      const base64 = BASE64_FIELDS.has(f.key) || (f.key === 'data' && (opts.secrets || kind === 'Secret'));
+      const base64 = isBase64Field(f.key, kind, opts);
       if (f.map) {
         const text = base64 ? MASKED_BASE64_JSON : MASKED_TEXT_JSON;
         for (const v of f.map.values) edits.push({ start: v.start, end: v.end, text });

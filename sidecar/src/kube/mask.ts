@@ -13,7 +13,8 @@ export const MASKED_TEXT = '**masked**';
 /** …and in base64 fields (Secret `data`, ConfigMap `binaryData`): still valid base64, so typed clients can decode it. */
 export const MASKED_BASE64 = Buffer.from(MASKED_TEXT).toString('base64');
 
-const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+/** The annotation that holds a copy of the object as JSON: masked like the object. */
+export const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 const BASE64_FIELDS = new Set(['binaryData']);
 
 export interface MaskOptions {
@@ -56,11 +57,16 @@ export function maskLastApplied(text: string, opts: MaskOptions): { text: string
   return { text: JSON.stringify(copy), masked };
 }
 
+/** Whether the values of masked `field` in an object of `kind` are base64 (and so get MASKED_BASE64). */
+export function isBase64Field(field: string, kind: unknown, opts: MaskOptions): boolean {
+  return BASE64_FIELDS.has(field) || (field === 'data' && (opts.secrets || kind === 'Secret'));
+}
+
 function maskResource(obj: Obj, opts: MaskOptions): number {
   let n = 0;
   for (const field of opts.fields) {
     const v = obj[field];
-    const base64 = BASE64_FIELDS.has(field) || (field === 'data' && (opts.secrets || obj.kind === 'Secret'));
+    const base64 = isBase64Field(field, obj.kind, opts);
     if (isObj(v)) n += maskMap(v, base64);
     else if (typeof v === 'string' && v.length > 0) {
       obj[field] = MASKED_TEXT;
