@@ -232,7 +232,7 @@ class Scanner {
    * are parsed as they come, each shape's edits kept apart, and the shape is
    * decided when the object ends (its members may come in any order).
    */
-  body(pos: number, opts: MaskOptions, resourceOnly = false): Result {
+  body(pos: number, opts: MaskOptions): Result {
     const b = this.buf;
     if (b[pos] !== OPEN_OBJ) return { end: this.skip(pos), edits: [], masked: 0 };
     let kindPresent = false;
@@ -288,12 +288,10 @@ class Scanner {
       p = this.next(end, CLOSE_OBJ);
     }
     const end = -p;
-    if (!resourceOnly) {
-      if (kind === 'Status') return { end, edits: [], masked: 0 };
-      if (typeIsString && object && !kindPresent) return { ...object, end };
-      if (kind === 'Table' && rows) return { ...rows, end };
-      if (items && (kind.endsWith('List') || kind === '')) return { ...items, end };
-    }
+    if (kind === 'Status') return { end, edits: [], masked: 0 };
+    if (typeIsString && object && !kindPresent) return { ...object, end };
+    if (kind === 'Table' && rows) return { ...rows, end };
+    if (items && (kind.endsWith('List') || kind === '')) return { ...items, end };
     // A resource: its masked fields and its last-applied copy.
     const edits: Edit[] = meta ? meta.edits : [];
     let masked = meta ? meta.masked : 0;

@@ -202,7 +202,6 @@ export class AgentResponse {
     }
     if (this.#closeAfter) head += 'connection: close\r\n';
     this.#head = `${head}\r\n`;
-    if (this.#noBody || bodiless) this.#chunked = false;
   }
 
   /** Writes body bytes; false when the socket's buffer is full (wait for onDrain). */
@@ -210,7 +209,7 @@ export class AgentResponse {
     if (this.destroyed || this.writableFinished) return false;
     if (!this.headersSent) this.writeHead(200, {});
     if (this.#noBody) return true;
-    if ((typeof data === 'string' ? data.length : data.length) === 0) return true;
+    if (data.length === 0) return true;
     return this.#send(data, false);
   }
 

@@ -11,7 +11,7 @@
  */
 import { connect, type TLSSocket } from 'node:tls';
 import { HttpParseError } from './http-parse-error.ts';
-import { type ResponseDecoder as Decoder, ResponseDecoder, type ResponseHead } from './response-decoder.ts';
+import { ResponseDecoder, type ResponseHead } from './response-decoder.ts';
 
 export type UpstreamErrorKind = 'unreachable' | 'headers-timeout' | 'body-timeout' | 'protocol' | 'reset';
 
@@ -70,7 +70,7 @@ const SWEEP_MS = 100;
 
 class Connection {
   readonly socket: TLSSocket;
-  readonly decoder: Decoder = new ResponseDecoder();
+  readonly decoder = new ResponseDecoder();
   /** Requests completed on it (0 = fresh). */
   served = 0;
   /** False once the server said the connection ends with this response. */
@@ -166,7 +166,8 @@ export class UpstreamPool {
   #check(): void {
     const now = Date.now();
     const idleLimit = this.#opts.idleTimeoutMs ?? 30_000;
-    for (const conn of [...this.#open]) {
+    // discard() deletes from the set: safe while iterating a Set.
+    for (const conn of this.#open) {
       const p = conn.current;
       if (p) {
         if (p.deadline !== 0 && now >= p.deadline) p.timedOut();
@@ -241,7 +242,7 @@ export class UpstreamPool {
       return;
     }
     p.gotBytes = true;
-    let parts: ReturnType<Decoder['push']>;
+    let parts: ReturnType<ResponseDecoder['push']>;
     try {
       parts = conn.decoder.push(chunk);
     } catch (err) {
@@ -254,7 +255,7 @@ export class UpstreamPool {
     this.#deliver(conn, p, parts);
   }
 
-  #deliver(conn: Connection, p: Pending, parts: ReturnType<Decoder['push']>): void {
+  #deliver(conn: Connection, p: Pending, parts: ReturnType<ResponseDecoder['push']>): void {
     for (const part of parts) {
       if (p.done) return;
       if (part.kind === 'head') {
@@ -281,7 +282,7 @@ export class UpstreamPool {
   #onEnd(conn: Connection): void {
     const p = conn.current;
     if (!p?.headSeen) return; // handled as a reset by #onClosed
-    let parts: ReturnType<Decoder['end']>;
+    let parts: ReturnType<ResponseDecoder['end']>;
     try {
       parts = conn.decoder.end();
     } catch (err) {
@@ -359,7 +360,8 @@ export class UpstreamPool {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#sweep);
-    for (const conn of [...this.#open]) {
+    // discard() deletes from the set: safe while iterating a Set.
+    for (const conn of this.#open) {
       const p = conn.current;
       this.discard(conn);
       p?.fail(new UpstreamError('reset', 'ECLOSED', 'the sidecar is shutting down'));
