@@ -10,6 +10,9 @@ import { ChaperoneError } from '../errors.ts';
 import { didYouMean } from '../suggest.ts';
 import { KUBE_VERBS, type Policy, type Rule, type RuleMatch } from './types.ts';
 
+/** What a mask rule masks when it names no fields: a Secret's values. */
+export const DEFAULT_MASK_FIELDS: readonly string[] = Object.freeze(['data', 'stringData']);
+
 export class PolicyError extends ChaperoneError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('policy_invalid', message, options);
@@ -219,7 +222,7 @@ function parseRule(v: unknown, index: number, seen: Set<string>, defaultReviewMs
     ctx.keys(v.mask, ['fields'], 'mask.');
     rule.mask = Object.freeze({ fields: ctx.strings(v.mask.fields, 'mask.fields') });
   } else if (action === 'mask') {
-    rule.mask = Object.freeze({ fields: ['data', 'stringData'] });
+    rule.mask = Object.freeze({ fields: DEFAULT_MASK_FIELDS });
   }
   if (v.review !== undefined) {
     if (action !== 'review') ctx.fail('review', 'only applies to rules with action: review');

@@ -5,7 +5,7 @@
  * streams, never buffering a stream). Every failure becomes a Kubernetes
  * Status; a response that cannot be masked is never passed through.
  */
-import type { Logger } from '@chaperone/shared';
+import { DEFAULT_MASK_FIELDS, type Logger } from '@chaperone/shared';
 import type { SidecarMetrics } from '../metrics.ts';
 import type { Handler, KubeRequestContext } from './context.ts';
 import { jsonOnlyAccept, passResponseHeaders, upstreamHead } from './headers.ts';
@@ -13,13 +13,12 @@ import { BodyTooLargeError } from './http1/agent-connection.ts';
 import type { ResponseHead } from './http1/response-decoder.ts';
 import type { Exchange, ResponseSink, UpstreamError } from './http1/upstream-pool.ts';
 import { LineSplitter } from './line-splitter.ts';
-import { LAST_APPLIED, type MaskOptions, maskBody } from './mask.ts';
+import { type MaskOptions, maskBody } from './mask.ts';
 import { maskJsonBytes } from './mask-bytes.ts';
 import { sendStatus, statusBody } from './status.ts';
 import type { Upstream } from './upstream.ts';
 
 const NEWLINE = Buffer.from('\n');
-const LAST_APPLIED_KEY = Buffer.from(JSON.stringify(LAST_APPLIED));
 
 export interface ForwardOptions {
   readonly upstream: Upstream;
@@ -104,16 +103,15 @@ function passThrough(
 }
 
 /**
- * Masks one JSON document: on its bytes, unless it carries last-applied copies
- * (each one a JSON document in a string: decoding the whole body natively is
- * cheaper then) or has a shape the byte path is not certain of, which are
- * decoded, masked and encoded. Undefined when the document is not JSON.
+ * Masks one JSON document: on its bytes (last-applied copies included), or,
+ * when it has a shape the byte path is not certain of, decoded, masked and
+ * encoded. Undefined when the document is not JSON.
  */
 function maskDocument(
   raw: Buffer,
   maskOpts: MaskOptions,
 ): { body: Buffer | string; masked: number } | undefined {
-  const fast = raw.indexOf(LAST_APPLIED_KEY) === -1 ? maskJsonBytes(raw, maskOpts) : undefined;
+  const fast = maskJsonBytes(raw, maskOpts);
   if (fast) return fast;
   let doc: unknown;
   try {
@@ -336,7 +334,7 @@ export function forward(opts: ForwardOptions): Handler {
       if (!mask) sink = passThrough(ctx, opts, x, done);
       else {
         const maskOpts: MaskOptions = {
-          fields: decision?.maskFields ?? ['data', 'stringData'],
+          fields: decision?.maskFields ?? DEFAULT_MASK_FIELDS,
           secrets: ctx.info?.resource === 'secrets',
         };
         sink = longRunning
