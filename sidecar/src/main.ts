@@ -77,6 +77,10 @@ export async function runSidecar(
     const spool = Spool.open(config.spoolDir, {
       maxBytes: config.spoolMaxBytes,
       onRecovery: (what) => log.warn({ what }, 'audit spool recovered after an unclean stop'),
+      onSyncError: (err) => {
+        metrics.auditWriteFailures.inc();
+        log.error({ err }, 'could not flush the audit spool to disk; retrying at the next flush');
+      },
     });
     cleanups.push(() => spool.close());
     const syncTimer = setInterval(() => spool.syncInBackground(), 200);

@@ -47,6 +47,8 @@ export interface SpoolOptions {
   segmentBytes?: number;
   /** Told about torn records found on open. */
   onRecovery?: (what: string) => void;
+  /** Told when a background flush fails (the records stay due for the next flush). */
+  onSyncError?: (err: Error) => void;
 }
 
 interface Segment {
@@ -90,9 +92,11 @@ export class Spool {
   /** The segment whose fdatasync is running on the thread pool, if any. */
   #syncing: Segment | undefined;
   #listeners = new Set<() => void>();
+  readonly #onSyncError: (err: Error) => void;
 
   private constructor(dir: string, opts: SpoolOptions) {
     this.dir = dir;
+    this.#onSyncError = opts.onSyncError ?? (() => {});
     this.#maxBytes = opts.maxBytes;
     this.#segmentBytes = opts.segmentBytes ?? 4 * 1024 * 1024;
   }
@@ -206,16 +210,17 @@ export class Spool {
    */
   append(event: UnchainedEvent): AuditEvent {
     const { event: chained, text } = chainToText(event, this.#head.seq + 1, this.#head.hash);
-    const payload = Buffer.from(text, 'utf8');
-    if (payload.length > MAX_RECORD_BYTES) {
+    const length = Buffer.byteLength(text, 'utf8');
+    if (length > MAX_RECORD_BYTES) {
       throw new SpoolError(
-        `audit event ${chained.auditID} is ${payload.length} bytes; the limit is ${MAX_RECORD_BYTES}`,
+        `audit event ${chained.auditID} is ${length} bytes; the limit is ${MAX_RECORD_BYTES}`,
       );
     }
-    const record = Buffer.allocUnsafe(HEADER + payload.length);
-    record.writeUInt32BE(payload.length, 0);
-    record.writeUInt32BE(crc32(payload), 4);
-    payload.copy(record, HEADER);
+    // The text encoded straight into the record: no intermediate buffer.
+    const record = Buffer.allocUnsafe(HEADER + length);
+    record.writeUInt32BE(length, 0);
+    record.write(text, HEADER, 'utf8');
+    record.writeUInt32BE(crc32(record.subarray(HEADER)), 4);
     let seg = this.#segments.at(-1);
     if (!seg || seg.size >= this.#segmentBytes) seg = this.#newSegment(chained.chaperone.seq);
     try {
@@ -335,7 +340,14 @@ export class Spool {
         return;
       }
       this.#syncing = seg;
-      fdatasync(seg.fd, () => next(i + 1));
+      fdatasync(seg.fd, (err) => {
+        if (err) {
+          // Not on disk yet: flush again next time, and say so.
+          this.#dirty = true;
+          this.#onSyncError(err);
+        }
+        next(i + 1);
+      });
     };
     next(0);
   }
