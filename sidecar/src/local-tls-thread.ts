@@ -37,6 +37,14 @@ export async function createLocalTls(tlsDir: string, podName: string): Promise<L
       },
     );
   });
-  const msg = JSON.parse(out) as { ca: LocalTls['ca']; leaf: LocalTls['leaf']; leafNotAfter: number };
+  let msg: { ca: LocalTls['ca']; leaf: LocalTls['leaf']; leafNotAfter: number };
+  try {
+    msg = JSON.parse(out);
+  } catch {
+    // Not JSON.parse's message: it quotes the output, which holds the private keys.
+    throw new Error(
+      'creating the local TLS certificate failed: its process wrote something other than the result',
+    );
+  }
   return { ca: msg.ca, leaf: msg.leaf, leafNotAfter: new Date(msg.leafNotAfter) };
 }

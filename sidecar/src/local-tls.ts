@@ -7,13 +7,7 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  createCA,
-  inspectCertificate,
-  issueCertificate,
-  type KeyPairPem,
-  needsRenewal,
-} from '@chaperone/shared/tls';
+import { createCA, issueCertificate, type KeyPairPem, needsRenewal } from '@chaperone/shared/tls';
 import { writeAtomic } from './agent-sa-dir.ts';
 
 export interface LocalTls {
@@ -48,5 +42,5 @@ export function ensureLocalTls(tlsDir: string, podName: string): LocalTls {
     ipAddresses: ['127.0.0.1', '::1'],
     validForMs: 365 * 86_400_000,
   });
-  return { ca, leaf, leafNotAfter: inspectCertificate(leaf.cert).notAfter };
+  return { ca, leaf: { cert: leaf.cert, key: leaf.key }, leafNotAfter: leaf.notAfter };
 }
