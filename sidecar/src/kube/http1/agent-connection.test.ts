@@ -114,7 +114,7 @@ describe('agent connection (HTTP/1.1 on a raw socket)', () => {
     assert.match(text, /GET \/a$/);
   });
 
-  it('refuses a body over the handler limit without losing the connection state', async () => {
+  it('refuses a body over the handler limit with the limit in the error', async () => {
     const text = await exchange(
       servers.port,
       `POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 2000\r\n\r\n${'z'.repeat(2000)}`,

@@ -161,6 +161,9 @@ describe('upstream pool', () => {
     try {
       let got = 0;
       let paused = 0;
+      // Set while the sink is full (between a false from onData and resume()): no data may arrive then.
+      let full = false;
+      let whileFull = 0;
       await new Promise<void>((resolve, reject) => {
         const x = pl.request(
           {
@@ -172,9 +175,14 @@ describe('upstream pool', () => {
           {
             onHead: () => {},
             onData: (d) => {
+              if (full) whileFull++;
               got += d.length;
               paused++;
-              setTimeout(() => x.resume(), 1);
+              full = true;
+              setTimeout(() => {
+                full = false;
+                x.resume();
+              }, 1);
               return false;
             },
             onEnd: () => resolve(),
@@ -184,6 +192,7 @@ describe('upstream pool', () => {
       });
       assert.equal(got, big.length);
       assert.ok(paused > 1);
+      assert.equal(whileFull, 0, 'data arrived while the sink was full');
     } finally {
       await pl.close();
     }
