@@ -14,10 +14,10 @@ import { custodyCheck } from './custody-check.ts';
 import type { InjectionConfig } from './injection-config.ts';
 import { InjectionRejected } from './injection-error.ts';
 import { jsonEqual } from './json-value.ts';
-import type { Pod, Volume } from './k8s-types.ts';
+import type { Pod } from './k8s-types.ts';
 import { DEFAULT_CONTAINER_ANNOTATION, INJECTED_LABEL, SIDECAR_NAME, STATUS_ANNOTATION } from './names.ts';
 import { isOptedOut, resolvePodSettings } from './pod-overrides.ts';
-import { redirectAgent } from './redirect.ts';
+import { redirectAgent, setByName } from './redirect.ts';
 import { sidecarFor } from './sidecar-memo.ts';
 import type { SkipReason } from './skip-reasons.ts';
 import { previousRemovedVolumes } from './status-annotation.ts';
@@ -50,16 +50,6 @@ function checkShape(pod: unknown): asserts pod is Pod {
   }
 }
 
-function setVolumes(existing: Volume[] | undefined, desired: readonly Volume[]): Volume[] {
-  const out = existing ? [...existing] : [];
-  for (const v of desired) {
-    const i = out.findIndex((e) => e.name === v.name);
-    if (i === -1) out.push(v);
-    else out[i] = v;
-  }
-  return out;
-}
-
 export function mutate(input: Pod, config: InjectionConfig, ctx: MutateContext = {}): MutateResult {
   checkShape(input);
   const namespace = ctx.namespace ?? input.metadata?.namespace;
@@ -80,7 +70,7 @@ export function mutate(input: Pod, config: InjectionConfig, ctx: MutateContext =
 
   // Copy-on-write: the objects injection changes are copied (the pod itself,
   // its metadata and spec, each agent container; the volume list is rebuilt
-  // by enforceCustody and setVolumes, never changed in place); everything
+  // by enforceCustody and setByName, never changed in place); everything
   // else is shared with the input, which is never modified. Unchanged subtrees
   // then compare (and diff) by reference.
   const spec: Pod['spec'] = { ...input.spec };
@@ -99,7 +89,7 @@ export function mutate(input: Pod, config: InjectionConfig, ctx: MutateContext =
   const { removedVolumes } = enforceCustody(pod, config);
   const built = sidecarFor(settings, config);
   const { sidecar, volumes } = built;
-  spec.volumes = setVolumes(spec.volumes, volumes);
+  spec.volumes = setByName(spec.volumes, volumes);
   for (const c of init) redirectAgent(c, built.agentEnv, built.agentMount);
   for (const c of spec.containers) redirectAgent(c, built.agentEnv, built.agentMount);
 

@@ -42,7 +42,7 @@ export function agentEnv(settings: PodSettings): EnvVar[] {
  * (keeping its position; later duplicates would win over ours in the kubelet,
  * so they are dropped), else appended.
  */
-function setByName<T extends { readonly name: string }>(
+export function setByName<T extends { readonly name: string }>(
   list: readonly T[] | undefined,
   items: readonly T[],
 ): T[] {
