@@ -8,8 +8,8 @@
  *   options:
  *     --rounds N                 rounds (default 3; 1 with --quick)
  *     --no-write                 full-length run that writes nothing
- *     --passthrough              adds minimal Node pass-throughs (undici HTTP/2 and HTTP/1.1 upstream) as diagnostic rows
- *     --only a,b                 just these targets (direct, nginx, sidecar, passthrough, passthrough-h1); per-round lines, no report
+ *     --passthrough              adds minimal Node pass-throughs (undici HTTP/2 and HTTP/1.1 upstream, raw TLS sockets) as diagnostic rows
+ *     --only a,b                 just these targets (direct, nginx, sidecar, passthrough, passthrough-h1, rawproxy); per-round lines, no report
  *     --profile get|list|rate    runs the sidecar with --cpu-prof under wrk load (get, list) or at the fixed
  *                                rate (rate) and prints where its time goes (see sidecar-profile.ts)
  *     --perf get|list            the same load under Linux perf (native view: kernel, OpenSSL, libuv, JIT)
@@ -87,7 +87,6 @@ const RATE = 200;
 const RATE_S = quick ? 3 : 10;
 const RATE_WARM_S = quick ? 1 : 2;
 const RATE_CONNECTIONS = 8;
-/** Extra node flags for the sidecar, for experiments (e.g. heap sizing); the report names them. */
 /** What the injected sidecar runs with (NODE_OPTIONS), plus any experiment's flags. */
 const SIDECAR_NODE_FLAGS = [
   ...SIDECAR_NODE_OPTIONS.split(/\s+/),
@@ -116,11 +115,12 @@ single-round runs on this machine.
 - **Audit (26 µs of CPU per event in-process).** The spool record is the canonical JSON already computed for the
   chain hash (no second serialisation), one-shot sha256, the event built without object spreads, metric label
   children cached, and the 200 ms fdatasync moved to the thread pool (it blocked the event loop ~2 ms each time).
-- **Masking.** Bodies without last-applied copies are masked on their bytes (\`mask-bytes.ts\`, held to the
-  decode-mask-encode result by a property test): 85 vs 125 µs for a 27 KB list in-process. Bodies with
-  \`kubectl.kubernetes.io/last-applied-configuration\` (this benchmark's Secrets, created with kubectl apply)
-  carry a JSON document per object inside a string; for those Node's native JSON decode/encode measured as fast
-  or faster, so they take that path.
+- **Masking.** JSON bodies are masked on their bytes (\`mask-bytes.ts\`, held to the decode-mask-encode result
+  by a property test): 85 vs 125 µs for a 27 KB list in-process. Bodies with
+  \`kubectl.kubernetes.io/last-applied-configuration\` (this benchmark's Secrets, created with kubectl apply) carry a
+  JSON document per object inside a string; the byte masker decodes, masks and re-encodes only those strings.
+  Until the runs above such bodies were decoded and encoded whole instead (measured no faster in-process, and one
+  mechanism is simpler to test), so the LIST row above still shows that path.
 - **Memory.** Commands load their code only when they run, and the sidecar runs from the esbuild bundle (no
   TypeScript type stripping, no other command's code): idle RSS 130 → ~82 MiB. The local CA and serving
   certificate are made by a short-lived child process (a worker thread kept its memory: 94 MiB): → ~70 MiB.
