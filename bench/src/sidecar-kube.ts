@@ -13,6 +13,7 @@
  *     --profile get|list|rate    runs the sidecar with --cpu-prof under wrk load (get, list) or at the fixed
  *                                rate (rate) and prints where its time goes (see sidecar-profile.ts)
  *     --perf get|list            the same load under Linux perf (native view: kernel, OpenSSL, libuv, JIT)
+ *     --perf-rawproxy            with --perf: the raw TLS pass-through instead of the sidecar (the floor, same view)
  *   env BENCH_SIDECAR_NODE_FLAGS="--max-semi-space-size=4 …"   extra node flags for the sidecar (experiments;
  *                                after SIDECAR_NODE_OPTIONS, which the injected sidecar runs with)
  *   env BENCH_SIDECAR_SOURCES=1   run the sidecar from its TypeScript sources instead of the bundle (dist/chaperone.mjs)
@@ -76,6 +77,7 @@ const profileScenario: Scenario | 'rate' =
 const perfIdx = argv.indexOf('--perf');
 const perfMode = perfIdx !== -1;
 const perfScenario: Scenario = argv[perfIdx + 1] === 'list' ? 'list' : 'get';
+const perfRaw = argv.includes('--perf-rawproxy');
 const onlyIdx = argv.indexOf('--only');
 const only = onlyIdx !== -1 ? (argv[onlyIdx + 1] ?? '').split(',') : undefined;
 const roundsIdx = argv.indexOf('--rounds');
@@ -443,10 +445,13 @@ async function perfProfile(
   const { spawn, spawnSync } = await import('node:child_process');
   if (spawnSync('perf', ['--version'], { stdio: 'ignore' }).status !== 0)
     ensureTools({ perf: 'linux-perf' }, log);
-  const base = sidecarBase(env.root, env.cp, env.fx);
-  const t = await startSidecar(base, env.cp, {
-    nodeFlags: [...SIDECAR_NODE_FLAGS, '--perf-basic-prof-only-functions'],
-  });
+  const t = perfRaw
+    ? await startPassthrough(nginxBase(env.root, env.cp), env.cp, env.fx, 'raw', [
+        '--perf-basic-prof-only-functions',
+      ])
+    : await startSidecar(sidecarBase(env.root, env.cp, env.fx), env.cp, {
+        nodeFlags: [...SIDECAR_NODE_FLAGS, '--perf-basic-prof-only-functions'],
+      });
   try {
     await warmRequests(t, env.fx.getPath, 20);
     const apiPid = env.cp.processes.find((p) => p.name === 'kube-apiserver')?.pid as number;
@@ -477,7 +482,7 @@ async function perfProfile(
       });
     const s = await measureLoad(t, scenario === 'get' ? env.fx.getPath : env.fx.listPath, apiPid, during);
     log(
-      `perf on the sidecar, ${scenario}: ${s.wrk.rps.toFixed(0)} req/s, ${s.proxyCpuUsPerReq.toFixed(0)} µs CPU/req (${(100 * s.proxySysShare).toFixed(0)}% sys)`,
+      `perf on the ${t.name}, ${scenario}: ${s.wrk.rps.toFixed(0)} req/s, ${s.proxyCpuUsPerReq.toFixed(0)} µs CPU/req (${(100 * s.proxySysShare).toFixed(0)}% sys)`,
     );
     const report = (sort: string, limit: string) =>
       spawnSync(
@@ -552,7 +557,7 @@ async function perfProfile(
       list.push([rest.replace(/\s+/g, ' ').slice(0, 110), pct]);
       members.set(g, list);
     }
-    log("\ngrouped (share of the sidecar's CPU; µs per request), with each large group's top symbols:");
+    log(`\ngrouped (share of the ${t.name}'s CPU; µs per request), with each large group's top symbols:`);
     for (const [g, pct] of [...totals.entries()].sort((a, b) => b[1] - a[1])) {
       log(
         `  ${pct.toFixed(1).padStart(5)}%  ${((pct / 100) * s.proxyCpuUsPerReq).toFixed(0).padStart(4)} µs  ${g}`,

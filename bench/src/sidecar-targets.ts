@@ -415,17 +415,22 @@ export async function startPassthrough(
   cp: ControlPlane,
   fx: Fixtures,
   protocol: 'h1' | 'h2' | 'raw' = 'h2',
+  nodeFlags: readonly string[] = [],
 ): Promise<Target> {
   const port = await freePort();
   const run = mkdtempSync(join(base.dir, 'passthrough-'));
   const proc = startProcess({
     name: 'node pass-through',
     command: process.execPath,
-    args:
-      protocol === 'raw'
+    args: [
+      ...nodeFlags,
+      ...(protocol === 'raw'
         ? [RAWPROXY, String(port), base.cert, base.key, cp.server, base.upstreamCa, fx.token]
-        : [PASSTHROUGH, String(port), base.cert, base.key, cp.server, base.upstreamCa, fx.token, protocol],
+        : [PASSTHROUGH, String(port), base.cert, base.key, cp.server, base.upstreamCa, fx.token, protocol]),
+    ],
     logFile: join(run, 'passthrough.log'),
+    // Anything node writes to its working directory (V8 logs with --perf-basic-prof) stays in the temp dir.
+    cwd: run,
   });
   const origin = `https://127.0.0.1:${port}`;
   try {
