@@ -31,6 +31,16 @@ function keyPrefix(k: string): string {
   return p;
 }
 
+/**
+ * Whether `keys` are already in canonical order. Objects built member by
+ * member in that order (the sidecar's audit events) then need no sort, which
+ * would allocate a work array per object.
+ */
+function inOrder(keys: readonly string[]): boolean {
+  for (let i = 1; i < keys.length; i++) if ((keys[i - 1] as string) > (keys[i] as string)) return false;
+  return true;
+}
+
 function enc(value: unknown, depth: number): string {
   switch (typeof value) {
     case 'string':
@@ -64,7 +74,7 @@ function enc(value: unknown, depth: number): string {
     const obj = value as Record<string, unknown>;
     // Default sort order is by UTF-16 code units, which is what RFC 8785 asks for.
     const keys = Object.keys(obj);
-    if (keys.length > 1) keys.sort();
+    if (!inOrder(keys)) keys.sort();
     out = '{';
     let first = true;
     for (const k of keys) {
@@ -127,7 +137,7 @@ export function canonicalJson(value: unknown): string {
 export function canonicalMembersAround(obj: object, skip: string): { before: string; after: string } {
   const rec = obj as Record<string, unknown>;
   const keys = Object.keys(rec);
-  if (keys.length > 1) keys.sort();
+  if (!inOrder(keys)) keys.sort();
   let before = '';
   let after = '';
   for (const k of keys) {

@@ -41,11 +41,12 @@ export function buildIdentity(
   const podUID = k?.pod?.uid ?? pod.uid;
   const username = claims?.sub ?? `system:serviceaccount:${namespace}:${serviceAccount}`;
   return {
+    // Members in canonical (sorted) order, as every audit event carries them (see recorder.ts).
     user: {
-      username,
-      ...(k?.serviceaccount?.uid ? { uid: k.serviceaccount.uid } : {}),
-      groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'],
       ...(k?.pod?.name ? { extra: { 'authentication.kubernetes.io/pod-name': [k.pod.name] } } : {}),
+      groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'],
+      ...(k?.serviceaccount?.uid ? { uid: k.serviceaccount.uid } : {}),
+      username,
     },
     source: {
       namespace: pod.namespace,

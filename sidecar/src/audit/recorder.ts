@@ -40,45 +40,35 @@ export class AuditRecorder {
     const forbidden = decision !== undefined && decision.action !== 'allow' && decision.action !== 'mask';
     const userAgent = req.headers['user-agent'];
     const latencyMs = Number(ctx.overheadNs) / 1e6;
-    // Built member by member (no spreads): this runs for every request.
-    const responseStatus: NonNullable<UnchainedEvent['responseStatus']> = { metadata: {}, code };
+    // Built member by member (no spreads): this runs for every request. Members are added in
+    // canonical (sorted) order, so the chain's encoder finds every object sorted and sorts nothing.
+    const responseStatus = { code } as NonNullable<UnchainedEvent['responseStatus']>;
+    if (said) responseStatus.message = said.message;
+    responseStatus.metadata = {};
     if (said) {
-      responseStatus.status = 'Failure';
       responseStatus.reason = said.reason;
-      responseStatus.message = said.message;
+      responseStatus.status = 'Failure';
     }
-    const chaperone: UnchainedEvent['chaperone'] = {
-      schemaVersion: 1,
-      protocol,
-      source: this.#identity.source,
+    const chaperone = {
       decision: decision
         ? {
             action: decision.action,
-            rule: decision.rule,
-            reason: decision.reason,
             message: decision.message,
+            reason: decision.reason,
+            rule: decision.rule,
           }
-        : { action: 'deny', rule: 'none', reason: 'not_decided' },
-      maskedFields: ctx.maskedFields,
-      latencyMs: Math.round(latencyMs * 1000) / 1000,
-    };
+        : { action: 'deny', reason: 'not_decided', rule: 'none' },
+    } as UnchainedEvent['chaperone'];
     if (action?.exec) {
       chaperone.exec = { argv: [...action.exec.argv] };
       if (action.exec.container !== undefined) chaperone.exec.container = action.exec.container;
     }
-    const event: UnchainedEvent = {
-      kind: 'Event',
-      apiVersion: 'audit.k8s.io/v1',
-      level: 'Metadata',
-      auditID: ctx.auditID,
-      stage: 'ResponseComplete',
-      requestURI: req.url,
-      verb: action?.verb ?? req.method.toLowerCase(),
-      user: this.#identity.user,
-      sourceIPs: [ctx.remoteAddress],
-      responseStatus,
-      requestReceivedTimestamp: microTime(ctx.receivedAt),
-      stageTimestamp: microTime(now),
+    chaperone.latencyMs = Math.round(latencyMs * 1000) / 1000;
+    chaperone.maskedFields = ctx.maskedFields;
+    chaperone.protocol = protocol;
+    chaperone.schemaVersion = 1;
+    chaperone.source = this.#identity.source;
+    const event: Partial<UnchainedEvent> = {
       annotations: {
         'authorization.k8s.io/decision': forbidden ? 'forbid' : 'allow',
         'authorization.k8s.io/reason': decision
@@ -86,21 +76,33 @@ export class AuditRecorder {
           : 'chaperone: not decided',
         'chaperone.dev/rule': decision?.rule ?? 'none',
       },
+      apiVersion: 'audit.k8s.io/v1',
+      auditID: ctx.auditID,
       chaperone,
+      kind: 'Event',
+      level: 'Metadata',
     };
-    if (typeof userAgent === 'string') event.userAgent = userAgent.slice(0, 2048);
     if (info?.isResourceRequest) {
       const ref: NonNullable<UnchainedEvent['objectRef']> = {
         apiGroup: info.apiGroup,
         apiVersion: info.apiVersion,
       };
-      if (info.resource !== undefined) ref.resource = info.resource;
-      if (info.namespace !== undefined) ref.namespace = info.namespace;
       if (info.name !== undefined) ref.name = info.name;
+      if (info.namespace !== undefined) ref.namespace = info.namespace;
+      if (info.resource !== undefined) ref.resource = info.resource;
       if (info.subresource !== undefined) ref.subresource = info.subresource;
       event.objectRef = ref;
     }
-    return event;
+    event.requestReceivedTimestamp = microTime(ctx.receivedAt);
+    event.requestURI = req.url;
+    event.responseStatus = responseStatus;
+    event.sourceIPs = [ctx.remoteAddress];
+    event.stage = 'ResponseComplete';
+    event.stageTimestamp = microTime(now);
+    event.user = this.#identity.user;
+    if (typeof userAgent === 'string') event.userAgent = userAgent.slice(0, 2048);
+    event.verb = action?.verb ?? req.method.toLowerCase();
+    return event as UnchainedEvent;
   }
 
   recordKube(ctx: KubeRequestContext): void {
