@@ -120,9 +120,8 @@ single-round runs on this machine.
 - **Masking.** JSON bodies are masked on their bytes (\`mask-bytes.ts\`, held to the decode-mask-encode result
   by a property test): 85 vs 125 µs for a 27 KB list in-process. Bodies with
   \`kubectl.kubernetes.io/last-applied-configuration\` (this benchmark's Secrets, created with kubectl apply) carry a
-  JSON document per object inside a string; the byte masker decodes, masks and re-encodes only those strings.
-  Until the runs above such bodies were decoded and encoded whole instead (measured no faster in-process, and one
-  mechanism is simpler to test), so the LIST row above still shows that path.
+  JSON document per object inside a string; the byte masker decodes, masks and re-encodes only those strings
+  (earlier, such bodies were decoded and encoded whole: no faster in-process, and one mechanism is simpler to test).
 - **Memory.** Commands load their code only when they run, and the sidecar runs from the esbuild bundle (no
   TypeScript type stripping, no other command's code): idle RSS 130 → ~82 MiB. The local CA and serving
   certificate are made by a short-lived child process (a worker thread kept its memory: 94 MiB): → ~70 MiB.
@@ -132,7 +131,10 @@ single-round runs on this machine.
   aggregator and Pushgateway client): → ~68.5 MiB; e2e/src/bundle.test.ts keeps node-forge and those prom-client
   files out of what \`chaperone sidecar\` loads. For scale: an empty \`node\` 24 process is 42 MiB, and one that has
   only loaded the built-ins the sidecar needs (tls, http, crypto, net, child_process; net's listen loads cluster)
-  is ~54 MiB, which leaves ~6 MiB of the 60 MiB target for all of Chaperone's code and state. The injected sidecar
+  is ~52–54 MiB, which leaves ~6–8 MiB of the 60 MiB target for all of Chaperone's code and state. Of the
+  sidecar's ~69 MiB, 47.5 MiB are file-backed pages (42.8 MiB of them the \`node\` binary's own code and read-only
+  data; ICU's data is under 1 MiB of it) and 22 MiB anonymous (V8 heap, malloc); \`--no-node-snapshot\` gave back
+  3 MiB of the file-backed part (66.6 MiB), too little to reach the target, so the sidecar keeps the snapshot. The injected sidecar
   runs with \`NODE_OPTIONS=--max-semi-space-size=2\` (a 2 MiB young generation): peak under load ~125 → ~100 MiB,
   CPU per request unchanged within the noise of back-to-back runs.
 - **Where a GET's CPU goes now.** V8 profile under wrk (~350 µs/GET with the profiler on): the two TLS socket
@@ -143,6 +145,18 @@ single-round runs on this machine.
   background GC and compiler threads being woken); perf puts ~11% of the sidecar's CPU on those threads. The raw
   pass-through above does the same socket work for ~100 µs/GET, so the sidecar's own work is ~210 µs/GET: about
   twice what the same code costs in a tight loop, the rest being cache misses and the collector.
+- **Allocation.** The V8 sampling heap profiler (collected objects included) under load found ~43 KB
+  allocated per GET, one young-generation GC every ~40 requests: 7 KB of it was Array#sort work arrays for the
+  canonical JSON's key order and 2 KB regex match arrays for header lines. Audit events are now built with their
+  members already in canonical order (the encoder sorts only keys that are out of order), and field lines are
+  scanned by hand: 35 KB per GET, one GC every ~48 requests, building and chaining an event 14.5 → 11.7 µs
+  in-process. End to end this is inside the noise (quick runs: 315–352 µs/GET vs 327 before).
+- **What each part costs in the running proxy (ablation).** Quick single-round runs with patched builds (not
+  shipped: no build of the sidecar can turn audit off), against the raw pass-through in the same run: the full
+  sidecar 327 µs/GET; without the audit record 263; without the audit record, policy and spool gate (a fixed
+  decision, HTTP/1.1 and forwarding only) 220; the raw pass-through 141. So in the running proxy the audit
+  record costs ~60 µs, the policy path ~40 and the HTTP/1.1 handling ~80 over raw sockets (under perf the last
+  gap was smaller, 175 vs 151 µs), each about twice its cost in a tight loop.
 - **Tried and dropped.** \`--single-threaded-gc\` (fewer futex wake-ups, but 363 vs 290 µs/GET back to back);
   masking last-applied copies with a nested byte scanner (slower than native JSON at this size; tried again
   with the current scanner: 203–342 vs 247–290 µs per 25 KB list in-process, no clear winner); encoding the
@@ -150,9 +164,12 @@ single-round runs on this machine.
   in-process, but the chain needs two forms, so ~3 µs per event for a second serialiser that must agree byte for
   byte with the collector's verifier).
 
-What is left: the raw pass-through shows the socket work alone fits the targets (in the run above ~100 µs/GET and
-1.0× nginx's GET throughput), so the distance to 120 µs and 0.9× is the sidecar's own per-request work, with
-the audit record (an fsynced, hash-chained spool write for every request) the largest single part.
+Where this leaves the targets: the raw pass-through, which does nothing but TLS on both sides and copy bytes, costs
+97–159 µs/GET on this machine across runs. The 120 µs target therefore leaves 0–23 µs per request for everything
+the sidecar must do — decode and check HTTP/1.1, decide by policy, build, hash-chain and spool an audit event —
+which in the running proxy costs ~180 µs (ablation above) and in a tight loop ~60. The throughput targets follow
+from the CPU (all processes share 2 cores). Reaching them would take leaving out a required part (the per-request
+audit record, the policy decision) or a data plane not written in TypeScript, so they are not met by this design.
 Back-to-back single-round runs with nothing else running varied by ±15% (the sidecar's GET between 290 and
 400 µs), so differences smaller than that were not taken as findings.`;
 
