@@ -213,6 +213,23 @@ export function chainEvent(event: UnchainedEvent, seq: number, prevHash: string)
   return withLinks;
 }
 
+/**
+ * chainEvent and the chained event's canonical JSON in one pass (what a
+ * sidecar's spool records): the text is built from the same encoded members
+ * as the hash input, so the event is not serialised a second time.
+ */
+export function chainEventText(
+  event: UnchainedEvent,
+  seq: number,
+  prevHash: string,
+): { event: AuditEvent; text: string } {
+  const chaperone = { ...event.chaperone, seq, prevHash, hash: '' };
+  const chained = { ...event, chaperone } as AuditEvent;
+  const forms = canonicalEventForms(chained);
+  chaperone.hash = sha256Hex(forms.unhashed);
+  return { event: chained, text: forms.withHash(chaperone.hash) };
+}
+
 export type ChainProblem =
   | { kind: 'hash_mismatch'; seq: number; auditID: string }
   | { kind: 'gap'; expectedSeq: number; gotSeq: number }

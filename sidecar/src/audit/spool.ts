@@ -33,8 +33,13 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { type AuditEvent, ChaperoneError, GENESIS_HASH, type UnchainedEvent } from '@chaperone/shared';
-import { chainToText } from './chain-text.ts';
+import {
+  type AuditEvent,
+  ChaperoneError,
+  chainEventText,
+  GENESIS_HASH,
+  type UnchainedEvent,
+} from '@chaperone/shared';
 
 const HEADER = 8;
 /** A single event can't be larger than this (Falco's limit is 256 KiB; leave room). */
@@ -209,7 +214,7 @@ export class Spool {
    * this process; `sync()` runs periodically for the rest).
    */
   append(event: UnchainedEvent): AuditEvent {
-    const { event: chained, text } = chainToText(event, this.#head.seq + 1, this.#head.hash);
+    const { event: chained, text } = chainEventText(event, this.#head.seq + 1, this.#head.hash);
     const length = Buffer.byteLength(text, 'utf8');
     if (length > MAX_RECORD_BYTES) {
       throw new SpoolError(
