@@ -31,29 +31,34 @@ export interface EventRow {
   readonly json: string;
 }
 
+/** Each stored column with the EventRow member it holds, in the order both schemas declare them (after `id`). */
+const ROW_FIELDS = [
+  ['audit_id', 'auditID'],
+  ['sidecar_id', 'sidecarId'],
+  ['seq', 'seq'],
+  ['hash', 'hash'],
+  ['prev_hash', 'prevHash'],
+  ['time_us', 'timeUs'],
+  ['received_us', 'receivedUs'],
+  ['namespace', 'namespace'],
+  ['pod', 'pod'],
+  ['pod_uid', 'podUID'],
+  ['service_account', 'serviceAccount'],
+  ['protocol', 'protocol'],
+  ['verb', 'verb'],
+  ['resource', 'resource'],
+  ['action', 'action'],
+  ['rule', 'rule'],
+  ['session_id', 'sessionId'],
+  ['username', 'username'],
+  ['search_text', 'searchText'],
+  ['event_json', 'json'],
+] as const satisfies readonly (readonly [string, keyof EventRow])[];
+
 /** Column names, in the order both schemas declare them (after `id`). */
-export const ROW_COLUMNS = [
-  'audit_id',
-  'sidecar_id',
-  'seq',
-  'hash',
-  'prev_hash',
-  'time_us',
-  'received_us',
-  'namespace',
-  'pod',
-  'pod_uid',
-  'service_account',
-  'protocol',
-  'verb',
-  'resource',
-  'action',
-  'rule',
-  'session_id',
-  'username',
-  'search_text',
-  'event_json',
-] as const;
+export const ROW_COLUMNS: readonly string[] = ROW_FIELDS.map((f) => f[0]);
+/** The EventRow member of each of ROW_COLUMNS, in the same order. */
+export const ROW_KEYS: readonly (keyof EventRow)[] = ROW_FIELDS.map((f) => f[1]);
 
 /**
  * PostgreSQL text cannot hold NUL and both backends want well-formed UTF-16:

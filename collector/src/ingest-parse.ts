@@ -4,8 +4,8 @@
  * The result, failures included, is plain data: the parse worker
  * (ingest-parser.ts) sends it back by structured clone.
  */
-import { type AuditEvent, type EventSource, parseClientMessage, ValidationError } from '@chaperone/shared';
-import type { EventRow } from './event-row.ts';
+import { type EventSource, parseClientMessage, ValidationError } from '@chaperone/shared';
+import { type EventRow, ROW_KEYS } from './event-row.ts';
 import { type IncomingEvent, validateIncoming } from './incoming-event.ts';
 
 export type ParsedMessage =
@@ -18,17 +18,11 @@ export type ParsedMessage =
 
 /** Parses a message received at `receivedUs` (µs since the epoch; the rows' receive time). */
 export function parseIngestMessage(text: string, receivedUs: number): ParsedMessage {
-  const events: IncomingEvent[] = [];
   try {
-    const msg = parseClientMessage(text, (value) => {
-      // parseClientMessage keeps the validated value; we keep what validateIncoming made of it.
-      const validated = value as AuditEvent;
-      events.push(validateIncoming(validated, receivedUs));
-      return validated;
-    });
+    const msg = parseClientMessage(text, (value) => validateIncoming(value, receivedUs));
     return msg.type === 'hello'
       ? { kind: 'hello', sidecarId: msg.sidecarId, schemaVersion: msg.schemaVersion }
-      : { kind: 'batch', batchId: msg.batchId, events };
+      : { kind: 'batch', batchId: msg.batchId, events: msg.events };
   } catch (err) {
     return err instanceof ValidationError
       ? { kind: 'invalid', path: err.path, message: err.message }
@@ -54,29 +48,6 @@ type EventColumns = { readonly [K in keyof EventRow]: EventRow[K][] } & {
   readonly srcServiceAccount: string[];
   readonly srcSidecarId: string[];
 };
-
-const ROW_KEYS = [
-  'auditID',
-  'sidecarId',
-  'seq',
-  'hash',
-  'prevHash',
-  'timeUs',
-  'receivedUs',
-  'namespace',
-  'pod',
-  'podUID',
-  'serviceAccount',
-  'protocol',
-  'verb',
-  'resource',
-  'action',
-  'rule',
-  'sessionId',
-  'username',
-  'searchText',
-  'json',
-] as const satisfies readonly (keyof EventRow)[];
 
 const SOURCE_KEYS = ['srcNamespace', 'srcPod', 'srcPodUID', 'srcServiceAccount', 'srcSidecarId'] as const;
 

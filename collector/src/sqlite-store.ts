@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { ChaperoneError, DependencyError, GENESIS_HASH } from '@chaperone/shared';
 import type { EventFilter } from './event-filter.ts';
-import { ROW_COLUMNS } from './event-row.ts';
+import { ROW_COLUMNS, ROW_KEYS } from './event-row.ts';
 import { type ExistingEvent, planBatch } from './ingest-plan.ts';
 import { addFilter, encodeTimeCursor, SQLITE, SqlBuilder, timeOrderedQuery } from './query-sql.ts';
 import { checkRecordingChunk, recordingGap, resolveRecordingAppend } from './recording-append.ts';
@@ -46,7 +46,7 @@ export const SQLITE_FILE = 'audit.db';
 
 type Row = Record<string, unknown>;
 
-/** Bound in ROW_COLUMNS order (see #appendOne). */
+/** Bound in ROW_COLUMNS order (ROW_KEYS). */
 const INSERT_EVENT = `INSERT INTO events (${ROW_COLUMNS.join(', ')}) VALUES (${ROW_COLUMNS.map(() => '?').join(', ')})`;
 
 function encodeArrival(id: number): string {
@@ -190,28 +190,7 @@ export class SqliteStore implements AuditStore {
     if (plan.kind === 'rejected') return plan;
     const insert = this.#stmt(INSERT_EVENT);
     for (const { row: r } of plan.events) {
-      insert.run(
-        r.auditID,
-        r.sidecarId,
-        r.seq,
-        r.hash,
-        r.prevHash,
-        r.timeUs,
-        r.receivedUs,
-        r.namespace,
-        r.pod,
-        r.podUID,
-        r.serviceAccount,
-        r.protocol,
-        r.verb,
-        r.resource,
-        r.action,
-        r.rule,
-        r.sessionId,
-        r.username,
-        r.searchText,
-        r.json,
-      );
+      insert.run(...ROW_KEYS.map((k) => r[k]));
     }
     if (chain) {
       this.#stmt('UPDATE chains SET head_seq = ?, head_hash = ?, last_seen_us = ? WHERE sidecar_id = ?').run(

@@ -65,13 +65,14 @@ export interface HelloMessage {
   readonly schemaVersion: number;
 }
 
-export interface BatchMessage {
+/** `E`: what the receiver's event validator makes of each event (by default, the AuditEvent itself). */
+export interface BatchMessage<E = AuditEvent> {
   readonly type: 'batch';
   readonly batchId: number;
-  readonly events: readonly AuditEvent[];
+  readonly events: readonly E[];
 }
 
-export type ClientMessage = HelloMessage | BatchMessage;
+export type ClientMessage<E = AuditEvent> = HelloMessage | BatchMessage<E>;
 
 export interface WelcomeMessage {
   readonly type: 'welcome';
@@ -120,10 +121,15 @@ function parseJson(text: string, what: string): Record<string, unknown> {
  * called once per event, in order: the collector passes one that validates
  * and, in the same pass, works out what it stores and hashes.
  */
+export function parseClientMessage(text: string): ClientMessage;
+export function parseClientMessage<E>(
+  text: string,
+  validateEvent: (value: unknown, index: number) => E,
+): ClientMessage<E>;
 export function parseClientMessage(
   text: string,
-  validateEvent: (value: unknown, index: number) => AuditEvent = validateAuditEvent,
-): ClientMessage {
+  validateEvent: (value: unknown, index: number) => unknown = validateAuditEvent,
+): ClientMessage<unknown> {
   const m = parseJson(text, 'message');
   switch (m.type) {
     case 'hello':
