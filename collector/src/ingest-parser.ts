@@ -13,9 +13,8 @@
  * the messages it held fail (their connections are closed and the sidecars
  * resend) and the next message starts a new worker.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { siblingEntry } from '@chaperone/shared';
 import { type PackedMessage, type ParsedMessage, parseIngestMessage, unpackMessage } from './ingest-parse.ts';
 
 export interface MessageParser {
@@ -35,21 +34,12 @@ interface Pending {
   reject(err: Error): void;
 }
 
-/** The worker's entry file beside this module: the source, or a built copy. */
-function workerEntry(): URL | undefined {
-  for (const name of ['ingest-parse-worker.ts', 'ingest-parse-worker.mjs', 'ingest-parse-worker.js']) {
-    const url = new URL(`./${name}`, import.meta.url);
-    if (url.protocol === 'file:' && existsSync(fileURLToPath(url))) return url;
-  }
-  return undefined;
-}
-
 /**
  * A worker parser, or, where this module runs without its worker entry
  * beside it (a bundle that did not build it), parsing on this thread.
  */
 export function createMessageParser(): MessageParser {
-  const entry = workerEntry();
+  const entry = siblingEntry(import.meta.url, 'ingest-parse-worker');
   return entry ? new WorkerParser(entry) : inlineParser;
 }
 

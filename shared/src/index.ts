@@ -10,4 +10,5 @@ export * from './metrics.ts';
 export * from './node-options.ts';
 export * from './policy/index.ts';
 export * from './redact.ts';
+export * from './sibling-entry.ts';
 export * from './suggest.ts';

@@ -7,20 +7,13 @@
  * work is done in this process instead.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { siblingEntry } from '@chaperone/shared';
 import type { LocalTls } from './local-tls.ts';
 
-function workerEntry(): string | undefined {
-  for (const name of ['local-tls-worker.ts', 'local-tls-worker.mjs', 'local-tls-worker.js']) {
-    const url = new URL(`./${name}`, import.meta.url);
-    if (url.protocol === 'file:' && existsSync(fileURLToPath(url))) return fileURLToPath(url);
-  }
-  return undefined;
-}
-
 export async function createLocalTls(tlsDir: string, podName: string): Promise<LocalTls> {
-  const entry = workerEntry();
+  const entryUrl = siblingEntry(import.meta.url, 'local-tls-worker');
+  const entry = entryUrl && fileURLToPath(entryUrl);
   if (!entry) {
     const { ensureLocalTls } = await import('./local-tls.ts');
     return ensureLocalTls(tlsDir, podName);
