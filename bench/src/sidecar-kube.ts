@@ -114,7 +114,7 @@ single-round runs on this machine.
   and sent with a Content-Length, a keep-alive upstream pool with back-pressure and one timer sweep instead of
   timers per request, small responses written as one buffer. Sidecar: 728 → ~400 µs/GET, then ~330 (5-round median) with the
   rest of this list.
-- **Audit (26 µs of CPU per event in-process).** The spool record is the canonical JSON already computed for the
+- **Audit (26 µs of CPU per event in-process: built, chained, spooled, counted).** The spool record is the canonical JSON already computed for the
   chain hash (no second serialisation), one-shot sha256, the event built without object spreads, metric label
   children cached, and the 200 ms fdatasync moved to the thread pool (it blocked the event loop ~2 ms each time).
 - **Masking.** JSON bodies are masked on their bytes (\`mask-bytes.ts\`, held to the decode-mask-encode result
@@ -143,20 +143,21 @@ single-round runs on this machine.
   collection ~26 µs, HTTP/1.1 decoding, headers and forwarding ~44 µs, policy ~12 µs. \`strace -c\` under the same
   load: per request 2 writes, 2 reads and 1 pwrite, an epoll wait every ~2.4 requests, and 0.55 futex calls (V8's
   background GC and compiler threads being woken); perf puts ~11% of the sidecar's CPU on those threads. The raw
-  pass-through above does the same socket work for ~100 µs/GET, so the sidecar's own work is ~210 µs/GET: about
-  twice what the same code costs in a tight loop, the rest being cache misses and the collector.
+  pass-through does the same socket work for 97–143 µs/GET across runs, so the sidecar's own work is ~180–210
+  µs/GET.
 - **Allocation.** The V8 sampling heap profiler (collected objects included) under load found ~43 KB
   allocated per GET, one young-generation GC every ~40 requests: 7 KB of it was Array#sort work arrays for the
   canonical JSON's key order and 2 KB regex match arrays for header lines. Audit events are now built with their
   members already in canonical order (the encoder sorts only keys that are out of order), and field lines are
-  scanned by hand: 35 KB per GET, one GC every ~48 requests, building and chaining an event 14.5 → 11.7 µs
-  in-process. End to end this is inside the noise (quick runs: 315–352 µs/GET vs 327 before).
+  scanned by hand: 35 KB per GET, one GC every ~48 requests, building and chaining an event (without the spool
+  write and metrics) 14.5 → 11.7 µs in-process. End to end this is inside the noise (quick runs: 315–352 µs/GET vs 327 before).
 - **What each part costs in the running proxy (ablation).** Quick single-round runs with patched builds (not
   shipped: no build of the sidecar can turn audit off), against the raw pass-through in the same run: the full
   sidecar 327 µs/GET; without the audit record 263; without the audit record, policy and spool gate (a fixed
   decision, HTTP/1.1 and forwarding only) 220; the raw pass-through 141. So in the running proxy the audit
-  record costs ~60 µs, the policy path ~40 and the HTTP/1.1 handling ~80 over raw sockets (under perf the last
-  gap was smaller, 175 vs 151 µs), each about twice its cost in a tight loop.
+  record costs ~60 µs (in-process, building, chaining and spooling an event with its metrics took ~26), the
+  policy path ~40 and the HTTP/1.1 handling ~80 over raw sockets. Under Linux perf (\`--perf get\` on the
+  fixed-decision build, \`--perf get --perf-rawproxy\`) that last gap was smaller: 175 vs 151 µs/GET.
 - **Tried and dropped.** \`--single-threaded-gc\` (fewer futex wake-ups, but 363 vs 290 µs/GET back to back);
   masking last-applied copies with a nested byte scanner (slower than native JSON at this size; tried again
   with the current scanner: 203–342 vs 247–290 µs per 25 KB list in-process, no clear winner); encoding the
@@ -165,9 +166,10 @@ single-round runs on this machine.
   byte with the collector's verifier).
 
 Where this leaves the targets: the raw pass-through, which does nothing but TLS on both sides and copy bytes, costs
-97–159 µs/GET on this machine across runs. The 120 µs target therefore leaves 0–23 µs per request for everything
-the sidecar must do — decode and check HTTP/1.1, decide by policy, build, hash-chain and spool an audit event —
-which in the running proxy costs ~180 µs (ablation above) and in a tight loop ~60. The throughput targets follow
+97–159 µs/GET on this machine across runs. The 120 µs target therefore leaves at best 23 µs per request (and on
+slower runs the pass-through alone exceeds it) for everything the sidecar must do — decode and check HTTP/1.1,
+decide by policy, build, hash-chain and spool an audit event — which in the running proxy costs ~180 µs (ablation
+above). The throughput targets follow
 from the CPU (all processes share 2 cores). Reaching them would take leaving out a required part (the per-request
 audit record, the policy decision) or a data plane not written in TypeScript, so they are not met by this design.
 Back-to-back single-round runs with nothing else running varied by ±15% (the sidecar's GET between 290 and
