@@ -41,7 +41,8 @@ export class AuditRecorder {
     const userAgent = req.headers['user-agent'];
     const latencyMs = Number(ctx.overheadNs) / 1e6;
     // Built member by member (no spreads): this runs for every request. Members are added in
-    // canonical (sorted) order, so the chain's encoder finds every object sorted and sorts nothing.
+    // canonical (sorted) order, so the chain's encoder has no keys to sort but those of
+    // `chaperone`, to which chaining appends seq, prevHash and hash (recorder.test.ts checks the order).
     const responseStatus = { code } as NonNullable<UnchainedEvent['responseStatus']>;
     if (said) responseStatus.message = said.message;
     responseStatus.metadata = {};
