@@ -212,6 +212,7 @@ describe('chainEventText', () => {
           assert.equal(fast.event.chaperone.hash, slow.chaperone.hash);
           assert.deepEqual(JSON.parse(fast.text), JSON.parse(JSON.stringify(slow)));
           assert.equal(hashEvent(JSON.parse(fast.text)), slow.chaperone.hash);
+          assert.equal(fast.text, canonicalJson(slow));
         },
       ),
     );

@@ -6,7 +6,8 @@
  * through a `Dialect`.
  *
  * Hot-path notes: line ends are found with Buffer#indexOf, a complete head is
- * decoded once as latin1 and checked with one sticky regex per field line, and
+ * decoded once as latin1 and its field lines scanned by hand (a regex only for
+ * obs-fold continuation lines, which only lenient response parsing accepts), and
  * body bytes are handed out as subarrays of the input (never copied, never
  * looped over in JS). Only a head or chunk-size line split across input chunks
  * is copied, into one growing buffer capped by the limits.
