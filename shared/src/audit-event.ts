@@ -6,7 +6,7 @@
  * masked values only.
  */
 import { randomUUID } from 'node:crypto';
-import { canonicalJson, canonicalMembersAround, sha256Hex } from './canonical-json.ts';
+import { canonicalMembersAround, sha256Hex } from './canonical-json.ts';
 import {
   arrayOf,
   bool,
@@ -171,8 +171,7 @@ export function newAuditId(): string {
 export function hashEvent(
   event: AuditEvent | (UnchainedEvent & { chaperone: { seq: number; prevHash: string } }),
 ): string {
-  const { hash: _omit, ...rest } = event.chaperone as ChaperoneFields;
-  return sha256Hex(canonicalJson({ ...event, chaperone: rest }));
+  return sha256Hex(canonicalEventForms(event).unhashed);
 }
 
 /** Joins canonical members (empty parts skipped) into an object. */
@@ -185,12 +184,12 @@ function objectOf(...parts: string[]): string {
 /**
  * An event's canonical JSON in the two forms its chain needs, each member
  * encoded once: `unhashed` leaves `chaperone.hash` out (its sha256 is the hash
- * the event must carry, as hashEvent computes it), `withHash(h)` is the whole
- * event with `chaperone.hash` set to `h` (undefined: left out).
+ * the event must carry), `withHash(h)` is the whole event with `chaperone.hash`
+ * set to `h`.
  */
 export function canonicalEventForms(event: { readonly chaperone: object }): {
   readonly unhashed: string;
-  withHash(hash: string | undefined): string;
+  withHash(hash: string): string;
 } {
   const c = canonicalMembersAround(event.chaperone, 'hash');
   const top = canonicalMembersAround(event, 'chaperone');
@@ -199,24 +198,16 @@ export function canonicalEventForms(event: { readonly chaperone: object }): {
     withHash: (hash) =>
       objectOf(
         top.before,
-        `"chaperone":${objectOf(c.before, hash === undefined ? '' : `"hash":${JSON.stringify(hash)}`, c.after)}`,
+        `"chaperone":${objectOf(c.before, `"hash":${JSON.stringify(hash)}`, c.after)}`,
         top.after,
       ),
   };
 }
 
-/** Places an event in a chain: sets seq, prevHash and hash. Pure. */
-export function chainEvent(event: UnchainedEvent, seq: number, prevHash: string): AuditEvent {
-  const chaperone = { ...event.chaperone, seq, prevHash, hash: '' };
-  const withLinks = { ...event, chaperone } as AuditEvent;
-  chaperone.hash = hashEvent(withLinks);
-  return withLinks;
-}
-
 /**
- * chainEvent and the chained event's canonical JSON in one pass (what a
- * sidecar's spool records): the text is built from the same encoded members
- * as the hash input, so the event is not serialised a second time.
+ * Places an event in a chain (sets seq, prevHash and hash) and gives its
+ * canonical JSON too (what a sidecar's spool records): the text is built from
+ * the same encoded members as the hash input, so nothing is encoded twice. Pure.
  */
 export function chainEventText(
   event: UnchainedEvent,
@@ -228,6 +219,11 @@ export function chainEventText(
   const forms = canonicalEventForms(chained);
   chaperone.hash = sha256Hex(forms.unhashed);
   return { event: chained, text: forms.withHash(chaperone.hash) };
+}
+
+/** Places an event in a chain: sets seq, prevHash and hash. Pure. */
+export function chainEvent(event: UnchainedEvent, seq: number, prevHash: string): AuditEvent {
+  return chainEventText(event, seq, prevHash).event;
 }
 
 export type ChainProblem =
