@@ -3,7 +3,7 @@
  * a JSON patch, records metrics. Never throws: a pod that cannot be injected
  * safely is denied with a message (failing closed), never admitted unguarded.
  */
-import { type Logger, labelChildren, toChaperoneError } from '@chaperone/shared';
+import { type Logger, toChaperoneError } from '@chaperone/shared';
 import type { AdmissionRequest, AdmissionResponse } from './admission-review.ts';
 import type { InjectionConfig } from './injection-config.ts';
 import { InjectionRejected } from './injection-error.ts';
@@ -101,10 +101,8 @@ export function decide(req: AdmissionRequest, config: InjectionConfig): Outcome 
 }
 
 export function createAdmissionHandler(opts: HandlerOptions): AdmissionHandler {
-  const admissions = labelChildren<{ inc(): void }>();
   const count = (result: AdmissionResult, reason: string) => {
-    const m = opts.metrics;
-    if (m) admissions(`${result}\0${reason}`, () => m.admissions.labels({ result, reason })).inc();
+    opts.metrics?.admissions.inc({ result, reason });
   };
   return (req) => {
     const outcome = decide(req, opts.config());

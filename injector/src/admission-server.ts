@@ -15,7 +15,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { type Logger, labelChildren } from '@chaperone/shared';
+import type { Logger } from '@chaperone/shared';
 import type { AdmissionResponse } from './admission-review.ts';
 import { type AdmissionRequest, formatAdmissionReview, parseAdmissionReview } from './admission-review.ts';
 import type { InjectorMetrics } from './injector-metrics.ts';
@@ -135,10 +135,8 @@ export async function startAdmissionServer(opts: AdmissionServerOptions): Promis
   });
   server.keepAliveTimeout = KEEP_ALIVE_MS;
 
-  const durations = labelChildren<{ observe(v: number): void }>();
   const observeDuration = (result: string, seconds: number) => {
-    const m = opts.metrics;
-    if (m) durations(result, () => m.admissionDuration.labels({ result })).observe(seconds);
+    opts.metrics?.admissionDuration.observe({ result }, seconds);
   };
 
   const onRequest = async (req: IncomingMessage, res: ServerResponse) => {

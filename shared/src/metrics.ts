@@ -7,23 +7,15 @@
 /// <reference path="./prom-client-lib.d.ts" />
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type * as Prom from 'prom-client';
 // One file each instead of prom-client's index (see prom-client-lib.d.ts).
-import CounterClass from 'prom-client/lib/counter.js';
+import Counter from 'prom-client/lib/counter.js';
 import collectDefaultMetrics from 'prom-client/lib/defaultMetrics.js';
-import GaugeClass from 'prom-client/lib/gauge.js';
-import HistogramClass from 'prom-client/lib/histogram.js';
-import RegistryClass from 'prom-client/lib/registry.js';
+import Gauge from 'prom-client/lib/gauge.js';
+import Histogram from 'prom-client/lib/histogram.js';
+import Registry from 'prom-client/lib/registry.js';
 import { ChaperoneError } from './errors.ts';
 
-export const Registry = RegistryClass;
-export type Registry = Prom.Registry;
-export const Counter = CounterClass;
-export type Counter<T extends string = string> = Prom.Counter<T>;
-export const Gauge = GaugeClass;
-export type Gauge<T extends string = string> = Prom.Gauge<T>;
-export const Histogram = HistogramClass;
-export type Histogram<T extends string = string> = Prom.Histogram<T>;
+export type { Counter, Gauge, Histogram, Registry };
 
 export const METRIC_PREFIX = 'chaperone_';
 
@@ -39,23 +31,6 @@ export function createRegistry(opts: RegistryOptions): Registry {
   registry.setDefaultLabels({ component: opts.component });
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
   return registry;
-}
-
-/**
- * Children of a labelled metric, resolved once per key (made from bounded
- * label values) and kept: prom-client hashes the label values on every
- * `inc`/`observe` with labels otherwise. At most `max` are kept.
- */
-export function labelChildren<C>(max = 1024): (key: string, resolve: () => C) => C {
-  const children = new Map<string, C>();
-  return (key, resolve) => {
-    let child = children.get(key);
-    if (child === undefined) {
-      child = resolve();
-      if (children.size < max) children.set(key, child);
-    }
-    return child;
-  };
 }
 
 function checkName(name: string): void {

@@ -3,25 +3,20 @@
  * index also loads its cluster aggregator (node:cluster, node:dgram) and its
  * Pushgateway client (node:https, node:zlib), which Chaperone never uses;
  * each of these files exports one value as `module.exports`, typed here by
- * the package's own declarations.
+ * the package's own declarations (value and type both).
  */
 declare module 'prom-client/lib/registry.js' {
-  const value: typeof import('prom-client').Registry;
-  export default value;
+  export { Registry as default } from 'prom-client';
 }
 declare module 'prom-client/lib/counter.js' {
-  const value: typeof import('prom-client').Counter;
-  export default value;
+  export { Counter as default } from 'prom-client';
 }
 declare module 'prom-client/lib/gauge.js' {
-  const value: typeof import('prom-client').Gauge;
-  export default value;
+  export { Gauge as default } from 'prom-client';
 }
 declare module 'prom-client/lib/histogram.js' {
-  const value: typeof import('prom-client').Histogram;
-  export default value;
+  export { Histogram as default } from 'prom-client';
 }
 declare module 'prom-client/lib/defaultMetrics.js' {
-  const value: typeof import('prom-client').collectDefaultMetrics;
-  export default value;
+  export { collectDefaultMetrics as default } from 'prom-client';
 }

@@ -15,14 +15,6 @@ export class AuditRecorder {
   readonly #identity: Identity;
   readonly #metrics: SidecarMetrics;
   readonly #log: Logger;
-  readonly #children = new Map<
-    string,
-    {
-      requests: { inc(): void };
-      blocked: { inc(): void } | undefined;
-      overhead: { observe(v: number): void };
-    }
-  >();
 
   constructor(spool: Spool, identity: Identity, metrics: SidecarMetrics, log: Logger) {
     this.#spool = spool;
@@ -117,24 +109,11 @@ export class AuditRecorder {
     }
     const c = event.chaperone;
     const action = c.decision.action;
-    // Label children cached by their (bounded) label values: no label hashing per request.
-    const key = `${c.protocol}\0${event.verb}\0${action}\0${c.decision.rule}`;
-    let children = this.#children.get(key);
-    if (!children) {
-      const m = this.#metrics;
-      children = {
-        requests: m.requests.labels(c.protocol, event.verb, action, c.decision.rule),
-        blocked:
-          action === 'deny' || action === 'review'
-            ? m.blocked.labels(c.protocol, c.decision.rule)
-            : undefined,
-        overhead: m.overhead.labels(c.protocol),
-      };
-      if (this.#children.size < 4096) this.#children.set(key, children);
-    }
-    children.requests.inc();
-    children.blocked?.inc();
-    children.overhead.observe(Number(ctx.overheadNs) / 1e9);
+    const m = this.#metrics;
+    m.requests.inc({ protocol: c.protocol, verb: event.verb, action, rule: c.decision.rule });
+    if (action === 'deny' || action === 'review')
+      m.blocked.inc({ protocol: c.protocol, rule: c.decision.rule });
+    m.overhead.observe({ protocol: c.protocol }, Number(ctx.overheadNs) / 1e9);
     try {
       this.#spool.append(event);
     } catch (err) {
