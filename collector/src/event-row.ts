@@ -109,51 +109,14 @@ export function toEventRow(event: AuditEvent, receivedUs: number, json = JSON.st
   };
 }
 
-/** The columns `audit verify` compares with the JSON (everything but receive time and the JSON). */
-export function comparableColumns(row: EventRow): Record<string, string | number | null> {
-  return {
-    audit_id: row.auditID,
-    sidecar_id: row.sidecarId,
-    seq: row.seq,
-    hash: row.hash,
-    prev_hash: row.prevHash,
-    time_us: row.timeUs,
-    namespace: row.namespace,
-    pod: row.pod,
-    pod_uid: row.podUID,
-    service_account: row.serviceAccount,
-    protocol: row.protocol,
-    verb: row.verb,
-    resource: row.resource,
-    action: row.action,
-    rule: row.rule,
-    session_id: row.sessionId,
-    username: row.username,
-    search_text: row.searchText,
-  };
-}
+/** The columns `audit verify` compares with the JSON: everything but the receive time and the JSON itself. */
+const COMPARABLE_FIELDS = ROW_FIELDS.filter(([c]) => c !== 'received_us' && c !== 'event_json');
 
-export const COMPARABLE_COLUMNS = Object.keys(
-  comparableColumns({
-    auditID: '',
-    sidecarId: '',
-    seq: 0,
-    hash: '',
-    prevHash: '',
-    timeUs: 0,
-    receivedUs: 0,
-    namespace: '',
-    pod: '',
-    podUID: null,
-    serviceAccount: '',
-    protocol: '',
-    verb: '',
-    resource: null,
-    action: '',
-    rule: '',
-    sessionId: null,
-    username: '',
-    searchText: '',
-    json: '',
-  }),
-);
+export const COMPARABLE_COLUMNS: readonly string[] = COMPARABLE_FIELDS.map((f) => f[0]);
+
+/** A row's comparable columns by column name. */
+export function comparableColumns(row: EventRow): Record<string, string | number | null> {
+  const out: Record<string, string | number | null> = {};
+  for (const [column, key] of COMPARABLE_FIELDS) out[column] = row[key];
+  return out;
+}

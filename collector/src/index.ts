@@ -3,7 +3,7 @@ export { register } from './cli.ts';
 export { type CollectorDeps, openStore, type RunningCollector, startCollector } from './collector.ts';
 export { COLLECTOR_SCHEMA, type CollectorConfig } from './config.ts';
 export { type EventFilter, parseEventFilter } from './event-filter.ts';
-export { type EventRow, ROW_COLUMNS, toEventRow } from './event-row.ts';
+export { type EventRow, toEventRow } from './event-row.ts';
 export { lokiPushBody, lokiPushUrl } from './loki-sink.ts';
 export { POSTGRES_MIGRATIONS } from './postgres-schema.ts';
 export { insertEvents, PostgresStore } from './postgres-store.ts';

@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { ChaperoneError, GENESIS_HASH } from '@chaperone/shared';
 import pg from 'pg';
 import type { EventFilter } from './event-filter.ts';
-import { type EventRow, ROW_COLUMNS } from './event-row.ts';
+import { type EventRow, ROW_COLUMNS, ROW_KEYS } from './event-row.ts';
 import { type ExistingEvent, planBatch } from './ingest-plan.ts';
 import { copyFrom, copyValue } from './postgres-copy.ts';
 import { POSTGRES_MIGRATIONS } from './postgres-schema.ts';
@@ -506,7 +506,10 @@ const COPY_EVENTS = `COPY events (${ROW_COLUMNS.join(', ')}) FROM STDIN`;
 
 /** One event row as a line of COPY's text format, columns in ROW_COLUMNS order. */
 function copyLine(r: EventRow): string {
-  return `${copyValue(r.auditID)}\t${copyValue(r.sidecarId)}\t${r.seq}\t${copyValue(r.hash)}\t${copyValue(r.prevHash)}\t${r.timeUs}\t${r.receivedUs}\t${copyValue(r.namespace)}\t${copyValue(r.pod)}\t${copyValue(r.podUID)}\t${copyValue(r.serviceAccount)}\t${copyValue(r.protocol)}\t${copyValue(r.verb)}\t${copyValue(r.resource)}\t${copyValue(r.action)}\t${copyValue(r.rule)}\t${copyValue(r.sessionId)}\t${copyValue(r.username)}\t${copyValue(r.searchText)}\t${copyValue(r.json)}\n`;
+  let line = '';
+  for (let i = 0; i < ROW_KEYS.length; i++)
+    line += `${i > 0 ? '\t' : ''}${copyValue(r[ROW_KEYS[i] as keyof EventRow])}`;
+  return `${line}\n`;
 }
 
 /**
