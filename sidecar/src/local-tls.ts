@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCA, issueCertificate, type KeyPairPem, needsRenewal } from '@chaperone/shared/tls';
-import { writeAtomic } from './agent-sa-dir.ts';
+import { writeAtomic } from './write-atomic.ts';
 
 export interface LocalTls {
   readonly ca: KeyPairPem;

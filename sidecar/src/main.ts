@@ -13,7 +13,7 @@ import { buildIdentity } from './identity.ts';
 import { kubePipeline } from './kube/pipeline.ts';
 import { startKubeServers } from './kube/server.ts';
 import { Upstream } from './kube/upstream.ts';
-import { createLocalTls } from './local-tls-thread.ts';
+import { createLocalTls } from './local-tls-process.ts';
 import { sidecarMetrics } from './metrics.ts';
 import { PolicyStore } from './policy-store.ts';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { connect, createServer } from 'node:tls';
-import { createLocalTls } from './local-tls-thread.ts';
+import { createLocalTls } from './local-tls-process.ts';
 
 describe('local TLS (made by a child process)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'local-tls-'));
