@@ -15,16 +15,24 @@
  *
  *   node scripts/build.ts [--metafile] [--outdir <dir>]   (--metafile also writes meta.json)
  */
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
-import { resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const outIdx = process.argv.indexOf('--outdir');
 /** dist/ in the checkout, or --outdir <dir> (the bundle's smoke test builds into a temp dir). */
-const OUT_DIR =
-  outIdx !== -1 && process.argv[outIdx + 1] ? resolve(process.argv[outIdx + 1] as string) : `${ROOT}dist`;
+if (outIdx !== -1 && !process.argv[outIdx + 1]) {
+  process.stderr.write('build: --outdir needs a directory\n');
+  process.exit(2);
+}
+const OUT_DIR = outIdx !== -1 ? resolve(process.argv[outIdx + 1] as string) : `${ROOT}dist`;
+// The output directory is emptied first: never the checkout or anything that holds it.
+if (!relative(OUT_DIR, ROOT).startsWith('..')) {
+  process.stderr.write(`build: refusing to empty ${OUT_DIR}, which holds the checkout\n`);
+  process.exit(2);
+}
 
 let esbuild: typeof import('esbuild');
 try {
@@ -64,7 +72,7 @@ const BUILTINS = new Set(builtinModules.filter((m) => !m.startsWith('_')));
 const builtinsViaRequire: import('esbuild').Plugin = {
   name: 'builtins-via-require',
   setup(build) {
-    build.onResolve({ filter: /^[a-z_:/]+$/ }, (args) => {
+    build.onResolve({ filter: /^[a-z0-9_:/]+$/ }, (args) => {
       const name = args.path.replace(/^node:/, '');
       if (args.namespace === 'builtin' || !(BUILTINS.has(name) || args.path.startsWith('node:'))) return;
       // A require() from CommonJS already does the right thing.
@@ -114,7 +122,6 @@ const result = await esbuild.build({
   logLevel: 'warning',
 });
 if (result.metafile) {
-  const { writeFile } = await import('node:fs/promises');
   await writeFile(`${OUT_DIR}/meta.json`, JSON.stringify(result.metafile));
 }
 process.stdout.write(`build: ${OUT_DIR}/chaperone.mjs\n`);

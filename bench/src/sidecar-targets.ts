@@ -309,26 +309,28 @@ export interface SidecarStartOptions {
 const GiB = 1024 ** 3;
 
 const BUILD = fileURLToPath(new URL('../../scripts/build.ts', import.meta.url));
-const BUNDLE = fileURLToPath(new URL('../../dist/chaperone.mjs', import.meta.url));
-let built = false;
+let bundle: string | undefined;
 
 /**
  * What production runs: the bundle (plain JavaScript, no type stripping), built
- * from the current sources once per benchmark process. CPU profiles are read
+ * from the current sources once per benchmark process, into a temp dir (the
+ * checkout's dist/ is left alone) removed when the process exits. CPU profiles are read
  * per source file, so a --cpu-prof run (and BENCH_SIDECAR_SOURCES=1) runs the
  * sources instead.
  */
 function sidecarEntry(nodeFlags: readonly string[]): string {
   if (process.env.BENCH_SIDECAR_SOURCES === '1' || nodeFlags.includes('--cpu-prof')) return BIN;
-  if (!built) {
-    const r = spawnSync(process.execPath, [BUILD], { encoding: 'utf8' });
+  if (!bundle) {
+    const dir = mkdtempSync(join(tmpdir(), 'chaperone-bench-bundle-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    const r = spawnSync(process.execPath, [BUILD, '--outdir', dir], { encoding: 'utf8' });
     if (r.status !== 0)
       throw new Error(
         `building the sidecar bundle (node scripts/build.ts) failed; is esbuild installed (pnpm install)?\n${r.stderr}`,
       );
-    built = true;
+    bundle = join(dir, 'chaperone.mjs');
   }
-  return BUNDLE;
+  return bundle;
 }
 
 export async function startSidecar(
