@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  CHAPERONE_BIN,
   type ControlPlane,
   ensurePackages,
   freePort,
@@ -25,8 +26,6 @@ import {
 } from '@chaperone/e2e';
 import { createCA, issueCertificate } from '@chaperone/shared/tls';
 import { childPids, getOnce } from './sidecar-load.ts';
-
-const BIN = fileURLToPath(new URL('../../bin/chaperone.ts', import.meta.url));
 
 export const NAMESPACE = 'chaperone-bench';
 export const CONFIGMAP = 'bench-config';
@@ -319,7 +318,7 @@ let bundle: string | undefined;
  * sources instead.
  */
 function sidecarEntry(nodeFlags: readonly string[]): string {
-  if (process.env.BENCH_SIDECAR_SOURCES === '1' || nodeFlags.includes('--cpu-prof')) return BIN;
+  if (process.env.BENCH_SIDECAR_SOURCES === '1' || nodeFlags.includes('--cpu-prof')) return CHAPERONE_BIN;
   if (!bundle) {
     const dir = mkdtempSync(join(tmpdir(), 'chaperone-bench-bundle-'));
     process.once('exit', () => rmSync(dir, { recursive: true, force: true }));

@@ -1,4 +1,9 @@
-export { type CollectorProcess, startCollectorProcess } from './collector-process.ts';
+export {
+  CHAPERONE_BIN,
+  type CollectorProcess,
+  childEnv,
+  startCollectorProcess,
+} from './collector-process.ts';
 export {
   type ControlPlane,
   type ControlPlaneOptions,
