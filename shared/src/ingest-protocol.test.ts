@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { chainEvent, GENESIS_HASH, microTime } from './audit-event.ts';
+import { chainEvent, GENESIS_HASH } from './audit-event.ts';
 import { ValidationError } from './errors.ts';
 import {
   encodeMessage,
@@ -8,30 +8,9 @@ import {
   parseClientMessage,
   parseServerMessage,
 } from './ingest-protocol.ts';
+import { testEvent } from './test-event.ts';
 
-const event = chainEvent(
-  {
-    kind: 'Event',
-    apiVersion: 'audit.k8s.io/v1',
-    level: 'Metadata',
-    auditID: 'a1',
-    stage: 'ResponseComplete',
-    requestURI: '/api/v1/pods',
-    verb: 'list',
-    user: { username: 'system:serviceaccount:ns:sa' },
-    requestReceivedTimestamp: microTime(),
-    stageTimestamp: microTime(),
-    chaperone: {
-      schemaVersion: 1,
-      protocol: 'kubernetes',
-      source: { namespace: 'ns', pod: 'p', serviceAccount: 'sa', sidecarId: 'ns/p/uid' },
-      decision: { action: 'allow', rule: 'default', reason: 'policy_default' },
-      maskedFields: 0,
-    },
-  },
-  1,
-  GENESIS_HASH,
-);
+const event = chainEvent(testEvent(1), 1, GENESIS_HASH);
 
 describe('ingest protocol', () => {
   it('round-trips every message type', () => {

@@ -15,10 +15,10 @@ import {
   parseClientMessage,
   verifyChain,
 } from '@chaperone/shared';
+import { testEvent as ev } from '@chaperone/shared/testing';
 import { WebSocketServer } from 'ws';
 import { Shipper } from './shipper.ts';
 import { Spool } from './spool.ts';
-import { testEvent as ev } from './test-event.ts';
 
 /** Stores events by id like the collector; can drop connections after N batches. */
 class FakeCollector {

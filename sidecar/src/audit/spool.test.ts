@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { GENESIS_HASH, verifyChain } from '@chaperone/shared';
+import { testEvent as ev } from '@chaperone/shared/testing';
 import { Spool } from './spool.ts';
-import { testEvent as ev } from './test-event.ts';
 
 describe('audit spool', () => {
   let dir: string;

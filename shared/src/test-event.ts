@@ -1,5 +1,9 @@
-/** A well-formed sidecar audit event for tests (the i-th of a sequence), with optional overrides. */
-import { microTime, type UnchainedEvent } from '@chaperone/shared';
+/**
+ * A well-formed sidecar audit event for tests (the i-th of a sequence), with
+ * optional overrides: one builder for every package's tests, reached through
+ * `@chaperone/shared/testing` (never the index, so no product code loads it).
+ */
+import { microTime, type UnchainedEvent } from './audit-event.ts';
 
 export function testEvent(
   i: number,
