@@ -143,5 +143,5 @@ export function planBatch(
   // The hashes were computed on arrival from the canonical form (incoming-event.ts).
   const checked = verifyChain(fresh, stored.head, (e) => e.computedHash);
   for (const p of checked.problems) alerts.push(problemAlert(p, base));
-  return { kind: 'stored', events: fresh, stored: fresh.length, duplicates, head: checked.head, alerts };
+  return { kind: 'stored', events: fresh, duplicates, head: checked.head, alerts };
 }

@@ -383,7 +383,13 @@ class IngestConnection {
     if (o.duplicates) m.duplicates.inc(o.duplicates);
     m.batches.inc({ outcome: 'ack' });
     m.ingestLatency.observe((performance.now() - receivedAt) / 1000);
-    this.#send({ type: 'ack', batchId, upToSeq: o.head.seq, stored: o.stored, duplicates: o.duplicates });
+    this.#send({
+      type: 'ack',
+      batchId,
+      upToSeq: o.head.seq,
+      stored: o.events.length,
+      duplicates: o.duplicates,
+    });
   }
 
   #nack(batchId: number, code: NackCode, message: string, retryable: boolean): void {

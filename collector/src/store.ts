@@ -73,7 +73,6 @@ export type BatchOutcome =
       readonly kind: 'stored';
       /** The events newly stored (not the duplicates), for metrics. */
       readonly events: readonly IncomingEvent[];
-      readonly stored: number;
       readonly duplicates: number;
       readonly head: ChainHead;
       readonly alerts: readonly IntegrityAlert[];
