@@ -38,9 +38,11 @@ interface Pending {
  * A worker parser, or, where this module runs without its worker entry
  * beside it (a bundle that did not build it), parsing on this thread.
  */
-export function createMessageParser(): MessageParser {
+export function createMessageParser(onInline?: () => void): MessageParser {
   const entry = siblingEntry(import.meta.url, 'ingest-parse-worker');
-  return entry ? new WorkerParser(entry) : inlineParser;
+  if (entry) return new WorkerParser(entry);
+  onInline?.();
+  return inlineParser;
 }
 
 export class WorkerParser implements MessageParser {

@@ -67,7 +67,14 @@ export class IngestServer {
 
   constructor(opts: IngestServerOptions) {
     this.#ownParser = opts.parser === undefined;
-    this.#opts = { ...opts, parser: opts.parser ?? createMessageParser() };
+    const parser =
+      opts.parser ??
+      createMessageParser(() =>
+        opts.logger.warn(
+          'the ingest parse worker file was not found beside the collector; parsing on the main thread',
+        ),
+      );
+    this.#opts = { ...opts, parser };
     this.#wss = new WebSocketServer({
       noServer: true,
       // Room to read an oversized batch far enough to answer it with a nack.

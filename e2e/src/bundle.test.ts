@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -14,6 +14,8 @@ import { kubectl } from './kubectl.ts';
 import { type SidecarUnderTest, startSidecar } from './sidecar-harness.ts';
 
 const BUILD = fileURLToPath(new URL('../../scripts/build.ts', import.meta.url));
+/** Where the build runs: the metafile's output paths are relative to it. */
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const POLICY_EXAMPLE = fileURLToPath(new URL('../../deploy/examples/guardrail-policy.yaml', import.meta.url));
 const CANARY = 'bundle-canary-value';
 const POLICY = `apiVersion: chaperone.dev/v1alpha1
@@ -51,8 +53,20 @@ describe('the production bundle', () => {
     assert.match(test.stdout, /^DENY\s+rule=chaperone-protect-namespaces/);
   });
 
-  it("ships the sidecar's local TLS worker beside its chunks (else the sidecar would load node-forge itself)", () => {
-    assert.ok(existsSync(join(dir, 'chunks', 'local-tls-worker.mjs')), 'dist/chunks/local-tls-worker.mjs');
+  it("ships the sidecar's local TLS worker and the collector's parse worker beside the code that starts them", () => {
+    // Each is looked up beside its caller's own file: missing there, the work falls back in-process
+    // (the sidecar would load node-forge itself; the collector would parse on its main thread).
+    const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as {
+      outputs: Record<string, { readonly inputs: Record<string, unknown> }>;
+    };
+    for (const [caller, worker] of [
+      ['sidecar/src/local-tls-process.ts', 'local-tls-worker.mjs'],
+      ['collector/src/ingest-parser.ts', 'ingest-parse-worker.mjs'],
+    ] as const) {
+      const out = Object.entries(meta.outputs).find(([, o]) => caller in o.inputs)?.[0];
+      assert.ok(out, `the metafile has ${caller}`);
+      assert.ok(existsSync(join(dirname(resolve(ROOT, out)), worker)), `${worker} beside ${out}`);
+    }
   });
 
   it('keeps code the sidecar never runs out of what it loads: node-forge, prom-client’s cluster and Pushgateway', () => {

@@ -11,10 +11,15 @@ import { fileURLToPath } from 'node:url';
 import { siblingEntry } from '@chaperone/shared';
 import type { LocalTls } from './local-tls.ts';
 
-export async function createLocalTls(tlsDir: string, podName: string): Promise<LocalTls> {
+export async function createLocalTls(
+  tlsDir: string,
+  podName: string,
+  onInProcess?: () => void,
+): Promise<LocalTls> {
   const entryUrl = siblingEntry(import.meta.url, 'local-tls-worker');
   const entry = entryUrl && fileURLToPath(entryUrl);
   if (!entry) {
+    onInProcess?.();
     const { ensureLocalTls } = await import('./local-tls.ts');
     return ensureLocalTls(tlsDir, podName);
   }

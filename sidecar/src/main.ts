@@ -134,7 +134,13 @@ export async function runSidecar(
       );
     }
 
-    const tls = config.plainHttp ? undefined : await createLocalTls(config.tlsDir, config.podName);
+    const tls = config.plainHttp
+      ? undefined
+      : await createLocalTls(config.tlsDir, config.podName, () =>
+          log.warn(
+            'the local TLS worker file was not found beside the sidecar; making the certificates in this process (node-forge stays loaded)',
+          ),
+        );
     if (tls) {
       writeAgentServiceAccountDir(config.agentSaDir, tls.ca.cert, config.podNamespace);
       metrics.certificateExpiry.set(tls.leafNotAfter.getTime() / 1000);
