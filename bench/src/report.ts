@@ -1,7 +1,8 @@
 /**
  * Rewrites docs/benchmarks.md from the sections the benchmarks wrote to
  * bench/results/*.md (one file per benchmark, each starting with a `## `
- * heading and naming its machine and anchor). Run after any benchmark:
+ * heading and naming its machine and anchor; a hand-kept `<name>.notes.md`
+ * sorts right after its benchmark's file and continues that section). Run after any benchmark:
  *   node bench/src/report.ts
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';

@@ -95,86 +95,6 @@ const SIDECAR_NODE_FLAGS = [
   ...(process.env.BENCH_SIDECAR_NODE_FLAGS ?? '').split(/\s+/),
 ].filter(Boolean);
 
-/**
- * How the sidecar got here: profiles and single-round diagnostic runs of this
- * script (--profile, --perf, --only with the pass-through rows), kept with the
- * results because the figures above only show the end state.
- */
-const WHAT_CHANGED = `### Where the time went, and what changed
-
-Profiled with \`--profile get|list|rate\` (V8 CPU profile of the sidecar) and \`--perf get|list\` (Linux perf), and compared
-with two diagnostic pass-throughs that do nothing but forward (\`--passthrough\`): node:https + undici, and raw TLS
-sockets with HTTP/1.1 framed by hand (\`bench/src/sidecar-rawproxy.ts\`). Figures are proxy CPU per GET from
-single-round runs on this machine.
-
-- **HTTP stack (−440 µs/GET).** The first design (node:https server, undici Pool upstream, stream pipeline)
-  cost 728 µs/GET; a pass-through built from the same parts alone cost 480–530 µs, the raw-socket pass-through
-  181 µs. The sidecar now speaks HTTP/1.1 itself on TLS sockets: strict incremental request/response decoders
-  (\`sidecar/src/kube/http1/\`, RFC 9112; anything ambiguous is a 400), request bodies read whole within the limit
-  and sent with a Content-Length, a keep-alive upstream pool with back-pressure and one timer sweep instead of
-  timers per request, small responses written as one buffer. Sidecar: 728 → ~400 µs/GET, then ~330 (5-round median) with the
-  rest of this list.
-- **Audit (26 µs of CPU per event in-process: built, chained, spooled, counted).** The spool record is the canonical JSON already computed for the
-  chain hash (no second serialisation), one-shot sha256, the event built without object spreads, metric label
-  children cached, and the 200 ms fdatasync moved to the thread pool (it blocked the event loop ~2 ms each time).
-- **Masking.** JSON bodies are masked on their bytes (\`mask-bytes.ts\`, held to the decode-mask-encode result
-  by a property test): 85 vs 125 µs for a 27 KB list in-process. Bodies with
-  \`kubectl.kubernetes.io/last-applied-configuration\` (this benchmark's Secrets, created with kubectl apply) carry a
-  JSON document per object inside a string; the byte masker decodes, masks and re-encodes only those strings
-  (earlier, such bodies were decoded and encoded whole: no faster in-process, and one mechanism is simpler to test).
-- **Memory.** Commands load their code only when they run, and the sidecar runs from the esbuild bundle (no
-  TypeScript type stripping, no other command's code): idle RSS 130 → ~82 MiB. The local CA and serving
-  certificate are made by a short-lived child process (a worker thread kept its memory: 94 MiB): → ~70 MiB.
-  The bundle still ran node-forge at start-up in every command, the sidecar included: \`@chaperone/shared\`'s index
-  re-exported the certificate helpers, so esbuild put node-forge in a chunk the CLI entry imports. They are now
-  only in \`@chaperone/shared/tls\`, and prom-client is imported file by file (its index also loads its cluster
-  aggregator and Pushgateway client): → ~68.5 MiB; e2e/src/bundle.test.ts keeps node-forge and those prom-client
-  files out of what \`chaperone sidecar\` loads. For scale: an empty \`node\` 24 process is 42 MiB, and one that has
-  only loaded the built-ins the sidecar needs (tls, http, crypto, net, child_process; net's listen loads cluster)
-  is ~52–54 MiB, which leaves ~6–8 MiB of the 60 MiB target for all of Chaperone's code and state. Of the
-  sidecar's ~69 MiB, 47.5 MiB are file-backed pages (42.8 MiB of them the \`node\` binary's own code and read-only
-  data; ICU's data is under 1 MiB of it) and 22 MiB anonymous (V8 heap, malloc); \`--no-node-snapshot\` gave back
-  3 MiB of the file-backed part (66.6 MiB), too little to reach the target, so the sidecar keeps the snapshot. The injected sidecar
-  runs with \`NODE_OPTIONS=--max-semi-space-size=2\` (a 2 MiB young generation): peak under load ~125 → ~100 MiB,
-  CPU per request unchanged within the noise of back-to-back runs.
-- **Where a GET's CPU goes now.** V8 profile under wrk (~350 µs/GET with the profiler on): the two TLS socket
-  writes (to the API server and to the client: encryption, the loopback send, waking the peer) ~137 µs, audit
-  ~71 µs (event, canonical JSON and sha256 for the chain ~30, the spool's pwrite ~14, metrics), garbage
-  collection ~26 µs, HTTP/1.1 decoding, headers and forwarding ~44 µs, policy ~12 µs. \`strace -c\` under the same
-  load: per request 2 writes, 2 reads and 1 pwrite, an epoll wait every ~2.4 requests, and 0.55 futex calls (V8's
-  background GC and compiler threads being woken); perf puts ~11% of the sidecar's CPU on those threads. The raw
-  pass-through does the same socket work for 97–143 µs/GET across runs, so the sidecar's own work is ~180–210
-  µs/GET.
-- **Allocation.** The V8 sampling heap profiler (collected objects included) under load found ~43 KB
-  allocated per GET, one young-generation GC every ~40 requests: 7 KB of it was Array#sort work arrays for the
-  canonical JSON's key order and 2 KB regex match arrays for header lines. Audit events are now built with their
-  members already in canonical order (the encoder sorts only keys that are out of order), and field lines are
-  scanned by hand: 35 KB per GET, one GC every ~48 requests, building and chaining an event (without the spool
-  write and metrics) 14.5 → 11.7 µs in-process. End to end this is inside the noise (quick runs: 315–352 µs/GET vs 327 before).
-- **What each part costs in the running proxy (ablation).** Quick single-round runs with patched builds (not
-  shipped: no build of the sidecar can turn audit off), against the raw pass-through in the same run: the full
-  sidecar 327 µs/GET; without the audit record 263; without the audit record, policy and spool gate (a fixed
-  decision, HTTP/1.1 and forwarding only) 220; the raw pass-through 141. So in the running proxy the audit
-  record costs ~60 µs (in-process, building, chaining and spooling an event with its metrics took ~26), the
-  policy path ~40 and the HTTP/1.1 handling ~80 over raw sockets. Under Linux perf (\`--perf get\` on the
-  fixed-decision build, \`--perf get --perf-rawproxy\`) that last gap was smaller: 175 vs 151 µs/GET.
-- **Tried and dropped.** \`--single-threaded-gc\` (fewer futex wake-ups, but 363 vs 290 µs/GET back to back);
-  masking last-applied copies with a nested byte scanner (slower than native JSON at this size; tried again
-  with the current scanner: 203–342 vs 247–290 µs per 25 KB list in-process, no clear winner); encoding the
-  audit event with JSON.stringify when its members are already in canonical order (5.5 vs 7–10 µs per encoding
-  in-process, but the chain needs two forms, so ~3 µs per event for a second serialiser that must agree byte for
-  byte with the collector's verifier).
-
-Where this leaves the targets: the raw pass-through, which does nothing but TLS on both sides and copy bytes, costs
-97–159 µs/GET on this machine across runs. The 120 µs target therefore leaves at best 23 µs per request (and on
-slower runs the pass-through alone exceeds it) for everything the sidecar must do — decode and check HTTP/1.1,
-decide by policy, build, hash-chain and spool an audit event — which in the running proxy costs ~180 µs (ablation
-above). The throughput targets follow
-from the CPU (all processes share 2 cores). Reaching them would take leaving out a required part (the per-request
-audit record, the policy decision) or a data plane not written in TypeScript, so they are not met by this design.
-Back-to-back single-round runs with nothing else running varied by ±15% (the sidecar's GET between 290 and
-400 µs), so differences smaller than that were not taken as findings.`;
-
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -839,13 +759,12 @@ async function main(): Promise<void> {
         ],
       ),
       '',
-      `The sidecar's own overhead histogram (\`chaperone_proxy_overhead_seconds\`, time spent in the sidecar excluding the wait for the API server) averaged ${fmt(med('sidecar', (r) => r.overheadUs))} µs per request over a run; each audit event takes ${fmt(med('sidecar', (r) => r.spoolBytesPerEvent))} bytes of spool.`,
+      `The sidecar's own overhead histogram (\`chaperone_proxy_overhead_seconds\`: the decision, header handling and masking; not TLS, socket I/O or the audit record) averaged ${fmt(med('sidecar', (r) => r.overheadUs))} µs per request over a run; each audit event takes ${fmt(med('sidecar', (r) => r.spoolBytesPerEvent))} bytes of spool.`,
       '',
       '### Targets (issue 5)',
       '',
       table(['Target', 'Goal', 'Measured', ''], targetRows),
       '',
-      WHAT_CHANGED,
     ].join('\n');
     log('');
     log(text);
