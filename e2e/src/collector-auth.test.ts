@@ -182,7 +182,7 @@ describe('collector authentication with the real control plane', () => {
       },
     })
       .setProtectedHeader({ alg: 'RS256', kid })
-      .setIssuer(kube.serviceAccountIssuer as string)
+      .setIssuer(tokenIssuer())
       .setAudience('chaperone-collector')
       .setSubject(`system:serviceaccount:${ns.name}:default`)
       .setIssuedAt(now - 7200)
