@@ -3,6 +3,14 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import {
+  desiredValidatingWebhookConfiguration,
+  desiredWebhookConfiguration,
+  injectionConfigFrom,
+  injectorSchema,
+  instanceName,
+} from '@chaperone/injector';
+import { parseConfig } from '@chaperone/shared';
 import YAML from 'yaml';
 import { kubeInfo } from './environment.ts';
 import { deleteNamespace, plainNamespace, REPO_ROOT } from './injector-harness.ts';
@@ -36,6 +44,7 @@ describe('deploy/injector manifests', () => {
       'ClusterRoleBinding',
       'Deployment',
       'MutatingWebhookConfiguration',
+      'ValidatingWebhookConfiguration',
       'Namespace',
       'PodDisruptionBudget',
       'Role',
@@ -50,10 +59,36 @@ describe('deploy/injector manifests', () => {
       if (
         o.kind !== 'Namespace' &&
         !o.kind.startsWith('Cluster') &&
-        o.kind !== 'MutatingWebhookConfiguration'
+        !o.kind.endsWith('WebhookConfiguration')
       ) {
         assert.equal(o.metadata.namespace, 'chaperone-system', `${o.kind} lands in chaperone-system`);
       }
+    }
+  });
+
+  it('ship the webhook configurations the injector builds with its default settings', () => {
+    const r = kubectl('', ['kustomize', join(REPO_ROOT, 'deploy', 'injector')]);
+    assert.equal(r.code, 0, r.stderr);
+    const objs = YAML.parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj & { webhooks?: unknown[] });
+    const s = parseConfig(injectorSchema('0.1.0'), { env: {} });
+    const settings = {
+      name: instanceName(s),
+      namespace: s.namespace,
+      serviceName: s.serviceName,
+      servicePort: s.servicePort,
+      path: s.webhookPath,
+      validatePath: s.validatingWebhookPath,
+      timeoutSeconds: s.webhookTimeoutSeconds,
+      injection: injectionConfigFrom(s, '0.1.0', false),
+    };
+    for (const desired of [
+      desiredWebhookConfiguration(settings, undefined),
+      desiredValidatingWebhookConfiguration(settings, undefined),
+    ]) {
+      const shipped = objs.find((o) => o.kind === desired.kind);
+      assert.ok(shipped, `${desired.kind} is shipped`);
+      assert.equal(shipped.metadata.name, desired.metadata.name);
+      assert.deepEqual(shipped.webhooks, desired.webhooks, `${desired.kind}: the YAML and the code agree`);
     }
   });
 
@@ -81,6 +116,10 @@ describe('deploy/injector manifests', () => {
     assert.match(
       applied.stdout,
       /mutatingwebhookconfiguration\.admissionregistration\.k8s\.io\/chaperone-injector created \(server dry run\)/,
+    );
+    assert.match(
+      applied.stdout,
+      /validatingwebhookconfiguration\.admissionregistration\.k8s\.io\/chaperone-injector created \(server dry run\)/,
     );
   });
 });

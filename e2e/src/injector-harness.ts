@@ -12,6 +12,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -252,9 +253,19 @@ export async function startInjector(cluster: Cluster, opts: InjectorOptions = {}
       inj.process = spawn();
       await waitListening(inj.process);
     },
-    async metrics() {
-      const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
-      return res.text();
+    metrics() {
+      // A fresh connection each time: a kept-alive one may be closed by the server as it is reused.
+      return new Promise<string>((resolve, reject) => {
+        httpGet({ host: '127.0.0.1', port: metricsPort, path: '/metrics', agent: false }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => {
+            text += d;
+          });
+          res.on('end', () => resolve(text));
+          res.on('error', reject);
+        }).on('error', reject);
+      });
     },
     async metric(selector) {
       const text = await inj.metrics();
@@ -280,7 +291,7 @@ export async function startInjector(cluster: Cluster, opts: InjectorOptions = {}
       }
       kubectl(cluster.kubeconfigPath, [
         'delete',
-        'mutatingwebhookconfiguration',
+        'mutatingwebhookconfiguration,validatingwebhookconfiguration',
         instance,
         '--ignore-not-found',
       ]);
@@ -370,12 +381,38 @@ export function podManifest(
 }
 
 /**
- * Waits until the API server calls the webhook for `namespace`: a webhook
+ * Waits until the API server calls the validating webhook for `namespace`: an
+ * opt-out pod (dry run, as the admin) is either refused by
+ * validate.chaperone.dev or admitted with its warning (when the admin is exempt).
+ */
+export async function waitUntilValidating(cluster: Cluster, namespace: string): Promise<void> {
+  await waitForServiceAccount(cluster, namespace);
+  await waitFor(
+    async () => {
+      const r = kubectl(
+        cluster.kubeconfigPath,
+        ['create', '--dry-run=server', '-o', 'name', '-n', namespace, '-f', '-'],
+        { input: podManifest('probe-validation', { labels: { 'chaperone.dev/inject': 'false' } }) },
+      );
+      return r.code === 0
+        ? /Warning: chaperone: admitted because/.test(r.stderr)
+        : /admission webhook "validate\.chaperone\.dev" denied the request/.test(r.stderr);
+    },
+    {
+      what: `the API server to call the injector's validating webhook for namespace ${namespace}`,
+      timeoutMs: 30_000,
+      intervalMs: 250,
+    },
+  );
+}
+
+/**
+ * Waits until the API server calls the webhooks for `namespace`: a webhook
  * configuration reaches the API server's admission chain through a watch, a
  * moment after it is written. Probed with server-side dry runs (no pod is created).
  */
 export async function waitUntilInjecting(cluster: Cluster, namespace: string): Promise<void> {
-  await waitForServiceAccount(cluster, namespace);
+  await waitUntilValidating(cluster, namespace);
   await waitFor(
     async () => {
       const r = kubectl(
@@ -393,6 +430,20 @@ export async function waitUntilInjecting(cluster: Cluster, namespace: string): P
       intervalMs: 250,
     },
   );
+}
+
+/** A short-lived token of the ServiceAccount `namespace/name` (TokenRequest), for kubectl --token. */
+export function serviceAccountToken(cluster: Cluster, namespace: string, name: string): string {
+  const tr = kubectlJson(
+    cluster.kubeconfigPath,
+    ['create', '--raw', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { expirationSeconds: 600 },
+    }),
+  ) as { status: { token: string } };
+  return tr.status.token;
 }
 
 /** The certificate the injector presents: serial number and PEM. */

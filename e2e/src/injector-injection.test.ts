@@ -39,7 +39,9 @@ describe('injector: injection through the API server', () => {
   const chaperone = (args: string[]) => chaperoneCli(kube.kubeconfigPath, args);
 
   before(async () => {
-    inj = await startInjector(kube);
+    // The suite's admin (group system:masters) is exempt here, as a cluster admin
+    // usually is: its opt-out pods are admitted (injector-validation tests the refusals).
+    inj = await startInjector(kube, { args: ['--exempt-groups=system:masters'] });
     ns = optInNamespace(kube, inj, 'inject');
     plain = plainNamespace(kube, 'plain');
     await waitUntilInjecting(kube, ns);
@@ -167,10 +169,20 @@ describe('injector: injection through the API server', () => {
     assert.match(check.stdout, /label chaperone\.dev\/inject must be "enabled" \(it is missing\)/);
   });
 
-  it('honours the opt-out annotation, and says why', async () => {
+  it('honours the opt-out annotation of an exempt admin, and says why', async () => {
     const before =
       (await inj.metric('chaperone_injector_admissions_total{result="skipped",reason="opted_out"}')) ?? 0;
-    createPod(ns, podManifest('opted-out', { annotations: { 'chaperone.dev/inject': 'false' } }));
+    const exemptBefore =
+      (await inj.metric('chaperone_injector_validations_total{result="exempt",reason="opted_out"}')) ?? 0;
+    const r = run(
+      ['create', '-n', ns, '-f', '-'],
+      podManifest('opted-out', { annotations: { 'chaperone.dev/inject': 'false' } }),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      /Warning: chaperone: admitted because group system:masters is exempt: pod opted-out runs without the Chaperone sidecar \(opted_out\)/,
+    );
     const pod = getPod(ns, 'opted-out');
     assert.deepEqual(
       pod.spec.containers.map((c) => c.name),
@@ -183,6 +195,12 @@ describe('injector: injection through the API server', () => {
     assert.equal(afterCount, before + 1, 'the webhook saw the pod and skipped it by reason');
     const check = chaperone(['check-inject', `${ns}/opted-out`]);
     assert.match(check.stdout, /skipped \(opted_out\)/);
+    assert.match(check.stdout, /created by an identity the cluster admin exempted/);
+    assert.equal(
+      await inj.metric('chaperone_injector_validations_total{result="exempt",reason="opted_out"}'),
+      exemptBefore + 1,
+      'the validating webhook saw the pod and admitted it by exemption',
+    );
   });
 
   it('shows the injection in a server-side dry run, without creating anything', () => {

@@ -63,13 +63,15 @@ describe('injector: stopped, restarted, repaired', () => {
 
     const elsewhere = run(['create', '-n', plain, '-f', '-'], podManifest('elsewhere'));
     assert.equal(elsewhere.code, 0, `other namespaces are unaffected: ${elsewhere.stderr}`);
-    // The opt-out label is matched by the objectSelector: the webhook is not even called.
+    // The opt-out label keeps the mutating webhook away, but not the validating
+    // one, which fails closed too: nothing unguarded starts while it is down.
     const optedOut = run(
       ['create', '-n', ns, '-f', '-'],
       podManifest('labelled-out', { labels: { 'chaperone.dev/inject': 'false' } }),
     );
-    assert.equal(optedOut.code, 0, optedOut.stderr);
-    assert.deepEqual(containers(ns, 'labelled-out'), ['agent']);
+    assert.notEqual(optedOut.code, 0, 'an opt-out pod is not admitted unchecked');
+    assert.match(optedOut.stderr, /failed calling webhook "validate\.chaperone\.dev"/);
+    assert.notEqual(run(['get', 'pod', 'labelled-out', '-n', ns]).code, 0);
 
     await inj.restart();
     await waitUntilInjecting(kube, ns);

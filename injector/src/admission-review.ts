@@ -20,8 +20,11 @@ export interface AdmissionRequest {
   readonly namespace?: string;
   readonly operation: string;
   readonly object?: unknown;
+  /** The object before an UPDATE (or the one being deleted). */
+  readonly oldObject?: unknown;
   readonly dryRun?: boolean;
-  readonly userInfo?: { username?: string; groups?: string[] };
+  /** Who asked: the authenticated (or impersonated) user the API server authorized. */
+  readonly userInfo?: { username?: string; uid?: string; groups?: string[] };
 }
 
 export interface AdmissionResponse {

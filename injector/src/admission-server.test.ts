@@ -11,6 +11,7 @@ import { applyPatch, type PatchOperation } from './json-patch.ts';
 import type { Pod } from './k8s-types.ts';
 import { httpsRequest, testPki } from './test-https.ts';
 import { TEST_CONFIG } from './test-support.ts';
+import { createValidationHandler } from './validation-handler.ts';
 
 const pki = testPki();
 
@@ -48,6 +49,11 @@ describe('admission server', () => {
       path: '/mutate',
       maxRequestBytes: 64 * 1024,
       handle: createAdmissionHandler({ config: () => TEST_CONFIG }),
+      routes: {
+        '/validate': createValidationHandler({
+          settings: () => ({ injection: TEST_CONFIG, exemptions: { users: [], groups: [] } }),
+        }),
+      },
       ready: () => ready,
     });
   });
@@ -195,7 +201,36 @@ describe('admission server', () => {
     assert.equal((await httpsRequest(srv.url, { ca: pki.ca.cert })).status, 405);
     const other = await httpsRequest(srv.url.replace('/mutate', '/other'), { ca: pki.ca.cert });
     assert.equal(other.status, 404);
-    assert.match(other.body, /POST \/mutate/);
+    assert.match(other.body, /POST \/mutate or \/validate/);
+    const proto = await httpsRequest(srv.url.replace('/mutate', '/__proto__'), {
+      ca: pki.ca.cert,
+      method: 'POST',
+      body: review(POD),
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(proto.status, 404);
+  });
+
+  it('serves the validating webhook on its own path: the uninjected pod is denied', async () => {
+    const url = srv.url.replace('/mutate', '/validate');
+    const r = await httpsRequest(url, {
+      ca: pki.ca.cert,
+      method: 'POST',
+      body: review(POD, { userInfo: { username: 'mallory' } }),
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(r.status, 200, r.body);
+    const out = JSON.parse(r.body) as { response: AdmissionResponse };
+    assert.equal(out.response.allowed, false);
+    assert.equal(out.response.patch, undefined);
+    assert.match(out.response.status?.message ?? '', /the injector did not inject it.*requester: mallory/);
+    const bad = await httpsRequest(url, {
+      ca: pki.ca.cert,
+      method: 'POST',
+      body: '{"kind":"AdmissionReview"',
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(bad.status, 400);
   });
 
   it('serves /healthz and /readyz', async () => {

@@ -1,7 +1,7 @@
 /**
- * The webhook's HTTPS server, kept thin: read the body (bounded), decode the
- * AdmissionReview, call the handler, answer. Also `/healthz` and `/readyz`
- * for the kubelet's probes.
+ * The webhooks' HTTPS server, kept thin: read the body (bounded), decode the
+ * AdmissionReview, call the handler of its path (`/mutate`, `/validate`),
+ * answer. Also `/healthz` and `/readyz` for the kubelet's probes.
  *
  * - Malformed, oversized or wrongly typed requests get HTTP 400 with a
  *   message saying what was wrong; nothing a client sends crashes the process.
@@ -33,6 +33,8 @@ export interface AdmissionServerOptions {
   readonly path: string;
   readonly maxRequestBytes: number;
   readonly handle: (req: AdmissionRequest) => AdmissionResponse;
+  /** More paths and their handlers, e.g. the validating webhook's `/validate`. */
+  readonly routes?: Readonly<Record<string, (req: AdmissionRequest) => AdmissionResponse>>;
   /** For `/readyz`; default always ready. */
   readonly ready?: () => boolean;
   readonly logger?: Logger;
@@ -135,6 +137,7 @@ export async function startAdmissionServer(opts: AdmissionServerOptions): Promis
   });
   server.keepAliveTimeout = KEEP_ALIVE_MS;
 
+  const routes = opts.routes ?? {};
   const observeDuration = (result: string, seconds: number) => {
     opts.metrics?.admissionDuration.observe({ result }, seconds);
   };
@@ -147,9 +150,15 @@ export async function startAdmissionServer(opts: AdmissionServerOptions): Promis
       const ready = opts.ready ? opts.ready() : true;
       return sendText(res, ready ? 200 : 503, ready ? 'ready\n' : 'not ready\n');
     }
-    if (path !== opts.path) {
+    const handle =
+      path === opts.path ? opts.handle : path && Object.hasOwn(routes, path) ? routes[path] : undefined;
+    if (!handle) {
       opts.metrics?.badRequests.inc({ reason: 'not_found' });
-      return sendText(res, 404, `not found: AdmissionReviews go to POST ${opts.path}\n`);
+      return sendText(
+        res,
+        404,
+        `not found: AdmissionReviews go to POST ${[opts.path, ...Object.keys(routes)].join(' or ')}\n`,
+      );
     }
     if (req.method !== 'POST') {
       opts.metrics?.badRequests.inc({ reason: 'method' });
@@ -168,7 +177,7 @@ export async function startAdmissionServer(opts: AdmissionServerOptions): Promis
       } catch (err) {
         throw new BadRequest(400, 'malformed', `malformed AdmissionReview: ${(err as Error).message}`);
       }
-      const response = opts.handle(review);
+      const response = handle(review);
       const out = formatAdmissionReview(response);
       const bytes = Buffer.from(out);
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': bytes.length });

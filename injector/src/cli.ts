@@ -47,7 +47,9 @@ export const register: RegisterCommands = (program, ctx) => {
 
   program
     .command('check-inject')
-    .description('Explain whether and why a pod is (or would be) injected with the Chaperone sidecar')
+    .description(
+      'Explain whether and why a pod is (or would be) injected with the Chaperone sidecar (in an opted-in namespace, a pod that would not be injected is rejected unless its creator is exempt)',
+    )
     .argument('[pod]', 'a live pod: <namespace>/<pod>, or <pod> with -n')
     .option(
       '-f, --filename <file>',

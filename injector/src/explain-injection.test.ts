@@ -48,6 +48,15 @@ describe('explainInjection', () => {
       namespaceLabels: optedIn,
     });
     assert.match(formatReport(byLabel), /the webhook is not called for it/);
+    assert.equal(byLabel.verdict, 'would-be-rejected');
+    assert.match(
+      byLabel.summary,
+      /would be rejected: the pod opted out by label, and namespace agents is opted in/,
+    );
+    assert.match(
+      formatReport(byLabel),
+      /validating webhook \(validate\.chaperone\.dev\) rejects a pod that is not injected/,
+    );
     const byAnnotation = explainInjection({
       ...base,
       pod: { ...POD, metadata: { annotations: { 'chaperone.dev/inject': 'false' } } },
@@ -55,6 +64,23 @@ describe('explainInjection', () => {
       namespaceLabels: optedIn,
     });
     assert.match(formatReport(byAnnotation), /skipped \(opted_out\)/);
+    assert.equal(byAnnotation.verdict, 'would-be-rejected');
+    assert.match(formatReport(byAnnotation), /--exempt-users/);
+    const hostNetwork = explainInjection({
+      ...base,
+      pod: { ...POD, spec: { ...POD.spec, hostNetwork: true } },
+      live: true,
+      namespaceLabels: optedIn,
+    });
+    assert.equal(hostNetwork.verdict, 'not-injected');
+    assert.match(hostNetwork.summary, /created by an identity the cluster admin exempted/);
+    const elsewhere = explainInjection({
+      ...base,
+      pod: { ...POD, metadata: { annotations: { 'chaperone.dev/inject': 'false' } } },
+      live: false,
+      namespaceLabels: {},
+    });
+    assert.equal(elsewhere.verdict, 'not-injected', 'outside opted-in namespaces nothing is rejected');
   });
   it('an invalid override would be rejected', () => {
     const r = explainInjection({

@@ -1,8 +1,10 @@
 /**
  * Why a pod would (or would not) be injected, step by step, in the order the
  * API server and the injector decide it: the webhook's namespace selector,
- * its object selector, then `mutate` itself. Pure: `check-inject` gathers the
- * facts (from the cluster or a file) and prints the report.
+ * its object selector, then `mutate` itself — and, for a pod that would not
+ * be injected in an opted-in namespace, that the validating webhook rejects it
+ * unless its creator is exempt. Pure: `check-inject` gathers the facts (from
+ * the cluster or a file) and prints the report.
  */
 import { custodyViolations } from './custody-check.ts';
 import type { InjectionConfig } from './injection-config.ts';
@@ -15,6 +17,9 @@ import { SKIP_EXPLANATIONS } from './skip-reasons.ts';
 import { parseStatus } from './status-annotation.ts';
 import type { MutatingWebhookConfiguration } from './webhook-configuration.ts';
 import { WEBHOOK_NAME } from './webhook-configuration.ts';
+
+export const UNINJECTED_REFUSED =
+  'in a namespace opted in to Chaperone, the validating webhook (validate.chaperone.dev) rejects a pod that is not injected unless the identity creating it is exempted by the cluster admin (injector settings --exempt-users, --exempt-groups)';
 
 export type Verdict = 'injected' | 'would-be-injected' | 'not-injected' | 'would-be-rejected';
 
@@ -86,6 +91,20 @@ export function explainInjection(input: ExplainInput): InjectionReport {
     input.live
       ? `not injected: ${why}. Pods are injected only when created; fix this, then recreate the pod`
       : `would not be injected: ${why}`;
+  /** An uninjectable pod in an opted-in namespace: refused by the validating webhook unless exempt. */
+  const refused = (why: string): InjectionReport => {
+    add(false, UNINJECTED_REFUSED);
+    if (input.live) {
+      return done(
+        isInjected ? 'injected' : 'not-injected',
+        `not injected: ${why}; it was admitted before the namespace opted in, or created by an identity the cluster admin exempted`,
+      );
+    }
+    return done(
+      'would-be-rejected',
+      `would be rejected: ${why}, and namespace ${namespace} is opted in. Remove the opt-out (or hostNetwork), create the pod in a namespace that is not opted in, or ask the cluster admin to exempt the identity that creates it`,
+    );
+  };
 
   // 1. Does any Chaperone webhook select the namespace?
   let selected = true;
@@ -138,6 +157,7 @@ export function explainInjection(input: ExplainInput): InjectionReport {
   // 2. The object selector: the opt-out label means the webhook is never called.
   if (podLabels[INJECT_LABEL] === OPT_OUT_VALUE) {
     add(false, `the pod carries the label ${INJECT_LABEL}=false: the webhook is not called for it`);
+    if (selected) return refused('the pod opted out by label');
     return done(isInjected ? 'injected' : 'not-injected', notInjectedSummary('the pod opted out by label'));
   }
   if (!selected)
@@ -161,6 +181,7 @@ export function explainInjection(input: ExplainInput): InjectionReport {
     }
     if (r.skipReasons.length > 0) {
       for (const reason of r.skipReasons) add(false, `skipped (${reason}): ${SKIP_EXPLANATIONS[reason]}`);
+      if (!r.skipReasons.includes('excluded_namespace')) return refused(r.skipReasons.join(', '));
       return done(isInjected ? 'injected' : 'not-injected', notInjectedSummary(r.skipReasons.join(', ')));
     }
     for (const c of describeChanges(pod, r.pod)) add(true, c);

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseConfig } from '@chaperone/shared';
 import { injectionConfigFrom, injectorSchema, instanceName } from './injector-config.ts';
-import { networkPolicySettings, servingNames } from './injector-runtime.ts';
+import {
+  checkSettings,
+  exemptionsFrom,
+  networkPolicySettings,
+  servingNames,
+  validatingWebhookUrl,
+} from './injector-runtime.ts';
 
 const schema = injectorSchema('0.1.0');
 
@@ -71,6 +77,38 @@ describe('injector settings', () => {
     assert.throws(
       () => networkPolicySettings(parseConfig(schema, { flags: ['--egress-upstreams', 'db:5432'] })),
       /NetworkPolicy settings/,
+    );
+  });
+  it('exempts nobody by default, and checks exemptions at start', () => {
+    const s = parseConfig(schema, { env: {} });
+    assert.deepEqual(exemptionsFrom(s), { users: [], groups: [] });
+    assert.equal(s.validatingWebhookPath, '/validate');
+    const set = parseConfig(schema, {
+      env: { CHAPERONE_EXEMPT_GROUPS: 'platform-admins' },
+      flags: ['--exempt-users', 'alice,ops@example.com'],
+    });
+    assert.deepEqual(exemptionsFrom(set), {
+      users: ['alice', 'ops@example.com'],
+      groups: ['platform-admins'],
+    });
+    checkSettings(set);
+    assert.throws(
+      () => checkSettings(parseConfig(schema, { flags: ['--exempt-groups', 'system:serviceaccounts'] })),
+      /--exempt-groups: "system:serviceaccounts" cannot be exempted/,
+    );
+    assert.throws(
+      () => checkSettings(parseConfig(schema, { flags: ['--validating-webhook-path', '/mutate'] })),
+      /must differ from --webhook-path/,
+    );
+  });
+  it('reaches the validating webhook at the mutating URL’s host with its own path', () => {
+    const s = parseConfig(schema, { flags: ['--webhook-url', 'https://127.0.0.1:9443/mutate'] });
+    assert.equal(validatingWebhookUrl(s), 'https://127.0.0.1:9443/validate');
+    assert.equal(validatingWebhookUrl(parseConfig(schema, { env: {} })), undefined);
+    assert.throws(
+      () =>
+        checkSettings(parseConfig(schema, { flags: ['--webhook-url', 'https://127.0.0.1:9443/validate'] })),
+      /give the mutating webhook's URL/,
     );
   });
 });

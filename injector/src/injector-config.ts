@@ -89,7 +89,8 @@ export function injectorSchema(version: string) {
 
     // --- webhook configuration
     manageWebhook: boolean({
-      description: 'Create the MutatingWebhookConfiguration at start and repair it when it drifts',
+      description:
+        'Create the Mutating- and ValidatingWebhookConfiguration at start and repair them when they drift',
       default: true,
     }),
     serviceName: string({
@@ -101,6 +102,12 @@ export function injectorSchema(version: string) {
     webhookPath: string({
       description: 'Path the API server posts AdmissionReviews to',
       default: '/mutate',
+      pattern: /^\/[\w/.-]*$/,
+    }),
+    validatingWebhookPath: string({
+      description:
+        'Path the API server posts validating AdmissionReviews to (with --webhook-url: same scheme, host and port)',
+      default: '/validate',
       pattern: /^\/[\w/.-]*$/,
     }),
     webhookUrl: url({
@@ -216,6 +223,17 @@ export function injectorSchema(version: string) {
       default: [],
     }),
     excludedNamespaces: list({ description: 'More namespaces never injected', default: [] }),
+
+    // --- validation: who may run unguarded pods in opted-in namespaces
+    exemptUsers: list({
+      description:
+        'Users (exact names, as the API server authenticates them) whose requests may create uninjected pods in opted-in namespaces, change an injected pod’s guard or take a namespace out of Chaperone; none by default',
+      default: [],
+    }),
+    exemptGroups: list({
+      description: 'Groups with the same exemption as --exempt-users; none by default',
+      default: [],
+    }),
   } as const;
 }
 

@@ -7,6 +7,9 @@ import { counter, gauge, histogram, type Registry } from '@chaperone/shared';
 
 export type AdmissionResult = 'injected' | 'skipped' | 'rejected' | 'error' | 'ignored';
 
+/** Outcomes of the validating webhook: guarded, admitted by exemption, denied, or not its concern. */
+export type ValidationResult = 'admitted' | 'exempt' | 'denied' | 'ignored';
+
 export function createInjectorMetrics(registry: Registry) {
   return {
     admissions: counter(registry, {
@@ -14,9 +17,14 @@ export function createInjectorMetrics(registry: Registry) {
       help: 'Admission reviews answered, by result (injected, skipped, rejected, error, ignored) and reason',
       labelNames: ['result', 'reason'] as const,
     }),
+    validations: counter(registry, {
+      name: 'chaperone_injector_validations_total',
+      help: 'Validating admission reviews answered (pods and opted-in namespaces), by result (admitted, exempt, denied, ignored) and reason',
+      labelNames: ['result', 'reason'] as const,
+    }),
     admissionDuration: histogram(registry, {
       name: 'chaperone_injector_admission_duration_seconds',
-      help: 'Time from receiving an AdmissionReview to the end of the answer, by outcome (patched, allowed, denied)',
+      help: 'Time from receiving an AdmissionReview (mutating or validating) to the end of the answer, by outcome (patched, allowed, denied)',
       labelNames: ['result'] as const,
     }),
     badRequests: counter(registry, {
@@ -43,8 +51,8 @@ export function createInjectorMetrics(registry: Registry) {
     }),
     webhookConfigurationActions: counter(registry, {
       name: 'chaperone_injector_webhook_configuration_actions_total',
-      help: 'Reconciliations of the MutatingWebhookConfiguration, by action (created, repaired, unchanged, error)',
-      labelNames: ['action'] as const,
+      help: 'Reconciliations of the webhook configurations, by configuration (mutating, validating) and action (created, repaired, unchanged, error)',
+      labelNames: ['configuration', 'action'] as const,
     }),
     networkPolicyActions: counter(registry, {
       name: 'chaperone_injector_network_policy_actions_total',

@@ -21,6 +21,7 @@ import { type AdmissionServer, type ServingCertificate, startAdmissionServer } f
 import { loadCertificateFiles, watchCertificateFiles } from './certificate-files.ts';
 import { runCertificateIssuer, watchCertificateSecret } from './certificate-secret.ts';
 import { parseEndpoint, parseEndpoints, parseLabelSelector } from './egress-endpoint.ts';
+import { checkExemptions, type Exemptions } from './exemptions.ts';
 import { sleep } from './informer.ts';
 import type { InjectionConfig } from './injection-config.ts';
 import { type InjectorSettings, injectionConfigFrom, instanceName } from './injector-config.ts';
@@ -31,8 +32,13 @@ import { LeaderElector } from './leader-election.ts';
 import type { CollectorEgress, NetworkPolicySettings } from './network-policy.ts';
 import { NetworkPolicyController } from './network-policy-controller.ts';
 import { fetchServerVersion, supportsNativeSidecars } from './server-version.ts';
+import { createValidationHandler } from './validation-handler.ts';
 import { Wakeup } from './wakeup.ts';
-import { desiredWebhookConfiguration, type WebhookSettings } from './webhook-configuration.ts';
+import {
+  desiredValidatingWebhookConfiguration,
+  desiredWebhookConfiguration,
+  type WebhookSettings,
+} from './webhook-configuration.ts';
 import { runWebhookController } from './webhook-controller.ts';
 
 export interface RuntimeOptions {
@@ -104,7 +110,29 @@ export function networkPolicySettings(s: InjectorSettings): NetworkPolicySetting
   }
 }
 
-function checkSettings(s: InjectorSettings): void {
+/** The validating webhook's URL: the mutating one's scheme, host and port with the validating path. */
+export function validatingWebhookUrl(s: InjectorSettings): string | undefined {
+  return s.webhookUrl ? new URL(s.validatingWebhookPath, s.webhookUrl).toString() : undefined;
+}
+
+export function exemptionsFrom(s: InjectorSettings): Exemptions {
+  const e = Object.freeze({
+    users: Object.freeze([...s.exemptUsers]),
+    groups: Object.freeze([...s.exemptGroups]),
+  });
+  checkExemptions(e);
+  return e;
+}
+
+export function checkSettings(s: InjectorSettings): void {
+  if (s.validatingWebhookPath === s.webhookPath)
+    throw new ConfigError('--validating-webhook-path must differ from --webhook-path');
+  if (s.webhookUrl && new URL(s.webhookUrl).pathname === s.validatingWebhookPath) {
+    throw new ConfigError(
+      `--webhook-url ends in ${s.validatingWebhookPath}, the validating webhook's path (--validating-webhook-path): give the mutating webhook's URL`,
+    );
+  }
+  exemptionsFrom(s);
   if (Boolean(s.tlsCertFile) !== Boolean(s.tlsKeyFile)) {
     throw new ConfigError('--tls-cert-file and --tls-key-file go together');
   }
@@ -206,6 +234,12 @@ export async function runInjector(o: RuntimeOptions): Promise<void> {
       resolveFirst = r;
     });
     const webhookWakeup = new Wakeup();
+    const validatingWakeup = new Wakeup();
+    /** A new CA bundle: both webhook configurations publish it. */
+    const caBundleChanged = () => {
+      webhookWakeup.wake();
+      validatingWakeup.wake();
+    };
     const certWakeup = new Wakeup();
 
     const useCertificate = (cert: ServingCertificate) => {
@@ -243,7 +277,7 @@ export async function runInjector(o: RuntimeOptions): Promise<void> {
             useCertificate(f);
             if (f.ca !== caBundle) {
               caBundle = f.ca;
-              webhookWakeup.wake();
+              caBundleChanged();
             }
           },
         }),
@@ -270,7 +304,7 @@ export async function runInjector(o: RuntimeOptions): Promise<void> {
             }
             if (set?.caBundle && set.caBundle !== caBundle) {
               caBundle = set.caBundle;
-              webhookWakeup.wake();
+              caBundleChanged();
             }
           },
         }),
@@ -286,9 +320,22 @@ export async function runInjector(o: RuntimeOptions): Promise<void> {
       servicePort: s.servicePort,
       path: s.webhookPath,
       ...(s.webhookUrl ? { url: s.webhookUrl } : {}),
+      validatePath: s.validatingWebhookPath,
+      ...(s.webhookUrl ? { validateUrl: validatingWebhookUrl(s) as string } : {}),
       timeoutSeconds: s.webhookTimeoutSeconds,
       injection,
     };
+    const validation = Object.freeze({
+      injection,
+      ...(s.revision ? { revision: s.revision } : {}),
+      exemptions: exemptionsFrom(s),
+    });
+    if (validation.exemptions.users.length + validation.exemptions.groups.length > 0) {
+      log.info(
+        { users: validation.exemptions.users, groups: validation.exemptions.groups },
+        'exempt from the validating webhook',
+      );
+    }
     const manageCaBundle = selfManaged || Boolean(s.tlsCaFile);
     const leaderDuties = s.manageWebhook || s.networkPolicies || selfManaged;
     let elector: LeaderElector | undefined;
@@ -330,25 +377,42 @@ export async function runInjector(o: RuntimeOptions): Promise<void> {
             );
           }
           if (s.manageWebhook) {
-            track(
-              'webhook-configuration',
-              runWebhookController(
-                {
-                  client,
-                  name: instance,
-                  desired: () =>
-                    manageCaBundle && !caBundle
-                      ? undefined
-                      : desiredWebhookConfiguration(webhookSettings, manageCaBundle ? caBundle : undefined),
-                  manageCaBundle,
-                  resyncIntervalMs: s.resyncInterval,
-                  logger: log,
-                  metrics,
-                  wakeup: webhookWakeup,
-                },
-                leading,
-              ),
-            );
+            // Validating first: once pods are injected, nothing uninjected slips in beside them.
+            for (const [task, kind, build, wakeup] of [
+              [
+                'validating-webhook-configuration',
+                'ValidatingWebhookConfiguration',
+                desiredValidatingWebhookConfiguration,
+                validatingWakeup,
+              ],
+              [
+                'webhook-configuration',
+                'MutatingWebhookConfiguration',
+                desiredWebhookConfiguration,
+                webhookWakeup,
+              ],
+            ] as const) {
+              track(
+                task,
+                runWebhookController(
+                  {
+                    client,
+                    kind,
+                    name: instance,
+                    desired: () =>
+                      manageCaBundle && !caBundle
+                        ? undefined
+                        : build(webhookSettings, manageCaBundle ? caBundle : undefined),
+                    manageCaBundle,
+                    resyncIntervalMs: s.resyncInterval,
+                    logger: log,
+                    metrics,
+                    wakeup,
+                  },
+                  leading,
+                ),
+              );
+            }
           }
           if (npSettings) {
             const controller = new NetworkPolicyController({
@@ -380,6 +444,13 @@ export async function runInjector(o: RuntimeOptions): Promise<void> {
         path: s.webhookPath,
         maxRequestBytes: s.maxRequestBytes,
         handle: createAdmissionHandler({ config: () => injection, metrics, logger: log }),
+        routes: {
+          [s.validatingWebhookPath]: createValidationHandler({
+            settings: () => validation,
+            metrics,
+            logger: log,
+          }),
+        },
         ready: () => !shuttingDown,
         logger: log,
         metrics,

@@ -8,9 +8,10 @@ export const INJECT_LABEL = 'chaperone.dev/inject';
 export const INJECT_ENABLED = 'enabled';
 /**
  * Opt-out: the pod *label* `chaperone.dev/inject=false` is matched by the
- * webhook's objectSelector (the webhook is not even called); the pod
- * *annotation* `chaperone.dev/inject: "false"` is honoured by the webhook
- * (objectSelectors can only see labels).
+ * mutating webhook's objectSelector (it is not even called); the pod
+ * *annotation* `chaperone.dev/inject: "false"` is honoured by the mutating
+ * webhook (objectSelectors can only see labels). In an opted-in namespace the
+ * validating webhook then refuses either unless the requester is exempt.
  */
 export const OPT_OUT_VALUE = 'false';
 /** Namespace (and pod) label naming the injector revision that serves it, as Istio's `istio.io/rev`. */

@@ -36,6 +36,7 @@ export const TEST_WEBHOOK_SETTINGS: WebhookSettings = Object.freeze({
   serviceName: 'chaperone-injector',
   servicePort: 443,
   path: '/mutate',
+  validatePath: '/validate',
   timeoutSeconds: 5,
   injection: TEST_CONFIG,
 });

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { KubeApiError, type KubeClient } from './kube-client.ts';
 import { TEST_CONFIG, TEST_WEBHOOK_SETTINGS } from './test-support.ts';
 import {
+  desiredValidatingWebhookConfiguration,
   desiredWebhookConfiguration,
   type MutatingWebhook,
   type MutatingWebhookConfiguration,
@@ -53,13 +54,87 @@ describe('desiredWebhookConfiguration', () => {
   });
 });
 
+describe('desiredValidatingWebhookConfiguration', () => {
+  const v = desiredValidatingWebhookConfiguration(SETTINGS, 'PEM');
+  const [pods, namespaces] = v.webhooks ?? [];
+  const selected = desiredWebhookConfiguration(SETTINGS, 'PEM').webhooks?.[0]?.namespaceSelector;
+  it('has the same name, labels and failure handling as the mutating one', () => {
+    assert.equal(v.kind, 'ValidatingWebhookConfiguration');
+    assert.equal(v.metadata.name, 'chaperone-injector');
+    assert.equal(v.metadata.labels?.['app.kubernetes.io/managed-by'], 'chaperone-injector');
+    for (const hook of [pods, namespaces]) {
+      assert.equal(hook?.failurePolicy, 'Fail');
+      assert.equal(hook?.sideEffects, 'None');
+      assert.equal(hook?.matchPolicy, 'Equivalent');
+      assert.equal(hook?.timeoutSeconds, 5);
+      assert.equal(hook?.reinvocationPolicy, undefined, 'validating webhooks are not reinvoked');
+      assert.deepEqual(hook?.clientConfig, {
+        service: { namespace: 'chaperone-system', name: 'chaperone-injector', path: '/validate', port: 443 },
+        caBundle: Buffer.from('PEM').toString('base64'),
+      });
+    }
+  });
+  it('sees every pod of an opted-in namespace: no objectSelector, so opt-out labels are seen', () => {
+    assert.equal(pods?.name, 'validate.chaperone.dev');
+    assert.deepEqual(pods?.namespaceSelector, selected);
+    assert.deepEqual(pods?.objectSelector, {});
+    assert.deepEqual(pods?.rules, [
+      {
+        operations: ['CREATE', 'UPDATE'],
+        apiGroups: [''],
+        apiVersions: ['v1'],
+        resources: ['pods', 'pods/status', 'pods/ephemeralcontainers'],
+        scope: 'Namespaced',
+      },
+    ]);
+  });
+  it('sees updates of opted-in namespaces through an objectSelector (old or new labels)', () => {
+    assert.equal(namespaces?.name, 'namespace.chaperone.dev');
+    assert.deepEqual(namespaces?.namespaceSelector, {});
+    assert.deepEqual(namespaces?.objectSelector, selected);
+    assert.deepEqual(namespaces?.rules, [
+      {
+        operations: ['UPDATE'],
+        apiGroups: [''],
+        apiVersions: ['v1'],
+        resources: ['namespaces', 'namespaces/status', 'namespaces/finalize'],
+        scope: 'Cluster',
+      },
+    ]);
+  });
+  it('reaches a URL when the webhooks are reached by URL', () => {
+    const byUrl = desiredValidatingWebhookConfiguration(
+      { ...SETTINGS, url: 'https://127.0.0.1:8443/mutate', validateUrl: 'https://127.0.0.1:8443/validate' },
+      undefined,
+    );
+    for (const hook of byUrl.webhooks ?? [])
+      assert.deepEqual(hook.clientConfig, { url: 'https://127.0.0.1:8443/validate' });
+  });
+  it('is created and repaired like the mutating one', async () => {
+    const { client, state } = fakeClient();
+    assert.equal(await reconcileWebhookConfiguration(client, v, true), 'created');
+    assert.equal(state.paths[0], '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations');
+    (state.stored?.webhooks?.[0] as MutatingWebhook).objectSelector = {
+      matchExpressions: [{ key: 'chaperone.dev/inject', operator: 'NotIn', values: ['false'] }],
+    };
+    assert.equal(await reconcileWebhookConfiguration(client, v, true), 'repaired');
+    assert.deepEqual(state.stored?.webhooks, v.webhooks);
+    assert.equal(await reconcileWebhookConfiguration(client, v, true), 'unchanged');
+  });
+});
+
 function fakeClient(initial?: MutatingWebhookConfiguration) {
-  const state = { stored: initial ? structuredClone(initial) : undefined, writes: 0 };
+  const state = {
+    stored: initial ? structuredClone(initial) : undefined,
+    writes: 0,
+    paths: [] as string[],
+  };
   const client = {
     async get() {
       return state.stored ? structuredClone(state.stored) : undefined;
     },
     async create(_p: string, body: MutatingWebhookConfiguration) {
+      state.paths.push(_p);
       if (state.stored) throw new KubeApiError('POST', _p, 409, {});
       state.stored = structuredClone(body);
       state.writes++;

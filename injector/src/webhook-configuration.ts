@@ -1,6 +1,8 @@
 /**
- * The MutatingWebhookConfiguration the injector owns: built as data from the
- * settings, created at start-up and repaired whenever it drifts (GitOps tools
+ * The webhook configurations the injector owns — the MutatingWebhookConfiguration
+ * that injects, and the ValidatingWebhookConfiguration that refuses whatever
+ * would run unguarded in an opted-in namespace — built as data from the
+ * settings, created at start-up and repaired whenever they drift (GitOps tools
  * resetting caBundle, someone editing the selectors or failure policy).
  */
 import { isDeepStrictEqual } from 'node:util';
@@ -20,8 +22,23 @@ import {
 } from './names.ts';
 
 export const WEBHOOK_NAME = 'inject.chaperone.dev';
+/** The validating webhook for pods: nothing uninjected (or un-injected later) in an opted-in namespace. */
+export const VALIDATING_WEBHOOK_NAME = 'validate.chaperone.dev';
+/** The validating webhook for namespaces: an opted-in namespace stays opted in. */
+export const NAMESPACE_WEBHOOK_NAME = 'namespace.chaperone.dev';
 export const WEBHOOK_CONFIGURATIONS_PATH =
   '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations';
+export const VALIDATING_WEBHOOK_CONFIGURATIONS_PATH =
+  '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations';
+
+export type WebhookConfigurationKind = 'MutatingWebhookConfiguration' | 'ValidatingWebhookConfiguration';
+
+/** Where the API server keeps configurations of `kind`. */
+export function configurationsPath(kind: WebhookConfigurationKind): string {
+  return kind === 'MutatingWebhookConfiguration'
+    ? WEBHOOK_CONFIGURATIONS_PATH
+    : VALIDATING_WEBHOOK_CONFIGURATIONS_PATH;
+}
 /** Label Kubernetes >= 1.21 puts on every namespace (absent on 1.20, where NotIn still matches). */
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 
@@ -35,10 +52,15 @@ export interface WebhookSettings {
   readonly path: string;
   /** When set, the API server calls this URL instead of the Service. */
   readonly url?: string;
+  /** Path of the validating webhook on the same server, e.g. `/validate`. */
+  readonly validatePath: string;
+  /** The validating webhook's URL, when the webhooks are reached by URL. */
+  readonly validateUrl?: string;
   readonly timeoutSeconds: number;
   readonly injection: InjectionConfig;
 }
 
+/** One webhook of either kind of configuration (validating webhooks have no reinvocationPolicy). */
 export interface MutatingWebhook {
   name: string;
   admissionReviewVersions: string[];
@@ -58,12 +80,13 @@ export interface MutatingWebhook {
   matchPolicy: string;
   sideEffects: string;
   timeoutSeconds: number;
-  reinvocationPolicy: string;
+  reinvocationPolicy?: string;
   namespaceSelector: LabelSelector;
   objectSelector: LabelSelector;
   [k: string]: unknown;
 }
 
+/** A webhook configuration of either kind, as the injector reads and writes it. */
 export interface MutatingWebhookConfiguration {
   apiVersion: string;
   kind: string;
@@ -94,25 +117,41 @@ export const OBJECT_SELECTOR: LabelSelector = {
   matchExpressions: [{ key: INJECT_LABEL, operator: 'NotIn', values: [OPT_OUT_VALUE] }],
 };
 
+export type WebhookConfiguration = MutatingWebhookConfiguration;
+
+function clientConfigFor(
+  s: WebhookSettings,
+  path: string,
+  url: string | undefined,
+  caBundlePem: string | undefined,
+): MutatingWebhook['clientConfig'] {
+  const clientConfig: MutatingWebhook['clientConfig'] = url
+    ? { url }
+    : { service: { namespace: s.namespace, name: s.serviceName, path, port: s.servicePort } };
+  if (caBundlePem) clientConfig.caBundle = Buffer.from(caBundlePem).toString('base64');
+  return clientConfig;
+}
+
+function configurationLabels(s: WebhookSettings): Record<string, string> {
+  return {
+    'app.kubernetes.io/name': 'chaperone-injector',
+    'app.kubernetes.io/part-of': 'chaperone',
+    [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
+    ...(s.revision ? { [REVISION_LABEL]: s.revision } : {}),
+  };
+}
+
 export function desiredWebhookConfiguration(
   s: WebhookSettings,
   caBundlePem: string | undefined,
 ): MutatingWebhookConfiguration {
-  const clientConfig: MutatingWebhook['clientConfig'] = s.url
-    ? { url: s.url }
-    : { service: { namespace: s.namespace, name: s.serviceName, path: s.path, port: s.servicePort } };
-  if (caBundlePem) clientConfig.caBundle = Buffer.from(caBundlePem).toString('base64');
+  const clientConfig = clientConfigFor(s, s.path, s.url, caBundlePem);
   return {
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'MutatingWebhookConfiguration',
     metadata: {
       name: s.name,
-      labels: {
-        'app.kubernetes.io/name': 'chaperone-injector',
-        'app.kubernetes.io/part-of': 'chaperone',
-        [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
-        ...(s.revision ? { [REVISION_LABEL]: s.revision } : {}),
-      },
+      labels: configurationLabels(s),
       annotations: { [INJECTOR_CONFIG_ANNOTATION]: JSON.stringify(s.injection) },
     },
     webhooks: [
@@ -141,6 +180,78 @@ export function desiredWebhookConfiguration(
   };
 }
 
+/**
+ * The ValidatingWebhookConfiguration: two webhooks, both failing closed.
+ *
+ * - `validate.chaperone.dev` sees every pod CREATE and UPDATE (through the
+ *   status subresource too, which can change labels and annotations, and
+ *   ephemeral container changes) in an opted-in namespace. It has no objectSelector on
+ *   purpose: pods labelled `chaperone.dev/inject=false`, which the mutating
+ *   webhook never sees, must be seen here. Validating webhooks run after every
+ *   mutation, so it judges the object that would be stored.
+ * - `namespace.chaperone.dev` sees UPDATEs of opted-in namespaces, through
+ *   the `status` and `finalize` subresources too (both can change labels). A
+ *   namespaceSelector cannot do it: for a Namespace object the API server
+ *   evaluates it against the new labels only, so the update that removes the
+ *   opt-in label would not match. An objectSelector matches when the old or
+ *   the new object matches, so the same expressions are used there.
+ */
+export function desiredValidatingWebhookConfiguration(
+  s: WebhookSettings,
+  caBundlePem: string | undefined,
+): MutatingWebhookConfiguration {
+  const clientConfig = clientConfigFor(s, s.validatePath, s.validateUrl, caBundlePem);
+  const selected = namespaceSelector(s.revision, s.injection.excludedNamespaces);
+  const common = {
+    admissionReviewVersions: ['v1'],
+    failurePolicy: 'Fail',
+    matchPolicy: 'Equivalent',
+    sideEffects: 'None',
+    timeoutSeconds: s.timeoutSeconds,
+  };
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingWebhookConfiguration',
+    metadata: { name: s.name, labels: configurationLabels(s) },
+    webhooks: [
+      {
+        name: VALIDATING_WEBHOOK_NAME,
+        clientConfig,
+        rules: [
+          {
+            operations: ['CREATE', 'UPDATE'],
+            apiGroups: [''],
+            apiVersions: ['v1'],
+            // The status subresource can change labels and annotations too.
+            resources: ['pods', 'pods/status', 'pods/ephemeralcontainers'],
+            scope: 'Namespaced',
+          },
+        ],
+        ...common,
+        namespaceSelector: selected,
+        objectSelector: {},
+      },
+      {
+        name: NAMESPACE_WEBHOOK_NAME,
+        clientConfig: structuredClone(clientConfig),
+        rules: [
+          {
+            operations: ['UPDATE'],
+            apiGroups: [''],
+            apiVersions: ['v1'],
+            // Both subresources can change a namespace's labels.
+            resources: ['namespaces', 'namespaces/status', 'namespaces/finalize'],
+            scope: 'Cluster',
+          },
+        ],
+        ...common,
+        namespaceSelector: {},
+        objectSelector: selected,
+      },
+    ],
+  };
+}
+
 export type ReconcileAction = 'created' | 'repaired' | 'unchanged';
 
 /**
@@ -153,15 +264,14 @@ export async function reconcileWebhookConfiguration(
   manageCaBundle: boolean,
   logger?: Logger,
 ): Promise<ReconcileAction> {
-  const path = `${WEBHOOK_CONFIGURATIONS_PATH}/${desired.metadata.name}`;
+  const kind = desired.kind as WebhookConfigurationKind;
+  const collection = configurationsPath(kind);
+  const path = `${collection}/${desired.metadata.name}`;
   const existing = await client.get<MutatingWebhookConfiguration>(path);
   if (!existing) {
     try {
-      await client.create(WEBHOOK_CONFIGURATIONS_PATH, desired);
-      logger?.info(
-        { webhookConfiguration: desired.metadata.name },
-        'created the MutatingWebhookConfiguration',
-      );
+      await client.create(collection, desired);
+      logger?.info({ webhookConfiguration: desired.metadata.name }, `created the ${kind}`);
       return 'created';
     } catch (err) {
       if (err instanceof KubeApiError && err.status === 409)
@@ -171,8 +281,8 @@ export async function reconcileWebhookConfiguration(
   }
   const webhooks = structuredClone(desired.webhooks ?? []);
   if (!manageCaBundle) {
-    const kept = existing.webhooks?.find((w) => w.name === WEBHOOK_NAME)?.clientConfig?.caBundle;
     for (const w of webhooks) {
+      const kept = existing.webhooks?.find((e) => e.name === w.name)?.clientConfig?.caBundle;
       if (kept) w.clientConfig.caBundle = kept;
       else delete w.clientConfig.caBundle;
     }
@@ -191,7 +301,7 @@ export async function reconcileWebhookConfiguration(
   });
   logger?.warn(
     { webhookConfiguration: desired.metadata.name, drift: metaSame ? drift : 'labels/annotations' },
-    'repaired the MutatingWebhookConfiguration',
+    `repaired the ${kind}`,
   );
   return 'repaired';
 }

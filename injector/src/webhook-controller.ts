@@ -1,6 +1,7 @@
 /**
- * Leader duty: keep the MutatingWebhookConfiguration as desired — created at
- * start, repaired on any change (watched) and at every resync.
+ * Leader duty: keep one webhook configuration (the mutating or the
+ * validating one) as desired — created at start, repaired on any change
+ * (watched) and at every resync.
  */
 import type { Logger } from '@chaperone/shared';
 import { runInformer } from './informer.ts';
@@ -8,13 +9,15 @@ import type { InjectorMetrics } from './injector-metrics.ts';
 import type { KubeClient } from './kube-client.ts';
 import type { Wakeup } from './wakeup.ts';
 import {
+  configurationsPath,
   type MutatingWebhookConfiguration,
   reconcileWebhookConfiguration,
-  WEBHOOK_CONFIGURATIONS_PATH,
+  type WebhookConfigurationKind,
 } from './webhook-configuration.ts';
 
 export interface WebhookControllerOptions {
   readonly client: KubeClient;
+  readonly kind: WebhookConfigurationKind;
   readonly name: string;
   /** Desired configuration, given the current CA bundle (undefined: leave caBundle alone or not known yet). */
   readonly desired: () => MutatingWebhookConfiguration | undefined;
@@ -29,14 +32,18 @@ export interface WebhookControllerOptions {
 export async function runWebhookController(o: WebhookControllerOptions, signal: AbortSignal): Promise<void> {
   const informer = runInformer<MutatingWebhookConfiguration>({
     client: o.client,
-    path: WEBHOOK_CONFIGURATIONS_PATH,
+    path: configurationsPath(o.kind),
     query: { fieldSelector: `metadata.name=${o.name}` },
-    name: 'webhook-configuration',
+    name:
+      o.kind === 'MutatingWebhookConfiguration'
+        ? 'webhook-configuration'
+        : 'validating-webhook-configuration',
     signal,
     ...(o.logger ? { logger: o.logger } : {}),
     onSync: () => o.wakeup.wake(),
     onEvent: () => o.wakeup.wake(),
   });
+  const configuration = o.kind === 'MutatingWebhookConfiguration' ? 'mutating' : 'validating';
   let failures = 0;
   while (!signal.aborted) {
     const desired = o.desired();
@@ -44,17 +51,14 @@ export async function runWebhookController(o: WebhookControllerOptions, signal: 
     if (desired) {
       try {
         const action = await reconcileWebhookConfiguration(o.client, desired, o.manageCaBundle, o.logger);
-        o.metrics?.webhookConfigurationActions.inc({ action });
+        o.metrics?.webhookConfigurationActions.inc({ configuration, action });
         failures = 0;
       } catch (err) {
         if (signal.aborted) break;
         failures++;
         wait = Math.min(30_000, 500 * 2 ** Math.min(failures, 6));
-        o.metrics?.webhookConfigurationActions.inc({ action: 'error' });
-        o.logger?.warn(
-          { err: (err as Error).message, retryInMs: wait },
-          'could not reconcile the MutatingWebhookConfiguration',
-        );
+        o.metrics?.webhookConfigurationActions.inc({ configuration, action: 'error' });
+        o.logger?.warn({ err: (err as Error).message, retryInMs: wait }, `could not reconcile the ${o.kind}`);
       }
     }
     await o.wakeup.wait(signal, wait);
