@@ -47,6 +47,8 @@ export interface InjectionConfig {
   readonly allowedAgentTokenAudiences: readonly string[];
   /** Never injected: system namespaces and the injector's own. */
   readonly excludedNamespaces: readonly string[];
+  /** The injector's own namespace: the sidecar refuses every change there. */
+  readonly injectorNamespace: string;
 }
 
 /** `repo/name:tag` → `repo/name` (digest and tag dropped): the default allow-list for image overrides. */

@@ -279,5 +279,6 @@ export function injectionConfigFrom(
     excludedNamespaces: Object.freeze([
       ...new Set([...SYSTEM_NAMESPACES, s.namespace, ...s.excludedNamespaces]),
     ]),
+    injectorNamespace: s.namespace,
   });
 }

@@ -11,6 +11,7 @@
  *   CHAPERONE_KUBE_PORT              127.0.0.1 port of the Kubernetes API listener
  *   CHAPERONE_METRICS_PORT           metrics + /healthz (all interfaces: probes and Prometheus)
  *   CHAPERONE_LOG_LEVEL
+ *   CHAPERONE_INJECTOR_NAMESPACE     nothing there may be changed through the guard
  *   CHAPERONE_COLLECTOR_URL          when the injector is given one
  *   CHAPERONE_DATABASES              `name=port,...` when the pod declares databases;
  *                                    each Secret is at /var/run/chaperone/databases/<name>/
@@ -96,6 +97,7 @@ export function buildSidecar(settings: PodSettings, config: InjectionConfig, mod
     { name: 'CHAPERONE_KUBE_PORT', value: String(settings.kubePort) },
     { name: 'CHAPERONE_METRICS_PORT', value: String(settings.metricsPort) },
     { name: 'CHAPERONE_LOG_LEVEL', value: settings.logLevel },
+    { name: 'CHAPERONE_INJECTOR_NAMESPACE', value: config.injectorNamespace },
     { name: 'NODE_OPTIONS', value: SIDECAR_NODE_OPTIONS },
   ];
   if (config.collectorUrl) env.push({ name: 'CHAPERONE_COLLECTOR_URL', value: config.collectorUrl });

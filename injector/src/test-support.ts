@@ -23,6 +23,7 @@ export const TEST_CONFIG: InjectionConfig = Object.freeze({
   allowedImages: ['ghcr.io/chaperone-dev/chaperone'],
   allowedAgentTokenAudiences: [],
   excludedNamespaces: ['kube-system', 'kube-public', 'kube-node-lease', 'chaperone-system'],
+  injectorNamespace: 'chaperone-system',
 });
 
 export function testConfig(overrides: Partial<InjectionConfig> = {}): InjectionConfig {
