@@ -3,7 +3,7 @@
  * kube-apiserver + kube-controller-manager built from Debian's Kubernetes
  * source package, on free 127.0.0.1 ports with a temp dir. RBAC on, the
  * ServiceAccount and admission-webhook plugins on, service-account signing
- * keys and issuer discovery, an admin kubeconfig. The controller-manager gives
+ * keys and issuer discovery, an admin kubeconfig, an audit log. The controller-manager gives
  * namespaces their `default` ServiceAccount and turns Deployments into Pods.
  * There is no kubelet: Pods stay Pending.
  *
@@ -54,6 +54,12 @@ export interface ControlPlane {
   readonly serviceAccountIssuer: string | undefined;
   /** Where its files and logs live (local mode). */
   readonly dir: string | undefined;
+  /**
+   * The API server's audit log (local mode): JSON lines, every stage of every
+   * request at Metadata level (Request level for ConfigMaps, so the names in
+   * create bodies show).
+   */
+  readonly auditLogPath?: string | undefined;
   /** Cluster CA key (local mode only): tests use it to make client or kubelet certificates. */
   readonly caKey: string | undefined;
   readonly processes: readonly ManagedProcess[];
@@ -214,6 +220,20 @@ async function startLocal(opts: ControlPlaneOptions): Promise<ControlPlane> {
   writeKubeconfig(kubeconfigPath, server, ca.cert, { token: adminToken });
   writeKubeconfig(cmKubeconfig, server, ca.cert, { token: cmToken });
 
+  const auditPolicy = join(dir, 'audit-policy.yaml');
+  const auditLogPath = join(dir, 'audit.log');
+  writeFileSync(
+    auditPolicy,
+    YAML.stringify({
+      apiVersion: 'audit.k8s.io/v1',
+      kind: 'Policy',
+      rules: [
+        { level: 'Request', resources: [{ group: '', resources: ['configmaps'] }] },
+        { level: 'Metadata' },
+      ],
+    }),
+  );
+
   const featureGates = `BoundServiceAccountTokenVolume=${opts.legacyTokenVolumes ? 'false' : 'true'}`;
   const processes: ManagedProcess[] = [];
   const stop = async () => {
@@ -273,6 +293,9 @@ async function startLocal(opts: ControlPlaneOptions): Promise<ControlPlane> {
         '--allow-privileged=true',
         '--kubelet-preferred-address-types=InternalIP',
         '--endpoint-reconciler-type=none',
+        `--audit-policy-file=${auditPolicy}`,
+        `--audit-log-path=${auditLogPath}`,
+        '--audit-log-format=json',
         '--v=1',
       ],
       logFile: join(dir, 'kube-apiserver.log'),
@@ -333,6 +356,7 @@ async function startLocal(opts: ControlPlaneOptions): Promise<ControlPlane> {
       version,
       serviceAccountIssuer: SERVICE_ACCOUNT_ISSUER,
       dir,
+      auditLogPath,
       caKey: ca.key,
       processes,
       stop,

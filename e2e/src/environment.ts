@@ -18,6 +18,8 @@ export interface KubeInfo {
   readonly version: { major: number; minor: number; gitVersion: string };
   readonly serviceAccountIssuer?: string;
   readonly dir?: string;
+  /** The API server's audit log (local mode only). */
+  readonly auditLogPath?: string;
   readonly pids: readonly number[];
 }
 

@@ -56,6 +56,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
               version: cp.version,
               ...(cp.serviceAccountIssuer ? { serviceAccountIssuer: cp.serviceAccountIssuer } : {}),
               ...(cp.dir ? { dir: cp.dir } : {}),
+              ...(cp.auditLogPath ? { auditLogPath: cp.auditLogPath } : {}),
               pids: cp.processes.map((p) => p.pid),
             },
           }

@@ -10,7 +10,13 @@
  */
 import { type Action, KUBE_VERBS, UsageError } from '@chaperone/shared';
 import YAML from 'yaml';
-import { parseRequestInfo, toAction } from './kube/request-info.ts';
+import {
+  parseRequestInfo,
+  readQuery,
+  splitTarget,
+  toAction,
+  UnreadableRequestError,
+} from './kube/request-info.ts';
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -28,8 +34,18 @@ export function parseRequestText(text: string, user?: string): Action {
   if (!first) throw new UsageError('empty request; try: "delete namespaces prod" or "GET /api/v1/pods"');
   const extra = user ? { user } : {};
   if (METHODS.has(first.toUpperCase()) && rest[0]?.startsWith('/')) {
-    const u = new URL(rest[0], 'https://x');
-    return toAction(parseRequestInfo(first.toUpperCase(), u.pathname, u.searchParams), extra);
+    // Read as the sidecar reads a request target (and as the API server does), never normalised.
+    const { path, rawQuery } = splitTarget(rest[0]);
+    const query = readQuery(rawQuery);
+    try {
+      if (query.problem !== undefined) throw new UnreadableRequestError(`chaperone: ${query.problem}`);
+      return toAction(parseRequestInfo(first.toUpperCase(), path, query.params), extra);
+    } catch (err) {
+      if (err instanceof UnreadableRequestError) {
+        throw new UsageError(`${rest[0]}: the sidecar would refuse this request (${err.message})`);
+      }
+      throw err;
+    }
   }
   let namespace: string | undefined;
   let group = '';

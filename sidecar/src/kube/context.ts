@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Action, Decision } from '@chaperone/shared';
 import type { AgentRequest, AgentResponse } from './http1/agent-connection.ts';
-import type { RequestInfo } from './request-info.ts';
+import { type RequestInfo, readQuery, splitTarget } from './request-info.ts';
 
 export interface KubeRequestContext {
   readonly req: AgentRequest;
@@ -15,8 +15,12 @@ export interface KubeRequestContext {
   readonly receivedAt: Date;
   /** Also sent upstream as `Audit-ID`, so the API server's audit log correlates. */
   readonly auditID: string;
+  /** The request target's path as sent (not decoded): what goes upstream. */
   readonly path: string;
+  /** The query parameters as the API server reads them (Go's url.ParseQuery; see request-info.ts). */
   readonly query: URLSearchParams;
+  /** Why the query cannot be read with certainty as the API server reads it (the request is then refused). */
+  readonly queryProblem: string | undefined;
   /** Captured at arrival: the socket is gone by the time the event is written. */
   readonly remoteAddress: string;
   info?: RequestInfo;
@@ -34,21 +38,21 @@ export interface KubeRequestContext {
   answered?: { code: number; reason: string; message: string };
 }
 
+/** The query of every request without one: shared, never mutated. */
 const NO_QUERY = new URLSearchParams();
 
 export function newContext(req: AgentRequest, res: AgentResponse): KubeRequestContext {
-  const url = req.url;
-  const q = url.indexOf('?');
-  const rawQuery = q === -1 ? '' : url.slice(q + 1);
+  const { path, rawQuery } = splitTarget(req.url);
+  const query = rawQuery === '' ? undefined : readQuery(rawQuery);
   return {
     req,
     res,
     startNs: process.hrtime.bigint(),
     receivedAt: new Date(),
     auditID: randomUUID(),
-    path: q === -1 ? url : url.slice(0, q),
-    // Shared and never mutated when there is no query.
-    query: rawQuery === '' ? NO_QUERY : new URLSearchParams(rawQuery),
+    path,
+    query: query === undefined ? NO_QUERY : query.params,
+    queryProblem: query?.problem,
     remoteAddress: req.remoteAddress,
     maskedFields: 0,
     overheadNs: 0n,

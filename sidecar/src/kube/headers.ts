@@ -7,8 +7,14 @@ import type { ResponseHead } from './http1/response-decoder.ts';
 /**
  * Request fields that do not cross the proxy: hop-by-hop ones (RFC 9110
  * §7.6.1), framing (the sidecar sends its own Content-Length), the agent's
- * placeholder credentials, and fields the sidecar sets itself. Responses come
- * back uncompressed so they can be masked and measured.
+ * placeholder credentials, fields the sidecar sets itself, and fields that
+ * would let the agent change what the API server records about the caller or
+ * who it thinks the caller is: the client address (the API server's audit
+ * `sourceIPs` come from X-Forwarded-For and X-Real-Ip before the connection's
+ * address — utilnet.SourceIPs), and the identity headers of request-header
+ * authentication (X-Remote-User / -Group / -Extra-* by convention) and of
+ * authenticating proxies. Impersonate-* headers do pass: the policy decides on
+ * them. Responses come back uncompressed so they can be masked and measured.
  */
 const REQUEST_DROP = new Set([
   'connection',
@@ -25,7 +31,24 @@ const REQUEST_DROP = new Set([
   'authorization',
   'accept-encoding',
   'audit-id',
+  'forwarded',
+  'x-real-ip',
+  'x-client-ip',
+  'true-client-ip',
+  'client-ip',
+  'x-cluster-client-ip',
+  'x-original-forwarded-for',
 ]);
+/** Dropped by prefix: X-Forwarded-For/-Host/-Proto/-User/…, X-Remote-User/-Group/-Extra-*. */
+const REQUEST_DROP_PREFIXES = ['x-forwarded-', 'x-remote-'];
+
+/** Whether a request field (by its lower-cased name) is kept out of the upstream request. */
+export function droppedRequestField(name: string): boolean {
+  if (REQUEST_DROP.has(name)) return true;
+  if (name.charCodeAt(0) !== 120 /* x */) return false;
+  for (const p of REQUEST_DROP_PREFIXES) if (name.startsWith(p)) return true;
+  return false;
+}
 const RESPONSE_DROP = new Set([
   'connection',
   'keep-alive',
@@ -60,7 +83,8 @@ export function upstreamHead(
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
-    if (REQUEST_DROP.has(name) || listed?.has(name) || (accept !== undefined && name === 'accept')) continue;
+    if (droppedRequestField(name) || listed?.has(name) || (accept !== undefined && name === 'accept'))
+      continue;
     head += `${raw[i]}: ${raw[i + 1]}\r\n`;
   }
   if (accept !== undefined) head += `accept: ${accept}\r\n`;

@@ -1,4 +1,4 @@
-/** The Kubernetes API request path, assembled in one place: audit ∘ spool gate ∘ decide ∘ refuse connect → forward. */
+/** The Kubernetes API request path, assembled in one place: audit ∘ read request ∘ spool gate ∘ decide ∘ refuse connect → forward. */
 import type { SelfProtection } from '@chaperone/shared';
 import type { AuditRecorder } from '../audit/recorder.ts';
 import type { Spool } from '../audit/spool.ts';
@@ -9,6 +9,7 @@ import { type ForwardOptions, forward } from './forward.ts';
 import { audit } from './guards/audit.ts';
 import { refuseConnect } from './guards/connect-refusal.ts';
 import { decide } from './guards/decide.ts';
+import { readRequest } from './guards/request-reading.ts';
 import { spoolGate } from './guards/spool-gate.ts';
 
 export interface PipelineDeps extends ForwardOptions {
@@ -25,6 +26,7 @@ export function kubePipeline(d: PipelineDeps): Handler {
   return compose(
     [
       audit(d.recorder, d.log),
+      readRequest(),
       spoolGate(d.spool, d.failOpen, d.metrics),
       decide(d.policy, d.protection, d.username, d.maxRequestBytes),
       refuseConnect(),

@@ -43,6 +43,10 @@ describe('agent connection (HTTP/1.1 on a raw socket)', () => {
           res.end(body);
           return;
         }
+        if (req.url === '/slow' || req.url === '/slower') {
+          setTimeout(() => res.end('slow'), req.url === '/slow' ? 50 : 1000);
+          return;
+        }
         if (req.url === '/stream') {
           res.writeHead(200, { 'content-type': 'text/plain' });
           res.write('one,');
@@ -112,6 +116,53 @@ describe('agent connection (HTTP/1.1 on a raw socket)', () => {
     const text = await exchange(servers.port, 'GET /a HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
     assert.match(text, /connection: close/);
     assert.match(text, /GET \/a$/);
+  });
+
+  it('answers more pipelined requests than the bound with an error after the current response, and closes', async () => {
+    let bytes = 'GET /slow HTTP/1.1\r\nhost: x\r\n\r\n';
+    for (let i = 0; i < 40; i++) bytes += `GET /n${i} HTTP/1.1\r\nhost: x\r\n\r\n`;
+    const text = await exchange(servers.port, bytes);
+    const responses = text.split(/(?=HTTP\/1\.1 \d{3} )/);
+    assert.equal(responses.length, 2, text);
+    assert.match(responses[0] as string, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nslow$/);
+    assert.match(responses[1] as string, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    assert.match(responses[1] as string, /connection: close/);
+    const status = JSON.parse((responses[1] as string).split('\r\n\r\n')[1] as string) as {
+      kind: string;
+      message: string;
+    };
+    assert.equal(status.kind, 'Status');
+    assert.match(
+      status.message,
+      /more than 32 requests were sent on one connection ahead of their responses/,
+    );
+  });
+
+  it('answers more pipelined bytes than the bound (bodies and heads) with an error, and closes', async () => {
+    const body = 'b'.repeat(1_200_000);
+    const text = await exchange(
+      servers.port,
+      // Long enough for the 1.2 MB behind it to arrive.
+      `GET /slower HTTP/1.1\r\nhost: x\r\n\r\nPOST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+    );
+    const responses = text.split(/(?=HTTP\/1\.1 \d{3} )/);
+    assert.equal(responses.length, 2, text.slice(0, 500));
+    assert.match(responses[0] as string, /slow$/);
+    assert.match(responses[1] as string, /^HTTP\/1\.1 400 /);
+    assert.match(responses[1] as string, /more than 1048576 bytes of requests were sent on one connection/);
+    // Heads count too: many requests with large heads, each within the head limit.
+    const big = `x-big: ${'h'.repeat(60_000)}\r\n`;
+    let heads = 'GET /slower HTTP/1.1\r\nhost: x\r\n\r\n';
+    for (let i = 0; i < 20; i++) heads += `GET /n${i} HTTP/1.1\r\nhost: x\r\n${big}\r\n`;
+    const text2 = await exchange(servers.port, heads);
+    assert.match(text2, /more than 1048576 bytes of requests were sent/);
+  });
+
+  it('serves pipelined requests within the bound', async () => {
+    let bytes = '';
+    for (let i = 0; i < 20; i++) bytes += `GET /n${i} HTTP/1.1\r\nhost: x\r\n\r\n`;
+    const text = await exchange(servers.port, bytes, /GET \/n19$/);
+    assert.equal(text.match(/HTTP\/1\.1 200 OK/g)?.length, 20);
   });
 
   it('refuses a body over the handler limit with the limit in the error', async () => {

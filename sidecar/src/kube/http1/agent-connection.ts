@@ -1,11 +1,12 @@
 /**
  * One agent connection: HTTP/1.1 requests framed by RequestDecoder, handed to
- * the handler one at a time (pipelined requests wait their turn), answered
- * through AgentResponse. Request bodies are collected in memory within the
- * caller's limit, so what goes upstream is exactly what was checked, sent with
- * a Content-Length. Malformed requests get a Kubernetes Status with the
- * decoder's status code and the connection is closed; nothing reaches the
- * handler.
+ * the handler one at a time (pipelined requests wait their turn, within a
+ * bound on their count and bytes), answered through AgentResponse. Request
+ * bodies are collected in memory within the caller's limit, so what goes
+ * upstream is exactly what was checked, sent with a Content-Length. Malformed
+ * requests, and pipelined requests beyond the bound, get a Kubernetes Status
+ * (after the responses before them) and the connection is closed; nothing of
+ * them reaches the handler.
  */
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
@@ -64,6 +65,11 @@ export class AgentRequest {
   /** True once the whole request (body included) has arrived. */
   get complete(): boolean {
     return this.#complete;
+  }
+
+  /** Body bytes held before the handler asked for the body (it has not, while this is not undefined). */
+  get unreadBytes(): number | undefined {
+    return this.#onFirstRead === undefined ? undefined : this.#size;
   }
 
   /**
@@ -270,11 +276,21 @@ export class AgentResponse {
 
 export type AgentHandler = (req: AgentRequest, res: AgentResponse) => void;
 
+/** Requests that may wait behind the one being answered, by default. */
+export const DEFAULT_MAX_QUEUED_REQUESTS = 32;
+
 export interface AgentConnectionOptions {
   /** Closes a connection idle (between requests, or while a head or body is arriving) this long. */
   readonly idleTimeoutMs: number;
-  /** Most request-body bytes buffered for a request before the socket is paused. */
+  /**
+   * Most bytes held for one connection: of requests queued behind the one
+   * being answered (heads and bodies; beyond it the connection is answered
+   * with an error and closed), and of a body the handler has not asked for
+   * yet (beyond it the socket is paused until it does).
+   */
   readonly maxBufferedBytes: number;
+  /** Most requests queued behind the one being answered (default DEFAULT_MAX_QUEUED_REQUESTS); beyond it, as above. */
+  readonly maxQueuedRequests?: number;
   /** Builds the body of an error answer (a Kubernetes Status) for a request that could not be parsed. */
   readonly errorBody: (code: number, message: string) => string;
 }
@@ -288,6 +304,10 @@ export class AgentConnection {
   readonly #remote: string;
   /** Parts of requests waiting for the current one to finish. */
   #queue: (ReturnType<RequestDecoder['push']>[number] | { kind: 'error'; error: HttpParseError })[] = [];
+  /** Requests (heads) and bytes in #queue. */
+  #queuedRequests = 0;
+  #queuedBytes = 0;
+  readonly #maxQueuedRequests: number;
   /** The request being read (its body parts go to it). */
   #reading: AgentRequest | undefined;
   #active: { req: AgentRequest; res: AgentResponse } | undefined;
@@ -299,6 +319,7 @@ export class AgentConnection {
     this.#handler = handler;
     this.#opts = opts;
     this.#remote = socket.remoteAddress ?? 'unknown';
+    this.#maxQueuedRequests = opts.maxQueuedRequests ?? DEFAULT_MAX_QUEUED_REQUESTS;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', () => {});
@@ -336,8 +357,23 @@ export class AgentConnection {
       if (!this.#active) this.#armIdle();
       return;
     }
-    for (const part of parts) this.#queue.push(part);
+    for (const part of parts) {
+      this.#queue.push(part);
+      if (part.kind === 'head') {
+        this.#queuedRequests++;
+        this.#queuedBytes += headBytes(part.head);
+      } else if (part.kind === 'body') this.#queuedBytes += part.data.length;
+    }
     this.#pump();
+  }
+
+  /** Takes the first queued part off the queue, keeping the counts. */
+  #shift(): void {
+    const part = this.#queue.shift();
+    if (part?.kind === 'head') {
+      this.#queuedRequests--;
+      this.#queuedBytes -= headBytes(part.head);
+    } else if (part?.kind === 'body') this.#queuedBytes -= part.data.length;
   }
 
   /** Processes queued parts until a request is being answered. */
@@ -346,11 +382,14 @@ export class AgentConnection {
       const part = this.#queue[0];
       if (part === undefined) break;
       if (part.kind === 'body' || part.kind === 'end') {
-        this.#queue.shift();
+        this.#shift();
         const r = this.#reading;
         if (!r) continue;
         if (part.kind === 'body') {
           r.pushBody(part.data);
+          const unread = r.unreadBytes;
+          // Until the handler asks for the body, hold no more than the bound.
+          if (unread !== undefined && unread > this.#opts.maxBufferedBytes) this.socket.pause();
         } else {
           this.#reading = undefined;
           r.endBody();
@@ -363,7 +402,7 @@ export class AgentConnection {
         this.#bound();
         return;
       }
-      this.#queue.shift();
+      this.#shift();
       if (part.kind === 'error') {
         this.#answerError(part.error);
         return;
@@ -375,20 +414,46 @@ export class AgentConnection {
       if (req.complete) this.#clearIdle();
       this.#handler(req, res);
     }
-    if (this.#active && this.socket.isPaused()) this.socket.resume();
+    if (this.#active && this.socket.isPaused() && !this.#dead) {
+      const unread = this.#active.req.unreadBytes;
+      if (unread === undefined || unread <= this.#opts.maxBufferedBytes) this.socket.resume();
+    }
   }
 
-  /** Pauses reading while too much is queued behind the current request. */
+  /**
+   * Too many requests, or too many bytes, queued behind the current one: the
+   * queued requests are dropped unanswered, an error is answered after the
+   * current response, and nothing more is read from the connection.
+   */
   #bound(): void {
-    let bytes = 0;
-    for (const p of this.#queue) if (p.kind === 'body') bytes += p.data.length;
-    if (bytes > this.#opts.maxBufferedBytes) this.socket.pause();
+    if (this.#dead) return;
+    const max = this.#maxQueuedRequests;
+    const maxBytes = this.#opts.maxBufferedBytes;
+    if (this.#queuedRequests <= max && this.#queuedBytes <= maxBytes) return;
+    const what =
+      this.#queuedRequests > max
+        ? `more than ${max} requests were sent`
+        : `more than ${maxBytes} bytes of requests were sent`;
+    this.#dead = true;
+    this.#queue = [
+      {
+        kind: 'error',
+        error: new HttpParseError(
+          400,
+          `${what} on one connection ahead of their responses; the requests after the one being answered were not processed. Wait for responses before sending more (at most ${max} requests, ${maxBytes} bytes ahead), or use more connections`,
+        ),
+      },
+    ];
+    this.#queuedRequests = 0;
+    this.#queuedBytes = 0;
+    this.socket.pause();
   }
 
   #continue(head: RequestHead): void {
     if (head.headers.expect?.toLowerCase() === '100-continue' && this.#reading !== undefined) {
       this.socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
     }
+    if (this.socket.isPaused() && !this.#dead) this.socket.resume();
   }
 
   #answerError(error: HttpParseError): void {
@@ -400,6 +465,8 @@ export class AgentConnection {
       `content-length: ${Buffer.byteLength(body)}\r\n` +
       'connection: close\r\n\r\n';
     this.socket.end(head + body);
+    // Read on (and discard: the connection is dead) so the client's close is seen.
+    this.socket.resume();
   }
 
   /** @internal the active response was written in full */
@@ -409,7 +476,9 @@ export class AgentConnection {
     this.#active = undefined;
     res.closed();
     // A body we did not read to its end leaves the connection out of step: close it.
-    if (close || !active.req.complete || this.#dead) {
+    // A connection that failed after this request answers the error first.
+    const failed = this.#queue[0]?.kind === 'error';
+    if (close || !active.req.complete || (this.#dead && !failed)) {
       this.#dead = true;
       this.#queue = [];
       this.socket.end();
@@ -432,4 +501,12 @@ export class AgentConnection {
       active.res.closed();
     }
   }
+}
+
+/** What a parsed head took on the wire, near enough to bound memory by (request line and field lines). */
+function headBytes(head: RequestHead): number {
+  let n = head.method.length + head.target.length + 13;
+  const raw = head.rawHeaders;
+  for (let i = 0; i < raw.length; i++) n += (raw[i] as string).length + 2;
+  return n;
 }
