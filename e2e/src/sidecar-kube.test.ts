@@ -43,7 +43,8 @@ describe('sidecar: Kubernetes API guardrails', () => {
   const admin = (args: string[]) => kubectl(kube.kubeconfigPath, args);
 
   before(async () => {
-    ns = await createNamespace('sidecar');
+    // Opted in: the agent creates a Deployment, which the guard allows only where pods get the sidecar.
+    ns = await createNamespace('sidecar', { 'chaperone.dev/inject': 'enabled' });
     sc = await startSidecar({ namespace: ns.name, policy: POLICY });
     const r = admin([
       'create',

@@ -70,6 +70,11 @@ export const sidecarSchema = {
     description: 'name of the policy ConfigMap (protected from changes)',
     default: 'chaperone-policy',
   }),
+  injectorNamespace: string({
+    description:
+      "the injector's namespace: nothing in it may be changed through the guard, and pods there are never guarded",
+    default: 'chaperone-system',
+  }),
   policyPollInterval: duration({
     description: 'how often the policy file is checked for changes',
     default: 2000,

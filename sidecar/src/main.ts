@@ -164,6 +164,7 @@ export async function runSidecar(
         namespace: config.podNamespace,
         policyConfigMaps: [config.policyConfigMap],
         sidecarContainer: config.sidecarContainer,
+        injectorNamespace: config.injectorNamespace,
       },
       username: identity.user.username,
     });

@@ -86,7 +86,12 @@ const table: [string, Action, string, string][] = [
   ],
   ['get secret', k({ resource: 'secrets', namespace: 'agents', name: 'db' }), 'mask', 'mask-secrets'],
   ['watch secrets', k({ verb: 'watch', resource: 'secrets', namespace: 'agents' }), 'mask', 'mask-secrets'],
-  ['create secret', k({ verb: 'create', resource: 'secrets', namespace: 'agents' }), 'allow', 'default'],
+  [
+    'create secret: its answer is masked by the built-in rule',
+    k({ verb: 'create', resource: 'secrets', namespace: 'agents' }),
+    'mask',
+    'chaperone-mask-secrets',
+  ],
   [
     'scale deployment',
     k({ verb: 'patch', apiGroup: 'apps', resource: 'deployments', subresource: 'scale' }),

@@ -6,7 +6,7 @@
  * restrictive decision wins.
  */
 import { globMatcher, type Matcher } from './glob.ts';
-import { SQL_STATEMENT_ALIASES } from './parse.ts';
+import { DEFAULT_MASK_FIELDS, SQL_STATEMENT_ALIASES } from './parse.ts';
 import { checkSelfProtection } from './self-protection.ts';
 import type { Action, Decision, Policy, Rule, SelfProtection, SqlStatement } from './types.ts';
 
@@ -121,9 +121,41 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
 
 const SEVERITY = { allow: 0, mask: 1, review: 2, deny: 3 } as const;
 
+/**
+ * Every answer about Secrets — reads, watches, and the objects that writes and
+ * deletes return — leaves the guard masked, whatever the policy allows: a
+ * Secret's values (service-account tokens among them) are credentials. A
+ * policy's deny still wins.
+ */
+function maskSecrets(action: Action, decision: Decision): Decision {
+  if (
+    action.protocol !== 'kubernetes' ||
+    (action.apiGroup ?? '') !== '' ||
+    action.resource !== 'secrets' ||
+    decision.action === 'deny'
+  ) {
+    return decision;
+  }
+  if (decision.action === 'allow') {
+    return {
+      action: 'mask',
+      rule: 'chaperone-mask-secrets',
+      reason: 'self_protection',
+      message: `Secret values are always masked through the guard (${decision.message})`,
+      maskFields: DEFAULT_MASK_FIELDS,
+    };
+  }
+  const fields = [...new Set([...(decision.maskFields ?? []), ...DEFAULT_MASK_FIELDS])];
+  return { ...decision, maskFields: fields };
+}
+
 function decideOne(action: Action, compiled: CompiledPolicy, protection: SelfProtection): Decision {
   const builtin = checkSelfProtection(action, protection);
   if (builtin) return builtin;
+  return maskSecrets(action, decideByPolicy(action, compiled));
+}
+
+function decideByPolicy(action: Action, compiled: CompiledPolicy): Decision {
   for (const { rule, test } of compiled.rules) {
     if (!test(action)) continue;
     const message = rule.message ?? defaultMessage(rule.action, rule.name);

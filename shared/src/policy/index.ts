@@ -1,5 +1,11 @@
+export * from './access-review.ts';
+export * from './api-groups.ts';
 export * from './evaluate.ts';
 export { globMatcher, globToRegExp } from './glob.ts';
 export * from './parse.ts';
+export * from './pod-specs.ts';
+export * from './secret-writes.ts';
 export { checkSelfProtection } from './self-protection.ts';
 export * from './types.ts';
+export * from './workload-escapes.ts';
+export * from './written-object.ts';

@@ -60,6 +60,15 @@ export interface Action {
 
 export type DecisionReason = 'rule_matched' | 'policy_default' | 'self_protection' | 'no_policy';
 
+/** One reason a built-in rule refused a request, with the field at fault and what to change. */
+export interface DecisionCause {
+  /** The built-in rule (`chaperone-…`). */
+  readonly rule: string;
+  /** Where in the object (`spec.template.spec.hostNetwork`), or the request part at fault. */
+  readonly field: string;
+  readonly message: string;
+}
+
 export interface Decision {
   readonly action: DecisionAction;
   /** The rule that decided: a policy rule name, a built-in `chaperone:*` rule, or `default`. */
@@ -71,6 +80,8 @@ export interface Decision {
   readonly maskFields?: readonly string[];
   /** How long a review may wait for a human before it counts as denied. */
   readonly reviewTimeoutMs?: number;
+  /** Every reason a built-in object check found (the first one is `rule`). */
+  readonly causes?: readonly DecisionCause[];
 }
 
 /** Conditions of a rule; absent means "any". Every present condition must hold. */
@@ -120,6 +131,8 @@ export interface SelfProtection {
   readonly policyConfigMaps: readonly string[];
   /** Name of the sidecar container (exec and attach into it are refused). */
   readonly sidecarContainer: string;
+  /** The injector's own namespace: nothing in it may be changed through the guard. */
+  readonly injectorNamespace?: string;
 }
 
 export interface Policy {

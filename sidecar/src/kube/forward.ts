@@ -2,7 +2,8 @@
  * The last handler: sends an allowed request to the real API server with the
  * sidecar's credentials and streams the answer back — masking it first when
  * the decision says so (whole bodies for get/list, event by event for watch
- * streams, never buffering a stream). Every failure becomes a Kubernetes
+ * streams, never buffering a stream; an error answer's words are withheld, as
+ * it may quote the masked object). Every failure becomes a Kubernetes
  * Status; a response that cannot be masked is never passed through.
  */
 import { DEFAULT_MASK_FIELDS, type Logger } from '@chaperone/shared';
@@ -15,6 +16,7 @@ import type { Exchange, ResponseSink, UpstreamError } from './http1/upstream-poo
 import { LineSplitter } from './line-splitter.ts';
 import { type MaskOptions, maskBody } from './mask.ts';
 import { maskJsonBytes } from './mask-bytes.ts';
+import { withheldStatus } from './mask-status.ts';
 import { sendStatus, statusBody } from './status.ts';
 import type { Upstream } from './upstream.ts';
 
@@ -173,6 +175,15 @@ function maskWhole(
     onEnd() {
       if (over || !head) return;
       const t3 = process.hrtime.bigint();
+      if (head.statusCode < 200 || head.statusCode > 299) {
+        // An error about a masked object (a Secret that a JSON patch failed on, an invalid value).
+        const status = withheldStatus(head.statusCode, Buffer.concat(chunks, size));
+        ctx.failure = { code: status.code, reason: status.reason, message: status.message };
+        sendStatus(ctx.res, status);
+        ctx.overheadNs += process.hrtime.bigint() - t3;
+        done();
+        return;
+      }
       let out: Buffer | string = '';
       if (size > 0) {
         const masked = maskDocument(

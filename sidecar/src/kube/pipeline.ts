@@ -1,4 +1,4 @@
-/** The Kubernetes API request path, assembled in one place: audit ∘ read request ∘ spool gate ∘ decide ∘ refuse connect → forward. */
+/** The Kubernetes API request path, assembled in one place: audit ∘ read request ∘ spool gate ∘ decide ∘ object check ∘ access review ∘ refuse connect → forward. */
 import type { SelfProtection } from '@chaperone/shared';
 import type { AuditRecorder } from '../audit/recorder.ts';
 import type { Spool } from '../audit/spool.ts';
@@ -6,9 +6,11 @@ import type { SidecarMetrics } from '../metrics.ts';
 import type { PolicyStore } from '../policy-store.ts';
 import { compose, type Handler } from './context.ts';
 import { type ForwardOptions, forward } from './forward.ts';
+import { accessReview } from './guards/access-review.ts';
 import { audit } from './guards/audit.ts';
 import { refuseConnect } from './guards/connect-refusal.ts';
 import { decide } from './guards/decide.ts';
+import { objectCheck } from './guards/object-check.ts';
 import { readRequest } from './guards/request-reading.ts';
 import { spoolGate } from './guards/spool-gate.ts';
 
@@ -29,6 +31,8 @@ export function kubePipeline(d: PipelineDeps): Handler {
       readRequest(),
       spoolGate(d.spool, d.failOpen, d.metrics),
       decide(d.policy, d.protection, d.username, d.maxRequestBytes),
+      objectCheck({ ...d, protection: d.protection }),
+      accessReview({ ...d, user: d.username }),
       refuseConnect(),
     ],
     forward(d),

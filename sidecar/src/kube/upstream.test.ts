@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createLogger } from '@chaperone/shared';
-import { Upstream } from './upstream.ts';
+import { derivedAuditID, Upstream } from './upstream.ts';
 
 describe('upstream credentials', () => {
   const dir = mkdtempSync(join(tmpdir(), 'upstream-'));
@@ -30,5 +30,14 @@ describe('upstream credentials', () => {
     } finally {
       await up.close();
     }
+  });
+});
+
+describe('derived Audit-IDs', () => {
+  it('names the guard’s own calls after the request, within what the API server adopts', () => {
+    const id = '0b9c1d6e-7f1a-4c2b-9d3e-5f6a7b8c9d0e';
+    assert.equal(derivedAuditID(id, 1), `${id}-check-1`);
+    assert.throws(() => derivedAuditID('evil\r\nimpersonate-user: admin', 1));
+    assert.throws(() => derivedAuditID('a'.repeat(250), 1));
   });
 });

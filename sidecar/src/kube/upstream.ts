@@ -85,3 +85,104 @@ export class Upstream {
     await this.pool.close();
   }
 }
+
+/** A whole answer of the API server to a request the sidecar makes on its own behalf. */
+export interface UpstreamReply {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: Buffer;
+}
+
+export interface UpstreamCall {
+  readonly method: string;
+  /** Origin-form request target: path and query. */
+  readonly target: string;
+  readonly contentType?: string;
+  readonly body?: Buffer;
+  /**
+   * Sent as Audit-ID. The agent's own request keeps the request's id; a call
+   * the guard makes to decide on it (a dry run, a read) gets a derived one
+   * (derivedAuditID), so each id names one request in the API server's log.
+   */
+  readonly auditID: string;
+  readonly timeoutMs: number;
+  /** Answers larger than this fail the call. */
+  readonly maxBytes: number;
+}
+
+/** What the API server takes as an Audit-ID (longer or other ids are replaced by its own). */
+const AUDIT_ID = /^[A-Za-z0-9-]{1,256}$/;
+
+/**
+ * The Audit-ID of the `n`th call the guard makes on its own to decide on the
+ * request with id `auditID`: `<auditID>-check-<n>`.
+ */
+export function derivedAuditID(auditID: string, n: number): string {
+  const id = `${auditID}-check-${n}`;
+  if (!AUDIT_ID.test(id)) throw new Error(`cannot derive an Audit-ID from ${JSON.stringify(auditID)}`);
+  return id;
+}
+
+/**
+ * One request to the API server with the sidecar's credentials, answered as
+ * JSON and read whole (within `maxBytes`): for the guards that must see an
+ * object before deciding (the current object, a dry run, a namespace).
+ * Rejects on a transport failure, with the pool's UpstreamError.
+ */
+export function upstreamCall(upstream: Upstream, call: UpstreamCall): Promise<UpstreamReply> {
+  // Written into the request head as is.
+  if (!AUDIT_ID.test(call.auditID)) return Promise.reject(new Error('invalid Audit-ID'));
+  let head =
+    `${call.method} ${call.target} HTTP/1.1\r\nhost: ${upstream.host}\r\n` +
+    `authorization: ${upstream.authorization}\r\naudit-id: ${call.auditID}\r\n` +
+    'accept: application/json\r\nuser-agent: chaperone-sidecar\r\n';
+  if (call.body !== undefined) {
+    head += `content-type: ${call.contentType ?? 'application/json'}\r\ncontent-length: ${call.body.length}\r\n`;
+  }
+  head += '\r\n';
+  return new Promise((resolve, reject) => {
+    let status = 0;
+    let contentType = '';
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const exchange = upstream.pool.request(
+      {
+        method: call.method,
+        head,
+        body: call.body,
+        headersTimeoutMs: call.timeoutMs,
+        bodyTimeoutMs: call.timeoutMs,
+      },
+      {
+        onHead(h) {
+          status = h.statusCode;
+          contentType = h.headers['content-type'] ?? '';
+          if (status === 401) upstream.refreshToken();
+        },
+        onData(data) {
+          if (done) return true;
+          size += data.length;
+          if (size > call.maxBytes) {
+            done = true;
+            exchange.abort();
+            reject(new Error(`the API server's answer is larger than ${call.maxBytes} bytes`));
+            return true;
+          }
+          chunks.push(data);
+          return true;
+        },
+        onEnd() {
+          if (done) return;
+          done = true;
+          resolve({ status, contentType, body: Buffer.concat(chunks, size) });
+        },
+        onError(err) {
+          if (done) return;
+          done = true;
+          reject(err);
+        },
+      },
+    );
+  });
+}

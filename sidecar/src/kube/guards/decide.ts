@@ -11,6 +11,7 @@ import { BodyTooLargeError } from '../http1/agent-connection.ts';
 import { protobufObjectName } from '../protobuf-name.ts';
 import { impersonationHeaders, parseRequestInfo, toAction } from '../request-info.ts';
 import { sendStatus, statusBody } from '../status.ts';
+import { parseStrictJson } from './strict-json.ts';
 
 /**
  * Creating these objects names them only in the body, and the built-in
@@ -47,7 +48,11 @@ async function nameFromBody(ctx: KubeRequestContext, limit: number): Promise<str
     if (type.startsWith('application/vnd.kubernetes.protobuf')) {
       parsed = protobufObjectName(body);
     } else if (type.startsWith('application/json')) {
-      parsed = (JSON.parse(body.toString('utf8')) as { metadata?: typeof parsed }).metadata ?? {};
+      // Strict: one reading of the name, and errors that never quote the body.
+      const doc = parseStrictJson(body);
+      const meta =
+        typeof doc === 'object' && doc !== null ? (doc as { metadata?: unknown }).metadata : undefined;
+      parsed = typeof meta === 'object' && meta !== null ? (meta as typeof parsed) : {};
     } else {
       throw new BodyProblem(
         415,

@@ -1,0 +1,449 @@
+/**
+ * The built-in rules that depend on the object a write would store (pods and
+ * pod templates, Secrets, egress NetworkPolicies, volume claims, pod specs in
+ * custom resources), after `decide` has allowed the request itself.
+ *
+ * - create: the JSON body is the object (read strictly: a repeated key is
+ *   refused). Other media types (kubectl's typed clients send protobuf) are
+ *   decoded by the API server in a dry run of the same bytes, except for
+ *   pods, whose dry run the injector changes: they get 415 asking for JSON.
+ *   A custom resource is always judged by its dry run (the API server
+ *   defaults and prunes it by a schema the guard does not have).
+ * - update and patch: the sidecar cannot compute the result, so the API server
+ *   does. The current object is read; the write is sent with `dryRun=All` and
+ *   a precondition on the current resourceVersion (in metadata for PUT,
+ *   merge, strategic-merge and apply bodies; a last `replace` operation for
+ *   JSON patches); the result is checked against the current object; then the
+ *   same preconditioned write is forwarded, so exactly the checked result is
+ *   stored — or, if the object changed in between, the agent gets the API
+ *   server's 409 Conflict and can retry. When there is no current object (a
+ *   server-side apply that creates), the precondition is resourceVersion
+ *   "1", which no stored object has (etcd's first write is revision 2): the
+ *   API server creates the object, but answers 409 if it appeared meanwhile,
+ *   rather than apply the checked creation as an unchecked update.
+ * - pods and templates (and custom resources with new pod specs) also need
+ *   their namespace to be opted in: its labels are read fresh for every such
+ *   write (no cache: a namespace's opt-in can change at any time, and these
+ *   writes are rare).
+ * - a JSON patch of an object whose values are masked (every Secret) may
+ *   only add, remove and replace: it is refused before anything is sent.
+ *   The API server's errors about such objects are passed on with their
+ *   words withheld (mask-status.ts).
+ *
+ * The guard's own calls (the current object, dry runs, the namespace) carry
+ * Audit-IDs derived from the request's; only the agent's write carries the
+ * request's own.
+ */
+import {
+  checkWrittenObject,
+  type Decision,
+  maskedJsonPatchEscapes,
+  needsNamespace,
+  type SelfProtection,
+  TooDeepError,
+  writeCheckOf,
+  writeRefusal,
+} from '@chaperone/shared';
+import type { Guard, KubeRequestContext } from '../context.ts';
+import { BodyTooLargeError } from '../http1/agent-connection.ts';
+import { UpstreamError } from '../http1/upstream-pool.ts';
+import { withheldStatus } from '../mask-status.ts';
+import { sendStatus, statusBody } from '../status.ts';
+import { derivedAuditID, type Upstream, type UpstreamReply, upstreamCall } from '../upstream.ts';
+import {
+  jsonPatchWithResourceVersion,
+  readStrictJson,
+  type StrictJson,
+  StrictJsonError,
+  withResourceVersion,
+} from './strict-json.ts';
+
+export interface ObjectCheckOptions {
+  readonly upstream: Upstream;
+  readonly protection: SelfProtection;
+  readonly maxRequestBytes: number;
+  readonly maxResponseBytes: number;
+  readonly timeoutMs: number;
+}
+
+const JSON_PATCH = 'application/json-patch+json';
+const APPLY_PATCH = 'application/apply-patch+yaml';
+
+/**
+ * The resourceVersion that holds a write to an object that does not exist
+ * yet: etcd's revisions start at 1 and its first write is revision 2, so no
+ * stored object has it (a create ignores it; an update is refused with 409).
+ */
+export const CREATE_ONLY_RESOURCE_VERSION = '1';
+
+/**
+ * Characters YAML 1.1 reads as line breaks inside a string, where JSON reads
+ * an ordinary character (an apply body is read by the API server as YAML),
+ * and the byte-order mark, which YAML reads as a document marker.
+ */
+const YAML_ONLY_BREAKS = /[\u0085\u2028\u2029\ufeff]/;
+
+const PATCH_TYPES = new Set([
+  'application/json-patch+json',
+  'application/merge-patch+json',
+  'application/strategic-merge-patch+json',
+  'application/apply-patch+yaml',
+]);
+
+/** A refusal the guard answers itself, with the Status it sends. */
+class Refusal extends Error {
+  readonly code: number;
+  readonly reason: string;
+  /** The API server's own answer, relayed as is. */
+  readonly relay?: UpstreamReply;
+  constructor(code: number, reason: string, message: string, relay?: UpstreamReply) {
+    super(message);
+    this.code = code;
+    this.reason = reason;
+    if (relay) this.relay = relay;
+  }
+}
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function mediaType(header: string | undefined): string {
+  return (header ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+}
+
+async function readBody(ctx: KubeRequestContext, limit: number): Promise<Buffer> {
+  if (ctx.body !== undefined) return ctx.body;
+  try {
+    ctx.body = await ctx.req.body(limit);
+  } catch (err) {
+    if (err instanceof BodyTooLargeError) throw new Refusal(413, 'RequestEntityTooLarge', err.message);
+    throw err;
+  }
+  return ctx.body;
+}
+
+function strict(body: Buffer, what: string): StrictJson {
+  try {
+    return readStrictJson(body);
+  } catch (err) {
+    if (err instanceof StrictJsonError) {
+      throw new Refusal(
+        400,
+        'BadRequest',
+        `the ${what} could not be read strictly (${err.message}); send plain JSON with each key once`,
+      );
+    }
+    throw err;
+  }
+}
+
+function resourceVersionOf(v: unknown): string | undefined {
+  const rv = isObj(v) && isObj(v.metadata) ? v.metadata.resourceVersion : undefined;
+  return typeof rv === 'string' && rv !== '' ? rv : undefined;
+}
+
+interface Sent {
+  /** What goes to the API server, for the dry run and the write alike. */
+  readonly body: Buffer;
+  /** The agent's body as parsed. */
+  readonly request: unknown;
+}
+
+/**
+ * The body sent (dry run and real write alike): the agent's, with a
+ * precondition on `rv`, or — with no current object — one that only a create
+ * can meet.
+ */
+function preconditioned(ctx: KubeRequestContext, body: Buffer, current: string | undefined): Sent {
+  const method = ctx.req.method;
+  const type = mediaType(ctx.req.headers['content-type']);
+  if (method === 'PUT') {
+    if (type !== '' && type !== 'application/json') {
+      throw new Refusal(
+        415,
+        'UnsupportedMediaType',
+        `a ${type} body cannot be checked by the guard; send the object as application/json`,
+      );
+    }
+  } else if (!PATCH_TYPES.has(type)) {
+    throw new Refusal(
+      415,
+      'UnsupportedMediaType',
+      `a patch of type ${type || '(none)'} cannot be checked by the guard; use application/json-patch+json, merge-patch+json, strategic-merge-patch+json or apply-patch+yaml with a JSON body`,
+    );
+  }
+  const doc = strict(body, type === APPLY_PATCH ? 'apply configuration (send it as JSON)' : 'request body');
+  if (type === APPLY_PATCH && YAML_ONLY_BREAKS.test(doc.text)) {
+    throw new Refusal(
+      400,
+      'BadRequest',
+      'the apply configuration holds U+0085, U+2028, U+2029 or U+FEFF, which the API server reads as YAML line breaks or markers, unlike JSON; write them as \\u escapes',
+    );
+  }
+  const rv = current ?? CREATE_ONLY_RESOURCE_VERSION;
+  if (type === JSON_PATCH) {
+    if (!Array.isArray(doc.value))
+      throw new Refusal(400, 'BadRequest', 'a JSON patch must be an array of operations');
+    return { body: Buffer.from(jsonPatchWithResourceVersion(doc, rv), 'utf8'), request: doc.value };
+  }
+  if (!isObj(doc.value)) throw new Refusal(400, 'BadRequest', 'the request body must be a JSON object');
+  const meta = doc.value.metadata;
+  if (meta !== undefined && !isObj(meta)) {
+    throw new Refusal(400, 'BadRequest', 'metadata in the request body must be an object');
+  }
+  const own = meta?.resourceVersion;
+  if (own !== undefined) {
+    if (current === undefined) {
+      throw new Refusal(
+        409,
+        'Conflict',
+        `the object does not exist, yet the body holds the write to resourceVersion ${String(own)}; leave resourceVersion out to create it`,
+      );
+    }
+    if (own !== current) {
+      throw new Refusal(
+        409,
+        'Conflict',
+        `the object has been modified (resourceVersion ${String(own)} is not the current ${current}); read it again and retry`,
+      );
+    }
+    return { body, request: doc.value };
+  }
+  return { body: Buffer.from(withResourceVersion(doc, rv), 'utf8'), request: doc.value };
+}
+
+/** A JSON patch of an object whose values the guard masks: only operations that carry their own value. */
+function checkMaskedJsonPatch(ctx: KubeRequestContext, body: Buffer): Decision | undefined {
+  const action = ctx.action;
+  if (!action) return undefined;
+  const ops = strict(body, 'JSON patch').value;
+  if (!Array.isArray(ops))
+    throw new Refusal(400, 'BadRequest', 'a JSON patch must be an array of operations');
+  return writeRefusal(action, maskedJsonPatchEscapes(ops));
+}
+
+export function objectCheck(opts: ObjectCheckOptions): Guard {
+  /** Calls made on the request's behalf, numbered for their Audit-IDs. */
+  const calls = new WeakMap<KubeRequestContext, number>();
+  const call = (ctx: KubeRequestContext, method: string, target: string, body?: Buffer) => {
+    const n = (calls.get(ctx) ?? 0) + 1;
+    calls.set(ctx, n);
+    return upstreamCall(opts.upstream, {
+      method,
+      target,
+      ...(body !== undefined
+        ? { body, contentType: ctx.req.headers['content-type'] ?? 'application/json' }
+        : {}),
+      auditID: derivedAuditID(ctx.auditID, n),
+      timeoutMs: opts.timeoutMs,
+      maxBytes: opts.maxResponseBytes,
+    });
+  };
+
+  const readJson = (reply: UpstreamReply, what: string): unknown => {
+    try {
+      return JSON.parse(reply.body.toString('utf8'));
+    } catch {
+      throw new Refusal(502, 'BadGateway', `the API server's answer to ${what} is not JSON`);
+    }
+  };
+
+  const namespaceLabels = async (
+    ctx: KubeRequestContext,
+    ns: string | undefined,
+  ): Promise<Readonly<Obj> | null> => {
+    if (ns === undefined) return null;
+    const r = await call(ctx, 'GET', `/api/v1/namespaces/${encodeURIComponent(ns)}`);
+    if (r.status === 404) return null;
+    if (r.status !== 200) {
+      throw new Refusal(
+        503,
+        'ServiceUnavailable',
+        `cannot read namespace ${ns} to check that it is opted in (the API server answered ${r.status}); the pod's service account needs get on namespaces`,
+      );
+    }
+    const doc = readJson(r, 'reading the namespace');
+    const labels = isObj(doc) && isObj(doc.metadata) ? doc.metadata.labels : undefined;
+    return isObj(labels) ? labels : {};
+  };
+
+  return (next) => async (ctx) => {
+    const action = ctx.action;
+    const check = action ? writeCheckOf(action) : undefined;
+    const type = mediaType(ctx.req.headers['content-type']);
+    // Every Secret write is masked (evaluate's chaperone-mask-secrets); so are a policy's mask rules.
+    const maskedJsonPatch =
+      action?.verb === 'patch' && ctx.decision?.action === 'mask' && type === JSON_PATCH;
+    if (!action || (!check && !maskedJsonPatch)) return next(ctx);
+    let decision: Decision | undefined;
+    try {
+      const body = await readBody(ctx, opts.maxRequestBytes);
+      if (maskedJsonPatch) decision = checkMaskedJsonPatch(ctx, body);
+      if (!decision && check) decision = await checkObject(ctx, check, body);
+    } catch (caught) {
+      const err =
+        caught instanceof UpstreamError
+          ? upstreamRefusal(caught, opts)
+          : caught instanceof TooDeepError
+            ? new Refusal(400, 'BadRequest', `the object cannot be checked: ${caught.message}`)
+            : caught;
+      if (!(err instanceof Refusal)) throw err;
+      if (err.relay) {
+        relay(ctx, err.relay);
+        return;
+      }
+      const message = `chaperone: ${err.message}`;
+      ctx.answered = { code: err.code, reason: err.reason, message };
+      sendStatus(ctx.res, statusBody(err.code, err.reason, message));
+      return;
+    }
+    if (!decision) return next(ctx);
+    ctx.decision = decision;
+    const message = `chaperone: denied by rule "${decision.rule}": ${decision.message}`;
+    const info = ctx.info;
+    ctx.answered = { code: 403, reason: 'Forbidden', message };
+    sendStatus(
+      ctx.res,
+      statusBody(403, 'Forbidden', message, {
+        ...(info?.name !== undefined ? { name: info.name } : {}),
+        ...(info?.apiGroup ? { group: info.apiGroup } : {}),
+        ...(info?.resource !== undefined ? { kind: info.resource } : {}),
+        causes: (decision.causes ?? []).map((c) => ({ reason: c.rule, message: c.message, field: c.field })),
+      }),
+    );
+  };
+
+  /** The object the write would store, checked; the body to send is left in ctx.body. */
+  async function checkObject(
+    ctx: KubeRequestContext,
+    check: NonNullable<ReturnType<typeof writeCheckOf>>,
+    body: Buffer,
+  ): Promise<Decision | undefined> {
+    const action = ctx.action;
+    if (!action) return undefined;
+    const type = mediaType(ctx.req.headers['content-type']);
+    let object: unknown;
+    let previous: unknown;
+    let request: unknown;
+    if (action.verb === 'create') {
+      if ((type === '' || type === 'application/json') && check !== 'custom-resource') {
+        object = strict(body, 'request body').value;
+        request = object;
+      } else if (check === 'pod') {
+        // A pod's dry run goes through the injector, which changes what is judged: JSON only.
+        throw new Refusal(
+          415,
+          'UnsupportedMediaType',
+          `a ${type} pod cannot be checked by the guard; send the pod as application/json (kubectl create -f and kubectl run do)`,
+        );
+      } else {
+        // Protobuf or YAML (kubectl's typed clients send protobuf), or a
+        // custom resource: the API server decodes (and defaults) it for a
+        // dry run, and the same bytes are then sent.
+        const q = ctx.req.url.includes('?') ? '&' : '?';
+        const dry = await call(ctx, 'POST', `${ctx.req.url}${q}dryRun=All`, body);
+        if (dry.status < 200 || dry.status > 299) throw new Refusal(dry.status, '', '', dry);
+        object = readJson(dry, 'the dry run');
+      }
+    } else {
+      const current = await call(ctx, 'GET', ctx.path);
+      if (current.status !== 200 && current.status !== 404)
+        throw new Refusal(current.status, '', '', current);
+      if (current.status === 200) previous = readJson(current, 'reading the object');
+      const rv = resourceVersionOf(previous);
+      if (previous !== undefined && rv === undefined) {
+        throw new Refusal(
+          502,
+          'BadGateway',
+          'the stored object has no resourceVersion, so the write cannot be held to it',
+        );
+      }
+      const sent = preconditioned(ctx, body, rv);
+      request = sent.request;
+      const q = ctx.req.url.includes('?') ? '&' : '?';
+      const dry = await call(ctx, ctx.req.method, `${ctx.req.url}${q}dryRun=All`, sent.body);
+      if (dry.status < 200 || dry.status > 299) throw new Refusal(dry.status, '', '', dry);
+      object = readJson(dry, 'the dry run');
+      // A server-side apply that creates a pod: the dry run went through the
+      // injector (it adds the sidecar and its token), so the pod is judged by
+      // what the agent wrote, as a create is.
+      if (previous === undefined && check === 'pod') object = sent.request;
+      ctx.body = sent.body;
+    }
+    if (
+      check === 'custom-resource' &&
+      (typeof object !== 'object' || object === null || Array.isArray(object))
+    ) {
+      throw new Refusal(
+        502,
+        'BadGateway',
+        "the API server's dry run of this custom resource is not an object, so its pod specs cannot be checked",
+      );
+    }
+    const labels = needsNamespace(check, object, previous)
+      ? await namespaceLabels(ctx, action.namespace)
+      : undefined;
+    return checkWrittenObject(
+      {
+        action,
+        object,
+        ...(previous !== undefined ? { previous } : {}),
+        ...(labels !== undefined ? { namespaceLabels: labels } : {}),
+        ...(request !== undefined ? { request } : {}),
+      },
+      opts.protection,
+    );
+  }
+}
+
+function upstreamRefusal(err: UpstreamError, opts: ObjectCheckOptions): Refusal {
+  if (err.kind === 'headers-timeout' || err.kind === 'body-timeout') {
+    return new Refusal(
+      504,
+      'Timeout',
+      `the API server did not answer the guard's check within ${opts.timeoutMs} ms`,
+    );
+  }
+  return new Refusal(
+    503,
+    'ServiceUnavailable',
+    `the guard could not check the object with the API server at ${opts.upstream.origin} (${err.code}); try again shortly`,
+  );
+}
+
+/**
+ * The API server's own refusal (a Status: not found, forbidden, invalid,
+ * conflict), passed on as it came — with its words withheld when the object's
+ * values are masked (an error can quote the object).
+ */
+function relay(ctx: KubeRequestContext, reply: UpstreamReply): void {
+  if (ctx.decision?.action === 'mask') {
+    const status = withheldStatus(reply.status, reply.body);
+    ctx.failure = { code: status.code, reason: status.reason, message: status.message };
+    sendStatus(ctx.res, status);
+    return;
+  }
+  let message = `the API server answered ${reply.status}`;
+  let reason = '';
+  try {
+    const s = JSON.parse(reply.body.toString('utf8')) as { message?: unknown; reason?: unknown };
+    if (typeof s.message === 'string') message = s.message;
+    if (typeof s.reason === 'string') reason = s.reason;
+  } catch {
+    // not a Status: the code alone is recorded
+  }
+  ctx.failure = { code: reply.status, reason, message };
+  if (ctx.res.headersSent) {
+    ctx.res.destroy();
+    return;
+  }
+  ctx.res.writeHead(reply.status, {
+    'content-type': reply.contentType || 'application/json',
+    'content-length': reply.body.length,
+    'cache-control': 'no-cache, private',
+  });
+  ctx.res.end(reply.body);
+}
