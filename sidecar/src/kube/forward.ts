@@ -64,6 +64,18 @@ function upstreamFailure(ctx: KubeRequestContext, err: UpstreamError, opts: Forw
   );
 }
 
+/**
+ * A boolean query parameter as the API server's parameter codec reads it:
+ * present, and its first value not "0" or "false" (any case) — `follow=1`
+ * and `follow=yes` follow too.
+ */
+export function queryFlag(query: URLSearchParams, name: string): boolean {
+  const v = query.get(name);
+  if (v === null) return false;
+  const lower = v.toLowerCase();
+  return lower !== '0' && lower !== 'false';
+}
+
 /** What a sink may do to its exchange with the API server. */
 interface ExchangeControl {
   /** Abandon it (the connection is closed, not reused). */
@@ -358,6 +370,9 @@ export function forward(opts: ForwardOptions): Handler {
           if (h.statusCode === 401) opts.upstream.refreshToken();
           try {
             sink.onHead(h);
+            // A stream's first bytes may be long in coming (a watch with no events yet): the
+            // client hears the head now, as it would from the API server.
+            if (longRunning && ctx.res.headersSent) ctx.res.flushHeaders();
           } catch (err) {
             x.abort();
             reject(err);

@@ -232,6 +232,33 @@ describe('kube pipeline', () => {
     }
   });
 
+  for (const [what, path] of [
+    ['a watch', '/api/v1/namespaces/a/configmaps?watch=1'],
+    ['a masked watch', '/api/v1/namespaces/a/secrets?watch=true'],
+    ['followed logs (follow=yes, as the API server reads it)', '/api/v1/namespaces/a/pods/p/log?follow=yes'],
+  ] as const) {
+    it(`answers the head of ${what} before its first event arrives`, async () => {
+      let finish: (() => void) | undefined;
+      route = (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.flushHeaders();
+        finish = () => res.end();
+      };
+      const sc = await sidecar();
+      try {
+        // The upstream sends no event for longer than the sidecar's 2 s request timeout: a stream
+        // has none, and the agent has its head (kubectl reports nothing before it).
+        const res = await fetch(`${sc.base}${path}`, { signal: AbortSignal.timeout(4000) });
+        assert.equal(res.status, 200);
+        await new Promise((r) => setTimeout(r, 2500));
+        finish?.();
+        assert.equal(await res.text(), '');
+      } finally {
+        await sc.close();
+      }
+    });
+  }
+
   it('fails closed when the spool is full, and serves when configured to fail open', async () => {
     route = (_req, res) => res.end('{}');
     for (const failOpen of [false, true]) {

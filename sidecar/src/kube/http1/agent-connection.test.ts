@@ -47,6 +47,13 @@ describe('agent connection (HTTP/1.1 on a raw socket)', () => {
           setTimeout(() => res.end('slow'), req.url === '/slow' ? 50 : 1000);
           return;
         }
+        if (req.url === '/quiet-stream') {
+          // A watch with no events yet: the head goes out at once, the body much later.
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.flushHeaders();
+          setTimeout(() => res.end('{}'), 1500);
+          return;
+        }
         if (req.url === '/stream') {
           res.writeHead(200, { 'content-type': 'text/plain' });
           res.write('one,');
@@ -76,6 +83,13 @@ describe('agent connection (HTTP/1.1 on a raw socket)', () => {
     const text = await exchange(servers.port, 'GET /stream HTTP/1.1\r\nhost: x\r\n\r\n', /0\r\n\r\n$/);
     assert.match(text, /transfer-encoding: chunked/);
     assert.match(text, /\r\n\r\n4\r\none,\r\n3\r\ntwo\r\n0\r\n\r\n$/);
+  });
+
+  it('sends the head of a stream before its first bytes when asked to', async () => {
+    const text = await exchange(servers.port, 'GET /quiet-stream HTTP/1.1\r\nhost: x\r\n\r\n', /\r\n\r\n/);
+    assert.match(text, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(text, /transfer-encoding: chunked\r\n/);
+    assert.doesNotMatch(text, /\{\}/, 'the head came alone, before the body');
   });
 
   it('decodes a chunked request body and sends 100 Continue when asked', async () => {

@@ -210,6 +210,16 @@ export class AgentResponse {
     this.#head = `${head}\r\n`;
   }
 
+  /**
+   * Sends the head now instead of with the first body bytes: for streams
+   * (watches, followed logs) where the first bytes may be long in coming and
+   * the client waits for the head before it reports anything.
+   */
+  flushHeaders(): void {
+    if (this.destroyed || this.writableFinished || this.#head === '') return;
+    this.#send(undefined, false);
+  }
+
   /** Writes body bytes; false when the socket's buffer is full (wait for onDrain). */
   write(data: Buffer | string): boolean {
     if (this.destroyed || this.writableFinished) return false;
