@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { compose, type KubeRequestContext } from '../context.ts';
 import { type KubeServers, startKubeServers } from '../server.ts';
-import { readRequest } from './request-reading.ts';
+import { readRequest, UNREADABLE_RULE } from './request-reading.ts';
 
 /** One request on a fresh connection; the whole response text. */
 function send(port: number, requestLine: string): Promise<string> {
@@ -22,14 +22,24 @@ function send(port: number, requestLine: string): Promise<string> {
 describe('request-reading guard', () => {
   let servers: KubeServers;
   const reached: KubeRequestContext[] = [];
+  const seen: KubeRequestContext[] = [];
   before(async () => {
     servers = await startKubeServers({
       hosts: ['127.0.0.1'],
       port: 0,
-      handler: compose([readRequest()], (ctx) => {
-        reached.push(ctx);
-        ctx.res.end('forwarded');
-      }),
+      handler: compose(
+        [
+          (next) => (ctx) => {
+            seen.push(ctx);
+            return next(ctx);
+          },
+          readRequest(),
+        ],
+        (ctx) => {
+          reached.push(ctx);
+          ctx.res.end('forwarded');
+        },
+      ),
     });
   });
   after(() => servers.close());
@@ -61,6 +71,9 @@ describe('request-reading guard', () => {
       assert.equal(status.reason, code === 405 ? 'MethodNotAllowed' : 'BadRequest');
       assert.match(String(status.message), names);
       assert.match(String(status.message), /^chaperone: /);
+      // Recorded as a built-in denial, so its event and the blocked metrics name the rule.
+      assert.equal(seen.at(-1)?.decision?.rule, UNREADABLE_RULE);
+      assert.equal(seen.at(-1)?.decision?.action, 'deny');
     });
   }
 });

@@ -9,6 +9,9 @@ import type { Guard } from '../context.ts';
 import { readRequestInfo, UnreadableRequestError } from '../request-info.ts';
 import { sendStatus, statusBody } from '../status.ts';
 
+/** The built-in rule a refused reading is recorded under. */
+export const UNREADABLE_RULE = 'chaperone-unreadable-request';
+
 const ALLOW = { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE' };
 
 export function readRequest(): Guard {
@@ -17,6 +20,13 @@ export function readRequest(): Guard {
       ctx.info = readRequestInfo(ctx.req.method, ctx.path, ctx.query, ctx.queryProblem);
     } catch (err) {
       if (!(err instanceof UnreadableRequestError)) throw err;
+      // A built-in refusal like any other: its event and the blocked metrics name the rule.
+      ctx.decision = {
+        action: 'deny',
+        rule: UNREADABLE_RULE,
+        reason: 'self_protection',
+        message: err.message,
+      };
       ctx.answered = { code: err.status, reason: err.reason, message: err.message };
       sendStatus(ctx.res, statusBody(err.status, err.reason, err.message), err.status === 405 ? ALLOW : {});
       return;
