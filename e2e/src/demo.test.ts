@@ -89,7 +89,9 @@ describe('chaperone demo', () => {
       for (const rule of [
         'chaperone-protect-namespaces',
         'chaperone-protect-policy',
-        'no-secret-writes',
+        'chaperone-no-token-request',
+        'chaperone-no-host-namespaces',
+        'default',
         'mask-secret-values',
       ]) {
         const stored = events.filter((e) => e.chaperone.decision.rule === rule).length;

@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -262,12 +263,15 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     await step(
       { title: 'agent session', fix: 'see the kubectl output above' },
       async () => {
-        const agent = (args: string[]) =>
-          kubectl(sidecar.agentKubeconfig, [...args, '--cache-dir', join(dir, 'kube-cache')], {});
+        const agent = (args: string[], input?: string) =>
+          kubectl(sidecar.agentKubeconfig, [...args, '--cache-dir', join(dir, 'kube-cache')], {
+            ...(input === undefined ? {} : { input }),
+          });
         const show = (cmd: string, r: { code: number; stdout: string; stderr: string }, what: string) => {
           const text = (r.code === 0 ? r.stdout : r.stderr).trim().split('\n')[0] ?? '';
           out(`    $ kubectl ${cmd}\n      ${text}\n      → ${what}`);
         };
+        const refused = (r: { code: number }) => (r.code === 0 ? 'ALLOWED (unexpected)' : 'denied');
         const pods = agent(['get', 'pods']);
         show('get pods', pods, pods.code === 0 ? 'allowed' : 'FAILED');
         const secret = agent(['get', 'secret', 'db-credentials', '-o', 'jsonpath={.data.password}']);
@@ -278,7 +282,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
           `masked (decodes to "${decoded}")`,
         );
         const delNs = agent(['delete', 'namespace', ns]);
-        show(`delete namespace ${ns}`, delNs, delNs.code === 0 ? 'ALLOWED (unexpected)' : 'denied');
+        show(`delete namespace ${ns}`, delNs, refused(delNs));
         const patch = agent([
           'patch',
           'configmap',
@@ -287,20 +291,42 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
           '-p',
           '{"data":{"policy.yaml":"spec: {defaultAction: allow}"}}',
         ]);
-        show(
-          'patch configmap chaperone-policy …',
-          patch,
-          patch.code === 0 ? 'ALLOWED (unexpected)' : 'denied',
-        );
+        show('patch configmap chaperone-policy …', patch, refused(patch));
         const create = agent(['create', 'secret', 'generic', 'exfil', '--from-literal=x=y']);
-        show('create secret generic exfil …', create, create.code === 0 ? 'ALLOWED (unexpected)' : 'denied');
+        show('create secret generic exfil …', create, refused(create));
+        // Ways around the guard: each is refused by a built-in rule or by the request reader.
+        const token = agent(['create', 'token', 'agent']);
+        show('create token agent', token, refused(token));
+        // kubectl normalises the path it is given; an agent with curl does not.
+        const encodedPath = `/api/v1/namespaces/${ns}/secrets%2Fdb-credentials`;
+        const encoded = await rawGet(sidecar.url, sidecar.agentSaDir, encodedPath);
+        out(
+          `    $ curl --cacert $SA/ca.crt -H "Authorization: Bearer $(cat $SA/token)" ${sidecar.url}${encodedPath}\n      ${encoded.stderr || encoded.stdout.slice(0, 120)}\n      → ${refused(encoded)}`,
+        );
+        const job = agent(
+          ['apply', '-f', '-'],
+          JSON.stringify({
+            apiVersion: 'batch/v1',
+            kind: 'Job',
+            metadata: { name: 'escape', namespace: ns },
+            spec: {
+              template: {
+                spec: {
+                  hostNetwork: true,
+                  restartPolicy: 'Never',
+                  containers: [{ name: 'x', image: 'busybox', command: ['true'] }],
+                },
+              },
+            },
+          }),
+        );
+        show('apply -f job-with-hostNetwork.yaml', job, refused(job));
         if (
           pods.code !== 0 ||
           secret.code !== 0 ||
           decoded !== '**masked**' ||
-          delNs.code === 0 ||
-          patch.code === 0 ||
-          create.code === 0
+          [delNs, patch, create, token, encoded, job].some((r) => r.code === 0) ||
+          (secret.stdout + encoded.stdout).includes(DEMO_SECRET_VALUE)
         ) {
           throw new Error('the session did not go as the policy says');
         }
@@ -450,4 +476,40 @@ export function demoPlan(kubeconfig: string): string {
 
 export function readSummary(path: string): DemoSummary {
   return JSON.parse(readFileSync(path, 'utf8')) as DemoSummary;
+}
+
+/** A GET with the agent's files, the path sent exactly as written (as curl would). */
+async function rawGet(
+  base: string,
+  agentSaDir: string,
+  path: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      {
+        host: url.hostname,
+        port: url.port,
+        path,
+        ca: readFileSync(join(agentSaDir, 'ca.crt')),
+        headers: { authorization: `Bearer ${readFileSync(join(agentSaDir, 'token'), 'utf8').trim()}` },
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          body += d;
+        });
+        res.on('end', () => {
+          const ok = (res.statusCode ?? 0) < 300;
+          const message = ok
+            ? ''
+            : `${res.statusCode} ${(JSON.parse(body) as { message?: string }).message ?? body}`;
+          resolve({ code: ok ? 0 : 1, stdout: ok ? body : '', stderr: message });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
 }
