@@ -339,7 +339,7 @@ export function forward(opts: ForwardOptions): Handler {
         return;
       }
     }
-    const longRunning = ctx.info?.verb === 'watch' || ctx.query.get('follow') === 'true';
+    const longRunning = ctx.info?.verb === 'watch' || queryFlag(ctx.query, 'follow');
     const head = upstreamHead(
       req,
       opts.upstream.host,
