@@ -4,9 +4,25 @@
  * policy's rules in order (the first match decides), then the default.
  * Several SQL statements in one request are decided one by one and the most
  * restrictive decision wins.
+ *
+ * Restrictive rules (deny, review, mask) match everything the request reaches;
+ * allow rules match exactly what they name, as RBAC does:
+ * - a list, watch or deletecollection without a namespace (on a resource whose
+ *   objects have one) or without a name serves or deletes the objects of every
+ *   namespace or name, so a restrictive rule's `namespaces` / `names` match it
+ *   whatever they list (request-span.ts); an allow rule's match it only with `*`;
+ * - a plain resource in a restrictive rule (`pods`) also matches its
+ *   subresources (`pods/exec`, `pods/log`, `deployments/scale` for
+ *   `deployments`); in an allow rule only `*` does;
+ * - a non-resource URL without `*` in a restrictive rule (`/logs`) also matches
+ *   the path with a trailing `/` and every path below it; in an allow rule it
+ *   matches exactly.
+ * So a deny cannot be walked around by asking for more than it names, and an
+ * allow never grants more than it names.
  */
-import { globMatcher, type Matcher } from './glob.ts';
+import { globMatcher, type Matcher, pathTreeMatcher } from './glob.ts';
 import { DEFAULT_MASK_FIELDS, SQL_STATEMENT_ALIASES } from './parse.ts';
+import { compileReachNote, coveredNamespace, spansNames, spansNamespaces } from './request-span.ts';
 import { checkSelfProtection } from './self-protection.ts';
 import type { Action, Decision, Policy, Rule, SelfProtection, SqlStatement } from './types.ts';
 
@@ -15,6 +31,8 @@ type Test = (a: Action) => boolean;
 interface CompiledRule {
   readonly rule: Rule;
   readonly test: Test;
+  /** Restrictive rules: why the rule reached a request that does not name what it names. */
+  readonly reach?: (a: Action) => string | undefined;
 }
 
 export interface CompiledPolicy {
@@ -27,21 +45,28 @@ const compiledCache = new WeakMap<Policy, CompiledPolicy>();
 function listTest(
   values: readonly string[] | undefined,
   pick: (a: Action) => string | undefined,
+  spans?: Test,
 ): Test | undefined {
   if (!values) return undefined;
   const m: Matcher = globMatcher(values);
-  return (a) => m(pick(a));
+  return spans ? (a) => spans(a) || m(pick(a)) : (a) => m(pick(a));
 }
 
-function resourceTest(resources: readonly string[]): Test {
+/**
+ * `resources`: plain names and `resource/subresource` pairs. A plain name
+ * matches the resource's subresources too when the rule is restrictive
+ * (`pods` covers `pods/exec`); in an allow rule only `*` does, as in RBAC.
+ */
+function resourceTest(resources: readonly string[], restrictive: boolean): Test {
   const plain = resources.filter((r) => !r.includes('/'));
   const sub = resources.filter((r) => r.includes('/')).map((r) => r.split('/') as [string, string]);
   const plainMatch = globMatcher(plain);
+  const plainCoversSub = restrictive || plain.includes('*');
   return (a) => {
     if (a.resource === undefined) return false;
-    if (a.subresource === undefined && plain.length > 0 && plainMatch(a.resource)) return true;
-    // A bare resource name covers its subresources only with `*`: `pods` does not match `pods/exec`.
-    if (a.subresource !== undefined && plain.includes('*')) return true;
+    if (plain.length > 0 && (a.subresource === undefined || plainCoversSub) && plainMatch(a.resource)) {
+      return true;
+    }
     return sub.some(([r, s]) => (r === '*' || r === a.resource) && (s === '*' || s === a.subresource));
   };
 }
@@ -57,6 +82,7 @@ function statementKinds(names: readonly string[]): (s: SqlStatement) => boolean 
 
 function compileRule(rule: Rule): CompiledRule {
   const m = rule.match;
+  const restrictive = rule.action !== 'allow';
   const tests: Test[] = [];
   const push = (t: Test | undefined) => {
     if (t) tests.push(t);
@@ -67,11 +93,20 @@ function compileRule(rule: Rule): CompiledRule {
   }
   push(listTest(m.verbs, (a) => a.verb));
   push(listTest(m.apiGroups, (a) => a.apiGroup ?? ''));
-  if (m.resources) tests.push(resourceTest(m.resources));
+  if (m.resources) tests.push(resourceTest(m.resources, restrictive));
   push(listTest(m.subresources, (a) => a.subresource));
-  push(listTest(m.namespaces, (a) => a.namespace));
-  push(listTest(m.names, (a) => a.name));
-  push(listTest(m.nonResourceURLs, (a) => a.nonResourceURL));
+  if (restrictive) {
+    push(listTest(m.namespaces, coveredNamespace, spansNamespaces));
+    push(listTest(m.names, (a) => a.name, spansNames));
+    if (m.nonResourceURLs) {
+      const urls = pathTreeMatcher(m.nonResourceURLs);
+      tests.push((a) => urls(a.nonResourceURL));
+    }
+  } else {
+    push(listTest(m.namespaces, (a) => a.namespace));
+    push(listTest(m.names, (a) => a.name));
+    push(listTest(m.nonResourceURLs, (a) => a.nonResourceURL));
+  }
   push(listTest(m.users, (a) => a.user));
   if (m.exec) {
     const commands = m.exec.commands?.map((c) => new RegExp(c));
@@ -107,7 +142,8 @@ function compileRule(rule: Rule): CompiledRule {
       );
     });
   }
-  return { rule, test: (a) => tests.every((t) => t(a)) };
+  const test: Test = (a) => tests.every((t) => t(a));
+  return rule.action === 'allow' ? { rule, test } : { rule, test, reach: compileReachNote(m, rule.action) };
 }
 
 export function compilePolicy(policy: Policy): CompiledPolicy {
@@ -156,9 +192,11 @@ function decideOne(action: Action, compiled: CompiledPolicy, protection: SelfPro
 }
 
 function decideByPolicy(action: Action, compiled: CompiledPolicy): Decision {
-  for (const { rule, test } of compiled.rules) {
+  for (const { rule, test, reach } of compiled.rules) {
     if (!test(action)) continue;
-    const message = rule.message ?? defaultMessage(rule.action, rule.name);
+    const said = rule.message ?? defaultMessage(rule.action, rule.name);
+    const note = reach?.(action);
+    const message = note === undefined ? said : `${said} (${note})`;
     return {
       action: rule.action,
       rule: rule.name,

@@ -21,3 +21,19 @@ export function globMatcher(globs: readonly string[]): Matcher {
   const patterns = globs.filter((g) => /[*?]/.test(g)).map(globToRegExp);
   return (value) => value !== undefined && (exact.has(value) || patterns.some((p) => p.test(value)));
 }
+
+/**
+ * A matcher over URL path globs that also matches what lies below each glob
+ * without `*`: `/logs` (or `/logs/`) matches `/logs`, `/logs/` and `/logs/x`, as
+ * the API server serves all three from one handler. `/` matches only itself:
+ * it is the root listing, not a prefix of every path. Globs with `*` already
+ * say how far they reach and are read as they are.
+ */
+export function pathTreeMatcher(globs: readonly string[]): Matcher {
+  const own = globMatcher(globs);
+  const trees = globs
+    .filter((g) => !g.includes('*') && g !== '/' && g !== '')
+    .map((g) => globToRegExp(g.endsWith('/') ? g.slice(0, -1) : g))
+    .map((re) => new RegExp(`${re.source.slice(0, -1)}(?:/.*)?$`, re.flags));
+  return (value) => own(value) || (value !== undefined && trees.some((re) => re.test(value)));
+}

@@ -4,6 +4,7 @@ export * from './evaluate.ts';
 export { globMatcher, globToRegExp } from './glob.ts';
 export * from './parse.ts';
 export * from './pod-specs.ts';
+export { CLUSTER_SCOPED_RESOURCES, isClusterScopedResource } from './request-span.ts';
 export * from './secret-writes.ts';
 export { checkSelfProtection } from './self-protection.ts';
 export * from './types.ts';

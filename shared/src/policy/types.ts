@@ -84,17 +84,46 @@ export interface Decision {
   readonly causes?: readonly DecisionCause[];
 }
 
-/** Conditions of a rule; absent means "any". Every present condition must hold. */
+/**
+ * Conditions of a rule; absent means "any". Every present condition must hold.
+ *
+ * Restrictive rules (deny, review, mask) match everything a request reaches;
+ * allow rules match exactly what they name (evaluate.ts): see `resources`,
+ * `namespaces`, `names` and `nonResourceURLs`.
+ */
 export interface RuleMatch {
   readonly protocols?: readonly Protocol[];
   readonly verbs?: readonly string[];
   readonly apiGroups?: readonly string[];
-  /** `secrets`, `deployments/scale`, `pods/*`, `*`. */
+  /**
+   * `secrets`, `deployments/scale`, `pods/*`, `*`. In a deny, review or mask
+   * rule a plain resource also matches its subresources (`pods` matches
+   * `pods/exec`, `pods/log`, `pods/eviction`); in an allow rule it does not
+   * (as in RBAC: name `pods/exec` or `pods/*` to allow exec).
+   */
   readonly resources?: readonly string[];
   readonly subresources?: readonly string[];
-  /** Globs (`*`, `?`). */
+  /**
+   * Globs (`*`, `?`). A request without a namespace matches only `*` in an
+   * allow rule; in a deny, review or mask rule a list, watch or
+   * deletecollection without a namespace (`GET /api/v1/configmaps`, which
+   * serves every namespace's ConfigMaps) matches any `namespaces`, unless its
+   * resource is a built-in cluster-scoped one (request-span.ts).
+   */
   readonly namespaces?: readonly string[];
+  /**
+   * Globs. In a deny, review or mask rule a list, watch or deletecollection
+   * without a name (from the path or a `metadata.name` fieldSelector) matches
+   * any `names`: it serves or deletes those objects too. In an allow rule a
+   * request without a name matches only `*`.
+   */
   readonly names?: readonly string[];
+  /**
+   * Globs over the request path (`/healthz`, `/logs/*`). In a deny, review or
+   * mask rule a path without `*` also matches itself with a trailing `/` and
+   * every path below it (`/logs` matches `/logs/` and `/logs/kube.log`); in an
+   * allow rule it matches exactly.
+   */
   readonly nonResourceURLs?: readonly string[];
   readonly users?: readonly string[];
   readonly exec?: {
