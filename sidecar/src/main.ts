@@ -165,6 +165,7 @@ export async function runSidecar(
         policyConfigMaps: [config.policyConfigMap],
         sidecarContainer: config.sidecarContainer,
         injectorNamespace: config.injectorNamespace,
+        pod: config.podName,
       },
       username: identity.user.username,
     });

@@ -11,6 +11,7 @@ const protection: SelfProtection = {
   policyConfigMaps: ['chaperone-policy'],
   sidecarContainer: 'chaperone-sidecar',
   injectorNamespace: 'chaperone-system',
+  pod: 'agent-0',
 };
 
 const allowAll = parsePolicy({
@@ -626,6 +627,36 @@ const table: [string, Action, string, string][] = [
     k({ verb: 'create', apiGroup: 'settings.k8s.io', resource: 'podpresets', namespace: 'x' }),
     'deny',
     'chaperone-no-pod-presets',
+  ],
+  [
+    'deleting its own pod',
+    k({ verb: 'delete', resource: 'pods', namespace: 'agents', name: 'agent-0' }),
+    'deny',
+    'chaperone-protect-own-pod',
+  ],
+  [
+    'evicting its own pod',
+    k({ verb: 'create', resource: 'pods', subresource: 'eviction', namespace: 'agents', name: 'agent-0' }),
+    'deny',
+    'chaperone-protect-own-pod',
+  ],
+  [
+    'deleting every pod of its namespace (its own among them)',
+    k({ verb: 'deletecollection', resource: 'pods', namespace: 'agents' }),
+    'deny',
+    'chaperone-protect-own-pod',
+  ],
+  [
+    'deleting another pod of its namespace',
+    k({ verb: 'delete', resource: 'pods', namespace: 'agents', name: 'web-1' }),
+    'allow',
+    'everything',
+  ],
+  [
+    'deleting a pod of the same name in another namespace',
+    k({ verb: 'delete', resource: 'pods', namespace: 'other', name: 'agent-0' }),
+    'allow',
+    'everything',
   ],
 ];
 

@@ -71,6 +71,22 @@ export function checkSelfProtection(action: Action, protection: SelfProtection):
       } directly, unguarded; call the workload through a Service from inside the cluster instead`,
     );
   }
+  if (
+    protection.pod !== undefined &&
+    group === '' &&
+    action.resource === 'pods' &&
+    action.namespace === protection.namespace &&
+    ((action.verb === 'delete' && action.subresource === undefined && action.name === protection.pod) ||
+      (action.verb === 'create' && action.subresource === 'eviction' && action.name === protection.pod) ||
+      (action.verb === 'deletecollection' && action.subresource === undefined))
+  ) {
+    return deny(
+      'chaperone-protect-own-pod',
+      `deleting or evicting this pod (${protection.pod}) from inside it is not allowed: its audit record would go with it; ask an operator${
+        action.verb === 'deletecollection' ? ', or delete the other pods by name' : ''
+      }`,
+    );
+  }
   if (action.resource === 'pods' && action.subresource === 'ephemeralcontainers') {
     return deny(
       'chaperone-no-ephemeral-containers',

@@ -162,6 +162,11 @@ export interface SelfProtection {
   readonly sidecarContainer: string;
   /** The injector's own namespace: nothing in it may be changed through the guard. */
   readonly injectorNamespace?: string;
+  /**
+   * The guarded pod's own name: the agent may not delete or evict it (its
+   * unshipped audit events live in the pod's spool).
+   */
+  readonly pod?: string;
 }
 
 export interface Policy {
