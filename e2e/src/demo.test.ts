@@ -111,6 +111,26 @@ describe('chaperone demo', () => {
       ]);
       assert.equal(ns.stdout, 'Active', 'the denied namespace delete did not happen');
 
+      // The Secret's value (read as cluster admin, straight from the API server) reached neither
+      // the agent's screen nor any event the collector stored.
+      const secret = kubectl(kubeInfo().kubeconfigPath, [
+        'get',
+        'secret',
+        'db-credentials',
+        '-n',
+        summary.namespace,
+        '-o',
+        'jsonpath={.data.password}',
+      ]);
+      assert.equal(secret.code, 0, secret.stderr);
+      const value = Buffer.from(secret.stdout, 'base64').toString('utf8');
+      assert.ok(value.length >= 8, 'the demo Secret holds a value');
+      const stored = JSON.stringify(events);
+      for (const form of [value, secret.stdout]) {
+        assert.equal(output.includes(form), false, 'the Secret value was shown to the agent');
+        assert.equal(stored.includes(form), false, 'the Secret value reached the collector');
+      }
+
       // Ctrl-C stops everything it started.
       child.kill('SIGINT');
       assert.equal(await exited, 0, output);
