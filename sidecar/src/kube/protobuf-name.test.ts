@@ -52,6 +52,29 @@ describe('protobufObjectName', () => {
     assert.deepEqual(protobufObjectName(body), { name: 'n' });
   });
 
+  it('refuses a name, metadata or object that occurs twice (Go keeps the last or merges), or a name of another wire type', () => {
+    const envelope = (raw: Buffer) => Buffer.concat([Buffer.from('k8s\0', 'latin1'), raw]);
+    const twoNames = envelope(
+      field(2, field(1, Buffer.concat([str(1, 'benign'), str(1, 'chaperone-policy')]))),
+    );
+    const twoMetas = envelope(
+      field(2, Buffer.concat([field(1, str(1, 'benign')), field(1, str(1, 'chaperone-policy'))])),
+    );
+    const twoObjects = envelope(
+      Buffer.concat([field(2, field(1, str(1, 'benign'))), field(2, field(1, str(1, 'x')))]),
+    );
+    const varintName = envelope(
+      field(2, field(1, Buffer.concat([Buffer.from([0x08, 0x01]), str(2, 'gen-')]))),
+    );
+    for (const body of [twoNames, twoMetas, twoObjects, varintName]) {
+      assert.throws(() => protobufObjectName(body), ProtobufError);
+    }
+    // Repeated fields the name does not depend on stay readable (a ConfigMap's data entries).
+    const data = Buffer.concat([field(2, str(1, 'a')), field(2, str(1, 'b'))]);
+    const body = envelope(field(2, Buffer.concat([field(1, str(1, 'cm')), data])));
+    assert.deepEqual(protobufObjectName(body), { name: 'cm' });
+  });
+
   it('rejects what is not Kubernetes protobuf, and truncations, with an error', () => {
     assert.throws(() => protobufObjectName(Buffer.from('{"metadata":{}}')), ProtobufError);
     const good = configMapBody('x');

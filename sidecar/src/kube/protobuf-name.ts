@@ -34,14 +34,26 @@ function varint(buf: Buffer, pos: number): [value: number, next: number] {
   throw new ProtobufError('truncated varint');
 }
 
-/** The length-delimited field `field` of a message, or undefined. First occurrence wins, like Go's decoder for messages merges; names are set once. */
+/**
+ * The length-delimited field `field` of a message, or undefined. Go's
+ * generated decoders read every occurrence: a repeated string or bytes field
+ * keeps the last, a repeated message field merges them (a later name wins,
+ * an earlier one stays when the later has none). Rather than imitate that,
+ * a field that occurs more than once, or with another wire type than a
+ * length-delimited one, is refused: the sidecar reads only bodies that have
+ * one reading.
+ */
 function lengthDelimited(buf: Buffer, field: number): Buffer | undefined {
   let pos = 0;
+  let found: Buffer | undefined;
   while (pos < buf.length) {
     const [key, afterKey] = varint(buf, pos);
     const wire = key % 8;
     const num = Math.floor(key / 8);
     pos = afterKey;
+    if (num === field && wire !== 2) {
+      throw new ProtobufError(`field ${field} has wire type ${wire}, not a length-delimited one`);
+    }
     switch (wire) {
       case 0:
         pos = varint(buf, pos)[1];
@@ -56,7 +68,14 @@ function lengthDelimited(buf: Buffer, field: number): Buffer | undefined {
         const [len, start] = varint(buf, pos);
         const end = start + len;
         if (end > buf.length) throw new ProtobufError('field runs past the end');
-        if (num === field) return buf.subarray(start, end);
+        if (num === field) {
+          if (found !== undefined) {
+            throw new ProtobufError(
+              `field ${field} occurs more than once (the API server would merge or take the last); send it once`,
+            );
+          }
+          found = buf.subarray(start, end);
+        }
         pos = end;
         break;
       }
@@ -65,7 +84,7 @@ function lengthDelimited(buf: Buffer, field: number): Buffer | undefined {
     }
     if (pos > buf.length) throw new ProtobufError('field runs past the end');
   }
-  return undefined;
+  return found;
 }
 
 export function isKubernetesProtobuf(body: Buffer): boolean {
