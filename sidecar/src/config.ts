@@ -100,6 +100,16 @@ export const sidecarSchema = {
     default: '/var/run/chaperone/serviceaccount/collector-token',
   }),
   collectorCaFile: string({ description: 'CA bundle for the collector (default: system CAs)' }),
+  collectorMaxLag: duration({
+    description:
+      'refuse requests (fail closed) once the collector has been out of reach, or has left spooled events unacknowledged, for longer than this; 0s turns the bound off (events then wait in the spool until it is full)',
+    default: 2 * 60_000,
+  }),
+  shutdownDrainTimeout: duration({
+    description:
+      "on SIGTERM, how long to keep sending spooled events to the collector before exiting (keep it under the pod's terminationGracePeriodSeconds); what is not delivered stays in the spool",
+    default: 20_000,
+  }),
 
   databases: list({
     description:

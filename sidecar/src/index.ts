@@ -1,3 +1,4 @@
+export { type ChainConflict, Shipper, type ShipperOptions } from './audit/shipper.ts';
 export { readSpoolDir, Spool } from './audit/spool.ts';
 export { register } from './cli.ts';
 export { type SidecarConfig, sidecarSchema } from './config.ts';

@@ -3,7 +3,14 @@
  * CLI; the logger and metrics registry are created here and passed down.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { ChaperoneError, createRegistry, type Logger, type Registry, serveMetrics } from '@chaperone/shared';
+import {
+  ChaperoneError,
+  ConfigError,
+  createRegistry,
+  type Logger,
+  type Registry,
+  serveMetrics,
+} from '@chaperone/shared';
 import { writeAgentServiceAccountDir } from './agent-sa-dir.ts';
 import { AuditRecorder } from './audit/recorder.ts';
 import { Shipper } from './audit/shipper.ts';
@@ -45,6 +52,26 @@ export function defaultApiServer(env: Readonly<Record<string, string | undefined
   return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
+/** Smallest non-zero collector bound: below it an ordinary reconnect (back-off up to 15 s, a 15 s ping) would refuse requests. */
+export const MIN_COLLECTOR_MAX_LAG_MS = 30_000;
+
+/** Start-up checks of the audit delivery settings that the schema cannot express. */
+export function validateAuditBounds(
+  config: Pick<SidecarConfig, 'collectorMaxLag' | 'shutdownDrainTimeout'>,
+): void {
+  const lag = config.collectorMaxLag;
+  if (lag !== 0 && lag < MIN_COLLECTOR_MAX_LAG_MS) {
+    throw new ConfigError(
+      `--collector-max-lag (CHAPERONE_COLLECTOR_MAX_LAG) is ${lag} ms: it must be 0s (no bound) or at least ${MIN_COLLECTOR_MAX_LAG_MS / 1000}s, since a collector reconnect alone can take ${MIN_COLLECTOR_MAX_LAG_MS / 2000} s`,
+    );
+  }
+  if (config.shutdownDrainTimeout > 10 * 60_000) {
+    throw new ConfigError(
+      `--shutdown-drain-timeout (CHAPERONE_SHUTDOWN_DRAIN_TIMEOUT) is ${config.shutdownDrainTimeout} ms: at most 10m; it must also fit in the pod's terminationGracePeriodSeconds`,
+    );
+  }
+}
+
 export async function runSidecar(
   config: SidecarConfig,
   log: Logger,
@@ -57,6 +84,7 @@ export async function runSidecar(
       'no API server: set --api-server (CHAPERONE_API_SERVER) or run in a pod (KUBERNETES_SERVICE_HOST/PORT)',
     );
   }
+  validateAuditBounds(config);
   const registry = createRegistry({ component: 'sidecar' });
   const metrics = sidecarMetrics(registry);
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -107,6 +135,7 @@ export async function runSidecar(
     );
     const recorder = new AuditRecorder(spool, identity, metrics, log.child({ part: 'audit' }));
 
+    let collector: { maxLagMs: number; behindSince: () => number | undefined } | undefined;
     if (config.collectorUrl) {
       const shipper = new Shipper({
         url: config.collectorUrl,
@@ -120,9 +149,26 @@ export async function runSidecar(
         onAck: (ack) => metrics.collectorAcks.inc(ack.stored + ack.duplicates),
         onNack: (nack) => metrics.collectorNacks.inc({ code: nack.code }),
         onConnectionChange: (up) => metrics.collectorConnected.set(up ? 1 : 0),
+        onConflict: (kind) => metrics.collectorHeadConflicts.inc({ kind }),
       });
       shipper.start();
-      cleanups.push(() => shipper.stop());
+      metrics.watchCollector(() => shipper.behindSince());
+      collector = { maxLagMs: config.collectorMaxLag, behindSince: () => shipper.behindSince() };
+      // Runs after the listeners are closed (cleanups run in reverse): no new events, send the rest.
+      cleanups.push(async () => {
+        const depth = spool.depth;
+        if (depth > 0 && config.shutdownDrainTimeout > 0) {
+          log.info({ events: depth }, 'sending the spooled audit events to the collector before exiting');
+          const drained = await shipper.drain(config.shutdownDrainTimeout);
+          if (drained) log.info('every audit event is acknowledged by the collector');
+          else
+            log.warn(
+              { events: spool.depth, dir: config.spoolDir },
+              'the collector did not acknowledge every audit event in time; the rest stay in the spool and are sent at the next start',
+            );
+        }
+        await shipper.stop();
+      });
     } else {
       log.warn('no collector configured (CHAPERONE_COLLECTOR_URL): audit events stay in the local spool');
     }
@@ -159,6 +205,7 @@ export async function runSidecar(
       recorder,
       spool,
       failOpen: config.failOpen,
+      ...(collector ? { collector } : {}),
       policy,
       protection: {
         namespace: config.podNamespace,

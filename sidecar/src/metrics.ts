@@ -11,10 +11,15 @@ export interface SpoolState {
 
 export function sidecarMetrics(registry: Registry) {
   let spool: SpoolState | undefined;
+  let behindSince: (() => number | undefined) | undefined;
   return {
     /** The spool the gauges describe: read at every scrape, so they are never a tick behind. */
     watchSpool(s: SpoolState): void {
       spool = s;
+    },
+    /** Since when the collector has been out of reach or behind (ms since epoch), read at every scrape. */
+    watchCollector(since: () => number | undefined): void {
+      behindSince = since;
     },
     requests: counter(registry, {
       name: 'chaperone_requests_total',
@@ -67,6 +72,24 @@ export function sidecarMetrics(registry: Registry) {
       name: 'chaperone_spool_full_total',
       help: 'Requests that arrived while the audit spool was full, by what happened (refused = fail closed, served = fail open)',
       labelNames: ['outcome'],
+    }),
+    auditGateRefused: counter(registry, {
+      name: 'chaperone_audit_unrecordable_requests_total',
+      help: 'Requests that arrived when their audit event could not be kept, by reason (spool_full, spool_write_failed, collector_behind) and what happened (refused = fail closed, served = fail open)',
+      labelNames: ['reason', 'outcome'],
+    }),
+    collectorBehind: gauge(registry, {
+      name: 'chaperone_collector_behind_seconds',
+      help: 'How long the collector has been out of reach or has held spooled events unacknowledged (0 while it keeps up); requests are refused beyond the configured bound',
+      collect() {
+        const since = behindSince?.();
+        if (behindSince) this.set(since === undefined ? 0 : Math.max(0, (Date.now() - since) / 1000));
+      },
+    }),
+    collectorHeadConflicts: counter(registry, {
+      name: 'chaperone_collector_head_conflicts_total',
+      help: 'Times the collector claimed events of this chain that the spool never gave it (welcome ahead of the spool, a different hash, an ack beyond the batch); the spool keeps its events and resends them',
+      labelNames: ['kind'],
     }),
     auditWriteFailures: counter(registry, {
       name: 'chaperone_audit_write_failures_total',

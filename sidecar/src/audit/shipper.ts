@@ -5,6 +5,13 @@
  * truth: an event leaves it only after the collector has acknowledged it, so
  * nothing is lost when the collector is down, slow or restarts, or when this
  * sidecar restarts. Reconnects with exponential back-off and jitter.
+ *
+ * What the collector says about the chain is checked against the spool, never
+ * taken on trust: a `welcome` head beyond the spool's own head, or at a
+ * sequence number whose hash differs from the spool's, or an `ack` beyond
+ * the batch it answers, releases nothing — the conflict is reported
+ * (`onConflict`: log and metric) and the events stay in the spool, to be sent
+ * again.
  */
 import { readFileSync } from 'node:fs';
 import {
@@ -37,7 +44,11 @@ export interface ShipperOptions {
   readonly onAck?: (ack: AckMessage) => void;
   readonly onNack?: (nack: NackMessage) => void;
   readonly onConnectionChange?: (connected: boolean) => void;
+  /** The collector claimed events of this chain that the spool never gave it. */
+  readonly onConflict?: (kind: ChainConflict) => void;
 }
+
+export type ChainConflict = 'welcome_ahead' | 'welcome_hash' | 'welcome_behind' | 'ack_ahead' | 'ack_unknown';
 
 type Conn = {
   ws: WebSocket;
@@ -65,6 +76,9 @@ export class Shipper {
   #pingTimer: NodeJS.Timeout | undefined;
   #batchId = 0;
   #unsubscribe: () => void = () => {};
+  /** Since when no collector connection has been ready (ms since epoch); undefined while one is. */
+  #disconnectedSince: number | undefined = Date.now();
+  #drainWaiters = new Set<() => void>();
 
   constructor(opts: ShipperOptions) {
     this.#opts = opts;
@@ -74,6 +88,53 @@ export class Shipper {
     return this.#conn?.ready === true;
   }
 
+  /**
+   * Since when the collector has been out of reach or has held spooled events
+   * unacknowledged (ms since epoch), whichever is longer; undefined while it
+   * is connected and has acknowledged everything.
+   */
+  behindSince(): number | undefined {
+    const oldest = this.#opts.spool.oldestUnackedAt;
+    const down = this.#disconnectedSince;
+    if (oldest === undefined) return down;
+    if (down === undefined) return oldest;
+    return Math.min(oldest, down);
+  }
+
+  /**
+   * Sends what is in the spool and waits until the collector has acknowledged
+   * all of it, or `timeoutMs` has passed. True when the spool is empty. Events
+   * appended meanwhile are included. Whatever is not acknowledged stays in the
+   * spool for the next start.
+   */
+  async drain(timeoutMs: number): Promise<boolean> {
+    const { spool } = this.#opts;
+    if (spool.depth === 0) return true;
+    if (this.#stopped) return false;
+    // Don't sit out a long back-off: try the collector now.
+    if (this.#reconnectTimer && !this.#conn) {
+      clearTimeout(this.#reconnectTimer);
+      this.#reconnectTimer = undefined;
+      this.#backoffMs = 250;
+      this.#connect();
+    } else if (this.#conn) {
+      this.#pump(this.#conn);
+    }
+    let done: () => void = () => {};
+    const drained = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    this.#drainWaiters.add(done);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+    });
+    await Promise.race([drained, timedOut]);
+    clearTimeout(timer);
+    this.#drainWaiters.delete(done);
+    return spool.depth === 0;
+  }
+
   start(): void {
     this.#unsubscribe = this.#opts.spool.onAppend(() => this.#scheduleFlush());
     this.#connect();
@@ -81,6 +142,7 @@ export class Shipper {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    for (const w of this.#drainWaiters) w();
     this.#unsubscribe();
     clearTimeout(this.#reconnectTimer);
     clearTimeout(this.#flushTimer);
@@ -155,7 +217,10 @@ export class Shipper {
     ws.on('close', (code, reason) => {
       clearInterval(this.#pingTimer);
       if (this.#conn === conn) this.#conn = undefined;
-      if (conn.ready) this.#opts.onConnectionChange?.(false);
+      if (conn.ready) {
+        this.#disconnectedSince = Date.now();
+        this.#opts.onConnectionChange?.(false);
+      }
       if (!this.#stopped) {
         log.info({ code, reason: reason.toString() }, 'collector connection closed; will reconnect');
         this.#scheduleReconnect();
@@ -168,25 +233,38 @@ export class Shipper {
     const { spool, log } = this.#opts;
     switch (msg.type) {
       case 'welcome': {
-        if (msg.head.seq > spool.head.seq) {
-          log.error(
-            { collectorSeq: msg.head.seq, spoolSeq: spool.head.seq },
-            'the collector has more events of this chain than the spool; continuing from the spool',
-          );
+        const conflict = this.#checkWelcome(msg.head);
+        if (conflict) {
+          // Trust the spool: release nothing, send every unacknowledged event again.
+          this.#conflict(conflict, { collectorHead: msg.head, spoolHead: spool.head, acked: spool.ackedSeq });
+          conn.lastSent = spool.ackedSeq;
+        } else {
+          spool.ack(msg.head.seq);
+          conn.lastSent = Math.max(spool.ackedSeq, msg.head.seq);
         }
-        spool.ack(msg.head.seq);
-        conn.lastSent = Math.max(spool.ackedSeq, Math.min(msg.head.seq, spool.head.seq));
         conn.ready = true;
+        this.#disconnectedSince = undefined;
         this.#backoffMs = 250;
         this.#opts.onConnectionChange?.(true);
         this.#pump(conn);
+        this.#settled();
         return;
       }
       case 'ack': {
+        const last = conn.inFlight.get(msg.batchId);
+        if (last === undefined) {
+          this.#conflict('ack_unknown', { batchId: msg.batchId, upToSeq: msg.upToSeq });
+          return;
+        }
         conn.inFlight.delete(msg.batchId);
-        spool.ack(msg.upToSeq);
+        if (msg.upToSeq > last) {
+          this.#conflict('ack_ahead', { batchId: msg.batchId, upToSeq: msg.upToSeq, batchLastSeq: last });
+        }
+        // Only what this batch (and those before it) carried can have been stored.
+        spool.ack(Math.min(msg.upToSeq, last));
         this.#opts.onAck?.(msg);
         this.#pump(conn);
+        this.#settled();
         return;
       }
       case 'nack': {
@@ -200,6 +278,38 @@ export class Shipper {
         return;
       }
     }
+  }
+
+  /** What is wrong with the collector's view of the chain, judged by the spool; undefined when nothing. */
+  #checkWelcome(head: { readonly seq: number; readonly hash: string }): ChainConflict | undefined {
+    const { spool } = this.#opts;
+    if (!Number.isSafeInteger(head.seq) || head.seq < 0 || head.seq > spool.head.seq) return 'welcome_ahead';
+    if (head.seq > spool.ackedSeq) {
+      // Still held: the collector must have exactly this event there.
+      const [held] = spool.read(head.seq - 1, 1);
+      if (held?.chaperone.seq !== head.seq || held.chaperone.hash !== head.hash) return 'welcome_hash';
+    } else if (head.seq === spool.head.seq && head.hash !== spool.head.hash) {
+      return 'welcome_hash';
+    } else if (head.seq < spool.ackedSeq) {
+      // Events it acknowledged are gone from the collector; they are gone from here too. Say so, carry on.
+      this.#conflict('welcome_behind', { collectorHead: head, acked: spool.ackedSeq });
+    }
+    return undefined;
+  }
+
+  #conflict(kind: ChainConflict, details: Record<string, unknown>): void {
+    this.#opts.onConflict?.(kind);
+    this.#opts.log.error(
+      { conflict: kind, ...details },
+      kind === 'welcome_behind'
+        ? 'the collector has lost events of this chain it had acknowledged; raise it with the collector operator'
+        : 'the collector claims events of this chain that this sidecar never sent it; the events stay in the spool and are sent again. Check the collector (its store may have been altered)',
+    );
+  }
+
+  #settled(): void {
+    if (this.#opts.spool.depth > 0) return;
+    for (const w of this.#drainWaiters) w();
   }
 
   #scheduleFlush(): void {

@@ -54,6 +54,8 @@ export interface SpoolOptions {
   onRecovery?: (what: string) => void;
   /** Told when a background flush fails (the records stay due for the next flush). */
   onSyncError?: (err: Error) => void;
+  /** The positional write the spool uses (fs.writeSync); tests pass one that fails like a full or broken disk. */
+  write?: (fd: number, buffer: Buffer, offset: number, length: number, position: number) => number;
 }
 
 interface Segment {
@@ -98,10 +100,14 @@ export class Spool {
   #syncing: Segment | undefined;
   #listeners = new Set<() => void>();
   readonly #onSyncError: (err: Error) => void;
+  readonly #write: NonNullable<SpoolOptions['write']>;
+  /** Why the last append failed, until an append succeeds again. */
+  #writeFailure: string | undefined;
 
   private constructor(dir: string, opts: SpoolOptions) {
     this.dir = dir;
     this.#onSyncError = opts.onSyncError ?? (() => {});
+    this.#write = opts.write ?? writeSync;
     this.#maxBytes = opts.maxBytes;
     this.#segmentBytes = opts.segmentBytes ?? 4 * 1024 * 1024;
   }
@@ -202,6 +208,14 @@ export class Spool {
     return this.#unackedBytes < this.#maxBytes;
   }
 
+  /**
+   * Why the last append failed (the disk is full, the volume is gone, …), or
+   * undefined when it succeeded. Cleared by the next append that succeeds.
+   */
+  get writeFailure(): string | undefined {
+    return this.#writeFailure;
+  }
+
   /** Called (synchronously) after every append. */
   onAppend(listener: () => void): () => void {
     this.#listeners.add(listener);
@@ -227,9 +241,15 @@ export class Spool {
     record.write(text, HEADER, 'utf8');
     record.writeUInt32BE(crc32(record.subarray(HEADER)), 4);
     let seg = this.#segments.at(-1);
-    if (!seg || seg.size >= this.#segmentBytes) seg = this.#newSegment(chained.chaperone.seq);
     try {
-      writeSync(seg.fd, record, 0, record.length, seg.size);
+      if (!seg || seg.size >= this.#segmentBytes) seg = this.#newSegment(chained.chaperone.seq);
+    } catch (err) {
+      throw this.#failed(err);
+    }
+    try {
+      // A short write (a full disk part-way through) is a failure too.
+      const n = this.#write(seg.fd, record, 0, record.length, seg.size);
+      if (n !== record.length) throw new Error(`wrote ${n} of ${record.length} bytes`);
     } catch (err) {
       // Leave nothing half-written behind.
       try {
@@ -237,10 +257,9 @@ export class Spool {
       } catch {
         // the next open() cuts it off
       }
-      throw new SpoolError(`could not write to the audit spool in ${this.dir}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw this.#failed(err);
     }
+    this.#writeFailure = undefined;
     this.#index.push({
       seq: chained.chaperone.seq,
       segment: seg,
@@ -255,6 +274,12 @@ export class Spool {
     this.#dirty = true;
     for (const l of this.#listeners) l();
     return chained;
+  }
+
+  #failed(err: unknown): SpoolError {
+    const message = (err as Error).message ?? String(err);
+    this.#writeFailure = message;
+    return new SpoolError(`could not write to the audit spool in ${this.dir}: ${message}`, { cause: err });
   }
 
   #newSegment(firstSeq: number): Segment {

@@ -12,12 +12,14 @@ import { refuseConnect } from './guards/connect-refusal.ts';
 import { decide } from './guards/decide.ts';
 import { objectCheck } from './guards/object-check.ts';
 import { readRequest } from './guards/request-reading.ts';
-import { spoolGate } from './guards/spool-gate.ts';
+import { type SpoolGateOptions, spoolGate } from './guards/spool-gate.ts';
 
 export interface PipelineDeps extends ForwardOptions {
   readonly recorder: AuditRecorder;
   readonly spool: Spool;
   readonly failOpen: boolean;
+  /** The collector's delivery bound (absent: no collector configured). */
+  readonly collector?: SpoolGateOptions['collector'];
   readonly policy: PolicyStore;
   readonly protection: SelfProtection;
   readonly username: string;
@@ -27,9 +29,14 @@ export interface PipelineDeps extends ForwardOptions {
 export function kubePipeline(d: PipelineDeps): Handler {
   return compose(
     [
-      audit(d.recorder, d.log),
+      audit({ recorder: d.recorder, spool: d.spool, failOpen: d.failOpen, metrics: d.metrics, log: d.log }),
       readRequest(),
-      spoolGate(d.spool, d.failOpen, d.metrics),
+      spoolGate({
+        spool: d.spool,
+        failOpen: d.failOpen,
+        metrics: d.metrics,
+        ...(d.collector ? { collector: d.collector } : {}),
+      }),
       decide(d.policy, d.protection, d.username, d.maxRequestBytes),
       objectCheck({ ...d, protection: d.protection }),
       accessReview({ ...d, user: d.username }),
