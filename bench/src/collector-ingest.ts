@@ -197,7 +197,7 @@ async function lagRun(url: string, issuer: TestIssuer): Promise<number[]> {
     pod: 'lag-0',
     podUID: 'uid-lag',
     serviceAccount: 'agent',
-    sidecarId: 'lag-0',
+    sidecarId: 'bench/lag-0/uid-lag',
   };
   const token = await issuer.token(source);
   const conn = await connectIngest({ url, token });
@@ -270,7 +270,7 @@ async function main(): Promise<void> {
       pod: `agent-${i}`,
       podUID: `uid-${i}`,
       serviceAccount: 'agent',
-      sidecarId: `agent-${i}`,
+      sidecarId: `bench/agent-${i}/uid-${i}`,
     };
     const events = makeChain(source, PER_SIDECAR, {
       spec: (seq) =>

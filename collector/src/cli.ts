@@ -28,6 +28,7 @@ import type { ChainReport } from './audit-verify.ts';
 import { COLLECTOR_SCHEMA, inClusterApiServer } from './config.ts';
 import type { FILTER_PARAMS } from './event-filter.ts';
 import { summary, TABLE_HEADER, tableRows } from './event-format.ts';
+import { safeJson, visible } from './terminal-safe.ts';
 import { rfc3339ToMicros } from './time.ts';
 
 const CLIENT_SCHEMA = {
@@ -45,6 +46,11 @@ const VERIFY_SCHEMA = {
   storage: COLLECTOR_SCHEMA.storage,
   dataDir: COLLECTOR_SCHEMA.dataDir,
   postgresUrl: COLLECTOR_SCHEMA.postgresUrl,
+  checkpointPublicKey: string({
+    description: 'Ed25519 public key (PEM) that checkpoints of the chain heads are signed with',
+  }),
+  checkpointKeyFile: COLLECTOR_SCHEMA.checkpointKeyFile,
+  checkpointLog: COLLECTOR_SCHEMA.checkpointLog,
 } as const;
 
 /**
@@ -107,8 +113,14 @@ const outputOption = () =>
     .choices(['table', 'json', 'jsonl'])
     .default('table');
 
+/** Prints a line of text; control characters in it are shown, not sent to the terminal (terminal-safe.ts). */
 function print(line: string): void {
-  process.stdout.write(`${line}\n`);
+  process.stdout.write(`${visible(line)}\n`);
+}
+
+/** Prints a value as JSON with nothing in it a terminal would act on. */
+function printJson(value: unknown, indent?: number): void {
+  process.stdout.write(`${safeJson(value, indent)}\n`);
 }
 
 function positiveInt(name: string, raw: string): number {
@@ -135,16 +147,19 @@ export const register: RegisterCommands = (program, ctx) => {
   const collectorConfig = withConfigOptions(collectorCmd, COLLECTOR_SCHEMA, collectorCtx);
   collectorCmd.action(async (opts: Record<string, unknown>) => {
     const config = collectorConfig(opts);
-    const [{ createLogger }, { createRegistry }, { startCollector }] = await Promise.all([
-      import('@chaperone/shared/logger'),
-      import('@chaperone/shared/metrics'),
-      import('./collector.ts'),
-    ]);
+    const [{ createLogger }, { createRegistry }, { startCollector }, { installLastResortNet }] =
+      await Promise.all([
+        import('@chaperone/shared/logger'),
+        import('@chaperone/shared/metrics'),
+        import('./collector.ts'),
+        import('./last-resort.ts'),
+      ]);
     const logger = createLogger({
       name: 'collector',
       level: config.logLevel,
       base: { version: ctx.version },
     });
+    installLastResortNet(logger);
     const registry = createRegistry({ component: 'collector' });
     const running = await startCollector(config, { logger, registry });
     await new Promise<void>((resolve) => {
@@ -182,11 +197,11 @@ export const register: RegisterCommands = (program, ctx) => {
       if (cursor) p.set('cursor', cursor);
       const page = await api.get<EventsPage>('/v1/events', p);
       if (output === 'table') for (const line of tableRows(page.items)) print(line);
-      if (output === 'jsonl') for (const e of page.items) print(JSON.stringify(e));
+      if (output === 'jsonl') for (const e of page.items) printJson(e);
       events.push(...page.items);
       cursor = page.nextCursor;
     } while (cursor && events.length < want);
-    if (output === 'json') print(JSON.stringify(events, null, 2));
+    if (output === 'json') printJson(events, 2);
   });
 
   const tail = addFilterOptions(
@@ -207,7 +222,7 @@ export const register: RegisterCommands = (program, ctx) => {
     const table = opts.output === 'table';
     const show = (events: readonly AuditEvent[]) => {
       if (table) for (const line of tableRows(events)) print(line);
-      else for (const e of events) print(JSON.stringify(e));
+      else for (const e of events) printJson(e);
     };
     const seen = new Set<string>();
     const remember = (id: string) => {
@@ -279,7 +294,7 @@ export const register: RegisterCommands = (program, ctx) => {
       }[];
     }>('/v1/alerts', p);
     if (opts.output === 'json') {
-      print(JSON.stringify(res.items, null, 2));
+      printJson(res.items, 2);
       return;
     }
     for (const a of res.items)
@@ -296,14 +311,29 @@ export const register: RegisterCommands = (program, ctx) => {
   const verifyConfig = withConfigOptions(verify, VERIFY_SCHEMA, envFor(ctx, VERIFY_SCHEMA));
   verify.action(async (opts: Record<string, unknown>) => {
     const c = verifyConfig(opts) as ConfigOf<typeof VERIFY_SCHEMA>;
-    const [{ openStore }, { verifyStore }] = await Promise.all([
+    const [{ openStore }, { verifyStore }, { loadCheckpoints }] = await Promise.all([
       import('./collector.ts'),
       import('./audit-verify.ts'),
+      import('./checkpoints-verify.ts'),
     ]);
-    const store = await openStore({ ...c, postgresPoolSize: 2 } as Parameters<typeof openStore>[0]);
+    const store = await openStore({ ...c, postgresPoolSize: 2 } as unknown as Parameters<
+      typeof openStore
+    >[0]);
     const reports: ChainReport[] = [];
+    let invalidCheckpoints = 0;
     try {
-      for await (const r of verifyStore(store)) {
+      const checkpoints = await loadCheckpoints(c, store);
+      const note = opts.output === 'table' ? print : (l: string) => process.stderr.write(`${l}\n`);
+      for (const w of checkpoints.warnings) note(`warning: ${w}`);
+      const cs = checkpoints.check?.summary();
+      if (cs) {
+        note(
+          `checkpoints: ${cs.verified} verified with key ${cs.kid} (${cs.fromLog} from the log, ${cs.fromStore} more in the store), ${cs.chains} chains${cs.otherKey ? `, ${cs.otherKey} signed by other keys (not used)` : ''}`,
+        );
+        for (const m of cs.invalid) note(`CHECKPOINT INVALID: ${m}`);
+        invalidCheckpoints = cs.invalid.length;
+      }
+      for await (const r of verifyStore(store, checkpoints.check)) {
         reports.push(r);
         if (opts.output === 'table') {
           const o = r.owner;
@@ -319,12 +349,17 @@ export const register: RegisterCommands = (program, ctx) => {
     } finally {
       await store.close();
     }
-    if (opts.output === 'json') print(JSON.stringify(reports, null, 2));
+    if (opts.output === 'json') printJson(reports, 2);
     const tampered = reports.filter((r) => r.status === 'tampered').length;
     const withAlerts = reports.filter((r) => r.status === 'alerts').length;
     if (opts.output === 'table')
       print(
         `${reports.length} chains: ${reports.length - tampered - withAlerts} intact, ${withAlerts} with alerts recorded at ingest, ${tampered} changed after ingest`,
+      );
+    if (invalidCheckpoints > 0 && tampered === 0)
+      throw new ChaperoneError(
+        'validation_failed',
+        `${invalidCheckpoints} checkpoint${invalidCheckpoints === 1 ? ' does' : 's do'} not verify: the store or the checkpoint log has been tampered with`,
       );
     if (tampered > 0)
       throw new ChaperoneError(
@@ -347,7 +382,7 @@ export const register: RegisterCommands = (program, ctx) => {
     const s = await api.get<{ sessionId: string; recording: boolean; events: AuditEvent[] }>(
       `/v1/sessions/${id}`,
     );
-    if (opts.output === 'json') print(JSON.stringify(s, null, 2));
+    if (opts.output === 'json') printJson(s, 2);
     else {
       const t0 = rfc3339ToMicros(s.events[0]?.requestReceivedTimestamp ?? '1970-01-01T00:00:00Z');
       const first = s.events[0]?.chaperone.source;

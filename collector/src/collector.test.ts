@@ -121,7 +121,7 @@ describe('collector (assembled)', () => {
     const chains = await api.get<{ items: { sidecarId: string; head: { seq: number } }[] }>('/v1/chains');
     assert.deepEqual(
       chains.items.map((c) => [c.sidecarId, c.head.seq]),
-      [['sc-0', 60]],
+      [[SOURCE.sidecarId, 60]],
     );
     for (let i = 0; i < 200 && falcoItems.length < 60; i++) await new Promise((res) => setTimeout(res, 25));
     assert.deepEqual(

@@ -5,29 +5,30 @@
  * port, forwarders and retention in the background.
  */
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
 import {
   ChaperoneError,
   ConfigError,
-  INGEST_PATH,
   type Logger,
   type MetricsServer,
   type Registry,
   serveMetrics,
 } from '@chaperone/shared';
 import type { JSONWebKeySet } from 'jose';
+import { createCheckpointWriter } from './checkpoints-writer.ts';
 import { type CollectorMetrics, createCollectorMetrics } from './collector-metrics.ts';
 import { type CollectorConfig, checkCollectorConfig } from './config.ts';
 import { falcoSink } from './falco-sink.ts';
 import { Forwarder } from './forwarder.ts';
 import { createHttpApi } from './http-api.ts';
+import { attachHttpEntry } from './http-entry.ts';
 import { IngestServer } from './ingest-server.ts';
 import { JwksVerifier } from './jwks-verifier.ts';
 import { type KubeConnection, kubeRequest, loadKubeConnection } from './kube-client.ts';
 import { lokiSink } from './loki-sink.ts';
+import { kubePodLookup, PodAdmission } from './pod-admission.ts';
 import { PostgresStore } from './postgres-store.ts';
 import { oidcAuth, type QueryAuthenticator, staticTokenAuth } from './query-auth.ts';
 import { Retention } from './retention.ts';
@@ -72,9 +73,9 @@ function tokenFile(path: string | undefined, what: string): (() => string | unde
   return () => readSecretFile(path, what);
 }
 
-function createVerifier(c: CollectorConfig, logger: Logger): TokenVerifier {
+function kubeConnection(c: CollectorConfig): KubeConnection | undefined {
   const needsKube = c.ingestAuth === 'tokenreview' || !c.jwksUrl || c.kubeconfig || c.kubeApiServer;
-  const kube: KubeConnection | undefined = needsKube
+  return needsKube
     ? loadKubeConnection({
         ...(c.kubeconfig ? { kubeconfig: c.kubeconfig } : {}),
         ...(c.kubeApiServer ? { apiServer: c.kubeApiServer } : {}),
@@ -82,6 +83,9 @@ function createVerifier(c: CollectorConfig, logger: Logger): TokenVerifier {
         tokenFile: c.kubeTokenFile,
       })
     : undefined;
+}
+
+function createVerifier(c: CollectorConfig, logger: Logger, kube: KubeConnection | undefined): TokenVerifier {
   if (c.ingestAuth === 'tokenreview')
     return new TokenReviewVerifier({ kube: kube as KubeConnection, audience: c.tokenAudience });
   const jwksUrl = c.jwksUrl ?? `${(kube as KubeConnection).server}/openid/v1/jwks`;
@@ -154,7 +158,14 @@ async function refreshStoreStats(
 export async function startCollector(c: CollectorConfig, deps: CollectorDeps): Promise<RunningCollector> {
   checkCollectorConfig(c);
   const { logger, registry } = deps;
-  const verifier = createVerifier(c, logger);
+  const kube = kubeConnection(c);
+  const verifier = createVerifier(c, logger, kube);
+  // Only pods Chaperone injected in opted-in namespaces may ship events (pod-admission.ts).
+  const admission = kube ? new PodAdmission({ lookup: kubePodLookup(kube) }) : undefined;
+  if (!admission)
+    logger.warn(
+      'no Kubernetes API access (only --jwks-url): sidecar tokens are verified, but whether their pods were injected in opted-in namespaces is not checked',
+    );
   const queryAuth = createQueryAuth(c);
   const tls =
     c.tlsCertFile && c.tlsKeyFile
@@ -181,6 +192,7 @@ export async function startCollector(c: CollectorConfig, deps: CollectorDeps): P
     });
     const ingest = new IngestServer({
       verifier,
+      ...(admission ? { admission } : {}),
       store,
       queue,
       logger: logger.child({ surface: 'ingest' }),
@@ -194,13 +206,12 @@ export async function startCollector(c: CollectorConfig, deps: CollectorDeps): P
     });
 
     const server: Server = tls ? createHttpsServer(tls) : createHttpServer();
-    server.on('request', (req, res) => {
-      void api(req, res);
-    });
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      const path = new URL(req.url ?? '/', 'http://collector').pathname;
-      if (path === INGEST_PATH) ingest.handleUpgrade(req, socket, head);
-      else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    const entry = attachHttpEntry(server, {
+      api,
+      upgrade: (req, socket, head) => ingest.handleUpgrade(req, socket, head),
+      logger,
+      maxIngestConnections: c.maxIngestConnections,
+      maxIngestConnectionsPerAddress: c.maxIngestConnectionsPerAddress,
     });
     const addr = await listen(server, c.listenHost, c.listenPort);
     cleanup.unshift(
@@ -208,6 +219,7 @@ export async function startCollector(c: CollectorConfig, deps: CollectorDeps): P
         new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();
+          entry.destroyAll();
         }),
     );
     cleanup.unshift(async () => {
@@ -257,6 +269,12 @@ export async function startCollector(c: CollectorConfig, deps: CollectorDeps): P
       });
       retention.start();
       cleanup.unshift(() => retention.stop());
+    }
+    const checkpoints = createCheckpointWriter(c, store, logger);
+    if (checkpoints) {
+      checkpoints.start();
+      // Last before the store closes: the final checkpoint covers every batch committed.
+      cleanup.splice(cleanup.length - 1, 0, () => checkpoints.stop());
     }
 
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;

@@ -88,6 +88,15 @@ export const COLLECTOR_SCHEMA = {
     default: 90 * 86_400_000,
   }),
   retentionInterval: duration({ description: 'How often retention runs', default: 60_000 }),
+  checkpointKeyFile: string({
+    description:
+      'Ed25519 private key (PKCS#8 PEM, e.g. a mounted Secret) that signs checkpoints of the chain heads (embedded default: generated in the data directory)',
+  }),
+  checkpointLog: string({
+    description:
+      'Append-only file outside the database for signed checkpoints (default: <data-dir>/checkpoints.log)',
+  }),
+  checkpointInterval: duration({ description: 'How often chain heads are checkpointed', default: 60_000 }),
   falcoUrl: url({
     description: 'Forward EventList batches to this URL (Falco k8saudit)',
     protocols: ['https', 'http'],
@@ -109,6 +118,16 @@ export const COLLECTOR_SCHEMA = {
     description: 'Bytes waiting for commit before sockets stop being read',
     default: 64 * 1024 * 1024,
     min: 1024 * 1024,
+  }),
+  maxIngestConnections: integer({
+    description: 'Ingest connections (open or being verified) at once; more are answered 503',
+    default: 4096,
+    min: 1,
+  }),
+  maxIngestConnectionsPerAddress: integer({
+    description: 'Ingest connections from one address (one pod) at once; more are answered 429',
+    default: 4,
+    min: 1,
   }),
   groupCommitEvents: integer({
     description: 'Most events committed in one transaction',

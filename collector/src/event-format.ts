@@ -1,5 +1,11 @@
-/** Human-readable rendering of events for the operator verbs (table rows, replay lines). */
+/**
+ * Human-readable rendering of events for the operator verbs (table rows,
+ * replay lines). Every cell is made visible (terminal-safe.ts) before it is
+ * measured and padded: what the agent put in an event is shown, never
+ * interpreted by the terminal.
+ */
 import type { AuditEvent } from '@chaperone/shared';
+import { visible } from './terminal-safe.ts';
 
 export function summary(e: AuditEvent): string {
   const c = e.chaperone;
@@ -27,7 +33,8 @@ export function row(e: AuditEvent): string[] {
 }
 
 function oneLine(s: string, max: number): string {
-  const flat = s.replace(/\s+/g, ' ').trim();
+  // Line breaks and tabs (multi-line SQL) fold to one space; every other control stays visible.
+  const flat = visible(s.replace(/[ \t\n]+/g, ' ').trim());
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
@@ -35,7 +42,9 @@ function oneLine(s: string, max: number): string {
 const WIDTHS = [24, 28, 10, 8, 8, 20];
 
 function format(cells: readonly string[]): string {
-  return cells.map((cell, i) => (i < WIDTHS.length ? cell.padEnd(WIDTHS[i] ?? 0) : cell)).join('  ');
+  return cells
+    .map((cell, i) => (i < WIDTHS.length ? visible(cell).padEnd(WIDTHS[i] ?? 0) : visible(cell)))
+    .join('  ');
 }
 
 export const TABLE_HEADER = format(COLUMNS);

@@ -21,8 +21,10 @@ import { ChaperoneError, type Logger, toChaperoneError, ValidationError } from '
 import type { CollectorMetrics } from './collector-metrics.ts';
 import { parseEventFilter } from './event-filter.ts';
 import type { QueryAuthenticator } from './query-auth.ts';
+import { decodePathSegment, parseRequestTarget } from './request-target.ts';
 import { AuthError } from './sidecar-identity.ts';
 import { ALERT_KINDS, type AlertKind, type AuditStore } from './store.ts';
+import { visible } from './terminal-safe.ts';
 import { nowMicros, parseTimeBound } from './time.ts';
 
 export interface HttpApiOptions {
@@ -124,16 +126,17 @@ export function createHttpApi(opts: HttpApiOptions) {
     if (path === '/v1/events') return events(req, res, params);
     let m = /^\/v1\/events\/([^/]+)$/.exec(path);
     if (m) {
-      const e = await store.getEvent(decodeURIComponent(m[1] as string));
-      if (!e) throw new ChaperoneError('not_found', `no event with id ${decodeURIComponent(m[1] as string)}`);
+      const id = decodePathSegment(m[1] as string, 'auditID');
+      const e = await store.getEvent(id);
+      if (!e) throw new ChaperoneError('not_found', `no event with id ${visible(id)}`);
       return sendJson(res, 200, e);
     }
     m = /^\/v1\/sessions\/([^/]+)(\/recording)?$/.exec(path);
     if (m) {
-      const id = decodeURIComponent(m[1] as string);
+      const id = decodePathSegment(m[1] as string, 'session id');
       if (m[2]) {
         const rec = await store.getRecording(id);
-        if (!rec) throw new ChaperoneError('not_found', `session ${id} has no recording`);
+        if (!rec) throw new ChaperoneError('not_found', `session ${visible(id)} has no recording`);
         res.writeHead(200, {
           'content-type': 'application/x-asciicast',
           'content-disposition': `attachment; filename="${id.replace(/[^A-Za-z0-9._-]/g, '_')}.cast"`,
@@ -143,7 +146,7 @@ export function createHttpApi(opts: HttpApiOptions) {
         return;
       }
       const events = await store.sessionEvents(id, MAX_SESSION_EVENTS);
-      if (events.length === 0) throw new ChaperoneError('not_found', `no events for session ${id}`);
+      if (events.length === 0) throw new ChaperoneError('not_found', `no events for session ${visible(id)}`);
       const recording = (await store.getRecording(id)) !== undefined;
       if (wantsJsonl(req, params)) {
         res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
@@ -177,13 +180,19 @@ export function createHttpApi(opts: HttpApiOptions) {
     if (path === '/v1/chains') return sendJson(res, 200, JSON.stringify({ items: await store.listChains() }));
     throw new ChaperoneError(
       'not_found',
-      `no route ${path}: see /v1/events, /v1/sessions/{id}, /v1/alerts, /v1/chains`,
+      `no route ${visible(path)}: see /v1/events, /v1/sessions/{id}, /v1/alerts, /v1/chains`,
     );
   }
 
+  /**
+   * Answers every request, whatever it holds: a bad target or parameter is a
+   * 400, anything unexpected a 500 and a log line. It never rejects.
+   */
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://collector');
+    let path = '';
     try {
+      const url = parseRequestTarget(req.url);
+      path = url.pathname;
       if (url.pathname === '/healthz') {
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
         return;
@@ -215,9 +224,14 @@ export function createHttpApi(opts: HttpApiOptions) {
       await route(req, res, url);
     } catch (err) {
       const e = toChaperoneError(err);
-      if ((STATUS[e.code] ?? 500) >= 500) logger.error({ err: e, path: url.pathname }, 'query failed');
-      if (!res.headersSent) sendError(res, e);
-      else res.destroy();
+      if ((STATUS[e.code] ?? 500) >= 500) logger.error({ err: e, path }, 'query failed');
+      try {
+        if (!res.headersSent) sendError(res, e);
+        else res.destroy();
+      } catch (sendErr) {
+        logger.warn({ err: sendErr, path }, 'could not answer a failed query');
+        res.destroy();
+      }
     }
   };
 }

@@ -4,30 +4,104 @@
  * The result, failures included, is plain data: the parse worker
  * (ingest-parser.ts) sends it back by structured clone.
  */
-import { type EventSource, parseClientMessage, ValidationError } from '@chaperone/shared';
+import { type EventSource, MAX_MESSAGE_BYTES, parseClientMessage, ValidationError } from '@chaperone/shared';
 import { type EventRow, ROW_KEYS } from './event-row.ts';
 import { type IncomingEvent, validateIncoming } from './incoming-event.ts';
+import { checkMessageDepth } from './json-depth.ts';
 
 export type ParsedMessage =
   | { readonly kind: 'hello'; readonly sidecarId: string; readonly schemaVersion: number }
   | { readonly kind: 'batch'; readonly batchId: number; readonly events: readonly IncomingEvent[] }
-  /** Malformed: the ValidationError's path and message. */
-  | { readonly kind: 'invalid'; readonly path: string | undefined; readonly message: string }
+  /** Malformed: the ValidationError's path and message, and the batch it was, if that can be read. */
+  | {
+      readonly kind: 'invalid';
+      readonly path: string | undefined;
+      readonly message: string;
+      readonly batchId?: number;
+    }
   /** Parsing itself failed (a bug, or a value too deep to encode). */
   | { readonly kind: 'failed'; readonly message: string };
 
 /** Parses a message received at `receivedUs` (µs since the epoch; the rows' receive time). */
 export function parseIngestMessage(text: string, receivedUs: number): ParsedMessage {
   try {
+    // Before the parser or anything recursive sees it: a deep message costs one scan of its text.
+    checkMessageDepth(text);
     const msg = parseClientMessage(text, (value) => validateIncoming(value, receivedUs));
     return msg.type === 'hello'
       ? { kind: 'hello', sidecarId: msg.sidecarId, schemaVersion: msg.schemaVersion }
       : { kind: 'batch', batchId: msg.batchId, events: msg.events };
   } catch (err) {
-    return err instanceof ValidationError
-      ? { kind: 'invalid', path: err.path, message: err.message }
-      : { kind: 'failed', message: (err as Error)?.message ?? String(err) };
+    if (!(err instanceof ValidationError))
+      return { kind: 'failed', message: (err as Error)?.message ?? String(err) };
+    const batchId = batchIdOf(text);
+    return {
+      kind: 'invalid',
+      path: err.path,
+      message: err.message,
+      ...(batchId === undefined ? {} : { batchId }),
+    };
   }
+}
+
+/**
+ * The batchId of a refused message, so the refusal can name it (worked out
+ * here, on the parse worker, only for refused messages): the top-level
+ * members read without parsing the rest, so a message refused for its
+ * nesting is not parsed after all.
+ */
+function batchIdOf(text: string): number | undefined {
+  if (text.length > MAX_MESSAGE_BYTES) return undefined;
+  const top = topLevelScalars(text);
+  const id = top.batchId;
+  return top.type === 'batch' && typeof id === 'number' && Number.isSafeInteger(id) && id >= 0
+    ? id
+    : undefined;
+}
+
+/** The string and number members of a JSON object's top level (later members of the same name win). */
+function topLevelScalars(text: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const colon = /\s*:\s*/y;
+  const number = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b || c === 0x5b) depth++;
+    else if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x22) {
+      const end = stringEnd(text, i);
+      colon.lastIndex = end;
+      if (depth === 1 && colon.test(text)) {
+        const at = colon.lastIndex;
+        let valueEnd = at;
+        if (text.charCodeAt(at) === 0x22) valueEnd = stringEnd(text, at);
+        else {
+          number.lastIndex = at;
+          if (number.test(text)) valueEnd = number.lastIndex;
+        }
+        if (valueEnd > at) {
+          try {
+            out[JSON.parse(text.slice(i, end)) as string] = JSON.parse(text.slice(at, valueEnd));
+          } catch {
+            // not a readable member
+          }
+        }
+        i = Math.max(valueEnd, at) - 1;
+      } else i = end - 1;
+    }
+  }
+  return out;
+}
+
+/** Index just past the string starting at `start` (its opening quote). */
+function stringEnd(text: string, start: number): number {
+  for (let i = start + 1; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5c) i++;
+    else if (c === 0x22) return i + 1;
+  }
+  return text.length;
 }
 
 /**

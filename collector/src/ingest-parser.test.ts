@@ -32,6 +32,30 @@ describe('WorkerParser', () => {
     await assert.rejects(parser.parse(texts[0] as string, 0), /shutting down/);
   });
 
+  // Fails if #pump hands messages over in arrival order instead of taking sources in turn
+  // (the light source's messages then wait behind all five heavy ones): tried.
+  it('takes sources in turn: a busy source delays another by the message on the worker and one more', async () => {
+    const events = makeChain(SOURCE, 1000);
+    const heavy = encodeMessage({ type: 'batch', batchId: 0, events });
+    const light = encodeMessage({ type: 'hello', sidecarId: SOURCE.sidecarId, schemaVersion: 1 });
+    const parser = new WorkerParser();
+    const done: string[] = [];
+    try {
+      const a = {};
+      const b = {};
+      const all = [
+        ...[1, 2, 3, 4, 5].map((i) => parser.parse(heavy, i, a).then(() => done.push(`a${i}`))),
+        parser.parse(light, 6, b).then(() => done.push('b1')),
+        parser.parse(light, 7, b).then(() => done.push('b2')),
+      ];
+      await Promise.all(all);
+      // a1 was on the worker and a2 waiting in turn before b1 arrived; then a and b alternate.
+      assert.deepEqual(done, ['a1', 'a2', 'b1', 'a3', 'b2', 'a4', 'a5']);
+    } finally {
+      await parser.close();
+    }
+  });
+
   it('is what the collector uses when its worker entry is beside it', async () => {
     const parser = createMessageParser();
     assert.ok(parser instanceof WorkerParser);

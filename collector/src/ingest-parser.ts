@@ -9,17 +9,21 @@
  * needs — packed one array per field, which is much cheaper to copy
  * between threads.
  *
- * Messages are answered in the order they were sent. If the worker dies,
- * the messages it held fail (their connections are closed and the sidecars
- * resend) and the next message starts a new worker.
+ * Each connection's messages are answered in the order they were sent, and
+ * connections take turns (one message each) on the worker. If the worker dies,
+ * the message it held fails (its connection is closed and the sidecar
+ * resends) and the next message starts a new worker.
  */
 import { Worker } from 'node:worker_threads';
 import { siblingEntry } from '@chaperone/shared';
 import { type PackedMessage, type ParsedMessage, parseIngestMessage, unpackMessage } from './ingest-parse.ts';
 
 export interface MessageParser {
-  /** Parses a message that arrived at `receivedUs` (µs since the epoch). */
-  parse(text: string, receivedUs: number): Promise<ParsedMessage>;
+  /**
+   * Parses a message that arrived at `receivedUs` (µs since the epoch) from
+   * `source` (the connection: sources take turns, see WorkerParser).
+   */
+  parse(text: string, receivedUs: number, source?: unknown): Promise<ParsedMessage>;
   close(): Promise<void>;
 }
 
@@ -45,10 +49,26 @@ export function createMessageParser(onInline?: () => void): MessageParser {
   return inlineParser;
 }
 
+interface Job extends Pending {
+  readonly text: string;
+  readonly receivedUs: number;
+}
+
+/**
+ * The worker is given one message at a time, taken from the senders in turn
+ * (round robin over the connections with messages waiting), so a connection
+ * that sends 8 MB messages back to back delays another connection's message
+ * by the one on the worker and at most one more of its turn, not by
+ * everything it has queued.
+ */
 export class WorkerParser implements MessageParser {
   readonly #entry: URL;
   #worker: Worker | undefined;
+  /** Messages on the worker now (at most one). */
   readonly #pending = new Map<number, Pending>();
+  /** Messages waiting, per source, and the sources with messages waiting in turn order. */
+  readonly #waiting = new Map<unknown, Job[]>();
+  readonly #turns: unknown[] = [];
   #nextId = 0;
   #closed = false;
 
@@ -56,14 +76,38 @@ export class WorkerParser implements MessageParser {
     this.#entry = entry;
   }
 
-  parse(text: string, receivedUs: number): Promise<ParsedMessage> {
+  parse(text: string, receivedUs: number, source: unknown = this): Promise<ParsedMessage> {
     if (this.#closed) return Promise.reject(new Error('the collector is shutting down'));
-    const worker = this.#worker ?? this.#start();
-    const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      worker.postMessage({ id, text, receivedUs });
+      let queue = this.#waiting.get(source);
+      if (!queue) {
+        queue = [];
+        this.#waiting.set(source, queue);
+        this.#turns.push(source);
+      }
+      queue.push({ text, receivedUs, resolve, reject });
+      this.#pump();
     });
+  }
+
+  /** Hands the next source's oldest message to the worker when it is idle. Never throws. */
+  #pump(): void {
+    while (this.#pending.size === 0 && this.#turns.length > 0) {
+      const source = this.#turns.shift();
+      const queue = this.#waiting.get(source) as Job[];
+      const job = queue.shift() as Job;
+      if (queue.length > 0) this.#turns.push(source);
+      else this.#waiting.delete(source);
+      const id = this.#nextId++;
+      this.#pending.set(id, job);
+      try {
+        (this.#worker ?? this.#start()).postMessage({ id, text: job.text, receivedUs: job.receivedUs });
+      } catch (err) {
+        // A worker that cannot start fails this message, not the caller's event handler.
+        this.#pending.delete(id);
+        job.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
   }
 
   #start(): Worker {
@@ -76,6 +120,7 @@ export class WorkerParser implements MessageParser {
       const p = this.#pending.get(id);
       this.#pending.delete(id);
       p?.resolve(unpackMessage(packed));
+      this.#pump();
     });
     const fail = (err: Error) => {
       if (this.#worker !== worker) return;
@@ -83,6 +128,8 @@ export class WorkerParser implements MessageParser {
       const pending = [...this.#pending.values()];
       this.#pending.clear();
       for (const p of pending) p.reject(err);
+      // Messages still waiting go to a new worker.
+      if (!this.#closed) this.#pump();
     };
     worker.on('error', (err) => fail(err));
     worker.on('exit', (code) => fail(new Error(`the ingest parse worker exited with code ${code}`)));
@@ -94,8 +141,10 @@ export class WorkerParser implements MessageParser {
     this.#closed = true;
     const worker = this.#worker;
     this.#worker = undefined;
-    const pending = [...this.#pending.values()];
+    const pending = [...this.#pending.values(), ...[...this.#waiting.values()].flat()];
     this.#pending.clear();
+    this.#waiting.clear();
+    this.#turns.length = 0;
     for (const p of pending) p.reject(new Error('the collector is shutting down'));
     await worker?.terminate();
   }

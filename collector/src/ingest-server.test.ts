@@ -3,13 +3,17 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import {
   type AckMessage,
   type AuditEvent,
+  ChaperoneError,
   CLOSE_CODES,
+  chainIdFor,
   encodeMessage,
   GENESIS_HASH,
+  MAX_SEQ,
   type NackMessage,
   type ServerMessage,
 } from '@chaperone/shared';
 import { ClosedError, type Connection, connectIngest, streamEvents } from './ingest-client.ts';
+import { type ObjectFacts, PodAdmission } from './pod-admission.ts';
 import type { AuditStore } from './store.ts';
 import { makeChain } from './test-events.ts';
 import { type PodClaims, QUERY_TOKEN, startTestCollector, type TestCollector } from './test-harness.ts';
@@ -19,7 +23,7 @@ const POD: PodClaims & { sidecarId: string } = {
   pod: 'agent-0',
   podUID: 'uid-agent-0',
   serviceAccount: 'agent',
-  sidecarId: 'sc-agent-0',
+  sidecarId: 'agents/agent-0/uid-agent-0',
 };
 const SOURCE = { ...POD, pod: POD.pod as string };
 
@@ -154,11 +158,76 @@ describe('ingest server', () => {
     thief.ws.send(encodeMessage({ type: 'hello', sidecarId: POD.sidecarId, schemaVersion: 1 }));
     const r = await closed(thief);
     assert.equal(r.code, CLOSE_CODES.forbidden);
-    assert.match(r.reason, /belongs to another pod/);
+    assert.match(r.reason, /only its own pod/);
     assert.deepEqual(
       (await c.store.listAlerts({}, 10)).map((a) => a.kind),
       ['chain_owner_mismatch'],
     );
+  });
+
+  // Fails when the product lets a hello name any chain (drop the chainRefusal check in
+  // IngestServer #hello): pod B is welcomed to pod C's chain, stores its own events
+  // there, and C is locked out of its chain for good. Tried: both assertions fail.
+  it("a pod's token cannot open or lock another pod's chain before that pod connects", async () => {
+    const c9 = { namespace: 'agents', pod: 'agent-9', podUID: 'uid-9', serviceAccount: 'agent' };
+    const c9Chain = chainIdFor(c9);
+    const thief = await open(c, await c.issuer.token(POD));
+    thief.ws.send(encodeMessage({ type: 'hello', sidecarId: c9Chain, schemaVersion: 1 }));
+    // Were it welcomed, B would store its own (correctly sourced) events under C's chain id.
+    thief.ws.send(
+      encodeMessage({ type: 'batch', batchId: 1, events: makeChain({ ...SOURCE, sidecarId: c9Chain }, 2) }),
+    );
+    const r = await closed(thief);
+    assert.equal(r.code, CLOSE_CODES.forbidden);
+    assert.equal(await c.store.chain(c9Chain), undefined, 'nothing was stored under the chain');
+    // The same pod name with another uid (a re-created pod) is another chain, refused too.
+    const stale = await open(c, await c.issuer.token({ ...c9, podUID: 'uid-old' }));
+    stale.ws.send(encodeMessage({ type: 'hello', sidecarId: c9Chain, schemaVersion: 1 }));
+    assert.equal((await closed(stale)).code, CLOSE_CODES.forbidden);
+    // The rightful owner opens its chain as if nothing had happened.
+    const owner = await open(c, await c.issuer.token(c9));
+    assert.deepEqual(await hello(owner, c9Chain), {
+      type: 'welcome',
+      head: { seq: 0, hash: GENESIS_HASH },
+    });
+    owner.ws.send(
+      encodeMessage({ type: 'batch', batchId: 1, events: makeChain({ ...c9, sidecarId: c9Chain }, 2) }),
+    );
+    assert.equal((await owner.messages.next()).type, 'ack');
+    owner.ws.close();
+    const alerts = await c.store.listAlerts({ kind: 'chain_owner_mismatch' }, 10);
+    assert.equal(alerts.length, 2);
+    assert.match(alerts[0]?.message ?? '', /opens only chain/);
+  });
+
+  // Fails when the bounds go: drop `max: MAX_SEQ` in audit-event.ts (the first nack becomes an
+  // ack and the chain head jumps to 2^50 + 1), or drop batchBoundsProblem from #batch (the
+  // descending and future batches are stored). Tried: each fails.
+  it('refuses out-of-range numbers per batch, saying which and why', async () => {
+    const conn = await open(c, await c.issuer.token(POD));
+    await hello(conn);
+    const fixed = { spec: () => ({ time: new Date(Date.UTC(2026, 0, 15)) }) };
+    const huge = makeChain(SOURCE, 1, { startSeq: MAX_SEQ + 1, ...fixed });
+    conn.ws.send(encodeMessage({ type: 'batch', batchId: 1, events: huge }));
+    const two = makeChain(SOURCE, 2);
+    conn.ws.send(encodeMessage({ type: 'batch', batchId: 2, events: [two[1], two[0]] as AuditEvent[] }));
+    const future = makeChain(SOURCE, 1, { spec: () => ({ time: new Date(Date.now() + 3 * 86_400_000) }) });
+    conn.ws.send(encodeMessage({ type: 'batch', batchId: 3, events: future }));
+    const ancient = makeChain(SOURCE, 1, { spec: () => ({ time: new Date(Date.UTC(1970, 0, 2)) }) });
+    conn.ws.send(encodeMessage({ type: 'batch', batchId: 4, events: ancient }));
+    const nacks: NackMessage[] = [];
+    for (let i = 0; i < 4; i++) nacks.push((await conn.messages.next()) as NackMessage);
+    assert.deepEqual(
+      nacks.map((n) => [n.type, n.batchId, n.code, n.retryable]),
+      [1, 2, 3, 4].map((id) => ['nack', id, 'invalid_event', false]),
+    );
+    assert.match(nacks[0]?.message ?? '', /\/events\/0\/chaperone\/seq.*at most 1125899906842624/);
+    assert.match(nacks[1]?.message ?? '', /\/events\/1\/chaperone\/seq: seq 1 follows seq 2/);
+    assert.match(nacks[2]?.message ?? '', /\/events\/0\/requestReceivedTimestamp: .*check the node's clock/);
+    assert.match(nacks[3]?.message ?? '', /requestReceivedTimestamp/);
+    assert.equal((await c.store.stats()).events, 0);
+    assert.equal(await c.store.chain(POD.sidecarId), undefined);
+    conn.ws.close();
   });
 
   it('answers bad input per batch with a reason, leaving the store untouched', async () => {
@@ -430,3 +499,93 @@ async function waitUntil(check: () => Promise<boolean>): Promise<void> {
   }
   throw new Error('condition not reached');
 }
+
+describe('ingest server: which pods may connect', () => {
+  /** The API server's view for these tests: which pods exist and are labelled, which namespaces opted in. */
+  const cluster = {
+    pods: new Map<string, ObjectFacts>(),
+    namespaces: new Map<string, ObjectFacts>(),
+    down: false,
+    async pod(namespace: string, name: string) {
+      if (this.down) throw new ChaperoneError('unavailable', 'connection refused');
+      return this.pods.get(`${namespace}/${name}`);
+    },
+    async namespace(name: string) {
+      if (this.down) throw new ChaperoneError('unavailable', 'connection refused');
+      return this.namespaces.get(name);
+    },
+  };
+  let c: TestCollector;
+  beforeEach(async () => {
+    cluster.pods.clear();
+    cluster.namespaces.clear();
+    cluster.down = false;
+    c = await startTestCollector({ admission: new PodAdmission({ lookup: cluster }) });
+  });
+  afterEach(async () => {
+    await c.close();
+  });
+
+  // Fails when the ingest server does not ask (drop `admission?.check` in handleUpgrade): every
+  // refused token below is upgraded. Tried: the test fails on the first refusal.
+  it('refuses, before the upgrade, tokens of pods Chaperone did not inject in an opted-in namespace', async () => {
+    const injected = { uid: POD.podUID as string, labels: { 'chaperone.dev/injected': 'true' } };
+    cluster.pods.set('agents/agent-0', injected);
+    cluster.namespaces.set('plain', { uid: 'n1', labels: {} });
+    cluster.pods.set('plain/agent-0', injected);
+    cluster.namespaces.set('agents', { uid: 'n0', labels: { 'chaperone.dev/inject': 'enabled' } });
+    cluster.pods.set('agents/bare', { uid: 'uid-bare', labels: {} });
+    const cases: [string, PodClaims, RegExp][] = [
+      ['namespace not opted in', { ...POD, namespace: 'plain' }, /namespace plain is not opted in/],
+      ['pod without the injected label', { ...POD, pod: 'bare', podUID: 'uid-bare' }, /injected=true/],
+      ['pod that does not exist', { ...POD, pod: 'ghost', podUID: 'uid-ghost' }, /does not exist/],
+      ['pod re-created under the same name', { ...POD, podUID: 'uid-old' }, /no longer exists/],
+    ];
+    for (const [name, claims, reason] of cases) {
+      const conn = await connectIngest({ url: c.url, token: await c.issuer.token(claims) });
+      assert.equal(conn.ok, false, name);
+      if (!conn.ok) {
+        assert.equal(conn.status, 403, name);
+        const body = JSON.parse(conn.body) as { error: { code: string; message: string } };
+        assert.equal(body.error.code, 'forbidden', name);
+        assert.match(body.error.message, reason, name);
+      }
+    }
+    const conn = await open(c, await c.issuer.token(POD));
+    assert.equal((await hello(conn)).type, 'welcome');
+    conn.ws.close();
+    // The API server unreachable, for a pod never admitted: 503, try again.
+    cluster.down = true;
+    const later = await connectIngest({
+      url: c.url,
+      token: await c.issuer.token({ ...POD, pod: 'agent-5', podUID: 'uid-5' }),
+    });
+    assert.equal(!later.ok && later.status, 503);
+  });
+
+  // Fails when #hello offers whatever head the store returns (drop the range check): the
+  // client is welcomed with seq 2^50 + 1. Tried: it fails.
+  it('never offers a stored head out of range in welcome', async () => {
+    await c.close();
+    c = await startTestCollector({
+      wrapStore: (s) =>
+        new Proxy(s, {
+          get(target, prop, receiver) {
+            if (prop === 'chain')
+              return async (id: string) => ({
+                ...(await target.chain(id)),
+                sidecarId: id,
+                owner: SOURCE,
+                head: { seq: MAX_SEQ + 1, hash: GENESIS_HASH },
+              });
+            const v = Reflect.get(target, prop, receiver);
+            return typeof v === 'function' ? v.bind(target) : v;
+          },
+        }) as AuditStore,
+    });
+    const conn = await open(c, await c.issuer.token(POD));
+    conn.ws.send(encodeMessage({ type: 'hello', sidecarId: POD.sidecarId, schemaVersion: 1 }));
+    const r = await closed(conn);
+    assert.equal(r.code, CLOSE_CODES.internalError);
+  });
+});

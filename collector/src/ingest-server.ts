@@ -4,11 +4,18 @@
  * hello → welcome, batch → ack/nack per connection.
  *
  * - Authentication happens before the upgrade: no subprotocol → 400, no or
- *   bad token → 401, a token not bound to a pod → 403, issuer keys or
- *   TokenReview unreachable → 503; each with the reason in a JSON body.
- * - The token's pod is the identity: every event's `chaperone.source` must
- *   name it (else nack `identity_mismatch` + an integrity alert), and a chain
- *   (sidecarId) stays bound to the pod that created it (else close 4403).
+ *   bad token → 401, a token not bound to a pod → 403, a pod Chaperone did
+ *   not inject or a namespace not opted in → 403 (pod-admission.ts), issuer
+ *   keys, TokenReview or the pod lookup unreachable → 503; each with the
+ *   reason in a JSON body.
+ * - The token's pod is the identity: a connection may open only its pod's
+ *   own chain, `<namespace>/<pod>/<uid>` from the token (else close 4403 and
+ *   an integrity alert), so no token can open, claim or block another pod's
+ *   chain; every event's `chaperone.source` must name the pod (else nack
+ *   `identity_mismatch` + an integrity alert).
+ * - Numbers are bounded: each event's by its validation, a batch's seqs
+ *   must increase and its timestamps be plausible (batch-bounds.ts), else
+ *   nack `invalid_event`; `welcome` offers only a stored head within range.
  * - An ack is sent only after the write queue resolved the batch as
  *   committed; nacks say why and whether a resend can succeed.
  * - Back-pressure: while the write queue is full, or a connection has too
@@ -27,17 +34,26 @@ import {
   type Logger,
   MAX_IN_FLIGHT_BATCHES,
   MAX_MESSAGE_BYTES,
+  MAX_SEQ,
   type NackCode,
   type ServerMessage,
   toChaperoneError,
 } from '@chaperone/shared';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { batchBoundsProblem } from './batch-bounds.ts';
 import type { CollectorMetrics } from './collector-metrics.ts';
 import type { IncomingEvent } from './incoming-event.ts';
 import type { ParsedMessage } from './ingest-parse.ts';
 import { createMessageParser, type MessageParser } from './ingest-parser.ts';
 import { describeIdentity, ownerMismatchMessage, sameOwner } from './ingest-plan.ts';
-import { AuthError, sourceMismatch, type TokenVerifier, type VerifiedSidecar } from './sidecar-identity.ts';
+import type { PodAdmission } from './pod-admission.ts';
+import {
+  AuthError,
+  chainRefusal,
+  sourceMismatch,
+  type TokenVerifier,
+  type VerifiedSidecar,
+} from './sidecar-identity.ts';
 import type { AuditStore, BatchOutcome, IntegrityAlert } from './store.ts';
 import { microsToRfc3339, nowMicros } from './time.ts';
 import type { WriteQueue } from './write-queue.ts';
@@ -48,6 +64,12 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface IngestServerOptions {
   verifier: TokenVerifier;
+  /**
+   * Whether a verified pod may ship events (injected, namespace opted in).
+   * Absent only when the collector has no Kubernetes API access: then every
+   * verified pod-bound token is accepted.
+   */
+  admission?: PodAdmission;
   store: AuditStore;
   queue: WriteQueue;
   logger: Logger;
@@ -109,26 +131,37 @@ export class IngestServer {
       );
       return;
     }
-    this.#opts.verifier.verify(m[1] as string).then(
-      (identity) => {
-        if (socket.destroyed) return;
-        this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, identity, req));
-      },
-      (err: unknown) => {
-        const e = toChaperoneError(err);
-        if (err instanceof AuthError) {
-          this.#refuse(socket, e.code === 'forbidden' ? 403 : 401, e.code, e.message);
-        } else {
-          this.#opts.logger.warn({ err: e }, 'cannot verify a sidecar token');
-          this.#refuse(
-            socket,
-            503,
-            'unavailable',
-            `the collector cannot verify tokens right now: ${e.message}`,
-          );
-        }
-      },
-    );
+    const admission = this.#opts.admission;
+    this.#opts.verifier
+      .verify(m[1] as string)
+      .then(async (identity) => {
+        await admission?.check(identity);
+        return identity;
+      })
+      .then(
+        (identity) => {
+          if (socket.destroyed) return;
+          this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, identity, req));
+        },
+        (err: unknown) => {
+          const e = toChaperoneError(err);
+          if (err instanceof AuthError) {
+            this.#refuse(socket, e.code === 'forbidden' ? 403 : 401, e.code, e.message);
+          } else {
+            this.#opts.logger.warn({ err: e }, 'cannot verify a sidecar token or its pod');
+            this.#refuse(
+              socket,
+              503,
+              'unavailable',
+              `the collector cannot verify the token or its pod right now: ${e.message}`,
+            );
+          }
+        },
+      )
+      .catch((err: unknown) => {
+        this.#opts.logger.error({ err }, 'accepting an ingest connection failed');
+        socket.destroy();
+      });
   }
 
   #refuse(socket: Duplex, status: number, code: string, message: string): void {
@@ -217,16 +250,15 @@ class IngestConnection {
       if (isBinary) {
         handle = async () => this.close(CLOSE_CODES.protocolError, 'send JSON text messages, not binary');
       } else {
-        const raw = data as Buffer;
-        const text = raw.toString('utf8');
+        const bytes = (data as Buffer).length;
         // Parsing starts now (on the parse worker); results are handled in arrival order.
-        const parsed = opts.parser.parse(text, arrived.us);
+        const parsed = opts.parser.parse((data as Buffer).toString('utf8'), arrived.us, this);
         parsed.catch(() => {}); // handled below, in order
         this.#parsing++;
         this.#maybePause();
         handle = async () => {
           try {
-            await this.#onMessage(await parsed, text, raw.length, arrived);
+            await this.#onMessage(await parsed, bytes, arrived);
           } finally {
             this.#parsing--;
             this.#maybeResume();
@@ -265,16 +297,11 @@ class IngestConnection {
     if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(encodeMessage(m));
   }
 
-  async #onMessage(
-    msg: ParsedMessage,
-    text: string,
-    bytes: number,
-    arrived: { at: number; us: number },
-  ): Promise<void> {
+  async #onMessage(msg: ParsedMessage, bytes: number, arrived: { at: number; us: number }): Promise<void> {
     if (this.#ws.readyState !== this.#ws.OPEN) return;
     switch (msg.kind) {
       case 'invalid':
-        this.#badMessage(text, msg);
+        this.#badMessage(msg);
         return;
       case 'failed':
         throw new Error(`parsing a message failed: ${msg.message}`);
@@ -299,6 +326,13 @@ class IngestConnection {
       return;
     }
     this.#helloPending = true;
+    const refusal = chainRefusal(sidecarId, this.#identity);
+    if (refusal) {
+      await this.#alert({ kind: 'chain_owner_mismatch', sidecarId, message: refusal });
+      this.#log.warn({ sidecarId }, refusal);
+      this.close(CLOSE_CODES.forbidden, 'this token opens only its own pod’s chain');
+      return;
+    }
     const chain = await this.#opts.store.chain(sidecarId);
     if (chain && !sameOwner(chain.owner, this.#identity)) {
       const message = ownerMismatchMessage(sidecarId, chain.owner, this.#identity);
@@ -307,9 +341,21 @@ class IngestConnection {
       this.close(CLOSE_CODES.forbidden, 'this sidecarId belongs to another pod');
       return;
     }
+    const head = chain?.head ?? { seq: 0, hash: GENESIS_HASH };
+    if (
+      !Number.isSafeInteger(head.seq) ||
+      head.seq < 0 ||
+      head.seq > MAX_SEQ ||
+      !/^[0-9a-f]{64}$/.test(head.hash)
+    ) {
+      // Never offer a head the sidecar would act on (it drops what the collector claims to hold).
+      this.#log.error({ sidecarId, head }, 'the stored head of this chain is out of range; not offering it');
+      this.close(CLOSE_CODES.internalError, 'the collector cannot offer this chain’s head; try again later');
+      return;
+    }
     this.#sidecarId = sidecarId;
     this.#log = this.#log.child({ sidecarId });
-    this.#send({ type: 'welcome', head: chain?.head ?? { seq: 0, hash: GENESIS_HASH } });
+    this.#send({ type: 'welcome', head: { seq: head.seq, hash: head.hash } });
   }
 
   #batch(
@@ -325,6 +371,13 @@ class IngestConnection {
     }
     const receivedAt = arrived.at;
     const receivedUs = arrived.us;
+    const out = batchBoundsProblem(events, receivedUs);
+    if (out) {
+      const message = `${out.path}: ${out.message}`;
+      this.#log.info({ batchId, reason: message }, 'batch refused');
+      this.#nack(batchId, 'invalid_event', message, false);
+      return;
+    }
     for (const e of events) {
       const diff = sourceMismatch(e.source, this.#identity, sidecarId);
       if (diff) {
@@ -372,7 +425,8 @@ class IngestConnection {
       .finally(() => {
         this.#outstanding--;
         this.#maybeResume();
-      });
+      })
+      .catch((err: unknown) => this.#log.error({ err, batchId }, 'answering a batch failed'));
   }
 
   #answer(batchId: number, o: BatchOutcome, receivedAt: number): void {
@@ -405,16 +459,14 @@ class IngestConnection {
   }
 
   /** Answers a message that failed to parse: a nack when it names a batch, else close. */
-  #badMessage(text: string, err: { readonly path: string | undefined; readonly message: string }): void {
+  #badMessage(err: {
+    readonly path: string | undefined;
+    readonly message: string;
+    readonly batchId?: number;
+  }): void {
     const path = err.path ?? '';
-    let batchId: number | undefined;
-    try {
-      const v = JSON.parse(text) as { type?: unknown; batchId?: unknown };
-      if (v?.type === 'batch' && Number.isSafeInteger(v.batchId) && (v.batchId as number) >= 0)
-        batchId = v.batchId as number;
-    } catch {
-      // not JSON at all
-    }
+    // Read on the parse worker (ingest-parse.ts): the main thread never parses a batch again.
+    const batchId = err.batchId;
     if (batchId === undefined) {
       this.#log.info({ reason: err.message }, 'malformed message');
       this.close(CLOSE_CODES.protocolError, truncate(err.message, 120));

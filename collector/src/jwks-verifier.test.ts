@@ -31,6 +31,18 @@ describe('JWKS verifier', () => {
     assert.ok(id.expiresAtMs && id.expiresAtMs > Date.now());
   });
 
+  // Fails when a pod claim without a uid is accepted (the chain id is built from the uid, so
+  // such a token would share a chain with every pod of that name). Tried: the rejection fails.
+  it('refuses a pod claim without the pod uid (403)', async () => {
+    const issuer = await TestIssuer.create();
+    const v = verifier(async () => ({ keys: [issuer.jwk] }));
+    await assert.rejects(
+      v.verify(await issuer.token(POD, { noPodUID: true })),
+      (err: unknown) =>
+        err instanceof AuthError && err.code === 'forbidden' && /not its uid/.test(err.message),
+    );
+  });
+
   it('follows a key rotation: an unknown key id reloads the key set', async () => {
     const old = await TestIssuer.create('old');
     const rotated = await TestIssuer.create('new');

@@ -7,7 +7,13 @@
  */
 import { ChaperoneError, type Logger } from '@chaperone/shared';
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTPayload, jwtVerify } from 'jose';
-import { AuthError, NOT_POD_BOUND, type TokenVerifier, type VerifiedSidecar } from './sidecar-identity.ts';
+import {
+  AuthError,
+  NO_POD_UID,
+  NOT_POD_BOUND,
+  type TokenVerifier,
+  type VerifiedSidecar,
+} from './sidecar-identity.ts';
 
 export interface JwksVerifierOptions {
   /** Fetches the current key set (e.g. GET /openid/v1/jwks on the API server). */
@@ -158,13 +164,15 @@ function identityFromClaims(payload: JWTPayload): VerifiedSidecar {
   if (!namespace || !sa)
     throw new AuthError('unauthenticated', 'the token is not a Kubernetes service-account token');
   if (!pod) throw new AuthError('forbidden', NOT_POD_BOUND);
+  const podUID = k?.pod?.uid;
+  if (!podUID) throw new AuthError('forbidden', NO_POD_UID);
   const username = `system:serviceaccount:${namespace}:${sa}`;
   if (payload.sub !== username)
     throw new AuthError('unauthenticated', `the token's subject ${payload.sub} does not match its claims`);
   return {
     namespace,
     pod,
-    ...(k?.pod?.uid ? { podUID: k.pod.uid } : {}),
+    podUID,
     serviceAccount: sa,
     username,
     ...(payload.exp ? { expiresAtMs: payload.exp * 1000 } : {}),

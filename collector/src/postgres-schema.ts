@@ -83,4 +83,13 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     updated_us BIGINT NOT NULL
   );
   `,
+  `
+  CREATE TABLE checkpoints (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_us BIGINT NOT NULL,
+    kid TEXT NOT NULL,
+    jws TEXT NOT NULL
+  );
+  CREATE INDEX events_chain_seq ON events (sidecar_id, seq);
+  `,
 ];

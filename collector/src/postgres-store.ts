@@ -18,6 +18,7 @@
 import { createHash } from 'node:crypto';
 import { ChaperoneError, GENESIS_HASH } from '@chaperone/shared';
 import pg from 'pg';
+import type { StoredCheckpoint } from './checkpoints.ts';
 import type { EventFilter } from './event-filter.ts';
 import { type EventRow, ROW_COLUMNS, ROW_KEYS } from './event-row.ts';
 import { type ExistingEvent, planBatch } from './ingest-plan.ts';
@@ -33,6 +34,7 @@ import type {
   ChainHead,
   ChainInfo,
   ChainRow,
+  CheckpointRow,
   EventPage,
   Identity,
   IncomingBatch,
@@ -46,9 +48,11 @@ import {
   ALERT_COLUMNS,
   CHAIN_COLUMNS,
   CHAIN_ROW_COLUMNS,
+  CHECKPOINT_COLUMNS,
   rowToAlert,
   rowToChain,
   rowToChainRow,
+  rowToCheckpoint,
   rowToRecording,
 } from './store-rows.ts';
 import { microsToRfc3339, nowMicros, rfc3339ToMicros } from './time.ts';
@@ -485,6 +489,30 @@ export class PostgresStore implements AuditStore {
         ? Math.round(estimate)
         : Number((await this.#pool.query('SELECT count(*)::bigint AS n FROM events')).rows[0].n);
     return { events, bytes: Number(r.rows[0].bytes) };
+  }
+
+  async appendCheckpoint(cp: StoredCheckpoint): Promise<void> {
+    await this.#pool.query('INSERT INTO checkpoints (created_us, kid, jws) VALUES ($1, $2, $3)', [
+      cp.createdUs,
+      cp.kid,
+      cp.jws,
+    ]);
+  }
+
+  async listCheckpoints(afterId: number, limit: number): Promise<readonly CheckpointRow[]> {
+    const r = await this.#pool.query(
+      `SELECT ${CHECKPOINT_COLUMNS} FROM checkpoints WHERE id > $1 ORDER BY id LIMIT $2`,
+      [afterId, limit],
+    );
+    return r.rows.map(rowToCheckpoint);
+  }
+
+  async eventHashesAt(sidecarId: string, seq: number): Promise<readonly string[]> {
+    const r = await this.#pool.query(
+      'SELECT hash FROM events WHERE sidecar_id = $1 AND seq = $2 ORDER BY id',
+      [sidecarId, seq],
+    );
+    return r.rows.map((x) => String(x.hash));
   }
 
   async ping(): Promise<void> {

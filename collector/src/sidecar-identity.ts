@@ -3,10 +3,12 @@
  * service-account token (JWKS or TokenReview), then compared with every
  * event's `chaperone.source`. The token's pod claims are the identity.
  */
-import { ChaperoneError } from '@chaperone/shared';
+import { ChaperoneError, chainIdFor } from '@chaperone/shared';
 import type { Identity } from './store.ts';
 
 export interface VerifiedSidecar extends Identity {
+  /** Always known: a bound token names its pod's uid, and the chain id is built from it. */
+  readonly podUID: string;
   /** `system:serviceaccount:<ns>:<name>`. */
   readonly username: string;
   /** When the token stops being valid (ms since the epoch); the connection is closed then. */
@@ -28,6 +30,19 @@ export class AuthError extends ChaperoneError {
 
 export const NOT_POD_BOUND =
   'the token is not bound to a pod: mount a projected service-account token (audience chaperone-collector) into the sidecar';
+
+export const NO_POD_UID =
+  'the token names a pod but not its uid: mount a projected service-account token (audience chaperone-collector), which the kubelet binds to the pod';
+
+/**
+ * Why a connection of `who` may not open the chain `sidecarId`, or
+ * undefined: a token opens exactly one chain, its own pod's (chainIdFor).
+ */
+export function chainRefusal(sidecarId: string, who: VerifiedSidecar): string | undefined {
+  const own = chainIdFor(who);
+  if (sidecarId === own) return undefined;
+  return `this token belongs to pod ${who.namespace}/${who.pod} (uid ${who.podUID}) and opens only chain ${JSON.stringify(own)}, not ${JSON.stringify(sidecarId)}`;
+}
 
 /** Parses `system:serviceaccount:<namespace>:<name>`. */
 export function parseServiceAccountUser(username: string): { namespace: string; name: string } | undefined {

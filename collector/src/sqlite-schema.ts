@@ -79,4 +79,13 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     updated_us INTEGER NOT NULL
   );
   `,
+  `
+  CREATE TABLE checkpoints (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_us INTEGER NOT NULL,
+    kid TEXT NOT NULL,
+    jws TEXT NOT NULL
+  );
+  CREATE INDEX events_chain_seq ON events (sidecar_id, seq);
+  `,
 ];

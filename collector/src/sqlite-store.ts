@@ -9,6 +9,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { ChaperoneError, DependencyError, GENESIS_HASH } from '@chaperone/shared';
+import type { StoredCheckpoint } from './checkpoints.ts';
 import type { EventFilter } from './event-filter.ts';
 import { ROW_COLUMNS, ROW_KEYS } from './event-row.ts';
 import { type ExistingEvent, planBatch } from './ingest-plan.ts';
@@ -22,6 +23,7 @@ import type {
   BatchOutcome,
   ChainInfo,
   ChainRow,
+  CheckpointRow,
   EventPage,
   Identity,
   IncomingBatch,
@@ -35,9 +37,11 @@ import {
   ALERT_COLUMNS,
   CHAIN_COLUMNS,
   CHAIN_ROW_COLUMNS,
+  CHECKPOINT_COLUMNS,
   rowToAlert,
   rowToChain,
   rowToChainRow,
+  rowToCheckpoint,
   rowToRecording,
 } from './store-rows.ts';
 import { microsToRfc3339, nowMicros, rfc3339ToMicros } from './time.ts';
@@ -412,6 +416,34 @@ export class SqliteStore implements AuditStore {
       }
     }
     return { events: Number(n.n), bytes };
+  }
+
+  async appendCheckpoint(cp: StoredCheckpoint): Promise<void> {
+    this.#write(() =>
+      this.#stmt('INSERT INTO checkpoints (created_us, kid, jws) VALUES (?, ?, ?)').run(
+        cp.createdUs,
+        cp.kid,
+        cp.jws,
+      ),
+    );
+  }
+
+  async listCheckpoints(afterId: number, limit: number): Promise<readonly CheckpointRow[]> {
+    return (
+      this.#stmt(`SELECT ${CHECKPOINT_COLUMNS} FROM checkpoints WHERE id > ? ORDER BY id LIMIT ?`).all(
+        afterId,
+        limit,
+      ) as Row[]
+    ).map(rowToCheckpoint);
+  }
+
+  async eventHashesAt(sidecarId: string, seq: number): Promise<readonly string[]> {
+    return (
+      this.#stmt('SELECT hash FROM events WHERE sidecar_id = ? AND seq = ? ORDER BY id').all(
+        sidecarId,
+        seq,
+      ) as Row[]
+    ).map((r) => String(r.hash));
   }
 
   async ping(): Promise<void> {

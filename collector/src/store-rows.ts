@@ -1,7 +1,7 @@
 /** Row ↔ record mapping both backends share (their rows use the same column names). */
 
 import { COMPARABLE_COLUMNS } from './event-row.ts';
-import type { AlertKind, ChainInfo, ChainRow, Recording, StoredAlert } from './store.ts';
+import type { AlertKind, ChainInfo, ChainRow, CheckpointRow, Recording, StoredAlert } from './store.ts';
 import { microsToRfc3339 } from './time.ts';
 
 type Row = Record<string, unknown>;
@@ -74,3 +74,9 @@ export function rowToRecording(r: Row): Recording {
 }
 
 export const MAX_RECORDING_BYTES = 64 * 1024 * 1024;
+
+export const CHECKPOINT_COLUMNS = 'id, created_us, kid, jws';
+
+export function rowToCheckpoint(r: Row): CheckpointRow {
+  return { id: num(r.id), createdUs: num(r.created_us), kid: String(r.kid), jws: String(r.jws) };
+}

@@ -11,6 +11,7 @@
  * never store an event twice or fork a chain.
  */
 import type { ChainHead, ChainProblem } from '@chaperone/shared';
+import type { StoredCheckpoint } from './checkpoints.ts';
 import type { EventFilter } from './event-filter.ts';
 import type { IncomingEvent } from './incoming-event.ts';
 
@@ -147,6 +148,10 @@ export interface StoreStats {
   readonly bytes: number;
 }
 
+export interface CheckpointRow extends StoredCheckpoint {
+  readonly id: number;
+}
+
 export interface AuditStore {
   readonly backend: 'embedded' | 'postgres';
   /** The chain's head and owner, or undefined for a sidecar never seen. */
@@ -187,6 +192,12 @@ export interface AuditStore {
   /** Deletes up to `limit` events received before `cutoffUs`; returns how many. */
   prune(cutoffUs: number, limit: number): Promise<number>;
   stats(): Promise<StoreStats>;
+  /** Stores a signed checkpoint of the chain heads (checkpoints.ts). */
+  appendCheckpoint(cp: StoredCheckpoint): Promise<void>;
+  /** Stored checkpoints in insertion order, after the row id `afterId`. */
+  listCheckpoints(afterId: number, limit: number): Promise<readonly CheckpointRow[]>;
+  /** Hashes of the chain's stored events with this seq (several only after a reorder or tampering). */
+  eventHashesAt(sidecarId: string, seq: number): Promise<readonly string[]>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -19,7 +19,7 @@ export const TEST_SOURCE = {
   pod: 'agent-0',
   podUID: 'u0',
   serviceAccount: 'agent',
-  sidecarId: 'sc-0',
+  sidecarId: 'agents/agent-0/u0',
 };
 
 export interface EventSpec {

@@ -16,6 +16,7 @@ import { type CollectorMetrics, createCollectorMetrics } from './collector-metri
 import { createHttpApi } from './http-api.ts';
 import { IngestServer } from './ingest-server.ts';
 import { JwksVerifier } from './jwks-verifier.ts';
+import type { PodAdmission } from './pod-admission.ts';
 import { staticTokenAuth } from './query-auth.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import type { AuditStore } from './store.ts';
@@ -52,13 +53,27 @@ export class TestIssuer {
 
   token(
     claims: PodClaims,
-    opts: { audience?: string; issuer?: string; expiresInSec?: number; notBeforeSec?: number } = {},
+    opts: {
+      audience?: string;
+      issuer?: string;
+      expiresInSec?: number;
+      notBeforeSec?: number;
+      /** Leave the uid out of the pod claim. */
+      noPodUID?: boolean;
+    } = {},
   ): Promise<string> {
     const now = Math.floor(Date.now() / 1000);
     return new SignJWT({
       'kubernetes.io': {
         namespace: claims.namespace,
-        ...(claims.pod ? { pod: { name: claims.pod, uid: claims.podUID ?? `${claims.pod}-uid` } } : {}),
+        ...(claims.pod
+          ? {
+              pod: {
+                name: claims.pod,
+                ...(opts.noPodUID ? {} : { uid: claims.podUID ?? `${claims.pod}-uid` }),
+              },
+            }
+          : {}),
         serviceaccount: { name: claims.serviceAccount, uid: 'sa-uid' },
       },
     })
@@ -103,6 +118,7 @@ export async function startTestCollector(
     maxQueueEvents?: number;
     maxQueueBytes?: number;
     groupEvents?: number;
+    admission?: PodAdmission;
   } = {},
 ): Promise<TestCollector> {
   const dir = mkdtempSync(join(tmpdir(), 'chaperone-collector-'));
@@ -128,7 +144,14 @@ export async function startTestCollector(
     groupEvents: opts.groupEvents ?? 5000,
     concurrency: groupCommitConcurrency(store),
   });
-  const ingest = new IngestServer({ verifier, store, queue, logger, metrics });
+  const ingest = new IngestServer({
+    verifier,
+    ...(opts.admission ? { admission: opts.admission } : {}),
+    store,
+    queue,
+    logger,
+    metrics,
+  });
   const api = createHttpApi({ store, auth: staticTokenAuth(QUERY_TOKEN), logger, metrics });
   const server: Server = createServer((req, res) => void api(req, res));
   server.on('upgrade', (req, socket, head) => {

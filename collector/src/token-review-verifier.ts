@@ -11,6 +11,7 @@ import { decodeJwt } from 'jose';
 import { type KubeConnection, kubeRequest } from './kube-client.ts';
 import {
   AuthError,
+  NO_POD_UID,
   NOT_POD_BOUND,
   parseServiceAccountUser,
   type TokenVerifier,
@@ -74,6 +75,7 @@ export class TokenReviewVerifier implements TokenVerifier {
     const pod = status.user?.extra?.['authentication.kubernetes.io/pod-name']?.[0];
     const podUID = status.user?.extra?.['authentication.kubernetes.io/pod-uid']?.[0];
     if (!pod) throw new AuthError('forbidden', NOT_POD_BOUND);
+    if (!podUID) throw new AuthError('forbidden', NO_POD_UID);
     let expiresAtMs: number | undefined;
     try {
       const exp = decodeJwt(token).exp; // the API server has just validated this token
@@ -84,7 +86,7 @@ export class TokenReviewVerifier implements TokenVerifier {
     const identity: VerifiedSidecar = {
       namespace: sa.namespace,
       pod,
-      ...(podUID ? { podUID } : {}),
+      podUID,
       serviceAccount: sa.name,
       username,
       ...(expiresAtMs ? { expiresAtMs } : {}),

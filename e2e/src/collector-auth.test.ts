@@ -1,9 +1,11 @@
 // Sidecar authentication against the real control plane: bound tokens from
 // the TokenRequest API, verified by the collector with the issuer's keys
-// (JWKS) or with TokenReview. The token's pod is the identity.
+// (JWKS) or with TokenReview. The token's pod is the identity: it opens only
+// its own pod's chain, and only pods Chaperone injected (label) in opted-in
+// namespaces (label) are let in, as the real API server says.
 import assert from 'node:assert/strict';
 import { createPrivateKey } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -12,23 +14,30 @@ import { COLLECTOR_SCHEMA, type RunningCollector, startCollector } from '@chaper
 import { type Connection, connectIngest, makeChain } from '@chaperone/collector/testing';
 import {
   CLOSE_CODES,
+  chainIdFor,
   createLogger,
   createRegistry,
   encodeMessage,
+  GENESIS_HASH,
+  MAX_SEQ,
   type NackMessage,
   parseConfig,
 } from '@chaperone/shared';
 import { SignJWT } from 'jose';
+import YAML from 'yaml';
 import { type AgentPod, boundToken, createAgentPod, deletePod, tokenIssuer } from './collector-kube.ts';
 import { createNamespace, kubeInfo, type TestNamespace } from './environment.ts';
 import { waitForServiceAccount } from './injector-harness.ts';
-import { kubectlJson } from './kubectl.ts';
+import { kubectl, kubectlJson } from './kubectl.ts';
 import { waitFor } from './process.ts';
 
 const QUERY_TOKEN = 'auth-test-query-token-0123456789';
 
-async function start(dir: string, ingestAuth: 'jwks' | 'tokenreview'): Promise<RunningCollector> {
-  const kube = kubeInfo();
+async function start(
+  dir: string,
+  ingestAuth: 'jwks' | 'tokenreview',
+  kubeconfig = kubeInfo().kubeconfigPath,
+): Promise<RunningCollector> {
   const config = parseConfig(COLLECTOR_SCHEMA, {
     flags: {
       listenHost: '127.0.0.1',
@@ -36,7 +45,7 @@ async function start(dir: string, ingestAuth: 'jwks' | 'tokenreview'): Promise<R
       metricsHost: '127.0.0.1',
       metricsPort: '0',
       dataDir: mkdtempSync(join(dir, `${ingestAuth}-`)),
-      kubeconfig: kube.kubeconfigPath,
+      kubeconfig,
       ingestAuth,
       tokenIssuer: tokenIssuer(),
       queryToken: QUERY_TOKEN,
@@ -54,13 +63,87 @@ async function start(dir: string, ingestAuth: 'jwks' | 'tokenreview'): Promise<R
   });
 }
 
+const RBAC_FILE = new URL('../../deploy/collector/base/rbac.yaml', import.meta.url);
+
+/**
+ * A kubeconfig for the ServiceAccount `name` in `namespace` (a TokenRequest for the API
+ * server's own audience), bound by `deploy/collector/base/rbac.yaml` when `withRbac`:
+ * the collector then runs with exactly the permissions the deployment gives it.
+ * Returns the path and the cluster-scoped objects to delete afterwards.
+ */
+function collectorIdentity(
+  dir: string,
+  namespace: string,
+  name: string,
+  withRbac: boolean,
+): { kubeconfig: string; clusterObjects: string[] } {
+  const kube = kubeInfo();
+  const sa = kubectl(kube.kubeconfigPath, ['create', 'serviceaccount', name, '-n', namespace]);
+  assert.equal(sa.code, 0, sa.stderr);
+  const clusterObjects: string[] = [];
+  if (withRbac) {
+    const suffix = `-${namespace}-${name}`;
+    const docs = YAML.parseAllDocuments(readFileSync(RBAC_FILE, 'utf8')).map(
+      (d) =>
+        d.toJS() as {
+          kind: string;
+          metadata: { name: string };
+          roleRef?: { kind: string; name: string };
+          subjects?: { kind: string; name: string; namespace: string }[];
+        },
+    );
+    const ours = new Set(docs.filter((d) => d.kind === 'ClusterRole').map((d) => d.metadata.name));
+    for (const d of docs) {
+      d.metadata.name += suffix;
+      if (d.roleRef && ours.has(d.roleRef.name)) d.roleRef.name += suffix;
+      if (d.subjects) d.subjects = [{ kind: 'ServiceAccount', name, namespace }];
+      clusterObjects.push(`${d.kind.toLowerCase()}/${d.metadata.name}`);
+    }
+    const r = kubectl(kube.kubeconfigPath, ['create', '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs }),
+    });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const tr = kubectlJson(
+    kube.kubeconfigPath,
+    ['create', '--raw', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { expirationSeconds: 3600 },
+    }),
+  ) as { status: { token: string } };
+  const kubeconfig = join(dir, `kubeconfig-${name}`);
+  writeFileSync(
+    kubeconfig,
+    YAML.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      'current-context': 'c',
+      clusters: [
+        {
+          name: 'k',
+          cluster: {
+            server: kube.server,
+            'certificate-authority-data': Buffer.from(kube.caCert).toString('base64'),
+          },
+        },
+      ],
+      users: [{ name: name, user: { token: tr.status.token } }],
+      contexts: [{ name: 'c', context: { cluster: 'k', user: name } }],
+    }),
+    { mode: 0o600 },
+  );
+  return { kubeconfig, clusterObjects };
+}
+
 function source(p: AgentPod) {
   return {
     namespace: p.namespace,
     pod: p.pod,
     podUID: p.uid,
     serviceAccount: p.serviceAccount,
-    sidecarId: `sc-${p.uid}`,
+    sidecarId: chainIdFor({ namespace: p.namespace, pod: p.pod, podUID: p.uid }),
   };
 }
 
@@ -78,6 +161,9 @@ describe('collector authentication with the real control plane', () => {
   let dir: string;
   let podA: AgentPod;
   let podB: AgentPod;
+  let plainNs: TestNamespace;
+  let notOptedIn: AgentPod;
+  let notInjected: AgentPod;
   let jwks: RunningCollector;
   let review: RunningCollector;
 
@@ -87,6 +173,10 @@ describe('collector authentication with the real control plane', () => {
     await waitForServiceAccount(kube, ns.name);
     podA = createAgentPod(ns.name, 'agent-a');
     podB = createAgentPod(ns.name, 'agent-b');
+    notInjected = createAgentPod(ns.name, 'agent-plain', undefined, { injected: false });
+    plainNs = await createNamespace('collector-plain');
+    await waitForServiceAccount(kube, plainNs.name);
+    notOptedIn = createAgentPod(plainNs.name, 'agent-x', undefined, { optIn: false });
     jwks = await start(dir, 'jwks');
     review = await start(dir, 'tokenreview');
   });
@@ -95,6 +185,7 @@ describe('collector authentication with the real control plane', () => {
     await jwks?.close();
     await review?.close();
     await ns?.delete();
+    await plainNs?.delete();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -119,10 +210,10 @@ describe('collector authentication with the real control plane', () => {
     it(`${mode}: another pod's token cannot write this pod's events`, async () => {
       const conn = await connectIngest({ url: collector().url, token: boundToken(podB) });
       assert.ok(conn.ok);
-      // Its own chain id, but events that claim to come from pod A:
-      conn.ws.send(encodeMessage({ type: 'hello', sidecarId: `forged-${mode}`, schemaVersion: 1 }));
+      // Its own chain, but events that claim to come from pod A:
+      conn.ws.send(encodeMessage({ type: 'hello', sidecarId: source(podB).sidecarId, schemaVersion: 1 }));
       assert.equal((await conn.messages.next()).type, 'welcome');
-      const forged = makeChain({ ...source(podA), sidecarId: `forged-${mode}` }, 2);
+      const forged = makeChain({ ...source(podA), sidecarId: source(podB).sidecarId }, 2);
       conn.ws.send(encodeMessage({ type: 'batch', batchId: 1, events: forged }));
       const nack = (await conn.messages.next()) as NackMessage;
       assert.equal(nack.code, 'identity_mismatch');
@@ -139,6 +230,79 @@ describe('collector authentication with the real control plane', () => {
       const kinds = (await collector().store.listAlerts({ namespace: ns.name }, 10)).map((a) => a.kind);
       assert.ok(kinds.includes('identity_mismatch'));
       assert.ok(kinds.includes('chain_owner_mismatch'));
+    });
+
+    // Fails when the collector lets a hello name any chain (drop chainRefusal from the ingest
+    // server's hello): pod B is welcomed to pod C's chain, stores events there, and pod C is
+    // refused its own chain from then on. Tried: the close assertion fails.
+    it(`${mode}: pod B's token can neither open nor lock pod C's chain`, async () => {
+      const podC = createAgentPod(ns.name, `agent-c-${mode}`);
+      const chainC = source(podC).sidecarId;
+      const thief = await connectIngest({ url: collector().url, token: boundToken(podB) });
+      assert.ok(thief.ok, thief.ok ? '' : thief.body);
+      thief.ws.send(encodeMessage({ type: 'hello', sidecarId: chainC, schemaVersion: 1 }));
+      // Events that name pod B truthfully, filed under C's chain: what would lock C out.
+      const squat = makeChain({ ...source(podB), sidecarId: chainC }, 2);
+      thief.ws.send(encodeMessage({ type: 'batch', batchId: 1, events: squat }));
+      await assert.rejects(thief.messages.next(), (err: { code?: number; reason?: string }) => {
+        assert.equal(err.code, CLOSE_CODES.forbidden);
+        return true;
+      });
+      assert.equal(await collector().store.chain(chainC), undefined);
+      // Pod C, connecting afterwards, opens its own chain from the start.
+      const owner = await connectIngest({ url: collector().url, token: boundToken(podC) });
+      assert.ok(owner.ok, owner.ok ? '' : owner.body);
+      owner.ws.send(encodeMessage({ type: 'hello', sidecarId: chainC, schemaVersion: 1 }));
+      assert.deepEqual(await owner.messages.next(), {
+        type: 'welcome',
+        head: { seq: 0, hash: GENESIS_HASH },
+      });
+      owner.ws.send(encodeMessage({ type: 'batch', batchId: 1, events: makeChain(source(podC), 2) }));
+      assert.deepEqual(await owner.messages.next(), {
+        type: 'ack',
+        batchId: 1,
+        upToSeq: 2,
+        stored: 2,
+        duplicates: 0,
+      });
+      owner.ws.close();
+      assert.equal((await collector().store.chain(chainC))?.owner.pod, podC.pod);
+    });
+
+    // Fails when the collector accepts any verified pod token (no pod admission in the ingest
+    // server, as before): both connections are upgraded. Tried: the status assertion fails.
+    it(`${mode}: tokens of pods Chaperone did not inject, or outside opted-in namespaces, are refused`, async () => {
+      for (const [p, reason] of [
+        [notInjected, /does not carry the label chaperone\.dev\/injected=true/],
+        [notOptedIn, /is not opted in \(label chaperone\.dev\/inject=enabled\)/],
+      ] as const) {
+        const conn = await connectIngest({ url: collector().url, token: boundToken(p) });
+        assert.equal(conn.ok, false, `${p.namespace}/${p.pod} was let in`);
+        if (!conn.ok) {
+          assert.equal(conn.status, 403);
+          assert.match(conn.body, reason);
+        }
+      }
+    });
+
+    // Fails when seq is unbounded (drop `max: MAX_SEQ` from the event validation): the batch is
+    // acknowledged up to 2^50 + 1. Tried: the nack assertion fails.
+    it(`${mode}: an out-of-range seq is refused with the reason, and nothing is stored`, async () => {
+      const podD = createAgentPod(ns.name, `agent-d-${mode}`);
+      const conn = await connectIngest({ url: collector().url, token: boundToken(podD) });
+      assert.ok(conn.ok, conn.ok ? '' : conn.body);
+      conn.ws.send(encodeMessage({ type: 'hello', sidecarId: source(podD).sidecarId, schemaVersion: 1 }));
+      assert.equal((await conn.messages.next()).type, 'welcome');
+      const far = makeChain(source(podD), 1, {
+        startSeq: MAX_SEQ + 1,
+        spec: () => ({ time: new Date() }),
+      });
+      conn.ws.send(encodeMessage({ type: 'batch', batchId: 1, events: far }));
+      const nack = (await conn.messages.next()) as NackMessage;
+      assert.deepEqual([nack.type, nack.code, nack.retryable], ['nack', 'invalid_event', false]);
+      assert.match(nack.message, /^\/events\/0\/chaperone\/seq: .*must be at most 1125899906842624/);
+      conn.ws.close();
+      assert.equal(await collector().store.chain(source(podD).sidecarId), undefined);
     });
 
     it(`${mode}: a token for another audience is refused`, async () => {
@@ -194,6 +358,38 @@ describe('collector authentication with the real control plane', () => {
     if (!conn.ok) {
       assert.equal(conn.status, 401);
       assert.match(conn.body, /expired/);
+    }
+  });
+
+  // Fails when deploy/collector/base/rbac.yaml lacks get on pods or namespaces (remove either
+  // resource from the ClusterRole): the collector cannot ask and answers 503. Tried: it fails.
+  it('the RBAC the collector is deployed with is what pod admission needs, and without it the refusal says so', async () => {
+    const granted = collectorIdentity(dir, ns.name, 'collector', true);
+    const bare = collectorIdentity(dir, ns.name, 'collector-bare', false);
+    const collectors: RunningCollector[] = [];
+    try {
+      for (const mode of ['jwks', 'tokenreview'] as const) {
+        const c = await start(dir, mode, granted.kubeconfig);
+        collectors.push(c);
+        const conn = await connectIngest({ url: c.url, token: boundToken(podA) });
+        assert.ok(conn.ok, `${mode}: ${conn.ok ? '' : conn.body}`);
+        conn.ws.close();
+        const refused = await connectIngest({ url: c.url, token: boundToken(notInjected) });
+        assert.equal(!refused.ok && refused.status, 403, mode);
+      }
+      // Without the binding (issuer keys are readable by every service account, pods are not):
+      const c = await start(dir, 'jwks', bare.kubeconfig);
+      collectors.push(c);
+      const conn = await connectIngest({ url: c.url, token: boundToken(podA) });
+      assert.equal(conn.ok, false);
+      if (!conn.ok) {
+        assert.equal(conn.status, 503);
+        assert.match(conn.body, /needs get on pods and namespaces/);
+      }
+    } finally {
+      for (const c of collectors) await c.close();
+      if (granted.clusterObjects.length)
+        kubectl(kube.kubeconfigPath, ['delete', '--ignore-not-found', ...granted.clusterObjects]);
     }
   });
 

@@ -26,7 +26,7 @@ const SOURCE = {
   pod: 'agent-0',
   podUID: 'uid-agent-0',
   serviceAccount: 'agent',
-  sidecarId: 'sc-agent-0',
+  sidecarId: 'agents/agent-0/uid-agent-0',
 };
 const CAST =
   '{"version":2,"width":80,"height":24,"timestamp":1768467600}\n[0.25,"o","$ ls\\r\\n"]\n[0.5,"o","README.md\\r\\n"]\n';
@@ -195,7 +195,10 @@ describe('chaperone audit and replay', () => {
   it('audit verify reads the store offline and reports every chain', () => {
     const r = run(['audit', 'verify', '--data-dir', dataDir]);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /^OK\s+sc-agent-0\s+agents\/agent-0\s+\d+ events, head seq \d+$/m);
+    assert.match(
+      r.stdout,
+      /^OK\s+agents\/agent-0\/uid-agent-0\s+agents\/agent-0\s+\d+ events, head seq \d+$/m,
+    );
     assert.match(r.stdout, /1 chains: 1 intact/);
     const alerts = run(['audit', 'alerts']);
     assert.equal(alerts.status, 0, alerts.stderr);

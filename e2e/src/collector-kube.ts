@@ -3,6 +3,13 @@
  * tests: a Pod (Pending: there is no kubelet, which is all a bound token
  * needs) and a TokenRequest bound to it, exactly what the kubelet would
  * project into the sidecar.
+ *
+ * The collector accepts only pods Chaperone injected in opted-in namespaces,
+ * so by default the pod carries `chaperone.dev/injected=true` (as the
+ * injector labels it) and its namespace is labelled
+ * `chaperone.dev/inject=enabled` — after the pod exists, so no admission
+ * webhook of a concurrently running test sees it (theirs also require their
+ * own revision label).
  */
 import { DependencyError } from '@chaperone/shared';
 import { SERVICE_ACCOUNT_ISSUER } from './control-plane.ts';
@@ -21,12 +28,28 @@ export function tokenIssuer(): string {
   return kubeInfo().serviceAccountIssuer ?? SERVICE_ACCOUNT_ISSUER;
 }
 
-export function createAgentPod(namespace: string, name: string, serviceAccount?: string): AgentPod {
+export interface AgentPodOptions {
+  /** Label the pod chaperone.dev/injected=true (default true). */
+  readonly injected?: boolean;
+  /** Label the namespace chaperone.dev/inject=enabled (default true). */
+  readonly optIn?: boolean;
+}
+
+export function createAgentPod(
+  namespace: string,
+  name: string,
+  serviceAccount?: string,
+  opts: AgentPodOptions = {},
+): AgentPod {
   const kube = kubeInfo();
   const manifest = {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name, namespace, labels: { app: 'agent' } },
+    metadata: {
+      name,
+      namespace,
+      labels: { app: 'agent', ...(opts.injected === false ? {} : { 'chaperone.dev/injected': 'true' }) },
+    },
     spec: {
       ...(serviceAccount ? { serviceAccountName: serviceAccount } : {}),
       containers: [{ name: 'agent', image: 'busybox:1.36', command: ['sleep', '3600'] }],
@@ -40,6 +63,16 @@ export function createAgentPod(namespace: string, name: string, serviceAccount?:
     metadata: { uid: string; name: string };
     spec: { serviceAccountName?: string };
   };
+  if (opts.optIn !== false) {
+    const r = kubectl(kube.kubeconfigPath, [
+      'label',
+      'namespace',
+      namespace,
+      'chaperone.dev/inject=enabled',
+      '--overwrite',
+    ]);
+    if (r.code !== 0) throw new DependencyError(`labelling namespace ${namespace} failed: ${r.stderr}`);
+  }
   return {
     namespace,
     pod: name,

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { AuditEvent } from '@chaperone/shared';
+import { type AuditEvent, chainIdFor } from '@chaperone/shared';
 import { boundToken, createAgentPod, tokenIssuer } from './collector-kube.ts';
 import {
   CHAPERONE_BIN,
@@ -129,6 +129,17 @@ describe('sidecar → collector', () => {
       headers: { authorization: `Bearer ${QUERY_TOKEN}` },
     });
     assert.deepEqual(((await alerts.json()) as { items: unknown[] }).items, []);
+    // The sidecar's chain is the one its token opens: <namespace>/<pod>/<uid>, owned by that pod.
+    // (Fails when the sidecar names its chain otherwise: the collector closes it with 4403 and
+    // nothing arrives.)
+    const chains = await fetch(`${collector.url}/v1/chains`, {
+      headers: { authorization: `Bearer ${QUERY_TOKEN}` },
+    });
+    const items = ((await chains.json()) as { items: { sidecarId: string; owner: { pod: string } }[] }).items;
+    assert.deepEqual(
+      items.map((c) => [c.sidecarId, c.owner.pod]),
+      [[chainIdFor({ namespace: ns.name, pod: 'agent-0', podUID: podUid }), 'agent-0']],
+    );
   });
 
   it('keeps the chain intact across a collector restart, as audit verify confirms', async () => {

@@ -327,6 +327,16 @@ const OBJECT_REF_KEYS = [
 ] as const;
 /** Falco's k8saudit plugin refuses events larger than this. */
 export const MAX_EVENT_BYTES = 256 * 1024;
+/**
+ * The largest sequence number a chain may reach: 2^50 (a million events a
+ * second for 35 years), so `seq + 1` stays exact in a JavaScript number and
+ * fits a PostgreSQL bigint with room to spare.
+ */
+export const MAX_SEQ = 2 ** 50;
+/** Bounds of the other numeric members: a count, a duration (30 days), an exit status. */
+export const MAX_MASKED_FIELDS = 2 ** 31 - 1;
+export const MAX_LATENCY_MS = 30 * 24 * 3600 * 1000;
+export const EXIT_CODE_RANGE = { min: -(2 ** 31), max: 2 ** 32 - 1 } as const;
 const HEX64 = /^[0-9a-f]{64}$/;
 /** The API server accepts `Audit-ID` values of this shape, so ours are forwarded as-is. */
 const AUDIT_ID = /^[A-Za-z0-9-]{1,256}$/;
@@ -378,11 +388,12 @@ function chaperoneFields(v: unknown, path: string): ChaperoneFields {
     if (a.at !== undefined) str(a.at, `${path}/decision/approval/at`, { pattern: RFC3339 });
   }
   optStr(o.sessionId, `${path}/sessionId`, { max: 256 });
-  int(o.seq, `${path}/seq`, { min: 1 });
+  int(o.seq, `${path}/seq`, { min: 1, max: MAX_SEQ });
   str(o.prevHash, `${path}/prevHash`, { pattern: HEX64 });
   str(o.hash, `${path}/hash`, { pattern: HEX64 });
-  int(o.maskedFields, `${path}/maskedFields`, { min: 0 });
-  if (o.latencyMs !== undefined) num(o.latencyMs, `${path}/latencyMs`, { min: 0 });
+  int(o.maskedFields, `${path}/maskedFields`, { min: 0, max: MAX_MASKED_FIELDS });
+  if (o.latencyMs !== undefined && num(o.latencyMs, `${path}/latencyMs`, { min: 0 }) > MAX_LATENCY_MS)
+    throw new ValidationError(`${path}/latencyMs`, `must be at most ${MAX_LATENCY_MS}`);
   if (o.exec !== undefined) {
     const x = object(o.exec, `${path}/exec`);
     onlyKeys(x, ['argv', 'container', 'tty', 'stdin', 'exitCode'], `${path}/exec`);
@@ -390,7 +401,7 @@ function chaperoneFields(v: unknown, path: string): ChaperoneFields {
     optStr(x.container, `${path}/exec/container`);
     if (x.tty !== undefined) bool(x.tty, `${path}/exec/tty`);
     if (x.stdin !== undefined) bool(x.stdin, `${path}/exec/stdin`);
-    if (x.exitCode !== undefined) int(x.exitCode, `${path}/exec/exitCode`);
+    if (x.exitCode !== undefined) int(x.exitCode, `${path}/exec/exitCode`, EXIT_CODE_RANGE);
   }
   if (o.sql !== undefined) {
     const q = object(o.sql, `${path}/sql`);

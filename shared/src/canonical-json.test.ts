@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { canonicalJson } from './canonical-json.ts';
+import { canonicalJson, MAX_CANONICAL_DEPTH } from './canonical-json.ts';
 
 /** The definition, written plainly: sorted keys, undefined members left out, JSON's own scalars. */
 function reference(v: unknown): string {
@@ -52,5 +52,26 @@ describe('canonicalJson', () => {
       const shared = { x: 1 };
       assert.equal(canonicalJson(nest(depth, [shared, shared])), reference(nest(depth, [shared, shared])));
     }
+  });
+
+  // Fails if the depth limit in enc() is removed (depth 10,000 then overflows the stack or, with
+  // the old `stack.includes` cycle check, costs depth² comparisons): tried, both ways.
+  it('refuses values nested past MAX_CANONICAL_DEPTH with the path, in time linear in the depth', () => {
+    const deepest = nest(MAX_CANONICAL_DEPTH - 1, 'x');
+    assert.equal(canonicalJson(deepest), reference(deepest));
+    for (const depth of [MAX_CANONICAL_DEPTH + 1, 10_000, 100_000]) {
+      assert.throws(
+        () => canonicalJson(nest(depth, 'x')),
+        (err: Error & { path?: string }) =>
+          /nest more than 1000 levels deep; the limit is 1000/.test(err.message) &&
+          err.name === 'ValidationError' &&
+          typeof err.path === 'string' &&
+          /^\/(k\d|0)\//.test(err.path),
+      );
+    }
+    // The encoder is left in a clean state: cycle tracking does not leak into the next value.
+    const shared = { x: 1 };
+    const twice = nest(100, [shared, shared]);
+    assert.equal(canonicalJson(twice), reference(twice));
   });
 });

@@ -13,8 +13,19 @@ import { ValidationError } from './errors.ts';
 
 class Unencodable extends Error {}
 
-/** Objects and arrays being encoded, once deeper than CHECK_CYCLES_BELOW (a cycle always gets there). */
-const stack: object[] = [];
+/**
+ * Deepest nesting of objects and arrays encoded. Deeper values are refused
+ * (ValidationError naming the path) rather than overflowing the stack;
+ * callers that take untrusted values set a much lower limit of their own
+ * before encoding (the collector's json-depth.ts).
+ */
+export const MAX_CANONICAL_DEPTH = 1000;
+
+/**
+ * Objects and arrays being encoded, once deeper than CHECK_CYCLES_BELOW (a
+ * cycle always gets there). A set, so the check costs the same at any depth.
+ */
+const onPath = new Set<object>();
 const CHECK_CYCLES_BELOW = 32;
 
 /** `"key":` for object keys seen before (events repeat the same few dozen keys). */
@@ -58,8 +69,8 @@ function enc(value: unknown, depth: number): string {
   if (value === null) return 'null';
   const tracked = depth >= CHECK_CYCLES_BELOW;
   if (tracked) {
-    if (stack.includes(value)) throw new Unencodable();
-    stack.push(value);
+    if (depth >= MAX_CANONICAL_DEPTH || onPath.has(value)) throw new Unencodable();
+    onPath.add(value);
   }
   let out: string;
   if (Array.isArray(value)) {
@@ -86,12 +97,12 @@ function enc(value: unknown, depth: number): string {
     }
     out += '}';
   }
-  if (tracked) stack.pop();
+  if (tracked) onPath.delete(value);
   return out;
 }
 
 /** Where and why a value cannot be encoded (the slow path, only after a failure). */
-function locate(value: unknown, path: string, seen: Set<object>): ValidationError | undefined {
+function locate(value: unknown, path: string, seen: Set<object>, depth = 0): ValidationError | undefined {
   const where = path || '/';
   switch (typeof value) {
     case 'string':
@@ -108,22 +119,31 @@ function locate(value: unknown, path: string, seen: Set<object>): ValidationErro
   }
   if (value === null) return undefined;
   if (seen.has(value)) return new ValidationError(where, 'cyclic value cannot be encoded');
+  if (depth >= MAX_CANONICAL_DEPTH)
+    return new ValidationError(
+      truncatePath(where),
+      `objects and arrays nest more than ${MAX_CANONICAL_DEPTH} levels deep; the limit is ${MAX_CANONICAL_DEPTH}`,
+    );
   seen.add(value);
   const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v] as const) : Object.entries(value);
   for (const [k, v] of entries) {
     if (v === undefined) continue;
-    const problem = locate(v, `${path}/${k}`, seen);
+    const problem = locate(v, `${path}/${k}`, seen, depth + 1);
     if (problem) return problem;
   }
   seen.delete(value);
   return undefined;
 }
 
+function truncatePath(path: string): string {
+  return path.length <= 160 ? path : `${path.slice(0, 160)}…`;
+}
+
 export function canonicalJson(value: unknown): string {
   try {
     return enc(value, 0);
   } catch (err) {
-    stack.length = 0;
+    onPath.clear();
     if (!(err instanceof Unencodable) && !(err instanceof RangeError)) throw err;
     throw locate(value, '', new Set()) ?? new ValidationError('/', 'value cannot be encoded as JSON');
   }

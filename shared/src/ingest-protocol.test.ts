@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { chainEvent, GENESIS_HASH } from './audit-event.ts';
+import { chainEvent, GENESIS_HASH, MAX_SEQ } from './audit-event.ts';
 import { ValidationError } from './errors.ts';
 import {
+  chainIdFor,
   encodeMessage,
   MAX_BATCH_EVENTS,
   parseClientMessage,
@@ -45,5 +46,41 @@ describe('ingest protocol', () => {
       () => parseClientMessage(bad),
       (err: unknown) => err instanceof ValidationError && err.path === '/events/1/verb',
     );
+  });
+
+  // Fails when a bound goes (e.g. parseServerMessage accepting any number for head.seq, as it
+  // did): a welcome claiming a head beyond MAX_SEQ, or a fractional, negative or string seq,
+  // would reach the sidecar's spool. Tried: removing `bounded` from welcome fails this test.
+  it('bounds every number on the wire', () => {
+    const welcome = (seq: unknown, hash: unknown = GENESIS_HASH) =>
+      parseServerMessage(JSON.stringify({ type: 'welcome', head: { seq, hash } }));
+    assert.equal(welcome(MAX_SEQ).type, 'welcome');
+    for (const seq of [MAX_SEQ + 1, -1, 1.5, '3', null, 1e300])
+      assert.throws(() => welcome(seq), /\/head\/seq: must be an integer from 0 to 1125899906842624/);
+    assert.throws(() => welcome(1, 'abc'), /sha256/);
+    const ack = (m: Record<string, unknown>) =>
+      parseServerMessage(JSON.stringify({ type: 'ack', batchId: 1, upToSeq: 1, ...m }));
+    assert.throws(() => ack({ upToSeq: MAX_SEQ + 1 }), /\/upToSeq/);
+    assert.throws(() => ack({ batchId: -1 }), /\/batchId/);
+    assert.throws(() => ack({ stored: MAX_BATCH_EVENTS + 1 }), /\/stored/);
+    assert.throws(() => ack({ duplicates: 0.5 }), /\/duplicates/);
+    assert.throws(
+      () => parseServerMessage(JSON.stringify({ type: 'nack', batchId: 2 ** 60, code: 'malformed' })),
+      /\/batchId/,
+    );
+    for (const v of [0, 1.5, 1001, '1'])
+      assert.throws(
+        () => parseClientMessage(JSON.stringify({ type: 'hello', sidecarId: 'a/b/c', schemaVersion: v })),
+        /\/schemaVersion/,
+      );
+    const far = chainEvent(testEvent(1), MAX_SEQ + 1, GENESIS_HASH);
+    assert.throws(
+      () => parseClientMessage(JSON.stringify({ type: 'batch', batchId: 1, events: [far] })),
+      (err: unknown) => err instanceof ValidationError && err.path === '/events/0/chaperone/seq',
+    );
+  });
+
+  it('names a chain after its pod: namespace, name and uid', () => {
+    assert.equal(chainIdFor({ namespace: 'agents', pod: 'agent-0', podUID: 'u-1' }), 'agents/agent-0/u-1');
   });
 });

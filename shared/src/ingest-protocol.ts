@@ -15,6 +15,13 @@
  *                                       ←     ack {batchId, upToSeq, stored, duplicates}   (only after commit/fsync)
  *                                       ←     nack {batchId, code, message, retryable}     (nothing of the batch stored)
  *
+ * A chain belongs to one pod: its id is `chainIdFor(pod)` —
+ * `<namespace>/<pod>/<pod uid>` from the token's claims — and the collector
+ * refuses a hello for any other id, so no token can open, claim or block
+ * another pod's chain. Every number on the wire is an integer within the
+ * bounds below (sequence numbers at most MAX_SEQ); a batch with a value out
+ * of range is refused with a nack naming it.
+ *
  * Delivery is at-least-once: the sidecar resends unacknowledged batches after
  * a reconnect, starting after `welcome.head.seq`; the collector recognises
  * duplicates by event id and acknowledges them without storing them twice.
@@ -22,7 +29,7 @@
  * keeps at most `MAX_IN_FLIGHT_BATCHES` unacknowledged batches; the collector
  * stops reading while its write queue is full.
  */
-import { type AuditEvent, validateAuditEvent } from './audit-event.ts';
+import { type AuditEvent, MAX_SEQ, validateAuditEvent } from './audit-event.ts';
 import { ValidationError } from './errors.ts';
 
 export const INGEST_PATH = '/v1/ingest';
@@ -32,12 +39,27 @@ export const MAX_BATCH_EVENTS = 1000;
 export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 export const MAX_IN_FLIGHT_BATCHES = 4;
 
+/** Schema versions a hello may name (the collector then says which one it reads). */
+export const MAX_SCHEMA_VERSION = 1000;
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/**
+ * The one chain a pod's sidecar writes: namespace, pod name and pod uid, all
+ * from the verified token. The uid makes a re-created pod of the same name a
+ * new chain, and makes the id impossible to take before its pod exists.
+ */
+export function chainIdFor(pod: { namespace: string; pod: string; podUID: string }): string {
+  return `${pod.namespace}/${pod.pod}/${pod.podUID}`;
+}
+
 /** WebSocket close codes used by the collector (4000–4999 are application codes). */
 export const CLOSE_CODES = {
   protocolError: 4400,
   unauthenticated: 4401,
   forbidden: 4403,
   tooLarge: 4413,
+  /** The collector's stored state cannot be offered (e.g. a chain head out of range); try again later. */
+  internalError: 1011,
   overloaded: 1013,
   shuttingDown: 1001,
 } as const;
@@ -136,8 +158,13 @@ export function parseClientMessage(
       if (typeof m.sidecarId !== 'string' || m.sidecarId.length === 0 || m.sidecarId.length > 256) {
         throw new ValidationError('/sidecarId', 'must be a non-empty string of at most 256 characters');
       }
-      if (typeof m.schemaVersion !== 'number')
-        throw new ValidationError('/schemaVersion', 'must be a number');
+      if (
+        typeof m.schemaVersion !== 'number' ||
+        !Number.isInteger(m.schemaVersion) ||
+        m.schemaVersion < 1 ||
+        m.schemaVersion > MAX_SCHEMA_VERSION
+      )
+        throw new ValidationError('/schemaVersion', `must be an integer from 1 to ${MAX_SCHEMA_VERSION}`);
       return { type: 'hello', sidecarId: m.sidecarId, schemaVersion: m.schemaVersion };
     case 'batch': {
       if (typeof m.batchId !== 'number' || !Number.isSafeInteger(m.batchId) || m.batchId < 0) {
@@ -181,29 +208,27 @@ export function parseServerMessage(text: string): ServerMessage {
   switch (m.type) {
     case 'welcome': {
       const head = m.head as Record<string, unknown> | undefined;
-      if (!head || typeof head.seq !== 'number' || typeof head.hash !== 'string') {
-        throw new ValidationError('/head', 'must be {seq, hash}');
+      if (!head || typeof head !== 'object' || typeof head.hash !== 'string' || !HEX64.test(head.hash)) {
+        throw new ValidationError('/head', 'must be {seq, hash} with a sha256 hex hash');
       }
-      return { type: 'welcome', head: { seq: head.seq, hash: head.hash } };
+      return { type: 'welcome', head: { seq: bounded(head.seq, '/head/seq', 0, MAX_SEQ), hash: head.hash } };
     }
     case 'ack':
-      if (typeof m.batchId !== 'number' || typeof m.upToSeq !== 'number') {
-        throw new ValidationError('', 'ack needs batchId and upToSeq');
-      }
       return {
         type: 'ack',
-        batchId: m.batchId,
-        upToSeq: m.upToSeq,
-        stored: typeof m.stored === 'number' ? m.stored : 0,
-        duplicates: typeof m.duplicates === 'number' ? m.duplicates : 0,
+        batchId: bounded(m.batchId, '/batchId', 0, Number.MAX_SAFE_INTEGER),
+        upToSeq: bounded(m.upToSeq, '/upToSeq', 0, MAX_SEQ),
+        stored: m.stored === undefined ? 0 : bounded(m.stored, '/stored', 0, MAX_BATCH_EVENTS),
+        duplicates:
+          m.duplicates === undefined ? 0 : bounded(m.duplicates, '/duplicates', 0, MAX_BATCH_EVENTS),
       };
     case 'nack':
-      if (typeof m.batchId !== 'number' || typeof m.code !== 'string') {
-        throw new ValidationError('', 'nack needs batchId and code');
+      if (typeof m.code !== 'string') {
+        throw new ValidationError('/code', 'nack needs a code');
       }
       return {
         type: 'nack',
-        batchId: m.batchId,
+        batchId: bounded(m.batchId, '/batchId', 0, Number.MAX_SAFE_INTEGER),
         code: (NACK_CODES as readonly string[]).includes(m.code) ? (m.code as NackCode) : 'malformed',
         message: typeof m.message === 'string' ? m.message : '',
         retryable: m.retryable === true,
@@ -211,6 +236,16 @@ export function parseServerMessage(text: string): ServerMessage {
     default:
       throw new ValidationError('/type', `unknown message type ${JSON.stringify(m.type)}`);
   }
+}
+
+/** An integer in [min, max], or a ValidationError naming the member and the range. */
+function bounded(v: unknown, path: string, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+    throw new ValidationError(
+      path,
+      `must be an integer from ${min} to ${max}, got ${JSON.stringify(v) ?? 'nothing'}`,
+    );
+  return v;
 }
 
 export function encodeMessage(m: ClientMessage | ServerMessage): string {

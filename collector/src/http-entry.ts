@@ -1,0 +1,132 @@
+/**
+ * Where the collector's HTTP server meets the network: every request goes to
+ * the query API, every upgrade to ingest (or a 400/404). Both are written so
+ * that nothing a client sends — a malformed target, odd headers, a socket
+ * that goes away mid-handshake — can throw past them: what is wrong with the
+ * request is answered, what is wrong with the collector is logged and
+ * answered 500, and the server keeps serving.
+ */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { INGEST_PATH, type Logger } from '@chaperone/shared';
+import { parseRequestTarget } from './request-target.ts';
+
+export interface HttpEntryOptions {
+  /** The query API (http-api.ts): answers every request and never rejects. */
+  readonly api: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+  /** Ingest's upgrade handler (ingest-server.ts). */
+  readonly upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  readonly logger: Logger;
+  /** Ingest connections (upgrades, open or being verified) at once, in all. */
+  readonly maxIngestConnections: number;
+  /** …and from one address (one pod: sidecars connect from their pod's IP). */
+  readonly maxIngestConnectionsPerAddress: number;
+}
+
+const REFUSALS = {
+  400: ['Bad Request', 'usage'],
+  404: ['Not Found', 'not_found'],
+  429: ['Too Many Requests', 'limit_exceeded'],
+  500: ['Internal Server Error', 'internal'],
+  503: ['Service Unavailable', 'unavailable'],
+} as const;
+
+function refuseUpgrade(socket: Duplex, status: keyof typeof REFUSALS, message: string): void {
+  const [reason, code] = REFUSALS[status];
+  const body = JSON.stringify({ error: { code, message } });
+  if (socket.destroyed) return;
+  const retry = status === 429 || status === 503 ? 'Retry-After: 5\r\n' : '';
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retry}Connection: close\r\n\r\n${body}`,
+  );
+}
+
+export interface HttpEntry {
+  /**
+   * Destroys every connection still open. Sockets handed over in an upgrade
+   * are no longer the HTTP server's: `server.close()` waits for them and
+   * `closeAllConnections()` does not see them, so one a client left half
+   * open would hold shutdown forever.
+   */
+  destroyAll(): void;
+}
+
+/** Attaches the request and upgrade handlers to `server`. */
+export function attachHttpEntry(server: Server, opts: HttpEntryOptions): HttpEntry {
+  const { api, upgrade, logger } = opts;
+  const sockets = new Set<Duplex>();
+  let ingestTotal = 0;
+  const ingestPerAddress = new Map<string, number>();
+  /** Counts an ingest socket until it closes; the refusal status (nothing counted) when a limit is reached. */
+  const admit = (socket: Duplex, address: string): 429 | 503 | undefined => {
+    if (ingestTotal >= opts.maxIngestConnections) return 503;
+    const n = ingestPerAddress.get(address) ?? 0;
+    if (n >= opts.maxIngestConnectionsPerAddress) return 429;
+    ingestTotal++;
+    ingestPerAddress.set(address, n + 1);
+    socket.once('close', () => {
+      ingestTotal--;
+      const left = (ingestPerAddress.get(address) ?? 1) - 1;
+      if (left > 0) ingestPerAddress.set(address, left);
+      else ingestPerAddress.delete(address);
+    });
+    return undefined;
+  };
+  server.on('connection', (socket: Duplex) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    api(req, res).catch((err: unknown) => {
+      logger.error({ err }, 'the query API failed to answer a request');
+      res.destroy();
+    });
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => {});
+    try {
+      let path: string;
+      try {
+        path = parseRequestTarget(req.url).pathname;
+      } catch (err) {
+        refuseUpgrade(socket, 400, (err as Error).message);
+        return;
+      }
+      if (path === INGEST_PATH) {
+        const address = req.socket.remoteAddress ?? '';
+        const refused = admit(socket, address);
+        if (refused === 503) {
+          logger.warn({ limit: opts.maxIngestConnections }, 'ingest connection limit reached');
+          refuseUpgrade(
+            socket,
+            503,
+            `the collector holds ${opts.maxIngestConnections} ingest connections, its limit (--max-ingest-connections): retry, or add a replica`,
+          );
+        } else if (refused === 429) {
+          logger.warn(
+            { address, limit: opts.maxIngestConnectionsPerAddress },
+            'ingest connections per address limit reached',
+          );
+          refuseUpgrade(
+            socket,
+            429,
+            `${address} already holds ${opts.maxIngestConnectionsPerAddress} ingest connections, the limit per pod (--max-ingest-connections-per-address): close one first`,
+          );
+        } else upgrade(req, socket, head);
+      } else refuseUpgrade(socket, 404, `no WebSocket endpoint here: ingest is ${INGEST_PATH}`);
+    } catch (err) {
+      logger.error({ err }, 'handling a WebSocket upgrade failed');
+      try {
+        refuseUpgrade(socket, 500, 'the collector failed to handle this upgrade');
+      } catch {
+        socket.destroy();
+      }
+    }
+  });
+  return {
+    destroyAll() {
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+    },
+  };
+}
