@@ -4,7 +4,7 @@
 // part of laying out files (there is no kubelet here).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type AuditEvent, verifyChain } from '@chaperone/shared';
@@ -100,6 +100,100 @@ describe('sidecar: Kubernetes API guardrails', () => {
     assert.equal(admin(['get', 'configmap', 'chaperone-policy', '-n', ns.name]).code, 1);
   });
 
+  // Fails when the configmaps clause of chaperone-protect-policy is removed from
+  // shared/src/policy/self-protection.ts (tried: the merge patch then lands).
+  it('refuses patches (merge, strategic, JSON) and updates of the existing policy ConfigMap, which stays as it was', () => {
+    // As admin: left over from the test above if the create was let through.
+    admin(['delete', 'configmap', 'chaperone-policy', '-n', ns.name, '--ignore-not-found']);
+    const made = admin([
+      'create',
+      'configmap',
+      'chaperone-policy',
+      '-n',
+      ns.name,
+      '--from-literal=policy.yaml=original',
+    ]);
+    assert.equal(made.code, 0, made.stderr);
+    const read = () => {
+      const r = admin(['get', 'configmap', 'chaperone-policy', '-n', ns.name, '-o', 'json']);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as {
+        data?: Record<string, string>;
+        metadata: { resourceVersion: string; labels?: Record<string, string> };
+      };
+    };
+    const before = read();
+    const edited = JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'chaperone-policy', namespace: ns.name },
+      data: { 'policy.yaml': 'edited' },
+    });
+    const attempts: [string, string[], string?][] = [
+      [
+        'merge patch',
+        [
+          'patch',
+          'configmap',
+          'chaperone-policy',
+          '--type',
+          'merge',
+          '-p',
+          '{"data":{"policy.yaml":"edited"}}',
+        ],
+      ],
+      [
+        'strategic merge patch',
+        [
+          'patch',
+          'configmap',
+          'chaperone-policy',
+          '--type',
+          'strategic',
+          '-p',
+          '{"data":{"policy.yaml":"edited"}}',
+        ],
+      ],
+      [
+        'JSON patch',
+        [
+          'patch',
+          'configmap',
+          'chaperone-policy',
+          '--type',
+          'json',
+          '-p',
+          '[{"op":"replace","path":"/data/policy.yaml","value":"edited"}]',
+        ],
+      ],
+      ['label (merge patch of metadata)', ['label', 'configmap', 'chaperone-policy', 'edited=yes']],
+      ['replace (PUT)', ['replace', '-f', '-'], edited],
+      [
+        'replace with the read resourceVersion (PUT)',
+        ['replace', '-f', '-'],
+        JSON.stringify({
+          ...JSON.parse(edited),
+          metadata: { ...JSON.parse(edited).metadata, resourceVersion: before.metadata.resourceVersion },
+        }),
+      ],
+      ['server-side apply', ['apply', '--server-side', '--force-conflicts', '-f', '-'], edited],
+      ['delete', ['delete', 'configmap', 'chaperone-policy']],
+    ];
+    for (const [what, args, input] of attempts) {
+      const r = kubectl(
+        sc.agentKubeconfig,
+        [...args, '--cache-dir', join(sc.dir, 'kube-cache')],
+        input === undefined ? {} : { input },
+      );
+      assert.equal(r.code, 1, `${what}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /Forbidden.*chaperone-protect-policy/, what);
+    }
+    const afterwards = read();
+    assert.deepEqual(afterwards.data, { 'policy.yaml': 'original' });
+    assert.equal(afterwards.metadata.resourceVersion, before.metadata.resourceVersion);
+    assert.equal(afterwards.metadata.labels?.edited, undefined);
+  });
+
   it('masks Secret values in get -o yaml/json and in lists, keeping the keys', () => {
     const yaml = agent(['get', 'secret', 'db', '-o', 'yaml']);
     assert.equal(yaml.code, 0, yaml.stderr);
@@ -117,6 +211,78 @@ describe('sidecar: Kubernetes API guardrails', () => {
     for (const out of [yaml.stdout, json.stdout, table.stdout]) {
       assert.equal(out.includes(CANARY), false);
       assert.equal(out.includes(CANARY_B64), false);
+    }
+  });
+
+  // Fails when the Table branch of the byte-level masker (sidecar/src/kube/mask-bytes.ts,
+  // `if (kind === 'Table' && rows)`) answers with no edits (tried: the canary then shows in the
+  // rows' objects). kubectl's own printing shows none of that: the test reads the JSON it receives.
+  it('masks the Tables kubectl asks for (get, -o wide, --sort-by), rows and embedded objects alike', async () => {
+    // Applied with kubectl, so the value is also in the last-applied annotation, which a Table's
+    // row object keeps even as PartialObjectMetadata.
+    const secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'applied', namespace: ns.name },
+      stringData: { password: CANARY },
+    };
+    const made = kubectl(kube.kubeconfigPath, ['apply', '-f', '-'], { input: JSON.stringify(secret) });
+    assert.equal(made.code, 0, made.stderr);
+    const dispatcher = new Agent({ connect: { ca: sc.agentCa } });
+    try {
+      for (const extra of [[], ['-o', 'wide'], ['--sort-by', '.metadata.name']]) {
+        const shown = agent(['get', 'secrets', ...extra, '-v=8']);
+        assert.equal(shown.code, 0, shown.stderr);
+        assert.match(shown.stdout, /^applied\s+Opaque\s+1/m);
+        assert.equal(shown.stdout.includes(CANARY), false);
+        // The list request kubectl made, as it logged it, sent again through the sidecar.
+        const lines = shown.stderr.split('\n');
+        const at = lines.findIndex((l) =>
+          new RegExp(`\\] GET ${sc.url}/api/v1/namespaces/${ns.name}/secrets\\?`).test(l),
+        );
+        assert.ok(at >= 0, `no list request in kubectl's log:\n${shown.stderr}`);
+        const url = /\] GET (\S+)/.exec(lines[at] as string)?.[1] as string;
+        const acceptLine = lines.slice(at + 1, at + 8).find((l) => /\]\s+Accept: /.test(l));
+        const accept = /Accept: (.*)$/.exec(acceptLine ?? '')?.[1]?.trim();
+        assert.ok(accept?.includes('as=Table'), `kubectl asked for no Table: ${acceptLine}`);
+        if (extra[0] === '--sort-by') assert.match(url, /[?&]includeObject=Object(&|$)/);
+        const r = await request(url, {
+          headers: { accept, authorization: `Bearer ${sc.agentToken}`, 'user-agent': 'e2e-table' },
+          dispatcher,
+        });
+        const text = await r.body.text();
+        assert.equal(r.statusCode, 200, text);
+        const table = JSON.parse(text) as {
+          kind: string;
+          rows: {
+            cells: unknown[];
+            object: {
+              kind: string;
+              metadata: { name: string; annotations?: Record<string, string> };
+              data?: Record<string, string>;
+            };
+          }[];
+        };
+        assert.equal(table.kind, 'Table');
+        const row = (name: string) => table.rows.find((x) => x.object.metadata.name === name);
+        const applied = row('applied');
+        assert.ok(applied && row('db'), text);
+        assert.ok(
+          applied.object.metadata.annotations?.['kubectl.kubernetes.io/last-applied-configuration'],
+          'the row object keeps the last-applied annotation (masked)',
+        );
+        if (extra[0] === '--sort-by') {
+          assert.equal(applied.object.kind, 'Secret');
+          assert.deepEqual(applied.object.data, { password: 'KiptYXNrZWQqKg==' });
+          assert.deepEqual(row('db')?.object.data, { password: 'KiptYXNrZWQqKg==' });
+        } else assert.equal(applied.object.kind, 'PartialObjectMetadata');
+        for (const leak of [CANARY, CANARY_B64]) {
+          assert.equal(text.includes(leak), false, `${extra.join(' ')}: ${leak} in the Table`);
+          assert.equal(JSON.stringify(table.rows).includes(leak), false);
+        }
+      }
+    } finally {
+      await dispatcher.close();
     }
   });
 
@@ -200,12 +366,105 @@ describe('sidecar: Kubernetes API guardrails', () => {
     }
   });
 
-  it('refuses exec with a clear Status rather than passing it through unrecorded', () => {
-    const r = agent(['exec', 'nope', '--', 'ls']);
-    assert.notEqual(r.code, 0);
-    const raw = agent(['get', '--raw', `/api/v1/namespaces/${ns.name}/pods/x/exec?command=ls`]);
-    assert.notEqual(raw.code, 0);
-    assert.match(raw.stderr, /exec sessions cannot be recorded by this sidecar version/);
+  // Fails when refuseConnect (sidecar/src/kube/guards/connect-refusal.ts) passes
+  // the request on instead of answering it (tried: kubectl then prints the API
+  // server's "does not have a host assigned" and the audit log holds the requests).
+  it('refuses exec, attach, port-forward and cp on a pod that exists, before the API server sees them', async () => {
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'target', namespace: ns.name },
+      spec: { containers: [{ name: 'main', image: 'busybox:1.36', command: ['sleep', '3600'] }] },
+    };
+    const made = kubectl(kube.kubeconfigPath, ['create', '-f', '-'], { input: JSON.stringify(pod) });
+    assert.equal(made.code, 0, made.stderr);
+    // kubectl port-forward only asks for a running pod: the test plays the kubelet's part.
+    const status = admin([
+      'patch',
+      'pod',
+      'target',
+      '-n',
+      ns.name,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      '{"status":{"phase":"Running"}}',
+    ]);
+    assert.equal(status.code, 0, status.stderr);
+    const logFrom = kube.auditLogPath ? statSync(kube.auditLogPath).size : 0;
+    const seen = agent(['get', 'pod', 'target', '-o', 'jsonpath={.status.phase}']);
+    assert.equal(seen.stdout, 'Running', seen.stderr);
+    const refused = (what: string) =>
+      new RegExp(`${what} sessions cannot be recorded by this sidecar version, so they are refused`);
+    const local = join(sc.dir, 'cp-source.txt');
+    writeFileSync(local, 'x');
+    // An existing cluster has no audit log of ours to read (kube.auditLogPath is unset).
+    const assertNoSessionsAudited = async (auditLog: string) => {
+      const agentUser = `system:serviceaccount:${ns.name}:agent`;
+      type ServerEvent = {
+        stage: string;
+        user: { username: string };
+        requestURI: string;
+        verb: string;
+        objectRef?: { resource?: string; name?: string; subresource?: string };
+      };
+      const events = () =>
+        readFileSync(auditLog)
+          .subarray(logFrom)
+          .toString('utf8')
+          .split('\n')
+          .filter((l) => l.trim() !== '')
+          .map((l) => JSON.parse(l) as ServerEvent)
+          .filter((e) => e.user.username === agentUser);
+      // The agent's reads of the pod (kubectl looks the pod up before each session) reached the server,
+      // so the log is being read where the sessions would have landed.
+      await waitFor(
+        async () =>
+          events().some(
+            (e) =>
+              e.stage === 'ResponseComplete' &&
+              e.verb === 'get' &&
+              e.objectRef?.resource === 'pods' &&
+              e.objectRef.name === 'target' &&
+              e.objectRef.subresource === undefined,
+          ),
+        { what: "the API server's audit of the agent's pod reads", timeoutMs: 15_000 },
+      );
+      const sessions = events()
+        .filter(
+          (e) =>
+            ['exec', 'attach', 'portforward'].includes(e.objectRef?.subresource ?? '') ||
+            /\/pods\/[^/?]+\/(exec|attach|portforward)/.test(e.requestURI),
+        )
+        .map((e) => `${e.stage} ${e.verb} ${e.requestURI}`);
+      assert.deepEqual(sessions, []);
+    };
+    const cases: [string[], RegExp][] = [
+      [['exec', 'target', '--', 'ls'], refused('exec')],
+      [['exec', 'target', '-c', 'main', '--', 'cat', '/etc/hostname'], refused('exec')],
+      [['attach', 'target'], refused('attach')],
+      [['port-forward', 'pod/target', '18080:80', '--address', '127.0.0.1'], refused('port-forward')],
+      [['cp', local, 'target:/tmp/x'], refused('exec')],
+      [['cp', 'target:/etc/hostname', join(sc.dir, 'cp-dest.txt')], refused('exec')],
+      [
+        ['get', '--raw', `/api/v1/namespaces/${ns.name}/pods/target/exec?command=ls&stdout=true`],
+        refused('exec'),
+      ],
+    ];
+    const results = cases.map(([args, message]) => ({
+      what: `kubectl ${args.join(' ')}`,
+      message,
+      r: kubectl(sc.agentKubeconfig, ['--cache-dir', join(sc.dir, 'kube-cache'), ...args], {
+        timeoutMs: 30_000,
+      }),
+    }));
+    // The audit log first (when there is one): the sessions never reached the API server.
+    if (kube.auditLogPath) await assertNoSessionsAudited(kube.auditLogPath);
+    for (const { what, message, r } of results) {
+      assert.notEqual(r.code, 0, `${what}: ${r.stdout}`);
+      assert.match(r.stderr, message, `${what}: ${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /NotFound|not found|host assigned|BadRequest/, `${what}: ${r.stderr}`);
+    }
   });
 
   it('maps bad input to a Status: oversized bodies get 413', async () => {
