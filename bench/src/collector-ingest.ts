@@ -191,7 +191,7 @@ async function anchorRun(
 }
 
 /** Events created at LAG_RATE/s and sent every 20 ms; returns lag samples in ms. */
-async function lagRun(url: string, issuer: TestIssuer): Promise<number[]> {
+async function lagRun(url: string, queryUrl: string, issuer: TestIssuer): Promise<number[]> {
   const source = {
     namespace: 'bench',
     pod: 'lag-0',
@@ -219,7 +219,7 @@ async function lagRun(url: string, issuer: TestIssuer): Promise<number[]> {
     while (reading || created.size > 0) {
       const p = new URLSearchParams({ order: 'arrival', limit: '1000', sidecarId: source.sidecarId });
       if (cursor) p.set('cursor', cursor);
-      const res = await fetch(`${url}/v1/events?${p}`, {
+      const res = await fetch(`${queryUrl}/v1/events?${p}`, {
         headers: { authorization: `Bearer ${QUERY_TOKEN}` },
       });
       const body = (await res.json()) as { items: AuditEvent[]; nextCursor: string };
@@ -341,7 +341,7 @@ async function main(): Promise<void> {
             `round ${round + 1}: ${what} ${Math.round(r.rate)} events/s, CPU/event: collector ${r.appCpu.toFixed(0)} µs, PostgreSQL ${r.dbCpu.toFixed(0)} µs`,
           );
           if (round === 0) {
-            lag[what] = await lagRun(c.url, issuer);
+            lag[what] = await lagRun(c.url, c.queryUrl, issuer);
             log(
               `${what} lag p50 ${percentile(lag[what], 50).toFixed(1)} ms, p99 ${percentile(lag[what], 99).toFixed(1)} ms`,
             );

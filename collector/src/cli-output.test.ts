@@ -44,7 +44,7 @@ describe('operator output', () => {
 
   async function run(args: string[]): Promise<string> {
     const child = spawn(process.execPath, [CHAPERONE_BIN, ...args], {
-      env: { ...process.env, CHAPERONE_COLLECTOR_URL: c.url, CHAPERONE_TOKEN: QUERY_TOKEN },
+      env: { ...process.env, CHAPERONE_COLLECTOR_URL: c.queryUrl, CHAPERONE_TOKEN: QUERY_TOKEN },
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];

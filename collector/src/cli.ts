@@ -33,8 +33,8 @@ import { rfc3339ToMicros } from './time.ts';
 
 const CLIENT_SCHEMA = {
   collectorUrl: url({
-    description: 'Base URL of the collector query API',
-    default: 'http://127.0.0.1:8443',
+    description: "Base URL of the collector's query listener (--query-listen-port, not the ingest port)",
+    default: 'http://127.0.0.1:8444',
     protocols: ['http', 'https'],
   }),
   token: string({ description: 'Bearer token for the query API', secret: true }),

@@ -247,6 +247,7 @@ describe('collector under malformed input', () => {
   let jwks: Server;
   let collector: RunningCollector;
   let port: number;
+  let queryPort: number;
   const logs: string[] = [];
 
   before(async () => {
@@ -258,6 +259,8 @@ describe('collector under malformed input', () => {
       flags: {
         listenHost: '127.0.0.1',
         listenPort: '0',
+        queryListenHost: '127.0.0.1',
+        queryListenPort: '0',
         metricsHost: '127.0.0.1',
         metricsPort: '0',
         dataDir: join(dir, 'data'),
@@ -274,6 +277,7 @@ describe('collector under malformed input', () => {
       registry: createRegistry({ component: 'collector', defaultMetrics: false }),
     });
     port = Number(new URL(collector.url).port);
+    queryPort = Number(new URL(collector.queryUrl).port);
   });
 
   after(async () => {
@@ -297,8 +301,9 @@ describe('collector under malformed input', () => {
     const statuses = new Map<string, number>();
     for (let b = 0; b < BATCHES; b++) {
       const batch: Promise<string>[] = [];
+      // Plain requests to both listeners: the ingest port's probes and refusals, and the query API.
       for (const r of requests.slice(b * PER_BATCH, (b + 1) * PER_BATCH + (b === 0 ? 2 : 0)))
-        batch.push(rawExchange(port, [text(r)]));
+        batch.push(rawExchange(port, [text(r)]), rawExchange(queryPort, [text(r)]));
       for (const [u, frames] of upgrades.slice(b * PER_BATCH, (b + 1) * PER_BATCH)) {
         const auth =
           u.auth === 'valid'
@@ -329,12 +334,16 @@ describe('collector under malformed input', () => {
       });
       assert.equal(r.head.seq, 3 * (b + 1), `acks after batch ${b}`);
     }
-    // The known crashers were answered, not dropped: `//` is a path on this server (one that
-    // needs a token), an unreadable target is a 400.
-    const first = await rawExchange(port, [text('GET // HTTP/1.1\r\nHost: x\r\n\r\n')]);
+    // The known crashers were answered, not dropped: `//` is a path the query listener asks a
+    // token for and the ingest port does not serve; an unreadable target is a 400 on both.
+    const first = await rawExchange(queryPort, [text('GET // HTTP/1.1\r\nHost: x\r\n\r\n')]);
     assert.match(first, /^HTTP\/1\.1 401 /);
-    const bracket = await rawExchange(port, [text('GET http://[ HTTP/1.1\r\nHost: x\r\n\r\n')]);
-    assert.match(bracket, /^HTTP\/1\.1 400 /);
+    const onIngest = await rawExchange(port, [text('GET // HTTP/1.1\r\nHost: x\r\n\r\n')]);
+    assert.match(onIngest, /^HTTP\/1\.1 404 /);
+    for (const p of [port, queryPort]) {
+      const bracket = await rawExchange(p, [text('GET http://[ HTTP/1.1\r\nHost: x\r\n\r\n')]);
+      assert.match(bracket, /^HTTP\/1\.1 400 /);
+    }
     const upgrade = await rawExchange(port, [
       text(
         'GET http://[ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',

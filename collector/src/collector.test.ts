@@ -67,6 +67,8 @@ describe('collector (assembled)', () => {
       flags: {
         listenHost: '127.0.0.1',
         listenPort: '0',
+        queryListenHost: '127.0.0.1',
+        queryListenPort: '0',
         metricsHost: '127.0.0.1',
         metricsPort: '0',
         tlsCertFile: join(dir, 'tls.crt'),
@@ -109,7 +111,7 @@ describe('collector (assembled)', () => {
     });
     assert.equal(r.head.seq, 60);
     const api = createApiClient({
-      collectorUrl: collector.url,
+      collectorUrl: collector.queryUrl,
       token: QUERY_TOKEN,
       caFile: join(dir, 'ca.crt'),
     });
@@ -118,6 +120,15 @@ describe('collector (assembled)', () => {
       new URLSearchParams({ decision: 'deny', limit: '100' }),
     );
     assert.equal(page.items.length, 15);
+    // The ingest port (the one the agents' network policy opens) does not serve the query API.
+    assert.notEqual(collector.queryUrl, collector.url);
+    const onIngest = await createApiClient({
+      collectorUrl: collector.url,
+      token: QUERY_TOKEN,
+      caFile: join(dir, 'ca.crt'),
+    }).raw('/v1/events');
+    assert.equal(onIngest.status, 404);
+    assert.match(onIngest.body, /not served on the ingest port.*--query-listen-port/);
     const chains = await api.get<{ items: { sidecarId: string; head: { seq: number } }[] }>('/v1/chains');
     assert.deepEqual(
       chains.items.map((c) => [c.sidecarId, c.head.seq]),

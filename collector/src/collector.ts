@@ -1,7 +1,8 @@
 /**
  * Assembles a running collector from a validated config, the process logger
  * and the process metrics registry: store, token verifier, write queue,
- * ingest WebSocket + query API on one HTTP(S) server, metrics on their own
+ * ingest WebSocket on one HTTP(S) listener and the query API on another (the
+ * agents' network policy opens only the ingest port), metrics on their own
  * port, forwarders and retention in the background.
  */
 import { readFileSync } from 'node:fs';
@@ -19,10 +20,10 @@ import {
 import type { JSONWebKeySet } from 'jose';
 import { createCheckpointWriter } from './checkpoints-writer.ts';
 import { type CollectorMetrics, createCollectorMetrics } from './collector-metrics.ts';
-import { type CollectorConfig, checkCollectorConfig } from './config.ts';
+import { type CollectorConfig, checkCollectorConfig, queryListenHost } from './config.ts';
 import { falcoSink } from './falco-sink.ts';
 import { Forwarder } from './forwarder.ts';
-import { createHttpApi } from './http-api.ts';
+import { createHttpApi, createIngestPortApi } from './http-api.ts';
 import { attachHttpEntry } from './http-entry.ts';
 import { IngestServer } from './ingest-server.ts';
 import { JwksVerifier } from './jwks-verifier.ts';
@@ -30,7 +31,13 @@ import { type KubeConnection, kubeRequest, loadKubeConnection } from './kube-cli
 import { lokiSink } from './loki-sink.ts';
 import { kubePodLookup, PodAdmission } from './pod-admission.ts';
 import { PostgresStore } from './postgres-store.ts';
-import { oidcAuth, type QueryAuthenticator, staticTokenAuth } from './query-auth.ts';
+import {
+  oidcAuth,
+  parseQueryTokens,
+  type QueryAuthenticator,
+  scopedTokenAuth,
+  staticTokenAuth,
+} from './query-auth.ts';
 import { Retention } from './retention.ts';
 import type { TokenVerifier } from './sidecar-identity.ts';
 import { SqliteStore } from './sqlite-store.ts';
@@ -44,8 +51,10 @@ export interface CollectorDeps {
 }
 
 export interface RunningCollector {
-  /** Base URL of ingest and the query API, e.g. http://127.0.0.1:8443 */
+  /** Base URL of ingest (and its probes), e.g. http://127.0.0.1:8443 */
   readonly url: string;
+  /** Base URL of the query API, e.g. http://127.0.0.1:8444 */
+  readonly queryUrl: string;
   readonly metricsUrl: string;
   readonly store: AuditStore;
   close(): Promise<void>;
@@ -127,6 +136,10 @@ function createQueryAuth(c: CollectorConfig): QueryAuthenticator {
       groupsClaim: c.oidcGroupsClaim,
     });
   }
+  if (c.queryTokensFile)
+    return scopedTokenAuth(
+      parseQueryTokens(readSecretFile(c.queryTokensFile, 'the query tokens'), c.queryTokensFile),
+    );
   const token = c.queryToken ?? readSecretFile(c.queryTokenFile as string, 'the query token');
   return staticTokenAuth(token);
 }
@@ -205,23 +218,32 @@ export async function startCollector(c: CollectorConfig, deps: CollectorDeps): P
       metrics,
     });
 
+    const closeServer = (server: Server, destroyAll: () => void) => () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+        destroyAll();
+      });
+    const baseUrl = (addr: AddressInfo) =>
+      `${tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+
+    const queryServer: Server = tls ? createHttpsServer(tls) : createHttpServer();
+    const queryEntry = attachHttpEntry(queryServer, { api, logger });
+    const queryAddr = await listen(queryServer, queryListenHost(c), c.queryListenPort);
+    cleanup.unshift(closeServer(queryServer, () => queryEntry.destroyAll()));
+
     const server: Server = tls ? createHttpsServer(tls) : createHttpServer();
     const entry = attachHttpEntry(server, {
-      api,
-      upgrade: (req, socket, head) => ingest.handleUpgrade(req, socket, head),
+      api: createIngestPortApi({ store, logger, queryPort: () => queryAddr.port }),
+      ingest: {
+        upgrade: (req, socket, head) => ingest.handleUpgrade(req, socket, head),
+        maxIngestConnections: c.maxIngestConnections,
+        maxIngestConnectionsPerAddress: c.maxIngestConnectionsPerAddress,
+      },
       logger,
-      maxIngestConnections: c.maxIngestConnections,
-      maxIngestConnectionsPerAddress: c.maxIngestConnectionsPerAddress,
     });
     const addr = await listen(server, c.listenHost, c.listenPort);
-    cleanup.unshift(
-      () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-          entry.destroyAll();
-        }),
-    );
+    cleanup.unshift(closeServer(server, () => entry.destroyAll()));
     cleanup.unshift(async () => {
       await ingest.close();
       await queue.close();
@@ -277,11 +299,12 @@ export async function startCollector(c: CollectorConfig, deps: CollectorDeps): P
       cleanup.splice(cleanup.length - 1, 0, () => checkpoints.stop());
     }
 
-    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    const url = `${tls ? 'https' : 'http'}://${host}:${addr.port}`;
+    const url = baseUrl(addr);
+    const queryUrl = baseUrl(queryAddr);
     logger.info(
       {
         url,
+        queryUrl,
         metrics: metricsServer.url,
         storage: store.backend,
         ingestAuth: c.ingestAuth,
@@ -294,6 +317,7 @@ export async function startCollector(c: CollectorConfig, deps: CollectorDeps): P
     let closing: Promise<void> | undefined;
     return {
       url,
+      queryUrl,
       metricsUrl: metricsServer.url,
       store,
       close() {

@@ -37,6 +37,33 @@ describe('collector configuration', () => {
     assert.doesNotThrow(() => checkCollectorConfig(parse({ ...base, allowInsecure: true })));
   });
 
+  // Fails if portClashes() is dropped from checkCollectorConfig: tried.
+  it('gives ingest, the query API and metrics a port each', () => {
+    const base = { kubeApiServer: 'https://10.0.0.1', queryToken: 'x'.repeat(16), listenHost: '127.0.0.1' };
+    const c = parse(base);
+    assert.deepEqual([c.listenPort, c.queryListenPort, c.metricsPort], [8443, 8444, 9090]);
+    assert.throws(
+      () => checkCollectorConfig(parse({ ...base, queryListenPort: '8443' })),
+      /--listen-port and --query-listen-port are both 8443/,
+    );
+    assert.throws(
+      () => checkCollectorConfig(parse({ ...base, queryListenPort: '9090' })),
+      /--query-listen-port and --metrics-port are both 9090/,
+    );
+    assert.doesNotThrow(() =>
+      checkCollectorConfig(parse({ ...base, listenPort: '0', queryListenPort: '0', metricsPort: '0' })),
+    );
+    // The query API off loopback without TLS is refused like ingest is.
+    assert.throws(
+      () => checkCollectorConfig(parse({ ...base, queryListenHost: '0.0.0.0' })),
+      /query API on 0\.0\.0\.0 without TLS/,
+    );
+    assert.throws(
+      () => checkCollectorConfig(parse({ ...base, queryTokensFile: '/f' })),
+      /only one of --query-token, --query-token-file and --query-tokens-file/,
+    );
+  });
+
   it('needs no cluster access when keys come from a public issuer URL', () => {
     const c = parse({
       jwksUrl: 'https://oidc.example/keys',

@@ -21,10 +21,16 @@ const DEFAULT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 export const COLLECTOR_SCHEMA = {
-  listenHost: string({ description: 'Address for ingest and the query API', default: '0.0.0.0' }),
+  listenHost: string({ description: 'Address for ingest (sidecars connect here)', default: '0.0.0.0' }),
   listenPort: port({
-    description: 'Port for ingest (WebSocket /v1/ingest) and the query API',
+    description: 'Port for ingest (WebSocket /v1/ingest) and /healthz, /readyz; never the query API',
     default: 8443,
+    allowZero: true,
+  }),
+  queryListenHost: string({ description: 'Address for the query API (default: --listen-host)' }),
+  queryListenPort: port({
+    description: 'Port for the query API (/v1/events, /v1/sessions, …), apart from ingest (0: any free port)',
+    default: 8444,
     allowZero: true,
   }),
   tlsCertFile: string({ description: 'PEM certificate to serve TLS with (plain HTTP without it)' }),
@@ -75,7 +81,11 @@ export const COLLECTOR_SCHEMA = {
     default: 'static',
   }),
   queryToken: string({ description: 'Static bearer token for the query API (16+ characters)', secret: true }),
-  queryTokenFile: string({ description: 'File holding the static query token' }),
+  queryTokenFile: string({ description: 'File holding the static query token (reads every namespace)' }),
+  queryTokensFile: string({
+    description:
+      'File of query tokens, each with the namespaces it may read: lines of `<token> <name> <ns>[,<ns>…]` (`*`: every namespace)',
+  }),
   oidcIssuer: url({ description: 'OIDC issuer for query API tokens', protocols: ['https', 'http'] }),
   oidcAudience: string({ description: 'Audience (client id) query API tokens must carry' }),
   oidcGroupsClaim: string({ description: 'Claim that lists the caller’s groups', default: 'groups' }),
@@ -149,8 +159,11 @@ export function checkCollectorConfig(c: CollectorConfig): void {
   if (c.storage === 'postgres' && !c.postgresUrl) problems.push('--storage postgres needs --postgres-url');
   if (Boolean(c.tlsCertFile) !== Boolean(c.tlsKeyFile))
     problems.push('--tls-cert-file and --tls-key-file go together');
-  if (c.queryAuth === 'static' && !c.queryToken && !c.queryTokenFile)
-    problems.push('--query-auth static needs --query-token or --query-token-file');
+  const staticSources = [c.queryToken, c.queryTokenFile, c.queryTokensFile].filter((v) => v !== undefined);
+  if (c.queryAuth === 'static' && staticSources.length === 0)
+    problems.push('--query-auth static needs --query-token, --query-token-file or --query-tokens-file');
+  if (staticSources.length > 1)
+    problems.push('set only one of --query-token, --query-token-file and --query-tokens-file');
   if (c.queryToken !== undefined && c.queryToken.length < 16)
     problems.push('--query-token must be at least 16 characters');
   if (c.queryAuth === 'oidc' && (!c.oidcIssuer || !c.oidcAudience))
@@ -160,10 +173,16 @@ export function checkCollectorConfig(c: CollectorConfig): void {
     problems.push(
       'sidecar tokens cannot be verified: run in a pod, or set --kube-api-server or --kubeconfig (or --jwks-url for a public issuer)',
     );
-  const loopback = ['127.0.0.1', '::1', 'localhost'].includes(c.listenHost);
-  if (!c.tlsCertFile && !loopback && !c.allowInsecure)
+  problems.push(...portClashes(c));
+  const loopback = (host: string) => ['127.0.0.1', '::1', 'localhost'].includes(host);
+  if (!c.tlsCertFile && !loopback(c.listenHost) && !c.allowInsecure)
     problems.push(
       `listening on ${c.listenHost} without TLS would send sidecar tokens in clear: set --tls-cert-file/--tls-key-file, listen on 127.0.0.1 behind a TLS proxy, or pass --allow-insecure`,
+    );
+  const queryHost = queryListenHost(c);
+  if (!c.tlsCertFile && queryHost !== c.listenHost && !loopback(queryHost) && !c.allowInsecure)
+    problems.push(
+      `serving the query API on ${queryHost} without TLS would send query tokens and audit events in clear: set --tls-cert-file/--tls-key-file, set --query-listen-host 127.0.0.1, or pass --allow-insecure`,
     );
   if (problems.length) {
     throw new ConfigError(
@@ -173,6 +192,35 @@ export function checkCollectorConfig(c: CollectorConfig): void {
       { details: { problems } },
     );
   }
+}
+
+/** Where the query API listens: --query-listen-host, or the ingest address. */
+export function queryListenHost(c: CollectorConfig): string {
+  return c.queryListenHost ?? c.listenHost;
+}
+
+/**
+ * Ingest, the query API and metrics each need a port of their own: the
+ * agents' egress policy opens the ingest port, so the query API must not
+ * answer there (0 picks a free port and never clashes).
+ */
+function portClashes(c: CollectorConfig): string[] {
+  const ports = [
+    ['--listen-port', c.listenPort],
+    ['--query-listen-port', c.queryListenPort],
+    ['--metrics-port', c.metricsPort],
+  ] as const;
+  const out: string[] = [];
+  for (let i = 0; i < ports.length; i++)
+    for (let j = i + 1; j < ports.length; j++) {
+      const [a, pa] = ports[i] as (typeof ports)[number];
+      const [b, pb] = ports[j] as (typeof ports)[number];
+      if (pa !== 0 && pa === pb)
+        out.push(
+          `${a} and ${b} are both ${pa}: ingest, the query API and metrics each need their own port (the agents' network policy opens only the ingest port)`,
+        );
+    }
+  return out;
 }
 
 /** The in-cluster API server URL from the service environment the kubelet sets. */

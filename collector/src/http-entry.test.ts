@@ -41,15 +41,17 @@ describe('http entry', () => {
     server = createServer();
     entry = attachHttpEntry(server, {
       api: async (_req, res) => void res.end('ok'),
-      upgrade: (_req, socket) => {
-        sockets.push(socket);
-        socket.on('end', () => socket.end()); // as ws does when the client closes
-        socket.on('error', () => {});
-        for (const h of held.splice(0)) h();
+      ingest: {
+        upgrade: (_req, socket) => {
+          sockets.push(socket);
+          socket.on('end', () => socket.end()); // as ws does when the client closes
+          socket.on('error', () => {});
+          for (const h of held.splice(0)) h();
+        },
+        maxIngestConnections: limits.total,
+        maxIngestConnectionsPerAddress: limits.perAddress,
       },
       logger: memoryLogger([]),
-      maxIngestConnections: limits.total,
-      maxIngestConnectionsPerAddress: limits.perAddress,
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     return { port: (server.address() as AddressInfo).port, sockets };

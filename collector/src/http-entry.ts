@@ -1,6 +1,8 @@
 /**
- * Where the collector's HTTP server meets the network: every request goes to
- * the query API, every upgrade to ingest (or a 400/404). Both are written so
+ * Where the collector's HTTP servers meet the network. The collector runs
+ * two: on the ingest listener every upgrade goes to ingest (or a 400/404)
+ * and requests to the probes; on the query listener requests go to the
+ * query API and every upgrade is refused. Both paths are written so
  * that nothing a client sends — a malformed target, odd headers, a socket
  * that goes away mid-handshake — can throw past them: what is wrong with the
  * request is answered, what is wrong with the collector is logged and
@@ -11,16 +13,21 @@ import type { Duplex } from 'node:stream';
 import { INGEST_PATH, type Logger } from '@chaperone/shared';
 import { parseRequestTarget } from './request-target.ts';
 
-export interface HttpEntryOptions {
-  /** The query API (http-api.ts): answers every request and never rejects. */
-  readonly api: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+export interface IngestEntry {
   /** Ingest's upgrade handler (ingest-server.ts). */
   readonly upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
-  readonly logger: Logger;
   /** Ingest connections (upgrades, open or being verified) at once, in all. */
   readonly maxIngestConnections: number;
   /** …and from one address (one pod: sidecars connect from their pod's IP). */
   readonly maxIngestConnectionsPerAddress: number;
+}
+
+export interface HttpEntryOptions {
+  /** Answers every request and never rejects (http-api.ts: the query API, or the ingest port's probes). */
+  readonly api: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+  /** Ingest on this listener; without it every upgrade is refused 404. */
+  readonly ingest?: IngestEntry;
+  readonly logger: Logger;
 }
 
 const REFUSALS = {
@@ -53,15 +60,15 @@ export interface HttpEntry {
 
 /** Attaches the request and upgrade handlers to `server`. */
 export function attachHttpEntry(server: Server, opts: HttpEntryOptions): HttpEntry {
-  const { api, upgrade, logger } = opts;
+  const { api, ingest, logger } = opts;
   const sockets = new Set<Duplex>();
   let ingestTotal = 0;
   const ingestPerAddress = new Map<string, number>();
   /** Counts an ingest socket until it closes; the refusal status (nothing counted) when a limit is reached. */
-  const admit = (socket: Duplex, address: string): 429 | 503 | undefined => {
-    if (ingestTotal >= opts.maxIngestConnections) return 503;
+  const admit = (ingest: IngestEntry, socket: Duplex, address: string): 429 | 503 | undefined => {
+    if (ingestTotal >= ingest.maxIngestConnections) return 503;
     const n = ingestPerAddress.get(address) ?? 0;
-    if (n >= opts.maxIngestConnectionsPerAddress) return 429;
+    if (n >= ingest.maxIngestConnectionsPerAddress) return 429;
     ingestTotal++;
     ingestPerAddress.set(address, n + 1);
     socket.once('close', () => {
@@ -92,27 +99,33 @@ export function attachHttpEntry(server: Server, opts: HttpEntryOptions): HttpEnt
         refuseUpgrade(socket, 400, (err as Error).message);
         return;
       }
-      if (path === INGEST_PATH) {
+      if (!ingest)
+        refuseUpgrade(
+          socket,
+          404,
+          `no WebSocket endpoint on the query listener: ingest (${INGEST_PATH}) is served on the ingest port (--listen-port)`,
+        );
+      else if (path === INGEST_PATH) {
         const address = req.socket.remoteAddress ?? '';
-        const refused = admit(socket, address);
+        const refused = admit(ingest, socket, address);
         if (refused === 503) {
-          logger.warn({ limit: opts.maxIngestConnections }, 'ingest connection limit reached');
+          logger.warn({ limit: ingest.maxIngestConnections }, 'ingest connection limit reached');
           refuseUpgrade(
             socket,
             503,
-            `the collector holds ${opts.maxIngestConnections} ingest connections, its limit (--max-ingest-connections): retry, or add a replica`,
+            `the collector holds ${ingest.maxIngestConnections} ingest connections, its limit (--max-ingest-connections): retry, or add a replica`,
           );
         } else if (refused === 429) {
           logger.warn(
-            { address, limit: opts.maxIngestConnectionsPerAddress },
+            { address, limit: ingest.maxIngestConnectionsPerAddress },
             'ingest connections per address limit reached',
           );
           refuseUpgrade(
             socket,
             429,
-            `${address} already holds ${opts.maxIngestConnectionsPerAddress} ingest connections, the limit per pod (--max-ingest-connections-per-address): close one first`,
+            `${address} already holds ${ingest.maxIngestConnectionsPerAddress} ingest connections, the limit per pod (--max-ingest-connections-per-address): close one first`,
           );
-        } else upgrade(req, socket, head);
+        } else ingest.upgrade(req, socket, head);
       } else refuseUpgrade(socket, 404, `no WebSocket endpoint here: ingest is ${INGEST_PATH}`);
     } catch (err) {
       logger.error({ err }, 'handling a WebSocket upgrade failed');

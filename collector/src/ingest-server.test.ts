@@ -336,7 +336,7 @@ describe('ingest server', () => {
       batchSize: 7,
     });
     assert.equal(r.head.seq, 30);
-    const res = await fetch(`${c.url}/v1/events?decision=deny&limit=4`, {
+    const res = await fetch(`${c.queryUrl}/v1/events?decision=deny&limit=4`, {
       headers: { authorization: `Bearer ${QUERY_TOKEN}` },
     });
     assert.equal(res.status, 200);
@@ -346,23 +346,26 @@ describe('ingest server', () => {
       [30, 27, 24, 21],
     );
     assert.ok(page.nextCursor);
-    const jsonl = await fetch(`${c.url}/v1/events?decision=deny&format=jsonl&cursor=${page.nextCursor}`, {
-      headers: { authorization: `Bearer ${QUERY_TOKEN}` },
-    });
+    const jsonl = await fetch(
+      `${c.queryUrl}/v1/events?decision=deny&format=jsonl&cursor=${page.nextCursor}`,
+      {
+        headers: { authorization: `Bearer ${QUERY_TOKEN}` },
+      },
+    );
     assert.equal(jsonl.headers.get('content-type'), 'application/x-ndjson');
     const lines = (await jsonl.text()).trim().split('\n');
     assert.deepEqual(
       lines.map((l) => (JSON.parse(l) as AuditEvent).chaperone.seq),
       [18, 15, 12, 9, 6, 3],
     );
-    const denied = await fetch(`${c.url}/v1/events`, {
+    const denied = await fetch(`${c.queryUrl}/v1/events`, {
       headers: { authorization: 'Bearer wrong-token-wrong-token' },
     });
     assert.equal(denied.status, 401);
     assert.match(((await denied.json()) as { error: { message: string } }).error.message, /not valid/);
-    const anonymous = await fetch(`${c.url}/v1/events`);
+    const anonymous = await fetch(`${c.queryUrl}/v1/events`);
     assert.equal(anonymous.status, 401);
-    const bad = await fetch(`${c.url}/v1/events?decision=maybe`, {
+    const bad = await fetch(`${c.queryUrl}/v1/events?decision=maybe`, {
       headers: { authorization: `Bearer ${QUERY_TOKEN}` },
     });
     assert.equal(bad.status, 400);

@@ -3,16 +3,79 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { oidcAuth, staticTokenAuth } from './query-auth.ts';
+import { oidcAuth, parseQueryTokens, scopedTokenAuth, staticTokenAuth } from './query-auth.ts';
 
 describe('query API authentication', () => {
   it('static token: constant-time match, clear refusals', async () => {
     const auth = staticTokenAuth('s3cret-query-token-1234');
-    assert.deepEqual(await auth.authenticate('Bearer s3cret-query-token-1234'), { subject: 'static-token' });
+    assert.deepEqual(await auth.authenticate('Bearer s3cret-query-token-1234'), {
+      subject: 'static-token',
+      namespaces: '*',
+    });
     await assert.rejects(auth.authenticate('Bearer nope'), /not valid/);
     await assert.rejects(auth.authenticate(undefined), /bearer token/);
     await assert.rejects(auth.authenticate('Basic abc'), /bearer token/);
     assert.throws(() => staticTokenAuth('short'), /at least 16/);
+  });
+
+  // Fails if parseQueryTokens accepts a malformed line or scopedTokenAuth returns the wrong
+  // token's namespaces (e.g. the last entry compared instead of the matching one): tried.
+  it('tokens file: each token reads its own namespaces, malformed files are refused', async () => {
+    const tokens = parseQueryTokens(
+      [
+        '# token name namespaces',
+        '',
+        'aaaaaaaaaaaaaaaa-security  security  *',
+        '\tbbbbbbbbbbbbbbbb-team-a\tteam-a-reader\tteam-a,team-c  ',
+        'cccccccccccccccc-team-b team-b-reader team-b',
+      ].join('\r\n'),
+    );
+    const auth = scopedTokenAuth(tokens);
+    assert.deepEqual(await auth.authenticate('Bearer aaaaaaaaaaaaaaaa-security'), {
+      subject: 'security',
+      namespaces: '*',
+    });
+    assert.deepEqual(await auth.authenticate('Bearer bbbbbbbbbbbbbbbb-team-a'), {
+      subject: 'team-a-reader',
+      namespaces: new Set(['team-a', 'team-c']),
+    });
+    assert.deepEqual(await auth.authenticate('Bearer cccccccccccccccc-team-b'), {
+      subject: 'team-b-reader',
+      namespaces: new Set(['team-b']),
+    });
+    await assert.rejects(auth.authenticate('Bearer dddddddddddddddd-nobody'), /not valid/);
+
+    const bad: [string, RegExp][] = [
+      ['', /lists no tokens/],
+      ['# only a comment', /lists no tokens/],
+      ['tok-0123456789abcdef reader', /line 1: expected .* got 2 fields/],
+      ['tok-0123456789abcdef reader team-a extra', /got 4 fields/],
+      ['tok-0123456789abcdef reader Team-A', /"Team-A" is not a namespace name/],
+      ['tok-0123456789abcdef reader team-a,*', /"\*" is not a namespace name/],
+      ['tok-0123456789abcdef reader team-a,', /"" is not a namespace name/],
+      ['tok-0123456789abcdef re/ader team-a', /line 1: the name/],
+      ['\n\ntok-\u00e9123456789abcdef reader team-a', /line 3: the token must be printable ASCII/],
+    ];
+    for (const [text, want] of bad) assert.throws(() => parseQueryTokens(text), want, JSON.stringify(text));
+    // Never the token itself in an error.
+    assert.throws(
+      () => parseQueryTokens('secret-token-0123456789 reader NS'),
+      (err: Error) => !err.message.includes('secret-token'),
+    );
+    assert.throws(
+      () => scopedTokenAuth(parseQueryTokens('short reader team-a')),
+      /query token reader must be at least 16/,
+    );
+    assert.throws(
+      () =>
+        scopedTokenAuth(parseQueryTokens('tok-0123456789abcdef one team-a\ntok-0123456789abcdef two team-b')),
+      /listed twice/,
+    );
+    assert.throws(
+      () =>
+        scopedTokenAuth(parseQueryTokens('tok-0123456789abcdef one team-a\ntok-0123456789abcdeX one team-b')),
+      /two query tokens are named one/,
+    );
   });
 
   describe('OIDC', () => {
@@ -53,6 +116,7 @@ describe('query API authentication', () => {
         await auth.authenticate(`Bearer ${await sign({ sub: 'alice', groups: ['security'] })}`),
         {
           subject: 'alice',
+          namespaces: '*',
         },
       );
       await assert.rejects(
@@ -67,6 +131,7 @@ describe('query API authentication', () => {
       const open = oidcAuth({ issuer, audience: 'chaperone', allowedGroups: [], groupsClaim: 'groups' });
       assert.deepEqual(await open.authenticate(`Bearer ${await sign({ sub: 'carol' })}`), {
         subject: 'carol',
+        namespaces: '*',
       });
     });
   });

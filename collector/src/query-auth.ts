@@ -4,15 +4,27 @@
  * jose against the issuer's published keys (discovered from
  * `<issuer>/.well-known/openid-configuration`), with issuer and audience
  * pinned and, optionally, membership of an allowed group.
+ *
+ * Every principal carries the namespaces it may read (http-api.ts enforces
+ * them on every route). A single static token and OIDC read every namespace;
+ * a tokens file (`--query-tokens-file`) gives each token its own list.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ChaperoneError } from '@chaperone/shared';
 import { createRemoteJWKSet, errors, jwtVerify } from 'jose';
 import { AuthError } from './sidecar-identity.ts';
 
+/** The namespaces a principal may read: every one, or exactly these. */
+export type NamespaceScope = '*' | ReadonlySet<string>;
+
 export interface Principal {
-  /** Who asked, for the access log: `static-token` or the token's subject. */
+  /** Who asked, for the access log: `static-token`, the token's name, or the OIDC subject. */
   readonly subject: string;
+  readonly namespaces: NamespaceScope;
+}
+
+export function inScope(scope: NamespaceScope, namespace: string): boolean {
+  return scope === '*' || scope.has(namespace);
 }
 
 export interface QueryAuthenticator {
@@ -27,18 +39,97 @@ function bearer(authorization: string | undefined): string {
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-export function staticTokenAuth(token: string): QueryAuthenticator {
-  if (token.length < 16)
-    throw new ChaperoneError('config_invalid', 'the query token must be at least 16 characters');
-  const want = digest(token);
+export interface ScopedToken {
+  readonly token: string;
+  /** Names the token in the access log (never the token itself). */
+  readonly name: string;
+  readonly namespaces: NamespaceScope;
+}
+
+/**
+ * Bearer tokens, each with its own namespaces. The presented token is
+ * compared (as SHA-256 digests, in constant time) with every configured one,
+ * so the time taken says nothing about which or how many matched.
+ */
+export function scopedTokenAuth(tokens: readonly ScopedToken[]): QueryAuthenticator {
+  if (tokens.length === 0) throw new ChaperoneError('config_invalid', 'no query tokens are configured');
+  const names = new Set<string>();
+  const digests = new Set<string>();
+  for (const t of tokens) {
+    if (t.token.length < 16)
+      throw new ChaperoneError('config_invalid', `the query token ${t.name} must be at least 16 characters`);
+    if (names.has(t.name)) throw new ChaperoneError('config_invalid', `two query tokens are named ${t.name}`);
+    const d = digest(t.token).toString('hex');
+    if (digests.has(d))
+      throw new ChaperoneError('config_invalid', `the query token ${t.name} is listed twice`);
+    names.add(t.name);
+    digests.add(d);
+  }
+  const entries = tokens.map((t) => ({ want: digest(t.token), name: t.name, namespaces: t.namespaces }));
   return {
     async authenticate(authorization) {
       const got = digest(bearer(authorization));
-      if (!timingSafeEqual(got, want))
-        throw new AuthError('unauthenticated', 'the token is not valid for this collector');
-      return { subject: 'static-token' };
+      let found: (typeof entries)[number] | undefined;
+      for (const e of entries) if (timingSafeEqual(got, e.want) && !found) found = e;
+      if (!found) throw new AuthError('unauthenticated', 'the token is not valid for this collector');
+      return { subject: found.name, namespaces: found.namespaces };
     },
   };
+}
+
+/** One token that reads every namespace (`--query-token`, `--query-token-file`). */
+export function staticTokenAuth(token: string): QueryAuthenticator {
+  if (token.length < 16)
+    throw new ChaperoneError('config_invalid', 'the query token must be at least 16 characters');
+  return scopedTokenAuth([{ token, name: 'static-token', namespaces: '*' }]);
+}
+
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$/;
+
+/**
+ * Parses a tokens file (`--query-tokens-file`): one token a line,
+ * `<token> <name> <namespaces>`, the namespaces comma-separated or `*` for
+ * every one; blank lines and lines starting with `#` are skipped. Anything
+ * else is refused with its line number (never its token).
+ */
+export function parseQueryTokens(text: string, source = 'the query tokens file'): ScopedToken[] {
+  const out: ScopedToken[] = [];
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = (lines[i] as string).trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const where = `${source} line ${i + 1}`;
+    const fields = line.split(/[ \t]+/);
+    if (fields.length !== 3)
+      throw new ChaperoneError(
+        'config_invalid',
+        `${where}: expected \`<token> <name> <namespace>[,<namespace>…]\` (or \`*\` for every namespace), got ${fields.length} fields`,
+      );
+    const [token, name, list] = fields as [string, string, string];
+    if (!/^[\x21-\x7e]+$/.test(token))
+      throw new ChaperoneError('config_invalid', `${where}: the token must be printable ASCII`);
+    if (!NAME.test(name))
+      throw new ChaperoneError(
+        'config_invalid',
+        `${where}: the name must be letters, digits and . _ @ : - (up to 128)`,
+      );
+    let namespaces: NamespaceScope;
+    if (list === '*') namespaces = '*';
+    else {
+      const ns = list.split(',');
+      for (const n of ns)
+        if (!NAMESPACE.test(n))
+          throw new ChaperoneError(
+            'config_invalid',
+            `${where}: ${JSON.stringify(n)} is not a namespace name (lower-case DNS label), and \`*\` stands alone`,
+          );
+      namespaces = new Set(ns);
+    }
+    out.push({ token, name, namespaces });
+  }
+  if (out.length === 0) throw new ChaperoneError('config_invalid', `${source} lists no tokens`);
+  return out;
 }
 
 export interface OidcOptions {
@@ -101,7 +192,7 @@ export function oidcAuth(opts: OidcOptions): QueryAuthenticator {
             `${String(payload.sub)} is not in a group allowed to read the audit log`,
           );
       }
-      return { subject: String(payload.sub ?? 'unknown') };
+      return { subject: String(payload.sub ?? 'unknown'), namespaces: '*' };
     },
   };
 }

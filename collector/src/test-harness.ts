@@ -2,7 +2,8 @@
  * In-process collector pieces for unit tests: an embedded store in a temp
  * directory, a service-account-style issuer with its own keys (tokens carry
  * the same claims the Kubernetes TokenRequest API puts in them), the ingest
- * server and the query API on a loopback port.
+ * server and the query API on two loopback ports, wired as the collector
+ * wires them (http-entry.ts): the query API is not served on the ingest port.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -10,14 +11,15 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { createLogger, createRegistry, INGEST_PATH, type Logger, type Registry } from '@chaperone/shared';
+import { createLogger, createRegistry, type Logger, type Registry } from '@chaperone/shared';
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { type CollectorMetrics, createCollectorMetrics } from './collector-metrics.ts';
-import { createHttpApi } from './http-api.ts';
+import { createHttpApi, createIngestPortApi } from './http-api.ts';
+import { attachHttpEntry } from './http-entry.ts';
 import { IngestServer } from './ingest-server.ts';
 import { JwksVerifier } from './jwks-verifier.ts';
 import type { PodAdmission } from './pod-admission.ts';
-import { staticTokenAuth } from './query-auth.ts';
+import { type QueryAuthenticator, staticTokenAuth } from './query-auth.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import type { AuditStore } from './store.ts';
 import { groupCommitConcurrency, WriteQueue } from './write-queue.ts';
@@ -89,7 +91,10 @@ export class TestIssuer {
 }
 
 export interface TestCollector {
+  /** Ingest (WebSocket /v1/ingest) and the probes. */
   readonly url: string;
+  /** The query API. */
+  readonly queryUrl: string;
   readonly store: AuditStore;
   readonly queue: WriteQueue;
   readonly metrics: CollectorMetrics;
@@ -119,6 +124,8 @@ export async function startTestCollector(
     maxQueueBytes?: number;
     groupEvents?: number;
     admission?: PodAdmission;
+    /** Query authentication (default: QUERY_TOKEN, every namespace). */
+    auth?: QueryAuthenticator;
   } = {},
 ): Promise<TestCollector> {
   const dir = mkdtempSync(join(tmpdir(), 'chaperone-collector-'));
@@ -152,16 +159,34 @@ export async function startTestCollector(
     logger,
     metrics,
   });
-  const api = createHttpApi({ store, auth: staticTokenAuth(QUERY_TOKEN), logger, metrics });
-  const server: Server = createServer((req, res) => void api(req, res));
-  server.on('upgrade', (req, socket, head) => {
-    if (new URL(req.url ?? '/', 'http://x').pathname === INGEST_PATH) ingest.handleUpgrade(req, socket, head);
-    else socket.destroy();
+  const api = createHttpApi({ store, auth: opts.auth ?? staticTokenAuth(QUERY_TOKEN), logger, metrics });
+  const listen = async (server: Server) => {
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return (server.address() as AddressInfo).port;
+  };
+  const queryServer = createServer();
+  const queryEntry = attachHttpEntry(queryServer, { api, logger });
+  const queryPort = await listen(queryServer);
+  const server = createServer();
+  const entry = attachHttpEntry(server, {
+    api: createIngestPortApi({ store, logger, queryPort: () => queryPort }),
+    ingest: {
+      upgrade: (req, socket, head) => ingest.handleUpgrade(req, socket, head),
+      maxIngestConnections: 4096,
+      maxIngestConnectionsPerAddress: 4096,
+    },
+    logger,
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
+  const port = await listen(server);
+  const stop = (srv: Server, destroyAll: () => void) =>
+    new Promise<void>((r) => {
+      srv.close(() => r());
+      srv.closeAllConnections();
+      destroyAll();
+    });
   return {
     url: `http://127.0.0.1:${port}`,
+    queryUrl: `http://127.0.0.1:${queryPort}`,
     store,
     queue,
     metrics,
@@ -171,10 +196,10 @@ export async function startTestCollector(
     async close() {
       await ingest.close();
       await queue.close();
-      await new Promise<void>((r) => {
-        server.close(() => r());
-        server.closeAllConnections();
-      });
+      await Promise.all([
+        stop(server, () => entry.destroyAll()),
+        stop(queryServer, () => queryEntry.destroyAll()),
+      ]);
       await store.close();
       rmSync(dir, { recursive: true, force: true });
     },

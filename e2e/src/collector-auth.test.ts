@@ -42,6 +42,7 @@ async function start(
     flags: {
       listenHost: '127.0.0.1',
       listenPort: '0',
+      queryListenPort: '0',
       metricsHost: '127.0.0.1',
       metricsPort: '0',
       dataDir: mkdtempSync(join(dir, `${ingestAuth}-`)),

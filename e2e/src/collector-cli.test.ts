@@ -66,7 +66,7 @@ describe('chaperone audit and replay', () => {
         'warn',
       ],
     });
-    env = childEnv({ CHAPERONE_COLLECTOR_URL: collector.url, CHAPERONE_TOKEN_FILE: tokenFile });
+    env = childEnv({ CHAPERONE_COLLECTOR_URL: collector.queryUrl, CHAPERONE_TOKEN_FILE: tokenFile });
     events = makeChain(SOURCE, 40, {
       spec: (i) =>
         i === 5
@@ -132,10 +132,20 @@ describe('chaperone audit and replay', () => {
     assert.match(bad.stderr, /decision: "perhaps" is not one of allow, deny, mask, review/);
     const noToken = spawnSync(process.execPath, [CHAPERONE_BIN, 'audit', 'query'], {
       encoding: 'utf8',
-      env: childEnv({ CHAPERONE_COLLECTOR_URL: collector.url, CHAPERONE_TOKEN: 'wrong-token-wrong-token' }),
+      env: childEnv({
+        CHAPERONE_COLLECTOR_URL: collector.queryUrl,
+        CHAPERONE_TOKEN: 'wrong-token-wrong-token',
+      }),
     });
     assert.equal(noToken.status, 1);
     assert.match(noToken.stderr, /not valid/);
+    // The ingest port, which agents may reach, does not answer queries, and says where to go.
+    const onIngest = run(['audit', 'query', '--collector-url', collector.url]);
+    assert.equal(onIngest.status, 1);
+    assert.match(
+      onIngest.stderr,
+      /not served on the ingest port.*query listener \(--query-listen-port, here \d+\)/,
+    );
   });
 
   it('replay prints a session in order and saves its recording for asciinema', () => {

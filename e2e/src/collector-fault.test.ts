@@ -226,7 +226,7 @@ describe('collector under SIGKILL, fed by the sidecar shipper', () => {
         'the collector never claimed events it had not been sent, nor lost any',
       );
       // The query API of the last incarnation sees everything.
-      const res = await fetch(`${replicas[0]?.url}/v1/events?decision=deny&limit=1`, {
+      const res = await fetch(`${replicas[0]?.queryUrl}/v1/events?decision=deny&limit=1`, {
         headers: { authorization: `Bearer ${QUERY_TOKEN}` },
       });
       assert.equal(res.status, 200);
@@ -477,7 +477,7 @@ spec:
       assert.deepEqual(exit.code, 0, sc.process.logTail(20));
       const events = readSpoolDir(sc.spoolDir);
       assert.equal(ackedSeq(sc.spoolDir), events.at(-1)?.chaperone.seq, 'every spooled event acknowledged');
-      const res = await fetch(`${collector.url}/v1/events?namespace=${ns.name}&limit=1000`, {
+      const res = await fetch(`${collector.queryUrl}/v1/events?namespace=${ns.name}&limit=1000`, {
         headers: { authorization: 'Bearer drain-test-query-token-0123456789' },
       });
       const stored = ((await res.json()) as { items: { auditID: string }[] }).items.map((e) => e.auditID);

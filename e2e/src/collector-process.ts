@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './ports.ts';
 import { type ManagedProcess, startProcess, waitFor } from './process.ts';
 
 export const CHAPERONE_BIN = fileURLToPath(new URL('../../bin/chaperone.ts', import.meta.url));
@@ -18,7 +19,11 @@ export function childEnv(extra: Record<string, string> = {}): Record<string, str
 }
 
 export interface CollectorProcess {
+  /** Ingest (WebSocket /v1/ingest) and the probes: what sidecars are given. */
   readonly url: string;
+  /** The query API (`--collector-url` of `chaperone audit …`). */
+  readonly queryUrl: string;
+  readonly queryPort: number;
   readonly process: ManagedProcess;
   /** kill -9, then wait until it is gone. */
   kill9(): Promise<void>;
@@ -28,9 +33,12 @@ export interface CollectorProcess {
 export async function startCollectorProcess(opts: {
   name: string;
   port: number;
+  /** Port of the query listener (default: a free one; pass the previous one across restarts). */
+  queryPort?: number;
   args: readonly string[];
   logDir: string;
 }): Promise<CollectorProcess> {
+  const queryPort = opts.queryPort ?? (await freePort());
   const proc = startProcess({
     name: opts.name,
     command: process.execPath,
@@ -41,6 +49,8 @@ export async function startCollectorProcess(opts: {
       '127.0.0.1',
       '--listen-port',
       String(opts.port),
+      '--query-listen-port',
+      String(queryPort),
       '--metrics-host',
       '127.0.0.1',
       '--metrics-port',
@@ -51,15 +61,19 @@ export async function startCollectorProcess(opts: {
     env: childEnv(),
   });
   const url = `http://127.0.0.1:${opts.port}`;
+  const queryUrl = `http://127.0.0.1:${queryPort}`;
   await waitFor(
     async () => {
-      const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) });
-      return res.ok;
+      const ingest = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) });
+      const query = await fetch(`${queryUrl}/readyz`, { signal: AbortSignal.timeout(1000) });
+      return ingest.ok && query.ok;
     },
     { what: `${opts.name} to be ready`, timeoutMs: 30_000, intervalMs: 50, process: proc },
   );
   return {
     url,
+    queryUrl,
+    queryPort,
     process: proc,
     async kill9() {
       process.kill(proc.pid, 'SIGKILL');

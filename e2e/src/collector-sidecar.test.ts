@@ -36,6 +36,7 @@ spec:
       message: Agents may not delete configmaps.
 `;
 const QUERY_TOKEN = 'sidecar-interop-query-token-0123';
+const SCOPED_TOKEN = 'sidecar-interop-scoped-token-0123';
 
 describe('sidecar → collector', () => {
   const kube = kubeInfo();
@@ -46,7 +47,7 @@ describe('sidecar → collector', () => {
   let podUid: string;
 
   const query = async (params: Record<string, string>) => {
-    const res = await fetch(`${collector.url}/v1/events?${new URLSearchParams(params)}`, {
+    const res = await fetch(`${collector.queryUrl}/v1/events?${new URLSearchParams(params)}`, {
       headers: { authorization: `Bearer ${QUERY_TOKEN}` },
     });
     assert.equal(res.status, 200);
@@ -56,10 +57,11 @@ describe('sidecar → collector', () => {
   const agent = (args: string[]) =>
     kubectl(sidecar.agentKubeconfig, [...args, '--cache-dir', join(dir, 'kube-cache')]);
 
-  const startCollector = (name: string, port: number) =>
+  const startCollector = (name: string, port: number, queryPort?: number) =>
     startCollectorProcess({
       name,
       port,
+      ...(queryPort ? { queryPort } : {}),
       logDir: dir,
       args: [
         '--data-dir',
@@ -68,8 +70,8 @@ describe('sidecar → collector', () => {
         kube.kubeconfigPath,
         '--token-issuer',
         tokenIssuer(),
-        '--query-token',
-        QUERY_TOKEN,
+        '--query-tokens-file',
+        join(dir, 'query-tokens'),
         '--log-level',
         'warn',
       ],
@@ -85,6 +87,12 @@ describe('sidecar → collector', () => {
     assert.equal(sa.code, 0, sa.stderr);
     const pod = createAgentPod(ns.name, 'agent-0', 'agent');
     podUid = pod.uid;
+    // An every-namespace token, and one scoped to a namespace this test's pod is not in.
+    writeFileSync(
+      join(dir, 'query-tokens'),
+      `# token name namespaces\n${QUERY_TOKEN} security *\n${SCOPED_TOKEN} elsewhere-reader elsewhere\n`,
+      { mode: 0o600 },
+    );
     const tokenFile = join(dir, 'collector-token');
     writeFileSync(tokenFile, boundToken(pod), { mode: 0o600 });
     collector = await startCollector('collector-interop', await freePort());
@@ -125,14 +133,31 @@ describe('sidecar → collector', () => {
     const created = await query({ namespace: ns.name, verb: 'create', resource: 'configmaps' });
     assert.equal(created.length, 1);
     assert.equal(created[0]?.chaperone.decision.action, 'allow');
-    const alerts = await fetch(`${collector.url}/v1/alerts`, {
+    // A token scoped to another namespace gets 403 naming this one, and sees nothing unfiltered.
+    // (Fails when http-api.ts stops enforcing --query-tokens-file scopes.)
+    const scoped = (path: string) =>
+      fetch(`${collector.queryUrl}${path}`, { headers: { authorization: `Bearer ${SCOPED_TOKEN}` } });
+    const forbidden = await scoped(`/v1/events?namespace=${ns.name}`);
+    assert.equal(forbidden.status, 403);
+    assert.match(await forbidden.text(), new RegExp(`elsewhere-reader may not read namespace ${ns.name}`));
+    const unfiltered = await scoped('/v1/events?limit=1000');
+    assert.deepEqual(((await unfiltered.json()) as { items: unknown[] }).items, []);
+    const scopedChains = await scoped('/v1/chains');
+    assert.deepEqual(((await scopedChains.json()) as { items: unknown[] }).items, []);
+    // The ingest port, the one agents reach, does not serve the query API at all.
+    const onIngest = await fetch(`${collector.url}/v1/events`, {
+      headers: { authorization: `Bearer ${QUERY_TOKEN}` },
+    });
+    assert.equal(onIngest.status, 404);
+    await onIngest.body?.cancel();
+    const alerts = await fetch(`${collector.queryUrl}/v1/alerts`, {
       headers: { authorization: `Bearer ${QUERY_TOKEN}` },
     });
     assert.deepEqual(((await alerts.json()) as { items: unknown[] }).items, []);
     // The sidecar's chain is the one its token opens: <namespace>/<pod>/<uid>, owned by that pod.
     // (Fails when the sidecar names its chain otherwise: the collector closes it with 4403 and
     // nothing arrives.)
-    const chains = await fetch(`${collector.url}/v1/chains`, {
+    const chains = await fetch(`${collector.queryUrl}/v1/chains`, {
       headers: { authorization: `Bearer ${QUERY_TOKEN}` },
     });
     const items = ((await chains.json()) as { items: { sidecarId: string; owner: { pod: string } }[] }).items;
@@ -146,7 +171,11 @@ describe('sidecar → collector', () => {
     await collector.kill9();
     // The sidecar keeps guarding and spooling while the collector is down.
     for (let i = 0; i < 5; i++) assert.equal(agent(['get', 'configmap', 'notes']).code, 0);
-    collector = await startCollector('collector-interop-2', Number(new URL(collector.url).port));
+    collector = await startCollector(
+      'collector-interop-2',
+      Number(new URL(collector.url).port),
+      collector.queryPort,
+    );
     await waitFor(
       async () =>
         (await query({ namespace: ns.name, verb: 'get', resource: 'configmaps' })).length >= 5 || undefined,

@@ -38,6 +38,7 @@ export interface DemoOptions {
 export interface DemoSummary {
   namespace: string;
   pod: string;
+  /** The collector's query API (its ingest port does not serve queries). */
   collectorUrl: string;
   queryToken: string;
   metricsUrl: string;
@@ -129,7 +130,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
         cleanups.push(() => c.stop());
         return c;
       },
-      (c) => `embedded storage, ingest and query API at ${c.url}`,
+      (c) => `embedded storage, ingest at ${c.url}, query API at ${c.queryUrl}`,
     );
 
     const injector = await step(
@@ -355,7 +356,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
             intervalMs: 200,
           },
         );
-        return summarise(collector.url, queryToken, ns, pod.metadata.name, sidecar.metricsUrl);
+        return summarise(collector.queryUrl, queryToken, ns, pod.metadata.name, sidecar.metricsUrl);
       },
       (s) => `${s.events} events stored by the collector`,
     );
@@ -373,10 +374,10 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
         : 'To explore, run `./chaperone demo --keep`, then for example:',
     );
     out(
-      `  chaperone audit query --collector-url ${collector.url} --token-file ${join(dir, 'query-token')} --namespace ${ns} --decision deny`,
+      `  chaperone audit query --collector-url ${collector.queryUrl} --token-file ${join(dir, 'query-token')} --namespace ${ns} --decision deny`,
     );
     out(
-      `  curl -s -H "Authorization: Bearer $(cat ${join(dir, 'query-token')})" '${collector.url}/v1/events?namespace=${ns}&decision=deny'`,
+      `  curl -s -H "Authorization: Bearer $(cat ${join(dir, 'query-token')})" '${collector.queryUrl}/v1/events?namespace=${ns}&decision=deny'`,
     );
     out(`  curl -s ${sidecar.metricsUrl} | grep chaperone_blocked_total`);
     out(
