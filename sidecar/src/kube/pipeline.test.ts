@@ -3,25 +3,18 @@
 // produce on demand: unreachable, protobuf answers, slow streams split at odd
 // places, a full spool. The real API server is exercised in e2e/.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createLogger, createRegistry } from '@chaperone/shared';
 import { testEvent } from '@chaperone/shared/testing';
 import { createCA, issueCertificate } from '@chaperone/shared/tls';
-import { AuditRecorder } from '../audit/recorder.ts';
-import { readSpoolDir, Spool } from '../audit/spool.ts';
-import { buildIdentity } from '../identity.ts';
-import { sidecarMetrics } from '../metrics.ts';
-import { PolicyStore } from '../policy-store.ts';
+import { readSpoolDir } from '../audit/spool.ts';
 import { MASKED_BASE64 } from './mask.ts';
-import { kubePipeline } from './pipeline.ts';
-import { startKubeServers } from './server.ts';
-import { Upstream } from './upstream.ts';
+import { startTestPipeline } from './test-pipeline.ts';
 
 const CANARY = Buffer.from('pipeline-canary').toString('base64');
 const POLICY = `apiVersion: chaperone.dev/v1alpha1
@@ -60,54 +53,14 @@ describe('kube pipeline', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function sidecar(opts: { url?: string; spoolMaxBytes?: number; failOpen?: boolean } = {}) {
-    const log = createLogger({ name: 't', level: 'silent' });
-    const metrics = sidecarMetrics(createRegistry({ component: 'sidecar', defaultMetrics: false }));
-    const spoolDir = join(dir, `spool-${Math.random().toString(16).slice(2)}`);
-    mkdirSync(spoolDir);
-    const spool = Spool.open(spoolDir, { maxBytes: opts.spoolMaxBytes ?? 1 << 20 });
-    const upstream = new Upstream({
-      url: opts.url ?? upstreamUrl,
+  const sidecar = (opts: { url?: string; spoolMaxBytes?: number; failOpen?: boolean } = {}) =>
+    startTestPipeline({
+      dir,
+      upstreamUrl: opts.url ?? upstreamUrl,
       ca: ca.cert,
-      tokenFile: join(dir, 'token'),
-      log,
+      ...(opts.spoolMaxBytes !== undefined ? { spool: { maxBytes: opts.spoolMaxBytes } } : {}),
+      ...(opts.failOpen !== undefined ? { failOpen: opts.failOpen } : {}),
     });
-    const identity = buildIdentity(
-      { name: 'p', namespace: 'a', uid: 'u', serviceAccount: 'agent' },
-      undefined,
-    );
-    const handler = kubePipeline({
-      upstream,
-      maxRequestBytes: 1024,
-      maxResponseBytes: 64 * 1024,
-      maxWatchEventBytes: 8 * 1024,
-      timeoutMs: 2000,
-      metrics,
-      log,
-      recorder: new AuditRecorder(spool, identity, metrics, log),
-      spool,
-      failOpen: opts.failOpen ?? false,
-      policy: new PolicyStore(join(dir, 'policy.yaml'), log),
-      protection: {
-        namespace: 'a',
-        policyConfigMaps: ['chaperone-policy'],
-        sidecarContainer: 'chaperone-sidecar',
-      },
-      username: identity.user.username,
-    });
-    const servers = await startKubeServers({ hosts: ['127.0.0.1'], port: 0, handler });
-    const base = `http://127.0.0.1:${servers.port}`;
-    return {
-      base,
-      spool,
-      spoolDir,
-      close: async () => {
-        await servers.close();
-        await upstream.close();
-        spool.close();
-      },
-    };
-  }
 
   it('an unreachable API server becomes a 503 Status, recorded', async () => {
     const sc = await sidecar({ url: 'https://127.0.0.1:1' });

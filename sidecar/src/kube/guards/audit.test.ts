@@ -3,22 +3,15 @@
 // spool whose disk writes can be made to fail (ENOSPC), and a collector whose
 // lag is staged.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createLogger, createRegistry } from '@chaperone/shared';
 import { createCA, issueCertificate } from '@chaperone/shared/tls';
-import { AuditRecorder } from '../../audit/recorder.ts';
-import { readSpoolDir, Spool } from '../../audit/spool.ts';
-import { buildIdentity } from '../../identity.ts';
-import { sidecarMetrics } from '../../metrics.ts';
-import { PolicyStore } from '../../policy-store.ts';
-import { kubePipeline } from '../pipeline.ts';
-import { startKubeServers } from '../server.ts';
-import { Upstream } from '../upstream.ts';
+import { readSpoolDir } from '../../audit/spool.ts';
+import { startTestPipeline } from '../test-pipeline.ts';
 
 const POLICY = `apiVersion: chaperone.dev/v1alpha1
 kind: GuardrailPolicy
@@ -67,62 +60,33 @@ describe('audit: no answer without its event', () => {
       collector?: { maxLagMs: number; behindSince: () => number | undefined };
     } = {},
   ) {
-    const log = createLogger({ name: 't', level: 'silent' });
-    const registry = createRegistry({ component: 'sidecar', defaultMetrics: false });
-    const metrics = sidecarMetrics(registry);
-    const spoolDir = join(dir, `spool-${Math.random().toString(16).slice(2)}`);
-    mkdirSync(spoolDir);
     const disk = { full: false };
-    const spool = Spool.open(spoolDir, {
-      maxBytes: 1 << 20,
-      write: (fd, buffer, offset, length, position) => {
-        if (disk.full) {
-          throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-        }
-        return writeSync(fd, buffer, offset, length, position);
+    const sc = await startTestPipeline({
+      dir,
+      upstreamUrl,
+      ca: ca.cert,
+      spool: {
+        write: (fd, buffer, offset, length, position) => {
+          if (disk.full) {
+            throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+          }
+          return writeSync(fd, buffer, offset, length, position);
+        },
       },
-    });
-    const upstream = new Upstream({ url: upstreamUrl, ca: ca.cert, tokenFile: join(dir, 'token'), log });
-    const identity = buildIdentity(
-      { name: 'p', namespace: 'a', uid: 'u', serviceAccount: 'agent' },
-      undefined,
-    );
-    const handler = kubePipeline({
-      upstream,
-      maxRequestBytes: 1024,
-      maxResponseBytes: 64 * 1024,
-      maxWatchEventBytes: 8 * 1024,
-      timeoutMs: 2000,
-      metrics,
-      log,
-      recorder: new AuditRecorder(spool, identity, metrics, log),
-      spool,
-      failOpen: opts.failOpen ?? false,
+      ...(opts.failOpen !== undefined ? { failOpen: opts.failOpen } : {}),
       ...(opts.collector ? { collector: opts.collector } : {}),
-      policy: new PolicyStore(join(dir, 'policy.yaml'), log),
-      protection: {
-        namespace: 'a',
-        policyConfigMaps: ['chaperone-policy'],
-        sidecarContainer: 'chaperone-sidecar',
-      },
-      username: identity.user.username,
     });
-    const servers = await startKubeServers({ hosts: ['127.0.0.1'], port: 0, handler });
     const get = async (): Promise<{ status: number; body: Status }> => {
-      const res = await fetch(`http://127.0.0.1:${servers.port}/api/v1/namespaces/a/configmaps`);
+      const res = await fetch(`${sc.base}/api/v1/namespaces/a/configmaps`);
       return { status: res.status, body: (await res.json()) as Status };
     };
     return {
       get,
       disk,
-      spool,
-      spoolDir,
-      metricsText: () => registry.metrics(),
-      close: async () => {
-        await servers.close();
-        await upstream.close();
-        spool.close();
-      },
+      spool: sc.spool,
+      spoolDir: sc.spoolDir,
+      metricsText: () => sc.registry.metrics(),
+      close: sc.close,
     };
   }
 

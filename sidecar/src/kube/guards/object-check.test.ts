@@ -4,23 +4,16 @@
 // body, and the refusals. The real API server's side is in
 // e2e/src/guard-escapes.test.ts.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createLogger, createRegistry } from '@chaperone/shared';
 import { createCA, issueCertificate } from '@chaperone/shared/tls';
-import { AuditRecorder } from '../../audit/recorder.ts';
-import { readSpoolDir, Spool } from '../../audit/spool.ts';
-import { buildIdentity } from '../../identity.ts';
-import { sidecarMetrics } from '../../metrics.ts';
-import { PolicyStore } from '../../policy-store.ts';
-import { kubePipeline } from '../pipeline.ts';
-import { startKubeServers } from '../server.ts';
-import { Upstream } from '../upstream.ts';
+import { readSpoolDir } from '../../audit/spool.ts';
+import { startTestPipeline } from '../test-pipeline.ts';
 
 const POLICY = `apiVersion: chaperone.dev/v1alpha1
 kind: GuardrailPolicy
@@ -119,47 +112,15 @@ describe('object check', () => {
       req.on('end', () => route(req, res, Buffer.concat(chunks).toString('utf8')));
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const log = createLogger({ name: 't', level: 'silent' });
-    const metrics = sidecarMetrics(createRegistry({ component: 'sidecar', defaultMetrics: false }));
-    spoolDir = join(dir, 'spool');
-    mkdirSync(spoolDir);
-    const spool = Spool.open(spoolDir, { maxBytes: 1 << 20 });
-    const upstream = new Upstream({
-      url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    const sc = await startTestPipeline({
+      dir,
+      upstreamUrl: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
       ca: ca.cert,
-      tokenFile: join(dir, 'token'),
-      log,
-    });
-    const identity = buildIdentity(
-      { name: 'p', namespace: 'a', uid: 'u', serviceAccount: 'agent' },
-      undefined,
-    );
-    const handler = kubePipeline({
-      upstream,
       maxRequestBytes: 64 * 1024,
-      maxResponseBytes: 64 * 1024,
-      maxWatchEventBytes: 8 * 1024,
-      timeoutMs: 2000,
-      metrics,
-      log,
-      recorder: new AuditRecorder(spool, identity, metrics, log),
-      spool,
-      failOpen: false,
-      policy: new PolicyStore(join(dir, 'policy.yaml'), log),
-      protection: {
-        namespace: 'a',
-        policyConfigMaps: ['chaperone-policy'],
-        sidecarContainer: 'chaperone-sidecar',
-      },
-      username: identity.user.username,
     });
-    const servers = await startKubeServers({ hosts: ['127.0.0.1'], port: 0, handler });
-    base = `http://127.0.0.1:${servers.port}`;
-    close = async () => {
-      await servers.close();
-      await upstream.close();
-      spool.close();
-    };
+    spoolDir = sc.spoolDir;
+    base = sc.base;
+    close = sc.close;
   });
   after(async () => {
     await close();
