@@ -9,7 +9,7 @@ import type { PolicyStore } from '../../policy-store.ts';
 import type { Guard, KubeRequestContext } from '../context.ts';
 import { BodyTooLargeError } from '../http1/agent-connection.ts';
 import { protobufObjectName } from '../protobuf-name.ts';
-import { impersonationHeaders, parseRequestInfo, toAction } from '../request-info.ts';
+import { impersonationHeaders, toAction } from '../request-info.ts';
 import { sendStatus, statusBody } from '../status.ts';
 import { parseStrictJson } from './strict-json.ts';
 
@@ -79,7 +79,9 @@ export function decide(
   maxBodyBytes: number,
 ): Guard {
   return (next) => async (ctx) => {
-    let info = parseRequestInfo(ctx.req.method, ctx.path, ctx.query);
+    // Read once, by the request-reading guard that runs first (it refuses what it cannot read).
+    let info = ctx.info;
+    if (info === undefined) throw new Error('decide runs after readRequest: the request has not been read');
     if (
       info.verb === 'create' &&
       info.name === undefined &&
