@@ -277,7 +277,11 @@ describe('injector: nothing unguarded in an opted-in namespace', () => {
     assert.match(r.stderr, /change its chaperone-sidecar container \(at \/image\)/);
     const pod = getPod('guarded');
     assert.equal(pod.metadata?.labels?.['chaperone.dev/injected'], 'true', 'still marked');
-    assert.notEqual(pod.spec.containers[0]?.image, 'busybox:1.36', 'the sidecar is unchanged');
+    const sidecar = [...(pod.spec.initContainers ?? []), ...pod.spec.containers].find(
+      (c) => c.name === 'chaperone-sidecar',
+    );
+    assert.ok(sidecar, 'the pod has its sidecar');
+    assert.notEqual(sidecar.image, 'busybox:1.36', 'the sidecar is unchanged');
     // Updates that leave the guard alone pass.
     r = asAgent(['label', 'pod', 'guarded', '-n', ns, 'team=blue']);
     assert.equal(r.code, 0, r.stderr);
