@@ -23,7 +23,7 @@
  *
  * Never throws: whatever cannot be read is denied with a message, never admitted.
  */
-import { toChaperoneError } from '@chaperone/shared';
+import { check, toChaperoneError } from '@chaperone/shared';
 import type { AdmissionRequest, AdmissionResponse } from './admission-review.ts';
 import { custodyViolations } from './custody-check.ts';
 import { type Exemptions, exemptionOf } from './exemptions.ts';
@@ -100,9 +100,7 @@ interface Problem {
 const EXEMPTION_HINT =
   'ask the cluster admin to exempt the identity making this request (injector settings --exempt-users, --exempt-groups)';
 
-function isObj(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+const isObj = check.isObject;
 
 function isPodShape(v: unknown): v is Pod {
   return isObj(v) && isObj(v.spec) && Array.isArray(v.spec.containers);

@@ -152,8 +152,9 @@ export async function runSidecar(
         onConflict: (kind) => metrics.collectorHeadConflicts.inc({ kind }),
       });
       shipper.start();
-      metrics.watchCollector(() => shipper.behindSince());
-      collector = { maxLagMs: config.collectorMaxLag, behindSince: () => shipper.behindSince() };
+      const behindSince = () => shipper.behindSince();
+      metrics.watchCollector(behindSince);
+      collector = { maxLagMs: config.collectorMaxLag, behindSince };
       // Runs after the listeners are closed (cleanups run in reverse): no new events, send the rest.
       cleanups.push(async () => {
         const depth = spool.depth;

@@ -237,11 +237,11 @@ export class Shipper {
         if (conflict) {
           // Trust the spool: release nothing, send every unacknowledged event again.
           this.#conflict(conflict, { collectorHead: msg.head, spoolHead: spool.head, acked: spool.ackedSeq });
-          conn.lastSent = spool.ackedSeq;
         } else {
           spool.ack(msg.head.seq);
-          conn.lastSent = Math.max(spool.ackedSeq, msg.head.seq);
         }
+        // Without a conflict the welcome's head is at most the spool's, so this is where it acked to.
+        conn.lastSent = spool.ackedSeq;
         conn.ready = true;
         this.#disconnectedSince = undefined;
         this.#backoffMs = 250;
