@@ -62,6 +62,28 @@ describe('kube pipeline', () => {
       ...(opts.failOpen !== undefined ? { failOpen: opts.failOpen } : {}),
     });
 
+  it('a refused exec is recorded as a denial by its built-in rule, though the policy allows everything', async () => {
+    let reached = false;
+    route = (_req, res) => {
+      reached = true;
+      res.end('{}');
+    };
+    const sc = await sidecar();
+    try {
+      const res = await fetch(`${sc.base}/api/v1/namespaces/a/pods/p/exec?command=ls&container=app`);
+      assert.equal(res.status, 403);
+      assert.match(((await res.json()) as { message: string }).message, /sessions cannot be recorded/);
+      await new Promise((r) => setTimeout(r, 20));
+      const [event] = readSpoolDir(sc.spoolDir);
+      // Was recorded as the policy's allow (and not counted as blocked) before the refusal set its decision.
+      assert.equal(event?.chaperone.decision.action, 'deny');
+      assert.equal(event?.chaperone.decision.rule, 'chaperone-sessions-not-recorded');
+      assert.equal(reached, false);
+    } finally {
+      await sc.close();
+    }
+  });
+
   it('an unreachable API server becomes a 503 Status, recorded', async () => {
     const sc = await sidecar({ url: 'https://127.0.0.1:1' });
     try {

@@ -74,7 +74,8 @@ export const KUBE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST',
 
 /** Subresources of a namespace object itself (`/api/v1/namespaces/{name}/status`). */
 const NAMESPACE_SUBRESOURCES = new Set(['status', 'finalize']);
-const CONNECT_SUBRESOURCES = new Set(['exec', 'attach', 'portforward']);
+/** Pod subresources that open interactive sessions (exec, attach, port-forward). */
+export const CONNECT_SUBRESOURCES: ReadonlySet<string> = new Set(['exec', 'attach', 'portforward']);
 /** metav1.ListOptions as a query: the parameters the server reads (by their first value). */
 const LIST_PARAMETERS = new Set([
   'labelSelector',

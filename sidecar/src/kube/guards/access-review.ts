@@ -8,13 +8,15 @@
  * - SelfSubjectRulesReview (`can-i --list`): RBAC's answer, marked incomplete,
  *   with an evaluation error saying Chaperone's policy applies too.
  */
-import { decideAccessReview, type SelfProtection } from '@chaperone/shared';
+import { check, decideAccessReview, type SelfProtection } from '@chaperone/shared';
 import type { PolicyStore } from '../../policy-store.ts';
 import type { Guard, KubeRequestContext } from '../context.ts';
 import { BodyTooLargeError } from '../http1/agent-connection.ts';
 import { UpstreamError } from '../http1/upstream-pool.ts';
+import { CONNECT_SUBRESOURCES } from '../request-info.ts';
 import { sendStatus, statusBody } from '../status.ts';
 import { type Upstream, type UpstreamReply, upstreamCall } from '../upstream.ts';
+import { SESSIONS_RULE } from './connect-refusal.ts';
 
 export interface AccessReviewOptions {
   readonly policy: PolicyStore;
@@ -26,14 +28,9 @@ export interface AccessReviewOptions {
   readonly timeoutMs: number;
 }
 
-type Obj = Record<string, unknown>;
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+const isObj = check.isObject;
 
 /** Sessions this sidecar refuses whatever the policy says (see connect-refusal.ts). */
-const CONNECT_SUBRESOURCES = new Set(['exec', 'attach', 'portforward']);
 
 export const RULES_REVIEW_NOTE =
   "Chaperone's guardrail policy and built-in rules also apply to every request through this sidecar; ask about one action with kubectl auth can-i <verb> <resource>";
@@ -55,7 +52,7 @@ function refusalOf(spec: unknown, opts: AccessReviewOptions): { rule: string; me
     CONNECT_SUBRESOURCES.has(attrs.subresource)
   ) {
     return {
-      rule: 'chaperone-sessions-not-recorded',
+      rule: SESSIONS_RULE,
       message: `${attrs.subresource} sessions cannot be recorded by this sidecar version and are refused`,
     };
   }
