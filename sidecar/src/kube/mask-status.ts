@@ -6,13 +6,12 @@
  * Status keeps its code, reason and the names in its details (from the
  * request's URL); its message and every cause's message become a fixed text.
  */
+import { check } from '@chaperone/shared';
 import { type StatusBody, statusBody } from './status.ts';
 
 type Obj = Record<string, unknown>;
 
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+const isObj = check.isObject;
 
 function text(v: unknown): string | undefined {
   return typeof v === 'string' && v !== '' ? v : undefined;

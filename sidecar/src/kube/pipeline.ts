@@ -38,7 +38,7 @@ export function kubePipeline(d: PipelineDeps): Handler {
         ...(d.collector ? { collector: d.collector } : {}),
       }),
       decide(d.policy, d.protection, d.username, d.maxRequestBytes),
-      objectCheck({ ...d, protection: d.protection }),
+      objectCheck(d),
       accessReview({ ...d, user: d.username }),
       refuseConnect(),
     ],

@@ -35,6 +35,7 @@
  * request's own.
  */
 import {
+  check,
   checkWrittenObject,
   type Decision,
   maskedJsonPatchEscapes,
@@ -106,9 +107,7 @@ class Refusal extends Error {
 
 type Obj = Record<string, unknown>;
 
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+const isObj = check.isObject;
 
 function mediaType(header: string | undefined): string {
   return (header ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
