@@ -11,14 +11,13 @@
 import { type Action, KUBE_VERBS, UsageError } from '@chaperone/shared';
 import YAML from 'yaml';
 import {
-  parseRequestInfo,
+  KUBE_METHODS,
   readQuery,
+  readRequestInfo,
   splitTarget,
   toAction,
   UnreadableRequestError,
 } from './kube/request-info.ts';
-
-const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
 
 /** Splits on spaces, honouring single and double quotes. */
 export function splitWords(text: string): string[] {
@@ -33,13 +32,13 @@ export function parseRequestText(text: string, user?: string): Action {
   const [first, ...rest] = words;
   if (!first) throw new UsageError('empty request; try: "delete namespaces prod" or "GET /api/v1/pods"');
   const extra = user ? { user } : {};
-  if (METHODS.has(first.toUpperCase()) && rest[0]?.startsWith('/')) {
+  if (KUBE_METHODS.has(first.toUpperCase()) && rest[0]?.startsWith('/')) {
     // Read as the sidecar reads a request target (and as the API server does), never normalised.
     const { path, rawQuery } = splitTarget(rest[0]);
     const query = readQuery(rawQuery);
     try {
-      if (query.problem !== undefined) throw new UnreadableRequestError(`chaperone: ${query.problem}`);
-      return toAction(parseRequestInfo(first.toUpperCase(), path, query.params), extra);
+      // The method in upper case: a request line typed by hand, not a client's bytes.
+      return toAction(readRequestInfo(first.toUpperCase(), path, query.params, query.problem), extra);
     } catch (err) {
       if (err instanceof UnreadableRequestError) {
         throw new UsageError(`${rest[0]}: the sidecar would refuse this request (${err.message})`);
