@@ -168,7 +168,8 @@ export function kubePodLookup(kube: KubeConnection): PodLookup {
     if (res.status !== 200)
       throw new ChaperoneError(
         'unavailable',
-        `reading ${what} from the API server answered HTTP ${res.status}${res.status === 403 ? " (the collector's service account needs get on pods and namespaces)" : ''}: ${res.body.slice(0, 200)}`,
+        // The API server's own words stay out: this message reaches the unauthenticated client.
+        `reading ${what} from the API server answered HTTP ${res.status}${res.status === 403 ? " (the collector's service account needs get on pods and namespaces)" : ''}`,
       );
     const o = JSON.parse(res.body) as { metadata?: { uid?: unknown; labels?: unknown } };
     const labels = o.metadata?.labels;
