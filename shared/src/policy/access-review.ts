@@ -3,15 +3,12 @@
  * attributes become the Action the guard would decide on, so the answer says
  * what the guard would do, not only what RBAC allows. Pure.
  */
+import { isObject as isObj } from '../check.ts';
 import { type CompiledPolicy, evaluate } from './evaluate.ts';
 import type { Action, Decision, Policy, SelfProtection } from './types.ts';
 import { KUBE_VERBS } from './types.ts';
 
 type Obj = Record<string, unknown>;
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function text(o: Obj, key: string): string | undefined {
   const v = o[key];

@@ -5,16 +5,13 @@
  * `initContainers` array; its template metadata, when it is the `spec` of an
  * object that has `metadata`, is that object's. Pure.
  */
+import { isObject as isObj } from '../check.ts';
 import type { PodTemplate } from './workload-escapes.ts';
 
 type Obj = Record<string, unknown>;
 
 /** Deeper than this the object is not read (an API server answer is never near it). */
 const MAX_DEPTH = 256;
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 export class TooDeepError extends Error {
   constructor() {

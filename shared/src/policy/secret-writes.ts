@@ -8,19 +8,14 @@
  * `$setElementOrder/…`, `$deleteFromPrimitiveList/…` — name keys and order,
  * never another field's value). Pure.
  */
+import { isObject as isObj } from '../check.ts';
 import type { DecisionCause } from './types.ts';
-
-type Obj = Record<string, unknown>;
 
 /** JSON patch operations that write only the value they carry. */
 const VALUE_FREE_OPS: ReadonlySet<string> = new Set(['add', 'remove', 'replace']);
 
 /** Decoded values shorter than this are matched whole only (a short value is in too many strings). */
 const MIN_CONTAINED_LENGTH = 8;
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** Why a JSON patch (the parsed array of operations) may not be applied to a masked object. */
 export function maskedJsonPatchEscapes(ops: unknown): DecisionCause[] {

@@ -6,6 +6,7 @@
  * a list of reasons over the object as it will be stored, each naming the
  * field and what to change.
  */
+import { isObject as isObj } from '../check.ts';
 import type { DecisionCause } from './types.ts';
 
 export type Escape = DecisionCause;
@@ -67,10 +68,6 @@ const DANGEROUS_CAPABILITIES = new Set([
 
 /** CSI drivers that put secret values into files. */
 const SECRET_CSI_DRIVERS = new Set(['secrets-store.csi.k8s.io']);
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function arr(v: unknown): unknown[] {
   return Array.isArray(v) ? v : [];

@@ -9,6 +9,7 @@
  * current object and the namespace where a rule needs them; this file only
  * decides. Pure.
  */
+import { isObject as isObj } from '../check.ts';
 import { isBuiltinGroup } from './api-groups.ts';
 import { podSpecsIn } from './pod-specs.ts';
 import { secretValueLeaks } from './secret-writes.ts';
@@ -24,8 +25,6 @@ import {
   podTemplateOf,
   SYSTEM_NAMESPACES,
 } from './workload-escapes.ts';
-
-type Obj = Record<string, unknown>;
 
 export type WriteCheck =
   | 'pod'
@@ -86,10 +85,6 @@ export interface WrittenObject {
   readonly namespaceLabels?: Readonly<Record<string, unknown>> | null;
   /** The request body as parsed (JSON), when it was read: values it holds are the writer's own. */
   readonly request?: unknown;
-}
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function field(o: unknown, ...path: string[]): unknown {
