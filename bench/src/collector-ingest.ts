@@ -31,7 +31,8 @@
  * Authentication: sidecars present RS256 tokens with Kubernetes' claims,
  * verified by the collector against a JWKS served locally (--jwks-url).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
@@ -101,6 +102,16 @@ async function serveJwks(issuer: TestIssuer): Promise<{ url: string; close(): vo
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/openid/v1/jwks`,
     close: () => server.close(),
   };
+}
+
+/** PostgreSQL storage signs checkpoints with a key of the operator's (it generates none). */
+function checkpointArgs(dir: string): string[] {
+  const keyFile = join(dir, 'checkpoint-key.pem');
+  if (!existsSync(keyFile)) {
+    const { privateKey } = generateKeyPairSync('ed25519');
+    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+  }
+  return ['--checkpoint-key-file', keyFile, '--checkpoint-log', join(dir, 'checkpoints.log')];
 }
 
 async function startCollector(dir: string, jwksUrl: string, storage: string[]): Promise<CollectorProcess> {
@@ -326,7 +337,13 @@ async function main(): Promise<void> {
         }
         const dbName = what === 'postgres' ? `collector_${dbCount++}` : undefined;
         const storage = dbName
-          ? ['--storage', 'postgres', '--postgres-url', await pgServer.createDatabase(dbName)]
+          ? [
+              '--storage',
+              'postgres',
+              '--postgres-url',
+              await pgServer.createDatabase(dbName),
+              ...checkpointArgs(dir),
+            ]
           : ['--storage', 'embedded', '--data-dir', join(dir, 'data')];
         const c = await startCollector(dir, jwks.url, storage);
         try {

@@ -19,7 +19,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ChainHead, ConfigError } from '@chaperone/shared';
 import type { ChainReport, VerifyProblem } from './audit-verify.ts';
-import { type CheckpointHead, openCheckpoint } from './checkpoints.ts';
+import { type CheckpointHead, compactJws, openCheckpoint } from './checkpoints.ts';
 import { loadPublicKey, type PublicKey } from './checkpoints-key.ts';
 import { DEFAULT_KEY_FILE, DEFAULT_LOG_FILE } from './checkpoints-writer.ts';
 import type { AuditStore, ChainInfo } from './store.ts';
@@ -59,6 +59,26 @@ export interface CheckpointSummary {
   readonly chains: number;
 }
 
+/**
+ * The checkpoint a log line holds: the checkpoint log has one compact JWS a
+ * line; the collector's own log (collected by the cluster's log pipeline,
+ * `kubectl logs`) has JSON lines, of which "signed a checkpoint" carries one
+ * in `checkpoint` (flattened JWS JSON). Other log lines hold none.
+ */
+function checkpointOfLine(line: string): string | undefined {
+  if (line === '') return undefined;
+  if (!line.startsWith('{')) return line;
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return line; // a torn or altered line: reported as not a JWS
+  }
+  return typeof v === 'object' && v !== null
+    ? compactJws((v as { checkpoint?: unknown }).checkpoint)
+    : undefined;
+}
+
 export class CheckpointCheck {
   readonly #key: PublicKey;
   readonly #chains = new Map<string, ChainCheckpoints>();
@@ -94,9 +114,9 @@ export class CheckpointCheck {
   async loadFromLog(path: string): Promise<void> {
     const lines = readFileSync(path, 'utf8').split('\n');
     for (let i = 0; i < lines.length; i++) {
-      const line = (lines[i] as string).trim();
-      if (line === '') continue;
-      if (await this.add(line, `${path} line ${i + 1}`)) this.#fromLog++;
+      const jws = checkpointOfLine((lines[i] as string).trim());
+      if (jws === undefined) continue;
+      if (await this.add(jws, `${path} line ${i + 1}`)) this.#fromLog++;
     }
   }
 

@@ -14,6 +14,7 @@ import { ConfigError, type Logger } from '@chaperone/shared';
 import {
   CHECKPOINT_TYPE,
   type CheckpointHead,
+  flattenedJws,
   MAX_CHAINS_PER_CHECKPOINT,
   type StoredCheckpoint,
   signCheckpoint,
@@ -138,6 +139,14 @@ export class CheckpointWriter {
         retentionMs: this.#o.retentionMs,
         chains,
       });
+      // A third copy on stdout: the cluster's log pipeline carries it off the node,
+      // where neither a database administrator nor this pod's volume can lose it
+      // (`audit verify --checkpoint-log` reads these log lines as well). In the JWS
+      // JSON serialisation: the log's redaction hides anything shaped like a JWT.
+      logger.info(
+        { checkpoint: flattenedJws(cp.jws), chains: chains.length, kid: key.kid },
+        'signed a checkpoint',
+      );
       if (this.#o.logPath) {
         try {
           appendCheckpointLog(this.#o.logPath, cp.jws);
@@ -149,7 +158,8 @@ export class CheckpointWriter {
       for (const h of chains) this.#signed.set(h.sidecarId, { state: stateOf(h), seq: h.seq });
     }
     this.#lastRunUs = timeUs;
-    if (changed.length > 0) logger.debug({ chains: changed.length, kid: key.kid }, 'signed a checkpoint');
+    if (changed.length > 0)
+      logger.debug({ chains: changed.length, kid: key.kid }, 'checkpointed the changed chains');
     return changed.length;
   }
 }
@@ -164,6 +174,7 @@ export interface CheckpointSettings {
   readonly checkpointLog?: string | undefined;
   readonly checkpointInterval: number;
   readonly retention: number;
+  readonly withoutCheckpoints?: boolean;
 }
 
 /**
@@ -171,8 +182,9 @@ export interface CheckpointSettings {
  * configured key must be a readable Ed25519 key and the log must be
  * writable. Without a key, the embedded store gets one generated in its
  * data directory (with a warning: that key sits beside the database, so it
- * is only as safe as the directory); PostgreSQL gets none — replicas would
- * each sign with a key of their own — and runs without checkpoints, warning.
+ * is only as safe as the directory). PostgreSQL needs one key for all its
+ * replicas (checkCollectorConfig refuses to start without one) unless the
+ * operator said --without-checkpoints, which runs without and warns.
  */
 export function createCheckpointWriter(
   c: CheckpointSettings,
@@ -189,11 +201,15 @@ export function createCheckpointWriter(
       { path, kid: key.kid, created },
       'no --checkpoint-key-file: checkpoints are signed with a key in the data directory; anyone who can write the database file can read it — mount a key from a Secret for tamper evidence against them',
     );
-  } else {
+  } else if (c.withoutCheckpoints) {
     logger.warn(
-      'no --checkpoint-key-file: chain heads are not checkpointed, and `audit verify` cannot tell a deleted tail, a deleted chain, a rewritten chain or a forged retention watermark from an intact store',
+      '--without-checkpoints: chain heads are not checkpointed, and `audit verify` cannot tell a deleted tail, a deleted chain, a rewritten chain or a forged retention watermark from an intact store',
     );
     return undefined;
+  } else {
+    throw new ConfigError(
+      '--storage postgres needs --checkpoint-key-file (one key for every replica), or --without-checkpoints',
+    );
   }
   const logPath = c.checkpointLog ?? join(c.dataDir, DEFAULT_LOG_FILE);
   try {

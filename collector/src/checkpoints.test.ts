@@ -124,7 +124,7 @@ describe('checkpoint keys', () => {
     assert.throws(() => loadSigningKey(join(dir, 'none.pem')), /cannot read the checkpoint signing key/);
   });
 
-  it('embedded without a key: generates one (0600) and warns; PostgreSQL without a key: none, and warns', async () => {
+  it('embedded without a key: generates one (0600) and warns; PostgreSQL needs one or an explicit --without-checkpoints', async () => {
     const store = new SqliteStore({ dataDir: join(dir, 'data') });
     try {
       const logs: string[] = [];
@@ -137,12 +137,22 @@ describe('checkpoint keys', () => {
       const again = createCheckpointWriter({ ...base, storage: 'embedded' }, store, memoryLogger([]));
       assert.ok(again, 'the generated key is reused');
       assert.equal(loadSigningKey(keyFile).kid, loadPublicKey(keyFile).kid);
+      // PostgreSQL: replicas need one key, so none is generated; without one the collector does not
+      // start unless the operator said --without-checkpoints (fails if the writer went on keyless).
+      assert.throws(
+        () => createCheckpointWriter({ ...base, storage: 'postgres' }, store, memoryLogger([])),
+        /--storage postgres needs --checkpoint-key-file/,
+      );
       const pgLogs: string[] = [];
       assert.equal(
-        createCheckpointWriter({ ...base, storage: 'postgres' }, store, memoryLogger(pgLogs)),
+        createCheckpointWriter(
+          { ...base, storage: 'postgres', withoutCheckpoints: true },
+          store,
+          memoryLogger(pgLogs),
+        ),
         undefined,
       );
-      assert.match(pgLogs.join(''), /chain heads are not checkpointed/);
+      assert.match(pgLogs.join(''), /--without-checkpoints: chain heads are not checkpointed/);
       assert.throws(
         () =>
           createCheckpointWriter(
@@ -163,11 +173,12 @@ describe('checkpoint keys', () => {
       const key = generateSigningKey();
       const log = join(dir, 'cp.log');
       let now = T0;
+      const stdout: string[] = [];
       const w = new CheckpointWriter({
         store,
         key,
         logPath: log,
-        logger: memoryLogger([]),
+        logger: memoryLogger(stdout),
         intervalMs: 3_600_000,
         retentionMs: 0,
         now: () => now,
@@ -231,6 +242,24 @@ describe('checkpoint keys', () => {
         [withKey.check?.summary().fromLog, withKey.check?.summary().fromStore],
         [2, 0],
         'the stored copies are the same checkpoints',
+      );
+      // The copy on stdout, as the cluster's log pipeline keeps it (other log lines mixed in): verify
+      // reads the same checkpoints from it (fails if the writer stops logging them).
+      const podLog = join(dir, 'collector-pod.log');
+      writeFileSync(podLog, `${stdout.join('')}{"level":30,"msg":"unrelated"}\n`);
+      const fromPodLog = await loadCheckpoints(
+        {
+          storage: 'embedded',
+          dataDir: join(dir, 'empty'),
+          checkpointPublicKey: pubFile,
+          checkpointLog: podLog,
+        },
+        store,
+      );
+      assert.deepEqual(
+        [fromPodLog.check?.summary().fromLog, fromPodLog.check?.summary().invalid],
+        [2, []],
+        'both checkpoints read back from the collector log',
       );
       await assert.rejects(
         loadCheckpoints(

@@ -110,3 +110,23 @@ export async function openCheckpoint(key: PublicKey, jws: string): Promise<Opene
   }
   return { kind: 'valid', payload: p as unknown as CheckpointPayload };
 }
+
+/** A compact JWS in the flattened JSON serialisation (RFC 7515 §7.2.2), and back. */
+export interface FlattenedJws {
+  readonly protected: string;
+  readonly payload: string;
+  readonly signature: string;
+}
+
+export function flattenedJws(compact: string): FlattenedJws {
+  const [p = '', payload = '', signature = ''] = compact.split('.');
+  return { protected: p, payload, signature };
+}
+
+export function compactJws(v: unknown): string | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const f = v as Partial<Record<keyof FlattenedJws, unknown>>;
+  if (typeof f.protected !== 'string' || typeof f.payload !== 'string' || typeof f.signature !== 'string')
+    return undefined;
+  return `${f.protected}.${f.payload}.${f.signature}`;
+}

@@ -33,6 +33,7 @@ import { kubePodLookup, PodAdmission } from './pod-admission.ts';
 import { PostgresStore } from './postgres-store.ts';
 import {
   oidcAuth,
+  parseGroupNamespaces,
   parseQueryTokens,
   type QueryAuthenticator,
   scopedTokenAuth,
@@ -134,6 +135,14 @@ function createQueryAuth(c: CollectorConfig): QueryAuthenticator {
       audience: c.oidcAudience as string,
       allowedGroups: c.oidcAllowedGroups,
       groupsClaim: c.oidcGroupsClaim,
+      ...(c.oidcGroupNamespaces
+        ? {
+            groupNamespaces: parseGroupNamespaces(
+              readSecretFile(c.oidcGroupNamespaces, 'the OIDC group namespaces'),
+              c.oidcGroupNamespaces,
+            ),
+          }
+        : {}),
     });
   }
   if (c.queryTokensFile)

@@ -23,10 +23,33 @@ describe('collector configuration', () => {
     assert.throws(
       () => checkCollectorConfig(c),
       (err: Error) => {
-        for (const m of [/--postgres-url/, /--tls-key-file/, /--oidc-issuer/, /--kube-api-server/])
+        for (const m of [
+          /--postgres-url/,
+          /--tls-key-file/,
+          /--oidc-issuer/,
+          /--kube-api-server/,
+          /--storage postgres needs --checkpoint-key-file/,
+        ])
           assert.match(err.message, m);
         return true;
       },
+    );
+  });
+
+  it('PostgreSQL takes one checkpoint key for every replica, or an explicit --without-checkpoints', () => {
+    const base = {
+      kubeApiServer: 'https://10.0.0.1',
+      queryToken: 'x'.repeat(16),
+      listenHost: '127.0.0.1',
+      storage: 'postgres',
+      postgresUrl: 'postgresql://db/audit',
+    };
+    assert.throws(() => checkCollectorConfig(parse(base)), /needs --checkpoint-key-file/);
+    assert.doesNotThrow(() => checkCollectorConfig(parse({ ...base, checkpointKeyFile: '/k' })));
+    assert.doesNotThrow(() => checkCollectorConfig(parse({ ...base, withoutCheckpoints: true })));
+    assert.throws(
+      () => checkCollectorConfig(parse({ ...base, withoutCheckpoints: true, checkpointKeyFile: '/k' })),
+      /contradict each other/,
     );
   });
 

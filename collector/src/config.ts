@@ -93,6 +93,10 @@ export const COLLECTOR_SCHEMA = {
     description: 'Groups allowed to query (empty: any authenticated caller)',
     default: [],
   }),
+  oidcGroupNamespaces: string({
+    description:
+      'File of OIDC groups, each with the namespaces it may read: lines of `<group> <ns>[,<ns>…]` (`*`: every namespace); callers in no listed group read nothing (without it: every namespace)',
+  }),
   retention: duration({
     description: 'Keep events this long after receipt (0s: forever)',
     default: 90 * 86_400_000,
@@ -107,6 +111,11 @@ export const COLLECTOR_SCHEMA = {
       'Append-only file outside the database for signed checkpoints (default: <data-dir>/checkpoints.log)',
   }),
   checkpointInterval: duration({ description: 'How often chain heads are checkpointed', default: 60_000 }),
+  withoutCheckpoints: boolean({
+    description:
+      'Run PostgreSQL storage with no --checkpoint-key-file: nothing is checkpointed, and audit verify cannot tell a deleted tail, a deleted chain or a rewritten history from an intact store',
+    default: false,
+  }),
   falcoUrl: url({
     description: 'Forward EventList batches to this URL (Falco k8saudit)',
     protocols: ['https', 'http'],
@@ -157,6 +166,12 @@ export type CollectorConfig = ConfigOf<typeof COLLECTOR_SCHEMA>;
 export function checkCollectorConfig(c: CollectorConfig): void {
   const problems: string[] = [];
   if (c.storage === 'postgres' && !c.postgresUrl) problems.push('--storage postgres needs --postgres-url');
+  if (c.storage === 'postgres' && !c.checkpointKeyFile && !c.withoutCheckpoints)
+    problems.push(
+      '--storage postgres needs --checkpoint-key-file (one Ed25519 key for every replica, e.g. from a Secret: openssl genpkey -algorithm ed25519), or --without-checkpoints to run with no tamper evidence against whoever can write the database',
+    );
+  if (c.withoutCheckpoints && c.checkpointKeyFile)
+    problems.push('--without-checkpoints and --checkpoint-key-file contradict each other: give one');
   if (Boolean(c.tlsCertFile) !== Boolean(c.tlsKeyFile))
     problems.push('--tls-cert-file and --tls-key-file go together');
   const staticSources = [c.queryToken, c.queryTokenFile, c.queryTokensFile].filter((v) => v !== undefined);
@@ -168,6 +183,10 @@ export function checkCollectorConfig(c: CollectorConfig): void {
     problems.push('--query-token must be at least 16 characters');
   if (c.queryAuth === 'oidc' && (!c.oidcIssuer || !c.oidcAudience))
     problems.push('--query-auth oidc needs --oidc-issuer and --oidc-audience');
+  if (c.queryAuth !== 'oidc' && c.oidcGroupNamespaces)
+    problems.push(
+      '--oidc-group-namespaces needs --query-auth oidc (tokens are scoped in --query-tokens-file)',
+    );
   const needsKube = c.ingestAuth === 'tokenreview' || !c.jwksUrl;
   if (needsKube && !c.kubeconfig && !c.kubeApiServer)
     problems.push(

@@ -3,7 +3,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { oidcAuth, parseQueryTokens, scopedTokenAuth, staticTokenAuth } from './query-auth.ts';
+import {
+  oidcAuth,
+  parseGroupNamespaces,
+  parseQueryTokens,
+  scopedTokenAuth,
+  staticTokenAuth,
+} from './query-auth.ts';
 
 describe('query API authentication', () => {
   it('static token: constant-time match, clear refusals', async () => {
@@ -133,6 +139,41 @@ describe('query API authentication', () => {
         subject: 'carol',
         namespaces: '*',
       });
+    });
+
+    // Fails if oidcAuth ignores groupNamespaces (every caller would read '*'): tried.
+    it('scopes callers by group: the union over their groups, nothing for a group not listed', async () => {
+      const auth = oidcAuth({
+        issuer,
+        audience: 'chaperone',
+        allowedGroups: [],
+        groupsClaim: 'groups',
+        groupNamespaces: parseGroupNamespaces(
+          '# group  namespaces\nteam-a  team-a,shared\nteam-b team-b\nsecurity *\n',
+        ),
+      });
+      const scope = async (groups: unknown) =>
+        (await auth.authenticate(`Bearer ${await sign({ sub: 'dana', groups })}`)).namespaces;
+      assert.deepEqual(await scope(['team-a']), new Set(['team-a', 'shared']));
+      assert.deepEqual(
+        await scope(['team-a', 'team-b', 'elsewhere']),
+        new Set(['team-a', 'shared', 'team-b']),
+      );
+      assert.equal(await scope(['team-b', 'security']), '*');
+      assert.deepEqual(await scope('team-b'), new Set(['team-b']));
+      for (const groups of [['dev'], [], undefined])
+        await assert.rejects(scope(groups), (err: { code?: string; message: string }) => {
+          assert.equal(err.code, 'forbidden');
+          assert.match(err.message, /dana is in no group that --oidc-group-namespaces lets read/);
+          return true;
+        });
+    });
+
+    it('refuses a malformed group namespaces file with the line', () => {
+      assert.throws(() => parseGroupNamespaces('team-a\n'), /line 1: expected `<group> <namespace>/);
+      assert.throws(() => parseGroupNamespaces('a b\na c\n'), /line 2: the group a is listed twice/);
+      assert.throws(() => parseGroupNamespaces('a Team-A\n'), /"Team-A" is not a namespace name/);
+      assert.throws(() => parseGroupNamespaces('# nothing\n'), /lists no groups/);
     });
   });
 });

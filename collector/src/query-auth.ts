@@ -6,8 +6,9 @@
  * pinned and, optionally, membership of an allowed group.
  *
  * Every principal carries the namespaces it may read (http-api.ts enforces
- * them on every route). A single static token and OIDC read every namespace;
- * a tokens file (`--query-tokens-file`) gives each token its own list.
+ * them on every route). A single static token reads every namespace; a
+ * tokens file (`--query-tokens-file`) gives each token its own list, and a
+ * group namespaces file (`--oidc-group-namespaces`) each OIDC group its own.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ChaperoneError } from '@chaperone/shared';
@@ -87,6 +88,55 @@ export function staticTokenAuth(token: string): QueryAuthenticator {
 const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$/;
 
+function parseNamespaceList(list: string, where: string): NamespaceScope {
+  if (list === '*') return '*';
+  const ns = list.split(',');
+  for (const n of ns)
+    if (!NAMESPACE.test(n))
+      throw new ChaperoneError(
+        'config_invalid',
+        `${where}: ${JSON.stringify(n)} is not a namespace name (lower-case DNS label), and \`*\` stands alone`,
+      );
+  return new Set(ns);
+}
+
+/** The union of scopes; undefined for none. */
+function unionScope(scopes: readonly NamespaceScope[]): NamespaceScope | undefined {
+  if (scopes.length === 0) return undefined;
+  if (scopes.includes('*')) return '*';
+  return new Set(scopes.flatMap((s) => [...(s as ReadonlySet<string>)]));
+}
+
+/**
+ * Parses a group namespaces file (`--oidc-group-namespaces`): one group a
+ * line, `<group> <namespaces>` (comma-separated, or `*`); `#` comments and
+ * blank lines skipped. An OIDC caller reads the namespaces of all its groups.
+ */
+export function parseGroupNamespaces(
+  text: string,
+  source = 'the group namespaces file',
+): ReadonlyMap<string, NamespaceScope> {
+  const out = new Map<string, NamespaceScope>();
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = (lines[i] as string).trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const where = `${source} line ${i + 1}`;
+    const fields = line.split(/[ \t]+/);
+    if (fields.length !== 2)
+      throw new ChaperoneError(
+        'config_invalid',
+        `${where}: expected \`<group> <namespace>[,<namespace>…]\` (or \`*\` for every namespace), got ${fields.length} fields`,
+      );
+    const [group, list] = fields as [string, string];
+    if (out.has(group))
+      throw new ChaperoneError('config_invalid', `${where}: the group ${group} is listed twice`);
+    out.set(group, parseNamespaceList(list, where));
+  }
+  if (out.size === 0) throw new ChaperoneError('config_invalid', `${source} lists no groups`);
+  return out;
+}
+
 /**
  * Parses a tokens file (`--query-tokens-file`): one token a line,
  * `<token> <name> <namespaces>`, the namespaces comma-separated or `*` for
@@ -114,19 +164,7 @@ export function parseQueryTokens(text: string, source = 'the query tokens file')
         'config_invalid',
         `${where}: the name must be letters, digits and . _ @ : - (up to 128)`,
       );
-    let namespaces: NamespaceScope;
-    if (list === '*') namespaces = '*';
-    else {
-      const ns = list.split(',');
-      for (const n of ns)
-        if (!NAMESPACE.test(n))
-          throw new ChaperoneError(
-            'config_invalid',
-            `${where}: ${JSON.stringify(n)} is not a namespace name (lower-case DNS label), and \`*\` stands alone`,
-          );
-      namespaces = new Set(ns);
-    }
-    out.push({ token, name, namespaces });
+    out.push({ token, name, namespaces: parseNamespaceList(list, where) });
   }
   if (out.length === 0) throw new ChaperoneError('config_invalid', `${source} lists no tokens`);
   return out;
@@ -138,6 +176,12 @@ export interface OidcOptions {
   /** When non-empty, the token's groups claim must contain one of these. */
   allowedGroups: readonly string[];
   groupsClaim: string;
+  /**
+   * The namespaces each group may read; a caller reads the union over its
+   * groups, and one in no listed group reads nothing (403). Absent: every
+   * namespace.
+   */
+  groupNamespaces?: ReadonlyMap<string, NamespaceScope>;
   /** Overrides discovery (tests, or issuers without discovery). */
   jwksUrl?: string;
 }
@@ -183,16 +227,20 @@ export function oidcAuth(opts: OidcOptions): QueryAuthenticator {
           throw new AuthError('unauthenticated', `the token's ${err.claim} claim is not acceptable`);
         throw new AuthError('unauthenticated', `the token is not valid: ${(err as Error).message}`);
       }
-      if (opts.allowedGroups.length > 0) {
-        const groups = payload[opts.groupsClaim];
-        const list = Array.isArray(groups) ? groups.map(String) : typeof groups === 'string' ? [groups] : [];
-        if (!list.some((g) => opts.allowedGroups.includes(g)))
-          throw new AuthError(
-            'forbidden',
-            `${String(payload.sub)} is not in a group allowed to read the audit log`,
-          );
-      }
-      return { subject: String(payload.sub ?? 'unknown'), namespaces: '*' };
+      const claim = payload[opts.groupsClaim];
+      const groups = Array.isArray(claim) ? claim.map(String) : typeof claim === 'string' ? [claim] : [];
+      const subject = String(payload.sub ?? 'unknown');
+      if (opts.allowedGroups.length > 0 && !groups.some((g) => opts.allowedGroups.includes(g)))
+        throw new AuthError('forbidden', `${subject} is not in a group allowed to read the audit log`);
+      if (!opts.groupNamespaces) return { subject, namespaces: '*' };
+      const map = opts.groupNamespaces;
+      const namespaces = unionScope(groups.flatMap((g) => map.get(g) ?? []));
+      if (!namespaces)
+        throw new AuthError(
+          'forbidden',
+          `${subject} is in no group that --oidc-group-namespaces lets read a namespace of the audit log`,
+        );
+      return { subject, namespaces };
     },
   };
 }

@@ -36,6 +36,7 @@
 //    spooled while the collector was down were still unacknowledged at exit.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -254,6 +255,14 @@ describe('collector under SIGKILL, fed by the sidecar shipper', () => {
   }, async () => {
     const db = await createDatabase('collector_fault');
     const ports = [await freePort(), await freePort()];
+    // One checkpoint key for both replicas (PostgreSQL refuses to start without one); the holder
+    // of the checkpoints lease signs, into one log outside the database.
+    const keyFile = join(dir, 'pg-checkpoint-key.pem');
+    const pubFile = join(dir, 'pg-checkpoint-key.pub.pem');
+    const checkpointLog = join(dir, 'pg-checkpoints.log');
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+    writeFileSync(pubFile, publicKey.export({ type: 'spki', format: 'pem' }) as string);
     const args = [
       '--storage',
       'postgres',
@@ -261,6 +270,10 @@ describe('collector under SIGKILL, fed by the sidecar shipper', () => {
       db.url,
       '--postgres-pool-size',
       '4',
+      '--checkpoint-key-file',
+      keyFile,
+      '--checkpoint-log',
+      checkpointLog,
       ...commonArgs(),
     ];
     let generation = 0;
@@ -286,6 +299,28 @@ describe('collector under SIGKILL, fed by the sidecar shipper', () => {
     const store = await PostgresStore.open({ url: db.url, poolSize: 2, noMigrate: true });
     try {
       await checkStore(store);
+      // Each replica checkpointed on its way down (SIGTERM at the end): the operator verb checks
+      // every chain against the newest signed head, from the log outside the database.
+      const verify = spawnSync(
+        process.execPath,
+        [
+          CHAPERONE_BIN,
+          'audit',
+          'verify',
+          '--storage',
+          'postgres',
+          '--postgres-url',
+          db.url,
+          '--checkpoint-public-key',
+          pubFile,
+          '--checkpoint-log',
+          checkpointLog,
+        ],
+        { encoding: 'utf8', env: childEnv() },
+      );
+      assert.equal(verify.status, 0, verify.stderr);
+      assert.match(verify.stdout, new RegExp(`${CLIENTS} chains: ${CLIENTS} intact`));
+      assert.doesNotMatch(verify.stderr, /no checkpoint/, 'the chains were checked against checkpoints');
     } finally {
       await store.close();
       await db.drop();
