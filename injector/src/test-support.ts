@@ -2,8 +2,8 @@
  * The fixed injection settings the unit and golden tests use (version and
  * image pinned so goldens do not change with releases).
  */
-import type { InjectionConfig } from './injection-config.ts';
-import type { WebhookSettings } from './webhook-configuration.ts';
+import type { WebhookSettings } from './admission/webhook-configuration.ts';
+import type { InjectionConfig } from './inject/injection-config.ts';
 
 export const TEST_CONFIG: InjectionConfig = Object.freeze({
   version: '0.1.0',
