@@ -92,8 +92,8 @@ const result = await esbuild.build({
   entryPoints: {
     chaperone: 'bin/chaperone.ts',
     // The collector's parse worker is started from a file beside the chunk that starts it
-    // (collector/src/ingest-parser.ts looks for ingest-parse-worker.mjs next to itself).
-    'chunks/ingest-parse-worker': 'collector/src/ingest-parse-worker.ts',
+    // (collector/src/ingest/ingest-parser.ts looks for ingest-parse-worker.mjs next to itself).
+    'chunks/ingest-parse-worker': 'collector/src/ingest/ingest-parse-worker.ts',
     // Likewise the sidecar's local TLS worker (sidecar/src/local-tls-process.ts).
     'chunks/local-tls-worker': 'sidecar/src/local-tls-worker.ts',
   },

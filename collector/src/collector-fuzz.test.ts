@@ -26,9 +26,9 @@ import {
 import fc from 'fast-check';
 import { type RunningCollector, startCollector } from './collector.ts';
 import { COLLECTOR_SCHEMA } from './config.ts';
-import { streamEvents } from './ingest-client.ts';
-import { makeChain, TEST_SOURCE as SOURCE } from './test-events.ts';
-import { memoryLogger, TEST_ISSUER, TestIssuer } from './test-harness.ts';
+import { streamEvents } from './testing/ingest-client.ts';
+import { makeChain, TEST_SOURCE as SOURCE } from './testing/test-events.ts';
+import { memoryLogger, TEST_ISSUER, TestIssuer } from './testing/test-harness.ts';
 
 const SEED = 20261206;
 const QUERY_TOKEN = 'fuzz-test-query-token-0123456789';

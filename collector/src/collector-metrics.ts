@@ -6,7 +6,7 @@
  * the rest counted under `_other`. Never a pod name.
  */
 import { counter, gauge, histogram, type Registry } from '@chaperone/shared';
-import type { IncomingEvent } from './incoming-event.ts';
+import type { IncomingEvent } from './events/incoming-event.ts';
 
 const MAX_BLOCKED_SERIES = 1000;
 

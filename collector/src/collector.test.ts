@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type AuditEvent, createRegistry, parseConfig } from '@chaperone/shared';
 import { createCA, issueCertificate } from '@chaperone/shared/tls';
-import { createApiClient } from './api-client.ts';
+import { createApiClient } from './cli/api-client.ts';
 import { type RunningCollector, startCollector } from './collector.ts';
 import { COLLECTOR_SCHEMA } from './config.ts';
-import { streamEvents } from './ingest-client.ts';
-import { makeChain, TEST_SOURCE as SOURCE } from './test-events.ts';
-import { memoryLogger, TEST_ISSUER, TestIssuer } from './test-harness.ts';
+import { streamEvents } from './testing/ingest-client.ts';
+import { makeChain, TEST_SOURCE as SOURCE } from './testing/test-events.ts';
+import { memoryLogger, TEST_ISSUER, TestIssuer } from './testing/test-harness.ts';
 
 const QUERY_TOKEN = 'collector-test-query-token-01234';
 

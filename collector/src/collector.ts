@@ -18,19 +18,8 @@ import {
   serveMetrics,
 } from '@chaperone/shared';
 import type { JSONWebKeySet } from 'jose';
-import { createCheckpointWriter } from './checkpoints-writer.ts';
-import { type CollectorMetrics, createCollectorMetrics } from './collector-metrics.ts';
-import { type CollectorConfig, checkCollectorConfig, queryListenHost } from './config.ts';
-import { falcoSink } from './falco-sink.ts';
-import { Forwarder } from './forwarder.ts';
-import { createHttpApi, createIngestPortApi } from './http-api.ts';
-import { attachHttpEntry } from './http-entry.ts';
-import { IngestServer } from './ingest-server.ts';
-import { JwksVerifier } from './jwks-verifier.ts';
-import { type KubeConnection, kubeRequest, loadKubeConnection } from './kube-client.ts';
-import { lokiSink } from './loki-sink.ts';
-import { kubePodLookup, PodAdmission } from './pod-admission.ts';
-import { PostgresStore } from './postgres-store.ts';
+import { JwksVerifier } from './auth/jwks-verifier.ts';
+import { kubePodLookup, PodAdmission } from './auth/pod-admission.ts';
 import {
   oidcAuth,
   parseGroupNamespaces,
@@ -38,13 +27,24 @@ import {
   type QueryAuthenticator,
   scopedTokenAuth,
   staticTokenAuth,
-} from './query-auth.ts';
-import { Retention } from './retention.ts';
-import type { TokenVerifier } from './sidecar-identity.ts';
-import { SqliteStore } from './sqlite-store.ts';
-import type { AuditStore } from './store.ts';
-import { TokenReviewVerifier } from './token-review-verifier.ts';
-import { groupCommitConcurrency, WriteQueue } from './write-queue.ts';
+} from './auth/query-auth.ts';
+import type { TokenVerifier } from './auth/sidecar-identity.ts';
+import { TokenReviewVerifier } from './auth/token-review-verifier.ts';
+import { type CollectorMetrics, createCollectorMetrics } from './collector-metrics.ts';
+import { type CollectorConfig, checkCollectorConfig, queryListenHost } from './config.ts';
+import { falcoSink } from './forward/falco-sink.ts';
+import { Forwarder } from './forward/forwarder.ts';
+import { lokiSink } from './forward/loki-sink.ts';
+import { attachHttpEntry } from './http-entry.ts';
+import { IngestServer } from './ingest/ingest-server.ts';
+import { groupCommitConcurrency, WriteQueue } from './ingest/write-queue.ts';
+import { createCheckpointWriter } from './integrity/checkpoints-writer.ts';
+import { type KubeConnection, kubeRequest, loadKubeConnection } from './kube-client.ts';
+import { createHttpApi, createIngestPortApi } from './query/http-api.ts';
+import { PostgresStore } from './store/postgres-store.ts';
+import { Retention } from './store/retention.ts';
+import { SqliteStore } from './store/sqlite-store.ts';
+import type { AuditStore } from './store/store.ts';
 
 export interface CollectorDeps {
   readonly logger: Logger;

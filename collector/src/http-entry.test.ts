@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import { afterEach, describe, it } from 'node:test';
 import { INGEST_PATH } from '@chaperone/shared';
 import { attachHttpEntry, type HttpEntry } from './http-entry.ts';
-import { memoryLogger } from './test-harness.ts';
+import { memoryLogger } from './testing/test-harness.ts';
 
 /** Sends an upgrade request and resolves with the status line, or 'held' when the server keeps the socket. */
 function upgrade(port: number, target = INGEST_PATH): Promise<{ status: string; close: () => void }> {

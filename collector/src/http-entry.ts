@@ -11,7 +11,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { INGEST_PATH, type Logger } from '@chaperone/shared';
-import { parseRequestTarget } from './request-target.ts';
+import { parseRequestTarget } from './query/request-target.ts';
 
 export interface IngestEntry {
   /** Ingest's upgrade handler (ingest-server.ts). */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
 import { installLastResortNet } from './last-resort.ts';
-import { memoryLogger } from './test-harness.ts';
+import { memoryLogger } from './testing/test-harness.ts';
 
 describe('last-resort net', () => {
   // Fails if installLastResortNet does not listen (the emit below then throws): tried.

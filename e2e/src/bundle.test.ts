@@ -61,7 +61,7 @@ describe('the production bundle', () => {
     };
     for (const [caller, worker] of [
       ['sidecar/src/local-tls-process.ts', 'local-tls-worker.mjs'],
-      ['collector/src/ingest-parser.ts', 'ingest-parse-worker.mjs'],
+      ['collector/src/ingest/ingest-parser.ts', 'ingest-parse-worker.mjs'],
     ] as const) {
       const out = Object.entries(meta.outputs).find(([, o]) => caller in o.inputs)?.[0];
       assert.ok(out, `the metafile has ${caller}`);

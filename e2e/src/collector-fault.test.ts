@@ -11,7 +11,7 @@
 //    This is what catches an ack sent before commit: the shipper releases
 //    acknowledged events from its spool, so an ack for a batch the killed
 //    collector had not committed loses that batch for good. Tried: sending
-//    the ack in collector/src/ingest-server.ts as soon as a batch was parsed,
+//    the ack in collector/src/ingest/ingest-server.ts as soon as a batch was parsed,
 //    before `queue.submit` committed it (and not after) → the embedded-store
 //    case failed: after restarts the collector's welcome was behind what it
 //    had acknowledged, six times (`welcome_behind`: acknowledged events, gone

@@ -1,6 +1,6 @@
 // The storage conformance suite against a real PostgreSQL (one fresh
 // database per test, from the e2e harness): the same cases the embedded
-// store passes in collector/src/sqlite-store.test.ts.
+// store passes in collector/src/store/sqlite-store.test.ts.
 import { POSTGRES, PostgresStore } from '@chaperone/collector';
 import { storeConformance } from '@chaperone/collector/testing';
 import pg from 'pg';

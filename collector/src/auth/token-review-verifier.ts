@@ -1,0 +1,98 @@
+/**
+ * Verifies sidecar tokens with the API server's TokenReview, for clusters
+ * whose issuer keys are not reachable. Stronger than local verification in
+ * one way: the API server also checks that the pod the token is bound to
+ * still exists. Successful reviews are cached briefly (by token hash).
+ * The collector's service account needs `system:auth-delegator`.
+ */
+import { createHash } from 'node:crypto';
+import { ChaperoneError } from '@chaperone/shared';
+import { decodeJwt } from 'jose';
+import { type KubeConnection, kubeRequest } from '../kube-client.ts';
+import {
+  AuthError,
+  NO_POD_UID,
+  NOT_POD_BOUND,
+  parseServiceAccountUser,
+  type TokenVerifier,
+  type VerifiedSidecar,
+} from './sidecar-identity.ts';
+
+interface TokenReviewStatus {
+  authenticated?: boolean;
+  error?: string;
+  audiences?: string[];
+  user?: { username?: string; uid?: string; extra?: Record<string, string[]> };
+}
+
+export interface TokenReviewVerifierOptions {
+  kube: KubeConnection;
+  audience: string;
+  cacheMs?: number;
+  maxCacheEntries?: number;
+  now?: () => number;
+}
+
+export class TokenReviewVerifier implements TokenVerifier {
+  readonly #opts: TokenReviewVerifierOptions;
+  readonly #cache = new Map<string, { at: number; identity: VerifiedSidecar }>();
+
+  constructor(opts: TokenReviewVerifierOptions) {
+    this.#opts = opts;
+  }
+
+  async verify(token: string): Promise<VerifiedSidecar> {
+    const now = this.#opts.now?.() ?? Date.now();
+    const key = createHash('sha256').update(token).digest('base64');
+    const hit = this.#cache.get(key);
+    if (hit && now - hit.at < (this.#opts.cacheMs ?? 30_000) && (hit.identity.expiresAtMs ?? Infinity) > now)
+      return hit.identity;
+    const res = await kubeRequest(this.#opts.kube, 'POST', '/apis/authentication.k8s.io/v1/tokenreviews', {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenReview',
+      spec: { token, audiences: [this.#opts.audience] },
+    });
+    if (res.status !== 201 && res.status !== 200) {
+      throw new ChaperoneError(
+        'unavailable',
+        `TokenReview failed with HTTP ${res.status} (the collector's service account needs system:auth-delegator): ${res.body.slice(0, 300)}`,
+      );
+    }
+    const status = (JSON.parse(res.body) as { status?: TokenReviewStatus }).status ?? {};
+    if (!status.authenticated)
+      throw new AuthError(
+        'unauthenticated',
+        `the API server did not accept the token: ${status.error ?? 'no reason given'}`,
+      );
+    if (!status.audiences?.includes(this.#opts.audience))
+      throw new AuthError(
+        'unauthenticated',
+        'the token was not issued for this collector (audience must be chaperone-collector)',
+      );
+    const username = status.user?.username ?? '';
+    const sa = parseServiceAccountUser(username);
+    if (!sa) throw new AuthError('unauthenticated', `${username || 'the token'} is not a service account`);
+    const pod = status.user?.extra?.['authentication.kubernetes.io/pod-name']?.[0];
+    const podUID = status.user?.extra?.['authentication.kubernetes.io/pod-uid']?.[0];
+    if (!pod) throw new AuthError('forbidden', NOT_POD_BOUND);
+    if (!podUID) throw new AuthError('forbidden', NO_POD_UID);
+    let expiresAtMs: number | undefined;
+    try {
+      const exp = decodeJwt(token).exp; // the API server has just validated this token
+      if (exp) expiresAtMs = exp * 1000;
+    } catch {
+      // not a JWT the API server issued; it accepted it anyway, so no expiry is known
+    }
+    const identity: VerifiedSidecar = {
+      namespace: sa.namespace,
+      pod,
+      podUID,
+      serviceAccount: sa.name,
+      username,
+      ...(expiresAtMs ? { expiresAtMs } : {}),
+    };
+    if (this.#cache.size >= (this.#opts.maxCacheEntries ?? 10_000)) this.#cache.clear();
+    this.#cache.set(key, { at: now, identity });
+    return identity;
+  }
+}

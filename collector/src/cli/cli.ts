@@ -1,0 +1,413 @@
+/**
+ * The collector's commands in the one `chaperone` CLI:
+ *   chaperone collector                     run the collector
+ *   chaperone audit query [filters]         search events (table, json, jsonl)
+ *   chaperone audit tail [-f] [filters]     the newest events, then follow
+ *   chaperone audit alerts                  integrity alerts
+ *   chaperone audit verify                  re-check the whole store offline, per sidecar
+ *   chaperone replay <session>              a session's events in order, and its recording
+ * Registering is cheap: the collector and the store (node:sqlite, pg, jose) are
+ * imported by the actions that use them.
+ */
+import { writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  type AuditEvent,
+  ChaperoneError,
+  type CliContext,
+  type ConfigOf,
+  type RegisterCommands,
+  string,
+  UsageError,
+  url,
+  withConfigOptions,
+} from '@chaperone/shared';
+import { type Command, Option } from 'commander';
+import { COLLECTOR_SCHEMA, inClusterApiServer } from '../config.ts';
+import type { FILTER_PARAMS } from '../events/event-filter.ts';
+import { rfc3339ToMicros } from '../events/time.ts';
+import type { ChainReport } from '../integrity/audit-verify.ts';
+import { createApiClient } from './api-client.ts';
+import { summary, TABLE_HEADER, tableRows } from './event-format.ts';
+import { safeJson, visible } from './terminal-safe.ts';
+
+const CLIENT_SCHEMA = {
+  collectorUrl: url({
+    description: "Base URL of the collector's query listener (--query-listen-port, not the ingest port)",
+    default: 'http://127.0.0.1:8444',
+    protocols: ['http', 'https'],
+  }),
+  token: string({ description: 'Bearer token for the query API', secret: true }),
+  tokenFile: string({ description: 'File holding the bearer token for the query API' }),
+  caFile: string({ description: 'CA certificate for an https collector URL' }),
+} as const;
+
+const VERIFY_SCHEMA = {
+  storage: COLLECTOR_SCHEMA.storage,
+  dataDir: COLLECTOR_SCHEMA.dataDir,
+  postgresUrl: COLLECTOR_SCHEMA.postgresUrl,
+  checkpointPublicKey: string({
+    description: 'Ed25519 public key (PEM) that checkpoints of the chain heads are signed with',
+  }),
+  checkpointKeyFile: COLLECTOR_SCHEMA.checkpointKeyFile,
+  checkpointLog: COLLECTOR_SCHEMA.checkpointLog,
+} as const;
+
+/**
+ * Environment for a command: settings of the collector's other commands in the
+ * environment (e.g. inside the collector's pod, or an operator's shell) are not
+ * errors there.
+ */
+function envFor(ctx: CliContext, schema: object): CliContext {
+  const own = new Set(Object.keys(schema));
+  const foreign = new Set(
+    [...Object.keys(COLLECTOR_SCHEMA), ...Object.keys(CLIENT_SCHEMA)]
+      .filter((k) => !own.has(k))
+      .map((k) => `CHAPERONE_${k.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`),
+  );
+  return { ...ctx, env: Object.fromEntries(Object.entries(ctx.env).filter(([k]) => !foreign.has(k))) };
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+/** Filter flags → query parameters (same names as the HTTP API). */
+const FILTER_FLAGS: readonly [flag: string, param: (typeof FILTER_PARAMS)[number], help: string][] = [
+  ['--namespace <ns>', 'namespace', 'pod namespace (repeatable)'],
+  ['--pod <name>', 'pod', 'pod name (repeatable)'],
+  ['--service-account <name>', 'serviceAccount', 'service account (repeatable)'],
+  ['--protocol <p>', 'protocol', 'kubernetes, exec, postgres or system (repeatable)'],
+  ['--verb <verb>', 'verb', 'request verb, e.g. get, delete, create (repeatable)'],
+  ['--resource <r>', 'resource', 'resource, e.g. secrets or pods/exec (repeatable)'],
+  ['--decision <action>', 'decision', 'allow, deny, mask or review (repeatable)'],
+  ['--rule <name>', 'rule', 'rule that decided (repeatable)'],
+  ['--session <id>', 'sessionId', 'session id (repeatable)'],
+  ['--sidecar <id>', 'sidecarId', 'sidecar chain id (repeatable)'],
+  ['--user <name>', 'user', 'requesting user (repeatable)'],
+];
+
+function addFilterOptions(cmd: Command): Command {
+  for (const [flag, , help] of FILTER_FLAGS) cmd.option(flag, help, collect, []);
+  return cmd
+    .option('--since <time>', 'from this time: RFC 3339 or a duration ago (15m, 2h, 7d)')
+    .option('--until <time>', 'before this time: RFC 3339 or a duration ago')
+    .option('--search <text>', 'case-insensitive text in the request URI, command line or SQL');
+}
+
+function filterParams(opts: Record<string, unknown>): URLSearchParams {
+  const p = new URLSearchParams();
+  for (const [flag, param] of FILTER_FLAGS) {
+    const key = flag
+      .replace(/^--/, '')
+      .split(' ')[0]
+      ?.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as string;
+    for (const v of (opts[key] as string[] | undefined) ?? []) p.append(param, v);
+  }
+  if (typeof opts.since === 'string') p.set('since', opts.since);
+  if (typeof opts.until === 'string') p.set('until', opts.until);
+  if (typeof opts.search === 'string') p.set('q', opts.search);
+  return p;
+}
+
+const outputOption = () =>
+  new Option('-o, --output <format>', 'table, json or jsonl')
+    .choices(['table', 'json', 'jsonl'])
+    .default('table');
+
+/** Prints a line of text; control characters in it are shown, not sent to the terminal (terminal-safe.ts). */
+function print(line: string): void {
+  process.stdout.write(`${visible(line)}\n`);
+}
+
+/** Prints a value as JSON with nothing in it a terminal would act on. */
+function printJson(value: unknown, indent?: number): void {
+  process.stdout.write(`${safeJson(value, indent)}\n`);
+}
+
+function positiveInt(name: string, raw: string): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} must be a whole number of at least 1`);
+  return n;
+}
+
+interface EventsPage {
+  items: AuditEvent[];
+  nextCursor?: string;
+}
+
+export const register: RegisterCommands = (program, ctx) => {
+  // --- chaperone collector -------------------------------------------------
+  const collectorCmd = program
+    .command('collector')
+    .description('Central audit store: authenticated ingest, query API, session replay, forwarding, metrics');
+  const apiServer = inClusterApiServer(ctx.env);
+  const collectorCtx: CliContext =
+    apiServer && !ctx.env.CHAPERONE_KUBE_API_SERVER
+      ? { ...ctx, env: { ...ctx.env, CHAPERONE_KUBE_API_SERVER: apiServer } }
+      : ctx;
+  const collectorConfig = withConfigOptions(collectorCmd, COLLECTOR_SCHEMA, collectorCtx);
+  collectorCmd.action(async (opts: Record<string, unknown>) => {
+    const config = collectorConfig(opts);
+    const [{ createLogger }, { createRegistry }, { startCollector }, { installLastResortNet }] =
+      await Promise.all([
+        import('@chaperone/shared/logger'),
+        import('@chaperone/shared/metrics'),
+        import('../collector.ts'),
+        import('../last-resort.ts'),
+      ]);
+    const logger = createLogger({
+      name: 'collector',
+      level: config.logLevel,
+      base: { version: ctx.version },
+    });
+    installLastResortNet(logger);
+    const registry = createRegistry({ component: 'collector' });
+    const running = await startCollector(config, { logger, registry });
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        logger.info({ signal }, 'shutting down: closing connections, committing queued batches');
+        running.close().then(resolve, resolve);
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    logger.info('collector stopped');
+  });
+
+  // --- chaperone audit ... -------------------------------------------------
+  const audit = program.command('audit').description('Search, follow and verify the audit log');
+
+  const query = addFilterOptions(
+    audit.command('query').description('Search events, newest first (same filters as the query API)'),
+  )
+    .option('--limit <n>', 'print at most this many events', '50')
+    .option('--all', 'page through every matching event')
+    .addOption(outputOption());
+  const queryConfig = withConfigOptions(query, CLIENT_SCHEMA, envFor(ctx, CLIENT_SCHEMA));
+  query.action(async (opts: Record<string, unknown>) => {
+    const api = createApiClient(queryConfig(opts));
+    const want = opts.all ? Number.POSITIVE_INFINITY : positiveInt('--limit', String(opts.limit));
+    const params = filterParams(opts);
+    const output = String(opts.output);
+    const events: AuditEvent[] = [];
+    let cursor: string | undefined;
+    if (output === 'table') print(TABLE_HEADER);
+    do {
+      const p = new URLSearchParams(params);
+      p.set('limit', String(Math.min(1000, want - events.length)));
+      if (cursor) p.set('cursor', cursor);
+      const page = await api.get<EventsPage>('/v1/events', p);
+      if (output === 'table') for (const line of tableRows(page.items)) print(line);
+      if (output === 'jsonl') for (const e of page.items) printJson(e);
+      events.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor && events.length < want);
+    if (output === 'json') printJson(events, 2);
+  });
+
+  const tail = addFilterOptions(
+    audit
+      .command('tail')
+      .description('Print the newest events; with -f keep printing new ones as they are stored'),
+  )
+    .option('-n, --lines <n>', 'how many of the newest events to print first', '10')
+    .option('-f, --follow', 'keep following new events')
+    .option('--interval <ms>', 'poll interval while following', '1000')
+    .addOption(
+      new Option('-o, --output <format>', 'table or jsonl').choices(['table', 'jsonl']).default('table'),
+    );
+  const tailConfig = withConfigOptions(tail, CLIENT_SCHEMA, envFor(ctx, CLIENT_SCHEMA));
+  tail.action(async (opts: Record<string, unknown>) => {
+    const api = createApiClient(tailConfig(opts));
+    const params = filterParams(opts);
+    const table = opts.output === 'table';
+    const show = (events: readonly AuditEvent[]) => {
+      if (table) for (const line of tableRows(events)) print(line);
+      else for (const e of events) printJson(e);
+    };
+    const seen = new Set<string>();
+    const remember = (id: string) => {
+      seen.add(id);
+      if (seen.size > 20_000) seen.delete(seen.values().next().value as string);
+    };
+    /** Events committed after `cursor` ('end': from the current end of the store), in commit order. */
+    const arrivals = (cursor: string) => {
+      const p = new URLSearchParams(params);
+      p.set('order', 'arrival');
+      p.set('cursor', cursor);
+      p.set('limit', '1000');
+      return api.get<{ items: AuditEvent[]; nextCursor: string }>('/v1/events', p);
+    };
+    // Mark the end of the store first, so nothing committed after the snapshot below is missed.
+    const start = await arrivals('end');
+    const first = new URLSearchParams(params);
+    first.set('limit', String(positiveInt('--lines', String(opts.lines))));
+    const newest = (await api.get<EventsPage>('/v1/events', first)).items.reverse();
+    if (table) print(TABLE_HEADER);
+    show(newest);
+    for (const e of newest) remember(e.auditID);
+    if (!opts.follow) return;
+    const interval = positiveInt('--interval', String(opts.interval));
+    let pending = start.items;
+    let cursor = start.nextCursor;
+    let stopped = false;
+    process.once('SIGINT', () => {
+      stopped = true;
+    });
+    while (!stopped) {
+      const fresh = pending.filter((e) => !seen.has(e.auditID));
+      show(fresh);
+      for (const e of fresh) remember(e.auditID);
+      const page = await arrivals(cursor);
+      pending = page.items;
+      cursor = page.nextCursor;
+      if (pending.length === 0) await sleep(interval);
+    }
+  });
+
+  const alerts = audit
+    .command('alerts')
+    .description('List integrity alerts (tampering, gaps, reordering, forged identities), newest first')
+    .option('--sidecar <id>', 'only this chain')
+    .option('--namespace <ns>', 'only this namespace')
+    .option('--kind <kind>', 'only this kind')
+    .option('--since <time>', 'RFC 3339 or a duration ago')
+    .option('--limit <n>', 'at most this many', '100')
+    .addOption(
+      new Option('-o, --output <format>', 'table or json').choices(['table', 'json']).default('table'),
+    );
+  const alertsConfig = withConfigOptions(alerts, CLIENT_SCHEMA, envFor(ctx, CLIENT_SCHEMA));
+  alerts.action(async (opts: Record<string, unknown>) => {
+    const api = createApiClient(alertsConfig(opts));
+    const p = new URLSearchParams({ limit: String(positiveInt('--limit', String(opts.limit))) });
+    if (opts.sidecar) p.set('sidecarId', String(opts.sidecar));
+    if (opts.namespace) p.set('namespace', String(opts.namespace));
+    if (opts.kind) p.set('kind', String(opts.kind));
+    if (opts.since) p.set('since', String(opts.since));
+    const res = await api.get<{
+      items: {
+        detectedAt: string;
+        kind: string;
+        namespace: string;
+        pod: string;
+        sidecarId: string;
+        message: string;
+      }[];
+    }>('/v1/alerts', p);
+    if (opts.output === 'json') {
+      printJson(res.items, 2);
+      return;
+    }
+    for (const a of res.items)
+      print(`${a.detectedAt}  ${a.kind.padEnd(20)}  ${a.namespace}/${a.pod}  ${a.message}`);
+    if (res.items.length === 0) print('no integrity alerts');
+  });
+
+  const verify = audit
+    .command('verify')
+    .description('Re-check every stored hash chain offline (reads the store directly), per sidecar')
+    .addOption(
+      new Option('-o, --output <format>', 'table or json').choices(['table', 'json']).default('table'),
+    );
+  const verifyConfig = withConfigOptions(verify, VERIFY_SCHEMA, envFor(ctx, VERIFY_SCHEMA));
+  verify.action(async (opts: Record<string, unknown>) => {
+    const c = verifyConfig(opts) as ConfigOf<typeof VERIFY_SCHEMA>;
+    const [{ openStore }, { verifyStore }, { loadCheckpoints }] = await Promise.all([
+      import('../collector.ts'),
+      import('../integrity/audit-verify.ts'),
+      import('../integrity/checkpoints-verify.ts'),
+    ]);
+    const store = await openStore({ ...c, postgresPoolSize: 2 } as unknown as Parameters<
+      typeof openStore
+    >[0]);
+    const reports: ChainReport[] = [];
+    let invalidCheckpoints = 0;
+    try {
+      const checkpoints = await loadCheckpoints(c, store);
+      const note = opts.output === 'table' ? print : (l: string) => process.stderr.write(`${l}\n`);
+      for (const w of checkpoints.warnings) note(`warning: ${w}`);
+      const cs = checkpoints.check?.summary();
+      if (cs) {
+        note(
+          `checkpoints: ${cs.verified} verified with key ${cs.kid} (${cs.fromLog} from the log, ${cs.fromStore} more in the store), ${cs.chains} chains${cs.otherKey ? `, ${cs.otherKey} signed by other keys (not used)` : ''}`,
+        );
+        for (const m of cs.invalid) note(`CHECKPOINT INVALID: ${m}`);
+        invalidCheckpoints = cs.invalid.length;
+      }
+      for await (const r of verifyStore(store, checkpoints.check)) {
+        reports.push(r);
+        if (opts.output === 'table') {
+          const o = r.owner;
+          print(
+            `${r.status.toUpperCase().padEnd(8)}  ${r.sidecarId}  ${o.namespace}/${o.pod}  ${r.events} events, head seq ${r.head.seq}`,
+          );
+          for (const p of r.problems)
+            print(
+              `          ${p.recordedAtIngest ? 'recorded at ingest' : 'CHANGED AFTER INGEST'}: ${p.kind}: ${p.message}`,
+            );
+        }
+      }
+    } finally {
+      await store.close();
+    }
+    if (opts.output === 'json') printJson(reports, 2);
+    const tampered = reports.filter((r) => r.status === 'tampered').length;
+    const withAlerts = reports.filter((r) => r.status === 'alerts').length;
+    if (opts.output === 'table')
+      print(
+        `${reports.length} chains: ${reports.length - tampered - withAlerts} intact, ${withAlerts} with alerts recorded at ingest, ${tampered} changed after ingest`,
+      );
+    if (invalidCheckpoints > 0 && tampered === 0)
+      throw new ChaperoneError(
+        'validation_failed',
+        `${invalidCheckpoints} checkpoint${invalidCheckpoints === 1 ? ' does' : 's do'} not verify: the store or the checkpoint log has been tampered with`,
+      );
+    if (tampered > 0)
+      throw new ChaperoneError(
+        'validation_failed',
+        `${tampered} chain${tampered === 1 ? ' was' : 's were'} changed after ingest: the store has been tampered with`,
+      );
+  });
+
+  // --- chaperone replay <session> -------------------------------------------
+  const replay = program
+    .command('replay')
+    .description('Replay a session: its events in order, and its exec recording (asciicast v2)')
+    .argument('<session>', 'session id')
+    .option('--recording <file>', 'save the recording to this file (play it with: asciinema play <file>)')
+    .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'));
+  const replayConfig = withConfigOptions(replay, CLIENT_SCHEMA, envFor(ctx, CLIENT_SCHEMA));
+  replay.action(async (session: string, opts: Record<string, unknown>) => {
+    const api = createApiClient(replayConfig(opts));
+    const id = encodeURIComponent(session);
+    const s = await api.get<{ sessionId: string; recording: boolean; events: AuditEvent[] }>(
+      `/v1/sessions/${id}`,
+    );
+    if (opts.output === 'json') printJson(s, 2);
+    else {
+      const t0 = rfc3339ToMicros(s.events[0]?.requestReceivedTimestamp ?? '1970-01-01T00:00:00Z');
+      const first = s.events[0]?.chaperone.source;
+      print(`session ${s.sessionId}: ${s.events.length} events from ${first?.namespace}/${first?.pod}`);
+      for (const e of s.events) {
+        const dt = ((rfc3339ToMicros(e.requestReceivedTimestamp) - t0) / 1e6).toFixed(3);
+        const d = e.chaperone.decision;
+        print(
+          `+${dt.padStart(9)}s  ${d.action.padEnd(6)}  ${summary(e)}${d.action === 'allow' ? '' : `  [${d.rule}]`}`,
+        );
+      }
+      print(
+        s.recording
+          ? `recording: available${opts.recording ? '' : ` (save it with --recording ${session}.cast)`}`
+          : 'recording: none',
+      );
+    }
+    if (opts.recording) {
+      if (!s.recording) throw new ChaperoneError('not_found', `session ${session} has no recording`);
+      const res = await api.raw(`/v1/sessions/${id}/recording`);
+      if (res.status !== 200)
+        throw new ChaperoneError('unavailable', `fetching the recording: HTTP ${res.status}`);
+      writeFileSync(String(opts.recording), res.body);
+      if (opts.output !== 'json')
+        print(`saved to ${String(opts.recording)}: asciinema play ${String(opts.recording)}`);
+    }
+  });
+};

@@ -1,0 +1,205 @@
+/**
+ * The collector's storage interface. Two implementations — the embedded
+ * default (node:sqlite in a data directory) and PostgreSQL — pass one
+ * conformance suite (store-conformance.ts): same inputs, same results.
+ *
+ * Writes go through `append`, which takes a group of batches and commits them
+ * durably (one transaction, fsynced) before resolving: an ack is only ever
+ * sent for what `append` resolved as stored. Each sidecar's chain is
+ * serialised inside the store (a row lock on its head in PostgreSQL, the
+ * single writer in SQLite), so several collector replicas on one database
+ * never store an event twice or fork a chain.
+ */
+import type { ChainHead, ChainProblem } from '@chaperone/shared';
+import type { EventFilter } from '../events/event-filter.ts';
+import type { IncomingEvent } from '../events/incoming-event.ts';
+import type { StoredCheckpoint } from '../integrity/checkpoints.ts';
+
+/** The pod a sidecar's verified token names. This, not the event, is the truth. */
+export interface Identity {
+  readonly namespace: string;
+  readonly pod: string;
+  readonly podUID?: string;
+  readonly serviceAccount: string;
+}
+
+export const ALERT_KINDS = [
+  'hash_mismatch',
+  'gap',
+  'reorder',
+  'broken_link',
+  'id_conflict',
+  'identity_mismatch',
+  'chain_owner_mismatch',
+] as const;
+export type AlertKind = (typeof ALERT_KINDS)[number];
+
+/** A tamper-evidence finding, stored and queryable, never just a log line. */
+export interface IntegrityAlert {
+  readonly kind: AlertKind;
+  readonly sidecarId: string;
+  readonly namespace: string;
+  readonly pod: string;
+  /** The sequence number the finding is about (the event's own, or the one received for gap/reorder). */
+  readonly seq?: number;
+  readonly expectedSeq?: number;
+  readonly auditID?: string;
+  /** RFC 3339 (µs) time the collector detected it. */
+  readonly detectedAt: string;
+  readonly message: string;
+}
+
+export interface StoredAlert extends IntegrityAlert {
+  readonly id: number;
+}
+
+export interface IncomingBatch {
+  readonly sidecarId: string;
+  readonly identity: Identity;
+  /** Validated on arrival, serialised and hashed once (incoming-event.ts). */
+  readonly events: readonly IncomingEvent[];
+  /** Microseconds since the epoch when the batch arrived (its events' `row.receivedUs`). */
+  readonly receivedUs: number;
+  /**
+   * When true, a batch whose first new event leaves a gap after the stored
+   * head is refused (`out_of_order`) instead of stored with a gap alert: set
+   * by the connection after one of its earlier batches was not stored, so a
+   * resend is expected to fill the hole.
+   */
+  readonly rejectLeadingGap: boolean;
+}
+
+export type BatchOutcome =
+  | {
+      readonly kind: 'stored';
+      /** The events newly stored (not the duplicates), for metrics. */
+      readonly events: readonly IncomingEvent[];
+      readonly duplicates: number;
+      readonly head: ChainHead;
+      readonly alerts: readonly IntegrityAlert[];
+    }
+  | {
+      readonly kind: 'rejected';
+      readonly code: 'out_of_order' | 'identity_mismatch';
+      readonly message: string;
+      readonly retryable: boolean;
+      readonly alerts: readonly IntegrityAlert[];
+    };
+
+export interface ChainInfo {
+  readonly sidecarId: string;
+  readonly owner: Identity;
+  readonly head: ChainHead;
+  /** Events before and including this one were removed by retention. */
+  readonly pruned: ChainHead;
+  readonly firstSeen: string;
+  readonly lastSeen: string;
+}
+
+export interface EventPage {
+  readonly events: readonly string[];
+  /** Opaque; pass back to get the next page. Absent on the last page. */
+  readonly nextCursor?: string;
+}
+
+export interface ArrivalPage {
+  /** Canonical JSON of each event, in the order the collector committed them. */
+  readonly events: readonly string[];
+  /** Where the next read starts (unchanged when nothing new was committed). */
+  readonly cursor: string;
+}
+
+/** A stored row as `audit verify` re-checks it. */
+export interface ChainRow {
+  readonly id: number;
+  readonly seq: number;
+  readonly hash: string;
+  /** The extracted query columns, to compare with what the JSON says. */
+  readonly columns: Readonly<Record<string, string | number | null>>;
+  readonly json: string;
+}
+
+export interface Recording {
+  readonly sessionId: string;
+  readonly sidecarId: string;
+  readonly namespace: string;
+  readonly pod: string;
+  /** asciicast v2, exactly as received. */
+  readonly content: string;
+  readonly updatedAt: string;
+}
+
+export interface QueryPage {
+  readonly limit: number;
+  readonly cursor?: string;
+  /** `desc` (default): newest first by request time. */
+  readonly order?: 'desc' | 'asc';
+}
+
+export interface AlertFilter {
+  readonly sidecarId?: string;
+  readonly namespace?: string;
+  readonly kind?: AlertKind;
+  readonly sinceUs?: number;
+}
+
+export interface StoreStats {
+  readonly events: number;
+  readonly bytes: number;
+}
+
+export interface CheckpointRow extends StoredCheckpoint {
+  readonly id: number;
+}
+
+export interface AuditStore {
+  readonly backend: 'embedded' | 'postgres';
+  /** The chain's head and owner, or undefined for a sidecar never seen. */
+  chain(sidecarId: string): Promise<ChainInfo | undefined>;
+  listChains(): Promise<readonly ChainInfo[]>;
+  /** Commits a group of batches durably; one outcome per batch, in order. */
+  append(batches: readonly IncomingBatch[]): Promise<readonly BatchOutcome[]>;
+  /** Stores alerts that are not tied to an append (e.g. a forged source). */
+  recordAlerts(alerts: readonly IntegrityAlert[]): Promise<void>;
+  queryEvents(filter: EventFilter, page: QueryPage): Promise<EventPage>;
+  getEvent(auditID: string): Promise<string | undefined>;
+  /** Events in commit order after `cursor` (undefined: from the start). */
+  readArrival(cursor: string | undefined, limit: number, filter?: EventFilter): Promise<ArrivalPage>;
+  /** A cursor at the current end of the store (tail -f starts here). */
+  arrivalEnd(): Promise<string>;
+  /** Events of one chain in commit order, after the row id `afterId`. */
+  chainRows(sidecarId: string, afterId: number, limit: number): Promise<readonly ChainRow[]>;
+  sessionEvents(sessionId: string, limit: number): Promise<readonly string[]>;
+  /** Appends a chunk of an asciicast recording at `offset` (idempotent per offset). */
+  appendRecording(
+    sessionId: string,
+    sidecarId: string,
+    identity: Identity,
+    offset: number,
+    chunk: string,
+  ): Promise<{ size: number }>;
+  getRecording(sessionId: string): Promise<Recording | undefined>;
+  listAlerts(filter: AlertFilter, limit: number): Promise<readonly StoredAlert[]>;
+  getForwardCursor(name: string): Promise<string | undefined>;
+  setForwardCursor(name: string, cursor: string): Promise<void>;
+  /** Events committed after `cursor`, and the receive time (µs) of the oldest of them. */
+  backlog(cursor: string | undefined): Promise<{ events: number; oldestReceivedUs?: number }>;
+  /**
+   * Leadership for singleton background work (forwarders, retention) when
+   * several replicas share one database. True while this process holds it.
+   */
+  tryLease(name: string): Promise<boolean>;
+  /** Deletes up to `limit` events received before `cutoffUs`; returns how many. */
+  prune(cutoffUs: number, limit: number): Promise<number>;
+  stats(): Promise<StoreStats>;
+  /** Stores a signed checkpoint of the chain heads (checkpoints.ts). */
+  appendCheckpoint(cp: StoredCheckpoint): Promise<void>;
+  /** Stored checkpoints in insertion order, after the row id `afterId`. */
+  listCheckpoints(afterId: number, limit: number): Promise<readonly CheckpointRow[]>;
+  /** Hashes of the chain's stored events with this seq (several only after a reorder or tampering). */
+  eventHashesAt(sidecarId: string, seq: number): Promise<readonly string[]>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type { ChainHead, ChainProblem };

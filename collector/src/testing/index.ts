@@ -1,0 +1,18 @@
+/**
+ * Test helpers other packages' tests and benchmarks use: the storage
+ * conformance suite, sample chained events and the reference ingest client.
+ */
+
+export { type StoreHarness, storeConformance } from '../store/store-conformance.ts';
+export {
+  ClosedError,
+  type Connection,
+  connectIngest,
+  ingestUrl,
+  MessageQueue,
+  NackError,
+  type StreamResult,
+  streamEvents,
+} from './ingest-client.ts';
+export { deterministicUuid, type EventSpec, makeChain, sampleEvent } from './test-events.ts';
+export { type PodClaims, TestIssuer } from './test-harness.ts';
