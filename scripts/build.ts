@@ -15,8 +15,8 @@
  *
  *   node scripts/build.ts [--metafile] [--outdir <dir>]   (--metafile also writes meta.json)
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
-import { builtinModules } from 'node:module';
+import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
+import { builtinModules, createRequire } from 'node:module';
 import { relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -113,10 +113,12 @@ const result = await esbuild.build({
   legalComments: 'none',
   // Only pg's optional native binding, which Chaperone never uses.
   external: ['pg-native'],
-  // Bundled CommonJS packages (pino, prom-client, node-forge, pg) call require().
+  // Bundled CommonJS packages (pino, prom-client, node-forge, pg) call require(); libpg-query's
+  // WebAssembly loader finds its .wasm through __dirname: the chunk's directory, where it is copied.
   banner: {
-    js: "import { createRequire as __chaperoneRequire } from 'node:module'; const require = __chaperoneRequire(import.meta.url);",
+    js: "import { createRequire as __chaperoneRequire } from 'node:module'; const require = __chaperoneRequire(import.meta.url); const __chaperoneDirname = decodeURIComponent(new URL('.', import.meta.url).pathname);",
   },
+  define: { __dirname: '__chaperoneDirname' },
   plugins: [sourceUrls, builtinsViaRequire],
   metafile: process.argv.includes('--metafile'),
   logLevel: 'warning',
@@ -124,4 +126,9 @@ const result = await esbuild.build({
 if (result.metafile) {
   await writeFile(`${OUT_DIR}/meta.json`, JSON.stringify(result.metafile));
 }
+// The SQL parser's WebAssembly, beside the chunk that loads it (sidecar/src/postgres/sql-classifier.ts).
+await copyFile(
+  createRequire(`${ROOT}sidecar/package.json`).resolve('libpg-query/wasm/libpg-query.wasm'),
+  `${OUT_DIR}/chunks/libpg-query.wasm`,
+);
 process.stdout.write(`build: ${OUT_DIR}/chaperone.mjs\n`);

@@ -90,15 +90,31 @@ export interface ExecDetails {
   container?: string;
   tty?: boolean;
   stdin?: boolean;
+  /** The command's exit status, from the session's status channel (close event only). */
   exitCode?: number;
+  /** Payload bytes the agent sent into the session, as the pod received them (close event only). */
+  bytesToPod?: number;
+  /** Payload bytes of the command's output, as the agent received them (close event only). */
+  bytesToAgent?: number;
+  /** How long the session was open, in milliseconds (close event only). */
+  durationMs?: number;
 }
 
 export interface SqlDetails {
   database?: string;
   user?: string;
-  statements: { kind: string; tables: string[] }[];
+  /** `kinds` and `functions` as the guard read them (statement kinds such as `delete-without-where`). */
+  statements: { kind: string; tables: string[]; kinds?: string[]; functions?: string[] }[];
   /** The statement text with literals masked; never raw values. */
   text?: string;
+  /** libpg-query's fingerprint of the statement: the same for statements that differ only in literals. */
+  fingerprint?: string;
+  /** Rows the server reported (CommandComplete: rows returned, inserted, updated, deleted, copied). */
+  rows?: number;
+  /** From the statement's arrival to its completion, in milliseconds. */
+  durationMs?: number;
+  /** The SQLSTATE the server failed the statement with. */
+  sqlstate?: string;
 }
 
 export interface ChaperoneFields {
@@ -396,23 +412,49 @@ function chaperoneFields(v: unknown, path: string): ChaperoneFields {
     throw new ValidationError(`${path}/latencyMs`, `must be at most ${MAX_LATENCY_MS}`);
   if (o.exec !== undefined) {
     const x = object(o.exec, `${path}/exec`);
-    onlyKeys(x, ['argv', 'container', 'tty', 'stdin', 'exitCode'], `${path}/exec`);
+    onlyKeys(
+      x,
+      ['argv', 'container', 'tty', 'stdin', 'exitCode', 'bytesToPod', 'bytesToAgent', 'durationMs'],
+      `${path}/exec`,
+    );
     arrayOf(x.argv, `${path}/exec/argv`, (a, p) => str(a, p, { empty: true }), 4096);
     optStr(x.container, `${path}/exec/container`);
     if (x.tty !== undefined) bool(x.tty, `${path}/exec/tty`);
     if (x.stdin !== undefined) bool(x.stdin, `${path}/exec/stdin`);
     if (x.exitCode !== undefined) int(x.exitCode, `${path}/exec/exitCode`, EXIT_CODE_RANGE);
+    for (const k of ['bytesToPod', 'bytesToAgent'] as const)
+      if (x[k] !== undefined) int(x[k], `${path}/exec/${k}`, { min: 0, max: Number.MAX_SAFE_INTEGER });
+    if (
+      x.durationMs !== undefined &&
+      num(x.durationMs, `${path}/exec/durationMs`, { min: 0 }) > MAX_LATENCY_MS
+    )
+      throw new ValidationError(`${path}/exec/durationMs`, `must be at most ${MAX_LATENCY_MS}`);
   }
   if (o.sql !== undefined) {
     const q = object(o.sql, `${path}/sql`);
-    onlyKeys(q, ['database', 'user', 'statements', 'text'], `${path}/sql`);
+    onlyKeys(
+      q,
+      ['database', 'user', 'statements', 'text', 'fingerprint', 'rows', 'durationMs', 'sqlstate'],
+      `${path}/sql`,
+    );
     optStr(q.database, `${path}/sql/database`);
     optStr(q.user, `${path}/sql/user`);
     optStr(q.text, `${path}/sql/text`);
+    optStr(q.fingerprint, `${path}/sql/fingerprint`, { max: 64 });
+    optStr(q.sqlstate, `${path}/sql/sqlstate`, { max: 5 });
+    if (q.rows !== undefined) int(q.rows, `${path}/sql/rows`, { min: 0, max: Number.MAX_SAFE_INTEGER });
+    if (
+      q.durationMs !== undefined &&
+      num(q.durationMs, `${path}/sql/durationMs`, { min: 0 }) > MAX_LATENCY_MS
+    )
+      throw new ValidationError(`${path}/sql/durationMs`, `must be at most ${MAX_LATENCY_MS}`);
     arrayOf(q.statements, `${path}/sql/statements`, (s, p) => {
       const so = object(s, p);
+      onlyKeys(so, ['kind', 'tables', 'kinds', 'functions'], p);
       str(so.kind, `${p}/kind`);
       arrayOf(so.tables, `${p}/tables`, (t, tp) => str(t, tp));
+      if (so.kinds !== undefined) arrayOf(so.kinds, `${p}/kinds`, (t, tp) => str(t, tp));
+      if (so.functions !== undefined) arrayOf(so.functions, `${p}/functions`, (t, tp) => str(t, tp));
       return so;
     });
   }

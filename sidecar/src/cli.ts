@@ -72,9 +72,10 @@ export const register: RegisterCommands = (program, ctx) => {
     .command('test')
     .description('Show the decision a policy makes for a request')
     .argument('<file>', 'policy YAML')
+    .argument('[request...]', 'the request, as for --request (e.g. sql orders "DROP TABLE x")')
     .option(
       '-r, --request <request>',
-      'e.g. "delete namespaces prod", "GET /api/v1/namespaces/a/secrets", "exec agent-0 -- rm -rf /"',
+      'e.g. "delete namespaces prod", "GET /api/v1/namespaces/a/secrets", "exec agent-0 -- rm -rf /", "sql orders DROP TABLE x"',
     )
     .option('-f, --request-file <file>', 'YAML/JSON file with an Action or a list of Actions')
     .option(
@@ -90,6 +91,7 @@ export const register: RegisterCommands = (program, ctx) => {
     .action(
       async (
         file: string,
+        request: string[],
         opts: {
           request?: string;
           requestFile?: string;
@@ -101,14 +103,14 @@ export const register: RegisterCommands = (program, ctx) => {
           output: string;
         },
       ) => {
-        if (!opts.request && !opts.requestFile)
-          throw new UsageError('give --request "<request>" or --request-file <file>');
+        if (!opts.request && !opts.requestFile && request.length === 0)
+          throw new UsageError('give the request, --request "<request>" or --request-file <file>');
         if (opts.output !== 'text' && opts.output !== 'json')
           throw new UsageError('--output must be text or json');
         if (opts.expect && !['allow', 'deny', 'mask', 'review'].includes(opts.expect)) {
           throw new UsageError('--expect must be allow, deny, mask or review');
         }
-        const [{ evaluate, parsePolicy, PolicyError }, { parseRequestFile, parseRequestText }] =
+        const [{ evaluate, parsePolicy, PolicyError }, { parseRequestFile, parseRequest }] =
           await Promise.all([import('@chaperone/shared/policy'), import('./policy-request.ts')]);
         let p: ReturnType<typeof parsePolicy>;
         try {
@@ -119,7 +121,8 @@ export const register: RegisterCommands = (program, ctx) => {
           throw err;
         }
         const actions: Action[] = [];
-        if (opts.request) actions.push(parseRequestText(opts.request, opts.user));
+        if (opts.request) actions.push(await parseRequest(opts.request, opts.user));
+        if (request.length > 0) actions.push(await parseRequest(request.join(' '), opts.user));
         if (opts.requestFile) actions.push(...parseRequestFile(readFile(opts.requestFile, 'request file')));
         const protection = {
           namespace: opts.namespace,
@@ -136,6 +139,16 @@ export const register: RegisterCommands = (program, ctx) => {
             process.stdout.write(
               `${d.action.toUpperCase()}  rule=${d.rule}  reason=${d.reason}\n  ${d.message}\n`,
             );
+            for (const [i, s] of (action.sql?.statements ?? []).entries()) {
+              const facts = [
+                `kinds ${(s.kinds ?? []).join(',') || '-'}`,
+                s.tables.length ? `tables ${s.tables.join(',')}` : '',
+                s.schemas?.length ? `schemas ${s.schemas.join(',')}` : '',
+                s.functions?.length ? `functions ${s.functions.join(',')}` : '',
+                s.problem ? `unreadable: ${s.problem}` : '',
+              ].filter(Boolean);
+              process.stdout.write(`  statement ${i + 1}: ${s.kind}  ${facts.join('  ')}\n`);
+            }
           }
         }
         if (mismatch) {

@@ -113,8 +113,27 @@ export const sidecarSchema = {
 
   databases: list({
     description:
-      'databases declared on the pod, as name=port (their Secrets are under /var/run/chaperone/databases/<name>/)',
+      'databases declared on the pod, as name=port: a PostgreSQL listener on each port (on the --listen addresses) guards the database whose Secret is at <databases-dir>/<name>/',
     default: [],
+  }),
+  databasesDir: string({
+    description:
+      "where each declared database's Secret is mounted (host, port, dbname, user, password, sslmode, sslrootcert, or url; re-read when it changes)",
+    default: '/var/run/chaperone/databases',
+  }),
+  databaseTls: oneOf(['direct', 'offer'], {
+    description:
+      "TLS towards agents on the database listeners, with the pod's local CA: direct = only for clients that open with TLS (libpq 17 sslnegotiation=direct), SSLRequest is answered N; offer = SSLRequest is answered S too",
+    default: 'direct',
+  }),
+  databaseConnectTimeout: duration({
+    description: 'time to connect to and authenticate with a declared database',
+    default: 10_000,
+  }),
+  maxSqlMessageBytes: integer({
+    description: 'largest PostgreSQL protocol message accepted from an agent or a database (a query, a row)',
+    default: 64 * MiB,
+    min: 64 * 1024,
   }),
 
   maxRequestBytes: integer({ description: 'largest request body accepted', default: 3 * MiB, min: 1024 }),

@@ -174,13 +174,6 @@ export async function runSidecar(
       log.warn('no collector configured (CHAPERONE_COLLECTOR_URL): audit events stay in the local spool');
     }
 
-    if (config.databases.length > 0) {
-      log.warn(
-        { databases: config.databases },
-        'this sidecar version does not guard PostgreSQL yet: connections to the declared databases are refused (fail closed)',
-      );
-    }
-
     const tls = config.plainHttp
       ? undefined
       : await createLocalTls(config.tlsDir, config.podName, () =>
@@ -217,6 +210,36 @@ export async function runSidecar(
       },
       username: identity.user.username,
     });
+    let databases: ReadonlyMap<string, number> | undefined;
+    if (config.databases.length > 0) {
+      const { parseDeclaredDatabases, startPostgresGuard } = await import('./postgres/guard.ts');
+      const guard = await startPostgresGuard({
+        databases: parseDeclaredDatabases(config.databases),
+        databasesDir: config.databasesDir,
+        hosts: config.listen,
+        policy,
+        protection: {
+          namespace: config.podNamespace,
+          policyConfigMaps: [config.policyConfigMap],
+          sidecarContainer: config.sidecarContainer,
+          injectorNamespace: config.injectorNamespace,
+          pod: config.podName,
+        },
+        identity,
+        spool,
+        failOpen: config.failOpen,
+        ...(collector ? { collector } : {}),
+        metrics,
+        log: log.child({ part: 'postgres' }),
+        ...(tls ? { tls: tls.leaf } : {}),
+        tlsMode: config.databaseTls,
+        maxMessageBytes: config.maxSqlMessageBytes,
+        connectTimeoutMs: config.databaseConnectTimeout,
+        credentialsPollMs: config.policyPollInterval,
+      });
+      cleanups.push(() => guard.close());
+      databases = guard.ports;
+    }
     const servers = await startKubeServers({
       hosts: config.listen,
       port: config.kubePort,
@@ -233,6 +256,7 @@ export async function runSidecar(
         metrics: metricsServer.url,
         apiServer,
         policy: policy.state,
+        ...(databases ? { databases: Object.fromEntries(databases) } : {}),
         spool: { dir: config.spoolDir, unacknowledged: spool.depth },
         agentCa: tls && existsSync(config.agentSaDir) ? `${config.agentSaDir}/ca.crt` : undefined,
       },

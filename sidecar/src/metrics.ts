@@ -108,6 +108,16 @@ export function sidecarMetrics(registry: Registry) {
       help: 'Batches the collector rejected, by code',
       labelNames: ['code'],
     }),
+    sqlStatements: counter(registry, {
+      name: 'chaperone_sql_statements_total',
+      help: 'SQL statements decided by the PostgreSQL guard, by parser node type, decision and the rule that decided',
+      labelNames: ['kind', 'action', 'rule'],
+    }),
+    sqlParseCache: counter(registry, {
+      name: 'chaperone_sql_parse_cache_total',
+      help: 'SQL texts classified by the PostgreSQL guard, by whether the parse cache had them (hit, miss)',
+      labelNames: ['result'],
+    }),
     policyReloads: counter(registry, {
       name: 'chaperone_policy_reloads_total',
       help: 'Policy file reloads by result (success, failure, missing)',

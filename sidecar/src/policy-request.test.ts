@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { UsageError } from '@chaperone/shared';
-import { parseRequestText } from './policy-request.ts';
+import { parseRequest, parseRequestText } from './policy-request.ts';
 
 describe('parseRequestText', () => {
   it('reads an HTTP request line as the sidecar reads the request, undecoded and unnormalised', () => {
@@ -33,5 +33,25 @@ describe('parseRequestText', () => {
         },
       );
     }
+  });
+});
+
+describe('parseRequest: SQL', () => {
+  it('reads every statement with the classifier the sidecar uses, the SQL text as given', async () => {
+    const a = await parseRequest(`sql orders SELECT 'a;b' FROM t; DROP TABLE "x y"`);
+    assert.equal(a.protocol, 'postgres');
+    assert.equal(a.sql?.database, 'orders');
+    assert.deepEqual(
+      a.sql?.statements.map((s) => [s.kind, s.tables]),
+      [
+        ['SelectStmt', ['t']],
+        ['DropStmt', ['x y']],
+      ],
+    );
+  });
+
+  it('says what a SQL request looks like when it is not one', async () => {
+    await assert.rejects(parseRequest('sql orders'), /"sql <database> <statements>"/);
+    await assert.rejects(parseRequest('sql orders -- only a comment'), /holds no SQL statement/);
   });
 });

@@ -5,8 +5,10 @@
  *   delete namespaces prod                           <verb> <resource>[/<sub>] [name] [-n ns] [-g group]
  *   patch deployments/scale web -n prod -g apps
  *   exec agent-0 -c app -- rm -rf /data               exec into a pod (attach likewise, without a command)
+ *   sql orders DROP TABLE x; SELECT 1                  SQL sent to the declared database `orders`, read
+ *                                                      by the sidecar's own classifier (the real parser)
  *
- * or a YAML/JSON file holding an Action object (for SQL statements, say).
+ * or a YAML/JSON file holding an Action object.
  */
 import { type Action, KUBE_VERBS, UsageError } from '@chaperone/shared';
 import YAML from 'yaml';
@@ -25,6 +27,30 @@ export function splitWords(text: string): string[] {
   const re = /"([^"]*)"|'([^']*)'|(\S+)/g;
   for (const m of text.matchAll(re)) out.push(m[1] ?? m[2] ?? m[3] ?? '');
   return out;
+}
+
+const SQL_REQUEST = /^\s*sql\s+(\S+)\s+([\s\S]*\S)\s*$/i;
+
+/**
+ * Any request form, SQL included (`sql <database> <statements>`: the text
+ * after the database is the SQL as sent, quotes and all). SQL is read by the
+ * classifier the sidecar uses, so the decision is the sidecar's.
+ */
+export async function parseRequest(text: string, user?: string): Promise<Action> {
+  const sql = SQL_REQUEST.exec(text);
+  if (!sql) {
+    if (/^\s*sql\b/i.test(text))
+      throw new UsageError('a SQL request is "sql <database> <statements>", e.g. "sql orders DROP TABLE x"');
+    return parseRequestText(text, user);
+  }
+  const [{ SqlClassifier }, { sqlAction }] = await Promise.all([
+    import('./postgres/sql-classifier.ts'),
+    import('./postgres/sql-action.ts'),
+  ]);
+  const classifier = await SqlClassifier.create(1);
+  const statements = classifier.classify(sql[2] as string).statements.map((s) => s.statement);
+  if (statements.length === 0) throw new UsageError(`"${sql[2]}" holds no SQL statement`);
+  return sqlAction(sql[1] as string, statements, user);
 }
 
 export function parseRequestText(text: string, user?: string): Action {

@@ -21,10 +21,11 @@
  * allow never grants more than it names.
  */
 import { globMatcher, type Matcher, pathTreeMatcher } from './glob.ts';
-import { DEFAULT_MASK_FIELDS, SQL_STATEMENT_ALIASES } from './parse.ts';
+import { DEFAULT_MASK_FIELDS } from './parse.ts';
 import { compileReachNote, coveredNamespace, spansNames, spansNamespaces } from './request-span.ts';
 import { checkSelfProtection } from './self-protection.ts';
-import type { Action, Decision, Policy, Rule, SelfProtection, SqlStatement } from './types.ts';
+import { sqlBuiltins, sqlTest } from './sql-match.ts';
+import type { Action, Decision, Policy, Rule, SelfProtection } from './types.ts';
 
 type Test = (a: Action) => boolean;
 
@@ -71,15 +72,6 @@ function resourceTest(resources: readonly string[], restrictive: boolean): Test 
   };
 }
 
-function statementKinds(names: readonly string[]): (s: SqlStatement) => boolean {
-  const wanted = names.flatMap((n) => SQL_STATEMENT_ALIASES[n] ?? [n]);
-  return (s) =>
-    wanted.some((w) => {
-      const [kind, flag] = w.split('!');
-      return kind === s.kind && (flag !== 'unqualified' || s.unqualified === true);
-    });
-}
-
 function compileRule(rule: Rule): CompiledRule {
   const m = rule.match;
   const restrictive = rule.action !== 'allow';
@@ -124,24 +116,7 @@ function compileRule(rule: Rule): CompiledRule {
       return true;
     });
   }
-  if (m.sql) {
-    const kinds = m.sql.statements ? statementKinds(m.sql.statements) : undefined;
-    const tables = m.sql.tables ? globMatcher(m.sql.tables) : undefined;
-    const columns = m.sql.columns ? globMatcher(m.sql.columns) : undefined;
-    const databases = m.sql.databases ? globMatcher(m.sql.databases) : undefined;
-    tests.push((a) => {
-      const q = a.sql;
-      if (!q) return false;
-      if (databases && !databases(q.database)) return false;
-      // All statement conditions must hold on the same statement.
-      return q.statements.some(
-        (s) =>
-          (!kinds || kinds(s)) &&
-          (!tables || s.tables.some((t) => tables(t) || tables(t.split('.').pop()))) &&
-          (!columns || (s.columns ?? []).some((c) => columns(c))),
-      );
-    });
-  }
+  if (m.sql) tests.push(sqlTest(m.sql, restrictive));
   const test: Test = (a) => tests.every((t) => t(a));
   return rule.action === 'allow' ? { rule, test } : { rule, test, reach: compileReachNote(m, rule.action) };
 }
@@ -188,7 +163,10 @@ function maskSecrets(action: Action, decision: Decision): Decision {
 function decideOne(action: Action, compiled: CompiledPolicy, protection: SelfProtection): Decision {
   const builtin = checkSelfProtection(action, protection);
   if (builtin) return builtin;
-  return maskSecrets(action, decideByPolicy(action, compiled));
+  const decided = decideByPolicy(action, compiled);
+  if (action.sql)
+    return sqlBuiltins(action, decided, compiled.rules.find((r) => r.rule.name === decided.rule)?.rule);
+  return maskSecrets(action, decided);
 }
 
 function decideByPolicy(action: Action, compiled: CompiledPolicy): Decision {

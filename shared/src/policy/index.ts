@@ -7,6 +7,7 @@ export * from './pod-specs.ts';
 export { CLUSTER_SCOPED_RESOURCES, isClusterScopedResource } from './request-span.ts';
 export * from './secret-writes.ts';
 export { checkSelfProtection } from './self-protection.ts';
+export * from './sql-match.ts';
 export * from './types.ts';
 export * from './workload-escapes.ts';
 export * from './written-object.ts';

@@ -8,6 +8,7 @@ import { DECISION_ACTIONS, PROTOCOLS } from '../audit-event.ts';
 import { parseDuration } from '../config.ts';
 import { ChaperoneError } from '../errors.ts';
 import { didYouMean } from '../suggest.ts';
+import { isSqlStatementName, SQL_KINDS } from './sql-match.ts';
 import { KUBE_VERBS, type Policy, type Rule, type RuleMatch } from './types.ts';
 
 /** What a mask rule masks when it names no fields: a Secret's values. */
@@ -23,23 +24,6 @@ export class PolicyError extends ChaperoneError {
 export const POLICY_API_VERSION = 'chaperone.dev/v1alpha1';
 export const DEFAULT_REVIEW_TIMEOUT_MS = 5 * 60_000;
 export const MAX_RULES = 1000;
-
-/** Friendly SQL statement names and the parser node types they stand for. */
-export const SQL_STATEMENT_ALIASES: Readonly<Record<string, readonly string[]>> = {
-  select: ['SelectStmt'],
-  insert: ['InsertStmt'],
-  update: ['UpdateStmt'],
-  delete: ['DeleteStmt'],
-  'delete-without-where': ['DeleteStmt!unqualified'],
-  'update-without-where': ['UpdateStmt!unqualified'],
-  drop: ['DropStmt', 'DropdbStmt', 'DropRoleStmt', 'DropTableSpaceStmt'],
-  truncate: ['TruncateStmt'],
-  alter: ['AlterTableStmt', 'AlterRoleStmt', 'AlterDatabaseStmt', 'AlterSystemStmt'],
-  create: ['CreateStmt', 'CreateTableAsStmt', 'IndexStmt', 'ViewStmt', 'CreateRoleStmt', 'CreatedbStmt'],
-  grant: ['GrantStmt', 'GrantRoleStmt'],
-  copy: ['CopyStmt'],
-  ddl: ['CreateStmt', 'AlterTableStmt', 'DropStmt', 'TruncateStmt', 'IndexStmt', 'ViewStmt', 'RenameStmt'],
-};
 
 const TOP_KEYS = ['apiVersion', 'kind', 'metadata', 'spec'];
 const SPEC_KEYS = ['defaultAction', 'defaultMessage', 'review', 'rules'];
@@ -58,7 +42,7 @@ const MATCH_KEYS = [
   'sql',
 ];
 const EXEC_KEYS = ['commands', 'argv0', 'containers'];
-const SQL_KEYS = ['statements', 'tables', 'columns', 'databases'];
+const SQL_KEYS = ['statements', 'tables', 'columns', 'functions', 'databases'];
 const RULE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 type Obj = Record<string, unknown>;
@@ -165,10 +149,10 @@ function parseMatch(v: unknown, ctx: Ctx): RuleMatch {
     const sql: Record<string, string[]> = {};
     const statements = ctx.strings(v.sql.statements, 'match.sql.statements');
     statements.forEach((s, i) => {
-      if (!(s in SQL_STATEMENT_ALIASES) && !/^[A-Z][A-Za-z]*Stmt$/.test(s)) {
+      if (!isSqlStatementName(s)) {
         ctx.fail(
           `match.sql.statements[${i}]`,
-          `"${s}" is neither a statement name (${Object.keys(SQL_STATEMENT_ALIASES).join(', ')}) nor a parser node type such as DropStmt${didYouMean(s, Object.keys(SQL_STATEMENT_ALIASES))}`,
+          `"${s}" is neither a statement name (${Object.keys(SQL_KINDS).join(', ')}) nor a parser node type such as DropStmt${didYouMean(s, Object.keys(SQL_KINDS))}`,
         );
       }
     });
@@ -176,6 +160,7 @@ function parseMatch(v: unknown, ctx: Ctx): RuleMatch {
       ['statements', statements],
       ['tables', ctx.strings(v.sql.tables, 'match.sql.tables')],
       ['columns', ctx.strings(v.sql.columns, 'match.sql.columns')],
+      ['functions', ctx.strings(v.sql.functions, 'match.sql.functions')],
       ['databases', ctx.strings(v.sql.databases, 'match.sql.databases')],
     ] as const) {
       if (list.length) sql[key] = list;

@@ -25,7 +25,15 @@ export interface ExecTarget {
   readonly kind: 'exec' | 'attach' | 'portforward';
   /** The command, one element per argv entry (exec only). */
   readonly argv: readonly string[];
+  /**
+   * The container the session runs in: as named by the request, or the one the
+   * API server picks when none is (the pod's only container).
+   */
   readonly container?: string;
+  /** A terminal is allocated (`tty=true`). */
+  readonly tty?: boolean;
+  /** The agent's input is attached (`stdin=true`). */
+  readonly stdin?: boolean;
   readonly ports?: readonly number[];
 }
 
@@ -36,6 +44,16 @@ export interface SqlStatement {
   readonly columns?: readonly string[];
   /** e.g. `DeleteStmt` without WHERE. */
   readonly unqualified?: boolean;
+  /** Friendly kinds read from the parse tree (`select`, `delete-without-where`, `copy-to-program`; sql-match.ts). */
+  readonly kinds?: readonly string[];
+  /** Tables written (also in `tables`). */
+  readonly writes?: readonly string[];
+  /** Functions called, qualified as written (`pg_read_file`, `pg_catalog.set_config`). */
+  readonly functions?: readonly string[];
+  /** Schemas reached as a whole (`DROP SCHEMA s`, `GRANT … ON ALL TABLES IN SCHEMA s`). */
+  readonly schemas?: readonly string[];
+  /** Why the guard could not read the statement: it is then denied whatever the policy says. */
+  readonly problem?: string;
 }
 
 export interface Action {
@@ -138,6 +156,8 @@ export interface RuleMatch {
     readonly statements?: readonly string[];
     readonly tables?: readonly string[];
     readonly columns?: readonly string[];
+    /** Globs over the functions a statement calls (`pg_read_file`, `dblink*`); qualified as tables are. */
+    readonly functions?: readonly string[];
     readonly databases?: readonly string[];
   };
 }

@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { BackendDecoder, type BackendMessage } from './backend-decoder.ts';
+import * as enc from './encode.ts';
+import { ResponseTracker, type Run } from './response-tracker.ts';
+
+const decode = (...bufs: Buffer[]): BackendMessage[] =>
+  new BackendDecoder({ maxMessageBytes: 1 << 20 }).push(Buffer.concat(bufs));
+
+function tracker() {
+  const done: [string, object][] = [];
+  const parsed: [string, boolean][] = [];
+  const mismatches: string[] = [];
+  const t = new ResponseTracker<string>(
+    {
+      done: (run, outcome) => done.push([run.about, outcome]),
+      parsed: (name, ok) => parsed.push([name, ok]),
+      mismatch: (what) => mismatches.push(what),
+    },
+    () => 0n,
+  );
+  return { t, done, parsed, mismatches };
+}
+
+const run = (about: string): Run<string> => ({ about, startNs: 0n });
+const error = (code: string) => enc.errorMessage('ERROR', code, 'failed');
+
+describe('ResponseTracker', () => {
+  it('ends the statements of a simple query one CommandComplete at a time', () => {
+    const { t, done, mismatches } = tracker();
+    t.expect({ t: 'query', runs: [run('select'), run('insert'), run('empty-ok')], next: 0 });
+    for (const m of decode(
+      enc.rowDescription([]),
+      enc.dataRow([]),
+      enc.commandComplete('SELECT 1'),
+      enc.commandComplete('INSERT 0 3'),
+      enc.emptyMessage('I'),
+      enc.readyForQuery('I'),
+    ))
+      t.backend(m);
+    assert.deepEqual(done, [
+      ['select', { tag: 'SELECT 1' }],
+      ['insert', { tag: 'INSERT 0 3' }],
+      ['empty-ok', {}],
+    ]);
+    assert.equal(t.pending, 0);
+    assert.deepEqual(mismatches, []);
+  });
+
+  it('after an error in a simple query, the statements after it did not run', () => {
+    const { t, done } = tracker();
+    t.expect({ t: 'query', runs: [run('a'), run('b'), run('c')], next: 0 });
+    for (const m of decode(enc.commandComplete('SELECT 1'), error('22012'), enc.readyForQuery('I')))
+      t.backend(m);
+    assert.deepEqual(done, [
+      ['a', { tag: 'SELECT 1' }],
+      ['b', { sqlstate: '22012' }],
+      ['c', { notRun: 'an earlier statement of the same query failed' }],
+    ]);
+  });
+
+  it('in the extended protocol an error skips everything up to Sync, as the server does', () => {
+    const { t, done, parsed } = tracker();
+    t.expect({ t: 'parse', name: 's1' });
+    t.expect({ t: 'bind' });
+    t.expect({ t: 'execute', run: run('first') });
+    t.expect({ t: 'parse', name: 's2' });
+    t.expect({ t: 'bind' });
+    t.expect({ t: 'execute', run: run('second') });
+    t.expect({ t: 'sync' });
+    t.expect({ t: 'parse', name: 's3' });
+    t.expect({ t: 'sync' });
+    for (const m of decode(
+      enc.emptyMessage('1'),
+      enc.emptyMessage('2'),
+      enc.commandComplete('UPDATE 2'),
+      error('42P01'), // Parse of s2 failed: its Bind and Execute are discarded
+      enc.readyForQuery('E'),
+      enc.emptyMessage('1'),
+      enc.readyForQuery('E'),
+    ))
+      t.backend(m);
+    assert.deepEqual(parsed, [
+      ['s1', true],
+      ['s2', false],
+      ['s3', true],
+    ]);
+    assert.deepEqual(done, [
+      ['first', { tag: 'UPDATE 2' }],
+      [
+        'second',
+        { notRun: 'the server discarded it after an earlier error in the same pipeline', sqlstate: '42P01' },
+      ],
+    ]);
+    assert.equal(t.pending, 0);
+  });
+
+  it("a refused statement's error and ReadyForQuery are the sidecar's own", () => {
+    const { t, done, mismatches } = tracker();
+    t.expect({ t: 'refused' });
+    t.expect({ t: 'refused-parse' });
+    t.expect({ t: 'bind' });
+    t.expect({ t: 'sync' });
+    for (const m of decode(error('42601'), enc.readyForQuery('T'), error('42601'), enc.readyForQuery('E')))
+      t.backend(m);
+    assert.deepEqual(done, []);
+    assert.deepEqual(mismatches, []);
+    assert.equal(t.pending, 0);
+  });
+
+  it('statements still waiting when the connection ends are recorded as not run', () => {
+    const { t, done } = tracker();
+    t.expect({ t: 'query', runs: [run('slow')], next: 0 });
+    t.abandon('the connection ended');
+    assert.deepEqual(done, [['slow', { notRun: 'the connection ended' }]]);
+  });
+});

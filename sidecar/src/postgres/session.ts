@@ -1,0 +1,846 @@
+/**
+ * One agent connection to a declared database, and the sidecar's own
+ * connection to the real server behind it (session semantics: one upstream
+ * connection per agent connection, for its whole life).
+ *
+ * Start-up: the agent is its own server's client. SSLRequest is answered `N`
+ * (or `S` and TLS with the pod's local CA, when configured), GSSENCRequest
+ * `N`, a direct TLS ClientHello (libpq 17) gets TLS when the sidecar has its
+ * local identity; a CancelRequest is mapped to the upstream backend. The
+ * agent needs no password (AuthenticationOk): it never has the real one, and
+ * whatever it might send is never forwarded. The sidecar connects upstream
+ * with the Secret's credentials, forcing client_encoding UTF8 and
+ * standard_conforming_strings on (the two settings that change how the server
+ * reads SQL text: the guard reads it that way, and refuses to go on if the
+ * server ever reports otherwise).
+ *
+ * Then every simple Query (each of its statements) and every Parse is read
+ * with the real parser and decided by the policy before it is forwarded. A
+ * denial is answered as the server answers an error, with SQLSTATE 42501 and
+ * the rule's message, and the session stays usable. So that the session ends
+ * up in the state the server would have put it in — inside a transaction
+ * block an error aborts the transaction; in the extended protocol the server
+ * discards messages until Sync — the denied statement is replaced, on its way
+ * to the server, by one that fails to parse (it cannot do anything): the
+ * server itself aborts the transaction, discards until Sync and reports the
+ * true transaction status; the sidecar swaps the server's syntax error for
+ * the denial. Messages after a denied Parse are discarded here until Sync, as
+ * the server would.
+ *
+ * Every statement produces one audit event: denied ones when they are
+ * denied, before the agent hears of it; the others when the server ends them
+ * (rows from CommandComplete), before the agent hears of that.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { type SecureContext, TLSSocket } from 'node:tls';
+import {
+  type CompiledPolicy,
+  type Decision,
+  evaluate,
+  type Logger,
+  type SelfProtection,
+  type SqlStatement,
+} from '@chaperone/shared';
+import type { Spool } from '../audit/spool.ts';
+import type { Identity } from '../identity.ts';
+import type { SidecarMetrics } from '../metrics.ts';
+import { rowsOf, statementEvent } from './audit-event.ts';
+import type { BackendDecoder, BackendMessage } from './backend-decoder.ts';
+import type { CredentialStore, Credentials } from './credentials.ts';
+import * as enc from './encode.ts';
+import { FrontendDecoder, type FrontendMessage } from './frontend-decoder.ts';
+import { ProtocolError } from './protocol.ts';
+import { ResponseTracker, type Run } from './response-tracker.ts';
+import { sqlAction } from './sql-action.ts';
+import { type ClassifiedStatement, executeOf, type SqlClassifier } from './sql-classifier.ts';
+import { connectUpstream, UpstreamError, type UpstreamSession } from './upstream.ts';
+
+/** Startup parameters passed on to the server; everything else a client sends is dropped. */
+const PASSED_PARAMETERS = [
+  'application_name',
+  'DateStyle',
+  'TimeZone',
+  'IntervalStyle',
+  'extra_float_digits',
+  'search_path',
+  'lc_monetary',
+  'lc_numeric',
+  'lc_time',
+  'bytea_output',
+  'statement_timeout',
+  'lock_timeout',
+  'idle_in_transaction_session_timeout',
+];
+
+export interface CancelTarget {
+  readonly credentials: Credentials;
+  readonly processId: number;
+  readonly secretKey: Buffer;
+}
+
+/** The keys the sidecar gave its agents, and the upstream backends they stand for. */
+export class CancelRegistry {
+  readonly #targets = new Map<string, CancelTarget>();
+
+  static key(processId: number, secretKey: Buffer): string {
+    return `${processId}:${secretKey.toString('hex')}`;
+  }
+
+  add(key: string, target: CancelTarget): void {
+    this.#targets.set(key, target);
+  }
+
+  delete(key: string): void {
+    this.#targets.delete(key);
+  }
+
+  get(processId: number, secretKey: Buffer): CancelTarget | undefined {
+    return this.#targets.get(CancelRegistry.key(processId, secretKey));
+  }
+}
+
+export interface SessionOptions {
+  /** The declared database's name (what rules' `sql.databases` match). */
+  readonly database: string;
+  readonly credentials: CredentialStore;
+  readonly classifier: SqlClassifier;
+  readonly policy: { readonly current: CompiledPolicy };
+  readonly protection: SelfProtection;
+  readonly identity: Identity;
+  readonly spool: Spool;
+  /** Why statements must be refused now (the audit spool or collector), or undefined. */
+  readonly auditRefusal: () => string | undefined;
+  readonly failOpen: boolean;
+  readonly metrics: SidecarMetrics;
+  readonly log: Logger;
+  readonly cancels: CancelRegistry;
+  readonly cancel: (target: CancelTarget) => Promise<void>;
+  /** The pod's local TLS identity; `offer`: answer SSLRequest with S (otherwise only direct TLS gets it). */
+  readonly tls?: { readonly context: SecureContext; readonly offer: boolean };
+  readonly maxMessageBytes: number;
+  readonly connectTimeoutMs: number;
+}
+
+/** What the sidecar decided about a statement, carried until the server ends it. */
+interface Judged {
+  readonly classified: ClassifiedStatement;
+  /** What the policy saw (for EXECUTE: what was prepared). */
+  readonly statement: SqlStatement;
+  readonly decision: Decision;
+  readonly receivedAt: Date;
+  readonly overheadMs: number;
+}
+
+const SEVERITY = { allow: 0, mask: 1, review: 2, deny: 3 } as const;
+
+export class PostgresSession {
+  readonly #o: SessionOptions;
+  readonly #log: Logger;
+  readonly #sessionId = randomUUID();
+  /** Names the statements the sidecar substitutes for denied ones; unguessable to the agent. */
+  readonly #nonce = randomBytes(8).toString('hex');
+  readonly #remote: string;
+  #agent: Socket | TLSSocket;
+  #fe: FrontendDecoder;
+  #upstream: UpstreamSession | undefined;
+  #phase: 'startup' | 'connecting' | 'ready' | 'closed' = 'startup';
+  /** Messages that arrived while the upstream connection was being made. */
+  #early: FrontendMessage[] = [];
+  #application: string | undefined;
+  #cancelKey: string | undefined;
+  #toUpstream: Buffer[] = [];
+  #toAgent: Buffer[] = [];
+  readonly #tracker: ResponseTracker<Judged>;
+  /** Prepared statements by name (protocol Parse and SQL PREPARE share one namespace). */
+  readonly #prepared = new Map<string, Judged>();
+  readonly #portals = new Map<string, Judged>();
+  /** For each Parse in flight, what its name held before (restored if the server refuses the Parse). */
+  readonly #parseUndo: { name: string; before: Judged | undefined }[] = [];
+  /** After a denied Parse: discard until Sync, as the server does after an error. */
+  #discarding = false;
+  readonly #denials = new Map<number, Buffer>();
+  #denialSeq = 0;
+
+  constructor(socket: Socket, o: SessionOptions) {
+    this.#o = o;
+    this.#agent = socket;
+    this.#remote = socket.remoteAddress ?? '127.0.0.1';
+    this.#log = o.log.child({ database: o.database, session: this.#sessionId });
+    this.#fe = new FrontendDecoder({ maxMessageBytes: o.maxMessageBytes });
+    this.#tracker = new ResponseTracker<Judged>({
+      done: (run, outcome) => this.#done(run, outcome),
+      parsed: (name, ok) => this.#parsed(name, ok),
+      mismatch: (what) =>
+        this.#log.warn({ what }, 'the server answered differently than the sidecar expected'),
+    });
+    socket.setNoDelay(true);
+    this.#listenAgent();
+  }
+
+  get sessionId(): string {
+    return this.#sessionId;
+  }
+
+  // -------------------------------------------------------------------------
+  // Sockets
+
+  readonly #onAgentData = (chunk: Buffer) => this.#agentData(chunk);
+  readonly #onAgentClose = () => this.#close('the agent closed the connection');
+  readonly #onAgentError = (err: Error) => {
+    this.#log.debug({ err: err.message }, 'agent connection error');
+    this.#close('agent connection error');
+  };
+
+  #listenAgent(): void {
+    this.#agent.on('data', this.#onAgentData);
+    this.#agent.on('close', this.#onAgentClose);
+    this.#agent.on('error', this.#onAgentError);
+  }
+
+  #unlistenAgent(): void {
+    this.#agent.off('data', this.#onAgentData);
+    this.#agent.off('close', this.#onAgentClose);
+    this.#agent.off('error', this.#onAgentError);
+  }
+
+  #flush(): void {
+    const up = this.#upstream?.socket;
+    if (this.#toUpstream.length > 0 && up && !up.destroyed) {
+      const parts = this.#toUpstream;
+      this.#toUpstream = [];
+      const ok = up.write(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts));
+      if (!ok && !this.#agent.isPaused()) {
+        this.#agent.pause();
+        up.once('drain', () => this.#agent.resume());
+      }
+    }
+    if (this.#toAgent.length > 0 && !this.#agent.destroyed) {
+      const parts = this.#toAgent;
+      this.#toAgent = [];
+      const ok = this.#agent.write(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts));
+      if (!ok && up && !up.isPaused()) {
+        up.pause();
+        this.#agent.once('drain', () => up.resume());
+      }
+    }
+  }
+
+  #close(why: string): void {
+    if (this.#phase === 'closed') return;
+    this.#phase = 'closed';
+    this.#tracker.abandon(`the connection ended (${why})`);
+    if (this.#cancelKey) this.#o.cancels.delete(this.#cancelKey);
+    const up = this.#upstream?.socket;
+    if (up && !up.destroyed) up.end(enc.terminate());
+    if (!this.#agent.destroyed) this.#agent.end();
+    // A peer that does not close its side is not waited for.
+    for (const s of [up, this.#agent]) if (s) setTimeout(() => s.destroy(), 2000).unref();
+    this.#log.debug({ why }, 'session closed');
+  }
+
+  /** Ends the session with a FATAL error the agent can read. */
+  #fatal(code: string, message: string): void {
+    if (this.#phase === 'closed') return;
+    this.#toAgent.push(enc.errorMessage('FATAL', code, `chaperone: ${message}`));
+    this.#flush();
+    this.#close(message);
+  }
+
+  // -------------------------------------------------------------------------
+  // Start-up
+
+  #agentData(chunk: Buffer): void {
+    let msgs: FrontendMessage[];
+    try {
+      msgs = this.#fe.push(chunk);
+    } catch (err) {
+      if (err instanceof ProtocolError) {
+        this.#fatal(err.sqlstate, `the client broke the protocol: ${err.message}`);
+        return;
+      }
+      throw err;
+    }
+    for (const m of msgs) {
+      if (this.#phase === 'closed') return;
+      if (this.#phase === 'startup') this.#startup(m);
+      else if (this.#phase === 'connecting') this.#early.push(m);
+      else this.#fromAgent(m);
+    }
+    this.#flush();
+  }
+
+  #startup(m: FrontendMessage): void {
+    switch (m.type) {
+      case 'SSLRequest':
+        if (this.#o.tls?.offer) {
+          this.#agent.write(Buffer.from('S'));
+          this.#startTls(this.#fe.takeBuffered());
+        } else {
+          this.#agent.write(Buffer.from('N'));
+        }
+        return;
+      case 'GSSENCRequest':
+        this.#agent.write(Buffer.from('N'));
+        return;
+      case 'TlsClientHello':
+        if (!this.#o.tls) {
+          this.#log.info('a client opened with TLS directly, and this sidecar has no local TLS identity');
+          this.#close('direct TLS without a local TLS identity');
+          return;
+        }
+        this.#startTls(this.#fe.takeBuffered());
+        return;
+      case 'CancelRequest': {
+        const target = this.#o.cancels.get(m.processId, m.secretKey);
+        this.#close('cancel request');
+        if (target) {
+          this.#o
+            .cancel(target)
+            .catch((err) =>
+              this.#log.warn({ err: (err as Error).message }, 'could not pass a cancel request on'),
+            );
+        }
+        return;
+      }
+      case 'StartupMessage':
+        this.#startSession(m);
+        return;
+      default:
+        this.#fatal('08P01', `expected a startup message, got ${m.type}`);
+    }
+  }
+
+  /**
+   * TLS with the pod's local certificate. After an SSLRequest nothing may have
+   * arrived yet (bytes sent before the handshake are not protected by it); for
+   * direct TLS the bytes already read are the ClientHello's start.
+   */
+  #startTls(buffered: Buffer): void {
+    const tls = this.#o.tls;
+    if (!tls) return;
+    const raw = this.#agent;
+    const direct = buffered.length > 0 && buffered[0] === 0x16;
+    if (buffered.length > 0 && !direct) {
+      this.#fatal('08P01', 'the client sent data before the TLS handshake');
+      return;
+    }
+    this.#unlistenAgent();
+    let transport: Socket | Duplex = raw;
+    if (direct) {
+      // The ClientHello's first bytes were read already: hand them to TLS in front of the rest.
+      const pipe = new Duplex({
+        read: () => raw.resume(),
+        write: (chunk, _enc, cb) => raw.write(chunk, cb),
+        final: (cb) => raw.end(cb),
+      });
+      raw.on('data', (c: Buffer) => {
+        if (!pipe.push(c)) raw.pause();
+      });
+      raw.on('end', () => pipe.push(null));
+      raw.on('close', () => pipe.destroy());
+      raw.on('error', () => pipe.destroy());
+      pipe.push(buffered);
+      transport = pipe;
+    }
+    const secure = new TLSSocket(transport as Socket, {
+      isServer: true,
+      secureContext: tls.context,
+      ALPNProtocols: ['postgresql'],
+    });
+    this.#agent = secure;
+    this.#fe = new FrontendDecoder({ maxMessageBytes: this.#o.maxMessageBytes });
+    this.#listenAgent();
+  }
+
+  #startSession(m: Extract<FrontendMessage, { type: 'StartupMessage' }>): void {
+    const p = m.parameters;
+    const replication = p.get('replication');
+    if (replication !== undefined && !['false', 'off', 'no', '0'].includes(replication.toLowerCase())) {
+      this.#fatal('42501', 'replication connections are not allowed through the guard');
+      return;
+    }
+    this.#application = p.get('application_name');
+    // A newer protocol minor or protocol options: say which we speak (3.0, none), as a server does.
+    const options = [...p.keys()].filter((k) => k.startsWith('_pq_.'));
+    if ((m.protocol & 0xffff) !== 0 || options.length > 0)
+      this.#toAgent.push(enc.negotiateProtocolVersion(0, options));
+    const parameters: [string, string][] = [
+      ['client_encoding', 'UTF8'],
+      ['standard_conforming_strings', 'on'],
+    ];
+    for (const k of PASSED_PARAMETERS) {
+      const v = p.get(k);
+      if (v !== undefined) parameters.push([k, v]);
+    }
+    let credentials: Credentials;
+    try {
+      credentials = this.#o.credentials.current;
+    } catch (err) {
+      this.#fatal(
+        '08006',
+        `the credentials of database "${this.#o.database}" are not usable: ${(err as Error).message}`,
+      );
+      return;
+    }
+    this.#phase = 'connecting';
+    this.#agent.pause();
+    connectUpstream(credentials, parameters, {
+      timeoutMs: this.#o.connectTimeoutMs,
+      maxMessageBytes: this.#o.maxMessageBytes,
+    }).then(
+      (up) => this.#ready(up, credentials),
+      (err: unknown) => {
+        const e = err instanceof UpstreamError ? err : new UpstreamError('connect', String(err));
+        this.#o.metrics.upstreamErrors.inc({ protocol: 'postgres', reason: e.reason });
+        this.#log.warn(
+          { reason: e.reason, err: e.message },
+          'could not open the upstream database connection',
+        );
+        this.#fatal(e.sqlstate, `could not connect to database "${this.#o.database}": ${e.message}`);
+      },
+    );
+  }
+
+  #ready(up: UpstreamSession, credentials: Credentials): void {
+    if (this.#phase === 'closed') {
+      up.socket.end(enc.terminate());
+      return;
+    }
+    this.#upstream = up;
+    const secretKey = randomBytes(4);
+    this.#cancelKey = CancelRegistry.key(up.processId, secretKey);
+    this.#o.cancels.add(this.#cancelKey, { credentials, processId: up.processId, secretKey: up.secretKey });
+    this.#toAgent.push(enc.authenticationOk(), ...up.notices);
+    for (const [name, value] of up.parameters) {
+      const unsafe = unsafeSetting(name, value);
+      if (unsafe) {
+        this.#fatal('0A000', unsafe);
+        return;
+      }
+      this.#toAgent.push(enc.parameterStatus(name, value));
+    }
+    // The agent cancels with the backend's process id and a key of the sidecar's own.
+    this.#toAgent.push(enc.backendKeyData(up.processId, secretKey), enc.readyForQuery(up.status));
+    this.#phase = 'ready';
+    up.socket.on('data', (d: Buffer) => this.#upstreamData(up.decoder, d));
+    up.socket.on('close', () => this.#close('the database server closed the connection'));
+    up.socket.on('error', (err) => {
+      this.#o.metrics.upstreamErrors.inc({ protocol: 'postgres', reason: 'connection' });
+      this.#log.warn({ err: err.message }, 'upstream database connection error');
+      this.#close('upstream connection error');
+    });
+    up.socket.resume();
+    this.#log.debug({ tls: up.tls, backend: up.processId }, 'session started');
+    for (const m of this.#early.splice(0)) if (this.#phase === 'ready') this.#fromAgent(m);
+    this.#flush();
+    this.#agent.resume();
+  }
+
+  // -------------------------------------------------------------------------
+  // Agent → server
+
+  #fromAgent(m: FrontendMessage): void {
+    if (this.#discarding && m.type !== 'Sync' && m.type !== 'Terminate') return;
+    switch (m.type) {
+      case 'Query':
+        this.#query(m.query, m.raw);
+        return;
+      case 'Parse':
+        this.#parse(m);
+        return;
+      case 'Bind': {
+        const prepared = this.#prepared.get(m.statement);
+        if (prepared) this.#portals.set(m.portal, prepared);
+        else this.#portals.delete(m.portal);
+        this.#forward(m.raw, { t: 'bind' });
+        return;
+      }
+      case 'Describe':
+        this.#forward(m.raw, { t: 'describe' });
+        return;
+      case 'Execute': {
+        const judged = this.#portals.get(m.portal);
+        this.#forward(m.raw, {
+          t: 'execute',
+          run: judged ? { about: judged, startNs: process.hrtime.bigint() } : undefined,
+        });
+        return;
+      }
+      case 'Close':
+        if (m.target === 'S') this.#prepared.delete(m.name);
+        else this.#portals.delete(m.name);
+        this.#forward(m.raw, { t: 'close' });
+        return;
+      case 'Sync':
+        this.#discarding = false;
+        this.#forward(m.raw, { t: 'sync' });
+        return;
+      case 'Flush':
+      case 'CopyData':
+      case 'CopyDone':
+      case 'CopyFail':
+        this.#toUpstream.push(m.raw);
+        return;
+      case 'FunctionCall':
+        this.#functionCall();
+        return;
+      case 'Terminate':
+        this.#close('the agent ended the session');
+        return;
+      default:
+        this.#fatal('08P01', `unexpected ${m.type} message`);
+    }
+  }
+
+  #forward(raw: Buffer, expect: Parameters<ResponseTracker<Judged>['expect']>[0]): void {
+    this.#toUpstream.push(raw);
+    this.#tracker.expect(expect);
+  }
+
+  /** Classifies a SQL string; EXECUTE of a prepared statement is judged by what was prepared. */
+  #classify(text: string): { classified: readonly ClassifiedStatement[]; statements: SqlStatement[] } {
+    const hits = this.#o.classifier.stats.hits;
+    const classified = this.#o.classifier.classify(text).statements;
+    this.#o.metrics.sqlParseCache.inc({ result: this.#o.classifier.stats.hits > hits ? 'hit' : 'miss' });
+    const statements = classified.map((c) =>
+      c.executes === undefined
+        ? c.statement
+        : executeOf(c.statement, this.#prepared.get(c.executes)?.statement, c.executes),
+    );
+    return { classified, statements };
+  }
+
+  #decide(statement: SqlStatement): Decision {
+    const d = evaluate(
+      sqlAction(this.#o.database, [statement], this.#o.identity.user.username),
+      this.#o.policy.current,
+      this.#o.protection,
+    );
+    this.#o.metrics.sqlStatements.inc({ kind: statement.kind, action: d.action, rule: d.rule });
+    switch (d.action) {
+      case 'allow':
+      case 'deny':
+        return d;
+      case 'review':
+        return {
+          ...d,
+          action: 'deny',
+          message: `rule "${d.rule}" requires a human's approval (${d.message}), and no approval service is configured for this sidecar; the statement is denied`,
+        };
+      case 'mask':
+        return {
+          ...d,
+          action: 'deny',
+          message: `rule "${d.rule}" masks values in the result (${d.message}), which this sidecar does not do for PostgreSQL yet; the statement is denied rather than answered unmasked`,
+        };
+    }
+  }
+
+  /** The decisions for a string's statements (all denied when the audit trail cannot take their events). */
+  #judge(text: string): {
+    judged: Judged[];
+    refusal?: { decision: Decision; index: number; sqlstate: string };
+  } {
+    const t0 = process.hrtime.bigint();
+    const receivedAt = new Date();
+    const { classified, statements } = this.#classify(text);
+    const decisions = statements.map((s) => this.#decide(s));
+    const overheadMs = Number(process.hrtime.bigint() - t0) / 1e6 / Math.max(1, statements.length);
+    const judged = statements.map((statement, i) => ({
+      classified: classified[i] as ClassifiedStatement,
+      statement,
+      decision: decisions[i] as Decision,
+      receivedAt,
+      overheadMs,
+    }));
+    let worst = -1;
+    decisions.forEach((d, i) => {
+      if (
+        d.action !== 'allow' &&
+        (worst === -1 || SEVERITY[d.action] > SEVERITY[(decisions[worst] as Decision).action])
+      ) {
+        worst = i;
+      }
+    });
+    if (worst !== -1)
+      return { judged, refusal: { decision: decisions[worst] as Decision, index: worst, sqlstate: '42501' } };
+    const unrecordable = statements.length > 0 ? this.#o.auditRefusal() : undefined;
+    if (unrecordable !== undefined) {
+      const decision: Decision = {
+        action: 'deny',
+        rule: 'chaperone-audit-unavailable',
+        reason: 'self_protection',
+        message: unrecordable,
+      };
+      return {
+        judged: judged.map((j) => ({ ...j, decision })),
+        refusal: { decision, index: 0, sqlstate: '53000' },
+      };
+    }
+    return { judged };
+  }
+
+  #query(text: string, raw: Buffer): void {
+    const { judged, refusal } = this.#judge(text);
+    if (!refusal) {
+      const now = process.hrtime.bigint();
+      this.#forward(raw, { t: 'query', runs: judged.map((about) => ({ about, startNs: now })), next: 0 });
+      return;
+    }
+    this.#refuse(judged, refusal, 'query');
+  }
+
+  #parse(m: Extract<FrontendMessage, { type: 'Parse' }>): void {
+    const { judged, refusal } = this.#judge(m.query);
+    if (!refusal) {
+      const first = judged[0];
+      this.#parseUndo.push({ name: m.name, before: this.#prepared.get(m.name) });
+      if (first && judged.length === 1) this.#prepared.set(m.name, first);
+      else this.#prepared.delete(m.name);
+      this.#forward(m.raw, { t: 'parse', name: m.name });
+      return;
+    }
+    this.#refuse(judged, refusal, 'parse', m.name);
+  }
+
+  #functionCall(): void {
+    const decision: Decision = {
+      action: 'deny',
+      rule: 'chaperone-sql-function-call',
+      reason: 'self_protection',
+      message:
+        'the function-call protocol (FunctionCall messages: libpq PQfn, the large-object API) calls functions the guard cannot see by name; use SQL instead',
+    };
+    const statement: SqlStatement = { kind: 'FunctionCall', tables: [] };
+    this.#o.metrics.sqlStatements.inc({ kind: 'FunctionCall', action: 'deny', rule: decision.rule });
+    this.#refuse(
+      [
+        {
+          classified: { statement, text: '(function call)', fingerprint: '' },
+          statement,
+          decision,
+          receivedAt: new Date(),
+          overheadMs: 0,
+        },
+      ],
+      { decision, index: 0, sqlstate: '42501' },
+      'query',
+    );
+  }
+
+  /**
+   * Refuses a string's statements: records their events, then sends the
+   * server a statement that fails to parse in their place (so the server
+   * itself aborts a transaction in progress and discards until Sync), and
+   * keeps the denial to send the agent instead of the server's error.
+   */
+  #refuse(
+    judged: readonly Judged[],
+    refusal: { decision: Decision; index: number; sqlstate: string },
+    via: 'query' | 'parse',
+    parseName = '',
+  ): void {
+    const d = refusal.decision;
+    const n = judged.length;
+    for (const j of judged) {
+      const decision: Decision =
+        j.decision.action !== 'allow'
+          ? j.decision
+          : {
+              action: 'deny',
+              rule: d.rule,
+              reason: d.reason,
+              message: `not run: statement ${refusal.index + 1} of the same query was denied by rule "${d.rule}"`,
+            };
+      this.#record({ ...j, decision }, { notRun: 'denied' }, undefined);
+    }
+    const denied = judged[refusal.index];
+    const kinds =
+      denied?.statement.kinds?.filter((k) => k !== 'write' && k !== 'ddl').join(', ') ||
+      denied?.statement.kind ||
+      'statement';
+    const error = enc.errorMessage('ERROR', refusal.sqlstate, d.message, {
+      detail: `chaperone rule "${d.rule}" denied statement ${refusal.index + 1} of ${Math.max(n, 1)} (${kinds})${n > 1 ? '; none of them ran' : ''}`,
+    });
+    const id = ++this.#denialSeq;
+    this.#denials.set(id, error);
+    const failing = `chaperone_denied_${this.#nonce}_${id}`;
+    if (via === 'query') {
+      this.#forward(enc.query(failing), { t: 'refused' });
+    } else {
+      this.#forward(enc.parse(parseName, failing), { t: 'refused-parse' });
+      this.#discarding = true;
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Server → agent
+
+  #upstreamData(decoder: BackendDecoder, chunk: Buffer): void {
+    let msgs: BackendMessage[];
+    try {
+      msgs = decoder.push(chunk);
+    } catch (err) {
+      this.#o.metrics.upstreamErrors.inc({ protocol: 'postgres', reason: 'protocol' });
+      this.#log.warn({ err: (err as Error).message }, 'the database server broke the protocol');
+      this.#fatal('08P01', 'the database server sent something that is not the PostgreSQL protocol');
+      return;
+    }
+    for (const m of msgs) {
+      if (this.#phase === 'closed') return;
+      this.#fromUpstream(m);
+    }
+    this.#flush();
+  }
+
+  #fromUpstream(m: BackendMessage): void {
+    switch (m.type) {
+      case 'ErrorResponse': {
+        const ours =
+          m.fields.C === '42601'
+            ? new RegExp(`chaperone_denied_${this.#nonce}_(\\d+)`).exec(m.fields.M ?? '')
+            : null;
+        this.#tracker.backend(m);
+        const replacement = ours ? this.#denials.get(Number(ours[1])) : undefined;
+        if (ours) this.#denials.delete(Number(ours[1]));
+        this.#toAgent.push(replacement ?? m.raw);
+        return;
+      }
+      case 'ReadyForQuery':
+        this.#tracker.backend(m);
+        if (this.#tracker.pending === 0) this.#denials.clear();
+        this.#toAgent.push(m.raw);
+        return;
+      case 'ParameterStatus': {
+        const unsafe = unsafeSetting(m.name, m.value);
+        if (unsafe) {
+          this.#log.warn(
+            { setting: m.name },
+            'the server reported a setting the guard cannot read SQL under; ending the session',
+          );
+          this.#fatal('0A000', unsafe);
+          return;
+        }
+        this.#toAgent.push(m.raw);
+        return;
+      }
+      case 'Authentication':
+      case 'BackendKeyData':
+        this.#fatal('08P01', `the database server sent ${m.type} in the middle of a session`);
+        return;
+      default:
+        this.#tracker.backend(m);
+        this.#toAgent.push(m.raw);
+    }
+  }
+
+  #parsed(name: string, ok: boolean): void {
+    const undo = this.#parseUndo.shift();
+    if (!ok && undo && undo.name === name) {
+      if (undo.before) this.#prepared.set(name, undo.before);
+      else this.#prepared.delete(name);
+    }
+  }
+
+  /** A statement the server ended (or never ran): its event, and what it changed in the session's prepared statements. */
+  #done(
+    run: Run<Judged>,
+    outcome: { rows?: number; tag?: string; sqlstate?: string; notRun?: string },
+  ): void {
+    const j = run.about;
+    const completed = outcome.tag !== undefined;
+    if (completed) {
+      const c = j.classified;
+      if (c.prepares) {
+        this.#prepared.set(c.prepares.name, { ...j, statement: c.prepares.statement });
+      }
+      if (c.deallocates === '*' || j.statement.kind === 'DiscardStmt') this.#prepared.clear();
+      else if (c.deallocates !== undefined) this.#prepared.delete(c.deallocates);
+    }
+    const rows = outcome.tag !== undefined ? rowsOf(outcome.tag) : undefined;
+    const durationMs = Number(process.hrtime.bigint() - run.startNs) / 1e6;
+    const ok = this.#record(
+      j,
+      {
+        ...(rows !== undefined ? { rows } : {}),
+        ...(outcome.sqlstate !== undefined ? { sqlstate: outcome.sqlstate } : {}),
+        ...(outcome.notRun !== undefined ? { notRun: outcome.notRun } : {}),
+      },
+      outcome.notRun === undefined ? durationMs : undefined,
+    );
+    if (!ok && !this.#o.failOpen && this.#phase !== 'closed') {
+      // The statement ran and its record could not be kept: the agent does not get its answer.
+      this.#toAgent = [];
+      this.#fatal(
+        '58030',
+        `the audit event of a statement could not be written to the audit spool (${this.#o.spool.writeFailure ?? 'unknown reason'}); the session is ended because unrecorded statements are not allowed. The statement may have run: check before retrying.`,
+      );
+    }
+  }
+
+  /** Writes a statement's audit event; true when the spool took it. */
+  #record(
+    j: Judged,
+    outcome: { rows?: number; sqlstate?: string; notRun?: string },
+    durationMs: number | undefined,
+  ): boolean {
+    const event = statementEvent({
+      identity: this.#o.identity,
+      sessionId: this.#sessionId,
+      database: this.#o.database,
+      dbUser: this.#safeUser(),
+      remoteAddress: this.#remote,
+      ...(this.#application !== undefined ? { application: this.#application } : {}),
+      statement: j.statement,
+      text: j.classified.text,
+      fingerprint: j.classified.fingerprint,
+      decision: j.decision,
+      receivedAt: j.receivedAt,
+      ...(durationMs !== undefined ? { durationMs } : {}),
+      overheadMs: j.overheadMs,
+      outcome,
+    });
+    const m = this.#o.metrics;
+    const d = j.decision;
+    m.requests.inc({ protocol: 'postgres', verb: 'query', action: d.action, rule: d.rule });
+    if (d.action === 'deny' || d.action === 'review') m.blocked.inc({ protocol: 'postgres', rule: d.rule });
+    m.overhead.observe({ protocol: 'postgres' }, j.overheadMs / 1000);
+    try {
+      this.#o.spool.append(event);
+      return true;
+    } catch (err) {
+      m.auditWriteFailures.inc();
+      this.#log.error(
+        { err: (err as Error).message, auditID: event.auditID },
+        'could not write an audit event to the spool',
+      );
+      return false;
+    }
+  }
+
+  #safeUser(): string {
+    try {
+      return this.#o.credentials.current.user;
+    } catch {
+      return '';
+    }
+  }
+}
+
+/**
+ * Settings under which the server would read SQL text differently from the
+ * guard: a client encoding other than UTF-8 (bytes the guard reads as UTF-8
+ * would mean other characters), or standard_conforming_strings off (a
+ * backslash would escape a quote). The session cannot go on under them.
+ */
+export function unsafeSetting(name: string, value: string): string | undefined {
+  if (name === 'client_encoding' && !['UTF8', 'UNICODE'].includes(value.toUpperCase())) {
+    return `client_encoding became ${value}; the guard reads SQL as UTF-8 and ends the session rather than read it differently from the server`;
+  }
+  if (name === 'standard_conforming_strings' && value !== 'on') {
+    return 'standard_conforming_strings was turned off; the guard ends the session rather than read strings differently from the server';
+  }
+  return undefined;
+}
