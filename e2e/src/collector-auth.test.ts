@@ -64,11 +64,15 @@ async function start(
   });
 }
 
-const RBAC_FILE = new URL('../../deploy/collector/base/rbac.yaml', import.meta.url);
+/** The collector's RBAC, with what --ingest-auth tokenreview adds (the tests run both modes). */
+const RBAC_FILES = [
+  new URL('../../deploy/base/collector/rbac.yaml', import.meta.url),
+  new URL('../../deploy/components/collector-tokenreview/rbac.yaml', import.meta.url),
+];
 
 /**
  * A kubeconfig for the ServiceAccount `name` in `namespace` (a TokenRequest for the API
- * server's own audience), bound by `deploy/collector/base/rbac.yaml` when `withRbac`:
+ * server's own audience), bound by the RBAC_FILES of deploy/ when `withRbac`:
  * the collector then runs with exactly the permissions the deployment gives it.
  * Returns the path and the cluster-scoped objects to delete afterwards.
  */
@@ -84,7 +88,7 @@ function collectorIdentity(
   const clusterObjects: string[] = [];
   if (withRbac) {
     const suffix = `-${namespace}-${name}`;
-    const docs = YAML.parseAllDocuments(readFileSync(RBAC_FILE, 'utf8')).map(
+    const docs = RBAC_FILES.flatMap((f) => YAML.parseAllDocuments(readFileSync(f, 'utf8'))).map(
       (d) =>
         d.toJS() as {
           kind: string;
@@ -362,7 +366,7 @@ describe('collector authentication with the real control plane', () => {
     }
   });
 
-  // Fails when deploy/collector/base/rbac.yaml lacks get on pods or namespaces (remove either
+  // Fails when deploy/base/collector/rbac.yaml lacks get on pods or namespaces (remove either
   // resource from the ClusterRole): the collector cannot ask and answers 503. Tried: it fails.
   it('the RBAC the collector is deployed with is what pod admission needs, and without it the refusal says so', async () => {
     const granted = collectorIdentity(dir, ns.name, 'collector', true);

@@ -155,7 +155,7 @@ describe('chaperone demo', () => {
         try {
           assert.equal(code, 0, out);
           assert.match(out, /installs nothing/);
-          assert.match(out, /kubectl apply -k .*deploy\/injector/);
+          assert.match(out, /kubectl apply -k .*deploy\/overlays\/dev/);
           assert.match(out, /MutatingWebhookConfiguration\//);
           assert.equal(
             kubectl(kubeInfo().kubeconfigPath, ['get', 'mutatingwebhookconfigurations', '-o', 'name']).stdout,

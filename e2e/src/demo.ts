@@ -466,9 +466,10 @@ export function demoPlan(kubeconfig: string): string {
   return [
     `This is a real cluster (${kubeconfig}); chaperone demo installs nothing on it. To install Chaperone yourself:`,
     '',
-    `  kubectl apply -k ${join(REPO, 'deploy/injector')}     # ${kinds(render('deploy/injector'))}`,
-    `  kubectl apply -k ${join(REPO, 'deploy/collector/base')} # ${kinds(render('deploy/collector/base'))}`,
+    `  # first the Secrets chaperone-collector-tls and chaperone-collector-query (${join(REPO, 'deploy/README.md')})`,
+    `  kubectl apply -k ${join(REPO, 'deploy/overlays/dev')}   # ${kinds(render('deploy/overlays/dev'))}`,
     '  kubectl label namespace <agents> chaperone.dev/inject=enabled',
+    '  kubectl -n <agents> create rolebinding chaperone-sidecar --clusterrole=chaperone-sidecar --serviceaccount=<agents>:<service account>',
     `  kubectl -n <agents> create configmap chaperone-policy --from-file=policy.yaml=${SAMPLE_POLICY}`,
     '',
     'New pods in that namespace are then injected; see them with: chaperone check-inject <agents>/<pod>',

@@ -1,5 +1,6 @@
-// deploy/injector renders with kustomize and every object is accepted by the
-// real API server (server-side dry run: validation and admission, nothing stored).
+// deploy/overlays/production (the injector with everything around it) renders with
+// kustomize and every object is accepted by the real API server (server-side dry run:
+// validation and admission, nothing stored). deploy-manifests.test.ts covers every overlay.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -24,7 +25,9 @@ interface Obj {
   webhooks?: { clientConfig: { service?: { namespace: string } } }[];
 }
 
-describe('deploy/injector manifests', () => {
+const PRODUCTION = join(REPO_ROOT, 'deploy', 'overlays', 'production');
+
+describe('deploy/ injector manifests (production overlay)', () => {
   const kube = kubeInfo();
   let ns: string;
   before(() => {
@@ -33,7 +36,7 @@ describe('deploy/injector manifests', () => {
   after(() => deleteNamespace(kube, ns));
 
   it('render with kustomize: Deployment with 2 replicas, PDB, RBAC, Service, webhook configuration', () => {
-    const r = kubectl('', ['kustomize', join(REPO_ROOT, 'deploy', 'injector')]);
+    const r = kubectl('', ['kustomize', PRODUCTION]);
     assert.equal(r.code, 0, r.stderr);
     const objs = YAML.parseAllDocuments(r.stdout).map(
       (d) => d.toJS() as Obj & { spec?: { replicas?: number } },
@@ -54,7 +57,10 @@ describe('deploy/injector manifests', () => {
     ]) {
       assert.ok(kinds.includes(k), `${k} is rendered`);
     }
-    assert.equal(objs.find((o) => o.kind === 'Deployment')?.spec?.replicas, 2);
+    assert.equal(
+      objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'chaperone-injector')?.spec?.replicas,
+      2,
+    );
     for (const o of objs) {
       if (
         o.kind !== 'Namespace' &&
@@ -67,7 +73,7 @@ describe('deploy/injector manifests', () => {
   });
 
   it('ship the webhook configurations the injector builds with its default settings', () => {
-    const r = kubectl('', ['kustomize', join(REPO_ROOT, 'deploy', 'injector')]);
+    const r = kubectl('', ['kustomize', PRODUCTION]);
     assert.equal(r.code, 0, r.stderr);
     const objs = YAML.parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj & { webhooks?: unknown[] });
     const s = parseConfig(injectorSchema('0.1.0'), { env: {} });
@@ -93,7 +99,7 @@ describe('deploy/injector manifests', () => {
   });
 
   it('are accepted by the API server (dry run)', () => {
-    const r = kubectl('', ['kustomize', join(REPO_ROOT, 'deploy', 'injector')]);
+    const r = kubectl('', ['kustomize', PRODUCTION]);
     assert.equal(r.code, 0, r.stderr);
     const v = kube.version;
     const objs = YAML.parseAllDocuments(r.stdout)

@@ -1,7 +1,7 @@
 /**
  * Runs the real `chaperone injector` (the CLI, as a child process) against a
  * control plane for the end-to-end tests, the way it runs in a cluster:
- * under its own ServiceAccount with exactly the RBAC of deploy/injector
+ * under its own ServiceAccount with exactly the RBAC of deploy/base/injector
  * (rendered with kubectl kustomize), self-managed TLS, leader election, the
  * webhook reached by URL on 127.0.0.1.
  *
@@ -84,11 +84,11 @@ interface K8sObject {
   rules?: { resourceNames?: string[] }[];
 }
 
-/** deploy/injector's ServiceAccount and RBAC, moved to `namespace` and renamed for `instance`. */
+/** deploy/base/injector's ServiceAccount and RBAC, moved to `namespace` and renamed for `instance`. */
 export function injectorRbac(namespace: string, instance: string): K8sObject[] {
-  const rendered = kubectl('', ['kustomize', join(REPO_ROOT, 'deploy', 'injector')]);
+  const rendered = kubectl('', ['kustomize', join(REPO_ROOT, 'deploy', 'base', 'injector')]);
   if (rendered.code !== 0)
-    throw new DependencyError(`kubectl kustomize deploy/injector failed: ${rendered.stderr}`);
+    throw new DependencyError(`kubectl kustomize deploy/base/injector failed: ${rendered.stderr}`);
   const wanted = new Set(['ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding']);
   const rename = (n: string) =>
     n === 'chaperone-injector' ? instance : n === 'chaperone-injector-tls' ? `${instance}-tls` : n;
