@@ -13,6 +13,21 @@ export {
 export * from './environment.ts';
 export { postToWebhook } from './injector-harness.ts';
 export { kubectl, kubectlJson } from './kubectl.ts';
+export {
+  type BoundPodOptions,
+  createBoundPod,
+  markPodRunning,
+  type PodContainer,
+  registerNode,
+  type StandinNode,
+} from './kubelet/node.ts';
+export {
+  type ContainerState,
+  type KubeletStandin,
+  type KubeletStandinOptions,
+  type StandinRequest,
+  startKubeletStandin,
+} from './kubelet-standin.ts';
 export { freePort, freePorts } from './ports.ts';
 export { type PostgresServer, startPostgres } from './postgres.ts';
 export { type ManagedProcess, startProcess, waitFor } from './process.ts';

@@ -211,3 +211,84 @@ describe('AuditRecorder.kubeEvent', () => {
     assert.equal(event.userAgent, undefined);
   });
 });
+
+describe('AuditRecorder: exec sessions', () => {
+  const opened = ctx({
+    url: '/api/v1/namespaces/agents/pods/p/exec?command=sh&container=app&stdin=true&tty=true',
+    res: { headersSent: true, statusCode: 101 } as never,
+    // The exec target of the denied exec above.
+    info: (CASES[1] as (typeof CASES)[number]).ctx.info as never,
+    action: {
+      protocol: 'exec',
+      verb: 'create',
+      exec: { kind: 'exec', argv: ['sh'], container: 'app', stdin: true, tty: true },
+    } as never,
+    decision: { action: 'allow', rule: 'shells', reason: 'rule_matched', message: 'ok' } as never,
+  });
+
+  it('records the opening of a session as started, named by its own id', () => {
+    const event = recorder.kubeEvent(opened, NOW);
+    assert.deepEqual(unsorted(event), []);
+    assert.equal(event.stage, 'ResponseStarted');
+    assert.equal(event.responseStatus?.code, 101);
+    assert.equal(event.chaperone.sessionId, opened.auditID);
+    assert.deepEqual(event.chaperone.exec, { argv: ['sh'], container: 'app', stdin: true, tty: true });
+    assert.doesNotThrow(() =>
+      validateAuditEvent(JSON.parse(JSON.stringify(chainEvent(event, 1, GENESIS_HASH)))),
+    );
+  });
+
+  it('records its end under a new id with the exit code, bytes each way and duration, or why the sidecar ended it', () => {
+    const end = recorder.execEndEvent(
+      opened,
+      {
+        status: { status: 'Failure', reason: 'NonZeroExitCode', message: 'exit code 3', exitCode: 3 },
+        exitCode: 3,
+        bytesToPod: 12,
+        bytesToAgent: 3400,
+        durationMs: 1520.5,
+        agentProtocol: 'v5.channel.k8s.io',
+        upstreamProtocol: 'v4.channel.k8s.io',
+      },
+      NOW,
+    );
+    assert.deepEqual(unsorted(end), []);
+    assert.notEqual(end.auditID, opened.auditID);
+    assert.equal(end.stage, 'ResponseComplete');
+    assert.equal(end.chaperone.sessionId, opened.auditID);
+    assert.deepEqual(end.chaperone.exec, {
+      argv: ['sh'],
+      bytesToAgent: 3400,
+      bytesToPod: 12,
+      container: 'app',
+      durationMs: 1520.5,
+      exitCode: 3,
+      stdin: true,
+      tty: true,
+    });
+    assert.deepEqual(end.responseStatus, {
+      code: 500,
+      message: 'exit code 3',
+      metadata: {},
+      reason: 'NonZeroExitCode',
+      status: 'Failure',
+    });
+    // The collector's validation (shared) accepts the new members.
+    assert.doesNotThrow(() =>
+      validateAuditEvent(JSON.parse(JSON.stringify(chainEvent(end, 2, GENESIS_HASH)))),
+    );
+    const cut = recorder.execEndEvent(
+      opened,
+      {
+        bytesToPod: 0,
+        bytesToAgent: 0,
+        durationMs: 3,
+        agentProtocol: 'v5.channel.k8s.io',
+        problem: { code: 502, reason: 'BadGateway', message: 'chaperone: the API server closed the session' },
+      },
+      NOW,
+    );
+    assert.equal(cut.responseStatus?.reason, 'BadGateway');
+    assert.equal(cut.chaperone.exec?.exitCode, undefined);
+  });
+});

@@ -4,6 +4,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Action, Decision } from '@chaperone/shared';
+import { answerOverWebSocket } from './exec/answer-over-websocket.ts';
+import { asksForWebSocket, readWebSocketOffer, type WebSocketOffer } from './exec/handshake.ts';
 import type { AgentRequest, AgentResponse } from './http1/agent-connection.ts';
 import { type RequestInfo, readQuery, splitTarget } from './request-info.ts';
 
@@ -36,6 +38,15 @@ export interface KubeRequestContext {
   failure?: { code: number; reason: string; message: string };
   /** For a request the sidecar answered itself: the Status it sent. */
   answered?: { code: number; reason: string; message: string };
+  /**
+   * A WebSocket upgrade offering a channel protocol the guard speaks (exec and
+   * attach sessions): every answer to it goes over the WebSocket, a Status on
+   * the error channel, since kubectl would take any other answer as a reason to
+   * retry over SPDY.
+   */
+  webSocket?: WebSocketOffer;
+  /** Why the exec target could not be completed (the pod lookup failed): the session is refused with it, once allowed. */
+  execProblem?: { code: number; reason: string; message: string };
 }
 
 /** The query of every request without one: shared, never mutated. */
@@ -44,7 +55,7 @@ const NO_QUERY = new URLSearchParams();
 export function newContext(req: AgentRequest, res: AgentResponse): KubeRequestContext {
   const { path, rawQuery } = splitTarget(req.url);
   const query = rawQuery === '' ? undefined : readQuery(rawQuery);
-  return {
+  const ctx: KubeRequestContext = {
     req,
     res,
     startNs: process.hrtime.bigint(),
@@ -57,6 +68,14 @@ export function newContext(req: AgentRequest, res: AgentResponse): KubeRequestCo
     maskedFields: 0,
     overheadNs: 0n,
   };
+  if (req.upgrade && asksForWebSocket(req)) {
+    const offer = readWebSocketOffer(req);
+    if (!('problem' in offer)) {
+      ctx.webSocket = offer;
+      res.answerThrough(answerOverWebSocket(offer));
+    }
+  }
+  return ctx;
 }
 
 export type Handler = (ctx: KubeRequestContext) => void | Promise<void>;

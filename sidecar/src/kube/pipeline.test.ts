@@ -62,7 +62,7 @@ describe('kube pipeline', () => {
       ...(opts.failOpen !== undefined ? { failOpen: opts.failOpen } : {}),
     });
 
-  it('a refused exec is recorded as a denial by its built-in rule, though the policy allows everything', async () => {
+  it('an exec that is not a WebSocket session is refused, recorded as a denial by its built-in rule, though the policy allows everything', async () => {
     let reached = false;
     route = (_req, res) => {
       reached = true;
@@ -71,13 +71,13 @@ describe('kube pipeline', () => {
     const sc = await sidecar();
     try {
       const res = await fetch(`${sc.base}/api/v1/namespaces/a/pods/p/exec?command=ls&container=app`);
-      assert.equal(res.status, 403);
-      assert.match(((await res.json()) as { message: string }).message, /sessions cannot be recorded/);
+      assert.equal(res.status, 400);
+      assert.match(((await res.json()) as { message: string }).message, /must be a WebSocket upgrade/);
       await new Promise((r) => setTimeout(r, 20));
       const [event] = readSpoolDir(sc.spoolDir);
       // Was recorded as the policy's allow (and not counted as blocked) before the refusal set its decision.
       assert.equal(event?.chaperone.decision.action, 'deny');
-      assert.equal(event?.chaperone.decision.rule, 'chaperone-sessions-not-recorded');
+      assert.equal(event?.chaperone.decision.rule, 'chaperone-exec-needs-websocket');
       assert.equal(reached, false);
     } finally {
       await sc.close();

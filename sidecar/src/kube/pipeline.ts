@@ -1,10 +1,16 @@
-/** The Kubernetes API request path, assembled in one place: audit ∘ read request ∘ spool gate ∘ decide ∘ object check ∘ access review ∘ refuse connect → forward. */
+/**
+ * The Kubernetes API request path, assembled in one place: audit ∘ read
+ * request ∘ spool gate ∘ exec target ∘ decide ∘ object check ∘ access review ∘
+ * refuse port-forward ∘ exec sessions → forward.
+ */
 import type { SelfProtection } from '@chaperone/shared';
 import type { AuditRecorder } from '../audit/recorder.ts';
 import type { Spool } from '../audit/spool.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 import type { PolicyStore } from '../policy-store.ts';
 import { compose, type Handler } from './context.ts';
+import { execTarget } from './exec/exec-target.ts';
+import { type ExecSessionDeps, execSessions } from './exec/session-guard.ts';
 import { type ForwardOptions, forward } from './forward.ts';
 import { accessReview } from './guards/access-review.ts';
 import { audit } from './guards/audit.ts';
@@ -24,6 +30,8 @@ export interface PipelineDeps extends ForwardOptions {
   readonly protection: SelfProtection;
   readonly username: string;
   readonly metrics: SidecarMetrics;
+  /** Exec and attach sessions: their filters and recorder, and tuning. */
+  readonly exec?: Pick<ExecSessionDeps, 'hooks' | 'session'>;
 }
 
 export function kubePipeline(d: PipelineDeps): Handler {
@@ -37,10 +45,12 @@ export function kubePipeline(d: PipelineDeps): Handler {
         metrics: d.metrics,
         ...(d.collector ? { collector: d.collector } : {}),
       }),
+      execTarget(d),
       decide(d.policy, d.protection, d.username, d.maxRequestBytes),
       objectCheck(d),
       accessReview({ ...d, user: d.username }),
       refuseConnect(),
+      execSessions({ ...d, ...d.exec }),
     ],
     forward(d),
   );

@@ -25,6 +25,7 @@ export interface TestPipelineOptions {
   readonly maxRequestBytes?: number;
   readonly failOpen?: boolean;
   readonly collector?: PipelineDeps['collector'];
+  readonly exec?: PipelineDeps['exec'];
 }
 
 export interface TestPipeline {
@@ -57,6 +58,7 @@ export async function startTestPipeline(o: TestPipelineOptions): Promise<TestPip
     spool,
     failOpen: o.failOpen ?? false,
     ...(o.collector ? { collector: o.collector } : {}),
+    ...(o.exec ? { exec: o.exec } : {}),
     policy: new PolicyStore(join(o.dir, 'policy.yaml'), log),
     protection: {
       namespace: 'a',

@@ -13,7 +13,6 @@ import type { PolicyStore } from '../../policy-store.ts';
 import type { Guard, KubeRequestContext } from '../context.ts';
 import { BodyTooLargeError } from '../http1/agent-connection.ts';
 import { UpstreamError } from '../http1/upstream-pool.ts';
-import { CONNECT_SUBRESOURCES } from '../request-info.ts';
 import { sendStatus, statusBody } from '../status.ts';
 import { type Upstream, type UpstreamReply, upstreamCall } from '../upstream.ts';
 import { SESSIONS_RULE } from './connect-refusal.ts';
@@ -46,11 +45,7 @@ function refusalOf(spec: unknown, opts: AccessReviewOptions): { rule: string; me
   const d = decideAccessReview(spec, opts.user, opts.policy.current, opts.protection);
   if (d) return d;
   const attrs = isObj(spec) && isObj(spec.resourceAttributes) ? spec.resourceAttributes : undefined;
-  if (
-    attrs?.resource === 'pods' &&
-    typeof attrs.subresource === 'string' &&
-    CONNECT_SUBRESOURCES.has(attrs.subresource)
-  ) {
+  if (attrs?.resource === 'pods' && attrs.subresource === 'portforward') {
     return {
       rule: SESSIONS_RULE,
       message: `${attrs.subresource} sessions cannot be recorded by this sidecar version and are refused`,

@@ -7,6 +7,11 @@
  * requests, and pipelined requests beyond the bound, get a Kubernetes Status
  * (after the responses before them) and the connection is closed; nothing of
  * them reaches the handler.
+ *
+ * A request that upgrades the connection (a WebSocket exec) ends HTTP on it:
+ * AgentResponse#switchProtocols hands the socket to the caller. Its client
+ * must wait for the answer before sending anything more (RFC 6455 §4.1), so
+ * bytes that arrive before it make the takeover fail.
  */
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
@@ -19,6 +24,14 @@ export class BodyTooLargeError extends Error {
     super(`the request body is larger than the limit of ${limit} bytes`);
     this.name = 'BodyTooLargeError';
     this.limit = limit;
+  }
+}
+
+/** The client sent bytes after an upgrade request before it was answered: they cannot be handed over as they came. */
+export class EarlyDataError extends Error {
+  constructor() {
+    super('the client sent data after its upgrade request before the answer (RFC 6455 §4.1: it must wait)');
+    this.name = 'EarlyDataError';
   }
 }
 
@@ -40,6 +53,8 @@ export class AgentRequest {
   readonly hasBody: boolean;
   readonly contentLength: number;
   readonly keepAlive: boolean;
+  /** The request asks to upgrade the connection (an Upgrade header with "connection: upgrade"). */
+  readonly upgrade: boolean;
   #chunks: Buffer[] = [];
   #size = 0;
   #complete: boolean;
@@ -58,6 +73,7 @@ export class AgentRequest {
     this.hasBody = head.bodyKind !== 'none';
     this.contentLength = head.contentLength;
     this.keepAlive = head.keepAlive;
+    this.upgrade = head.upgrade;
     this.#complete = head.bodyKind === 'none';
     this.#onFirstRead = onFirstRead;
   }
@@ -155,6 +171,9 @@ export class AgentResponse {
   #closeAfter: boolean;
   #onClose: (() => void)[] = [];
   #closed = false;
+  #divert: ((code: number, body: Buffer, socket: Socket) => void) | undefined;
+  #diverted: Buffer[] = [];
+  #divertedBytes = 0;
 
   constructor(conn: AgentConnection, req: AgentRequest) {
     this.#conn = conn;
@@ -186,6 +205,8 @@ export class AgentResponse {
     if (this.headersSent) throw new Error('headers already sent');
     this.statusCode = code;
     this.headersSent = true;
+    // A 101 head is written by switchProtocols; a diverted answer by the divert.
+    if (code === 101 || this.#divert) return;
     let head = `HTTP/1.1 ${code} ${STATUS_CODES[code] ?? 'Unknown'}\r\n`;
     let length = false;
     const add = (name: string, value: string) => {
@@ -224,6 +245,10 @@ export class AgentResponse {
   write(data: Buffer | string): boolean {
     if (this.destroyed || this.writableFinished) return false;
     if (!this.headersSent) this.writeHead(200, {});
+    if (this.#divert) {
+      this.#keep(data);
+      return true;
+    }
     if (this.#noBody) return true;
     if (data.length === 0) return true;
     return this.#send(data, false);
@@ -234,6 +259,20 @@ export class AgentResponse {
     if (!this.headersSent) {
       const len = data === undefined ? 0 : typeof data === 'string' ? Buffer.byteLength(data) : data.length;
       this.writeHead(200, { 'content-length': len });
+    }
+    const divert = this.#divert;
+    if (divert) {
+      if (data !== undefined) this.#keep(data);
+      this.writableFinished = true;
+      let socket: Socket;
+      try {
+        socket = this.#conn.takeOver(this);
+      } catch {
+        this.destroy();
+        return;
+      }
+      divert(this.statusCode, Buffer.concat(this.#diverted), socket);
+      return;
     }
     this.#send(this.#noBody ? undefined : data, true);
     this.writableFinished = true;
@@ -269,6 +308,46 @@ export class AgentResponse {
     if (post) socket.write(post, 'latin1');
     socket.uncork();
     return ok && !socket.writableNeedDrain;
+  }
+
+  /** Diverted body bytes, up to 64 KiB (a Status). */
+  #keep(data: Buffer | string): void {
+    const b = typeof data === 'string' ? Buffer.from(data) : data;
+    const room = SINGLE_WRITE_BYTES - this.#divertedBytes;
+    if (room <= 0) return;
+    const kept = b.length > room ? b.subarray(0, room) : Buffer.from(b);
+    this.#diverted.push(kept);
+    this.#divertedBytes += kept.length;
+  }
+
+  /**
+   * Hands this response's answer, whoever writes it, to `fn` with the socket
+   * instead of writing it as HTTP: for an upgrade request whose client would
+   * misread a plain HTTP answer (kubectl falls back to SPDY on anything but a
+   * 101), `fn` answers over the new protocol and owns the socket from then on.
+   * The body is cut at 64 KiB (it is a Status). A 101 through switchProtocols
+   * is not diverted. `undefined` writes answers as HTTP again.
+   */
+  answerThrough(fn: ((code: number, body: Buffer, socket: Socket) => void) | undefined): void {
+    if (this.headersSent) throw new Error('headers already sent');
+    this.#divert = fn;
+  }
+
+  /**
+   * Switches protocols: the 101 goes through writeHead first (so whatever
+   * wraps it, the audit guard, sees the answer before a byte is sent; it may
+   * throw, having answered otherwise), then `head` — the whole 101 head — is
+   * written and the socket is handed over. Throws EarlyDataError, before
+   * anything is sent, when the client did not wait for the answer.
+   */
+  switchProtocols(head: string): Socket {
+    if (this.headersSent) throw new Error('headers already sent');
+    this.#conn.checkTakeOver(this);
+    this.writeHead(101, []);
+    const socket = this.#conn.takeOver(this);
+    this.writableFinished = true;
+    socket.write(head, 'latin1');
+    return socket;
   }
 
   /** Abandons the response: the connection is closed (the client sees a cut-off response). */
@@ -323,6 +402,8 @@ export class AgentConnection {
   #active: { req: AgentRequest; res: AgentResponse } | undefined;
   #timer: NodeJS.Timeout | undefined;
   #dead = false;
+  readonly #dataListener = (chunk: Buffer) => this.#onData(chunk);
+  readonly #closeListener = () => this.#onClose();
 
   constructor(socket: Socket, handler: AgentHandler, opts: AgentConnectionOptions) {
     this.socket = socket;
@@ -331,10 +412,39 @@ export class AgentConnection {
     this.#remote = socket.remoteAddress ?? 'unknown';
     this.#maxQueuedRequests = opts.maxQueuedRequests ?? DEFAULT_MAX_QUEUED_REQUESTS;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('data', this.#dataListener);
     socket.on('error', () => {});
-    socket.on('close', () => this.#onClose());
+    socket.on('close', this.#closeListener);
     this.#armIdle();
+  }
+
+  /** @internal Throws unless `res` may take the socket over: it answers the request being handled, and nothing came after it. */
+  checkTakeOver(res: AgentResponse): void {
+    if (this.#active?.res !== res)
+      throw new Error('only the response being written can take the connection over');
+    // The end of this request may still be queued (the handler runs before it is taken off).
+    if (this.#queue.some((p) => p.kind !== 'end') || !this.#decoder.idle || this.#reading !== undefined)
+      throw new EarlyDataError();
+  }
+
+  /**
+   * @internal The active response switches protocols: the connection stops
+   * reading requests and its idle timer, and the socket (paused) is the
+   * caller's. `res` closes when the socket does.
+   */
+  takeOver(res: AgentResponse): Socket {
+    this.checkTakeOver(res);
+    this.#dead = true;
+    this.#active = undefined;
+    this.#queue = [];
+    this.#clearIdle();
+    const socket = this.socket;
+    socket.off('data', this.#dataListener);
+    socket.off('close', this.#closeListener);
+    socket.pause();
+    if (socket.destroyed) queueMicrotask(() => res.closed());
+    else socket.once('close', () => res.closed());
+    return socket;
   }
 
   #armIdle(): void {

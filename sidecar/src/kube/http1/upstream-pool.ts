@@ -212,7 +212,11 @@ export class UpstreamPool {
     p.armTimer(p.req.headersTimeoutMs, 'headers-timeout');
   }
 
-  #connect(): Connection {
+  /**
+   * A new TLS connection to the API server, outside the pool: for an exchange
+   * that takes the connection over (a WebSocket upgrade). The caller owns it.
+   */
+  openSocket(): TLSSocket {
     const { host, port, ca, servername } = this.#opts;
     const socket = connect({
       host,
@@ -222,6 +226,11 @@ export class UpstreamPool {
       ALPNProtocols: ['http/1.1'],
     });
     socket.setNoDelay(true);
+    return socket;
+  }
+
+  #connect(): Connection {
+    const socket = this.openSocket();
     const conn = new Connection(socket);
     this.#open.add(conn);
     socket.on('data', (chunk: Buffer) => this.#onData(conn, chunk));
