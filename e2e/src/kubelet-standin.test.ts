@@ -4,15 +4,19 @@
 // double, kubelet-standin.ts) registers as a Node and answers what the API
 // server proxies to the kubelet, running commands as local processes.
 //
-// What these tests pin down, and what would break them:
+// What these tests pin down, and what breaks them:
 // - client-node's v4 WebSocket exec gets stdout, stderr and the exit code
-//   (breaks if the Status JSON or the channel bytes are wrong);
+//   (tried: a wrong ExitCode cause fails it);
 // - kubectl's v5-only WebSocket offer is refused with 403 and kubectl falls
-//   back to SPDY v4, where the exit code arrives (breaks if the stand-in
-//   accepted v5, or answered the offer with anything but a non-101);
-// - piped stdin ends (needs the SPDY half-close), a TTY resize reaches the
-//   command's terminal, logs and logs -f, port-forward over SPDY to a local
-//   HTTP server, attach to a running process.
+//   back to SPDY v4, where the exit code arrives (tried: accepting v5 fails it,
+//   kubectl then reads the v4 text Status as JSON and exits 1);
+// - piped stdin ends (needs the SPDY half-close; without it cat never ends);
+//   a TTY resize reaches the command's terminal, from kubectl (SPDY resize
+//   stream) and client-node (WebSocket channel 4); logs, --tail, --timestamps
+//   and logs -f; port-forward over SPDY (kubectl) and WebSocket v4
+//   (client-node) to a local HTTP server; attach over SPDY and WebSocket.
+// - The request log shows what the API server sent the kubelet: the paths,
+//   `command=` per argv element, input/output/error/tty, `port=`, the offers.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
@@ -29,12 +33,16 @@ import { waitFor } from './process.ts';
 
 const kube = kubeInfo();
 
+/** Processes a test leaves running when it fails half-way; killed at the end. */
+const background = new Set<ChildProcess>();
+
 /** A long-running kubectl (logs -f, port-forward) whose output the test watches. */
 function kubectlBackground(args: readonly string[]): { child: ChildProcess; output: () => string } {
   const child = spawn(kubectlPath(), args, {
     env: { ...process.env, KUBECONFIG: kube.kubeconfigPath },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  background.add(child);
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -99,6 +107,7 @@ describe('stand-in kubelet through the real API server', {
   });
 
   after(async () => {
+    for (const child of background) child.kill('SIGKILL');
     await ns?.delete();
     node?.delete();
     await standin?.stop();
@@ -213,6 +222,7 @@ describe('stand-in kubelet through the real API server', {
       ],
       { env: { ...process.env, KUBECONFIG: kube.kubeconfigPath }, stdio: ['pipe', 'pipe', 'pipe', 'pipe'] },
     );
+    background.add(child);
     let screen = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (screen += d));
     const resize = child.stdio[3] as NodeJS.WritableStream;

@@ -19,10 +19,16 @@
  *   appends to (and the main process writes), with follow, tail, timestamps,
  *   since and limitBytes.
  * - Upgrades: WebSocket with channel.k8s.io, base64.channel.k8s.io,
- *   v4.channel.k8s.io, v4.base64.channel.k8s.io (exec/attach) — not v5, whose
- *   offer alone is answered 403 as a 1.20 kubelet answers it; SPDY/3.1 with
- *   X-Stream-Protocol-Version v4…v1 (exec/attach) and portforward.k8s.io.
- *   A request that is not an upgrade gets 500 "Upgrade request required".
+ *   v4.channel.k8s.io, v4.base64.channel.k8s.io for exec/attach ("", v4 and
+ *   v4.base64 for port-forward). Not v2/v3, which a 1.20 kubelet speaks over
+ *   SPDY only, and not v5: an offer with nothing it knows gets 403 Forbidden,
+ *   as from a 1.20 kubelet, so kubectl 1.32 falls back to SPDY. SPDY/3.1 with
+ *   X-Stream-Protocol-Version v4, v3, v2, channel.k8s.io (exec/attach) and
+ *   portforward.k8s.io. A request that is not an upgrade gets the kubelet's
+ *   500 "Upgrade request required".
+ * - `requests`: every request as it arrived (path, query, offer, the protocol
+ *   chosen, the status answered, resizes, the Status sent, forwarded ports),
+ *   so a test can check what the API server (or a proxy before it) sent.
  *
  * Not implemented: authentication and authorisation of the caller (a kubelet
  * checks the API server's client certificate and asks for SubjectAccessReview;
@@ -32,7 +38,10 @@
  * container isolation (commands run as this user on this machine), `/run`,
  * `/pods`, `/stats`, `/metrics` and the other endpoints, previous container
  * logs, and the idle timeout of streams (the whole server has a lifetime cap
- * instead).
+ * instead). Knowingly different: the 101 for a WebSocket without a
+ * subprotocol carries no empty Sec-WebSocket-Protocol header; log responses
+ * start before the first line; a port-forward passes half-closes on instead
+ * of ending at the first one (see kubelet/port-forward.ts).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';

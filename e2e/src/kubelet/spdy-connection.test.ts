@@ -37,12 +37,20 @@ interface Client {
 
 let server: Server;
 let nextSession: (socket: Socket) => void = () => {};
+/** Both ends of every connection, destroyed at the end even when a test failed half-way. */
+const sockets = new Set<Socket>();
 
 before(async () => {
-  server = createServer((s) => nextSession(s));
+  server = createServer((s) => {
+    sockets.add(s);
+    nextSession(s);
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
 });
-after(() => server.close());
+after(() => {
+  for (const s of sockets) s.destroy();
+  server.close();
+});
 
 /** A server session with `opts`, and a client connected to it. */
 async function session(
@@ -54,6 +62,7 @@ async function session(
   });
   const port = (server.address() as { port: number }).port;
   const socket = connect({ host: '127.0.0.1', port });
+  sockets.add(socket);
   await new Promise<void>((r) => socket.once('connect', () => r()));
   const decoder = new SpdyFrameDecoder();
   const deflater = new SpdyHeaderDeflater();

@@ -21,7 +21,7 @@
  */
 import type { Duplex } from 'node:stream';
 import {
-  encodeDataFrame,
+  encodeDataFrameHeader,
   encodeGoAway,
   encodePing,
   encodeRstStream,
@@ -104,6 +104,7 @@ export class SpdyStream {
     if (this.localDone) return;
     this.#localDone = true;
     this.#conn.sendData(this, Buffer.alloc(0), true);
+    this.#conn.forgetIfDone(this);
   }
 
   /** RST_STREAM (spdystream's Stream.Reset: status CANCEL). Nothing is sent once our side has ended. */
@@ -113,6 +114,7 @@ export class SpdyStream {
     this.#reset = true;
     this.pending.length = 0;
     if (send) this.#conn.sendFrame(encodeRstStream(this.id, status));
+    this.#conn.forgetIfDone(this);
     this.onReset?.();
   }
 
@@ -203,27 +205,34 @@ export class SpdyServerConnection {
       this.#flush(stream);
       return !this.needsDrain;
     }
-    let ok = true;
-    for (let at = 0; at < data.length; at += MAX_DATA_FRAME) {
-      ok = this.#socket.write(encodeDataFrame(stream.id, data.subarray(at, at + MAX_DATA_FRAME)));
-    }
-    if (fin) ok = this.#socket.write(encodeDataFrame(stream.id, Buffer.alloc(0), true));
-    return ok;
+    this.#socket.cork();
+    for (let at = 0; at < data.length; at += MAX_DATA_FRAME)
+      this.#writeData(stream.id, data.subarray(at, at + MAX_DATA_FRAME), false);
+    if (fin) this.#writeData(stream.id, Buffer.alloc(0), true);
+    this.#socket.uncork();
+    return !this.#socket.writableNeedDrain;
+  }
+
+  /** One data frame: its header and the payload as they are (the payload is not copied). */
+  #writeData(id: number, payload: Buffer, fin: boolean): void {
+    this.#socket.write(encodeDataFrameHeader(id, payload.length, fin));
+    if (payload.length > 0) this.#socket.write(payload);
   }
 
   #flush(stream: SpdyStream): void {
     while (stream.pending.length > 0) {
       const next = stream.pending[0]!;
-      const room = Math.min(stream.sendWindow, MAX_DATA_FRAME);
+      const room = Math.min(stream.sendWindow, this.#sessionSendWindow, MAX_DATA_FRAME);
       if (next.data.length > 0 && room <= 0) return;
       const part = next.data.subarray(0, room);
       const last = part.length === next.data.length;
-      this.#socket.write(encodeDataFrame(stream.id, part, last && next.fin));
+      this.#writeData(stream.id, part, last && next.fin);
       stream.sendWindow -= part.length;
       this.#sessionSendWindow -= part.length;
       if (last) stream.pending.shift();
       else next.data = next.data.subarray(part.length);
     }
+    this.forgetIfDone(stream);
     if (!this.needsDrain) for (const w of this.#drainWaiters.splice(0)) w();
   }
 
@@ -287,7 +296,7 @@ export class SpdyServerConnection {
           this.sendFrame(encodeWindowUpdate(f.streamId, f.data.length));
           this.sendFrame(encodeWindowUpdate(0, f.data.length));
         }
-        this.#forgetIfDone(stream);
+        this.forgetIfDone(stream);
         return;
       }
       case 'rst_stream': {
@@ -329,7 +338,8 @@ export class SpdyServerConnection {
     for (const s of this.#streams.values()) this.#flush(s);
   }
 
-  #forgetIfDone(stream: SpdyStream): void {
+  /** @internal drops a stream that is over in both directions, so a long session does not pile them up */
+  forgetIfDone(stream: SpdyStream): void {
     if (stream.localDone && stream.remoteDone && stream.pending.length === 0) this.#streams.delete(stream.id);
   }
 

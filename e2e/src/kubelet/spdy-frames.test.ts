@@ -30,6 +30,7 @@ import {
   SpdyHeaderInflater,
   serializeHeaderBlock,
 } from './spdy-headers.ts';
+import { splitAt } from './split-bytes.ts';
 
 const streamId = fc.integer({ min: 1, max: 0x7fffffff });
 const u31 = fc.integer({ min: 0, max: 0x7fffffff });
@@ -119,13 +120,7 @@ describe('SPDY frame decoder', () => {
         fc.array(fc.nat(), { maxLength: 12 }),
         (frames, cuts) => {
           const wire = Buffer.concat(frames.map((f) => f.wire));
-          const points = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b);
-          const chunks: Buffer[] = [];
-          let at = 0;
-          for (const p of [...points, wire.length]) {
-            chunks.push(wire.subarray(at, p));
-            at = p;
-          }
+          const chunks = splitAt(wire, cuts);
           assert.deepEqual(plain(decodeChunks(chunks)), plain(frames.map((f) => f.frame)));
         },
       ),

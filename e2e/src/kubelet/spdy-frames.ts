@@ -253,7 +253,12 @@ function words(...values: number[]): Buffer {
 }
 
 export function encodeDataFrame(streamId: number, data: Buffer, fin = false): Buffer {
-  return Buffer.concat([header(streamId & ID_MASK, fin ? SPDY_FLAG_FIN : 0, data.length), data]);
+  return Buffer.concat([encodeDataFrameHeader(streamId, data.length, fin), data]);
+}
+
+/** The 8 bytes before a data frame's payload, for writing the payload without copying it. */
+export function encodeDataFrameHeader(streamId: number, length: number, fin = false): Buffer {
+  return header(streamId & ID_MASK, fin ? SPDY_FLAG_FIN : 0, length);
 }
 
 export function encodeSynStream(

@@ -99,7 +99,9 @@ export class SpdyRemoteCommand implements RemoteCommandTransport {
           streams[type] = stream;
           if (type === 'stdin') {
             stream.onData = (d) => events.stdin(d);
+            // A reset ends the kubelet's read of stdin as a FIN does.
             stream.onEnd = () => events.stdinEnd();
+            stream.onReset = () => events.stdinEnd();
           } else if (type === 'resize') {
             stream.onData = (d) => {
               for (const size of resize.push(d)) events.resize(size);

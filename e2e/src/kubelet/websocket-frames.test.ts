@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { splitAt } from './split-bytes.ts';
 import {
   encodeWebSocketFrame,
   WebSocketDecoder,
@@ -32,13 +33,7 @@ const messageArb = fc
   })
   .map(({ text, payload, cuts, ping, keys }) => {
     const data = text ? Buffer.from(payload, 'utf8') : Buffer.from(payload, 'latin1');
-    const points = [...new Set(cuts.map((c) => c % (data.length + 1)))].sort((a, b) => a - b);
-    const parts: Buffer[] = [];
-    let at = 0;
-    for (const p of [...points, data.length]) {
-      parts.push(data.subarray(at, p));
-      at = p;
-    }
+    const parts = splitAt(data, cuts);
     const frames: Buffer[] = [];
     const expected: WebSocketMessage[] = [];
     parts.forEach((part, i) => {
@@ -68,13 +63,7 @@ describe('WebSocket frame decoder (client frames)', () => {
         fc.array(fc.nat(), { maxLength: 10 }),
         (messages, cuts) => {
           const wire = Buffer.concat(messages.map((m) => m.wire));
-          const points = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b);
-          const chunks: Buffer[] = [];
-          let at = 0;
-          for (const p of [...points, wire.length]) {
-            chunks.push(wire.subarray(at, p));
-            at = p;
-          }
+          const chunks = splitAt(wire, cuts);
           assert.deepEqual(plain(decodeAll(chunks)), plain(messages.flatMap((m) => m.expected)));
         },
       ),

@@ -154,7 +154,16 @@ export function encodeWebSocketFrame(
   payload: Buffer,
   opts: { fin?: boolean; mask?: Buffer } = {},
 ): Buffer {
-  const len = payload.length;
+  const header = encodeWebSocketHeader(opcode, payload.length, opts);
+  return Buffer.concat([header, opts.mask ? unmask(payload, opts.mask) : payload]);
+}
+
+/** The bytes before a frame's payload (with the masking key when `mask` is given). */
+export function encodeWebSocketHeader(
+  opcode: number,
+  len: number,
+  opts: { fin?: boolean; mask?: Buffer } = {},
+): Buffer {
   const lengthBytes = len < 126 ? 0 : len < 0x10000 ? 2 : 8;
   const maskBytes = opts.mask ? 4 : 0;
   const header = Buffer.alloc(2 + lengthBytes + maskBytes);
@@ -162,7 +171,6 @@ export function encodeWebSocketFrame(
   header[1] = (opts.mask ? 0x80 : 0) | (lengthBytes === 0 ? len : lengthBytes === 2 ? 126 : 127);
   if (lengthBytes === 2) header.writeUInt16BE(len, 2);
   if (lengthBytes === 8) header.writeBigUInt64BE(BigInt(len), 2);
-  if (!opts.mask) return Buffer.concat([header, payload]);
-  opts.mask.copy(header, 2 + lengthBytes, 0, 4);
-  return Buffer.concat([header, unmask(payload, opts.mask)]);
+  opts.mask?.copy(header, 2 + lengthBytes, 0, 4);
+  return header;
 }

@@ -9,6 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
   encodeWebSocketFrame,
+  encodeWebSocketHeader,
   WebSocketDecoder,
   WebSocketFrameError,
   WS_OPCODE,
@@ -97,12 +98,21 @@ export class ServerWebSocket {
     return this.#closed;
   }
 
-  /** Sends one message as a single frame: binary for a Buffer, text for a string. */
-  send(data: Buffer | string): boolean {
+  /**
+   * Sends one message as a single frame: text for a string, binary for bytes
+   * (given as parts, which are written as they are, not copied together).
+   */
+  send(data: string | Buffer | readonly Buffer[]): boolean {
     if (this.#closed) return false;
-    return typeof data === 'string'
-      ? this.#socket.write(encodeWebSocketFrame(WS_OPCODE.text, Buffer.from(data)))
-      : this.#socket.write(encodeWebSocketFrame(WS_OPCODE.binary, data));
+    if (typeof data === 'string')
+      return this.#socket.write(encodeWebSocketFrame(WS_OPCODE.text, Buffer.from(data)));
+    const parts = Buffer.isBuffer(data) ? [data] : data;
+    const length = parts.reduce((n, p) => n + p.length, 0);
+    this.#socket.cork();
+    this.#socket.write(encodeWebSocketHeader(WS_OPCODE.binary, length));
+    for (const p of parts) if (p.length > 0) this.#socket.write(p);
+    this.#socket.uncork();
+    return !this.#socket.writableNeedDrain;
   }
 
   /** Sends a close frame and ends the socket. */

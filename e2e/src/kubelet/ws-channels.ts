@@ -47,12 +47,12 @@ export function isV4Protocol(protocol: string): boolean {
   return protocol.startsWith('v4.');
 }
 
-export function encodeChannelMessage(channel: number, data: Buffer, base64: boolean): Buffer | string {
+const CHANNEL_BYTES = Array.from({ length: 256 }, (_, i) => Buffer.from([i]));
+
+/** A message for one channel: the channel byte and the data as parts (binary), or the text (base64). */
+export function encodeChannelMessage(channel: number, data: Buffer, base64: boolean): Buffer[] | string {
   if (base64) return String.fromCharCode(48 + channel) + data.toString('base64');
-  const out = Buffer.allocUnsafe(data.length + 1);
-  out[0] = channel;
-  data.copy(out, 1);
-  return out;
+  return [CHANNEL_BYTES[channel]!, data];
 }
 
 /** The channel and payload of a client message; undefined for an empty one or invalid base64. */
