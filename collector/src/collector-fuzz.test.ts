@@ -28,7 +28,7 @@ import { type RunningCollector, startCollector } from './collector.ts';
 import { COLLECTOR_SCHEMA } from './config.ts';
 import { streamEvents } from './testing/ingest-client.ts';
 import { makeChain, TEST_SOURCE as SOURCE } from './testing/test-events.ts';
-import { memoryLogger, TEST_ISSUER, TestIssuer } from './testing/test-harness.ts';
+import { LOOPBACK_LISTENERS, memoryLogger, TEST_ISSUER, TestIssuer } from './testing/test-harness.ts';
 
 const SEED = 20261206;
 const QUERY_TOKEN = 'fuzz-test-query-token-0123456789';
@@ -257,12 +257,7 @@ describe('collector under malformed input', () => {
     await new Promise<void>((r) => jwks.listen(0, '127.0.0.1', r));
     const config = parseConfig(COLLECTOR_SCHEMA, {
       flags: {
-        listenHost: '127.0.0.1',
-        listenPort: '0',
-        queryListenHost: '127.0.0.1',
-        queryListenPort: '0',
-        metricsHost: '127.0.0.1',
-        metricsPort: '0',
+        ...LOOPBACK_LISTENERS,
         dataDir: join(dir, 'data'),
         jwksUrl: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/keys`,
         tokenIssuer: TEST_ISSUER,

@@ -3,19 +3,20 @@
 // exactly as `chaperone collector` wires them.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type AuditEvent, createRegistry, parseConfig } from '@chaperone/shared';
+import { type AuditEvent, ConfigError, createRegistry, parseConfig } from '@chaperone/shared';
 import { createCA, issueCertificate } from '@chaperone/shared/tls';
 import { createApiClient } from './cli/api-client.ts';
 import { type RunningCollector, startCollector } from './collector.ts';
 import { COLLECTOR_SCHEMA } from './config.ts';
-import { streamEvents } from './testing/ingest-client.ts';
+import { connectIngest, streamEvents } from './testing/ingest-client.ts';
 import { makeChain, TEST_SOURCE as SOURCE } from './testing/test-events.ts';
-import { memoryLogger, TEST_ISSUER, TestIssuer } from './testing/test-harness.ts';
+import { LOOPBACK_LISTENERS, memoryLogger, TEST_ISSUER, TestIssuer } from './testing/test-harness.ts';
 
 const QUERY_TOKEN = 'collector-test-query-token-01234';
 
@@ -65,12 +66,7 @@ describe('collector (assembled)', () => {
     writeFileSync(join(dir, 'query-token'), QUERY_TOKEN, { mode: 0o600 });
     const config = parseConfig(COLLECTOR_SCHEMA, {
       flags: {
-        listenHost: '127.0.0.1',
-        listenPort: '0',
-        queryListenHost: '127.0.0.1',
-        queryListenPort: '0',
-        metricsHost: '127.0.0.1',
-        metricsPort: '0',
+        ...LOOPBACK_LISTENERS,
         tlsCertFile: join(dir, 'tls.crt'),
         tlsKeyFile: join(dir, 'tls.key'),
         dataDir: join(dir, 'data'),
@@ -150,5 +146,117 @@ describe('collector (assembled)', () => {
     );
     assert.match(metrics, /chaperone_collector_ingest_latency_seconds_count\{component="collector"\} \d+/);
     assert.doesNotMatch(metrics, /agent-0/, 'no pod names in metric labels');
+  });
+});
+
+// The collector's own way to the API server (--kube-api-server, --kube-ca-file,
+// --kube-token-file, as in a pod). A local HTTPS stand-in plays the API server so the
+// test can see what each request carried; the real API server answers the same requests
+// in e2e/src/collector-auth.test.ts.
+describe('collector and the API server', () => {
+  let dir: string;
+  let issuer: TestIssuer;
+  let apiServer: ReturnType<typeof createHttpsServer>;
+  let apiServerUrl: string;
+  const seen: { path: string; authorization?: string; accept?: string; userAgent?: string }[] = [];
+
+  const configFor = (flags: Record<string, string>) =>
+    parseConfig(COLLECTOR_SCHEMA, {
+      flags: {
+        ...LOOPBACK_LISTENERS,
+        dataDir: mkdtempSync(join(dir, 'data-')),
+        kubeApiServer: apiServerUrl,
+        kubeCaFile: join(dir, 'kube-ca.crt'),
+        tokenIssuer: TEST_ISSUER,
+        queryToken: QUERY_TOKEN,
+        ...flags,
+      },
+    });
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'chaperone-collector-kube-'));
+    issuer = await TestIssuer.create();
+    const ca = createCA({ commonName: 'test cluster CA' });
+    const serving = issueCertificate({ ca, commonName: 'kube-apiserver', ipAddresses: ['127.0.0.1'] });
+    writeFileSync(join(dir, 'kube-ca.crt'), ca.cert);
+    writeFileSync(join(dir, 'kube-token'), 'collector-sa-token\n', { mode: 0o600 });
+    const objects: Record<string, unknown> = {
+      '/api/v1/namespaces/agents': { metadata: { uid: 'ns', labels: { 'chaperone.dev/inject': 'enabled' } } },
+      '/api/v1/namespaces/agents/pods/agent-0': {
+        metadata: { uid: SOURCE.podUID, labels: { 'chaperone.dev/injected': 'true' } },
+      },
+    };
+    apiServer = createHttpsServer({ cert: serving.cert, key: serving.key }, (req: IncomingMessage, res) => {
+      const path = req.url ?? '';
+      seen.push({
+        path,
+        ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+        ...(req.headers.accept ? { accept: req.headers.accept } : {}),
+        ...(req.headers['user-agent'] ? { userAgent: req.headers['user-agent'] } : {}),
+      });
+      // As the API server: the key set only for a client that accepts its media type.
+      const body =
+        path === '/openid/v1/jwks' && req.headers.accept?.includes('application/jwk-set+json')
+          ? { keys: [issuer.jwk] }
+          : objects[path];
+      res.writeHead(body ? 200 : 404, { 'content-type': 'application/json' }).end(JSON.stringify(body ?? {}));
+    });
+    await new Promise<void>((r) => apiServer.listen(0, '127.0.0.1', r));
+    apiServerUrl = `https://127.0.0.1:${(apiServer.address() as AddressInfo).port}`;
+  });
+
+  after(() => {
+    apiServer?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  // Fails when the collector's API client is not closed on shutdown (drop its cleanup step in
+  // startCollector): its keep-alive connection to the API server stays open.
+  it('reads the issuer keys and the pod with its token file, and closes its connections on shutdown', async () => {
+    const collector = await startCollector(configFor({ kubeTokenFile: join(dir, 'kube-token') }), {
+      logger: memoryLogger([]),
+      registry: createRegistry({ component: 'collector', defaultMetrics: false }),
+    });
+    try {
+      const conn = await connectIngest({ url: collector.url, token: await issuer.token(SOURCE) });
+      assert.ok(conn.ok, conn.ok ? '' : conn.body);
+      conn.ws.close();
+    } finally {
+      await collector.close();
+    }
+    assert.deepEqual(seen.map((r) => r.path).sort(), [
+      '/api/v1/namespaces/agents',
+      '/api/v1/namespaces/agents/pods/agent-0',
+      '/openid/v1/jwks',
+    ]);
+    for (const r of seen) {
+      assert.equal(r.authorization, 'Bearer collector-sa-token', r.path);
+      assert.equal(r.userAgent, 'chaperone-collector', r.path);
+    }
+    const open = () => new Promise<number>((r) => apiServer.getConnections((_e, n) => r(n)));
+    for (let i = 0; i < 40 && (await open()) > 0; i++) await new Promise((r) => setTimeout(r, 25));
+    assert.equal(await open(), 0, 'connections to the API server left open after close');
+  });
+
+  // Fails when the token file is not read at start (drop the check in kubeClient): the
+  // collector starts, and every request would go without a token and end in a 401.
+  it('refuses to start when its API server token file cannot be read', async () => {
+    const missing = join(dir, 'no-such-token');
+    await assert.rejects(
+      startCollector(configFor({ kubeTokenFile: missing }), {
+        logger: memoryLogger([]),
+        registry: createRegistry({ component: 'collector', defaultMetrics: false }),
+      }),
+      (err: Error) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(
+          err.message,
+          new RegExp(
+            `^cannot read the collector's API server token \\(--kube-token-file\\) from ${missing}: ENOENT`,
+          ),
+        );
+        return true;
+      },
+    );
   });
 });

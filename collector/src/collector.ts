@@ -17,6 +17,7 @@ import {
   type Registry,
   serveMetrics,
 } from '@chaperone/shared';
+import { asStatus, KubeApiError, KubeClient, resolveKubeConnection } from '@chaperone/shared/kube';
 import type { JSONWebKeySet } from 'jose';
 import { JwksVerifier } from './auth/jwks-verifier.ts';
 import { kubePodLookup, PodAdmission } from './auth/pod-admission.ts';
@@ -39,7 +40,6 @@ import { attachHttpEntry } from './http-entry.ts';
 import { IngestServer } from './ingest/ingest-server.ts';
 import { groupCommitConcurrency, WriteQueue } from './ingest/write-queue.ts';
 import { createCheckpointWriter } from './integrity/checkpoints-writer.ts';
-import { type KubeConnection, kubeRequest, loadKubeConnection } from './kube-client.ts';
 import { createHttpApi, createIngestPortApi } from './query/http-api.ts';
 import { PostgresStore } from './store/postgres-store.ts';
 import { Retention } from './store/retention.ts';
@@ -49,6 +49,12 @@ import type { AuditStore } from './store/store.ts';
 export interface CollectorDeps {
   readonly logger: Logger;
   readonly registry: Registry;
+  /**
+   * The process environment, read once by the command: a kubeconfig's exec
+   * credential plugin runs with it (default: none, so the plugin gets only
+   * the variables its kubeconfig entry names).
+   */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 export interface RunningCollector {
@@ -83,45 +89,52 @@ function tokenFile(path: string | undefined, what: string): (() => string | unde
   return () => readSecretFile(path, what);
 }
 
-function kubeConnection(c: CollectorConfig): KubeConnection | undefined {
+/**
+ * The API server client, when the collector talks to it (TokenReview, pod
+ * admission, the issuer's keys): the kubeconfig, or --kube-api-server with
+ * --kube-ca-file and --kube-token-file (in a pod, the service account's).
+ */
+function kubeClient(c: CollectorConfig, env: CollectorDeps['env']): KubeClient | undefined {
   const needsKube = c.ingestAuth === 'tokenreview' || !c.jwksUrl || c.kubeconfig || c.kubeApiServer;
-  return needsKube
-    ? loadKubeConnection({
-        ...(c.kubeconfig ? { kubeconfig: c.kubeconfig } : {}),
-        ...(c.kubeApiServer ? { apiServer: c.kubeApiServer } : {}),
-        caFile: c.kubeCaFile,
-        tokenFile: c.kubeTokenFile,
-      })
-    : undefined;
+  if (!needsKube) return undefined;
+  // The token file is re-read as it rotates, and a failed re-read keeps the last token
+  // (the API server's 401 then says what is wrong); one that cannot be read at all fails here.
+  if (!c.kubeconfig) readSecretFile(c.kubeTokenFile, "the collector's API server token (--kube-token-file)");
+  const connection = resolveKubeConnection(
+    {
+      ...(c.kubeconfig ? { kubeconfig: c.kubeconfig } : {}),
+      ...(c.kubeApiServer ? { server: c.kubeApiServer } : {}),
+      caFile: c.kubeCaFile,
+      tokenFile: c.kubeTokenFile,
+    },
+    env ?? {},
+  );
+  return new KubeClient(connection, { userAgent: 'chaperone-collector' });
 }
 
-function createVerifier(c: CollectorConfig, logger: Logger, kube: KubeConnection | undefined): TokenVerifier {
+/** `url`'s path below the API server's address (which may carry a path prefix), or undefined when elsewhere. */
+function apiServerPath(server: string, url: string): string | undefined {
+  const s = new URL(server);
+  const u = new URL(url);
+  const prefix = s.pathname.replace(/\/+$/, '');
+  if (u.origin !== s.origin || !u.pathname.startsWith(`${prefix}/`)) return undefined;
+  return `${u.pathname.slice(prefix.length)}${u.search}`;
+}
+
+function createVerifier(c: CollectorConfig, logger: Logger, kube: KubeClient | undefined): TokenVerifier {
   if (c.ingestAuth === 'tokenreview')
-    return new TokenReviewVerifier({ kube: kube as KubeConnection, audience: c.tokenAudience });
-  const jwksUrl = c.jwksUrl ?? `${(kube as KubeConnection).server}/openid/v1/jwks`;
-  const onApiServer = kube !== undefined && new URL(jwksUrl).origin === new URL(kube.server).origin;
+    return new TokenReviewVerifier({ kube: kube as KubeClient, audience: c.tokenAudience });
+  const jwksUrl = c.jwksUrl ?? `${(kube as KubeClient).connection.server}/openid/v1/jwks`;
+  const onApiServer = kube && apiServerPath(kube.connection.server, jwksUrl);
+  const accept = 'application/jwk-set+json, application/json';
   const fetchJwks = async (): Promise<JSONWebKeySet> => {
-    if (onApiServer) {
+    if (kube && onApiServer) {
       // The API server answers 406 unless the JWK-set media type is acceptable.
-      const res = await kubeRequest(
-        kube as KubeConnection,
-        'GET',
-        new URL(jwksUrl).pathname,
-        undefined,
-        10_000,
-        'application/jwk-set+json, application/json',
-      );
-      if (res.status !== 200)
-        throw new ChaperoneError(
-          'unavailable',
-          `GET ${jwksUrl} answered HTTP ${res.status}: ${res.body.slice(0, 200)}`,
-        );
-      return JSON.parse(res.body) as JSONWebKeySet;
+      const res = await kube.request('GET', onApiServer, { accept, timeoutMs: 10_000 });
+      if (res.status !== 200) throw new KubeApiError('GET', onApiServer, res.status, asStatus(res.body));
+      return res.body as JSONWebKeySet;
     }
-    const res = await fetch(jwksUrl, {
-      headers: { accept: 'application/jwk-set+json, application/json' },
-      signal: AbortSignal.timeout(10_000),
-    });
+    const res = await fetch(jwksUrl, { headers: { accept }, signal: AbortSignal.timeout(10_000) });
     if (!res.ok) throw new ChaperoneError('unavailable', `GET ${jwksUrl} answered HTTP ${res.status}`);
     return (await res.json()) as JSONWebKeySet;
   };
@@ -180,7 +193,7 @@ async function refreshStoreStats(
 export async function startCollector(c: CollectorConfig, deps: CollectorDeps): Promise<RunningCollector> {
   checkCollectorConfig(c);
   const { logger, registry } = deps;
-  const kube = kubeConnection(c);
+  const kube = kubeClient(c, deps.env);
   const verifier = createVerifier(c, logger, kube);
   // Only pods Chaperone injected in opted-in namespaces may ship events (pod-admission.ts).
   const admission = kube ? new PodAdmission({ lookup: kubePodLookup(kube) }) : undefined;
@@ -201,6 +214,8 @@ export async function startCollector(c: CollectorConfig, deps: CollectorDeps): P
 
   const store = await openStore(c);
   const cleanup: (() => Promise<void>)[] = [() => store.close()];
+  // After ingest has closed (its admissions may still be asking), before the store.
+  if (kube) cleanup.unshift(() => kube.close());
   try {
     const metrics = createCollectorMetrics(registry);
     const queue = new WriteQueue({

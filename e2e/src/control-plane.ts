@@ -11,11 +11,16 @@
  * nothing is started and the same API is backed by that cluster.
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:https';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DependencyError } from '@chaperone/shared';
+import {
+  fixedCredentials,
+  KubeClient,
+  type KubeConnection,
+  kubeconfigConnection,
+} from '@chaperone/shared/kube';
 import { createCA, issueCertificate } from '@chaperone/shared/tls';
 import YAML from 'yaml';
 import { kubeBinaries } from './kube-binaries.ts';
@@ -85,34 +90,8 @@ function writeKubeconfig(path: string, server: string, caPem: string, user: Reco
   writeFileSync(path, YAML.stringify(config), { mode: 0o600 });
 }
 
-/** GET over HTTPS with the admin token; resolves with status and body. */
-function adminGet(
-  server: string,
-  path: string,
-  ca: string,
-  token: string,
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      new URL(path, server),
-      { ca, headers: { authorization: `Bearer ${token}` }, agent: new Agent({ ca }), timeout: 5000 },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => {
-          body += d;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function parseVersion(body: string): ServerVersion {
-  const v = JSON.parse(body) as { major?: string; minor?: string; gitVersion?: string };
+function parseVersion(body: unknown): ServerVersion {
+  const v = (body ?? {}) as { major?: string; minor?: string; gitVersion?: string };
   return {
     major: Number.parseInt(v.major ?? '0', 10),
     minor: Number.parseInt(v.minor ?? '0', 10),
@@ -130,33 +109,23 @@ async function useExistingCluster(kubeconfigPath: string): Promise<ControlPlane>
   if (!existsSync(kubeconfigPath)) {
     throw new DependencyError(`CHAPERONE_E2E_KUBECONFIG=${kubeconfigPath} does not exist`);
   }
-  const kc = YAML.parse(readFileSync(kubeconfigPath, 'utf8')) as {
-    'current-context'?: string;
-    contexts?: { name: string; context: { cluster: string } }[];
-    clusters?: {
-      name: string;
-      cluster: { server: string; 'certificate-authority-data'?: string; 'certificate-authority'?: string };
-    }[];
-  };
-  const ctx = kc.contexts?.find((c) => c.name === kc['current-context']) ?? kc.contexts?.[0];
-  const cluster = kc.clusters?.find((c) => c.name === ctx?.context.cluster)?.cluster;
-  if (!cluster) throw new DependencyError(`${kubeconfigPath}: no cluster for the current context`);
-  const caCert = cluster['certificate-authority-data']
-    ? Buffer.from(cluster['certificate-authority-data'], 'base64').toString('utf8')
-    : cluster['certificate-authority']
-      ? readFileSync(cluster['certificate-authority'], 'utf8')
-      : '';
+  let cluster: KubeConnection;
+  try {
+    cluster = kubeconfigConnection(kubeconfigPath, { env: process.env });
+  } catch (err) {
+    throw new DependencyError(`CHAPERONE_E2E_KUBECONFIG=${kubeconfigPath}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
   const { kubectlJson } = await import('./kubectl.ts');
   const version = parseVersion(
-    JSON.stringify(
-      (kubectlJson(kubeconfigPath, ['version', '-o', 'json']) as { serverVersion: unknown }).serverVersion,
-    ),
+    (kubectlJson(kubeconfigPath, ['version', '-o', 'json']) as { serverVersion: unknown }).serverVersion,
   );
   return {
     mode: 'existing',
     kubeconfigPath,
     server: cluster.server,
-    caCert,
+    caCert: cluster.ca ?? '',
     version,
     serviceAccountIssuer: undefined,
     dir: undefined,
@@ -241,6 +210,16 @@ async function startLocal(opts: ControlPlaneOptions): Promise<ControlPlane> {
     for (const p of [...processes].reverse()) await p.stop(10_000);
     rmSync(dir, { recursive: true, force: true });
   };
+  // The admin's client, for the readiness checks below (the tests use kubectl and their own clients).
+  const admin = new KubeClient(
+    {
+      server,
+      ca: ca.cert,
+      credentials: fixedCredentials({ token: adminToken }),
+      source: 'local control plane',
+    },
+    { userAgent: 'chaperone-e2e', timeoutMs: 5000 },
+  );
 
   try {
     const etcd = startProcess({
@@ -303,9 +282,9 @@ async function startLocal(opts: ControlPlaneOptions): Promise<ControlPlane> {
     processes.push(apiserver);
     const version = await waitFor(
       async () => {
-        const ready = await adminGet(server, '/readyz', ca.cert, adminToken);
+        const ready = await admin.request('GET', '/readyz');
         if (ready.status !== 200) return undefined;
-        return parseVersion((await adminGet(server, '/version', ca.cert, adminToken)).body);
+        return parseVersion((await admin.request('GET', '/version')).body);
       },
       {
         what: `kube-apiserver to be ready at ${server}`,
@@ -337,9 +316,7 @@ async function startLocal(opts: ControlPlaneOptions): Promise<ControlPlane> {
     processes.push(controllerManager);
     // Ready when it has created the default ServiceAccount in `default`.
     await waitFor(
-      async () =>
-        (await adminGet(server, '/api/v1/namespaces/default/serviceaccounts/default', ca.cert, adminToken))
-          .status === 200,
+      async () => (await admin.get('/api/v1/namespaces/default/serviceaccounts/default')) !== undefined,
       {
         what: 'kube-controller-manager to create the default ServiceAccount',
         timeoutMs: 60_000,
@@ -364,5 +341,7 @@ async function startLocal(opts: ControlPlaneOptions): Promise<ControlPlane> {
   } catch (err) {
     await stop();
     throw err;
+  } finally {
+    await admin.close();
   }
 }

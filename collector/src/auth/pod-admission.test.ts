@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
 import { ChaperoneError } from '@chaperone/shared';
+import { KubeClient, serverConnection } from '@chaperone/shared/kube';
 import {
   ADMISSION_GRACE_MS,
   ADMISSION_TTL_MS,
   admissionRefusal,
+  kubePodLookup,
   type ObjectFacts,
   PodAdmission,
   type PodLookup,
@@ -145,5 +149,80 @@ describe('pod admission', () => {
     }
     await admission.check(WHO);
     assert.equal(cluster.asked, 5, 'the oldest entry was dropped to keep two');
+  });
+});
+
+// The API server's answers as the ingest client gets to see them. A local HTTP stand-in
+// answers here so each kind of failure can be made on purpose; the real API server's
+// refusal (RBAC without get on pods) is in e2e/src/collector-auth.test.ts.
+describe('pod lookup on the API server', () => {
+  const SAID = 'pods "agent-0" is forbidden: User "system:serviceaccount:chaperone:collector" cannot get';
+  let server: Server;
+  let client: KubeClient;
+  let answer: (res: ServerResponse) => void;
+  const lookup = () => kubePodLookup(client);
+
+  before(async () => {
+    server = createServer((_req, res) => answer(res));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    client = new KubeClient(serverConnection({ server: `http://127.0.0.1:${port}` }));
+  });
+
+  after(async () => {
+    await client?.close();
+    server?.close();
+  });
+
+  const json = (status: number, body: unknown) => (res: ServerResponse) => {
+    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  };
+
+  it("reads the pod's uid and labels, and a missing pod or namespace as undefined", async () => {
+    answer = json(200, { metadata: { uid: 'uid-0', labels: INJECTED.labels } });
+    assert.deepEqual(await lookup().pod('agents', 'agent-0'), INJECTED);
+    answer = json(404, { kind: 'Status', reason: 'NotFound', code: 404 });
+    assert.equal(await lookup().namespace('agents'), undefined);
+  });
+
+  // Fails when the lookup quotes the API server's answer in its error (as it once did with
+  // the body): the Status message, which names the collector's identity, appears.
+  it("says which status the API server answered, never the API server's own words", async () => {
+    answer = json(403, { kind: 'Status', reason: 'Forbidden', code: 403, message: SAID });
+    await assert.rejects(lookup().pod('agents', 'agent-0'), (err: Error) => {
+      assert.equal(
+        err.message,
+        "reading pod agents/agent-0 from the API server answered HTTP 403 (the collector's service account needs get on pods and namespaces)",
+      );
+      return true;
+    });
+    answer = (res) => res.writeHead(502).end(`<html>${SAID}</html>`);
+    await assert.rejects(lookup().namespace('agents'), (err: Error) => {
+      assert.equal(err.message, 'reading namespace agents from the API server answered HTTP 502');
+      return true;
+    });
+  });
+
+  // Fails when the shared client's transport error passes through unwrapped: its message
+  // names the API server's URL and the request path.
+  it('says the API server could not be reached, without its address, and keeps the details as the cause', async () => {
+    const gone = createServer();
+    await new Promise<void>((r) => gone.listen(0, '127.0.0.1', r));
+    const deadPort = (gone.address() as AddressInfo).port;
+    await new Promise<void>((r) => gone.close(() => r()));
+    const unreachable = new KubeClient(serverConnection({ server: `http://127.0.0.1:${deadPort}` }));
+    try {
+      await assert.rejects(kubePodLookup(unreachable).pod('agents', 'agent-0'), (err: Error) => {
+        assert.equal(
+          err.message,
+          'reading pod agents/agent-0 from the API server failed: it could not be reached',
+        );
+        assert.ok(err instanceof ChaperoneError && err.code === 'unavailable');
+        assert.ok((err.cause as Error).message.includes(`127.0.0.1:${deadPort}`), 'the log gets the address');
+        return true;
+      });
+    } finally {
+      await unreachable.close();
+    }
   });
 });

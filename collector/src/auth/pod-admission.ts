@@ -32,7 +32,7 @@ import {
   INJECTED_LABEL,
   SYSTEM_NAMESPACES,
 } from '@chaperone/shared';
-import { type KubeConnection, kubeRequest } from '../kube-client.ts';
+import type { KubeClient, KubeResponse } from '@chaperone/shared/kube';
 import { AuthError, type VerifiedSidecar } from './sidecar-identity.ts';
 
 /** What the API server says about an object: its uid and labels, or undefined when it does not exist. */
@@ -160,21 +160,43 @@ export class PodAdmission {
   }
 }
 
-/** Reads pods and namespaces from the API server (the collector needs get on both). */
-export function kubePodLookup(kube: KubeConnection): PodLookup {
+/**
+ * Reads pods and namespaces from the API server (the collector needs get on
+ * both). Its errors reach the client that opened the ingest connection, so
+ * they say only what failed and the HTTP status: the API server's own words
+ * and, for a transport failure, its address stay in the `cause` (logged).
+ */
+export function kubePodLookup(client: KubeClient): PodLookup {
   const get = async (path: string, what: string): Promise<ObjectFacts | undefined> => {
-    const res = await kubeRequest(kube, 'GET', path, undefined, 5_000);
-    if (res.status === 404) return undefined;
-    if (res.status !== 200)
+    let res: KubeResponse;
+    try {
+      res = await client.request('GET', path, { timeoutMs: 5_000 });
+    } catch (err) {
+      const timedOut = err instanceof ChaperoneError && err.code === 'timeout';
       throw new ChaperoneError(
         'unavailable',
-        // The API server's own words stay out: this message reaches the unauthenticated client.
-        `reading ${what} from the API server answered HTTP ${res.status}${res.status === 403 ? " (the collector's service account needs get on pods and namespaces)" : ''}`,
+        `reading ${what} from the API server failed: ${timedOut ? 'no answer within 5 s' : 'it could not be reached'}`,
+        { cause: err },
       );
-    const o = JSON.parse(res.body) as { metadata?: { uid?: unknown; labels?: unknown } };
-    const labels = o.metadata?.labels;
+    }
+    if (res.status === 404) return undefined;
+    const o = res.body;
+    if (res.status !== 200 || o === null || typeof o !== 'object') {
+      const hint =
+        res.status === 403
+          ? " (the collector's service account needs get on pods and namespaces)"
+          : res.status === 200
+            ? ', not a JSON object'
+            : '';
+      throw new ChaperoneError(
+        'unavailable',
+        `reading ${what} from the API server answered HTTP ${res.status}${hint}`,
+      );
+    }
+    const metadata = (o as { metadata?: { uid?: unknown; labels?: unknown } }).metadata;
+    const labels = metadata?.labels;
     return {
-      uid: typeof o.metadata?.uid === 'string' ? o.metadata.uid : '',
+      uid: typeof metadata?.uid === 'string' ? metadata.uid : '',
       labels:
         labels && typeof labels === 'object' && !Array.isArray(labels)
           ? (labels as Record<string, string>)

@@ -7,8 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import { ChaperoneError } from '@chaperone/shared';
+import { asStatus, type KubeClient } from '@chaperone/shared/kube';
 import { decodeJwt } from 'jose';
-import { type KubeConnection, kubeRequest } from '../kube-client.ts';
 import {
   AuthError,
   NO_POD_UID,
@@ -26,7 +26,7 @@ interface TokenReviewStatus {
 }
 
 export interface TokenReviewVerifierOptions {
-  kube: KubeConnection;
+  kube: KubeClient;
   audience: string;
   cacheMs?: number;
   maxCacheEntries?: number;
@@ -47,18 +47,22 @@ export class TokenReviewVerifier implements TokenVerifier {
     const hit = this.#cache.get(key);
     if (hit && now - hit.at < (this.#opts.cacheMs ?? 30_000) && (hit.identity.expiresAtMs ?? Infinity) > now)
       return hit.identity;
-    const res = await kubeRequest(this.#opts.kube, 'POST', '/apis/authentication.k8s.io/v1/tokenreviews', {
-      apiVersion: 'authentication.k8s.io/v1',
-      kind: 'TokenReview',
-      spec: { token, audiences: [this.#opts.audience] },
+    const path = '/apis/authentication.k8s.io/v1/tokenreviews';
+    const res = await this.#opts.kube.request('POST', path, {
+      body: {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenReview',
+        spec: { token, audiences: [this.#opts.audience] },
+      },
     });
-    if (res.status !== 201 && res.status !== 200) {
+    if ((res.status !== 201 && res.status !== 200) || typeof res.body !== 'object' || res.body === null) {
+      const said = asStatus(res.body)?.message;
       throw new ChaperoneError(
         'unavailable',
-        `TokenReview failed with HTTP ${res.status} (the collector's service account needs system:auth-delegator): ${res.body.slice(0, 300)}`,
+        `TokenReview failed with HTTP ${res.status} (the collector's service account needs system:auth-delegator)${said ? `: ${said}` : ''}`,
       );
     }
-    const status = (JSON.parse(res.body) as { status?: TokenReviewStatus }).status ?? {};
+    const status = (res.body as { status?: TokenReviewStatus }).status ?? {};
     if (!status.authenticated)
       throw new AuthError(
         'unauthenticated',

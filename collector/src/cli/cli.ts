@@ -161,7 +161,7 @@ export const register: RegisterCommands = (program, ctx) => {
     });
     installLastResortNet(logger);
     const registry = createRegistry({ component: 'collector' });
-    const running = await startCollector(config, { logger, registry });
+    const running = await startCollector(config, { logger, registry, env: ctx.env });
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         logger.info({ signal }, 'shutting down: closing connections, committing queued batches');

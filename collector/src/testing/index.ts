@@ -15,4 +15,4 @@ export {
   streamEvents,
 } from './ingest-client.ts';
 export { deterministicUuid, type EventSpec, makeChain, sampleEvent } from './test-events.ts';
-export { type PodClaims, TestIssuer } from './test-harness.ts';
+export { LOOPBACK_LISTENERS, type PodClaims, TestIssuer } from './test-harness.ts';

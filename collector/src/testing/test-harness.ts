@@ -26,6 +26,14 @@ import type { AuditStore } from '../store/store.ts';
 
 export const TEST_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 export const QUERY_TOKEN = 'test-query-token-0123456789';
+/** Collector flags that put ingest, the query API and metrics on 127.0.0.1, each on a free port. */
+export const LOOPBACK_LISTENERS = {
+  listenHost: '127.0.0.1',
+  listenPort: '0',
+  queryListenPort: '0',
+  metricsHost: '127.0.0.1',
+  metricsPort: '0',
+} as const;
 
 export interface PodClaims {
   namespace: string;
