@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { freePort } from './ports.ts';
 import { type ManagedProcess, startProcess, waitFor } from './process.ts';
 
@@ -37,6 +38,8 @@ export async function startCollectorProcess(opts: {
   queryPort?: number;
   args: readonly string[];
   logDir: string;
+  /** Serve TLS with this certificate (readiness is then checked trusting `ca`). */
+  tls?: { certFile: string; keyFile: string; ca: string };
 }): Promise<CollectorProcess> {
   const queryPort = opts.queryPort ?? (await freePort());
   const proc = startProcess({
@@ -55,21 +58,30 @@ export async function startCollectorProcess(opts: {
       '127.0.0.1',
       '--metrics-port',
       '0',
+      ...(opts.tls ? ['--tls-cert-file', opts.tls.certFile, '--tls-key-file', opts.tls.keyFile] : []),
       ...opts.args,
     ],
     logFile: join(opts.logDir, `${opts.name}.log`),
     env: childEnv(),
   });
-  const url = `http://127.0.0.1:${opts.port}`;
-  const queryUrl = `http://127.0.0.1:${queryPort}`;
-  await waitFor(
-    async () => {
-      const ingest = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) });
-      const query = await fetch(`${queryUrl}/readyz`, { signal: AbortSignal.timeout(1000) });
-      return ingest.ok && query.ok;
-    },
-    { what: `${opts.name} to be ready`, timeoutMs: 30_000, intervalMs: 50, process: proc },
-  );
+  const scheme = opts.tls ? 'https' : 'http';
+  const url = `${scheme}://127.0.0.1:${opts.port}`;
+  const queryUrl = `${scheme}://127.0.0.1:${queryPort}`;
+  const dispatcher = opts.tls ? new Agent({ connect: { ca: opts.tls.ca } }) : undefined;
+  const ready = (u: string) =>
+    dispatcher
+      ? undiciFetch(`${u}/readyz`, { signal: AbortSignal.timeout(1000), dispatcher })
+      : fetch(`${u}/readyz`, { signal: AbortSignal.timeout(1000) });
+  try {
+    await waitFor(async () => (await ready(url)).ok && (await ready(queryUrl)).ok, {
+      what: `${opts.name} to be ready`,
+      timeoutMs: 30_000,
+      intervalMs: 50,
+      process: proc,
+    });
+  } finally {
+    await dispatcher?.close();
+  }
   return {
     url,
     queryUrl,

@@ -415,6 +415,22 @@ describe('deploy/ manifests', () => {
     for (const [build, objs] of Object.entries(builds)) {
       const injector = injectorSettings(objs);
       assert.equal(injector.namespace, NAMESPACE, build);
+      // The collector's CA comes from the ca.crt of its TLS Secret, and only that key.
+      const injectorPod = deploymentSpec(objs, 'chaperone-injector').template.spec;
+      const caMount = onlyContainer(deploymentSpec(objs, 'chaperone-injector')).volumeMounts?.find((m) =>
+        injector.collectorCaFile?.startsWith(`${m.mountPath}/`),
+      );
+      assert.ok(caMount, `${build}: ${injector.collectorCaFile} is on a volume`);
+      assert.deepEqual(
+        injectorPod.volumes?.find((v) => v.name === caMount.name)?.projected,
+        {
+          defaultMode: 0o444,
+          sources: [
+            { secret: { name: 'chaperone-collector-tls', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+          ],
+        },
+        `${build}: the injector sees ca.crt of chaperone-collector-tls and nothing else`,
+      );
       const c = collectorSettings(objs);
       const container = onlyContainer(deploymentSpec(objs, 'chaperone-collector'));
       const mountOf = (path: string) =>
@@ -688,6 +704,14 @@ describe('deploy/ manifests', () => {
       chaperone-injector   update  namespaces                                                    agents   agents                        no
       chaperone-injector   create  networkpolicies.networking.k8s.io                             agents   -                             yes
       chaperone-injector   patch   networkpolicies.networking.k8s.io                             agents   chaperone-egress              no
+      # …and the collector's CA in opted-in namespaces: that one ConfigMap, created by a
+      # server-side apply (authorised as a create of its name); no other ConfigMap.
+      chaperone-injector   create  configmaps                                                    agents   chaperone-collector-ca        yes
+      chaperone-injector   patch   configmaps                                                    agents   chaperone-collector-ca        yes
+      chaperone-injector   watch   configmaps                                                    -        chaperone-collector-ca        yes
+      chaperone-injector   create  configmaps                                                    agents   -                             no
+      chaperone-injector   update  configmaps                                                    agents   chaperone-policy              no
+      chaperone-injector   list    configmaps                                                    -        -                             no
       chaperone-injector   get     endpoints                                                     default  kubernetes                    yes
       chaperone-injector   get     endpoints                                                     agents   web                           no
       chaperone-injector   get     pods                                                          agents   agent                         no

@@ -47,7 +47,7 @@ export function createInjectorMetrics(registry: Registry) {
     }),
     leader: gauge(registry, {
       name: 'chaperone_injector_leader',
-      help: '1 while this replica holds the Lease (patches caBundle, runs the NetworkPolicy controller)',
+      help: '1 while this replica holds the Lease (patches caBundle, keeps the NetworkPolicies and collector CA ConfigMaps)',
     }),
     webhookConfigurationActions: counter(registry, {
       name: 'chaperone_injector_webhook_configuration_actions_total',
@@ -59,9 +59,14 @@ export function createInjectorMetrics(registry: Registry) {
       help: 'NetworkPolicy reconciliations, by action (created, repaired, deleted, unchanged, error)',
       labelNames: ['action'] as const,
     }),
+    collectorCaActions: counter(registry, {
+      name: 'chaperone_injector_collector_ca_actions_total',
+      help: 'Reconciliations of the collector CA ConfigMap in opted-in namespaces, by action (created, repaired, deleted, unchanged, error)',
+      labelNames: ['action'] as const,
+    }),
     managedNamespaces: gauge(registry, {
       name: 'chaperone_injector_managed_namespaces',
-      help: 'Opted-in namespaces whose NetworkPolicy this replica manages (leader only)',
+      help: 'Opted-in namespaces whose NetworkPolicy and collector CA this replica manages (leader only)',
     }),
   };
 }

@@ -15,11 +15,22 @@ export interface ObjectMeta {
   [k: string]: unknown;
 }
 
+/** The metadata of an object the injector keeps in a namespace (a NetworkPolicy, a ConfigMap). */
+export interface NamespacedMeta {
+  name: string;
+  namespace: string;
+  resourceVersion?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  [k: string]: unknown;
+}
+
 export interface EnvVar {
   name: string;
   value?: string;
   valueFrom?: {
     fieldRef?: { apiVersion?: string; fieldPath: string };
+    secretKeyRef?: { name?: string; key: string; [k: string]: unknown };
     [k: string]: unknown;
   };
   [k: string]: unknown;
@@ -46,6 +57,7 @@ export interface Container {
   command?: string[];
   args?: string[];
   env?: EnvVar[];
+  envFrom?: { prefix?: string; secretRef?: { name?: string; [k: string]: unknown }; [k: string]: unknown }[];
   ports?: ContainerPort[];
   volumeMounts?: VolumeMount[];
   restartPolicy?: string;

@@ -36,6 +36,7 @@ export const TOKEN_VOLUME = 'chaperone-token';
 export const SPOOL_VOLUME = 'chaperone-spool';
 export const POLICY_VOLUME = 'chaperone-policy';
 export const DATABASE_VOLUME_PREFIX = 'chaperone-db-';
+export const COLLECTOR_CA_VOLUME = 'chaperone-collector-ca';
 
 /** Paths. */
 export const SERVICE_ACCOUNT_PATH = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -44,6 +45,7 @@ export const SIDECAR_TOKEN_PATH = '/var/run/chaperone/serviceaccount';
 export const SIDECAR_SPOOL_PATH = '/var/run/chaperone/spool';
 export const SIDECAR_POLICY_PATH = '/etc/chaperone/policy';
 export const SIDECAR_DATABASES_PATH = '/var/run/chaperone/databases';
+export const SIDECAR_COLLECTOR_CA_PATH = '/var/run/chaperone/collector-ca';
 export const POLICY_CONFIGMAP = 'chaperone-policy';
 export const POLICY_FILE = `${SIDECAR_POLICY_PATH}/policy.yaml`;
 
@@ -51,6 +53,14 @@ export const POLICY_FILE = `${SIDECAR_POLICY_PATH}/policy.yaml`;
 export const ROOT_CA_CONFIGMAP = 'kube-root-ca.crt';
 
 export const NETWORK_POLICY_NAME = 'chaperone-egress';
+
+/**
+ * The collector's CA bundle, published by the injector in every opted-in
+ * namespace (key `ca.crt`) and mounted into the sidecar only; the sidecar's
+ * built-in self-protection refuses writes to it (shared/src/policy/self-protection.ts).
+ */
+export const COLLECTOR_CA_CONFIGMAP = 'chaperone-collector-ca';
+export const COLLECTOR_CA_KEY = 'ca.crt';
 
 /** Namespaces the injector never touches, whatever their labels say. */
 export const SYSTEM_NAMESPACES: readonly string[] = ['kube-system', 'kube-public', 'kube-node-lease'];

@@ -111,4 +111,25 @@ describe('injector settings', () => {
       /give the mutating webhook's URL/,
     );
   });
+
+  // Fails when sidecars are told to mount a CA for a collector they reach without TLS (or none).
+  it('hands sidecars the collector CA only for a collector reached over TLS', () => {
+    const flags = (...f: string[]) =>
+      parseConfig(schema, { flags: ['--collector-ca-file', '/ca.crt', ...f] });
+    const tls = flags('--collector-url', 'https://collector.example:443');
+    checkSettings(tls);
+    assert.equal(injectionConfigFrom(tls, '0.1.0', false).collectorCa, true);
+    assert.throws(
+      () => checkSettings(flags()),
+      /--collector-ca-file is for a collector reached over TLS: --collector-url is not set/,
+    );
+    assert.throws(
+      () => checkSettings(flags('--collector-url', 'http://collector:80')),
+      /is http:\/\/collector:80/,
+    );
+    assert.equal(
+      injectionConfigFrom(parseConfig(schema, { env: {} }), '0.1.0', false).collectorCa,
+      undefined,
+    );
+  });
 });

@@ -131,7 +131,7 @@ export function injectorSchema(version: string) {
         'CA bundle to publish as the webhook caBundle when certificates come from files (else left alone, e.g. for cert-manager’s CA injector)',
     }),
     certReloadInterval: duration({
-      description: 'How often certificate files are checked for changes',
+      description: 'How often certificate files (and --collector-ca-file) are checked for changes',
       default: 10_000,
     }),
     certValidity: duration({
@@ -203,6 +203,10 @@ export function injectorSchema(version: string) {
       description: 'Collector URL given to every sidecar',
       protocols: ['https', 'http', 'wss', 'ws'],
     }),
+    collectorCaFile: string({
+      description:
+        'The collector’s CA bundle (PEM, e.g. the ca.crt of its TLS Secret, mounted): published as the ConfigMap chaperone-collector-ca in every opted-in namespace and mounted into sidecars, which verify the collector with it; re-read when it changes',
+    }),
     collectorAudience: string({
       description: 'Audience of the sidecar’s collector token',
       default: 'chaperone-collector',
@@ -270,6 +274,7 @@ export function injectionConfigFrom(
       ...(s.memoryLimit ? { memoryLimit: canonicalQuantity(s.memoryLimit) } : {}),
     }),
     ...(s.collectorUrl ? { collectorUrl: s.collectorUrl } : {}),
+    ...(s.collectorUrl && s.collectorCaFile ? { collectorCa: true } : {}),
     tokenExpirationSeconds: tokenSeconds,
     collectorAudience: s.collectorAudience,
     postgresPort: s.postgresPort,

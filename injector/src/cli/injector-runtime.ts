@@ -30,11 +30,14 @@ import {
   desiredWebhookConfiguration,
   type WebhookSettings,
 } from '../admission/webhook-configuration.ts';
+import { readCaBundle } from '../controllers/collector-ca.ts';
+import { CollectorCaObject } from '../controllers/collector-ca-controller.ts';
 import { parseEndpoint, parseEndpoints, parseLabelSelector } from '../controllers/egress-endpoint.ts';
 import { sleep } from '../controllers/informer.ts';
 import { LeaderElector } from '../controllers/leader-election.ts';
+import { NamespaceController, type NamespacedObject } from '../controllers/namespace-controller.ts';
 import type { CollectorEgress, NetworkPolicySettings } from '../controllers/network-policy.ts';
-import { NetworkPolicyController } from '../controllers/network-policy-controller.ts';
+import { NetworkPolicyObject } from '../controllers/network-policy-controller.ts';
 import { fetchServerVersion, supportsNativeSidecars } from '../controllers/server-version.ts';
 import { Wakeup } from '../controllers/wakeup.ts';
 import { runWebhookController } from '../controllers/webhook-controller.ts';
@@ -140,6 +143,14 @@ export function checkSettings(s: InjectorSettings): void {
     throw new ConfigError('--tls-cert-file and --tls-key-file go together');
   }
   if (s.tlsCaFile && !s.tlsCertFile) throw new ConfigError('--tls-ca-file only applies with --tls-cert-file');
+  if (s.collectorCaFile) {
+    const scheme = s.collectorUrl ? new URL(s.collectorUrl).protocol : undefined;
+    if (scheme !== 'https:' && scheme !== 'wss:') {
+      throw new ConfigError(
+        `--collector-ca-file is for a collector reached over TLS: --collector-url ${s.collectorUrl ? `is ${s.collectorUrl}` : 'is not set'}; give an https:// (or wss://) URL`,
+      );
+    }
+  }
   if (s.leaseRenewDeadline >= s.leaseDuration)
     throw new ConfigError('--lease-renew-deadline must be shorter than --lease-duration');
   if (s.leaseRenewInterval >= s.leaseRenewDeadline)
@@ -162,8 +173,15 @@ export async function runInjector(o: RuntimeOptions): Promise<void> {
   const metrics: InjectorMetrics = createInjectorMetrics(o.registry);
   const instance = instanceName(s);
   const selfManaged = !s.tlsCertFile;
-  const needKube = s.manageWebhook || s.networkPolicies || s.sidecarMode === 'auto' || selfManaged;
+  const needKube =
+    s.manageWebhook ||
+    s.networkPolicies ||
+    Boolean(s.collectorCaFile) ||
+    s.sidecarMode === 'auto' ||
+    selfManaged;
   const npSettings = s.networkPolicies ? networkPolicySettings(s) : undefined;
+  // Read (and checked) before anything starts: sidecars would be told to mount a CA never published.
+  const collectorCaBundle = s.collectorCaFile ? readCaBundle(s.collectorCaFile) : undefined;
   const names = servingNames(s);
 
   const client = needKube
@@ -344,7 +362,7 @@ export async function runInjector(o: RuntimeOptions): Promise<void> {
       );
     }
     const manageCaBundle = selfManaged || Boolean(s.tlsCaFile);
-    const leaderDuties = s.manageWebhook || s.networkPolicies || selfManaged;
+    const leaderDuties = s.manageWebhook || s.networkPolicies || Boolean(collectorCaBundle) || selfManaged;
     let elector: LeaderElector | undefined;
     if (client && leaderDuties) {
       elector = new LeaderElector({
@@ -421,16 +439,48 @@ export async function runInjector(o: RuntimeOptions): Promise<void> {
               );
             }
           }
+          const objects: NamespacedObject[] = [];
           if (npSettings) {
-            const controller = new NetworkPolicyController({
+            objects.push(
+              new NetworkPolicyObject({
+                client,
+                settings: npSettings,
+                resyncIntervalMs: s.resyncInterval,
+                logger: log,
+                metrics,
+              }),
+            );
+          }
+          if (s.collectorCaFile && collectorCaBundle) {
+            let bundle = collectorCaBundle;
+            try {
+              bundle = readCaBundle(s.collectorCaFile); // it may have changed since start
+            } catch {
+              // the object's own checks report it
+            }
+            objects.push(
+              new CollectorCaObject({
+                client,
+                caFile: s.collectorCaFile,
+                bundle,
+                ...(s.revision ? { revision: s.revision } : {}),
+                intervalMs: s.certReloadInterval,
+                logger: log,
+                metrics,
+              }),
+            );
+          }
+          if (objects.length > 0) {
+            const controller = new NamespaceController({
               client,
-              settings: npSettings,
+              objects,
+              ...(s.revision ? { revision: s.revision } : {}),
               excludedNamespaces: injection.excludedNamespaces,
               resyncIntervalMs: s.resyncInterval,
               logger: log,
               metrics,
             });
-            track('network-policies', controller.run(leading));
+            track('namespace-objects', controller.run(leading));
           }
         },
         onStoppedLeading: () => metrics.leader.set(0),

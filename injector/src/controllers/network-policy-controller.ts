@@ -1,63 +1,37 @@
 /**
- * Keeps one NetworkPolicy per opted-in namespace (leader only): created when
- * a namespace is labelled, put back when edited or deleted, removed when the
- * label goes. Level-triggered: watches on Namespaces and on the policies it
- * manages enqueue namespace names; a worker reconciles each against the
- * desired state; a periodic resync catches anything missed.
+ * The egress NetworkPolicy as one of the namespace controller's objects
+ * (namespace-controller.ts): built by network-policy.ts from the settings,
+ * the API server's addresses (read from default/kubernetes at each resync
+ * unless given) and the namespace's own `chaperone.dev/egress` annotation.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from '@chaperone/shared';
-import { KubeApiError, type KubeClient } from '@chaperone/shared/kube';
+import type { KubeClient } from '@chaperone/shared/kube';
 import type { InjectorMetrics } from '../injector-metrics.ts';
-import {
-  EGRESS_ANNOTATION,
-  INJECT_ENABLED,
-  INJECT_LABEL,
-  MANAGED_BY_LABEL,
-  MANAGED_BY_VALUE,
-  NETWORK_POLICY_NAME,
-  REVISION_LABEL,
-} from '../names.ts';
+import { EGRESS_ANNOTATION, NETWORK_POLICY_NAME } from '../names.ts';
 import { type EgressEndpoint, parseEndpoint } from './egress-endpoint.ts';
-import { runInformer, sleep } from './informer.ts';
+import { sleep } from './informer.ts';
+import {
+  isOurs,
+  type Namespace,
+  type NamespacedAction,
+  type NamespacedObject,
+  replacementFor,
+  watchByName,
+} from './namespace-controller.ts';
 import { desiredNetworkPolicy, type NetworkPolicy, type NetworkPolicySettings } from './network-policy.ts';
-import { Wakeup } from './wakeup.ts';
-
-interface Namespace {
-  metadata: {
-    name: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    resourceVersion?: string;
-  };
-  status?: { phase?: string };
-}
 
 interface Endpoints {
   subsets?: { addresses?: { ip: string }[]; ports?: { name?: string; port: number; protocol?: string }[] }[];
 }
 
-export interface NetworkPolicyControllerOptions {
+export interface NetworkPolicyObjectOptions {
   readonly client: KubeClient;
   /** Without API server endpoints, they are read from default/kubernetes at each resync. */
-  readonly settings: Omit<NetworkPolicySettings, 'apiServer'> & { apiServer: readonly EgressEndpoint[] };
-  readonly excludedNamespaces: readonly string[];
+  readonly settings: NetworkPolicySettings;
   readonly resyncIntervalMs: number;
   readonly logger?: Logger;
   readonly metrics?: InjectorMetrics;
-}
-
-/** Whether the injector (of this revision) manages the namespace's policy. */
-export function wantsPolicy(
-  ns: Namespace | undefined,
-  revision: string | undefined,
-  excluded: readonly string[],
-): boolean {
-  if (!ns || ns.status?.phase === 'Terminating') return false;
-  const labels = ns.metadata.labels ?? {};
-  if (labels[INJECT_LABEL] !== INJECT_ENABLED) return false;
-  if ((labels[REVISION_LABEL] ?? undefined) !== revision) return false;
-  return !excluded.includes(ns.metadata.name);
 }
 
 /** The parts of a stored policy we own, compared with the desired one. */
@@ -69,27 +43,45 @@ export function policyDrift(existing: NetworkPolicy, desired: NetworkPolicy): st
   return undefined;
 }
 
-export class NetworkPolicyController {
-  readonly #o: NetworkPolicyControllerOptions;
-  readonly #namespaces = new Map<string, Namespace>();
-  readonly #queue = new Set<string>();
-  readonly #wakeup = new Wakeup();
-  #synced = { namespaces: false };
+export class NetworkPolicyObject implements NamespacedObject {
+  readonly what = 'the NetworkPolicy';
+  readonly watch = watchByName('/apis/networking.k8s.io/v1/networkpolicies', NETWORK_POLICY_NAME);
+  readonly #o: NetworkPolicyObjectOptions;
   #apiServer: readonly EgressEndpoint[];
   #warnedNoApiServer = false;
+  /** Settled once the API server's addresses are known (or could not be read): no policy is written before. */
+  readonly #discovered: Promise<void>;
+  #discoveredNow: () => void = () => {};
 
-  constructor(o: NetworkPolicyControllerOptions) {
+  constructor(o: NetworkPolicyObjectOptions) {
     this.#o = o;
     this.#apiServer = o.settings.apiServer;
+    this.#discovered =
+      o.settings.apiServer.length > 0
+        ? Promise.resolve()
+        : new Promise((resolve) => {
+            this.#discoveredNow = resolve;
+          });
   }
 
-  #enqueue(name: string): void {
-    this.#queue.add(name);
-    this.#wakeup.wake();
+  count(action: NamespacedAction | 'error'): void {
+    this.#o.metrics?.networkPolicyActions.inc({ action });
   }
 
-  async #discoverApiServer(): Promise<void> {
-    if (this.#o.settings.apiServer.length > 0) return;
+  /** Reads the API server's addresses now and at each resync, until `signal` aborts. */
+  async run(signal: AbortSignal, requeue: () => void): Promise<void> {
+    try {
+      while (this.#o.settings.apiServer.length === 0 && !signal.aborted) {
+        await this.#discoverApiServer(requeue);
+        this.#discoveredNow();
+        await sleep(this.#o.resyncIntervalMs, signal);
+      }
+    } finally {
+      this.#discoveredNow(); // never leaves a reconciliation waiting, even when stopped first
+    }
+  }
+
+  async #discoverApiServer(requeue: () => void): Promise<void> {
     try {
       const ep = await this.#o.client.get<Endpoints>('/api/v1/namespaces/default/endpoints/kubernetes');
       const found: EgressEndpoint[] = [];
@@ -107,7 +99,7 @@ export class NetworkPolicyController {
       }
       if (!isDeepStrictEqual(found, this.#apiServer)) {
         this.#apiServer = found;
-        for (const name of this.#namespaces.keys()) this.#enqueue(name);
+        requeue();
       }
     } catch (err) {
       this.#o.logger?.warn(
@@ -138,24 +130,19 @@ export class NetworkPolicyController {
     return out;
   }
 
-  /** Reconciles one namespace. */
-  async reconcile(name: string): Promise<string> {
+  async reconcile(name: string, ns: Namespace | undefined): Promise<NamespacedAction> {
     const o = this.#o;
-    const ns = this.#namespaces.get(name);
     const path = `/apis/networking.k8s.io/v1/namespaces/${name}/networkpolicies/${NETWORK_POLICY_NAME}`;
-    const want = wantsPolicy(ns, o.settings.revision, o.excludedNamespaces);
     const existing = await o.client.get<NetworkPolicy>(path);
-    if (!want || !ns) {
-      const ours =
-        existing?.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE &&
-        (existing.metadata.labels?.[REVISION_LABEL] ?? undefined) === o.settings.revision;
-      if (existing && ours) {
+    if (!ns) {
+      if (existing && isOurs(existing.metadata, o.settings.revision)) {
         await o.client.delete(path);
         o.logger?.info({ namespace: name }, 'removed the NetworkPolicy: the namespace is no longer opted in');
         return 'deleted';
       }
       return 'unchanged';
     }
+    await this.#discovered;
     if (this.#apiServer.length === 0 && !this.#warnedNoApiServer) {
       this.#warnedNoApiServer = true;
       o.logger?.error(
@@ -174,121 +161,8 @@ export class NetworkPolicyController {
     }
     const drift = policyDrift(existing, desired);
     if (!drift) return 'unchanged';
-    await o.client.replace(path, {
-      ...desired,
-      metadata: {
-        ...existing.metadata,
-        labels: { ...(existing.metadata.labels ?? {}), ...desired.metadata.labels },
-        annotations: { ...(existing.metadata.annotations ?? {}), ...desired.metadata.annotations },
-      },
-    });
+    await o.client.replace(path, replacementFor(existing, desired));
     o.logger?.warn({ namespace: name, drift }, 'repaired the NetworkPolicy');
     return 'repaired';
-  }
-
-  async #resync(): Promise<void> {
-    await this.#discoverApiServer();
-    for (const name of this.#namespaces.keys()) this.#enqueue(name);
-    // Policies we manage in namespaces we no longer know about (deleted, relabelled) are looked at too.
-    try {
-      const list = await this.#o.client.get<{ items: NetworkPolicy[] }>(
-        '/apis/networking.k8s.io/v1/networkpolicies',
-        {
-          labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
-        },
-      );
-      for (const p of list?.items ?? []) this.#enqueue(p.metadata.namespace);
-    } catch (err) {
-      this.#o.logger?.warn({ err: (err as Error).message }, 'could not list managed NetworkPolicies');
-    }
-  }
-
-  #updateGauge(): void {
-    const o = this.#o;
-    let n = 0;
-    for (const ns of this.#namespaces.values())
-      if (wantsPolicy(ns, o.settings.revision, o.excludedNamespaces)) n++;
-    o.metrics?.managedNamespaces.set(n);
-  }
-
-  /** Runs until `signal` aborts (leadership lost or shutdown). */
-  async run(signal: AbortSignal): Promise<void> {
-    const o = this.#o;
-    const informers = [
-      runInformer<Namespace>({
-        client: o.client,
-        path: '/api/v1/namespaces',
-        name: 'namespaces',
-        signal,
-        ...(o.logger ? { logger: o.logger } : {}),
-        onSync: (items) => {
-          const seen = new Set(items.map((n) => n.metadata.name));
-          for (const name of [...this.#namespaces.keys()]) if (!seen.has(name)) this.#enqueue(name);
-          this.#namespaces.clear();
-          for (const n of items) {
-            this.#namespaces.set(n.metadata.name, n);
-            if (wantsPolicy(n, o.settings.revision, o.excludedNamespaces)) this.#enqueue(n.metadata.name);
-          }
-          this.#synced.namespaces = true;
-          this.#updateGauge();
-        },
-        onEvent: (type, n) => {
-          const before = this.#namespaces.get(n.metadata.name);
-          if (type === 'DELETED') this.#namespaces.delete(n.metadata.name);
-          else this.#namespaces.set(n.metadata.name, n);
-          const r = o.settings.revision;
-          if (wantsPolicy(before, r, o.excludedNamespaces) || wantsPolicy(n, r, o.excludedNamespaces))
-            this.#enqueue(n.metadata.name);
-          this.#updateGauge();
-        },
-      }),
-      runInformer<NetworkPolicy>({
-        client: o.client,
-        path: '/apis/networking.k8s.io/v1/networkpolicies',
-        query: { fieldSelector: `metadata.name=${NETWORK_POLICY_NAME}` },
-        name: 'networkpolicies',
-        signal,
-        ...(o.logger ? { logger: o.logger } : {}),
-        onSync: (items) => {
-          for (const p of items) this.#enqueue(p.metadata.namespace);
-        },
-        onEvent: (_type, p) => this.#enqueue(p.metadata.namespace),
-      }),
-    ];
-    const resync = (async () => {
-      await this.#discoverApiServer();
-      while (!signal.aborted) {
-        await sleep(o.resyncIntervalMs, signal);
-        if (!signal.aborted) await this.#resync();
-      }
-    })();
-    const failures = new Map<string, number>();
-    while (!signal.aborted) {
-      if (this.#queue.size === 0 || !this.#synced.namespaces) {
-        await this.#wakeup.wait(signal, 1000);
-        continue;
-      }
-      const name = this.#queue.values().next().value as string;
-      this.#queue.delete(name);
-      try {
-        const action = await this.reconcile(name);
-        o.metrics?.networkPolicyActions.inc({ action });
-        failures.delete(name);
-      } catch (err) {
-        if (signal.aborted) break;
-        o.metrics?.networkPolicyActions.inc({ action: 'error' });
-        const n = (failures.get(name) ?? 0) + 1;
-        failures.set(name, n);
-        const conflict = err instanceof KubeApiError && err.status === 409;
-        const delay = conflict ? 100 : Math.min(30_000, 500 * 2 ** Math.min(n, 6));
-        if (!conflict)
-          o.logger?.warn(
-            { namespace: name, err: (err as Error).message, retryInMs: delay },
-            'NetworkPolicy reconcile failed',
-          );
-        setTimeout(() => this.#enqueue(name), delay).unref();
-      }
-    }
-    await Promise.allSettled([...informers, resync]);
   }
 }

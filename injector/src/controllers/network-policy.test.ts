@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { KubeClient } from '@chaperone/shared/kube';
 import { parseEndpoint, parseLabelSelector } from './egress-endpoint.ts';
-import { desiredNetworkPolicy } from './network-policy.ts';
-import { policyDrift, wantsPolicy } from './network-policy-controller.ts';
+import { isManagedNamespace } from './namespace-controller.ts';
+import { desiredNetworkPolicy, type NetworkPolicy } from './network-policy.ts';
+import { NetworkPolicyObject, policyDrift } from './network-policy-controller.ts';
 
 const settings = {
   apiServer: [parseEndpoint('10.0.0.1:6443'), parseEndpoint('10.0.0.2:6443')],
@@ -75,25 +77,32 @@ describe('desiredNetworkPolicy', () => {
   });
 });
 
-describe('wantsPolicy', () => {
+describe('isManagedNamespace', () => {
   const ns = (labels: Record<string, string>, phase = 'Active') => ({
     metadata: { name: 'agents', labels },
     status: { phase },
   });
   it('follows the opt-in label, the revision and exclusions', () => {
-    assert.equal(wantsPolicy(ns({ 'chaperone.dev/inject': 'enabled' }), undefined, []), true);
-    assert.equal(wantsPolicy(ns({}), undefined, []), false);
-    assert.equal(wantsPolicy(ns({ 'chaperone.dev/inject': 'enabled' }, 'Terminating'), undefined, []), false);
-    assert.equal(wantsPolicy(ns({ 'chaperone.dev/inject': 'enabled' }), undefined, ['agents']), false);
+    assert.equal(isManagedNamespace(ns({ 'chaperone.dev/inject': 'enabled' }), undefined, []), true);
+    assert.equal(isManagedNamespace(ns({}), undefined, []), false);
     assert.equal(
-      wantsPolicy(ns({ 'chaperone.dev/inject': 'enabled', 'chaperone.dev/revision': 'x' }), undefined, []),
+      isManagedNamespace(ns({ 'chaperone.dev/inject': 'enabled' }, 'Terminating'), undefined, []),
+      false,
+    );
+    assert.equal(isManagedNamespace(ns({ 'chaperone.dev/inject': 'enabled' }), undefined, ['agents']), false);
+    assert.equal(
+      isManagedNamespace(
+        ns({ 'chaperone.dev/inject': 'enabled', 'chaperone.dev/revision': 'x' }),
+        undefined,
+        [],
+      ),
       false,
     );
     assert.equal(
-      wantsPolicy(ns({ 'chaperone.dev/inject': 'enabled', 'chaperone.dev/revision': 'x' }), 'x', []),
+      isManagedNamespace(ns({ 'chaperone.dev/inject': 'enabled', 'chaperone.dev/revision': 'x' }), 'x', []),
       true,
     );
-    assert.equal(wantsPolicy(undefined, undefined, []), false);
+    assert.equal(isManagedNamespace(undefined, undefined, []), false);
   });
 });
 
@@ -120,5 +129,56 @@ describe('egress endpoints and selectors', () => {
     assert.deepEqual(parseLabelSelector('k8s-app=kube-dns'), { 'k8s-app': 'kube-dns' });
     assert.deepEqual(parseLabelSelector('a=b, c=d'), { a: 'b', c: 'd' });
     assert.throws(() => parseLabelSelector('nonsense'));
+  });
+});
+
+describe('NetworkPolicyObject', () => {
+  const agents = { metadata: { name: 'agents', labels: { 'chaperone.dev/inject': 'enabled' } } };
+  function fake() {
+    const created: NetworkPolicy[] = [];
+    const client = {
+      async get(path: string) {
+        if (path === '/api/v1/namespaces/default/endpoints/kubernetes')
+          return { subsets: [{ addresses: [{ ip: '10.0.0.7' }], ports: [{ name: 'https', port: 6443 }] }] };
+        return undefined;
+      },
+      async create(_path: string, body: NetworkPolicy) {
+        created.push(body);
+        return body;
+      },
+    } as unknown as KubeClient;
+    return { client, created };
+  }
+  const object = (client: KubeClient) =>
+    new NetworkPolicyObject({ client, settings: { ...settings, apiServer: [] }, resyncIntervalMs: 60_000 });
+
+  // Fails when a policy is written before the API server's addresses are read: it would
+  // leave the sidecars unable to reach the API server until the next resync.
+  it('writes no policy before it knows the API server’s addresses', async () => {
+    const { client, created } = fake();
+    const np = object(client);
+    const pending = np.reconcile('agents', agents);
+    const stop = new AbortController();
+    const running = np.run(stop.signal, () => {});
+    try {
+      assert.equal(await pending, 'created');
+      const api = created[0]?.spec.egress.find((r) => r.ports.some((p) => p.port === 6443));
+      assert.deepEqual(api?.to, [{ ipBlock: { cidr: '10.0.0.7/32' } }]);
+    } finally {
+      stop.abort();
+      await running;
+    }
+  });
+
+  it('never leaves a reconciliation waiting when stopped before reading them', {
+    timeout: 5000,
+  }, async () => {
+    const { client, created } = fake();
+    const np = object(client);
+    const stop = new AbortController();
+    stop.abort();
+    await np.run(stop.signal, () => {});
+    assert.equal(await np.reconcile('agents', agents), 'created');
+    assert.equal(created.length, 1);
   });
 });

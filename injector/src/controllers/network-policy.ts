@@ -7,6 +7,7 @@
  * server would default is written out, so drift detection compares like with like.
  */
 import { NAMESPACE_NAME_LABEL } from '../admission/webhook-configuration.ts';
+import type { NamespacedMeta } from '../k8s-types.ts';
 import {
   INJECTED_LABEL,
   MANAGED_BY_LABEL,
@@ -48,14 +49,7 @@ interface EgressRule {
 export interface NetworkPolicy {
   apiVersion: string;
   kind: string;
-  metadata: {
-    name: string;
-    namespace: string;
-    resourceVersion?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    [k: string]: unknown;
-  };
+  metadata: NamespacedMeta;
   spec: {
     podSelector: { matchLabels: Record<string, string> };
     policyTypes: string[];

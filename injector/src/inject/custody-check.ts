@@ -7,9 +7,13 @@
 import type { Pod } from '../k8s-types.ts';
 import { SIDECAR_NAME, TOKEN_VOLUME } from '../names.ts';
 import { InjectionRejected } from './injection-error.ts';
+import { declaredDatabaseSecrets } from './pod-overrides.ts';
 import { isTokenSecretName } from './token-secret-name.ts';
 
-/** Every way an agent container of `pod` can read a Kubernetes credential; empty when custody holds. */
+/**
+ * Every way an agent container of `pod` can read a Kubernetes credential or a
+ * declared database's credentials; empty when custody holds.
+ */
 export function custodyViolations(pod: Pod, allowedAudiences: readonly string[] = []): string[] {
   const spec = pod.spec;
   const out: string[] = [];
@@ -45,6 +49,43 @@ export function custodyViolations(pod: Pod, allowedAudiences: readonly string[] 
           `container ${c.name} mounts service-account token Secret ${v.secret.secretName} at ${m.mountPath}`,
         );
       }
+    }
+  }
+  out.push(...databaseSecretReads(pod, declaredDatabaseSecrets(pod)));
+  return out;
+}
+
+/**
+ * Every way an agent container of `pod` reads one of `secrets` (the declared
+ * databases' Secrets, which belong to the sidecar): a volume (secret or
+ * projected) it mounts, an env `secretKeyRef`, an `envFrom` secretRef.
+ */
+export function databaseSecretReads(pod: Pod, secrets: readonly string[]): string[] {
+  if (secrets.length === 0) return [];
+  const spec = pod.spec;
+  const inVolume = new Map<string, string>();
+  for (const v of spec.volumes ?? []) {
+    const names = [v.secret?.secretName, ...(v.projected?.sources ?? []).map((s) => s.secret?.name)];
+    const found = names.find((n): n is string => n !== undefined && secrets.includes(n));
+    if (found) inVolume.set(v.name, found);
+  }
+  const out: string[] = [];
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+    if (c.name === SIDECAR_NAME) continue;
+    for (const m of c.volumeMounts ?? []) {
+      const secret = inVolume.get(m.name);
+      if (secret)
+        out.push(`container ${c.name} mounts Secret ${secret} (volume ${m.name}) at ${m.mountPath}`);
+    }
+    for (const e of c.env ?? []) {
+      const secret = e.valueFrom?.secretKeyRef?.name;
+      if (secret && secrets.includes(secret))
+        out.push(`container ${c.name} reads Secret ${secret} into env ${e.name}`);
+    }
+    for (const f of c.envFrom ?? []) {
+      const secret = f.secretRef?.name;
+      if (secret && secrets.includes(secret))
+        out.push(`container ${c.name} imports Secret ${secret} into its env (envFrom)`);
     }
   }
   return out;

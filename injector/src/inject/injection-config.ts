@@ -34,6 +34,12 @@ export interface InjectionConfig {
   readonly resources: SidecarResources;
   /** Where the sidecar ships audit events; unset leaves the sidecar's own default. */
   readonly collectorUrl?: string;
+  /**
+   * Whether sidecars verify the collector against the CA bundle the injector
+   * publishes in each opted-in namespace (ConfigMap `chaperone-collector-ca`);
+   * else against the CAs Node.js trusts.
+   */
+  readonly collectorCa?: boolean;
   /** Lifetime of the sidecar's projected tokens (the kubelet refreshes them at 80 %). */
   readonly tokenExpirationSeconds: number;
   readonly collectorAudience: string;

@@ -232,6 +232,185 @@ describe('mutate', () => {
     );
   });
 
+  describe('declared databases', () => {
+    const envOf = (out: Pod, container = 'agent') =>
+      Object.fromEntries(
+        (out.spec.containers.find((c) => c.name === container)?.env ?? []).map((e) => [e.name, e.value]),
+      );
+    const db = (value: string, spec: Partial<Pod['spec']> = {}) =>
+      mutate(pod(spec, { 'chaperone.dev/databases': value }), TEST_CONFIG).pod;
+
+    // Fails when the URL carries anything beyond the declared name (a password), or
+    // when the default DATABASE_URL is dropped or given to a database other than the first.
+    it('gives agents libpq’s variables and a URL without a password, in DATABASE_URL by default', () => {
+      const env = envOf(db('orders=orders-db,billing=billing-db'));
+      assert.equal(env.PGHOST, '127.0.0.1');
+      assert.equal(env.PGPORT, '5432');
+      assert.equal(env.PGDATABASE, 'orders');
+      assert.equal(env.PGUSER, 'orders');
+      assert.equal(env.PGSSLMODE, 'disable');
+      assert.equal(env.DATABASE_URL, 'postgresql://orders@127.0.0.1:5432/orders?sslmode=disable');
+      assert.equal(env.CHAPERONE_DB_BILLING_PORT, '5433');
+      assert.equal(env.PGPASSWORD, undefined);
+      for (const [k, v] of Object.entries(env)) assert.doesNotMatch(`${k}=${v}`, /PASSWORD|:[^/@]*@/, k);
+    });
+
+    it('puts each URL where env= says, and then claims no DATABASE_URL', () => {
+      const env = envOf(
+        db('orders=orders-db;env=ORDERS_URL, billing=billing-db ; env = BILLING_URL', {
+          containers: [{ name: 'agent', env: [{ name: 'DATABASE_URL', value: 'sqlite:///x' }] }],
+        }),
+      );
+      assert.equal(env.ORDERS_URL, 'postgresql://orders@127.0.0.1:5432/orders?sslmode=disable');
+      assert.equal(env.BILLING_URL, 'postgresql://billing@127.0.0.1:5433/billing?sslmode=disable');
+      assert.equal(env.DATABASE_URL, 'sqlite:///x', 'the container’s own variable is kept');
+      assert.equal(
+        envOf(db('a=s1,b=s2;env=DATABASE_URL')).DATABASE_URL,
+        'postgresql://b@127.0.0.1:5433/b?sslmode=disable',
+      );
+    });
+
+    // Fails when CHAPERONE_DATABASE_TLS=direct is dropped from the sidecar: agents are told
+    // sslmode=disable because the sidecar answers SSLRequest with N.
+    it('pins what the sidecar answers to SSLRequest to what agents are told', () => {
+      const out = db('orders=orders-db');
+      const sidecar = out.spec.containers[0];
+      const env = Object.fromEntries((sidecar?.env ?? []).map((e) => [e.name, e.value]));
+      assert.equal(env.CHAPERONE_DATABASE_TLS, 'direct');
+      assert.equal(env.CHAPERONE_DATABASES, 'orders=5432');
+    });
+
+    it('rejects a bad env= with a message naming the annotation', () => {
+      const a = 'chaperone.dev/databases';
+      for (const [value, why] of [
+        ['orders=orders-db;env=PGPASSWORD', /env PGPASSWORD .* is reserved/],
+        ['orders=orders-db;env=KUBERNETES_SERVICE_HOST', /reserved/],
+        ['orders=orders-db;env=CHAPERONE_X', /reserved/],
+        ['orders=orders-db;env=9LIVES', /not an environment variable name/],
+        ['orders=orders-db;env=', /not an environment variable name/],
+        ['orders=orders-db;env=A;env=B', /gives env twice/],
+        ['a=s1;env=URL,b=s2;env=URL', /env URL is given to two databases/],
+        ['orders=orders-db;evn=URL', /unknown option "evn" .*did you mean env/],
+      ] as const) {
+        rejected(() => db(value), why);
+        rejected(() => db(value), a);
+      }
+    });
+
+    // Fails when databaseSecretReads misses one of these routes (volume, projected
+    // volume, secretKeyRef, envFrom; containers and init containers).
+    it('rejects a pod whose agent containers read a declared Secret themselves', () => {
+      const secretVolume = { name: 'creds', secret: { secretName: 'orders-db' } };
+      const projected: Volume = {
+        name: 'creds',
+        projected: { sources: [{ secret: { name: 'orders-db' } }] },
+      };
+      const cases: [Partial<Pod['spec']>, RegExp][] = [
+        [
+          {
+            containers: [{ name: 'agent', volumeMounts: [{ name: 'creds', mountPath: '/creds' }] }],
+            volumes: [secretVolume],
+          },
+          /container agent mounts Secret orders-db \(volume creds\) at \/creds/,
+        ],
+        [
+          {
+            containers: [{ name: 'agent', volumeMounts: [{ name: 'creds', mountPath: '/c' }] }],
+            volumes: [projected],
+          },
+          /mounts Secret orders-db/,
+        ],
+        [
+          {
+            containers: [
+              {
+                name: 'agent',
+                env: [
+                  { name: 'PGPASSWORD', valueFrom: { secretKeyRef: { name: 'orders-db', key: 'password' } } },
+                ],
+              },
+            ],
+          },
+          /container agent reads Secret orders-db into env PGPASSWORD/,
+        ],
+        [
+          { initContainers: [{ name: 'migrate', envFrom: [{ secretRef: { name: 'orders-db' } }] }] },
+          /container migrate imports Secret orders-db into its env/,
+        ],
+      ];
+      for (const [spec, why] of cases) {
+        rejected(() => db('orders=orders-db', spec), why);
+        rejected(() => db('orders=orders-db', spec), 'chaperone.dev/databases');
+      }
+      // Other Secrets stay the pod's business; the declared one is unmounted: fine.
+      const other = db('orders=orders-db', {
+        containers: [{ name: 'agent', envFrom: [{ secretRef: { name: 'model-api' } }] }],
+        volumes: [secretVolume],
+      });
+      assert.deepEqual(custodyViolations(other), []);
+    });
+
+    it('the independent custody check sees a declared Secret in an agent container', () => {
+      const out = db('orders=orders-db');
+      const broken = structuredClone(out);
+      const agent = broken.spec.containers.find((c) => c.name === 'agent') as Container;
+      agent.envFrom = [{ secretRef: { name: 'orders-db' } }];
+      assert.deepEqual(custodyViolations(broken), [
+        'container agent imports Secret orders-db into its env (envFrom)',
+      ]);
+    });
+  });
+
+  describe('the collector’s CA', () => {
+    const withCa = testConfig({ collectorCa: true });
+    // Fails when the ConfigMap volume is mounted into an agent container or not into the
+    // sidecar, or when the sidecar is not told where it is.
+    it('is mounted into the sidecar only, and the sidecar is told where', () => {
+      const out = mutate(pod(), withCa).pod;
+      const volume = out.spec.volumes?.find((v) => v.configMap?.name === 'chaperone-collector-ca');
+      assert.deepEqual(volume, {
+        name: 'chaperone-collector-ca',
+        configMap: {
+          name: 'chaperone-collector-ca',
+          items: [{ key: 'ca.crt', path: 'ca.crt' }],
+          defaultMode: 420,
+        },
+      });
+      const [sidecar, agent] = out.spec.containers;
+      assert.ok(
+        sidecar?.volumeMounts?.some(
+          (m) => m.name === volume.name && m.mountPath === '/var/run/chaperone/collector-ca' && m.readOnly,
+        ),
+      );
+      assert.equal(
+        sidecar?.env?.find((e) => e.name === 'CHAPERONE_COLLECTOR_CA_FILE')?.value,
+        '/var/run/chaperone/collector-ca/ca.crt',
+      );
+      assert.ok(!agent?.volumeMounts?.some((m) => m.name === volume.name));
+      rejected(
+        () =>
+          mutate(
+            pod({
+              containers: [
+                { name: 'agent', volumeMounts: [{ name: 'chaperone-collector-ca', mountPath: '/ca' }] },
+              ],
+            }),
+            withCa,
+          ),
+        /belongs to the Chaperone sidecar/,
+      );
+    });
+
+    it('is left out without a collector, or without the setting', () => {
+      const { collectorUrl: _, ...noCollector } = withCa;
+      for (const config of [TEST_CONFIG, Object.freeze(noCollector)]) {
+        const out = mutate(pod(), config).pod;
+        assert.ok(!out.spec.volumes?.some((v) => v.name === 'chaperone-collector-ca'));
+        assert.ok(!JSON.stringify(out).includes('CHAPERONE_COLLECTOR_CA_FILE'));
+      }
+    });
+  });
+
   it('leaves the pod’s own Secret volumes alone', () => {
     // A Secret volume named like another account's token is the user's own data: untouched.
     const p = pod({

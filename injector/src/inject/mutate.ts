@@ -12,11 +12,11 @@
 import type { Pod } from '../k8s-types.ts';
 import { DEFAULT_CONTAINER_ANNOTATION, INJECTED_LABEL, SIDECAR_NAME, STATUS_ANNOTATION } from '../names.ts';
 import { enforceCustody } from './custody.ts';
-import { custodyCheck } from './custody-check.ts';
+import { custodyCheck, databaseSecretReads } from './custody-check.ts';
 import type { InjectionConfig } from './injection-config.ts';
 import { InjectionRejected } from './injection-error.ts';
 import { jsonEqual } from './json-value.ts';
-import { isOptedOut, resolvePodSettings } from './pod-overrides.ts';
+import { isOptedOut, OVERRIDE_ANNOTATIONS, resolvePodSettings } from './pod-overrides.ts';
 import { redirectAgent, setByName } from './redirect.ts';
 import { sidecarFor } from './sidecar-memo.ts';
 import type { SkipReason } from './skip-reasons.ts';
@@ -61,6 +61,16 @@ export function mutate(input: Pod, config: InjectionConfig, ctx: MutateContext =
   if (skip.length > 0) return { pod: input, skipReasons: skip };
 
   const settings = resolvePodSettings(input, config);
+  const secretReads = databaseSecretReads(
+    input,
+    settings.databases.map((d) => d.secretName),
+  );
+  if (secretReads.length > 0) {
+    throw new InjectionRejected(
+      OVERRIDE_ANNOTATIONS.databases,
+      `${secretReads.join('; ')}: a declared database's Secret is for the Chaperone sidecar only (agents connect through it, with no password); remove that reference`,
+    );
+  }
   if (input.spec.shareProcessNamespace === true) {
     throw new InjectionRejected(
       'spec.shareProcessNamespace',

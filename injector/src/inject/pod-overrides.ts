@@ -44,7 +44,12 @@ export interface DatabaseBinding {
   readonly secretName: string;
   /** Local port the sidecar listens on for this database. */
   readonly port: number;
+  /** Agents' variable holding this database's URL (`env=`; `DATABASE_URL` for the first by default). */
+  readonly urlEnv?: string;
 }
+
+/** The URL variable of the first database when no entry names one. */
+export const DEFAULT_DATABASE_URL_ENV = 'DATABASE_URL';
 
 export interface PodSettings {
   readonly image: string;
@@ -95,6 +100,51 @@ function oneOf<T extends string>(
   return raw as T;
 }
 
+// An environment variable name a shell can use.
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Variables the injector sets itself, or that libpq reads (a URL there would change how clients connect). */
+const RESERVED_ENV = /^(PG|KUBERNETES_|CHAPERONE_)/;
+const DATABASE_OPTIONS = ['env'] as const;
+
+/** `;env=VAR` after a database's `name=secretName`: the variable that gets its URL. */
+function parseDatabaseOptions(
+  name: string,
+  entry: string,
+  options: readonly string[],
+  taken: readonly string[],
+): string | undefined {
+  const a = OVERRIDE_ANNOTATIONS.databases;
+  let urlEnv: string | undefined;
+  for (const option of options) {
+    if (option === '') continue;
+    const eq = option.indexOf('=');
+    const key = (eq === -1 ? option : option.slice(0, eq)).trim();
+    const value = eq === -1 ? '' : option.slice(eq + 1).trim();
+    if (key !== 'env') {
+      throw new InjectionRejected(
+        a,
+        `unknown option "${key}" in "${entry}"${didYouMean(key, DATABASE_OPTIONS)}; known: env (e.g. orders=orders-db-credentials;env=ORDERS_URL)`,
+      );
+    }
+    if (urlEnv !== undefined) throw new InjectionRejected(a, `"${entry}" gives env twice`);
+    if (!ENV_NAME.test(value)) {
+      throw new InjectionRejected(
+        a,
+        `env "${value}" in "${entry}" is not an environment variable name (letters, digits and _, not starting with a digit)`,
+      );
+    }
+    if (RESERVED_ENV.test(value)) {
+      throw new InjectionRejected(
+        a,
+        `env ${value} in "${entry}" is reserved: the injector sets PG*, KUBERNETES_* and CHAPERONE_* variables itself; pick another name, such as ${name.toUpperCase().replace(/-/g, '_')}_URL`,
+      );
+    }
+    if (taken.includes(value)) throw new InjectionRejected(a, `env ${value} is given to two databases`);
+    urlEnv = value;
+  }
+  return urlEnv;
+}
+
 function parseDatabases(raw: string, firstPort: number): DatabaseBinding[] {
   const a = OVERRIDE_ANNOTATIONS.databases;
   const out: DatabaseBinding[] = [];
@@ -103,17 +153,18 @@ function parseDatabases(raw: string, firstPort: number): DatabaseBinding[] {
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
   if (entries.length === 0)
-    throw new InjectionRejected(a, 'is empty; expected name=secretName[,name=secretName...]');
+    throw new InjectionRejected(a, 'is empty; expected name=secretName[;env=VAR][,name=secretName...]');
   for (const entry of entries) {
-    const eq = entry.indexOf('=');
-    if (eq <= 0 || eq === entry.length - 1) {
+    const [binding = '', ...options] = entry.split(';').map((s) => s.trim());
+    const eq = binding.indexOf('=');
+    if (eq <= 0 || eq === binding.length - 1) {
       throw new InjectionRejected(
         a,
-        `"${entry}" is not name=secretName (example: orders=orders-db-credentials)`,
+        `"${binding}" is not name=secretName (example: orders=orders-db-credentials)`,
       );
     }
-    const name = entry.slice(0, eq).trim();
-    const secretName = entry.slice(eq + 1).trim();
+    const name = binding.slice(0, eq).trim();
+    const secretName = binding.slice(eq + 1).trim();
     if (!DNS_LABEL.test(name) || name.length > 40) {
       throw new InjectionRejected(
         a,
@@ -127,9 +178,30 @@ function parseDatabases(raw: string, firstPort: number): DatabaseBinding[] {
       throw new InjectionRejected(a, `database "${name}" is declared twice`);
     const p = firstPort + out.length;
     if (p > 65535) throw new InjectionRejected(a, 'too many databases for the configured first port');
-    out.push({ name, secretName, port: p });
+    const urlEnv = parseDatabaseOptions(
+      name,
+      entry,
+      options,
+      out.flatMap((d) => (d.urlEnv ? [d.urlEnv] : [])),
+    );
+    out.push({ name, secretName, port: p, ...(urlEnv ? { urlEnv } : {}) });
   }
+  const first = out[0];
+  if (first && !out.some((d) => d.urlEnv)) out[0] = { ...first, urlEnv: DEFAULT_DATABASE_URL_ENV };
   return out;
+}
+
+/**
+ * The Secrets the pod's `chaperone.dev/databases` names, read leniently (an
+ * invalid annotation is rejected by `resolvePodSettings`; this serves the
+ * independent custody check on any pod).
+ */
+export function declaredDatabaseSecrets(pod: Pod): string[] {
+  const raw = pod.metadata?.annotations?.[OVERRIDE_ANNOTATIONS.databases] ?? '';
+  return raw
+    .split(',')
+    .map((entry) => (entry.split(';')[0] ?? '').split('=')[1]?.trim() ?? '')
+    .filter((name) => name.length > 0);
 }
 
 /** True when the pod carries the opt-out annotation. */

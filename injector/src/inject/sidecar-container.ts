@@ -13,8 +13,12 @@
  *   CHAPERONE_LOG_LEVEL
  *   CHAPERONE_INJECTOR_NAMESPACE     nothing there may be changed through the guard
  *   CHAPERONE_COLLECTOR_URL          when the injector is given one
+ *   CHAPERONE_COLLECTOR_CA_FILE      /var/run/chaperone/collector-ca/ca.crt, when the
+ *                                    injector publishes the collector's CA (ConfigMap)
  *   CHAPERONE_DATABASES              `name=port,...` when the pod declares databases;
  *                                    each Secret is at /var/run/chaperone/databases/<name>/
+ *   CHAPERONE_DATABASE_TLS           direct (SSLRequest answered N), with databases: the
+ *                                    agents' PGSSLMODE=disable relies on it (redirect.ts)
  * and files: real credentials at /var/run/chaperone/serviceaccount/{token,
  * collector-token,ca.crt,namespace}; the agents' view at
  * /var/run/chaperone/agent-sa (write ca.crt, token, namespace there); the
@@ -24,10 +28,13 @@ import { SIDECAR_NODE_OPTIONS } from '@chaperone/shared';
 import type { Container, EnvVar, VolumeMount } from '../k8s-types.ts';
 import {
   AGENT_SA_VOLUME,
+  COLLECTOR_CA_KEY,
+  COLLECTOR_CA_VOLUME,
   DATABASE_VOLUME_PREFIX,
   POLICY_FILE,
   POLICY_VOLUME,
   SIDECAR_AGENT_SA_PATH,
+  SIDECAR_COLLECTOR_CA_PATH,
   SIDECAR_DATABASES_PATH,
   SIDECAR_NAME,
   SIDECAR_POLICY_PATH,
@@ -38,6 +45,8 @@ import {
 } from '../names.ts';
 import type { InjectionConfig, SidecarMode } from './injection-config.ts';
 import type { PodSettings } from './pod-overrides.ts';
+import { AGENT_DATABASE_TLS } from './redirect.ts';
+import { hasCollectorCa } from './sidecar-volumes.ts';
 
 /** Port name of the sidecar's metrics listener (at most 15 characters). */
 export const METRICS_PORT_NAME = 'chaperone-prom';
@@ -72,12 +81,15 @@ function httpProbe(port: number, periodSeconds: number, failureThreshold: number
   };
 }
 
-export function sidecarMounts(settings: PodSettings): VolumeMount[] {
+export function sidecarMounts(settings: PodSettings, config: InjectionConfig): VolumeMount[] {
   return [
     { name: AGENT_SA_VOLUME, mountPath: SIDECAR_AGENT_SA_PATH },
     { name: TOKEN_VOLUME, mountPath: SIDECAR_TOKEN_PATH, readOnly: true },
     { name: SPOOL_VOLUME, mountPath: SIDECAR_SPOOL_PATH },
     { name: POLICY_VOLUME, mountPath: SIDECAR_POLICY_PATH, readOnly: true },
+    ...(hasCollectorCa(config)
+      ? [{ name: COLLECTOR_CA_VOLUME, mountPath: SIDECAR_COLLECTOR_CA_PATH, readOnly: true }]
+      : []),
     ...settings.databases.map((d) => ({
       name: `${DATABASE_VOLUME_PREFIX}${d.name}`,
       mountPath: `${SIDECAR_DATABASES_PATH}/${d.name}`,
@@ -101,11 +113,20 @@ export function buildSidecar(settings: PodSettings, config: InjectionConfig, mod
     { name: 'NODE_OPTIONS', value: SIDECAR_NODE_OPTIONS },
   ];
   if (config.collectorUrl) env.push({ name: 'CHAPERONE_COLLECTOR_URL', value: config.collectorUrl });
-  if (settings.databases.length > 0) {
+  if (hasCollectorCa(config)) {
     env.push({
-      name: 'CHAPERONE_DATABASES',
-      value: settings.databases.map((d) => `${d.name}=${d.port}`).join(','),
+      name: 'CHAPERONE_COLLECTOR_CA_FILE',
+      value: `${SIDECAR_COLLECTOR_CA_PATH}/${COLLECTOR_CA_KEY}`,
     });
+  }
+  if (settings.databases.length > 0) {
+    env.push(
+      {
+        name: 'CHAPERONE_DATABASES',
+        value: settings.databases.map((d) => `${d.name}=${d.port}`).join(','),
+      },
+      { name: 'CHAPERONE_DATABASE_TLS', value: AGENT_DATABASE_TLS.sidecar },
+    );
   }
   const uid = config.sidecarUid;
   const container: Container = {
@@ -116,7 +137,7 @@ export function buildSidecar(settings: PodSettings, config: InjectionConfig, mod
     env,
     ports: [{ name: METRICS_PORT_NAME, containerPort: settings.metricsPort, protocol: 'TCP' }],
     resources: resources(settings),
-    volumeMounts: sidecarMounts(settings),
+    volumeMounts: sidecarMounts(settings, config),
     // Start ordering: the kubelet starts the next container (classic) or init
     // container (native) only when this hook has returned, i.e. once the
     // sidecar has written the agents' CA and token files and listens.

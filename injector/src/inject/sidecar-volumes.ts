@@ -11,6 +11,9 @@
 import type { Volume } from '../k8s-types.ts';
 import {
   AGENT_SA_VOLUME,
+  COLLECTOR_CA_CONFIGMAP,
+  COLLECTOR_CA_KEY,
+  COLLECTOR_CA_VOLUME,
   DATABASE_VOLUME_PREFIX,
   POLICY_CONFIGMAP,
   POLICY_VOLUME,
@@ -51,11 +54,31 @@ export function buildVolumes(settings: PodSettings, config: InjectionConfig): Vo
     },
     { name: SPOOL_VOLUME, emptyDir: {} },
     { name: POLICY_VOLUME, configMap: { name: POLICY_CONFIGMAP, defaultMode: DEFAULT_MODE, optional: true } },
+    // Not optional: until the injector has published the CA in the namespace the
+    // kubelet holds the whole pod back, rather than start a sidecar that cannot
+    // verify the collector.
+    ...(hasCollectorCa(config)
+      ? [
+          {
+            name: COLLECTOR_CA_VOLUME,
+            configMap: {
+              name: COLLECTOR_CA_CONFIGMAP,
+              items: [{ key: COLLECTOR_CA_KEY, path: COLLECTOR_CA_KEY }],
+              defaultMode: DEFAULT_MODE,
+            },
+          },
+        ]
+      : []),
     ...settings.databases.map((d) => ({
       name: `${DATABASE_VOLUME_PREFIX}${d.name}`,
       secret: { secretName: d.secretName, defaultMode: DEFAULT_MODE },
     })),
   ];
+}
+
+/** Whether sidecars get the collector's CA: only when they are told where the collector is. */
+export function hasCollectorCa(config: InjectionConfig): boolean {
+  return config.collectorCa === true && config.collectorUrl !== undefined;
 }
 
 /** Volumes only the sidecar may mount. */
@@ -64,6 +87,7 @@ export function isSidecarOnlyVolume(name: string): boolean {
     name === TOKEN_VOLUME ||
     name === SPOOL_VOLUME ||
     name === POLICY_VOLUME ||
+    name === COLLECTOR_CA_VOLUME ||
     name.startsWith(DATABASE_VOLUME_PREFIX)
   );
 }
