@@ -98,6 +98,51 @@ export interface ExecDetails {
   bytesToAgent?: number;
   /** How long the session was open, in milliseconds (close event only). */
   durationMs?: number;
+  /** Size of the session's asciicast recording, in bytes (close event only). */
+  recordingBytes?: number;
+  /** The recording reached its size limit and stops there, with a marker saying so (close event only). */
+  recordingTruncated?: boolean;
+  /** An input line of the session as it was judged, secrets masked (line event only). */
+  line?: string;
+  /** The other ways the program may read the line, when they differ from `line` (line event only). */
+  lineReadings?: string[];
+  /** Why the input could not be read as a line; it was refused (line event only). */
+  lineProblem?: string;
+  /** Input lines judged by the policy (close event of a session whose input is guarded). */
+  linesEvaluated?: number;
+  /** Input lines refused (close event of a session whose input is guarded). */
+  linesDenied?: number;
+}
+
+/** What one port of a port-forward session carried (its close event). */
+export interface PortForwardPortUse {
+  port: number;
+  /** Forwarded connections the policy let through to this port. */
+  connections: number;
+  /** Forwarded connections refused (the port was denied). */
+  refused: number;
+  /** Payload bytes of the allowed connections, agent to pod. */
+  bytesToPod: number;
+  /** Payload bytes of the allowed connections, pod to agent. */
+  bytesToAgent: number;
+}
+
+/** A port-forward session: when it opens, per port decision, and when it closes. */
+export interface PortForwardDetails {
+  /** How the agent forwards: `spdy` (kubectl) or `websocket` (v4.channel.k8s.io, one channel pair per port). */
+  transport?: 'spdy' | 'websocket';
+  /** The ports the request named (WebSocket `ports=`); over SPDY each forwarded connection names its own. */
+  ports?: number[];
+  /** The port one forwarded connection asked for (a port decision event). */
+  port?: number;
+  /** Every port the session was asked for, with what it carried (close event only). */
+  used?: PortForwardPortUse[];
+  /** Payload bytes, agent to pod, all ports (close event only). */
+  bytesToPod?: number;
+  /** Payload bytes, pod to agent, all ports (close event only). */
+  bytesToAgent?: number;
+  /** How long the session was open, in milliseconds (close event only). */
+  durationMs?: number;
 }
 
 export interface SqlDetails {
@@ -133,6 +178,7 @@ export interface ChaperoneFields {
   /** Time the sidecar itself added, in milliseconds. */
   latencyMs?: number;
   exec?: ExecDetails;
+  portForward?: PortForwardDetails;
   sql?: SqlDetails;
 }
 
@@ -329,6 +375,7 @@ const CHAPERONE_KEYS = [
   'maskedFields',
   'latencyMs',
   'exec',
+  'portForward',
   'sql',
 ] as const;
 const OBJECT_REF_KEYS = [
@@ -352,6 +399,8 @@ export const MAX_SEQ = 2 ** 50;
 /** Bounds of the other numeric members: a count, a duration (30 days), an exit status. */
 export const MAX_MASKED_FIELDS = 2 ** 31 - 1;
 export const MAX_LATENCY_MS = 30 * 24 * 3600 * 1000;
+/** Longest input line (and reading of it) an exec line event holds; the recorder cuts longer ones. */
+export const MAX_LINE_CHARS = 16 * 1024;
 export const EXIT_CODE_RANGE = { min: -(2 ** 31), max: 2 ** 32 - 1 } as const;
 const HEX64 = /^[0-9a-f]{64}$/;
 /** The API server accepts `Audit-ID` values of this shape, so ours are forwarded as-is. */
@@ -414,7 +463,23 @@ function chaperoneFields(v: unknown, path: string): ChaperoneFields {
     const x = object(o.exec, `${path}/exec`);
     onlyKeys(
       x,
-      ['argv', 'container', 'tty', 'stdin', 'exitCode', 'bytesToPod', 'bytesToAgent', 'durationMs'],
+      [
+        'argv',
+        'container',
+        'tty',
+        'stdin',
+        'exitCode',
+        'bytesToPod',
+        'bytesToAgent',
+        'durationMs',
+        'recordingBytes',
+        'recordingTruncated',
+        'line',
+        'lineReadings',
+        'lineProblem',
+        'linesEvaluated',
+        'linesDenied',
+      ],
       `${path}/exec`,
     );
     arrayOf(x.argv, `${path}/exec/argv`, (a, p) => str(a, p, { empty: true }), 4096);
@@ -422,14 +487,31 @@ function chaperoneFields(v: unknown, path: string): ChaperoneFields {
     if (x.tty !== undefined) bool(x.tty, `${path}/exec/tty`);
     if (x.stdin !== undefined) bool(x.stdin, `${path}/exec/stdin`);
     if (x.exitCode !== undefined) int(x.exitCode, `${path}/exec/exitCode`, EXIT_CODE_RANGE);
-    for (const k of ['bytesToPod', 'bytesToAgent'] as const)
+    optStr(x.line, `${path}/exec/line`, { max: MAX_LINE_CHARS });
+    if (x.lineReadings !== undefined)
+      arrayOf(
+        x.lineReadings,
+        `${path}/exec/lineReadings`,
+        (a, p) => str(a, p, { empty: true, max: MAX_LINE_CHARS }),
+        16,
+      );
+    optStr(x.lineProblem, `${path}/exec/lineProblem`, { max: 1024 });
+    for (const k of [
+      'bytesToPod',
+      'bytesToAgent',
+      'recordingBytes',
+      'linesEvaluated',
+      'linesDenied',
+    ] as const)
       if (x[k] !== undefined) int(x[k], `${path}/exec/${k}`, { min: 0, max: Number.MAX_SAFE_INTEGER });
+    if (x.recordingTruncated !== undefined) bool(x.recordingTruncated, `${path}/exec/recordingTruncated`);
     if (
       x.durationMs !== undefined &&
       num(x.durationMs, `${path}/exec/durationMs`, { min: 0 }) > MAX_LATENCY_MS
     )
       throw new ValidationError(`${path}/exec/durationMs`, `must be at most ${MAX_LATENCY_MS}`);
   }
+  if (o.portForward !== undefined) portForwardDetails(o.portForward, `${path}/portForward`);
   if (o.sql !== undefined) {
     const q = object(o.sql, `${path}/sql`);
     onlyKeys(
@@ -459,6 +541,35 @@ function chaperoneFields(v: unknown, path: string): ChaperoneFields {
     });
   }
   return o as unknown as ChaperoneFields;
+}
+
+const PORT = { min: 1, max: 65535 } as const;
+const BYTES = { min: 0, max: Number.MAX_SAFE_INTEGER } as const;
+
+function portForwardDetails(v: unknown, path: string): void {
+  const x = object(v, path);
+  onlyKeys(x, ['transport', 'ports', 'port', 'used', 'bytesToPod', 'bytesToAgent', 'durationMs'], path);
+  if (x.transport !== undefined) oneOf(x.transport, ['spdy', 'websocket'] as const, `${path}/transport`);
+  if (x.ports !== undefined) arrayOf(x.ports, `${path}/ports`, (p, pp) => int(p, pp, PORT), 1024);
+  if (x.port !== undefined) int(x.port, `${path}/port`, PORT);
+  if (x.used !== undefined)
+    arrayOf(
+      x.used,
+      `${path}/used`,
+      (u, p) => {
+        const o = object(u, p);
+        onlyKeys(o, ['port', 'connections', 'refused', 'bytesToPod', 'bytesToAgent'], p);
+        int(o.port, `${p}/port`, PORT);
+        for (const k of ['connections', 'refused', 'bytesToPod', 'bytesToAgent'] as const)
+          int(o[k], `${p}/${k}`, BYTES);
+        return o;
+      },
+      1024,
+    );
+  for (const k of ['bytesToPod', 'bytesToAgent'] as const)
+    if (x[k] !== undefined) int(x[k], `${path}/${k}`, BYTES);
+  if (x.durationMs !== undefined && num(x.durationMs, `${path}/durationMs`, { min: 0 }) > MAX_LATENCY_MS)
+    throw new ValidationError(`${path}/durationMs`, `must be at most ${MAX_LATENCY_MS}`);
 }
 
 /**

@@ -45,7 +45,6 @@ spec:
     - name: mask-users
       match: { sql: { tables: [users], columns: [email, ssn] } }
       action: mask
-      mask: { fields: [email, ssn] }
     - name: healthz
       match: { nonResourceURLs: ['/healthz*'] }
       action: allow

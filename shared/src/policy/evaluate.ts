@@ -22,9 +22,10 @@
  */
 import { globMatcher, type Matcher, pathTreeMatcher } from './glob.ts';
 import { DEFAULT_MASK_FIELDS } from './parse.ts';
+import { portForwardTest } from './port-match.ts';
 import { compileReachNote, coveredNamespace, spansNames, spansNamespaces } from './request-span.ts';
 import { checkSelfProtection } from './self-protection.ts';
-import { sqlBuiltins, sqlTest } from './sql-match.ts';
+import { applySqlMasks, sqlBuiltins, sqlTest } from './sql-match.ts';
 import type { Action, Decision, Policy, Rule, SelfProtection } from './types.ts';
 
 type Test = (a: Action) => boolean;
@@ -116,6 +117,7 @@ function compileRule(rule: Rule): CompiledRule {
       return true;
     });
   }
+  if (m.portForward) tests.push(portForwardTest(m.portForward.ports, restrictive));
   if (m.sql) tests.push(sqlTest(m.sql, restrictive));
   const test: Test = (a) => tests.every((t) => t(a));
   return rule.action === 'allow' ? { rule, test } : { rule, test, reach: compileReachNote(m, rule.action) };
@@ -164,13 +166,17 @@ function decideOne(action: Action, compiled: CompiledPolicy, protection: SelfPro
   const builtin = checkSelfProtection(action, protection);
   if (builtin) return builtin;
   const decided = decideByPolicy(action, compiled);
-  if (action.sql)
-    return sqlBuiltins(action, decided, compiled.rules.find((r) => r.rule.name === decided.rule)?.rule);
+  if (action.sql) {
+    const rule = compiled.rules.find((r) => r.rule.name === decided.rule)?.rule;
+    return applySqlMasks(action, sqlBuiltins(action, decided, rule), compiled.policy.rules);
+  }
   return maskSecrets(action, decided);
 }
 
 function decideByPolicy(action: Action, compiled: CompiledPolicy): Decision {
   for (const { rule, test, reach } of compiled.rules) {
+    // SQL masks hold for every statement that runs, whatever decides it (applySqlMasks).
+    if (action.sql && rule.action === 'mask') continue;
     if (!test(action)) continue;
     const said = rule.message ?? defaultMessage(rule.action, rule.name);
     const note = reach?.(action);
@@ -181,6 +187,7 @@ function decideByPolicy(action: Action, compiled: CompiledPolicy): Decision {
       reason: 'rule_matched',
       message,
       ...(rule.mask ? { maskFields: rule.mask.fields } : {}),
+      ...(rule.mask?.secrets ? { maskSecrets: rule.mask.secrets } : {}),
       ...(rule.review ? { reviewTimeoutMs: rule.review.timeoutMs } : {}),
     };
   }

@@ -82,6 +82,21 @@ describe('parsePolicy', () => {
       /review\.timeout: must be a duration/,
     ],
     [
+      'a port-forward port out of range',
+      '    - { name: a, match: { portForward: { ports: [8080, 70000] } }, action: deny }\n',
+      /match\.portForward\.ports\[1\]: 70000 is not a port \(1-65535\)/,
+    ],
+    [
+      'a port-forward range that ends before it starts',
+      '    - { name: a, match: { portForward: { ports: ["9000-8000"] } }, action: deny }\n',
+      /match\.portForward\.ports\[0\]: "9000-8000": the range ends before it starts/,
+    ],
+    [
+      'an unknown port-forward field',
+      '    - { name: a, match: { portForward: { port: [22] } }, action: deny }\n',
+      /match\.portForward\.port: unknown field \(did you mean ports\?\)/,
+    ],
+    [
       'bad subresource syntax',
       '    - { name: a, match: { resources: [a/b/c] }, action: deny }\n',
       /must be "resource" or "resource\/subresource"/,

@@ -8,6 +8,7 @@ import { DECISION_ACTIONS, PROTOCOLS } from '../audit-event.ts';
 import { parseDuration } from '../config.ts';
 import { ChaperoneError } from '../errors.ts';
 import { didYouMean } from '../suggest.ts';
+import { parsePortEntry } from './port-match.ts';
 import { isSqlStatementName, SQL_KINDS } from './sql-match.ts';
 import { KUBE_VERBS, type Policy, type Rule, type RuleMatch } from './types.ts';
 
@@ -39,11 +40,13 @@ const MATCH_KEYS = [
   'nonResourceURLs',
   'users',
   'exec',
+  'portForward',
   'sql',
 ];
 const EXEC_KEYS = ['commands', 'argv0', 'containers'];
 const SQL_KEYS = ['statements', 'tables', 'columns', 'functions', 'databases'];
 const RULE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const SECRET_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 type Obj = Record<string, unknown>;
 
@@ -143,6 +146,21 @@ function parseMatch(v: unknown, ctx: Ctx): RuleMatch {
     if (containers.length) exec.containers = containers;
     out.exec = exec;
   }
+  if (v.portForward !== undefined) {
+    if (!isObj(v.portForward)) ctx.fail('match.portForward', 'must be a mapping');
+    ctx.keys(v.portForward, ['ports'], 'match.portForward.');
+    const ports = v.portForward.ports;
+    if (ports === undefined) out.portForward = {};
+    else {
+      if (!Array.isArray(ports) || ports.length === 0)
+        ctx.fail('match.portForward.ports', 'must be a non-empty list of ports and "from-to" ranges');
+      ports.forEach((p, i) => {
+        const r = parsePortEntry(p);
+        if (typeof r === 'string') ctx.fail(`match.portForward.ports[${i}]`, r);
+      });
+      out.portForward = Object.freeze({ ports: Object.freeze([...ports]) });
+    }
+  }
   if (v.sql !== undefined) {
     if (!isObj(v.sql)) ctx.fail('match.sql', 'must be a mapping');
     ctx.keys(v.sql, SQL_KEYS, 'match.sql.');
@@ -201,11 +219,41 @@ function parseRule(v: unknown, index: number, seen: Set<string>, defaultReviewMs
   const rule: Record<string, unknown> = { name, match, action };
   if (typeof v.message === 'string') rule.message = v.message;
   if (typeof v.description === 'string') rule.description = v.description;
+  if (action === 'mask' && match.sql) {
+    // sql-match.ts: a SQL mask names what is masked in every statement, not which statements.
+    if (match.sql.statements || match.sql.functions)
+      ctx.fail(
+        'match.sql',
+        'a mask rule masks its columns in whatever any statement returns: name tables, columns and databases, not statements or functions',
+      );
+    if (v.mask !== undefined)
+      ctx.fail(
+        'mask',
+        'for SQL the masked columns are match.sql.columns (of match.sql.tables); mask.fields is for Kubernetes objects',
+      );
+  }
   if (v.mask !== undefined) {
     if (action !== 'mask') ctx.fail('mask', 'only applies to rules with action: mask');
     if (!isObj(v.mask)) ctx.fail('mask', 'must be a mapping');
-    ctx.keys(v.mask, ['fields'], 'mask.');
-    rule.mask = Object.freeze({ fields: ctx.strings(v.mask.fields, 'mask.fields') });
+    ctx.keys(v.mask, ['fields', 'secrets'], 'mask.');
+    const fields =
+      v.mask.fields === undefined && v.mask.secrets !== undefined
+        ? DEFAULT_MASK_FIELDS
+        : ctx.strings(v.mask.fields, 'mask.fields');
+    const secrets = ctx.strings(v.mask.secrets, 'mask.secrets');
+    secrets.forEach((s, i) => {
+      if (!SECRET_NAME.test(s))
+        ctx.fail(
+          `mask.secrets[${i}]`,
+          `"${s}" is not a Secret name (a DNS subdomain: a-z, 0-9, "-" and ".")`,
+        );
+    });
+    if (secrets.length > 0 && match.protocols && !match.protocols.includes('exec'))
+      ctx.fail(
+        'mask.secrets',
+        'masks the output of exec and attach sessions: the rule must match protocol exec',
+      );
+    rule.mask = Object.freeze(secrets.length > 0 ? { fields, secrets: Object.freeze(secrets) } : { fields });
   } else if (action === 'mask') {
     rule.mask = Object.freeze({ fields: DEFAULT_MASK_FIELDS });
   }

@@ -194,6 +194,44 @@ const table: [string, Action, string, string][] = [
     'allow',
     'everything',
   ],
+  // Fails when chaperone-protect-collector-ca goes: a CA of the agent's choosing would let
+  // it stand in for the collector.
+  [
+    "replacing the collector's CA bundle",
+    k({ verb: 'update', resource: 'configmaps', namespace: 'agents', name: 'chaperone-collector-ca' }),
+    'deny',
+    'chaperone-protect-collector-ca',
+  ],
+  [
+    "deleting the collector's CA bundle in another namespace",
+    k({ verb: 'delete', resource: 'configmaps', namespace: 'other-agents', name: 'chaperone-collector-ca' }),
+    'deny',
+    'chaperone-protect-collector-ca',
+  ],
+  [
+    "creating the collector's CA bundle before a namespace opts in",
+    k({ verb: 'create', resource: 'configmaps', namespace: 'staging', name: 'chaperone-collector-ca' }),
+    'deny',
+    'chaperone-protect-collector-ca',
+  ],
+  [
+    'deleting every ConfigMap of another namespace',
+    k({ verb: 'deletecollection', resource: 'configmaps', namespace: 'other-agents' }),
+    'deny',
+    'chaperone-protect-collector-ca',
+  ],
+  [
+    "reading the collector's CA bundle",
+    k({ verb: 'get', resource: 'configmaps', namespace: 'agents', name: 'chaperone-collector-ca' }),
+    'allow',
+    'everything',
+  ],
+  [
+    'changing an ordinary ConfigMap',
+    k({ verb: 'patch', resource: 'configmaps', namespace: 'agents', name: 'app-settings' }),
+    'allow',
+    'everything',
+  ],
   [
     "deleting Chaperone's NetworkPolicy",
     k({
@@ -645,6 +683,44 @@ const table: [string, Action, string, string][] = [
     k({ verb: 'deletecollection', resource: 'pods', namespace: 'agents' }),
     'deny',
     'chaperone-protect-own-pod',
+  ],
+  [
+    'port-forward into its own pod',
+    {
+      ...k({
+        verb: 'create',
+        resource: 'pods',
+        subresource: 'portforward',
+        namespace: 'agents',
+        name: 'agent-0',
+      }),
+      protocol: 'exec',
+      exec: { kind: 'portforward', argv: [], ports: [6443] },
+    },
+    'deny',
+    'chaperone-no-port-forward-to-own-pod',
+  ],
+  [
+    'kubectl auth can-i create pods/portforward on its own pod',
+    k({ verb: 'create', resource: 'pods', subresource: 'portforward', namespace: 'agents', name: 'agent-0' }),
+    'deny',
+    'chaperone-no-port-forward-to-own-pod',
+  ],
+  [
+    'port-forward into another pod of its namespace',
+    {
+      ...k({
+        verb: 'create',
+        resource: 'pods',
+        subresource: 'portforward',
+        namespace: 'agents',
+        name: 'web-1',
+      }),
+      protocol: 'exec',
+      exec: { kind: 'portforward', argv: [] },
+    },
+    'allow',
+    'everything',
   ],
   [
     'deleting another pod of its namespace',

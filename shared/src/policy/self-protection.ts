@@ -10,6 +10,8 @@ import type { Action, Decision, SelfProtection } from './types.ts';
 
 const WRITE_VERBS = new Set(['create', 'update', 'patch', 'delete', 'deletecollection']);
 const OBJECT_WRITES = new Set(['create', 'update', 'patch']);
+/** The ConfigMap the injector publishes the collector's CA bundle in (injector/src/names.ts). */
+const COLLECTOR_CA_CONFIGMAP = 'chaperone-collector-ca';
 
 /**
  * Kinds that start pods from a template, by `group/resource`: their status
@@ -85,6 +87,23 @@ export function checkSelfProtection(action: Action, protection: SelfProtection):
       `deleting or evicting this pod (${protection.pod}) from inside it is not allowed: its audit record would go with it; ask an operator${
         action.verb === 'deletecollection' ? ', or delete the other pods by name' : ''
       }`,
+    );
+  }
+  // Port-forward connects to the pod's loopback, where the sidecar's own listeners are (the
+  // Kubernetes API with the pod's credentials, the database guards): into the agent's own pod it
+  // would run the guard's traffic round through the API server and the kubelet back into the
+  // guard, and it gives the agent nothing it lacks (its own pod's ports are on its localhost).
+  if (
+    protection.pod !== undefined &&
+    group === '' &&
+    action.resource === 'pods' &&
+    action.subresource === 'portforward' &&
+    action.namespace === protection.namespace &&
+    action.name === protection.pod
+  ) {
+    return deny(
+      'chaperone-no-port-forward-to-own-pod',
+      `port-forward into this pod (${protection.pod}) is not allowed: it reaches the guard's own listeners on the pod's loopback from outside the pod; connect to this pod's own ports on localhost instead`,
     );
   }
   if (action.resource === 'pods' && action.subresource === 'ephemeralcontainers') {
@@ -187,6 +206,22 @@ export function checkSelfProtection(action: Action, protection: SelfProtection):
     return deny(
       'chaperone-protect-policy',
       'the guardrail policy ConfigMap cannot be changed from inside the guard',
+    );
+  }
+  // The collector's CA bundle, which the injector publishes in every opted-in namespace:
+  // sidecars verify the collector with it, so whoever could change it could stand in for the
+  // collector and swallow audit events. In any namespace (an agent's rights may reach others);
+  // deleting a namespace's collection would take it too (the API server serves ConfigMap
+  // collections for deletion only per namespace).
+  if (
+    group === '' &&
+    action.resource === 'configmaps' &&
+    ((action.verb === 'deletecollection' && action.namespace !== undefined) ||
+      action.name === COLLECTOR_CA_CONFIGMAP)
+  ) {
+    return deny(
+      'chaperone-protect-collector-ca',
+      `the collector's CA bundle (ConfigMap ${COLLECTOR_CA_CONFIGMAP}) cannot be changed from inside the guard: sidecars verify the collector with it`,
     );
   }
   if (

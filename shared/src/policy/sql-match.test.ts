@@ -2,8 +2,20 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { evaluate } from './evaluate.ts';
 import { parsePolicy } from './parse.ts';
-import { nodeKinds, qualifiedNameMatcher, SQL_KINDS, SQL_KNOWN_NODES, statementKinds } from './sql-match.ts';
-import type { Action, SqlStatement } from './types.ts';
+import {
+  isSqlMaskRule,
+  maskCoversColumn,
+  masksOfCatalogTable,
+  masksOfWrittenTable,
+  nodeKinds,
+  qualifiedNameMatcher,
+  SQL_KINDS,
+  SQL_KNOWN_NODES,
+  sqlMasksFor,
+  sqlNameParts,
+  statementKinds,
+} from './sql-match.ts';
+import type { Action, SqlMask, SqlStatement } from './types.ts';
 
 const protection = { policyConfigMaps: ['chaperone-policy'], sidecarContainer: 'chaperone-sidecar' };
 
@@ -299,6 +311,59 @@ describe('qualifiedNameMatcher', () => {
   });
 });
 
+describe('built-in SQL rules and how names and schemas match', () => {
+  /** A default-deny policy with these rules (YAML flow mappings, comma-separated). */
+  const denyingBut = (...rules: string[]) =>
+    parsePolicy(`apiVersion: chaperone.dev/v1alpha1
+kind: GuardrailPolicy
+metadata: { name: p }
+spec: { defaultAction: deny, rules: [${rules.join(', ')}] }`);
+  const p = denyingBut(
+    '{ name: no-secrets, match: { sql: { tables: [public.secrets] } }, action: deny }',
+    '{ name: no-kill, match: { sql: { functions: [pg_catalog.pg_terminate_backend] } }, action: deny }',
+    '{ name: admins-may-do-anything, match: { sql: { databases: [admin], statements: [alter, create, credential, select, dynamic-sql] } }, action: allow }',
+    '{ name: read-orders, match: { sql: { statements: [select], tables: [orders] } }, action: allow }',
+  );
+  const decide = (database: string, s: SqlStatement) => {
+    const d = evaluate(q(database, s), p, protection);
+    return [d.action, d.rule];
+  };
+
+  // Fails without the credential rule in sqlBuiltins: the allow rule names every kind.
+  it('denies giving a role a password whatever the policy allows', () => {
+    const alterRole = st({ kind: 'AlterRoleStmt', kinds: ['alter', 'credential', 'ddl', 'write'] });
+    assert.deepEqual(decide('admin', alterRole), ['deny', 'chaperone-sql-credentials']);
+    const plain = st({ kind: 'AlterRoleStmt', kinds: ['alter', 'ddl', 'write'] });
+    assert.deepEqual(decide('admin', plain), ['allow', 'admins-may-do-anything']);
+  });
+
+  // Fails without the database part dropped in qualifiedNameMatcher (for hand-written actions).
+  it('leaves out a database part: app.public.secrets is public.secrets', () => {
+    const read = (t: string) => st({ kind: 'SelectStmt', kinds: ['select'], tables: [t] });
+    assert.deepEqual(decide('admin', read('app.public.secrets')), ['deny', 'no-secrets']);
+    const kill = st({
+      kind: 'SelectStmt',
+      kinds: ['select'],
+      functions: ['app.pg_catalog.pg_terminate_backend'],
+    });
+    assert.deepEqual(decide('admin', kill), ['deny', 'no-kill']);
+    assert.equal(qualifiedNameMatcher(['public.orders'], false)('app.public.orders'), true);
+    assert.equal(qualifiedNameMatcher(['public.orders'], false)('app.other.orders'), false);
+  });
+
+  // Fails without the `*` schema matching in sqlTest: pg_stats holds values of every table.
+  it('a statement reaching every table (schemas: *) matches any tables condition, and only * allows it', () => {
+    const stats = st({ kind: 'SelectStmt', kinds: ['select'], tables: ['pg_stats'], schemas: ['*'] });
+    assert.deepEqual(decide('app', stats), ['deny', 'no-secrets']);
+    const p2 = denyingBut(
+      '{ name: read-stats, match: { sql: { statements: [select], tables: [pg_stats] } }, action: allow }',
+      "{ name: read-all, match: { sql: { databases: [reports], statements: [select], tables: ['*'] } }, action: allow }",
+    );
+    assert.equal(evaluate(q('app', stats), p2, protection).rule, 'default');
+    assert.equal(evaluate(q('reports', stats), p2, protection).rule, 'read-all');
+  });
+});
+
 describe('statement kinds', () => {
   it('every node type a kind names is a known node type', () => {
     for (const [name, k] of Object.entries(SQL_KINDS)) {
@@ -312,5 +377,140 @@ describe('statement kinds', () => {
     assert.ok(
       statementKinds({ kind: 'UpdateStmt', tables: [], unqualified: true }).includes('update-without-where'),
     );
+  });
+});
+
+describe('SQL masks', () => {
+  const masking = parsePolicy(`
+apiVersion: chaperone.dev/v1alpha1
+kind: GuardrailPolicy
+metadata: { name: masks }
+spec:
+  defaultAction: allow
+  rules:
+    - name: no-drop
+      match: { sql: { statements: [drop] } }
+      action: deny
+    - name: reads-users
+      match: { sql: { statements: [select], tables: [users] } }
+      action: allow
+    - name: mask-passwords
+      match: { sql: { tables: [users], columns: [password, 'pin*'] } }
+      action: mask
+    - name: mask-cards
+      match: { sql: { tables: [billing.cards] } }
+      action: mask
+      message: Card data is masked.
+    - name: mask-reporting
+      match: { protocols: [postgres], sql: { databases: [reporting] } }
+      action: mask
+    - name: mask-for-others
+      match: { protocols: [postgres], users: ['system:serviceaccount:other:*'], sql: { columns: [salary] } }
+      action: mask
+    - name: mask-kube-only
+      match: {}
+      action: mask
+`);
+  const rules = masking.rules;
+  const select = (database: string, s: Partial<SqlStatement>, user?: string): Action => ({
+    ...q(database, st({ kind: 'SelectStmt', kinds: ['select'], ...s })),
+    ...(user ? { user } : {}),
+  });
+  const names = (d: { sqlMasks?: readonly { rule: string }[] }) => d.sqlMasks?.map((m) => m.rule);
+
+  it('applies every SQL mask rule of the session, not only the first that matches', () => {
+    assert.deepEqual(
+      sqlMasksFor(select('app', {}), rules).map((m) => m.rule),
+      ['mask-passwords', 'mask-cards'],
+    );
+    assert.deepEqual(
+      sqlMasksFor(select('reporting', {}), rules).map((m) => m.rule),
+      ['mask-passwords', 'mask-cards', 'mask-reporting'],
+    );
+    assert.deepEqual(
+      sqlMasksFor(select('app', {}, 'system:serviceaccount:other:x'), rules).map((m) => m.rule),
+      ['mask-passwords', 'mask-cards', 'mask-for-others'],
+    );
+    // A mask rule with neither sql conditions nor the postgres protocol masks Kubernetes objects only.
+    assert.equal(
+      isSqlMaskRule(rules.find((r) => r.name === 'mask-kube-only') as (typeof rules)[number]),
+      false,
+    );
+  });
+
+  // Fails if mask rules took part in first-match for SQL (the allow before them would unmask,
+  // or the first mask rule would hide the second).
+  it('an allow rule placed earlier does not unmask, and a statement naming a masked column is decided mask', () => {
+    const d = evaluate(select('app', { tables: ['users'], columns: ['password'] }), masking, protection);
+    assert.equal(d.action, 'mask');
+    assert.equal(d.rule, 'mask-passwords');
+    assert.deepEqual(names(d), ['mask-passwords', 'mask-cards']);
+    const star = evaluate(select('app', { tables: ['billing.cards'], columns: ['*'] }), masking, protection);
+    assert.deepEqual([star.action, star.rule, star.message], ['mask', 'mask-cards', 'Card data is masked.']);
+  });
+
+  it('a statement naming no masked column stays allowed, with the masks attached for what it returns', () => {
+    const d = evaluate(select('app', { tables: ['users'], columns: ['id'] }), masking, protection);
+    assert.deepEqual([d.action, d.rule], ['allow', 'reads-users']);
+    assert.deepEqual(names(d), ['mask-passwords', 'mask-cards']);
+    const view = evaluate(select('app', { tables: ['user_view'], columns: ['*'] }), masking, protection);
+    assert.deepEqual([view.action, names(view)], ['allow', ['mask-passwords', 'mask-cards']]);
+  });
+
+  it('denials stand and carry no masks', () => {
+    const d = evaluate(
+      q('app', st({ kind: 'DropStmt', kinds: ['drop'], tables: ['users'] })),
+      masking,
+      protection,
+    );
+    assert.deepEqual([d.action, d.rule, d.sqlMasks], ['deny', 'no-drop', undefined]);
+  });
+
+  it('matches tables as written (search path) and as the catalog names them, and columns by glob', () => {
+    const masks = sqlMasksFor(select('app', {}), rules);
+    const cases: [SqlMask[], string[]][] = [
+      [masksOfWrittenTable(masks, 'users'), ['mask-passwords']],
+      [masksOfWrittenTable(masks, 'cards'), ['mask-cards']],
+      [masksOfCatalogTable(masks, 'public.cards'), []],
+      [masksOfCatalogTable(masks, 'billing.cards'), ['mask-cards']],
+      [masksOfCatalogTable(masks, 'app.users'), ['mask-passwords']],
+    ];
+    for (const [got, want] of cases)
+      assert.deepEqual(
+        got.map((m) => m.rule),
+        want,
+      );
+    const [passwords, cards] = masks as [SqlMask, SqlMask];
+    assert.equal(maskCoversColumn(passwords, 'pin_code'), true);
+    assert.equal(maskCoversColumn(passwords, 'email'), false);
+    assert.equal(maskCoversColumn(passwords, '*'), true);
+    assert.equal(maskCoversColumn(cards, 'anything'), true);
+  });
+
+  it('rejects SQL mask rules that name statements or functions, or Kubernetes mask fields', () => {
+    const rule =
+      (match: string, extra = '') =>
+      () =>
+        parsePolicy(`
+apiVersion: chaperone.dev/v1alpha1
+kind: GuardrailPolicy
+metadata: { name: bad }
+spec:
+  rules:
+    - name: m
+      match: ${match}
+      action: mask${extra}
+`);
+    assert.throws(rule('{ sql: { statements: [select], tables: [users] } }'), /not statements or functions/);
+    assert.throws(rule('{ sql: { functions: [md5] } }'), /not statements or functions/);
+    assert.throws(
+      rule('{ sql: { tables: [users] } }', '\n      mask: { fields: [password] }'),
+      /mask\.fields is for Kubernetes/,
+    );
+  });
+
+  it('splits names as written into their parts, quoted or not', () => {
+    assert.deepEqual(sqlNameParts('"a.b"."c""d"', true), ['a.b', 'c"d']);
+    assert.deepEqual(sqlNameParts('"a.b".c'), ['"a.b"', 'c']);
   });
 });

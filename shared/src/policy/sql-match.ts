@@ -11,7 +11,7 @@
  * derived from the node type here.
  */
 import { globMatcher, type Matcher } from './glob.ts';
-import type { Action, Decision, Rule, RuleMatch, SqlStatement } from './types.ts';
+import type { Action, Decision, Rule, RuleMatch, SqlMask, SqlStatement } from './types.ts';
 
 /**
  * Friendly statement kinds and what each covers. Node-type kinds apply to
@@ -32,8 +32,14 @@ export const SQL_KINDS: Readonly<
     nodes: ['MergeStmt'],
     about: 'MERGE (with insert, update or delete for what its WHEN clauses do)',
   },
-  'delete-without-where': { about: 'DELETE with no WHERE: every row' },
-  'update-without-where': { about: 'UPDATE with no WHERE: every row' },
+  'delete-without-where': {
+    about:
+      'DELETE with no WHERE, or one that is always true (`WHERE true`, `1 = 1`; best effort), and MERGE … ON true … THEN DELETE: every row',
+  },
+  'update-without-where': {
+    about:
+      'UPDATE with no WHERE, or one that is always true (best effort), and MERGE … ON true … THEN UPDATE: every row',
+  },
   drop: {
     nodes: [
       'DropStmt',
@@ -44,7 +50,8 @@ export const SQL_KINDS: Readonly<
       'DropSubscriptionStmt',
       'DropUserMappingStmt',
     ],
-    about: 'DROP of anything: tables, schemas, databases, roles, functions, …',
+    about:
+      "DROP of anything: tables, schemas, databases, roles, functions, …; also ALTER TABLE … DROP COLUMN (the column's data goes)",
   },
   truncate: { nodes: ['TruncateStmt'], about: 'TRUNCATE' },
   alter: { about: 'ALTER of anything, RENAME (every Alter…Stmt node, RenameStmt)' },
@@ -70,7 +77,11 @@ export const SQL_KINDS: Readonly<
   do: { nodes: ['DoStmt'], about: 'DO blocks: anonymous code (its statements count too)' },
   'dynamic-sql': {
     about:
-      'SQL the guard cannot read before it runs: DO blocks, EXECUTE in PL/pgSQL, bodies in languages other than SQL and PL/pgSQL',
+      "SQL the guard cannot read before it runs: DO blocks, EXECUTE in PL/pgSQL, bodies in languages other than SQL and PL/pgSQL, functions that run SQL text or read a table named by a value (query_to_xml, table_to_xml and their kin, ts_stat, ts_rewrite with a query, dblink…, crosstab…, connectby, pg_background_launch, pg_cron's schedule)",
+  },
+  credential: {
+    about:
+      'CREATE or ALTER ROLE / USER with PASSWORD, LOGIN or VALID UNTIL, and user mappings with a password: always denied (built in), since a credential the agent knows reaches the database around the guard',
   },
   set: { nodes: ['VariableSetStmt'], about: 'SET and RESET of a setting' },
   'set-role': { about: 'SET ROLE / RESET ROLE' },
@@ -103,7 +114,11 @@ export const SQL_KINDS: Readonly<
     nodes: ['DeclareCursorStmt', 'FetchStmt', 'ClosePortalStmt'],
     about: 'DECLARE, FETCH, MOVE, CLOSE',
   },
-  comment: { nodes: ['CommentStmt', 'SecLabelStmt'], about: 'COMMENT ON, SECURITY LABEL' },
+  comment: {
+    nodes: ['CommentStmt', 'SecLabelStmt'],
+    about:
+      'COMMENT ON, SECURITY LABEL (of a table or its column, policy, trigger, rule or constraint: a write of that table)',
+  },
   ddl: { about: 'every create, alter, drop, truncate and comment' },
   write: {
     about:
@@ -335,8 +350,11 @@ export function isSqlStatementName(name: string): boolean {
   return name in SQL_KINDS || SQL_KNOWN_NODES.has(name);
 }
 
-/** `s.orders` → [`s`, `orders`]; a quoted part (`"a.b"`) stays whole. */
-function nameParts(name: string): string[] {
+/**
+ * `s.orders` → [`s`, `orders`]; a quoted part (`"a.b"`) stays whole, with its
+ * quotes, or `unquote`d to the name it stands for (`a.b`).
+ */
+export function sqlNameParts(name: string, unquote = false): string[] {
   const out: string[] = [];
   let cur = '';
   let quoted = false;
@@ -344,12 +362,12 @@ function nameParts(name: string): string[] {
     const ch = name[i] as string;
     if (ch === '"') {
       if (quoted && name[i + 1] === '"') {
-        cur += '""';
+        cur += unquote ? '"' : '""';
         i++;
         continue;
       }
       quoted = !quoted;
-      cur += ch;
+      if (!unquote) cur += ch;
     } else if (ch === '.' && !quoted) {
       out.push(cur);
       cur = '';
@@ -364,14 +382,18 @@ function nameParts(name: string): string[] {
  * matches by its last part (`s.orders` matches `orders`: an unqualified glob
  * names that object in any schema). In a restrictive rule an unqualified name
  * also matches a qualified glob by its last part: the server finds it through
- * the search path, which may well lead to the schema the rule names.
+ * the search path, which may well lead to the schema the rule names. A
+ * database part (`app.public.orders`) is left out before matching.
  */
 export function qualifiedNameMatcher(globs: readonly string[], restrictive: boolean): Matcher {
   const whole = globMatcher(globs);
-  const lastParts = globMatcher(globs.map((g) => nameParts(g).pop() as string));
-  return (name) => {
-    if (name === undefined) return false;
-    const parts = nameParts(name);
+  const lastParts = globMatcher(globs.map((g) => sqlNameParts(g).pop() as string));
+  return (written) => {
+    if (written === undefined) return false;
+    // A database part (`app.public.orders`) names the server's own database, or fails there.
+    const all = sqlNameParts(written);
+    const parts = all.length > 2 ? all.slice(-2) : all;
+    const name = parts.join('.');
     const last = parts[parts.length - 1] as string;
     if (whole(name) || whole(last)) return true;
     return restrictive && parts.length === 1 && lastParts(last);
@@ -381,7 +403,7 @@ export function qualifiedNameMatcher(globs: readonly string[], restrictive: bool
 /** Whether a restrictive `tables` condition reaches a schema the statement affects as a whole. */
 function schemaMatcher(globs: readonly string[]): (schema: string) => boolean {
   const schemaGlobs = globs.map((g) => {
-    const parts = nameParts(g);
+    const parts = sqlNameParts(g);
     return parts.length > 1 ? (parts.slice(0, -1).join('.') as string) : '*';
   });
   return globMatcher(schemaGlobs);
@@ -406,7 +428,12 @@ export function sqlTest(m: NonNullable<RuleMatch['sql']>, restrictive: boolean):
   const databases = m.databases ? globMatcher(m.databases) : undefined;
   const reaches = (s: SqlStatement): boolean => {
     if (wanted && !(wanted.has(s.kind) || statementKinds(s).some((k) => wanted.has(k)))) return false;
-    if (tables && !s.tables.some((t) => tables(t)) && !(s.schemas ?? []).some((x) => schemas?.(x)))
+    // `*` in schemas: every table (planner statistics hold values of all of them).
+    if (
+      tables &&
+      !s.tables.some((t) => tables(t)) &&
+      !(s.schemas ?? []).some((x) => x === '*' || schemas?.(x))
+    )
       return false;
     if (columns) {
       const cols = s.columns ?? [];
@@ -420,7 +447,7 @@ export function sqlTest(m: NonNullable<RuleMatch['sql']>, restrictive: boolean):
     if (tables) {
       const reached = s.tables.length + (s.schemas?.length ?? 0);
       if (reached === 0 || !s.tables.every((t) => tables(t))) return false;
-      // A whole schema is named only by `schema.*` (or `*`).
+      // A whole schema is named only by `schema.*` (or `*`); every schema (`*`) only by `*` or `*.*`.
       if (!(s.schemas ?? []).every((x) => tableGlobs?.(`${x}.*`))) return false;
     }
     if (columns && !((s.columns?.length ?? 0) > 0 && (s.columns ?? []).every((c) => columns(c))))
@@ -445,7 +472,11 @@ const DYNAMIC_KINDS = ['do', 'dynamic-sql'];
 /**
  * The built-in SQL rules, applied after the policy decided one statement:
  * - a statement the guard could not read (the parser refused it, or its
- *   node type is unknown) is denied, whatever the policy says;
+ *   node type is unknown, or the server could read it otherwise) is
+ *   denied, whatever the policy says;
+ * - a statement that gives a role a password, a login or a password expiry,
+ *   or a user mapping a password (kind `credential`), is denied whatever the
+ *   policy says, like the Kubernetes rules against minting credentials;
  * - DO blocks and dynamic SQL (EXECUTE in PL/pgSQL, code in other languages)
  *   are denied unless the allow rule that decided names them (`do`,
  *   `dynamic-sql`): a default or a broad allow never lets through SQL that
@@ -462,6 +493,15 @@ export function sqlBuiltins(action: Action, decision: Decision, decidedBy: Rule 
       message: `the guard could not read this statement (${s.problem}); statements it cannot read are denied`,
     };
   }
+  if (statementKinds(s).includes('credential')) {
+    return {
+      action: 'deny',
+      rule: 'chaperone-sql-credentials',
+      reason: 'self_protection',
+      message:
+        'giving a role a password, a login or a password expiry, or a user mapping a password, is not allowed through the guard: a credential the agent knows would reach the database around it; an administrator can do this directly',
+    };
+  }
   // A review goes to a human, who sees the statement; a deny stands.
   if (decision.action !== 'allow' && decision.action !== 'mask') return decision;
   const named = decidedBy?.action === 'allow' ? (decidedBy.match.sql?.statements ?? []) : [];
@@ -472,5 +512,157 @@ export function sqlBuiltins(action: Action, decision: Decision, decidedBy: Rule 
     rule: 'chaperone-sql-dynamic',
     reason: 'self_protection',
     message: `${missing.includes('do') ? 'DO blocks run' : 'this statement runs'} SQL the guard cannot read first (${missing.join(', ')}); denied unless an allow rule names ${missing.map((k) => `"${k}"`).join(' and ')} in sql.statements`,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Masking
+
+/** A name part as a statement would have to write it: quoted when it holds a dot or a quote. */
+export function sqlIdent(part: string): string {
+  return /[."]/.test(part) ? `"${part.replaceAll('"', '""')}"` : part;
+}
+
+/** The conditions a SQL mask rule may have: any other only Kubernetes or exec requests meet. */
+const SQL_MASK_CONDITIONS: readonly string[] = ['protocols', 'verbs', 'users', 'sql'];
+
+/**
+ * Whether a rule masks SQL results: a mask rule that names `sql` conditions
+ * or the `postgres` protocol (and no condition only Kubernetes or exec
+ * requests have). A mask rule with neither, such as `match: {}`, masks
+ * Kubernetes objects only.
+ */
+export function isSqlMaskRule(rule: Rule): boolean {
+  if (rule.action !== 'mask') return false;
+  const m = rule.match;
+  if (!Object.keys(m).every((k) => SQL_MASK_CONDITIONS.includes(k))) return false;
+  return m.sql !== undefined || (m.protocols?.includes('postgres') ?? false);
+}
+
+interface MaskMatchers {
+  /** Tables as a statement writes them: an unqualified name matches a qualified glob by its last part. */
+  readonly writtenTable: Matcher;
+  /** Tables as the catalog names them (`schema.table`). */
+  readonly catalogTable: Matcher;
+  readonly column: Matcher;
+}
+
+const maskMatchers = new WeakMap<SqlMask, MaskMatchers>();
+
+function matchers(mask: SqlMask): MaskMatchers {
+  let m = maskMatchers.get(mask);
+  if (!m) {
+    const any: Matcher = () => true;
+    m = {
+      writtenTable: mask.tables ? qualifiedNameMatcher(mask.tables, true) : any,
+      catalogTable: mask.tables ? qualifiedNameMatcher(mask.tables, false) : any,
+      column: mask.columns ? globMatcher(mask.columns) : any,
+    };
+    maskMatchers.set(mask, m);
+  }
+  return m;
+}
+
+interface MaskRule {
+  readonly mask: SqlMask;
+  readonly rule: Rule;
+  /** Whether the rule applies to the action's session (protocols, verbs, users, databases). */
+  readonly applies: (a: Action) => boolean;
+}
+
+const maskRules = new WeakMap<Rule, MaskRule>();
+
+function maskRule(rule: Rule): MaskRule {
+  let c = maskRules.get(rule);
+  if (c) return c;
+  const m = rule.match;
+  const sql = m.sql ?? {};
+  const protocols = m.protocols ? new Set<string>(m.protocols) : undefined;
+  const verbs = m.verbs ? globMatcher(m.verbs) : undefined;
+  const users = m.users ? globMatcher(m.users) : undefined;
+  const databases = sql.databases ? globMatcher(sql.databases) : undefined;
+  c = {
+    mask: Object.freeze({
+      rule: rule.name,
+      ...(sql.tables ? { tables: sql.tables } : {}),
+      ...(sql.columns ? { columns: sql.columns } : {}),
+    }),
+    rule,
+    applies: (a) =>
+      a.sql !== undefined &&
+      (!protocols || protocols.has(a.protocol)) &&
+      (!verbs || verbs(a.verb)) &&
+      (!users || users(a.user)) &&
+      (!databases || databases(a.sql.database)),
+  };
+  maskRules.set(rule, c);
+  return c;
+}
+
+/**
+ * The SQL masks in force for an action: every SQL mask rule of the policy
+ * whose `protocols`, `verbs`, `users` and `sql.databases` hold for it. A mask
+ * does not depend on what the statement names — a view, a function or a
+ * table's children reach a table without naming it — so its `sql.tables` and
+ * `sql.columns` say what is masked, not which statements it applies to.
+ */
+export function sqlMasksFor(action: Action, rules: readonly Rule[]): SqlMask[] {
+  const out: SqlMask[] = [];
+  for (const r of rules) {
+    if (!isSqlMaskRule(r)) continue;
+    const c = maskRule(r);
+    if (c.applies(action)) out.push(c.mask);
+  }
+  return out;
+}
+
+/** The masks that cover a table as a statement names it (`users`, `billing.users`): the search path may lead an unqualified name to any schema. */
+export function masksOfWrittenTable(masks: readonly SqlMask[], table: string): SqlMask[] {
+  return masks.filter((m) => matchers(m).writtenTable(table));
+}
+
+/** The masks that cover a table as the catalog names it (`schema.table`, parts quoted by sqlIdent). */
+export function masksOfCatalogTable(masks: readonly SqlMask[], table: string): SqlMask[] {
+  return masks.filter((m) => matchers(m).catalogTable(table));
+}
+
+/** Whether a mask covers a column by name (`*`, every column, is covered by every mask). */
+export function maskCoversColumn(mask: SqlMask, column: string): boolean {
+  return column === '*' || matchers(mask).column(column);
+}
+
+/** Whether a statement names a masked column of a masked table (or all of a masked table's columns). */
+function namesMasked(mask: SqlMask, s: SqlStatement): boolean {
+  const written = matchers(mask).writtenTable;
+  if (!s.tables.some((t) => written(t))) return false;
+  if (!mask.columns) return true;
+  return (s.columns ?? []).some((col) => maskCoversColumn(mask, col));
+}
+
+/**
+ * Masks on a decided SQL statement. Mask rules do not take part in the
+ * first-match order for SQL (evaluate.ts skips them): whatever allow rule or
+ * default lets a statement run, every mask in force applies to what it
+ * returns (so two mask rules on two tables both hold for a join of them, and
+ * no allow rule placed earlier unmasks a column). A statement that names a
+ * masked column is decided `mask` by the first mask rule that covers it; one
+ * that does not stays `allow`, with the masks still attached, since what it
+ * returns may come from a masked column all the same. Denials and reviews
+ * return nothing and are left alone.
+ */
+export function applySqlMasks(action: Action, decision: Decision, rules: readonly Rule[]): Decision {
+  if (decision.action !== 'allow' || action.protocol !== 'postgres') return decision;
+  const masks = sqlMasksFor(action, rules);
+  if (masks.length === 0) return decision;
+  const statement = action.sql?.statements[0];
+  const named = statement ? masks.find((m) => namesMasked(m, statement)) : undefined;
+  const rule = named && rules.find((r) => r.name === named.rule);
+  if (!rule) return { ...decision, sqlMasks: masks };
+  return {
+    action: 'mask',
+    rule: rule.name,
+    reason: 'rule_matched',
+    message: rule.message ?? `allowed with masking by ${rule.name}`,
+    sqlMasks: masks,
   };
 }

@@ -34,6 +34,12 @@ export interface ExecTarget {
   readonly tty?: boolean;
   /** The agent's input is attached (`stdin=true`). */
   readonly stdin?: boolean;
+  /**
+   * Port-forward: the ports asked for — a WebSocket request's `ports=`, or
+   * the port of one forwarded connection. Absent (or empty) when a SPDY
+   * session opens: its connections name their ports later, and each port is
+   * decided then (port-match.ts).
+   */
   readonly ports?: readonly number[];
 }
 
@@ -76,6 +82,17 @@ export interface Action {
   readonly sql?: { readonly database?: string; readonly statements: readonly SqlStatement[] };
 }
 
+/**
+ * What a SQL mask rule masks: the columns it names (globs; every column when
+ * absent) of the tables it names (globs, qualified as in `sql.tables`; every
+ * table when absent).
+ */
+export interface SqlMask {
+  readonly rule: string;
+  readonly tables?: readonly string[];
+  readonly columns?: readonly string[];
+}
+
 export type DecisionReason = 'rule_matched' | 'policy_default' | 'self_protection' | 'no_policy';
 
 /** One reason a built-in rule refused a request, with the field at fault and what to change. */
@@ -96,6 +113,14 @@ export interface Decision {
   readonly message: string;
   /** Fields to mask in responses (mask only). */
   readonly maskFields?: readonly string[];
+  /** Exec and attach: the Secrets whose values are masked in the session's output (mask only). */
+  readonly maskSecrets?: readonly string[];
+  /**
+   * SQL: the mask rules in force for the statement's database (allow and
+   * mask decisions). Values of their columns are masked in whatever the
+   * statement returns, wherever they come from (sql-match.ts).
+   */
+  readonly sqlMasks?: readonly SqlMask[];
   /** How long a review may wait for a human before it counts as denied. */
   readonly reviewTimeoutMs?: number;
   /** Every reason a built-in object check found (the first one is `rule`). */
@@ -151,6 +176,14 @@ export interface RuleMatch {
     readonly argv0?: readonly string[];
     readonly containers?: readonly string[];
   };
+  /**
+   * Matches port-forward sessions only. `ports`: port numbers and inclusive
+   * `"from-to"` ranges; a deny, review or mask rule matches when any port
+   * asked for is listed, an allow rule when every one is (port-match.ts).
+   */
+  readonly portForward?: {
+    readonly ports?: readonly (number | string)[];
+  };
   readonly sql?: {
     /** Statement node types (`DropStmt`) or friendly names (`drop`, `truncate`, `delete-without-where`). */
     readonly statements?: readonly string[];
@@ -168,7 +201,13 @@ export interface Rule {
   readonly match: RuleMatch;
   readonly action: DecisionAction;
   readonly message?: string;
-  readonly mask?: { readonly fields: readonly string[] };
+  /**
+   * What a mask rule masks: `fields` of Kubernetes objects (a Secret's data
+   * and stringData when absent); `secrets`, the names of Secrets whose values
+   * are masked in the output of the exec and attach sessions the rule
+   * decides (read in the session pod's namespace when the session opens).
+   */
+  readonly mask?: { readonly fields: readonly string[]; readonly secrets?: readonly string[] };
   readonly review?: { readonly timeoutMs: number };
 }
 
