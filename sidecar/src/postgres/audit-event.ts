@@ -4,7 +4,8 @@
  * read it alike), with protocol `postgres`, verb `query`, the session id of
  * the agent's connection, and `chaperone.sql`: the database, the statement
  * normalised (literals replaced, never their values), its fingerprint, kinds,
- * tables, functions, the rows the server reported and how long it took.
+ * tables, functions, the rows the server reported and how long it took;
+ * `maskedFields` counts the values masked in what it returned.
  * Pure apart from the id and the clock.
  */
 import { randomUUID } from 'node:crypto';
@@ -38,6 +39,8 @@ export interface StatementRecord {
   /** The sidecar's own time for this statement (classification, decision). */
   readonly overheadMs: number;
   readonly outcome: StatementOutcome;
+  /** Values masked in what the statement returned. */
+  readonly masked?: number;
 }
 
 /** The number of rows in a CommandComplete tag (`INSERT 0 5`, `SELECT 3`, `COPY 10`), if it has one. */
@@ -99,7 +102,7 @@ export function statementEvent(r: StatementRecord, now = new Date()): UnchainedE
     chaperone: {
       decision: { action: d.action, message: d.message, reason: d.reason, rule: d.rule },
       latencyMs: Math.round(r.overheadMs * 1000) / 1000,
-      maskedFields: 0,
+      maskedFields: r.masked ?? 0,
       protocol: 'postgres',
       schemaVersion: 1,
       sessionId: r.sessionId,

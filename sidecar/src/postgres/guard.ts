@@ -13,10 +13,19 @@ import type { Spool } from '../audit/spool.ts';
 import type { Identity } from '../identity.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 import type { PolicyStore } from '../policy-store.ts';
+import { Catalog } from './catalog.ts';
 import { CredentialStore } from './credentials.ts';
 import { CancelRegistry, PostgresSession } from './session.ts';
 import { SqlClassifier } from './sql-classifier.ts';
 import { cancelUpstream } from './upstream.ts';
+
+/**
+ * How long the catalog's answers about a database's relations and functions
+ * are trusted (catalog.ts): a change made outside the guard (a column renamed
+ * by a migration) is seen after this at the latest; changes made through the
+ * guard are seen at once.
+ */
+const CATALOG_TTL_MS = 30_000;
 
 export interface DeclaredDatabase {
   readonly name: string;
@@ -119,10 +128,12 @@ export async function startPostgresGuard(o: PostgresGuardOptions): Promise<Postg
     : undefined;
   const servers: Server[] = [];
   const stores: CredentialStore[] = [];
+  const catalogs: Catalog[] = [];
   const sockets = new Set<Socket>();
   const ports = new Map<string, number>();
   const close = async () => {
     for (const s of stores) s.stop();
+    for (const c of catalogs) c.close();
     const closing = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     for (const s of sockets) s.destroy();
     await Promise.all(closing);
@@ -133,6 +144,14 @@ export async function startPostgresGuard(o: PostgresGuardOptions): Promise<Postg
       const credentials = new CredentialStore(db.name, join(o.databasesDir, db.name), log);
       credentials.watch(o.credentialsPollMs);
       stores.push(credentials);
+      const catalog = new Catalog({
+        credentials: () => credentials.current,
+        connectTimeoutMs: o.connectTimeoutMs,
+        maxMessageBytes: o.maxMessageBytes,
+        ttlMs: CATALOG_TTL_MS,
+        log,
+      });
+      catalogs.push(catalog);
       const onConnection = (socket: Socket) => {
         sockets.add(socket);
         socket.once('close', () => sockets.delete(socket));
@@ -153,6 +172,7 @@ export async function startPostgresGuard(o: PostgresGuardOptions): Promise<Postg
           ...(context ? { tls: { context, offer: o.tlsMode === 'offer' } } : {}),
           maxMessageBytes: o.maxMessageBytes,
           connectTimeoutMs: o.connectTimeoutMs,
+          catalog,
         });
       };
       let port = db.port;

@@ -16,6 +16,8 @@ export interface Run<T> {
   readonly about: T;
   /** process.hrtime.bigint() when it was sent (for a simple query's later statements: when the one before ended). */
   startNs: bigint;
+  /** Values masked in what it returned, by the rule that masked them. */
+  masked?: Map<string, number>;
 }
 
 export type Entry<T> =
@@ -27,6 +29,8 @@ export type Entry<T> =
   | { readonly t: 'refused-parse' }
   | { readonly t: 'bind' }
   | { readonly t: 'describe' }
+  /** A Describe of the portal the sidecar sends before an Execute, to read the columns it returns: its answer stays with the sidecar. */
+  | { readonly t: 'own-describe'; readonly run: Run<T> | undefined }
   | { readonly t: 'execute'; readonly run: Run<T> | undefined }
   | { readonly t: 'close' }
   | { readonly t: 'sync' };
@@ -58,6 +62,19 @@ export class ResponseTracker<T> {
 
   expect(entry: Entry<T>): void {
     this.#queue.push(entry);
+  }
+
+  /** The request the next answer belongs to. */
+  get head(): Entry<T> | undefined {
+    return this.#queue[0];
+  }
+
+  /** The statement the server is running now (whose rows, COPY data or notices arrive). */
+  current(): Run<T> | undefined {
+    const head = this.#queue[0];
+    if (head?.t === 'query') return head.runs[head.next];
+    if (head?.t === 'execute' || head?.t === 'own-describe') return head.run;
+    return undefined;
   }
 
   /** Statements still waiting when the connection ends. */
@@ -102,7 +119,7 @@ export class ResponseTracker<T> {
         return;
       case 'RowDescription':
       case 'NoData':
-        if (head?.t === 'describe') this.#queue.shift();
+        if (head?.t === 'describe' || head?.t === 'own-describe') this.#queue.shift();
         return;
       case 'CommandComplete':
       case 'EmptyQueryResponse':

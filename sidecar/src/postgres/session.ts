@@ -27,6 +27,17 @@
  * the denial. Messages after a denied Parse are discarded here until Sync, as
  * the server would.
  *
+ * With masks in force (docs/policy.md, "Masking SQL results"), a statement
+ * that would send a masked column's value anywhere but a plain output column
+ * is denied before it runs (mask-review.ts; reading the catalog holds the
+ * agent's later messages until it is done), and the rows that come back are
+ * rewritten: each RowDescription's columns are named through the catalog
+ * (holding the server's later messages while it is read), and DataRows and
+ * COPY data have the masked values replaced. An Execute gets a Describe of
+ * its portal from the sidecar first, whose answer the agent never sees, so
+ * its rows are read with their real formats even when the client described
+ * nothing.
+ *
  * Every statement produces one audit event: denied ones when they are
  * denied, before the agent hears of it; the others when the server ends them
  * (rows from CommandComplete), before the agent hears of that.
@@ -40,19 +51,28 @@ import {
   type Decision,
   evaluate,
   type Logger,
+  masksOfWrittenTable,
   type SelfProtection,
+  type SqlMask,
   type SqlStatement,
+  sqlMasksFor,
 } from '@chaperone/shared';
 import type { Spool } from '../audit/spool.ts';
 import type { Identity } from '../identity.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 import { rowsOf, statementEvent } from './audit-event.ts';
-import type { BackendDecoder, BackendMessage } from './backend-decoder.ts';
+import type { BackendDecoder, BackendMessage, FieldDescription } from './backend-decoder.ts';
+import type { CatalogReader } from './catalog.ts';
+import { CopyMasker } from './copy-masker.ts';
 import type { CredentialStore, Credentials } from './credentials.ts';
 import * as enc from './encode.ts';
 import { FrontendDecoder, type FrontendMessage } from './frontend-decoder.ts';
+import { maskDenial } from './mask-check.ts';
+import { emptyMaskFacts, mergeMaskFacts } from './mask-facts.ts';
+import { type CopyPlan, reviewMasks } from './mask-review.ts';
 import { ProtocolError } from './protocol.ts';
 import { ResponseTracker, type Run } from './response-tracker.ts';
+import { type ColumnPlan, maskRow, masksAny, resultPlan, withoutValues } from './result-masker.ts';
 import { sqlAction } from './sql-action.ts';
 import { type ClassifiedStatement, executeOf, type SqlClassifier } from './sql-classifier.ts';
 import { connectUpstream, UpstreamError, type UpstreamSession } from './upstream.ts';
@@ -121,6 +141,8 @@ export interface SessionOptions {
   readonly tls?: { readonly context: SecureContext; readonly offer: boolean };
   readonly maxMessageBytes: number;
   readonly connectTimeoutMs: number;
+  /** The database's catalog, read on the sidecar's own connection (for masking). */
+  readonly catalog: CatalogReader & { invalidate(): void };
 }
 
 /** What the sidecar decided about a statement, carried until the server ends it. */
@@ -131,7 +153,14 @@ interface Judged {
   readonly decision: Decision;
   readonly receivedAt: Date;
   readonly overheadMs: number;
+  /** How `COPY … TO STDOUT` of a masked table is masked. */
+  readonly copy?: CopyPlan;
+  /** It reads a masked table: its errors and notices lose what could hold a value (result-masker.ts withoutValues). */
+  readonly readsMasked?: boolean;
 }
+
+/** Kinds after which the catalog's cached answers may be out of date. */
+const CHANGES_DEFINITIONS = ['ddl', 'do', 'dynamic-sql', 'call'];
 
 const SEVERITY = { allow: 0, mask: 1, review: 2, deny: 3 } as const;
 
@@ -162,6 +191,18 @@ export class PostgresSession {
   #discarding = false;
   readonly #denials = new Map<number, Buffer>();
   #denialSeq = 0;
+  /** Messages that arrived while a statement's mask review reads the catalog: handled in order after it. */
+  #held: FrontendMessage[] | undefined;
+  /** Server messages waiting while the columns of a result are read from the catalog. */
+  readonly #fromServer: BackendMessage[] = [];
+  #serverHeld = false;
+  /** The result being sent has been described (its columns are known), and how its rows are masked. */
+  #described = false;
+  #plan: readonly ColumnPlan[] | undefined;
+  #copyMasker: CopyMasker | undefined;
+  /** A statement changed definitions: the catalog's answers are dropped again when its transaction ends. */
+  #definitionsChanged = false;
+  #masks: { policy: CompiledPolicy; masks: readonly SqlMask[] } | undefined;
 
   constructor(socket: Socket, o: SessionOptions) {
     this.#o = o;
@@ -442,6 +483,10 @@ export class PostgresSession {
   // Agent → server
 
   #fromAgent(m: FrontendMessage): void {
+    if (this.#held) {
+      this.#held.push(m);
+      return;
+    }
     if (this.#discarding && m.type !== 'Sync' && m.type !== 'Terminate') return;
     switch (m.type) {
       case 'Query':
@@ -462,10 +507,11 @@ export class PostgresSession {
         return;
       case 'Execute': {
         const judged = this.#portals.get(m.portal);
-        this.#forward(m.raw, {
-          t: 'execute',
-          run: judged ? { about: judged, startNs: process.hrtime.bigint() } : undefined,
-        });
+        const run = judged ? { about: judged, startNs: process.hrtime.bigint() } : undefined;
+        // With masks in force the sidecar reads the portal's columns (and their formats) itself first.
+        if (this.#currentMasks().length > 0)
+          this.#forward(enc.describe('P', m.portal), { t: 'own-describe', run });
+        this.#forward(m.raw, { t: 'execute', run });
         return;
       }
       case 'Close':
@@ -530,79 +576,177 @@ export class PostgresSession {
           message: `rule "${d.rule}" requires a human's approval (${d.message}), and no approval service is configured for this sidecar; the statement is denied`,
         };
       case 'mask':
-        return {
-          ...d,
-          action: 'deny',
-          message: `rule "${d.rule}" masks values in the result (${d.message}), which this sidecar does not do for PostgreSQL yet; the statement is denied rather than answered unmasked`,
-        };
+        return d;
     }
   }
 
-  /** The decisions for a string's statements (all denied when the audit trail cannot take their events). */
-  #judge(text: string): {
-    judged: Judged[];
-    refusal?: { decision: Decision; index: number; sqlstate: string };
-  } {
+  /** The masks in force for this session's database now (what the rows of a result are masked by). */
+  #currentMasks(): readonly SqlMask[] {
+    const policy = this.#o.policy.current;
+    if (this.#masks?.policy !== policy) {
+      const probe = sqlAction(this.#o.database, [], this.#o.identity.user.username);
+      this.#masks = { policy, masks: sqlMasksFor(probe, policy.policy.rules) };
+    }
+    return this.#masks.masks;
+  }
+
+  /** The policy's decisions on a string's statements. */
+  #judge(text: string): Judged[] {
     const t0 = process.hrtime.bigint();
     const receivedAt = new Date();
     const { classified, statements } = this.#classify(text);
     const decisions = statements.map((s) => this.#decide(s));
     const overheadMs = Number(process.hrtime.bigint() - t0) / 1e6 / Math.max(1, statements.length);
-    const judged = statements.map((statement, i) => ({
+    return statements.map((statement, i) => ({
       classified: classified[i] as ClassifiedStatement,
       statement,
       decision: decisions[i] as Decision,
       receivedAt,
       overheadMs,
     }));
+  }
+
+  /** Why a string's statements are refused, if they are: the worst decision, or the audit trail that cannot take their events. */
+  #refusal(judged: Judged[]): { decision: Decision; index: number; sqlstate: string } | undefined {
     let worst = -1;
-    decisions.forEach((d, i) => {
+    judged.forEach((j, i) => {
+      const d = j.decision;
       if (
         d.action !== 'allow' &&
-        (worst === -1 || SEVERITY[d.action] > SEVERITY[(decisions[worst] as Decision).action])
+        d.action !== 'mask' &&
+        (worst === -1 || SEVERITY[d.action] > SEVERITY[(judged[worst] as Judged).decision.action])
       ) {
         worst = i;
       }
     });
     if (worst !== -1)
-      return { judged, refusal: { decision: decisions[worst] as Decision, index: worst, sqlstate: '42501' } };
-    const unrecordable = statements.length > 0 ? this.#o.auditRefusal() : undefined;
-    if (unrecordable !== undefined) {
-      const decision: Decision = {
-        action: 'deny',
-        rule: 'chaperone-audit-unavailable',
-        reason: 'self_protection',
-        message: unrecordable,
-      };
-      return {
-        judged: judged.map((j) => ({ ...j, decision })),
-        refusal: { decision, index: 0, sqlstate: '53000' },
-      };
+      return { decision: (judged[worst] as Judged).decision, index: worst, sqlstate: '42501' };
+    const unrecordable = judged.length > 0 ? this.#o.auditRefusal() : undefined;
+    if (unrecordable === undefined) return undefined;
+    const decision: Decision = {
+      action: 'deny',
+      rule: 'chaperone-audit-unavailable',
+      reason: 'self_protection',
+      message: unrecordable,
+    };
+    judged.splice(0, judged.length, ...judged.map((j) => ({ ...j, decision })));
+    return { decision, index: 0, sqlstate: '53000' };
+  }
+
+  /**
+   * Runs `then` on a string's statements once masking has had its say: with
+   * masks in force, a statement that would send a masked column's value where
+   * it cannot be masked is denied (mask-check.ts), first on what it names,
+   * then with what the catalog knows (mask-review.ts). Reading the catalog
+   * holds the agent's later messages until it is done.
+   */
+  #afterMaskReview(judged: Judged[], then: (judged: Judged[]) => void): void {
+    const runs = judged.every((j) => j.decision.action === 'allow' || j.decision.action === 'mask');
+    const todo = runs ? judged.map((j, i) => (this.#maskFacts(j) ? i : -1)).filter((i) => i !== -1) : [];
+    if (todo.length === 0) {
+      then(judged);
+      return;
     }
-    return { judged };
+    const t0 = process.hrtime.bigint();
+    this.#hold(
+      (async () => {
+        const out = [...judged];
+        for (const i of todo) out[i] = await this.#maskReviewed(out[i] as Judged);
+        if (this.#phase === 'closed') return;
+        const extraMs = Number(process.hrtime.bigint() - t0) / 1e6 / out.length;
+        then(out.map((j) => ({ ...j, overheadMs: j.overheadMs + extraMs })));
+      })(),
+    );
+  }
+
+  /** What mask review reads of a statement (with what EXECUTE runs), when masks are in force and it reaches anything. */
+  #maskFacts(j: Judged) {
+    if ((j.decision.sqlMasks?.length ?? 0) === 0) return undefined;
+    const c = j.classified;
+    const prepared = c.executes !== undefined ? this.#prepared.get(c.executes)?.classified.mask : undefined;
+    const facts = prepared ? mergeMaskFacts(c.mask, prepared) : c.mask;
+    const functions = j.statement.functions ?? [];
+    if (facts.relations.size === 0 && functions.length === 0) return undefined;
+    return { facts, functions, writes: j.statement.writes ?? [] };
+  }
+
+  async #maskReviewed(j: Judged): Promise<Judged> {
+    const s = this.#maskFacts(j);
+    const masks = j.decision.sqlMasks ?? [];
+    if (!s) return j;
+    const deny = (rule: string, message: string): Judged => ({
+      ...j,
+      decision: { action: 'deny', rule, reason: 'self_protection', message },
+    });
+    // What the statement names is enough to deny most: no catalog needed.
+    const named = maskDenial(s.facts, s.functions, masks, (r) => ({ masks: masksOfWrittenTable(masks, r) }));
+    if (named) return deny('chaperone-sql-mask-unmaskable', named);
+    try {
+      const v = await reviewMasks(s, masks, { catalog: this.#o.catalog, classifier: this.#o.classifier });
+      if (v.denial !== undefined) return deny('chaperone-sql-mask-unmaskable', v.denial);
+      return { ...j, ...(v.copy ? { copy: v.copy } : {}), ...(v.reaches ? { readsMasked: true } : {}) };
+    } catch (err) {
+      return deny(
+        'chaperone-sql-mask-unverifiable',
+        `masks are in force on this database and the guard could not read its catalog to see what the statement reaches (${(err as Error).message}); the statement is denied`,
+      );
+    }
+  }
+
+  /** Holds the agent's messages until `work` is done. */
+  #hold(work: Promise<void>): void {
+    this.#held = [];
+    this.#agent.pause();
+    work.then(
+      () => this.#release(),
+      (err: unknown) => {
+        this.#log.error({ err: (err as Error).message }, 'mask review failed');
+        this.#fatal('XX000', 'the guard failed while reviewing a statement for masked columns');
+      },
+    );
+  }
+
+  #release(): void {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    while (held.length > 0 && this.#phase !== 'closed') {
+      this.#fromAgent(held.shift() as FrontendMessage);
+      if (this.#held) {
+        // Another statement's review started: the rest waits for it.
+        (this.#held as FrontendMessage[]).push(...held);
+        this.#flush();
+        return;
+      }
+    }
+    this.#flush();
+    if (this.#phase !== 'closed') this.#agent.resume();
   }
 
   #query(text: string, raw: Buffer): void {
-    const { judged, refusal } = this.#judge(text);
-    if (!refusal) {
+    this.#afterMaskReview(this.#judge(text), (judged) => {
+      const refusal = this.#refusal(judged);
+      if (refusal) {
+        this.#refuse(judged, refusal, 'query');
+        return;
+      }
       const now = process.hrtime.bigint();
       this.#forward(raw, { t: 'query', runs: judged.map((about) => ({ about, startNs: now })), next: 0 });
-      return;
-    }
-    this.#refuse(judged, refusal, 'query');
+    });
   }
 
   #parse(m: Extract<FrontendMessage, { type: 'Parse' }>): void {
-    const { judged, refusal } = this.#judge(m.query);
-    if (!refusal) {
+    this.#afterMaskReview(this.#judge(m.query), (judged) => {
+      const refusal = this.#refusal(judged);
+      if (refusal) {
+        this.#refuse(judged, refusal, 'parse', m.name);
+        return;
+      }
       const first = judged[0];
       this.#parseUndo.push({ name: m.name, before: this.#prepared.get(m.name) });
       if (first && judged.length === 1) this.#prepared.set(m.name, first);
       else this.#prepared.delete(m.name);
       this.#forward(m.raw, { t: 'parse', name: m.name });
-      return;
-    }
-    this.#refuse(judged, refusal, 'parse', m.name);
+    });
   }
 
   #functionCall(): void {
@@ -618,7 +762,7 @@ export class PostgresSession {
     this.#refuse(
       [
         {
-          classified: { statement, text: '(function call)', fingerprint: '' },
+          classified: { statement, text: '(function call)', fingerprint: '', mask: emptyMaskFacts() },
           statement,
           decision,
           receivedAt: new Date(),
@@ -688,11 +832,88 @@ export class PostgresSession {
       this.#fatal('08P01', 'the database server sent something that is not the PostgreSQL protocol');
       return;
     }
-    for (const m of msgs) {
-      if (this.#phase === 'closed') return;
-      this.#fromUpstream(m);
+    for (const m of msgs) this.#fromServer.push(m);
+    this.#drainServer();
+  }
+
+  /** Handles the server's messages in order, unless a result's columns are being read from the catalog. */
+  #drainServer(): void {
+    while (!this.#serverHeld && this.#fromServer.length > 0 && this.#phase !== 'closed') {
+      const m = this.#fromServer.shift() as BackendMessage;
+      try {
+        this.#fromUpstream(m);
+      } catch (err) {
+        if (!(err instanceof ProtocolError)) throw err;
+        this.#log.warn({ err: err.message }, 'a result could not be masked');
+        this.#toAgent = [];
+        this.#fatal(err.sqlstate, `a result could not be masked (${err.message}); the session is ended`);
+        return;
+      }
     }
     this.#flush();
+  }
+
+  /** Holds the server's messages until `work` is done. */
+  #holdServer(work: Promise<void>): void {
+    const up = this.#upstream?.socket;
+    this.#serverHeld = true;
+    up?.pause();
+    work.then(
+      () => {
+        this.#serverHeld = false;
+        if (this.#phase === 'closed') return;
+        up?.resume();
+        this.#drainServer();
+      },
+      (err: unknown) => {
+        this.#log.warn({ err: (err as Error).message }, 'could not read the columns of a result');
+        this.#toAgent = [];
+        this.#fatal(
+          '58000',
+          `masks are in force and the guard could not read the database catalog to see which columns of a result are masked (${(err as Error).message}); the session is ended (the statement may have run)`,
+        );
+      },
+    );
+  }
+
+  /** The columns of a result about to be sent, and which of them are masked. */
+  #describe(fields: readonly FieldDescription[]): void {
+    this.#described = true;
+    this.#plan = undefined;
+    const masks = this.#currentMasks();
+    if (masks.length === 0) return;
+    const cat = this.#o.catalog;
+    const oids = [...new Set(fields.map((f) => f.tableOid).filter((o) => o !== 0))];
+    const set = (relation: (oid: number) => ReturnType<typeof cat.cachedRelation>) => {
+      const plan = resultPlan(fields, (o) => relation(o) ?? undefined, masks);
+      this.#plan = masksAny(plan) ? plan : undefined;
+    };
+    if (oids.every((o) => cat.cachedRelation(o) !== undefined)) {
+      set((o) => cat.cachedRelation(o));
+      return;
+    }
+    this.#holdServer(cat.relationsByOid(oids).then((found) => set((o) => found.get(o))));
+  }
+
+  /** The current result ended. */
+  #endResult(): void {
+    this.#described = false;
+    this.#plan = undefined;
+  }
+
+  #count(masked: ReadonlyMap<string, number>): void {
+    if (masked.size === 0) return;
+    const run = this.#tracker.current();
+    if (!run) return;
+    run.masked ??= new Map();
+    for (const [rule, n] of masked) run.masked.set(rule, (run.masked.get(rule) ?? 0) + n);
+  }
+
+  /** An error or notice: without what could hold a masked value, when the statement reads masked tables. */
+  #notice(m: Extract<BackendMessage, { type: 'ErrorResponse' | 'NoticeResponse' }>): Buffer {
+    if (!this.#tracker.current()?.about.readsMasked) return m.raw;
+    const f = withoutValues(m.fields);
+    return m.type === 'ErrorResponse' ? enc.errorResponse(f) : enc.noticeResponse(f);
   }
 
   #fromUpstream(m: BackendMessage): void {
@@ -702,15 +923,86 @@ export class PostgresSession {
           m.fields.C === '42601'
             ? new RegExp(`chaperone_denied_${this.#nonce}_(\\d+)`).exec(m.fields.M ?? '')
             : null;
+        const shown = ours ? undefined : this.#notice(m);
         this.#tracker.backend(m);
+        this.#endResult();
+        this.#copyMasker = undefined;
         const replacement = ours ? this.#denials.get(Number(ours[1])) : undefined;
         if (ours) this.#denials.delete(Number(ours[1]));
-        this.#toAgent.push(replacement ?? m.raw);
+        this.#toAgent.push(replacement ?? shown ?? m.raw);
         return;
       }
+      case 'NoticeResponse':
+        this.#toAgent.push(this.#notice(m));
+        return;
       case 'ReadyForQuery':
         this.#tracker.backend(m);
+        this.#endResult();
         if (this.#tracker.pending === 0) this.#denials.clear();
+        if (m.status === 'I' && this.#definitionsChanged) {
+          // A transaction that changed definitions ended: what the catalog said inside it may be stale now.
+          this.#definitionsChanged = false;
+          this.#o.catalog.invalidate();
+        }
+        this.#toAgent.push(m.raw);
+        return;
+      case 'RowDescription':
+      case 'NoData': {
+        const head = this.#tracker.head?.t;
+        this.#tracker.backend(m);
+        // The sidecar's own Describe before an Execute: its answer is for the sidecar only.
+        if (head !== 'own-describe') this.#toAgent.push(m.raw);
+        if (m.type === 'RowDescription' && (head === 'own-describe' || head === 'query'))
+          this.#describe(m.fields);
+        else if (head === 'own-describe') this.#endResult();
+        return;
+      }
+      case 'DataRow': {
+        if (this.#plan) {
+          const { raw, masked } = maskRow(m.values, this.#plan);
+          this.#count(masked);
+          this.#toAgent.push(raw);
+          return;
+        }
+        if (!this.#described && this.#currentMasks().length > 0) {
+          throw new ProtocolError('a result row arrived whose columns the guard did not read first');
+        }
+        this.#toAgent.push(m.raw);
+        return;
+      }
+      case 'CommandComplete':
+      case 'EmptyQueryResponse':
+      case 'PortalSuspended':
+        this.#tracker.backend(m);
+        this.#endResult();
+        this.#toAgent.push(m.raw);
+        return;
+      case 'CopyOutResponse': {
+        const plan = this.#tracker.current()?.about.copy;
+        if (plan) {
+          const masker = new CopyMasker(plan.format, plan.columns, this.#o.maxMessageBytes);
+          if (!masker.matches(m.format))
+            throw new ProtocolError(
+              'the server sent COPY data in another format than the statement asked for',
+            );
+          this.#copyMasker = masker;
+        }
+        this.#tracker.backend(m);
+        this.#toAgent.push(m.raw);
+        return;
+      }
+      case 'CopyData':
+        if (this.#copyMasker) {
+          const { messages, masked } = this.#copyMasker.push(m.data);
+          this.#count(masked);
+          this.#toAgent.push(...messages);
+          return;
+        }
+        this.#toAgent.push(m.raw);
+        return;
+      case 'CopyDone':
+        this.#copyMasker?.end();
+        this.#copyMasker = undefined;
         this.#toAgent.push(m.raw);
         return;
       case 'ParameterStatus': {
@@ -758,6 +1050,10 @@ export class PostgresSession {
       }
       if (c.deallocates === '*' || j.statement.kind === 'DiscardStmt') this.#prepared.clear();
       else if (c.deallocates !== undefined) this.#prepared.delete(c.deallocates);
+      if ((j.statement.kinds ?? []).some((k) => CHANGES_DEFINITIONS.includes(k))) {
+        this.#o.catalog.invalidate();
+        this.#definitionsChanged = true;
+      }
     }
     const rows = outcome.tag !== undefined ? rowsOf(outcome.tag) : undefined;
     const durationMs = Number(process.hrtime.bigint() - run.startNs) / 1e6;
@@ -769,6 +1065,7 @@ export class PostgresSession {
         ...(outcome.notRun !== undefined ? { notRun: outcome.notRun } : {}),
       },
       outcome.notRun === undefined ? durationMs : undefined,
+      run.masked,
     );
     if (!ok && !this.#o.failOpen && this.#phase !== 'closed') {
       // The statement ran and its record could not be kept: the agent does not get its answer.
@@ -780,12 +1077,32 @@ export class PostgresSession {
     }
   }
 
-  /** Writes a statement's audit event; true when the spool took it. */
+  /**
+   * Writes a statement's audit event; true when the spool took it. A statement
+   * that had values masked is recorded as masked, by the rule that masked the
+   * most of them (the message names them all).
+   */
   #record(
     j: Judged,
     outcome: { rows?: number; sqlstate?: string; notRun?: string },
     durationMs: number | undefined,
+    masked?: ReadonlyMap<string, number>,
   ): boolean {
+    let decision = j.decision;
+    let total = 0;
+    if (masked && masked.size > 0) {
+      const byRule = [...masked].sort((a, b) => b[1] - a[1]);
+      total = byRule.reduce((n, [, c]) => n + c, 0);
+      for (const [rule, n] of byRule) this.#o.metrics.maskedFields.inc({ protocol: 'postgres', rule }, n);
+      const [rule] = byRule[0] as [string, number];
+      const by = byRule.map(([r, n]) => `${n} by rule "${r}"`).join(', ');
+      decision = {
+        action: 'mask',
+        rule,
+        reason: 'rule_matched',
+        message: `${decision.message}; ${total} values masked (${by})`,
+      };
+    }
     const event = statementEvent({
       identity: this.#o.identity,
       sessionId: this.#sessionId,
@@ -796,14 +1113,15 @@ export class PostgresSession {
       statement: j.statement,
       text: j.classified.text,
       fingerprint: j.classified.fingerprint,
-      decision: j.decision,
+      decision,
       receivedAt: j.receivedAt,
       ...(durationMs !== undefined ? { durationMs } : {}),
       overheadMs: j.overheadMs,
       outcome,
+      masked: total,
     });
     const m = this.#o.metrics;
-    const d = j.decision;
+    const d = decision;
     m.requests.inc({ protocol: 'postgres', verb: 'query', action: d.action, rule: d.rule });
     if (d.action === 'deny' || d.action === 'review') m.blocked.inc({ protocol: 'postgres', rule: d.rule });
     m.overhead.observe({ protocol: 'postgres' }, j.overheadMs / 1000);

@@ -7,14 +7,26 @@
  * Literal values never leave this module: they may hold secrets.
  *
  * Fail closed: a string the parser refuses, a statement of a type the guard
- * does not know, a code body it cannot read, all yield statements with a
- * `problem`, which the policy's built-in rule denies.
+ * does not know, a code body it cannot read, text the server could read
+ * differently (sql-reading.ts), a tree too deep to walk, all yield
+ * statements with a `problem`, which the policy's built-in rule denies.
  *
  * Results are cached by query text (a bounded LRU): agents repeat queries.
  */
 import type { SqlStatement } from '@chaperone/shared';
 import { Lru } from './lru.ts';
-import { addFacts, type CodeBody, type StatementFacts, statementFacts } from './sql-tree.ts';
+import { emptyMaskFacts, type MaskFacts, maskFacts, mergeMaskFacts } from './mask-facts.ts';
+import {
+  backslashProblem,
+  deeperThan,
+  isPgSettings,
+  isPlainStringWithBackslash,
+  MAX_TREE_DEPTH,
+  PG_SETTINGS_WRITE,
+  type ScanToken,
+  TOO_DEEP,
+} from './sql-reading.ts';
+import { addFacts, type CodeBody, emptyFacts, type StatementFacts, statementFacts } from './sql-tree.ts';
 
 type Parser = typeof import('libpg-query');
 
@@ -25,6 +37,8 @@ export interface ClassifiedStatement {
   readonly text: string;
   /** libpg-query's fingerprint: the same for statements that differ only in literals. */
   readonly fingerprint: string;
+  /** Where its column values can go (for masking), its code bodies' included. */
+  readonly mask: MaskFacts;
   /** `PREPARE name AS …`: the name and what EXECUTE of it runs. */
   readonly prepares?: { readonly name: string; readonly statement: SqlStatement };
   /** `EXECUTE name`: judged by what was prepared under that name. */
@@ -64,6 +78,9 @@ export function loadSqlParser(): Promise<Parser> {
 
 /** The facts as the policy reads them. */
 export function toSqlStatement(f: StatementFacts): SqlStatement {
+  const problems = new Set(f.problems);
+  // Checked on the whole statement, its code bodies' statements included.
+  if (f.kinds.has('write') && [...f.tables].some(isPgSettings)) problems.add(PG_SETTINGS_WRITE);
   const s: Record<string, unknown> = {
     kind: f.kind,
     kinds: [...f.kinds].sort(),
@@ -74,7 +91,7 @@ export function toSqlStatement(f: StatementFacts): SqlStatement {
   if (f.functions.size > 0) s.functions = [...f.functions].sort();
   if (f.schemas.size > 0) s.schemas = [...f.schemas].sort();
   if (f.unqualified) s.unqualified = true;
-  if (f.problems.length > 0) s.problem = f.problems.join('; ');
+  if (problems.size > 0) s.problem = [...problems].join('; ');
   return s as unknown as SqlStatement;
 }
 
@@ -145,41 +162,105 @@ export class SqlClassifier {
             },
             text: this.redact(text),
             fingerprint: '',
+            mask: emptyMaskFacts(),
           },
         ],
       };
     }
     const bytes = Buffer.from(text, 'utf8');
+    const strings = this.#stringReading(text);
     return {
       statements: (tree.stmts ?? []).map((raw) => {
         // "stmt_location" and "stmt_len" are byte offsets; a missing length means "to the end".
         const start = raw.stmt_location ?? 0;
         const end = raw.stmt_len ? start + raw.stmt_len : bytes.length;
         const own = bytes.toString('utf8', start, end);
-        const facts = statementFacts(raw.stmt);
-        this.#readBodies(facts, facts.bodies.splice(0), 0);
-        const out: {
-          statement: SqlStatement;
-          text: string;
-          fingerprint: string;
-          prepares?: ClassifiedStatement['prepares'];
-          executes?: string;
-          deallocates?: string;
-        } = {
-          statement: toSqlStatement(facts),
-          text: this.normalize(own),
-          fingerprint: this.#fingerprint(own),
-        };
-        if (facts.prepares) {
-          const p = facts.prepares.facts;
-          this.#readBodies(p, p.bodies.splice(0), 0);
-          out.prepares = { name: facts.prepares.name, statement: toSqlStatement(p) };
+        try {
+          const unreadable =
+            strings(start, end, nodeType(raw.stmt)) ??
+            (deeperThan(raw.stmt, MAX_TREE_DEPTH) ? TOO_DEEP : undefined);
+          return this.#statement(raw.stmt, own, unreadable);
+        } catch (err) {
+          // Nothing the guard cannot read runs: whatever went wrong reading it, it is denied.
+          return this.#unreadable(
+            raw.stmt,
+            own,
+            `reading it failed (${err instanceof Error ? err.name : 'error'})`,
+          );
         }
-        if (facts.executes !== undefined) out.executes = facts.executes;
-        if (facts.deallocates !== undefined) out.deallocates = facts.deallocates;
-        return out;
       }),
     };
+  }
+
+  /**
+   * A statement the guard does not read further: its node type and the
+   * reason, for the built-in rule to deny. Its text is redacted from its
+   * tokens (libpg-query's normalisation takes seconds on a deep tree).
+   */
+  #unreadable(stmt: unknown, own: string, problem: string): ClassifiedStatement {
+    const facts = emptyFacts(nodeType(stmt));
+    facts.problems.push(problem);
+    return {
+      statement: toSqlStatement(facts),
+      text: this.redact(own),
+      fingerprint: this.#fingerprint(own),
+      mask: emptyMaskFacts(),
+    };
+  }
+
+  /** One statement of a string, read: `own` is its text, `unreadable` why it is not to be read. */
+  #statement(stmt: unknown, own: string, unreadable: string | undefined): ClassifiedStatement {
+    if (unreadable !== undefined) return this.#unreadable(stmt, own, unreadable);
+    const facts = statementFacts(stmt);
+    const bodies: MaskFacts[] = [];
+    this.#readBodies(facts, withStatement(facts.bodies.splice(0), own), 0, bodies);
+    let prepares: ClassifiedStatement['prepares'];
+    if (facts.prepares) {
+      const p = facts.prepares.facts;
+      this.#readBodies(p, p.bodies.splice(0), 0, bodies);
+      prepares = { name: facts.prepares.name, statement: toSqlStatement(p) };
+    }
+    const out: {
+      statement: SqlStatement;
+      text: string;
+      fingerprint: string;
+      mask: MaskFacts;
+      prepares?: ClassifiedStatement['prepares'];
+      executes?: string;
+      deallocates?: string;
+    } = {
+      statement: toSqlStatement(facts),
+      text: this.normalize(own),
+      fingerprint: this.#fingerprint(own),
+      mask: bodies.reduce(mergeMaskFacts, maskFacts(stmt)),
+    };
+    if (prepares) out.prepares = prepares;
+    if (facts.executes !== undefined) out.executes = facts.executes;
+    if (facts.deallocates !== undefined) out.deallocates = facts.deallocates;
+    return out;
+  }
+
+  /**
+   * How the plain strings of `sql` read to a server with
+   * standard_conforming_strings off (sql-reading.ts): for the statement at
+   * bytes `start`..`end` of node type `type`, why it would read otherwise,
+   * or undefined.
+   */
+  #stringReading(sql: string): (start: number, end: number, type: string) => string | undefined {
+    let tokens: ScanToken[];
+    try {
+      tokens = this.#pg.scanSync(sql).tokens;
+    } catch {
+      // The parser read what the scanner refuses? Then nothing is certain about it.
+      return () => 'its text could not be tokenised';
+    }
+    const strings = tokens.filter(isPlainStringWithBackslash);
+    if (strings.length === 0) return () => undefined;
+    return (start, end, type) =>
+      backslashProblem(
+        strings.filter((t) => t.start >= start && t.start < end),
+        type,
+      );
   }
 
   /** libpg-query's normalisation, then every literal and comment it left (COPY file names, PREPARE bodies, …) replaced too. */
@@ -241,17 +322,21 @@ export class SqlClassifier {
     }
   }
 
-  /** Reads code bodies (DO blocks, functions) and adds what their statements do to the owner's facts. */
-  #readBodies(owner: StatementFacts, bodies: readonly CodeBody[], depth: number): void {
+  /**
+   * Reads code bodies (DO blocks, functions) and adds what their statements do
+   * to the owner's facts; their mask facts go to `masks` (nothing a body's
+   * statement returns reaches the client as an attributed column).
+   */
+  #readBodies(owner: StatementFacts, bodies: readonly CodeBody[], depth: number, masks: MaskFacts[]): void {
     for (const body of bodies) {
       if (depth >= MAX_BODY_DEPTH) {
         owner.problems.push('code bodies are nested too deeply to read');
         return;
       }
       if (body.language === 'sql') {
-        this.#readSqlBody(owner, body, body.source, depth);
+        this.#readSqlBody(owner, body, body.source, depth, masks);
       } else if (body.language === 'plpgsql') {
-        this.#readPlpgsql(owner, body, depth);
+        this.#readPlpgsql(owner, body, depth, masks);
       } else {
         // Code the guard cannot read (C, PL/Python, …): what it runs is unknown.
         owner.kinds.add('dynamic-sql');
@@ -259,8 +344,15 @@ export class SqlClassifier {
     }
   }
 
-  #readSqlBody(owner: StatementFacts, body: CodeBody, sql: string, depth: number, expression = false): void {
-    let tree: { stmts?: { stmt?: unknown }[] };
+  #readSqlBody(
+    owner: StatementFacts,
+    body: CodeBody,
+    sql: string,
+    depth: number,
+    masks: MaskFacts[],
+    expression = false,
+  ): void {
+    let tree: { stmts?: { stmt?: unknown; stmt_location?: number; stmt_len?: number }[] };
     try {
       tree = this.#pg.parseSync(sql);
     } catch (err) {
@@ -269,28 +361,53 @@ export class SqlClassifier {
       );
       return;
     }
+    const strings = this.#stringReading(sql);
+    const bytes = Buffer.from(sql, 'utf8');
     for (const s of tree.stmts ?? []) {
+      const start = s.stmt_location ?? 0;
+      const end = s.stmt_len ? start + s.stmt_len : bytes.length;
+      const unreadable =
+        strings(start, end, nodeType(s.stmt)) ?? (deeperThan(s.stmt, MAX_TREE_DEPTH) ? TOO_DEEP : undefined);
+      if (unreadable !== undefined) {
+        owner.problems.push(unreadable);
+        continue;
+      }
+      const own = bytes.toString('utf8', start, end);
       const f = statementFacts(s.stmt, expression);
-      const nested = f.bodies.splice(0);
+      const nested = withStatement(f.bodies.splice(0), own);
       addFacts(owner, f);
-      this.#readBodies(owner, nested, depth + 1);
+      masks.push(maskFacts(s.stmt, false));
+      this.#readBodies(owner, nested, depth + 1, masks);
     }
   }
 
-  #readPlpgsql(owner: StatementFacts, body: CodeBody, depth: number): void {
+  /**
+   * Reads a PL/pgSQL body the way the server compiles it: a function's with
+   * its own CREATE FUNCTION statement (its arguments and return type decide
+   * what RETURN may say), a DO block's as a function returning void.
+   */
+  #readPlpgsql(owner: StatementFacts, body: CodeBody, depth: number, masks: MaskFacts[]): void {
     let tag = '$chaperone$';
     for (let i = 0; body.source.includes(tag); i++) tag = `$chaperone${i}$`;
+    const what = body.owner === 'do' ? 'DO block' : 'function body';
     let parsed: unknown;
     try {
       parsed = this.#pg.parsePlPgSQLSync(
-        `CREATE FUNCTION chaperone_body() RETURNS void LANGUAGE plpgsql AS ${tag}${body.source}${tag}`,
+        body.statement ??
+          `CREATE FUNCTION chaperone_body() RETURNS void LANGUAGE plpgsql AS ${tag}${body.source}${tag}`,
       );
     } catch (err) {
-      owner.problems.push(
-        `the ${body.owner === 'do' ? 'DO block' : 'function body'} could not be read: ${parserMessage(err)}`,
-      );
+      owner.problems.push(`the ${what} could not be read: ${parserMessage(err)}`);
       return;
     }
+    if (deeperThan(parsed, MAX_TREE_DEPTH)) {
+      owner.problems.push(`the ${what} nests more than ${MAX_TREE_DEPTH} levels deep`);
+      return;
+    }
+    // Where the body's statements end, as the core scanner (which PL/pgSQL uses) finds it; each
+    // statement's own strings are judged when it is read.
+    const split = this.#stringReading(body.source)(0, Number.POSITIVE_INFINITY, 'PLpgSQL_function');
+    if (split !== undefined) owner.problems.push(split);
     const visit = (v: unknown): void => {
       if (Array.isArray(v)) {
         for (const x of v) visit(x);
@@ -303,9 +420,13 @@ export class SqlClassifier {
         }
         if (k === 'PLpgSQL_expr' && typeof x === 'object' && x !== null) {
           const e = x as { query?: unknown; parseMode?: unknown };
-          if (typeof e.query === 'string') {
-            const statement = e.parseMode === undefined || e.parseMode === 0;
-            this.#readSqlBody(owner, body, plpgsqlStatement(e.query, e.parseMode), depth, !statement);
+          if (typeof e.query !== 'string') continue;
+          if (e.parseMode === undefined || e.parseMode === 0) {
+            this.#readSqlBody(owner, body, e.query, depth, masks);
+          } else if (e.parseMode === 1 || e.parseMode === 2) {
+            this.#readSqlBody(owner, body, `SELECT ${e.query}`, depth, masks, true);
+          } else {
+            this.#readAssignment(owner, body, e.query, depth, masks);
           }
           continue;
         }
@@ -314,18 +435,75 @@ export class SqlClassifier {
     };
     visit(parsed);
   }
+
+  /**
+   * An assignment reads its value (`SELECT expr`, as the server runs it) and
+   * the subscripts of its target (`arr[(SELECT …)] := 1` runs that SELECT):
+   * a target with a subscript is read as the expression it is written as.
+   */
+  #readAssignment(
+    owner: StatementFacts,
+    body: CodeBody,
+    query: string,
+    depth: number,
+    masks: MaskFacts[],
+  ): void {
+    let tokens: ScanToken[];
+    try {
+      tokens = this.#pg.scanSync(query).tokens;
+    } catch {
+      tokens = [];
+    }
+    const parts = splitAssignment(query, tokens);
+    if (!parts) {
+      owner.problems.push(
+        `an assignment in the ${body.owner === 'do' ? 'DO block' : 'function body'} could not be read`,
+      );
+      return;
+    }
+    if (parts.subscripted) this.#readSqlBody(owner, body, `SELECT ${parts.target}`, depth, masks, true);
+    this.#readSqlBody(owner, body, `SELECT ${parts.value}`, depth, masks, true);
+  }
+}
+
+/** Code bodies with the text of the statement that carries them (a function's CREATE FUNCTION). */
+function withStatement(bodies: readonly CodeBody[], statement: string): CodeBody[] {
+  return bodies.map((b) => (b.owner === 'function' ? { ...b, statement } : b));
+}
+
+/** A statement tree's node type (`SelectStmt`). */
+function nodeType(stmt: unknown): string {
+  const o = typeof stmt === 'object' && stmt !== null ? stmt : {};
+  return Object.keys(o)[0] ?? 'unknown';
 }
 
 /**
- * A PL/pgSQL expression as the SQL statement the server runs for it:
- * statements as they are (parse mode 0), expressions as `SELECT expr` (mode
- * 2), assignments `target := expr` as `SELECT expr` (modes 3 and up).
+ * A PL/pgSQL assignment (`target := expr`, or `=`; parse modes 3 and up) cut
+ * at its operator, found with the scanner: the first `:=` or `=` outside
+ * brackets and parentheses (a subscript may hold a comparison). Undefined
+ * when there is none.
  */
-function plpgsqlStatement(query: string, parseMode: unknown): string {
-  if (parseMode === undefined || parseMode === 0) return query;
-  if (parseMode === 1 || parseMode === 2) return `SELECT ${query}`;
-  const at = query.search(/:=|=/);
-  return `SELECT ${at === -1 ? query : query.slice(at + (query[at] === ':' ? 2 : 1))}`;
+function splitAssignment(
+  query: string,
+  tokens: readonly ScanToken[],
+): { target: string; subscripted: boolean; value: string } | undefined {
+  const bytes = Buffer.from(query, 'utf8');
+  let nesting = 0;
+  let subscripted = false;
+  for (const t of tokens) {
+    if (t.text === '(' || t.text === '[') {
+      nesting++;
+      if (t.text === '[') subscripted = true;
+    } else if (t.text === ')' || t.text === ']') nesting--;
+    else if (nesting === 0 && (t.text === ':=' || t.text === '=')) {
+      return {
+        target: bytes.toString('utf8', 0, t.start),
+        subscripted,
+        value: bytes.toString('utf8', t.end),
+      };
+    }
+  }
+  return undefined;
 }
 
 /**

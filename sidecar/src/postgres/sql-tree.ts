@@ -8,7 +8,9 @@
  * reaches as a whole, and the bodies of code it carries (DO blocks,
  * functions) for the classifier to read in turn. Pure: trees in, facts out.
  */
-import { nodeKinds, SQL_KNOWN_NODES, withParentKinds } from '@chaperone/shared/policy';
+import { sqlIdent as ident, nodeKinds, SQL_KNOWN_NODES, withParentKinds } from '@chaperone/shared/policy';
+import { alwaysTrue, neverTrue } from './sql-condition.ts';
+import { SET_CONFIG_INDIRECT, setConfigProblem, settingProblem } from './sql-reading.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -17,6 +19,8 @@ export interface CodeBody {
   readonly owner: 'do' | 'function';
   readonly language: string;
   readonly source: string;
+  /** A function's whole CREATE FUNCTION statement (set by the classifier, which has the text). */
+  readonly statement?: string;
 }
 
 export interface StatementFacts {
@@ -54,12 +58,7 @@ export function emptyFacts(kind: string): StatementFacts {
   };
 }
 
-/** A name part as the server would need it written: quoted when it holds a dot or a quote. */
-function ident(part: string): string {
-  return /[."]/.test(part) ? `"${part.replaceAll('"', '""')}"` : part;
-}
-
-function str(v: unknown): string | undefined {
+export function str(v: unknown): string | undefined {
   if (typeof v === 'object' && v !== null && 'String' in v) {
     const s = (v as { String: { sval?: unknown } }).String.sval;
     return typeof s === 'string' ? s : '';
@@ -71,12 +70,12 @@ function names(list: unknown): string[] {
   return Array.isArray(list) ? list.map((x) => str(x)).filter((x): x is string => x !== undefined) : [];
 }
 
-function obj(v: unknown): Obj | undefined {
+export function obj(v: unknown): Obj | undefined {
   return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : undefined;
 }
 
 /** The body of a wrapped node of the given type, or of an unwrapped struct. */
-function unwrap(v: unknown, type: string): Obj | undefined {
+export function unwrap(v: unknown, type: string): Obj | undefined {
   const o = obj(v);
   if (!o) return undefined;
   return obj(o[type]) ?? o;
@@ -97,11 +96,77 @@ function isCte(ctx: Ctx, name: string): boolean {
   return ctx.ctes.some((s) => s.has(name));
 }
 
-function qualified(rv: Obj): string {
-  return [rv.catalogname, rv.schemaname, rv.relname]
-    .filter((p): p is string => typeof p === 'string' && p !== '')
-    .map(ident)
-    .join('.');
+/**
+ * A name's parts without a database part (`app.public.orders` →
+ * `public.orders`): the server accepts only its own database's name there,
+ * so the part adds nothing, and a rule on `public.orders` must see the name.
+ */
+function withoutDatabase(parts: readonly string[]): readonly string[] {
+  return parts.length > 2 ? parts.slice(-2) : parts;
+}
+
+/** A table's or function's name as rules match it: parts quoted where needed, no database part. */
+function qualifiedName(parts: readonly string[]): string {
+  return withoutDatabase(parts).map(ident).join('.');
+}
+
+/** A RangeVar's name as rules match it (its database part, `catalogname`, dropped). */
+export function qualified(rv: Obj): string {
+  return qualifiedName(
+    [rv.schemaname, rv.relname].filter((p): p is string => typeof p === 'string' && p !== ''),
+  );
+}
+
+/**
+ * Catalog relations whose rows hold values sampled from the columns of every
+ * table (planner statistics: most common values, histogram bounds): reading
+ * one reaches every table, as a whole schema's worth of them (`*`).
+ */
+const STATISTICS_RELATIONS = new Set([
+  'pg_stats',
+  'pg_stats_ext',
+  'pg_stats_ext_exprs',
+  'pg_statistic',
+  'pg_statistic_ext_data',
+]);
+
+/**
+ * Functions that run SQL given as text, or read a whole table, schema or
+ * database named by a value: what they reach is unknown until they run, so
+ * calling one is `dynamic-sql`. Matched by the function's own name in any
+ * schema (the search path decides which one a bare name calls); `ts_rewrite`
+ * only in its two-argument form, which takes a query.
+ */
+const SQL_TEXT_FUNCTIONS = new Set([
+  'query_to_xml',
+  'query_to_xmlschema',
+  'query_to_xml_and_xmlschema',
+  'cursor_to_xml',
+  'cursor_to_xmlschema',
+  'table_to_xml',
+  'table_to_xmlschema',
+  'table_to_xml_and_xmlschema',
+  'schema_to_xml',
+  'schema_to_xmlschema',
+  'schema_to_xml_and_xmlschema',
+  'database_to_xml',
+  'database_to_xmlschema',
+  'database_to_xml_and_xmlschema',
+  'ts_stat',
+  'connectby',
+  'pg_background_launch',
+]);
+/** dblink, dblink_exec, dblink_open, …; crosstab, crosstab2, … (tablefunc). */
+const SQL_TEXT_FUNCTION_PREFIXES = ['dblink', 'crosstab'];
+/** pg_cron's, in its schema `cron` or unqualified (the search path may lead there). */
+const CRON_FUNCTIONS = new Set(['schedule', 'schedule_in_database', 'alter_job']);
+
+function runsSqlText(parts: readonly string[], args: number | undefined): boolean {
+  const own = parts[parts.length - 1] ?? '';
+  const schema = parts.length > 1 ? parts[parts.length - 2] : undefined;
+  if (SQL_TEXT_FUNCTIONS.has(own) || SQL_TEXT_FUNCTION_PREFIXES.some((p) => own.startsWith(p))) return true;
+  if (own === 'ts_rewrite') return args === undefined || args === 2;
+  return CRON_FUNCTIONS.has(own) && (schema === undefined || schema === 'cron');
 }
 
 function noteRange(ctx: Ctx, rv: Obj): void {
@@ -115,6 +180,7 @@ function readRange(ctx: Ctx, rv: Obj): void {
   if (typeof rv.relname !== 'string') return;
   if (rv.schemaname === undefined && rv.catalogname === undefined && isCte(ctx, rv.relname)) return;
   ctx.facts.tables.add(qualified(rv));
+  if (STATISTICS_RELATIONS.has(rv.relname)) ctx.facts.schemas.add('*');
 }
 
 /** A table the statement writes: always a table (a CTE cannot be written to). */
@@ -130,6 +196,132 @@ function writeRange(ctx: Ctx, v: unknown): void {
 function addKinds(ctx: Ctx, ...kinds: string[]): void {
   for (const k of withParentKinds(kinds)) ctx.facts.kinds.add(k);
 }
+
+/**
+ * A function the statement has the server call: by name in an expression,
+ * or named in DDL that calls it later (an operator's FUNCTION, an
+ * aggregate's SFUNC, a cast's or a trigger's function, …). `args`: how many
+ * arguments a call passes (undefined when named in DDL).
+ */
+function callsFunction(ctx: Ctx, parts: readonly string[], args?: unknown[]): void {
+  if (parts.length === 0) return;
+  ctx.facts.functions.add(qualifiedName(parts));
+  if (parts[parts.length - 1] === 'set_config') {
+    const problem = args ? setConfigProblem(args) : SET_CONFIG_INDIRECT;
+    if (problem) ctx.facts.problems.push(problem);
+  }
+  if (runsSqlText(parts, args?.length)) addKinds(ctx, 'dynamic-sql');
+}
+
+/** A function's name parts as DDL gives them: a TypeName, a List, an ObjectWithArgs or a bare list of String. */
+function functionParts(v: unknown): string[] {
+  if (Array.isArray(v)) return names(v);
+  const o = obj(v);
+  if (!o) return [];
+  for (const [type, field] of [
+    ['TypeName', 'names'],
+    ['List', 'items'],
+    ['ObjectWithArgs', 'objname'],
+  ] as const) {
+    const list = unwrap(o, type)?.[field];
+    if (Array.isArray(list)) return names(list);
+  }
+  return [];
+}
+
+/**
+ * Options of CREATE OPERATOR, AGGREGATE, TYPE, TEXT SEARCH PARSER and
+ * TEMPLATE, range types, foreign-data wrappers (and their ALTERs) that name a
+ * function the server calls.
+ */
+const FUNCTION_OPTIONS = new Set([
+  'function',
+  'procedure',
+  'restrict',
+  'join',
+  'sfunc',
+  'finalfunc',
+  'combinefunc',
+  'serialfunc',
+  'deserialfunc',
+  'msfunc',
+  'minvfunc',
+  'mfinalfunc',
+  'input',
+  'output',
+  'receive',
+  'send',
+  'typmod_in',
+  'typmod_out',
+  'analyze',
+  'subscript',
+  'start',
+  'gettoken',
+  'end',
+  'headline',
+  'lextypes',
+  'init',
+  'lexize',
+  'subtype_diff',
+  'canonical',
+  'handler',
+  'validator',
+]);
+
+/** Where each statement type keeps those options. */
+const FUNCTION_OPTION_LISTS: Readonly<Record<string, string>> = {
+  DefineStmt: 'definition',
+  AlterOperatorStmt: 'options',
+  AlterTypeStmt: 'options',
+  CreateRangeStmt: 'params',
+  CreateFdwStmt: 'func_options',
+  AlterFdwStmt: 'func_options',
+};
+
+/** Fields of other DDL that name a function the server calls (a cast's, a language's handler, …). */
+const FUNCTION_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  CreateCastStmt: ['func'],
+  CreateTransformStmt: ['fromsql', 'tosql'],
+  CreateConversionStmt: ['func_name'],
+  CreatePLangStmt: ['plhandler', 'plinline', 'plvalidator'],
+  CreateAmStmt: ['handler_name'],
+  CreateEventTrigStmt: ['funcname'],
+};
+
+function functionOptions(list: unknown, ctx: Ctx): void {
+  for (const d of Array.isArray(list) ? list : []) {
+    const de = unwrap(d, 'DefElem');
+    if (typeof de?.defname === 'string' && FUNCTION_OPTIONS.has(de.defname.toLowerCase()))
+      callsFunction(ctx, functionParts(de.arg));
+  }
+}
+
+/** Objects that belong to a table (`DROP POLICY p ON t`, `COMMENT ON TRIGGER tr ON t`): the last name part is the object's own. */
+const ON_TABLE_OBJECTS = new Set(['OBJECT_POLICY', 'OBJECT_TRIGGER', 'OBJECT_RULE', 'OBJECT_TABCONSTRAINT']);
+
+/**
+ * The table a DROP, COMMENT or SECURITY LABEL names or reaches through an
+ * object of its own (a column, a policy, a trigger, a rule, a constraint),
+ * from the object's name parts; undefined for other objects.
+ */
+function tableOfObject(objtype: unknown, parts: readonly string[]): string | undefined {
+  const t = String(objtype);
+  if (TABLE_OBJECTS.has(t)) return parts.length > 0 ? qualifiedName(parts) : undefined;
+  if (t === 'OBJECT_COLUMN' || ON_TABLE_OBJECTS.has(t))
+    return parts.length > 1 ? qualifiedName(parts.slice(0, -1)) : undefined;
+  return undefined;
+}
+
+/** Whether CREATE or ALTER ROLE gives a role a password, a login or a password expiry (`CREATE USER` logs in unless told NOLOGIN). */
+function grantsRoleCredential(type: string, b: Obj): boolean {
+  const opts = defElems(b.options);
+  if (opts.has('password') || opts.has('validUntil')) return true;
+  if (opts.has('canlogin')) return isTrue(opts.get('canlogin'));
+  return type === 'CreateRoleStmt' && b.stmt_type === 'ROLESTMT_USER';
+}
+
+/** User-mapping options that hold a password or where to find one (postgres_fdw, dblink_fdw). */
+const MAPPING_CREDENTIALS = new Set(['password', 'passfile', 'sslpassword', 'password_required']);
 
 function walk(v: unknown, ctx: Ctx): void {
   if (Array.isArray(v)) {
@@ -240,12 +432,10 @@ function node(type: string, b: Obj, ctx: Ctx): void {
       }
       return;
     }
-    case 'FuncCall': {
-      const fn = names(b.funcname).map(ident).join('.');
-      if (fn) f.functions.add(fn);
+    case 'FuncCall':
+      callsFunction(ctx, names(b.funcname), Array.isArray(b.args) ? b.args : []);
       fields(b, ctx, ['funcname']);
       return;
-    }
     case 'SelectStmt':
       withScope(b, ctx, (c) => {
         // A query that reads (has FROM) counts wherever it is (INSERT … SELECT, a subquery in
@@ -279,7 +469,7 @@ function node(type: string, b: Obj, ctx: Ctx): void {
         addKinds(c, 'update');
         writeRange(c, b.relation);
         targetNames(b.targetList, c);
-        if (b.whereClause === undefined) {
+        if (b.whereClause === undefined || alwaysTrue(b.whereClause)) {
           addKinds(c, 'update-without-where');
           if (ctx.selectCounts) f.unqualified = true;
         }
@@ -290,7 +480,7 @@ function node(type: string, b: Obj, ctx: Ctx): void {
       withScope(b, ctx, (c) => {
         addKinds(c, 'delete');
         writeRange(c, b.relation);
-        if (b.whereClause === undefined) {
+        if (b.whereClause === undefined || alwaysTrue(b.whereClause)) {
           addKinds(c, 'delete-without-where');
           if (ctx.selectCounts) f.unqualified = true;
         }
@@ -301,11 +491,20 @@ function node(type: string, b: Obj, ctx: Ctx): void {
       withScope(b, ctx, (c) => {
         addKinds(c, 'merge');
         writeRange(c, b.relation);
-        for (const w of Array.isArray(b.mergeWhenClauses) ? b.mergeWhenClauses : []) {
-          const t = unwrap(w, 'MergeWhenClause')?.commandType;
+        // A WHEN clause reaches every row of the target when its AND (if any) always holds and the
+        // join always matches (WHEN MATCHED) or never does (WHEN NOT MATCHED BY SOURCE).
+        const joinsAll = alwaysTrue(b.joinCondition);
+        const joinsNone = neverTrue(b.joinCondition);
+        for (const x of Array.isArray(b.mergeWhenClauses) ? b.mergeWhenClauses : []) {
+          const w = unwrap(x, 'MergeWhenClause') ?? {};
+          const t = w.commandType;
+          const everyRow =
+            (w.condition === undefined || alwaysTrue(w.condition)) &&
+            ((w.matchKind === 'MERGE_WHEN_MATCHED' && joinsAll) ||
+              (w.matchKind === 'MERGE_WHEN_NOT_MATCHED_BY_SOURCE' && joinsNone));
           if (t === 'CMD_INSERT') addKinds(c, 'insert');
-          if (t === 'CMD_UPDATE') addKinds(c, 'update');
-          if (t === 'CMD_DELETE') addKinds(c, 'delete');
+          if (t === 'CMD_UPDATE') addKinds(c, everyRow ? 'update-without-where' : 'update');
+          if (t === 'CMD_DELETE') addKinds(c, everyRow ? 'delete-without-where' : 'delete');
         }
         fields(b, { ...c, selectCounts: false }, ['withClause', 'relation']);
       });
@@ -330,16 +529,16 @@ function node(type: string, b: Obj, ctx: Ctx): void {
       return;
     case 'DropStmt': {
       const objects = Array.isArray(b.objects) ? b.objects : [];
-      if (TABLE_OBJECTS.has(String(b.removeType))) {
+      if (b.removeType !== 'OBJECT_SCHEMA') {
+        // A table, or what belongs to one: DROP POLICY / TRIGGER / RULE … ON t changes t.
         for (const o of objects) {
-          const parts = names(unwrap(o, 'List')?.items);
-          if (parts.length > 0) {
-            const name = parts.map(ident).join('.');
+          const name = tableOfObject(b.removeType, names(unwrap(o, 'List')?.items));
+          if (name !== undefined) {
             f.tables.add(name);
             f.writes.add(name);
           }
         }
-      } else if (b.removeType === 'OBJECT_SCHEMA') {
+      } else {
         for (const o of objects) {
           const s = str(o);
           if (s !== undefined) f.schemas.add(ident(s));
@@ -366,13 +565,37 @@ function node(type: string, b: Obj, ctx: Ctx): void {
       fields(b, ctx, ['relation']);
       return;
     case 'VariableSetStmt':
-      variableSet(b, ctx);
+      variableSet(b, ctx, true);
+      return;
+    case 'AlterRoleSetStmt':
+    case 'AlterDatabaseSetStmt':
+    case 'AlterSystemStmt':
+      // Stored defaults for later sessions: read as SET is.
+      variableSet(unwrap(b.setstmt, 'VariableSetStmt') ?? {}, ctx, false);
+      fields(b, ctx, ['setstmt']);
+      return;
+    case 'CreateRoleStmt':
+    case 'AlterRoleStmt':
+      if (grantsRoleCredential(type, b)) addKinds(ctx, 'credential');
+      fields(b, ctx);
+      return;
+    case 'CreateUserMappingStmt':
+    case 'AlterUserMappingStmt':
+      if ([...defElems(b.options).keys()].some((k) => MAPPING_CREDENTIALS.has(k.toLowerCase())))
+        addKinds(ctx, 'credential');
+      fields(b, ctx);
       return;
     case 'CreateFunctionStmt':
     case 'AlterFunctionStmt': {
-      const opts = defElems(type === 'CreateFunctionStmt' ? b.options : b.actions);
+      const list = type === 'CreateFunctionStmt' ? b.options : b.actions;
+      const opts = defElems(list);
       if (opts.has('security') && isTrue(opts.get('security')))
         addKinds(ctx, 'create-function-security-definer');
+      // SET clauses hold while the function runs, and its body is read under them.
+      for (const d of Array.isArray(list) ? list : []) {
+        const de = unwrap(d, 'DefElem');
+        if (de?.defname === 'set') variableSet(unwrap(de.arg, 'VariableSetStmt') ?? {}, ctx, false);
+      }
       if (type === 'CreateFunctionStmt') {
         const language = constText(opts.get('language'))?.toLowerCase() ?? 'sql';
         const as = opts.get('as');
@@ -410,6 +633,45 @@ function node(type: string, b: Obj, ctx: Ctx): void {
       inner(b.query, ctx, true);
       fields(b, ctx, ['query']);
       return;
+    case 'DefineStmt':
+    case 'AlterOperatorStmt':
+    case 'AlterTypeStmt':
+    case 'CreateRangeStmt':
+    case 'CreateFdwStmt':
+    case 'AlterFdwStmt':
+      functionOptions(b[FUNCTION_OPTION_LISTS[type] as string], ctx);
+      fields(b, ctx);
+      return;
+    case 'CreateCastStmt':
+    case 'CreateTransformStmt':
+    case 'CreateConversionStmt':
+    case 'CreatePLangStmt':
+    case 'CreateAmStmt':
+    case 'CreateEventTrigStmt':
+      for (const k of FUNCTION_FIELDS[type] ?? []) callsFunction(ctx, functionParts(b[k]));
+      fields(b, ctx, FUNCTION_FIELDS[type]);
+      return;
+    case 'CreateOpClassStmt':
+    case 'AlterOpFamilyStmt':
+      for (const i of Array.isArray(b.items) ? b.items : []) {
+        const item = unwrap(i, 'CreateOpClassItem');
+        // itemtype 2: OPCLASS_ITEM_FUNCTION (1 is an operator, 3 a storage type).
+        if (item?.itemtype === 2) callsFunction(ctx, functionParts(item.name));
+      }
+      fields(b, ctx);
+      return;
+    case 'CommentStmt':
+    case 'SecLabelStmt': {
+      const parts = names(unwrap(b.object, 'List')?.items);
+      const table = tableOfObject(b.objtype, parts);
+      if (table !== undefined) {
+        f.tables.add(table);
+        f.writes.add(table);
+        if (b.objtype === 'OBJECT_COLUMN') f.columns.add(parts[parts.length - 1] as string);
+      }
+      fields(b, ctx, ['object']);
+      return;
+    }
     case 'CreateTableAsStmt':
       writeRange(ctx, unwrap(b.into, 'IntoClause')?.rel);
       fields(b, ctx, ['into']);
@@ -422,9 +684,16 @@ function node(type: string, b: Obj, ctx: Ctx): void {
     case 'RefreshMatViewStmt':
     case 'AlterObjectSchemaStmt':
       writeRange(ctx, b.relation);
-      if (type === 'CreateTrigStmt') {
-        const fn = names(b.funcname).map(ident).join('.');
-        if (fn) f.functions.add(fn);
+      if (type === 'CreateTrigStmt') callsFunction(ctx, names(b.funcname));
+      if (type === 'AlterTableStmt') {
+        // DROP COLUMN destroys the column's data: a drop as well as an alter.
+        for (const c of Array.isArray(b.cmds) ? b.cmds : []) {
+          const cmd = unwrap(c, 'AlterTableCmd');
+          if (cmd?.subtype === 'AT_DropColumn') {
+            addKinds(ctx, 'drop');
+            if (typeof cmd.name === 'string') f.columns.add(cmd.name);
+          }
+        }
       }
       if (type === 'RuleStmt') {
         // A rule's actions run whenever the rule fires.
@@ -446,34 +715,19 @@ function node(type: string, b: Obj, ctx: Ctx): void {
   }
 }
 
-/** SET of the settings that change how the server reads SQL text is refused: the guard reads it as UTF-8 with standard strings. */
-function variableSet(b: Obj, ctx: Ctx): void {
+/**
+ * A SET, wherever it appears: directly (`session`: it applies now), or
+ * stored for later (ALTER ROLE / DATABASE / SYSTEM … SET, a function's SET
+ * clause). A setting that changes how the server reads SQL text is refused
+ * (sql-reading.ts); SET of role or session_authorization is its own kind.
+ */
+function variableSet(b: Obj, ctx: Ctx, session: boolean): void {
   const name = typeof b.name === 'string' ? b.name.toLowerCase() : '';
   if (name === 'role') addKinds(ctx, 'set-role');
   if (name === 'session_authorization') addKinds(ctx, 'set-session-authorization');
-  if (b.kind === 'VAR_RESET_ALL') addKinds(ctx, 'set-role');
-  const value =
-    Array.isArray(b.args) && b.args.length === 1 ? constText(b.args[0])?.toLowerCase() : undefined;
-  const settingValue = b.kind === 'VAR_SET_VALUE' ? value : undefined;
-  if (
-    name === 'client_encoding' &&
-    b.kind === 'VAR_SET_VALUE' &&
-    !['utf8', 'utf-8', 'unicode'].includes(settingValue ?? '')
-  ) {
-    ctx.facts.problems.push(
-      'client_encoding can only be UTF8 through the guard, which reads statements as UTF-8 the way the server then must',
-    );
-  }
-  if (
-    name === 'standard_conforming_strings' &&
-    b.kind === 'VAR_SET_VALUE' &&
-    settingValue !== 'on' &&
-    settingValue !== 'true'
-  ) {
-    ctx.facts.problems.push(
-      'standard_conforming_strings stays on through the guard: with it off the server reads backslashes in strings differently from the guard',
-    );
-  }
+  if (session && b.kind === 'VAR_RESET_ALL') addKinds(ctx, 'set-role');
+  const problem = settingProblem(b);
+  if (problem) ctx.facts.problems.push(problem);
   fields(b, ctx);
 }
 

@@ -1,0 +1,68 @@
+/**
+ * One fresh database, declared as `app` on a real `chaperone sidecar` of its
+ * own, for the PostgreSQL guard's end-to-end tests: the database on the e2e
+ * global setup's PostgreSQL, its Secret (a `url` key, mounted as the injector
+ * would), a namespace for the sidecar's identity, and a free port for the
+ * listener agents connect to.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { createDatabase, createNamespace, type TestDatabase, type TestNamespace } from './environment.ts';
+import { freePorts } from './ports.ts';
+import { type SidecarUnderTest, startSidecar } from './sidecar-harness.ts';
+
+export interface GuardedDatabase {
+  readonly sidecar: SidecarUnderTest;
+  readonly database: TestDatabase;
+  /** Where agents connect (database name `app`). */
+  readonly port: number;
+  /** Runs `fn` on a connection straight to the server, as the application role (setting up, checking). */
+  direct<T>(fn: (c: pg.Client) => Promise<T>): Promise<T>;
+  stop(): Promise<void>;
+}
+
+export async function startGuardedDatabase(o: {
+  /** Names the namespace and database (`pg-mask` → namespace `pg-mask-…`, database `pg_mask_…`). */
+  readonly name: string;
+  readonly pod: string;
+  readonly policy: string;
+  /** Runs on the database before the sidecar starts. */
+  readonly setup?: (c: pg.Client) => Promise<void>;
+}): Promise<GuardedDatabase> {
+  const ns: TestNamespace = await createNamespace(o.name);
+  const database = await createDatabase(o.name.replaceAll('-', '_'));
+  const [port] = (await freePorts(1)) as [number];
+  const secrets = mkdtempSync(join(tmpdir(), 'chaperone-db-secrets-'));
+  mkdirSync(join(secrets, 'app'));
+  writeFileSync(join(secrets, 'app', 'url'), database.url);
+  const direct = async <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => {
+    const c = new pg.Client({ connectionString: database.url });
+    await c.connect();
+    try {
+      return await fn(c);
+    } finally {
+      await c.end();
+    }
+  };
+  if (o.setup) await direct(o.setup);
+  const sidecar = await startSidecar({
+    namespace: ns.name,
+    pod: o.pod,
+    policy: o.policy,
+    extraArgs: ['--databases', `app=${port}`, '--databases-dir', secrets],
+  });
+  return {
+    sidecar,
+    database,
+    port,
+    direct,
+    async stop() {
+      await sidecar.stop();
+      await database.drop();
+      await ns.delete();
+      rmSync(secrets, { recursive: true, force: true });
+    },
+  };
+}
