@@ -28,6 +28,11 @@ export function tokenIssuer(): string {
   return kubeInfo().serviceAccountIssuer ?? SERVICE_ACCOUNT_ISSUER;
 }
 
+/** Flags of a collector that admits this cluster's sidecars: its data, the API server, the bound tokens' issuer. */
+export function clusterCollectorArgs(dataDir: string): string[] {
+  return ['--data-dir', dataDir, '--kubeconfig', kubeInfo().kubeconfigPath, '--token-issuer', tokenIssuer()];
+}
+
 export interface AgentPodOptions {
   /** Label the pod chaperone.dev/injected=true (default true). */
   readonly injected?: boolean;

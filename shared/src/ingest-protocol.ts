@@ -2,18 +2,21 @@
  * The audit ingest protocol between a sidecar and the collector.
  *
  * Transport: a WebSocket to `<collector>/v1/ingest`, subprotocol
- * `chaperone.ingest.v1`, JSON text messages. The sidecar authenticates with
- * its projected service-account token (audience `chaperone-collector`) in the
- * `Authorization: Bearer` header; the collector takes the pod identity from
- * the verified token's claims and refuses events whose `chaperone.source`
- * names anyone else.
+ * `chaperone.ingest.v2` (events and exec recordings; `chaperone.ingest.v1`,
+ * events only, is still accepted from older sidecars), JSON text messages.
+ * The sidecar authenticates with its projected service-account token
+ * (audience `chaperone-collector`) in the `Authorization: Bearer` header; the
+ * collector takes the pod identity from the verified token's claims and
+ * refuses events whose `chaperone.source` names anyone else.
  *
  *   sidecar                                   collector
  *   hello {sidecarId}                   →
  *                                       ←     welcome {head: {seq, hash}}     (last durable event of this chain)
  *   batch {batchId, events[seq > head]} →
  *                                       ←     ack {batchId, upToSeq, stored, duplicates}   (only after commit/fsync)
- *                                       ←     nack {batchId, code, message, retryable}     (nothing of the batch stored)
+ *   recording {batchId, sessionId,      →
+ *              offset, data}            ←     recorded {batchId, size, duplicate}          (only after commit/fsync)
+ *                                       ←     nack {batchId, code, message, retryable}     (nothing of the message stored)
  *
  * A chain belongs to one pod: its id is `chainIdFor(pod)` —
  * `<namespace>/<pod>/<pod uid>` from the token's claims — and the collector
@@ -22,22 +25,51 @@
  * bounds below (sequence numbers at most MAX_SEQ); a batch with a value out
  * of range is refused with a nack naming it.
  *
- * Delivery is at-least-once: the sidecar resends unacknowledged batches after
- * a reconnect, starting after `welcome.head.seq`; the collector recognises
- * duplicates by event id and acknowledges them without storing them twice.
- * Events of one sidecar are sent in sequence order. Back-pressure: the sidecar
- * keeps at most `MAX_IN_FLIGHT_BATCHES` unacknowledged batches; the collector
- * stops reading while its write queue is full.
+ * Recordings (v2): an exec or attach session's asciicast v2 text, sent in
+ * chunks of whole lines while the session runs. `offset` is the chunk's
+ * position in the recording in UTF-8 bytes; the collector appends a chunk at
+ * the recording's end, recognises a resent one (same bytes at the same
+ * offset: `recorded` with `duplicate`) and refuses one that would leave a hole
+ * (`out_of_order`) or differs from what it holds (`recording_conflict`). A
+ * recording belongs to the chain whose events name its session
+ * (`chaperone.sessionId`): the collector refuses a first chunk for a session
+ * no event of this connection's chain names (`identity_mismatch`), and later
+ * chunks from any other chain. Messages of both kinds share the `batchId`
+ * numbering, so a nack names either.
+ *
+ * Delivery is at-least-once: the sidecar resends unacknowledged messages
+ * after a reconnect, events starting after `welcome.head.seq`; the collector
+ * recognises duplicate events by id and duplicate recording chunks by offset,
+ * and acknowledges them without storing them twice. A sidecar sends its
+ * spool in order (events in sequence order; a session's open event before its
+ * recording). Back-pressure: the sidecar keeps at most
+ * `MAX_IN_FLIGHT_BATCHES` unacknowledged messages; the collector stops
+ * reading while its write queue is full.
+ *
+ * Versions: a collector that knows only `chaperone.ingest.v1` answers a
+ * sidecar offering v2 alone with HTTP 400 naming v1, before any event is
+ * sent: upgrade collectors before sidecars.
  */
 import { type AuditEvent, MAX_SEQ, validateAuditEvent } from './audit-event.ts';
 import { ValidationError } from './errors.ts';
 
 export const INGEST_PATH = '/v1/ingest';
-export const INGEST_SUBPROTOCOL = 'chaperone.ingest.v1';
+/** What sidecars offer: events and recordings. */
+export const INGEST_SUBPROTOCOL = 'chaperone.ingest.v2';
+/** Events only (sidecars without exec recordings); collectors still accept it. */
+export const INGEST_SUBPROTOCOL_V1 = 'chaperone.ingest.v1';
+/** What a collector accepts, in the order it prefers them. */
+export const INGEST_SUBPROTOCOLS = [INGEST_SUBPROTOCOL, INGEST_SUBPROTOCOL_V1] as const;
 export const COLLECTOR_AUDIENCE = 'chaperone-collector';
 export const MAX_BATCH_EVENTS = 1000;
 export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 export const MAX_IN_FLIGHT_BATCHES = 4;
+/** Largest recording the collector keeps for one session (UTF-8 bytes of asciicast text). */
+export const MAX_RECORDING_BYTES = 64 * 1024 * 1024;
+/** Largest chunk of a recording one message may carry. */
+export const MAX_RECORDING_CHUNK_BYTES = 256 * 1024;
+/** Session ids a recording may be filed under (the sidecar's are UUIDs). */
+export const RECORDING_SESSION_ID = /^[A-Za-z0-9._:-]{1,256}$/;
 
 /** Schema versions a hello may name (the collector then says which one it reads). */
 export const MAX_SCHEMA_VERSION = 1000;
@@ -72,6 +104,8 @@ export const NACK_CODES = [
   'identity_mismatch',
   'out_of_order',
   'unavailable',
+  'invalid_recording',
+  'recording_conflict',
 ] as const;
 export type NackCode = (typeof NACK_CODES)[number];
 
@@ -94,7 +128,19 @@ export interface BatchMessage<E = AuditEvent> {
   readonly events: readonly E[];
 }
 
-export type ClientMessage<E = AuditEvent> = HelloMessage | BatchMessage<E>;
+/** A chunk of a session's asciicast v2 recording: whole lines, at `offset` bytes into it. */
+export interface RecordingMessage {
+  readonly type: 'recording';
+  /** Numbered with the batches: a nack names it. */
+  readonly batchId: number;
+  readonly sessionId: string;
+  /** UTF-8 bytes of the recording before `data`. */
+  readonly offset: number;
+  /** asciicast v2 lines, each ending in "\n"; the header line is the first of the chunk at offset 0. */
+  readonly data: string;
+}
+
+export type ClientMessage<E = AuditEvent> = HelloMessage | BatchMessage<E> | RecordingMessage;
 
 export interface WelcomeMessage {
   readonly type: 'welcome';
@@ -119,7 +165,16 @@ export interface NackMessage {
   readonly retryable: boolean;
 }
 
-export type ServerMessage = WelcomeMessage | AckMessage | NackMessage;
+export interface RecordedMessage {
+  readonly type: 'recorded';
+  readonly batchId: number;
+  /** The session's recording is durable up to this many bytes. */
+  readonly size: number;
+  /** The chunk was there already (a resend). */
+  readonly duplicate: boolean;
+}
+
+export type ServerMessage = WelcomeMessage | AckMessage | RecordedMessage | NackMessage;
 
 function parseJson(text: string, what: string): Record<string, unknown> {
   if (text.length > MAX_MESSAGE_BYTES) {
@@ -194,10 +249,22 @@ export function parseClientMessage(
       });
       return { type: 'batch', batchId: m.batchId, events };
     }
+    case 'recording': {
+      const batchId = bounded(m.batchId, '/batchId', 0, Number.MAX_SAFE_INTEGER);
+      if (typeof m.sessionId !== 'string' || !RECORDING_SESSION_ID.test(m.sessionId))
+        throw new ValidationError(
+          '/sessionId',
+          'must be 1 to 256 characters of letters, digits and . _ : - (the session id of the events)',
+        );
+      const offset = bounded(m.offset, '/offset', 0, MAX_RECORDING_BYTES);
+      if (typeof m.data !== 'string') throw new ValidationError('/data', 'must be a string');
+      checkAsciicastChunk(m.data, offset);
+      return { type: 'recording', batchId, sessionId: m.sessionId, offset, data: m.data };
+    }
     default:
       throw new ValidationError(
         '/type',
-        `unknown message type ${JSON.stringify(m.type)}; expected hello or batch`,
+        `unknown message type ${JSON.stringify(m.type)}; expected hello, batch or recording`,
       );
   }
 }
@@ -221,6 +288,13 @@ export function parseServerMessage(text: string): ServerMessage {
         stored: m.stored === undefined ? 0 : bounded(m.stored, '/stored', 0, MAX_BATCH_EVENTS),
         duplicates:
           m.duplicates === undefined ? 0 : bounded(m.duplicates, '/duplicates', 0, MAX_BATCH_EVENTS),
+      };
+    case 'recorded':
+      return {
+        type: 'recorded',
+        batchId: bounded(m.batchId, '/batchId', 0, Number.MAX_SAFE_INTEGER),
+        size: bounded(m.size, '/size', 0, MAX_RECORDING_BYTES),
+        duplicate: m.duplicate === true,
       };
     case 'nack':
       if (typeof m.code !== 'string') {
@@ -246,6 +320,74 @@ function bounded(v: unknown, path: string, min: number, max: number): number {
       `must be an integer from ${min} to ${max}, got ${JSON.stringify(v) ?? 'nothing'}`,
     );
   return v;
+}
+
+/**
+ * Checks a recording chunk is asciicast v2 text that `asciinema play` (2.2,
+ * which reads v1 and v2 only) can read once appended at `offset`: whole
+ * lines, each one JSON value; at offset 0 the first is the header
+ * (`{"version": 2, "width", "height", …}`), every other line an event
+ * `[time, code, data]`. Python reads the file with universal newlines, so a
+ * raw CR (legal JSON whitespace) would split a line there: refused. Throws a
+ * ValidationError under `/data`.
+ */
+export function checkAsciicastChunk(data: string, offset: number): void {
+  const bytes = Buffer.byteLength(data, 'utf8');
+  if (bytes === 0) throw new ValidationError('/data', 'must not be empty');
+  if (bytes > MAX_RECORDING_CHUNK_BYTES)
+    throw new ValidationError('/data', `is ${bytes} bytes; the limit is ${MAX_RECORDING_CHUNK_BYTES}`);
+  if (offset + bytes > MAX_RECORDING_BYTES)
+    throw new ValidationError(
+      '/data',
+      `would make the recording ${offset + bytes} bytes; the limit is ${MAX_RECORDING_BYTES}`,
+    );
+  if (!data.endsWith('\n')) throw new ValidationError('/data', 'must be whole lines, each ending in "\\n"');
+  if (!data.isWellFormed() || data.includes('\u0000') || data.includes('\r'))
+    throw new ValidationError('/data', 'is not asciicast text (unpaired surrogate, NUL or a raw CR)');
+  let start = 0;
+  for (let line = 0; start < data.length; line++) {
+    const end = data.indexOf('\n', start);
+    const text = data.slice(start, end);
+    start = end + 1;
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch {
+      throw new ValidationError(`/data`, `line ${line + 1} is not JSON`);
+    }
+    if (offset === 0 && line === 0) {
+      const h = v as { version?: unknown; width?: unknown; height?: unknown; timestamp?: unknown };
+      if (
+        typeof v !== 'object' ||
+        v === null ||
+        Array.isArray(v) ||
+        h.version !== 2 ||
+        !isDimension(h.width) ||
+        !isDimension(h.height) ||
+        (h.timestamp !== undefined && (typeof h.timestamp !== 'number' || !Number.isFinite(h.timestamp)))
+      )
+        throw new ValidationError(
+          '/data',
+          'a recording starts with an asciicast v2 header: {"version": 2, "width": W, "height": H}',
+        );
+      continue;
+    }
+    if (
+      !Array.isArray(v) ||
+      v.length !== 3 ||
+      typeof v[0] !== 'number' ||
+      !Number.isFinite(v[0]) ||
+      v[0] < 0 ||
+      typeof v[1] !== 'string' ||
+      v[1].length === 0 ||
+      typeof v[2] !== 'string'
+    )
+      throw new ValidationError(`/data`, `line ${line + 1} is not an asciicast v2 event [time, code, data]`);
+  }
+}
+
+function isDimension(v: unknown): boolean {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 10_000;
 }
 
 export function encodeMessage(m: ClientMessage | ServerMessage): string {

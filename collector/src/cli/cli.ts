@@ -5,7 +5,8 @@
  *   chaperone audit tail [-f] [filters]     the newest events, then follow
  *   chaperone audit alerts                  integrity alerts
  *   chaperone audit verify                  re-check the whole store offline, per sidecar
- *   chaperone replay <session>              a session's events in order, and its recording
+ *   chaperone replay <session>              a session's events in order, then its recording played
+ *   chaperone recording export <session>    the recording as an asciicast v2 file for asciinema
  * Registering is cheap: the collector and the store (node:sqlite, pg, jose) are
  * imported by the actions that use them.
  */
@@ -27,7 +28,8 @@ import { COLLECTOR_SCHEMA, inClusterApiServer } from '../config.ts';
 import type { FILTER_PARAMS } from '../events/event-filter.ts';
 import { rfc3339ToMicros } from '../events/time.ts';
 import type { ChainReport } from '../integrity/audit-verify.ts';
-import { createApiClient } from './api-client.ts';
+import { type ApiClient, createApiClient } from './api-client.ts';
+import { castDuration, parseCast, playCast } from './asciicast-play.ts';
 import { summary, TABLE_HEADER, tableRows } from './event-format.ts';
 import { safeJson, visible } from './terminal-safe.ts';
 
@@ -371,12 +373,36 @@ export const register: RegisterCommands = (program, ctx) => {
   // --- chaperone replay <session> -------------------------------------------
   const replay = program
     .command('replay')
-    .description('Replay a session: its events in order, and its exec recording (asciicast v2)')
+    .description(
+      'Replay a session: its events in order, then its exec recording (asciicast v2) played in this terminal',
+    )
     .argument('<session>', 'session id')
-    .option('--recording <file>', 'save the recording to this file (play it with: asciinema play <file>)')
-    .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'));
+    .option('--speed <n>', 'play this many times faster (0.5 plays at half speed)', '1')
+    .option('--max-idle <seconds>', 'shorten every pause in the recording to at most this long')
+    .option('--cat', 'print the recording at once instead of in real time')
+    .option('--no-wait', 'the same as --cat')
+    .option('--recording <file>', 'save the recording to this file instead of playing it (asciicast v2)')
+    .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'))
+    .addHelpText(
+      'after',
+      `
+The recording is the agent's terminal output. Colours, cursor movement, erasing and
+full-screen programs replay as the agent saw them; what could act beyond the replay is
+not passed to this terminal and is counted at the end: sequences that make a terminal
+answer (status and attribute reports), window titles, the clipboard, hyperlinks and
+every other OSC/DCS/APC string, keyboard, mouse and paste modes, resets, erasing the
+scrollback, C0 controls other than BS, HT, LF and CR, and C1 controls. Modes the replay
+may leave set (colours, the alternate screen, scroll region, hidden cursor) are undone
+at the end. 'chaperone recording export' writes the recording exactly as stored;
+'asciinema play' replays it raw, escape sequences included.
+
+When standard output is not a terminal, the recording is printed at once.`,
+    );
   const replayConfig = withConfigOptions(replay, CLIENT_SCHEMA, envFor(ctx, CLIENT_SCHEMA));
   replay.action(async (session: string, opts: Record<string, unknown>) => {
+    const speed = positiveNumber('--speed', String(opts.speed), 1000);
+    const maxIdle =
+      opts.maxIdle === undefined ? undefined : positiveNumber('--max-idle', String(opts.maxIdle), 86_400);
     const api = createApiClient(replayConfig(opts));
     const id = encodeURIComponent(session);
     const s = await api.get<{ sessionId: string; recording: boolean; events: AuditEvent[] }>(
@@ -394,20 +420,102 @@ export const register: RegisterCommands = (program, ctx) => {
           `+${dt.padStart(9)}s  ${d.action.padEnd(6)}  ${summary(e)}${d.action === 'allow' ? '' : `  [${d.rule}]`}`,
         );
       }
-      print(
-        s.recording
-          ? `recording: available${opts.recording ? '' : ` (save it with --recording ${session}.cast)`}`
-          : 'recording: none',
-      );
+      if (!s.recording) print('recording: none');
     }
+    if (!s.recording) {
+      if (opts.recording) throw new ChaperoneError('not_found', `session ${session} has no recording`);
+      return;
+    }
+    const text = await fetchRecording(api, session);
     if (opts.recording) {
-      if (!s.recording) throw new ChaperoneError('not_found', `session ${session} has no recording`);
-      const res = await api.raw(`/v1/sessions/${id}/recording`);
-      if (res.status !== 200)
-        throw new ChaperoneError('unavailable', `fetching the recording: HTTP ${res.status}`);
-      writeFileSync(String(opts.recording), res.body);
+      writeFileSync(String(opts.recording), text);
       if (opts.output !== 'json')
-        print(`saved to ${String(opts.recording)}: asciinema play ${String(opts.recording)}`);
+        print(`recording saved to ${String(opts.recording)}: asciinema play ${String(opts.recording)}`);
+      return;
     }
+    if (opts.output === 'json') return;
+    const cast = parseCast(text);
+    const realTime = !opts.cat && opts.wait !== false && process.stdout.isTTY === true;
+    const maxIdleMs = maxIdle === undefined ? undefined : maxIdle * 1000;
+    const seconds = castDuration(cast, maxIdleMs) / speed;
+    print(
+      `recording: ${cast.width}x${cast.height}, ${realTime ? `${seconds.toFixed(1)} s at speed ${speed} (--cat prints it at once)` : 'printed at once'}; controls that could act beyond the replay are not passed on (see --help)`,
+    );
+    print('--- recording ---');
+    const stop = new AbortController();
+    const interrupt = () => stop.abort();
+    process.once('SIGINT', interrupt);
+    let r: Awaited<ReturnType<typeof playCast>>;
+    try {
+      r = await playCast(cast, {
+        realTime,
+        speed,
+        ...(maxIdleMs === undefined ? {} : { maxIdleMs }),
+        write: (t) => process.stdout.write(t),
+        signal: stop.signal,
+      });
+    } finally {
+      process.off('SIGINT', interrupt);
+    }
+    if (!r.atLineStart) process.stdout.write('\r\n');
+    const notes = [
+      ...r.markers,
+      ...(r.dropped > 0 ? [`${r.dropped} control sequences not passed to this terminal`] : []),
+    ];
+    print(
+      `--- ${r.interrupted ? 'replay interrupted' : 'end of recording'}${notes.length ? `: ${notes.join('; ')}` : ''} ---`,
+    );
+    if (r.interrupted) process.exitCode = 130;
+  });
+
+  // --- chaperone recording export <session> ----------------------------------
+  const recording = program.command('recording').description('Session recordings (asciicast v2)');
+  const exportCmd = recording
+    .command('export')
+    .description("Write a session's recording as an asciicast v2 file, exactly as stored, for asciinema")
+    .argument('<session>', 'session id')
+    .requiredOption(
+      '-o, --output <file>',
+      'the .cast file to write (- for standard output, when it is not a terminal)',
+    )
+    .addHelpText(
+      'after',
+      `
+'asciinema play FILE' and 'asciinema cat FILE' (asciinema 2.2 reads asciicast v1 and v2) write
+the agent's terminal output to your terminal raw, escape sequences included: for a session
+you do not trust, replay it with 'chaperone replay', which passes on only what is safe.`,
+    );
+  const exportConfig = withConfigOptions(exportCmd, CLIENT_SCHEMA, envFor(ctx, CLIENT_SCHEMA));
+  exportCmd.action(async (session: string, opts: Record<string, unknown>) => {
+    const out = String(opts.output);
+    if (out === '-' && process.stdout.isTTY)
+      throw new UsageError(
+        "standard output is a terminal: the recording would act on it raw. Give a file (-o FILE), or use 'chaperone replay'",
+      );
+    const api = createApiClient(exportConfig(opts));
+    const text = await fetchRecording(api, session);
+    parseCast(text);
+    if (out === '-') {
+      process.stdout.write(text);
+      return;
+    }
+    writeFileSync(out, text);
+    print(`wrote ${Buffer.byteLength(text)} bytes to ${out} (asciicast v2): asciinema play ${out}`);
   });
 };
+
+/** The session's recording, as the collector stores it. */
+async function fetchRecording(api: ApiClient, session: string): Promise<string> {
+  const res = await api.raw(`/v1/sessions/${encodeURIComponent(session)}/recording`);
+  if (res.status === 404) throw new ChaperoneError('not_found', `session ${session} has no recording`);
+  if (res.status !== 200)
+    throw new ChaperoneError('unavailable', `fetching the recording: HTTP ${res.status}`);
+  return res.body;
+}
+
+function positiveNumber(name: string, raw: string, max: number): number {
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0 || n > max)
+    throw new UsageError(`${name} must be a number above 0 and at most ${max}`);
+  return n;
+}

@@ -12,6 +12,14 @@ import { checkMessageDepth } from './json-depth.ts';
 export type ParsedMessage =
   | { readonly kind: 'hello'; readonly sidecarId: string; readonly schemaVersion: number }
   | { readonly kind: 'batch'; readonly batchId: number; readonly events: readonly IncomingEvent[] }
+  /** A recording chunk, its asciicast text checked (shared checkAsciicastChunk). */
+  | {
+      readonly kind: 'recording';
+      readonly batchId: number;
+      readonly sessionId: string;
+      readonly offset: number;
+      readonly data: string;
+    }
   /** Malformed: the ValidationError's path and message, and the batch it was, if that can be read. */
   | {
       readonly kind: 'invalid';
@@ -28,9 +36,16 @@ export function parseIngestMessage(text: string, receivedUs: number): ParsedMess
     // Before the parser or anything recursive sees it: a deep message costs one scan of its text.
     checkMessageDepth(text);
     const msg = parseClientMessage(text, (value) => validateIncoming(value, receivedUs));
-    return msg.type === 'hello'
-      ? { kind: 'hello', sidecarId: msg.sidecarId, schemaVersion: msg.schemaVersion }
-      : { kind: 'batch', batchId: msg.batchId, events: msg.events };
+    switch (msg.type) {
+      case 'hello':
+        return { kind: 'hello', sidecarId: msg.sidecarId, schemaVersion: msg.schemaVersion };
+      case 'batch':
+        return { kind: 'batch', batchId: msg.batchId, events: msg.events };
+      case 'recording': {
+        const { batchId, sessionId, offset, data } = msg;
+        return { kind: 'recording', batchId, sessionId, offset, data };
+      }
+    }
   } catch (err) {
     if (!(err instanceof ValidationError))
       return { kind: 'failed', message: (err as Error)?.message ?? String(err) };
@@ -45,7 +60,7 @@ export function parseIngestMessage(text: string, receivedUs: number): ParsedMess
 }
 
 /**
- * The batchId of a refused message, so the refusal can name it (worked out
+ * The batchId of a refused batch or recording message, so the refusal can name it (worked out
  * here, on the parse worker, only for refused messages): the top-level
  * members read without parsing the rest, so a message refused for its
  * nesting is not parsed after all.
@@ -54,7 +69,10 @@ function batchIdOf(text: string): number | undefined {
   if (text.length > MAX_MESSAGE_BYTES) return undefined;
   const top = topLevelScalars(text);
   const id = top.batchId;
-  return top.type === 'batch' && typeof id === 'number' && Number.isSafeInteger(id) && id >= 0
+  return (top.type === 'batch' || top.type === 'recording') &&
+    typeof id === 'number' &&
+    Number.isSafeInteger(id) &&
+    id >= 0
     ? id
     : undefined;
 }

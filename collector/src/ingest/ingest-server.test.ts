@@ -13,7 +13,7 @@ import {
   type ServerMessage,
 } from '@chaperone/shared';
 import { type ObjectFacts, PodAdmission } from '../auth/pod-admission.ts';
-import type { AuditStore } from '../store/store.ts';
+import type { AuditStore, IncomingWrite } from '../store/store.ts';
 import { ClosedError, type Connection, connectIngest, streamEvents } from '../testing/ingest-client.ts';
 import { makeChain } from '../testing/test-events.ts';
 import {
@@ -478,17 +478,17 @@ describe('ingest ordering and back-pressure', () => {
   });
 });
 
+/** The store with its group commit (what the write queue calls) going through `commit`. */
 function wrap(
   s: AuditStore,
-  append: (
-    b: Parameters<AuditStore['append']>[0],
-    next: AuditStore['append'],
-  ) => ReturnType<AuditStore['append']>,
+  commit: (
+    b: readonly IncomingWrite[],
+    next: (w: readonly IncomingWrite[]) => Promise<readonly unknown[]>,
+  ) => Promise<readonly unknown[]>,
 ): AuditStore {
   return new Proxy(s, {
     get(target, prop, receiver) {
-      if (prop === 'append')
-        return (b: Parameters<AuditStore['append']>[0]) => append(b, (x) => target.append(x));
+      if (prop === 'commit') return (b: readonly IncomingWrite[]) => commit(b, (x) => target.commit(x));
       const v = Reflect.get(target, prop, receiver);
       return typeof v === 'function' ? v.bind(target) : v;
     },

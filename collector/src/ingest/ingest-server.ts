@@ -1,7 +1,9 @@
 /**
  * The server side of the ingest protocol (shared/src/ingest-protocol.ts):
  * WebSocket upgrades at /v1/ingest, authenticated before the upgrade, then
- * hello → welcome, batch → ack/nack per connection.
+ * hello → welcome, batch → ack/nack, recording → recorded/nack per
+ * connection (recordings only on `chaperone.ingest.v2`; a `v1` connection,
+ * from an older sidecar, carries events alone).
  *
  * - Authentication happens before the upgrade: no subprotocol → 400, no or
  *   bad token → 401, a token not bound to a pod → 403, a pod Chaperone did
@@ -18,6 +20,10 @@
  *   nack `invalid_event`; `welcome` offers only a stored head within range.
  * - An ack is sent only after the write queue resolved the batch as
  *   committed; nacks say why and whether a resend can succeed.
+ * - A recording chunk goes through the same write queue, on its chain, so it
+ *   commits after the events sent before it (its session's open event among
+ *   them); the store files it under the connection's pod and chain and keeps
+ *   it only for a session that chain's events name (recording-append.ts).
  * - Back-pressure: while the write queue is full, or a connection has too
  *   many batches outstanding, its socket is not read (TCP pushes back).
  * - A connection is closed (4401) when its token expires, so a long-lived
@@ -31,6 +37,7 @@ import {
   encodeMessage,
   GENESIS_HASH,
   INGEST_SUBPROTOCOL,
+  INGEST_SUBPROTOCOLS,
   type Logger,
   MAX_IN_FLIGHT_BATCHES,
   MAX_MESSAGE_BYTES,
@@ -52,11 +59,19 @@ import type { CollectorMetrics } from '../collector-metrics.ts';
 import type { IncomingEvent } from '../events/incoming-event.ts';
 import { microsToRfc3339, nowMicros } from '../events/time.ts';
 import { describeIdentity, ownerMismatchMessage, sameOwner } from '../store/ingest-plan.ts';
-import type { AuditStore, BatchOutcome, IntegrityAlert } from '../store/store.ts';
+import type {
+  AuditStore,
+  BatchOutcome,
+  IncomingRecording,
+  IncomingWrite,
+  IntegrityAlert,
+  OutcomeOf,
+  RecordingOutcome,
+} from '../store/store.ts';
 import { batchBoundsProblem } from './batch-bounds.ts';
 import type { ParsedMessage } from './ingest-parse.ts';
 import { createMessageParser, type MessageParser } from './ingest-parser.ts';
-import type { WriteQueue } from './write-queue.ts';
+import type { QueuedBatch, WriteQueue } from './write-queue.ts';
 
 /** Batches a connection may have waiting for commit before we stop reading it. */
 const MAX_OUTSTANDING = MAX_IN_FLIGHT_BATCHES * 2;
@@ -102,7 +117,7 @@ export class IngestServer {
       // Room to read an oversized batch far enough to answer it with a nack.
       maxPayload: 2 * MAX_MESSAGE_BYTES,
       perMessageDeflate: false,
-      handleProtocols: (protocols) => (protocols.has(INGEST_SUBPROTOCOL) ? INGEST_SUBPROTOCOL : false),
+      handleProtocols: (protocols) => INGEST_SUBPROTOCOLS.find((p) => protocols.has(p)) ?? false,
     });
   }
 
@@ -116,8 +131,13 @@ export class IngestServer {
     const offered = String(req.headers['sec-websocket-protocol'] ?? '')
       .split(',')
       .map((p) => p.trim());
-    if (!offered.includes(INGEST_SUBPROTOCOL)) {
-      this.#refuse(socket, 400, 'protocol', `use the WebSocket subprotocol ${INGEST_SUBPROTOCOL}`);
+    if (!INGEST_SUBPROTOCOLS.some((p) => offered.includes(p))) {
+      this.#refuse(
+        socket,
+        400,
+        'protocol',
+        `use the WebSocket subprotocol ${INGEST_SUBPROTOCOLS.join(' or ')}`,
+      );
       return;
     }
     const auth = String(req.headers.authorization ?? '');
@@ -216,6 +236,10 @@ class IngestConnection {
   #helloPending = false;
   /** An earlier batch was not stored and will be resent: refuse gaps until it is. */
   #lostBatch = false;
+  /** An earlier recording chunk was not stored and will be resent (after the sidecar reconnects). */
+  #lostChunk = false;
+  /** The connection speaks chaperone.ingest.v2: it may send recordings. */
+  readonly #recordings: boolean;
   #outstanding = 0;
   /** Messages received and still being parsed: they count against the limit too. */
   #parsing = 0;
@@ -228,6 +252,7 @@ class IngestConnection {
     this.#ws = ws;
     this.#identity = identity;
     this.#opts = opts;
+    this.#recordings = ws.protocol === INGEST_SUBPROTOCOL;
     this.#log = opts.logger.child({ namespace: identity.namespace, pod: identity.pod, remote });
     this.#log.debug('sidecar connected');
     this.#timers.push(
@@ -310,6 +335,9 @@ class IngestConnection {
         return;
       case 'batch':
         this.#batch(msg.batchId, msg.events, bytes, arrived);
+        return;
+      case 'recording':
+        this.#recording(msg, bytes, arrived.us);
     }
   }
 
@@ -394,10 +422,10 @@ class IngestConnection {
         return;
       }
     }
-    this.#outstanding++;
-    this.#maybePause();
-    this.#opts.queue
-      .submit({
+    this.#queue(
+      batchId,
+      'batch',
+      {
         chain: sidecarId,
         events: events.length,
         bytes,
@@ -408,25 +436,102 @@ class IngestConnection {
           receivedUs,
           rejectLeadingGap: this.#lostBatch,
         }),
+      },
+      (o) => this.#answer(batchId, o, receivedAt),
+      () => {
+        this.#lostBatch = true;
+      },
+    );
+  }
+
+  /**
+   * Queues a write for group commit and answers it when the store has: `answer` with the
+   * outcome, or a retryable nack when the store failed (after `lost`). The connection is not
+   * read while too many are waiting.
+   */
+  #queue<W extends IncomingWrite>(
+    batchId: number,
+    what: string,
+    item: QueuedBatch<W>,
+    answer: (o: OutcomeOf<W>) => void,
+    lost: () => void,
+  ): void {
+    this.#outstanding++;
+    this.#maybePause();
+    this.#opts.queue
+      .submit(item)
+      .then(answer, (err: unknown) => {
+        lost();
+        this.#log.error({ err, batchId }, `storing a ${what} failed`);
+        this.#nack(batchId, 'unavailable', `the audit store is unavailable: ${(err as Error).message}`, true);
       })
-      .then(
-        (o) => this.#answer(batchId, o, receivedAt),
-        (err: unknown) => {
-          this.#lostBatch = true;
-          this.#log.error({ err, batchId }, 'storing a batch failed');
-          this.#nack(
-            batchId,
-            'unavailable',
-            `the audit store is unavailable: ${(err as Error).message}`,
-            true,
-          );
-        },
-      )
       .finally(() => {
         this.#outstanding--;
         this.#maybeResume();
       })
-      .catch((err: unknown) => this.#log.error({ err, batchId }, 'answering a batch failed'));
+      .catch((err: unknown) => this.#log.error({ err, batchId }, `answering a ${what} failed`));
+  }
+
+  #recording(
+    m: {
+      readonly batchId: number;
+      readonly sessionId: string;
+      readonly offset: number;
+      readonly data: string;
+    },
+    bytes: number,
+    receivedUs: number,
+  ): void {
+    const sidecarId = this.#sidecarId;
+    if (!sidecarId) {
+      this.close(CLOSE_CODES.protocolError, 'send hello before batches');
+      return;
+    }
+    if (!this.#recordings) {
+      this.close(CLOSE_CODES.protocolError, `recording messages need the subprotocol ${INGEST_SUBPROTOCOL}`);
+      return;
+    }
+    const { batchId, sessionId, offset, data } = m;
+    this.#queue(
+      batchId,
+      'recording chunk',
+      {
+        chain: sidecarId,
+        events: 1,
+        bytes,
+        build: (): IncomingRecording => ({
+          kind: 'recording',
+          sidecarId,
+          identity: this.#identity,
+          sessionId,
+          offset,
+          data,
+          receivedUs,
+          afterLoss: this.#lostChunk || this.#lostBatch,
+        }),
+      },
+      (o) => this.#recorded(batchId, sidecarId, sessionId, o),
+      () => {
+        this.#lostChunk = true;
+      },
+    );
+  }
+
+  #recorded(batchId: number, sidecarId: string, sessionId: string, o: RecordingOutcome): void {
+    if (o.kind === 'recorded') {
+      this.#opts.metrics.batches.inc({ outcome: 'recorded' });
+      this.#send({ type: 'recorded', batchId, size: o.size, duplicate: o.duplicate });
+      return;
+    }
+    if (o.retryable) this.#lostChunk = true;
+    this.#log.info({ batchId, sessionId, code: o.code, reason: o.message }, 'recording chunk refused');
+    if (o.code === 'identity_mismatch' && !o.retryable)
+      void this.#alert({
+        kind: 'identity_mismatch',
+        sidecarId,
+        message: `${describeIdentity(this.#identity)} on chain ${sidecarId}: ${o.message}`,
+      });
+    this.#nack(batchId, o.code, o.message, o.retryable);
   }
 
   #answer(batchId: number, o: BatchOutcome, receivedAt: number): void {
@@ -476,14 +581,17 @@ class IngestConnection {
       this.close(CLOSE_CODES.protocolError, 'send hello before batches');
       return;
     }
+    const recording = path === '/data' || path === '/sessionId' || path === '/offset';
     const code: NackCode =
-      (path === '' || path === '/events') && /the limit is/.test(err.message)
+      (path === '' || path === '/events' || recording) && /the limit is/.test(err.message)
         ? 'too_large'
-        : /\/chaperone\/schemaVersion$/.test(path)
-          ? 'schema_version'
-          : path.startsWith('/events/')
-            ? 'invalid_event'
-            : 'malformed';
+        : recording
+          ? 'invalid_recording'
+          : /\/chaperone\/schemaVersion$/.test(path)
+            ? 'schema_version'
+            : path.startsWith('/events/')
+              ? 'invalid_event'
+              : 'malformed';
     this.#log.info({ batchId, code, reason: err.message }, 'batch refused');
     this.#nack(batchId, code, err.message, false);
   }

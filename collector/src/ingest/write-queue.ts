@@ -2,7 +2,9 @@
  * The bounded write queue between ingest connections and the store, with
  * group commit: while a group of batches is being committed, new batches
  * wait; the next group takes all of them (up to a size limit) into one
- * transaction, so one fsync covers many batches from many sidecars.
+ * transaction, so one fsync covers many batches from many sidecars. A
+ * recording chunk is queued like a batch (of its connection's chain), so it
+ * commits after the events that came before it.
  *
  * Bounded: `full` turns true at the event or byte limit; connections then
  * stop reading their sockets until `drained` fires (at half the limit).
@@ -15,20 +17,21 @@
  */
 import type { Logger } from '@chaperone/shared';
 import type { CollectorMetrics } from '../collector-metrics.ts';
-import type { AuditStore, BatchOutcome, IncomingBatch } from '../store/store.ts';
+import type { AuditStore, IncomingWrite, OutcomeOf } from '../store/store.ts';
 
-export interface QueuedBatch {
+export interface QueuedBatch<W extends IncomingWrite = IncomingWrite> {
   /** The chain (sidecarId) the batch extends. */
   readonly chain: string;
   /** Built when the batch joins a group, so it sees its connection's latest state. */
-  build(): IncomingBatch;
+  build(): W;
+  /** Events it carries (a recording chunk counts as one). */
   readonly events: number;
   readonly bytes: number;
 }
 
 interface Entry {
   readonly item: QueuedBatch;
-  resolve(o: BatchOutcome): void;
+  resolve(o: OutcomeOf<IncomingWrite>): void;
   reject(err: unknown): void;
 }
 
@@ -84,10 +87,10 @@ export class WriteQueue {
   }
 
   /** Resolves with the batch's outcome once committed; rejects when the store failed. */
-  submit(item: QueuedBatch): Promise<BatchOutcome> {
+  submit<W extends IncomingWrite>(item: QueuedBatch<W>): Promise<OutcomeOf<W>> {
     if (this.#closed) return Promise.reject(new Error('the collector is shutting down'));
     return new Promise((resolve, reject) => {
-      this.#pending.push({ item, resolve, reject });
+      this.#pending.push({ item, resolve: resolve as Entry['resolve'], reject });
       this.#events += item.events;
       this.#bytes += item.bytes;
       this.#opts.metrics.queueEvents.set(this.#events);
@@ -131,9 +134,9 @@ export class WriteQueue {
     const batches = group.map((e) => e.item.build());
     const t0 = performance.now();
     try {
-      const outcomes = await this.#opts.store.append(batches);
+      const outcomes = await this.#opts.store.commit(batches);
       this.#opts.metrics.commitLatency.observe((performance.now() - t0) / 1000);
-      for (const [i, e] of group.entries()) e.resolve(outcomes[i] as BatchOutcome);
+      for (const [i, e] of group.entries()) e.resolve(outcomes[i] as OutcomeOf<IncomingWrite>);
     } catch (err) {
       if (group.length === 1) {
         (group[0] as Entry).reject(err);
@@ -144,8 +147,8 @@ export class WriteQueue {
         );
         for (const e of group) {
           try {
-            const [o] = await this.#opts.store.append([e.item.build()]);
-            e.resolve(o as BatchOutcome);
+            const [o] = await this.#opts.store.commit([e.item.build()]);
+            e.resolve(o as OutcomeOf<IncomingWrite>);
           } catch (one) {
             e.reject(one);
           }

@@ -46,7 +46,11 @@ describe('query API: separate listener, namespace scopes', () => {
     });
     // Both pods put events in one session id: a session id is the sidecar's claim.
     eventsA = makeChain(A, 6, { spec: (i) => (i <= 2 ? { sessionId: SESSION, protocol: 'exec' } : {}) });
-    eventsB = makeChain(B, 4, { spec: (i) => (i === 1 ? { sessionId: SESSION, protocol: 'exec' } : {}) });
+    // rec-b: a session only team-b's events name (a sidecar records only sessions its events name).
+    eventsB = makeChain(B, 4, {
+      spec: (i) =>
+        i === 1 ? { sessionId: SESSION, protocol: 'exec' } : i === 4 ? { sessionId: 'rec-b' } : {},
+    });
     for (const [src, events] of [
       [A, eventsA],
       [B, eventsB],

@@ -92,4 +92,17 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX events_chain_seq ON events (sidecar_id, seq);
   `,
+  // Recordings grow a chunk at a time: one row per chunk (appending never rewrites what is stored).
+  `
+  CREATE TABLE recording_chunks (
+    session_id TEXT NOT NULL,
+    start_byte BIGINT NOT NULL,
+    bytes BIGINT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (session_id, start_byte)
+  );
+  INSERT INTO recording_chunks (session_id, start_byte, bytes, data)
+    SELECT session_id, 0, size, content FROM recordings WHERE size > 0;
+  ALTER TABLE recordings DROP COLUMN content;
+  `,
 ];

@@ -26,7 +26,12 @@ import { type ExistingEvent, planBatch } from './ingest-plan.ts';
 import { copyFrom, copyValue } from './postgres-copy.ts';
 import { POSTGRES_MIGRATIONS } from './postgres-schema.ts';
 import { addFilter, encodeTimeCursor, POSTGRES, SqlBuilder, timeOrderedQuery } from './query-sql.ts';
-import { checkRecordingChunk, recordingGap, resolveRecordingAppend } from './recording-append.ts';
+import {
+  appendRecordingVia,
+  compareChunk,
+  type HeldRecording,
+  planRecordingChunk,
+} from './recording-append.ts';
 import type {
   AlertFilter,
   ArrivalPage,
@@ -37,14 +42,18 @@ import type {
   ChainRow,
   CheckpointRow,
   EventPage,
-  Identity,
   IncomingBatch,
+  IncomingRecording,
+  IncomingWrite,
   IntegrityAlert,
+  OutcomeOf,
   QueryPage,
   Recording,
+  RecordingOutcome,
   StoredAlert,
   StoreStats,
 } from './store.ts';
+import { isRecording } from './store.ts';
 import {
   ALERT_COLUMNS,
   CHAIN_COLUMNS,
@@ -192,84 +201,181 @@ export class PostgresStore implements AuditStore {
   }
 
   async append(batches: readonly IncomingBatch[]): Promise<readonly BatchOutcome[]> {
-    if (batches.length === 0) return [];
-    return this.#tx(async (c) => {
-      const firstOf = new Map<string, IncomingBatch>();
-      for (const b of batches) if (!firstOf.has(b.sidecarId)) firstOf.set(b.sidecarId, b);
-      const ids = [...firstOf.keys()].sort();
-      const owners = ids.map((id) => (firstOf.get(id) as IncomingBatch).identity);
-      const seen = Math.max(...batches.map((b) => b.receivedUs));
-      const locked = await c.query(
-        `INSERT INTO chains (sidecar_id, namespace, pod, pod_uid, service_account, head_seq, head_hash, pruned_seq, pruned_hash, first_seen_us, last_seen_us)
-         SELECT s, n, p, u, a, 0, $6, 0, $6, $7, $7
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS t(s, n, p, u, a, o)
-          ORDER BY o
-         ON CONFLICT (sidecar_id) DO UPDATE SET last_seen_us = GREATEST(chains.last_seen_us, EXCLUDED.last_seen_us)
-         RETURNING ${CHAIN_COLUMNS}`,
-        [
-          ids,
-          owners.map((o) => o.namespace),
-          owners.map((o) => o.pod),
-          owners.map((o) => o.podUID ?? null),
-          owners.map((o) => o.serviceAccount),
-          GENESIS_HASH,
-          seen,
-        ],
-      );
-      const chains = new Map<string, ChainInfo>();
-      for (const r of locked.rows) {
-        const info = rowToChain(r);
-        chains.set(info.sidecarId, info);
-      }
-      const auditIds = batches.flatMap((b) => b.events.map((e) => e.auditID));
-      const existing = new Map<string, ExistingEvent>();
-      const found = await c.query(
-        'SELECT audit_id, sidecar_id, hash FROM events WHERE audit_id = ANY($1::text[])',
-        [auditIds],
-      );
-      for (const r of found.rows)
-        existing.set(String(r.audit_id), { sidecarId: String(r.sidecar_id), hash: String(r.hash) });
+    return this.commit(batches);
+  }
 
-      const rows: EventRow[] = [];
-      const alerts: IntegrityAlert[] = [];
-      const heads = new Map<string, { head: ChainHead; seen: number }>();
-      const outcomes: BatchOutcome[] = [];
-      const refused = new Set<string>(); // see SqliteStore.append
-      for (const original of batches) {
-        const b = refused.has(original.sidecarId) ? { ...original, rejectLeadingGap: true } : original;
-        const chain = chains.get(b.sidecarId) as ChainInfo;
-        const head = heads.get(b.sidecarId)?.head ?? chain.head;
-        const plan = planBatch(b, { head, owner: chain.owner }, existing, microsToRfc3339(b.receivedUs));
-        outcomes.push(plan);
-        alerts.push(...plan.alerts);
-        if (plan.kind === 'rejected') {
-          refused.add(b.sidecarId);
+  async commit<W extends IncomingWrite>(writes: readonly W[]): Promise<readonly OutcomeOf<W>[]> {
+    if (writes.length === 0) return [];
+    return this.#tx(async (c) => {
+      const batches: IncomingBatch[] = [];
+      const chunks: IncomingRecording[] = [];
+      for (const w of writes) {
+        if (isRecording(w)) chunks.push(w);
+        else batches.push(w);
+      }
+      // Events first (chain heads locked before any recording row), so a chunk sees the events of its group.
+      const stored = batches.length > 0 ? await this.#appendBatches(c, batches) : [];
+      const refused = new Set(
+        batches.filter((_, i) => stored[i]?.kind === 'rejected').map((b) => b.sidecarId),
+      );
+      const recorded = await this.#recordChunks(c, chunks, refused);
+      let b = 0;
+      let r = 0;
+      return writes.map((w) => (isRecording(w) ? recorded[r++] : stored[b++])) as OutcomeOf<W>[];
+    });
+  }
+
+  /**
+   * Recording chunks inside the group's transaction: each session's row locked
+   * in session-id order (the same order in every replica: no deadlocks), its
+   * chunks decided in arrival order (recording-append.ts).
+   */
+  async #recordChunks(
+    c: pg.PoolClient,
+    chunks: readonly IncomingRecording[],
+    refused: ReadonlySet<string>,
+  ): Promise<RecordingOutcome[]> {
+    const out = new Map<IncomingRecording, RecordingOutcome>();
+    const bySession = new Map<string, IncomingRecording[]>();
+    for (const w of chunks) bySession.set(w.sessionId, [...(bySession.get(w.sessionId) ?? []), w]);
+    for (const sessionId of [...bySession.keys()].sort()) {
+      let held = await lockRecording(c, sessionId);
+      for (const original of bySession.get(sessionId) as IncomingRecording[]) {
+        const w = refused.has(original.sidecarId) ? { ...original, afterLoss: true } : original;
+        const named =
+          held !== undefined ||
+          (
+            await c.query('SELECT 1 FROM events WHERE session_id = $1 AND sidecar_id = $2 LIMIT 1', [
+              sessionId,
+              w.sidecarId,
+            ])
+          ).rows.length > 0;
+        let plan = planRecordingChunk(w, held, named);
+        const bytes = Buffer.byteLength(w.data, 'utf8');
+        if (plan.kind === 'create') {
+          const made = await c.query(
+            `INSERT INTO recordings (session_id, sidecar_id, namespace, pod, size, updated_us)
+             VALUES ($1, $2, $3, $4, 0, $5) ON CONFLICT (session_id) DO NOTHING RETURNING size`,
+            [sessionId, w.sidecarId, w.identity.namespace, w.identity.pod, w.receivedUs],
+          );
+          if (made.rows.length === 0) {
+            // Another replica created it meanwhile: decide again against its row.
+            held = await lockRecording(c, sessionId);
+            plan = planRecordingChunk(w, held, named);
+          }
+        }
+        if (plan.kind === 'refused') {
+          out.set(original, plan);
           continue;
         }
-        for (const e of plan.events) {
-          rows.push(e.row);
-          existing.set(e.auditID, { sidecarId: b.sidecarId, hash: e.chaperone.hash });
+        if (plan.kind === 'compare') {
+          const r = await c.query(
+            'SELECT start_byte, data FROM recording_chunks WHERE session_id = $1 AND start_byte < $2 AND start_byte + bytes > $3 ORDER BY start_byte',
+            [sessionId, w.offset + bytes, w.offset],
+          );
+          out.set(
+            original,
+            compareChunk(
+              w,
+              plan.size,
+              r.rows.map((x) => ({ start: Number(x.start_byte), data: String(x.data) })),
+            ),
+          );
+          continue;
         }
-        heads.set(b.sidecarId, { head: plan.head, seen: b.receivedUs });
-      }
-      if (rows.length) await insertEvents(c, rows);
-      if (alerts.length) await insertAlerts(c, alerts);
-      if (heads.size) {
-        const entries = [...heads.entries()];
+        const size = (plan.kind === 'append' ? plan.size : 0) + bytes;
         await c.query(
-          `UPDATE chains c SET head_seq = t.seq, head_hash = t.hash, last_seen_us = GREATEST(c.last_seen_us, t.seen)
-             FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) AS t(id, seq, hash, seen)
-            WHERE c.sidecar_id = t.id`,
-          [
-            entries.map(([id]) => id),
-            entries.map(([, h]) => h.head.seq),
-            entries.map(([, h]) => h.head.hash),
-            entries.map(([, h]) => h.seen),
-          ],
+          'INSERT INTO recording_chunks (session_id, start_byte, bytes, data) VALUES ($1, $2, $3, $4)',
+          [sessionId, w.offset, bytes, w.data],
         );
+        await c.query('UPDATE recordings SET size = $2, updated_us = $3 WHERE session_id = $1', [
+          sessionId,
+          size,
+          w.receivedUs,
+        ]);
+        held = { sidecarId: held?.sidecarId ?? w.sidecarId, size };
+        out.set(original, { kind: 'recorded', size, duplicate: false });
       }
-      return outcomes;
-    });
+    }
+    return chunks.map((w) => out.get(w) as RecordingOutcome);
+  }
+
+  async #appendBatches(c: pg.PoolClient, batches: readonly IncomingBatch[]): Promise<BatchOutcome[]> {
+    const firstOf = new Map<string, IncomingBatch>();
+    for (const b of batches) if (!firstOf.has(b.sidecarId)) firstOf.set(b.sidecarId, b);
+    const ids = [...firstOf.keys()].sort();
+    const owners = ids.map((id) => (firstOf.get(id) as IncomingBatch).identity);
+    const seen = Math.max(...batches.map((b) => b.receivedUs));
+    const locked = await c.query(
+      `INSERT INTO chains (sidecar_id, namespace, pod, pod_uid, service_account, head_seq, head_hash, pruned_seq, pruned_hash, first_seen_us, last_seen_us)
+       SELECT s, n, p, u, a, 0, $6, 0, $6, $7, $7
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS t(s, n, p, u, a, o)
+        ORDER BY o
+       ON CONFLICT (sidecar_id) DO UPDATE SET last_seen_us = GREATEST(chains.last_seen_us, EXCLUDED.last_seen_us)
+       RETURNING ${CHAIN_COLUMNS}`,
+      [
+        ids,
+        owners.map((o) => o.namespace),
+        owners.map((o) => o.pod),
+        owners.map((o) => o.podUID ?? null),
+        owners.map((o) => o.serviceAccount),
+        GENESIS_HASH,
+        seen,
+      ],
+    );
+    const chains = new Map<string, ChainInfo>();
+    for (const r of locked.rows) {
+      const info = rowToChain(r);
+      chains.set(info.sidecarId, info);
+    }
+    const auditIds = batches.flatMap((b) => b.events.map((e) => e.auditID));
+    const existing = new Map<string, ExistingEvent>();
+    const found = await c.query(
+      'SELECT audit_id, sidecar_id, hash FROM events WHERE audit_id = ANY($1::text[])',
+      [auditIds],
+    );
+    for (const r of found.rows)
+      existing.set(String(r.audit_id), { sidecarId: String(r.sidecar_id), hash: String(r.hash) });
+
+    const rows: EventRow[] = [];
+    const alerts: IntegrityAlert[] = [];
+    const heads = new Map<string, { head: ChainHead; seen: number }>();
+    const outcomes: BatchOutcome[] = [];
+    const refused = new Set<string>(); // see SqliteStore.append
+    for (const original of batches) {
+      const b = refused.has(original.sidecarId) ? { ...original, rejectLeadingGap: true } : original;
+      const chain = chains.get(b.sidecarId) as ChainInfo;
+      const head = heads.get(b.sidecarId)?.head ?? chain.head;
+      const plan = planBatch(b, { head, owner: chain.owner }, existing, microsToRfc3339(b.receivedUs));
+      outcomes.push(plan);
+      alerts.push(...plan.alerts);
+      if (plan.kind === 'rejected') {
+        refused.add(b.sidecarId);
+        continue;
+      }
+      for (const e of plan.events) {
+        rows.push(e.row);
+        existing.set(e.auditID, { sidecarId: b.sidecarId, hash: e.chaperone.hash });
+      }
+      heads.set(b.sidecarId, { head: plan.head, seen: b.receivedUs });
+    }
+    if (rows.length) await insertEvents(c, rows);
+    if (alerts.length) await insertAlerts(c, alerts);
+    if (heads.size) {
+      const entries = [...heads.entries()];
+      await c.query(
+        `UPDATE chains c SET head_seq = t.seq, head_hash = t.hash, last_seen_us = GREATEST(c.last_seen_us, t.seen)
+           FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) AS t(id, seq, hash, seen)
+          WHERE c.sidecar_id = t.id`,
+        [
+          entries.map(([id]) => id),
+          entries.map(([, h]) => h.head.seq),
+          entries.map(([, h]) => h.head.hash),
+          entries.map(([, h]) => h.seen),
+        ],
+      );
+    }
+    return outcomes;
   }
 
   async recordAlerts(alerts: readonly IntegrityAlert[]): Promise<void> {
@@ -336,48 +442,16 @@ export class PostgresStore implements AuditStore {
     return r.rows.map((x) => String(x.event_json));
   }
 
-  async appendRecording(
-    sessionId: string,
-    sidecarId: string,
-    identity: Identity,
-    offset: number,
-    chunk: string,
-  ): Promise<{ size: number }> {
-    checkRecordingChunk(sessionId, chunk);
-    return this.#tx(async (c) => {
-      const chunkBytes = Buffer.byteLength(chunk);
-      const ins = await c.query(
-        `INSERT INTO recordings (session_id, sidecar_id, namespace, pod, content, size, updated_us)
-         SELECT $1, $2, $3, $4, $5, $6, $7 WHERE $8::bigint = 0
-         ON CONFLICT (session_id) DO NOTHING RETURNING size`,
-        [sessionId, sidecarId, identity.namespace, identity.pod, chunk, chunkBytes, nowMicros(), offset],
-      );
-      if (ins.rows[0]) return { size: chunkBytes };
-      const r = await c.query(
-        'SELECT sidecar_id, content, size FROM recordings WHERE session_id = $1 FOR UPDATE',
-        [sessionId],
-      );
-      const row = r.rows[0] as Row | undefined;
-      const size = row ? Number(row.size) : 0;
-      if (!row) throw recordingGap(sessionId, 0, offset);
-      if (String(row.sidecar_id) !== sidecarId)
-        throw new ChaperoneError('forbidden', `recording ${sessionId} belongs to another sidecar`);
-      if (
-        resolveRecordingAppend(sessionId, String(row.content), size, offset, chunk, chunkBytes) ===
-        'duplicate'
-      )
-        return { size };
-      await c.query(
-        'UPDATE recordings SET content = content || $2, size = size + $3, updated_us = $4 WHERE session_id = $1',
-        [sessionId, chunk, chunkBytes, nowMicros()],
-      );
-      return { size: size + chunkBytes };
-    });
-  }
+  readonly appendRecording: AuditStore['appendRecording'] = appendRecordingVia(this);
 
   async getRecording(sessionId: string): Promise<Recording | undefined> {
     const r = await this.#pool.query('SELECT * FROM recordings WHERE session_id = $1', [sessionId]);
-    return r.rows[0] ? rowToRecording(r.rows[0]) : undefined;
+    if (!r.rows[0]) return undefined;
+    const chunks = await this.#pool.query(
+      'SELECT data FROM recording_chunks WHERE session_id = $1 ORDER BY start_byte',
+      [sessionId],
+    );
+    return rowToRecording(r.rows[0], chunks.rows);
   }
 
   async listAlerts(filter: AlertFilter, limit: number): Promise<readonly StoredAlert[]> {
@@ -450,6 +524,10 @@ export class PostgresStore implements AuditStore {
   async prune(cutoffUs: number, limit: number): Promise<number> {
     return this.#tx(async (c) => {
       await c.query('DELETE FROM alerts WHERE detected_us < $1', [cutoffUs]);
+      await c.query(
+        'DELETE FROM recording_chunks WHERE session_id IN (SELECT session_id FROM recordings WHERE updated_us < $1)',
+        [cutoffUs],
+      );
       await c.query('DELETE FROM recordings WHERE updated_us < $1', [cutoffUs]);
       const r = await c.query(
         'SELECT id, sidecar_id, seq, hash, received_us FROM events ORDER BY id LIMIT $1',
@@ -480,7 +558,8 @@ export class PostgresStore implements AuditStore {
     const r = await this.#pool.query(
       `SELECT (SELECT reltuples FROM pg_class WHERE oid = 'events'::regclass) AS estimate,
               pg_total_relation_size('events') + pg_total_relation_size('alerts')
-                + pg_total_relation_size('chains') + pg_total_relation_size('recordings') AS bytes`,
+                + pg_total_relation_size('chains') + pg_total_relation_size('recordings')
+                + pg_total_relation_size('recording_chunks') AS bytes`,
     );
     const estimate = Number(r.rows[0].estimate);
     // Exact below a million rows; the planner's estimate above (count(*) would scan the table).
@@ -568,4 +647,13 @@ async function insertAlerts(c: pg.PoolClient, alerts: readonly IntegrityAlert[])
       col((a) => a.message),
     ],
   );
+}
+
+/** The recording's row, locked for this transaction (FOR UPDATE), or undefined when there is none yet. */
+async function lockRecording(c: pg.PoolClient, sessionId: string): Promise<HeldRecording | undefined> {
+  const r = await c.query('SELECT sidecar_id, size FROM recordings WHERE session_id = $1 FOR UPDATE', [
+    sessionId,
+  ]);
+  const row = r.rows[0] as Row | undefined;
+  return row ? { sidecarId: String(row.sidecar_id), size: Number(row.size) } : undefined;
 }

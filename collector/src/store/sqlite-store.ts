@@ -15,7 +15,7 @@ import { microsToRfc3339, nowMicros, rfc3339ToMicros } from '../events/time.ts';
 import type { StoredCheckpoint } from '../integrity/checkpoints.ts';
 import { type ExistingEvent, planBatch } from './ingest-plan.ts';
 import { addFilter, encodeTimeCursor, SQLITE, SqlBuilder, timeOrderedQuery } from './query-sql.ts';
-import { checkRecordingChunk, recordingGap, resolveRecordingAppend } from './recording-append.ts';
+import { appendRecordingVia, compareChunk, planRecordingChunk } from './recording-append.ts';
 import { SQLITE_MIGRATIONS } from './sqlite-schema.ts';
 import type {
   AlertFilter,
@@ -26,14 +26,18 @@ import type {
   ChainRow,
   CheckpointRow,
   EventPage,
-  Identity,
   IncomingBatch,
+  IncomingRecording,
+  IncomingWrite,
   IntegrityAlert,
+  OutcomeOf,
   QueryPage,
   Recording,
+  RecordingOutcome,
   StoredAlert,
   StoreStats,
 } from './store.ts';
+import { isRecording } from './store.ts';
 import {
   ALERT_COLUMNS,
   CHAIN_COLUMNS,
@@ -160,16 +164,78 @@ export class SqliteStore implements AuditStore {
   }
 
   async append(batches: readonly IncomingBatch[]): Promise<readonly BatchOutcome[]> {
+    return this.commit(batches);
+  }
+
+  async commit<W extends IncomingWrite>(writes: readonly W[]): Promise<readonly OutcomeOf<W>[]> {
     return this.#write(() => {
+      const out: (BatchOutcome | RecordingOutcome)[] = [];
       // After a batch of a chain is refused, later batches of that chain in the same
       // group would leave a gap that its resend fills: refuse them too (retryable).
       const refused = new Set<string>();
-      return batches.map((b) => {
-        const o = this.#appendOne(refused.has(b.sidecarId) ? { ...b, rejectLeadingGap: true } : b);
-        if (o.kind === 'rejected') refused.add(b.sidecarId);
-        return o;
-      });
+      // Events first, so a chunk sees the events of its group; then the chunks, in arrival order.
+      for (const [i, w] of writes.entries()) {
+        if (isRecording(w)) continue;
+        const o = this.#appendOne(refused.has(w.sidecarId) ? { ...w, rejectLeadingGap: true } : w);
+        if (o.kind === 'rejected') refused.add(w.sidecarId);
+        out[i] = o;
+      }
+      for (const [i, w] of writes.entries()) {
+        if (isRecording(w))
+          out[i] = this.#recordOne(refused.has(w.sidecarId) ? { ...w, afterLoss: true } : w);
+      }
+      return out as OutcomeOf<W>[];
     });
+  }
+
+  /** One recording chunk (recording-append.ts decides), inside the write transaction. */
+  #recordOne(w: IncomingRecording): RecordingOutcome {
+    const r = this.#stmt('SELECT sidecar_id, size FROM recordings WHERE session_id = ?').get(w.sessionId) as
+      | Row
+      | undefined;
+    const held = r ? { sidecarId: String(r.sidecar_id), size: Number(r.size) } : undefined;
+    const named =
+      held !== undefined ||
+      this.#stmt('SELECT 1 AS x FROM events WHERE session_id = ? AND sidecar_id = ? LIMIT 1').get(
+        w.sessionId,
+        w.sidecarId,
+      ) !== undefined;
+    const plan = planRecordingChunk(w, held, named);
+    const bytes = Buffer.byteLength(w.data, 'utf8');
+    switch (plan.kind) {
+      case 'refused':
+        return plan;
+      case 'compare': {
+        const stored = this.#stmt(
+          'SELECT start_byte, data FROM recording_chunks WHERE session_id = ? AND start_byte < ? AND start_byte + bytes > ? ORDER BY start_byte',
+        ).all(w.sessionId, w.offset + bytes, w.offset) as Row[];
+        return compareChunk(
+          w,
+          plan.size,
+          stored.map((c) => ({ start: Number(c.start_byte), data: String(c.data) })),
+        );
+      }
+      case 'create':
+        this.#stmt(
+          'INSERT INTO recordings (session_id, sidecar_id, namespace, pod, size, updated_us) VALUES (?, ?, ?, ?, 0, ?)',
+        ).run(w.sessionId, w.sidecarId, w.identity.namespace, w.identity.pod, w.receivedUs);
+        break;
+      case 'append':
+        break;
+    }
+    const size = (plan.kind === 'append' ? plan.size : 0) + bytes;
+    this.#stmt('INSERT INTO recording_chunks (session_id, start_byte, bytes, data) VALUES (?, ?, ?, ?)').run(
+      w.sessionId,
+      w.offset,
+      bytes,
+      w.data,
+    );
+    this.#stmt('UPDATE recordings SET size = ?, updated_us = ? WHERE session_id = ?').run(
+      size,
+      w.receivedUs,
+      w.sessionId,
+    );
+    return { kind: 'recorded', size, duplicate: false };
   }
 
   #appendOne(batch: IncomingBatch): BatchOutcome {
@@ -299,42 +365,15 @@ export class SqliteStore implements AuditStore {
     ).map((r) => String(r.event_json));
   }
 
-  async appendRecording(
-    sessionId: string,
-    sidecarId: string,
-    identity: Identity,
-    offset: number,
-    chunk: string,
-  ): Promise<{ size: number }> {
-    return this.#write(() => {
-      const r = this.#stmt('SELECT sidecar_id, content, size FROM recordings WHERE session_id = ?').get(
-        sessionId,
-      ) as Row | undefined;
-      checkRecordingChunk(sessionId, chunk);
-      const chunkBytes = Buffer.byteLength(chunk);
-      if (!r) {
-        if (offset !== 0) throw recordingGap(sessionId, 0, offset);
-        this.#stmt(
-          'INSERT INTO recordings (session_id, sidecar_id, namespace, pod, content, size, updated_us) VALUES (?, ?, ?, ?, ?, ?, ?)',
-        ).run(sessionId, sidecarId, identity.namespace, identity.pod, chunk, chunkBytes, nowMicros());
-        return { size: chunkBytes };
-      }
-      if (String(r.sidecar_id) !== sidecarId)
-        throw new ChaperoneError('forbidden', `recording ${sessionId} belongs to another sidecar`);
-      const size = Number(r.size);
-      const content = String(r.content);
-      const resolved = resolveRecordingAppend(sessionId, content, size, offset, chunk, chunkBytes);
-      if (resolved === 'duplicate') return { size };
-      this.#stmt(
-        'UPDATE recordings SET content = content || ?, size = ?, updated_us = ? WHERE session_id = ?',
-      ).run(chunk, size + chunkBytes, nowMicros(), sessionId);
-      return { size: size + chunkBytes };
-    });
-  }
+  readonly appendRecording: AuditStore['appendRecording'] = appendRecordingVia(this);
 
   async getRecording(sessionId: string): Promise<Recording | undefined> {
     const r = this.#stmt('SELECT * FROM recordings WHERE session_id = ?').get(sessionId) as Row | undefined;
-    return r ? rowToRecording(r) : undefined;
+    if (!r) return undefined;
+    const chunks = this.#stmt(
+      'SELECT data FROM recording_chunks WHERE session_id = ? ORDER BY start_byte',
+    ).all(sessionId) as Row[];
+    return rowToRecording(r, chunks);
   }
 
   async listAlerts(filter: AlertFilter, limit: number): Promise<readonly StoredAlert[]> {
@@ -390,6 +429,9 @@ export class SqliteStore implements AuditStore {
         expired.push(r);
       }
       this.#stmt('DELETE FROM alerts WHERE detected_us < ?').run(cutoffUs);
+      this.#stmt(
+        'DELETE FROM recording_chunks WHERE session_id IN (SELECT session_id FROM recordings WHERE updated_us < ?)',
+      ).run(cutoffUs);
       this.#stmt('DELETE FROM recordings WHERE updated_us < ?').run(cutoffUs);
       if (expired.length === 0) return 0;
       const lastPerChain = new Map<string, Row>();

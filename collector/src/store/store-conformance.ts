@@ -19,7 +19,14 @@ import { CheckpointWriter } from '../integrity/checkpoints-writer.ts';
 import { type EventSpec, makeChain, sampleEvent } from '../testing/test-events.ts';
 import { memoryLogger } from '../testing/test-harness.ts';
 import type { Dialect } from './query-sql.ts';
-import type { AuditStore, BatchOutcome, Identity, IncomingBatch } from './store.ts';
+import type {
+  AuditStore,
+  BatchOutcome,
+  Identity,
+  IncomingBatch,
+  IncomingRecording,
+  RecordingOutcome,
+} from './store.ts';
 
 export interface StoreHarness {
   /** A new, empty store. */
@@ -69,6 +76,44 @@ function stored(o: BatchOutcome | undefined): Extract<BatchOutcome, { kind: 'sto
   assert.ok(o, 'an outcome');
   assert.equal(o.kind, 'stored', o.kind === 'rejected' ? o.message : '');
   return o as Extract<BatchOutcome, { kind: 'stored' }>;
+}
+
+/** A chain whose first events open the given exec sessions (their events name them). */
+function sessionChain(who: Identity & { sidecarId: string }, ...sessions: string[]): AuditEvent[] {
+  return makeChain(who, sessions.length, {
+    spec: (i) => ({ sessionId: sessions[i - 1] as string, protocol: 'exec' }),
+  });
+}
+
+function chunk(
+  who: Identity & { sidecarId: string },
+  sessionId: string,
+  offset: number,
+  data: string,
+  opts: { afterLoss?: boolean; receivedUs?: number } = {},
+): IncomingRecording {
+  const { sidecarId, ...identity } = who;
+  return {
+    kind: 'recording',
+    sidecarId,
+    identity,
+    sessionId,
+    offset,
+    data,
+    receivedUs: opts.receivedUs ?? RECEIVED,
+    afterLoss: opts.afterLoss ?? false,
+  };
+}
+
+const recorded = (size: number, duplicate = false): RecordingOutcome => ({
+  kind: 'recorded',
+  size,
+  duplicate,
+});
+
+/** A refusal's code and whether it may be retried (undefined when it was not refused). */
+function refusal(o: BatchOutcome | RecordingOutcome | undefined): [string, boolean] | undefined {
+  return o?.kind === 'refused' ? [o.code, o.retryable] : undefined;
 }
 
 /** A varied set of events over two pods, for query tests. */
@@ -548,29 +593,115 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
       assert.equal(await s.getForwardCursor('falco'), rest.cursor);
     });
 
-    run('appends recordings by offset, idempotently, and refuses holes', async (s) => {
-      const id: Identity = POD_A;
-      const header = '{"version":2,"width":80,"height":24,"timestamp":1768467600}\n';
-      const line = '[0.5,"o","h\\u00e9llo ✓\\r\\n"]\n';
-      assert.deepEqual(await s.appendRecording('sess-1', POD_A.sidecarId, id, 0, header), {
-        size: Buffer.byteLength(header),
-      });
-      const size1 = Buffer.byteLength(header);
-      assert.deepEqual(await s.appendRecording('sess-1', POD_A.sidecarId, id, size1, line), {
-        size: size1 + Buffer.byteLength(line),
-      });
-      // the same chunk again (a resend) changes nothing
-      assert.deepEqual(await s.appendRecording('sess-1', POD_A.sidecarId, id, size1, line), {
-        size: size1 + Buffer.byteLength(line),
-      });
-      await assert.rejects(s.appendRecording('sess-1', POD_A.sidecarId, id, 9999, line), /gap/);
-      await assert.rejects(s.appendRecording('sess-1', POD_A.sidecarId, id, size1, 'x'), /differs/);
-      await assert.rejects(s.appendRecording('sess-1', POD_B.sidecarId, POD_B, 0, header), /another sidecar/);
-      await assert.rejects(s.appendRecording('sess-2', POD_A.sidecarId, id, 5, header), /gap/);
-      const rec = await s.getRecording('sess-1');
-      assert.equal(rec?.content, header + line);
-      assert.equal(rec?.pod, POD_A.pod);
-      assert.equal(await s.getRecording('sess-2'), undefined);
+    // Fails when a backend appends at any offset (the hole is stored), compares a resend against
+    // the wrong bytes, or builds the recording from its chunks out of order.
+    run(
+      'keeps a recording a chunk at a time: appended at its end, resends recognised, holes and other bytes refused',
+      async (s) => {
+        stored((await s.append([batch(POD_A, sessionChain(POD_A, 'sess-1'))]))[0]);
+        const header = '{"version":2,"width":80,"height":24,"timestamp":1768467600}\n';
+        const line = '[0.5,"o","h\\u00e9llo ✓\\r\\n"]\n';
+        const line2 = '[0.7,"i","ls\\r"]\n';
+        const size1 = Buffer.byteLength(header);
+        const size2 = size1 + Buffer.byteLength(line);
+        assert.deepEqual(await s.commit([chunk(POD_A, 'sess-1', 0, header)]), [recorded(size1)]);
+        assert.deepEqual(await s.commit([chunk(POD_A, 'sess-1', size1, line)]), [recorded(size2)]);
+        // The same chunks again (a resend) change nothing; so does the wrapper's resend.
+        assert.deepEqual(await s.commit([chunk(POD_A, 'sess-1', size1, line)]), [recorded(size2, true)]);
+        assert.deepEqual(await s.commit([chunk(POD_A, 'sess-1', 0, header)]), [recorded(size2, true)]);
+        assert.deepEqual(await s.appendRecording('sess-1', POD_A.sidecarId, POD_A, size1, line), {
+          size: size2,
+        });
+        const [hole, other, straddle] = await s.commit([
+          chunk(POD_A, 'sess-1', size2 + 10, line2),
+          // As long as `line`, other bytes.
+          chunk(POD_A, 'sess-1', size1, `[0.5,"o","${'y'.repeat(Buffer.byteLength(line) - 13)}"]\n`),
+          chunk(POD_A, 'sess-1', size2 - 5, line2),
+        ]);
+        assert.deepEqual(refusal(hole), ['out_of_order', false]);
+        assert.deepEqual(refusal(other), ['recording_conflict', false]);
+        assert.deepEqual(refusal(straddle), ['recording_conflict', false]);
+        // After a lost message, a hole is the resend's to fill: retryable.
+        const [later] = await s.commit([chunk(POD_A, 'sess-1', size2 + 10, line2, { afterLoss: true })]);
+        assert.deepEqual(refusal(later), ['out_of_order', true]);
+        await assert.rejects(s.appendRecording('sess-1', POD_A.sidecarId, POD_A, 9999, line2), /gap/);
+        await assert.rejects(s.appendRecording('sess-1', POD_A.sidecarId, POD_A, size1, line2), /differs/);
+        assert.deepEqual(await s.commit([chunk(POD_A, 'sess-1', size2, line2)]), [
+          recorded(size2 + Buffer.byteLength(line2)),
+        ]);
+        const rec = await s.getRecording('sess-1');
+        assert.equal(rec?.content, header + line + line2);
+        assert.deepEqual(
+          [rec?.sidecarId, rec?.namespace, rec?.pod],
+          [POD_A.sidecarId, POD_A.namespace, POD_A.pod],
+        );
+        assert.equal(await s.getRecording('sess-2'), undefined);
+      },
+    );
+
+    // Fails when a backend files a recording under any session id it is sent (no event check), or
+    // lets another chain append to it.
+    run('records only sessions the chain’s own events name, and only for that chain', async (s) => {
+      const header = '{"version":2,"width":80,"height":24}\n';
+      const line = '[1,"o","x"]\n';
+      stored((await s.append([batch(POD_A, sessionChain(POD_A, 'sess-a'))]))[0]);
+      stored((await s.append([batch(POD_B, sessionChain(POD_B, 'sess-a'))]))[0]);
+      // No event of POD_A names sess-none: refused, for good unless a message was lost before it.
+      const [none, noneAfterLoss] = await s.commit([
+        chunk(POD_A, 'sess-none', 0, header),
+        chunk(POD_A, 'sess-none', 0, header, { afterLoss: true }),
+      ]);
+      assert.deepEqual(refusal(none), ['identity_mismatch', false]);
+      assert.deepEqual(refusal(noneAfterLoss), ['identity_mismatch', true]);
+      await assert.rejects(
+        s.appendRecording('sess-none', POD_A.sidecarId, POD_A, 0, header),
+        /names session/,
+      );
+      // Both chains name sess-a; the first to record it keeps it.
+      assert.deepEqual(await s.commit([chunk(POD_A, 'sess-a', 0, header)]), [
+        recorded(Buffer.byteLength(header)),
+      ]);
+      const [taken] = await s.commit([chunk(POD_B, 'sess-a', Buffer.byteLength(header), line)]);
+      assert.deepEqual(refusal(taken), ['identity_mismatch', false]);
+      await assert.rejects(s.appendRecording('sess-a', POD_B.sidecarId, POD_B, 0, header), /another sidecar/);
+      assert.equal((await s.getRecording('sess-a'))?.content, header);
+      assert.equal(await s.getRecording('sess-none'), undefined);
+    });
+
+    // Fails when a backend decides a group's chunks before writing the group's events.
+    run('a chunk sees the events of its own group, and answers in the order of the group', async (s) => {
+      const header = '{"version":2,"width":80,"height":24}\n';
+      const line = '[1,"o","x"]\n';
+      const size = Buffer.byteLength(header);
+      const out = await s.commit([
+        chunk(POD_A, 'sess-g', 0, header),
+        batch(POD_A, sessionChain(POD_A, 'sess-g')),
+        chunk(POD_A, 'sess-g', size, line),
+        chunk(POD_B, 'sess-b', 0, header),
+      ]);
+      assert.deepEqual(out[0], recorded(size));
+      assert.equal(out[1]?.kind, 'stored');
+      assert.deepEqual(out[2], recorded(size + Buffer.byteLength(line)));
+      assert.deepEqual(refusal(out[3]), ['identity_mismatch', false]);
+      assert.equal((await s.getRecording('sess-g'))?.content, header + line);
+    });
+
+    run('retention removes old recordings with their chunks', async (s) => {
+      const header = '{"version":2,"width":80,"height":24}\n';
+      const old = RECEIVED - 3_600_000_000;
+      stored((await s.append([batch(POD_A, sessionChain(POD_A, 'sess-old', 'sess-new'))]))[0]);
+      await s.commit([
+        chunk(POD_A, 'sess-old', 0, header, { receivedUs: old }),
+        chunk(POD_A, 'sess-new', 0, header),
+      ]);
+      await s.prune(RECEIVED - 1, 100);
+      assert.equal(await s.getRecording('sess-old'), undefined);
+      assert.equal((await s.getRecording('sess-new'))?.content, header);
+      // The id is free again only for a chain whose events name it; its old chunks are gone.
+      assert.deepEqual(await s.commit([chunk(POD_A, 'sess-old', 0, header)]), [
+        recorded(Buffer.byteLength(header)),
+      ]);
+      assert.equal((await s.getRecording('sess-old'))?.content, header);
     });
 
     run('prunes old events as a prefix per chain; verify continues from the watermark', async (s) => {

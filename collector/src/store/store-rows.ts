@@ -62,18 +62,17 @@ export function rowToChainRow(r: Row): ChainRow {
   return { id: num(r.id), seq: num(r.seq), hash: String(r.hash), columns, json: String(r.event_json) };
 }
 
-export function rowToRecording(r: Row): Recording {
+/** A recording from its row and its chunks' data, in order. */
+export function rowToRecording(r: Row, chunks: readonly Row[]): Recording {
   return {
     sessionId: String(r.session_id),
     sidecarId: String(r.sidecar_id),
     namespace: String(r.namespace),
     pod: String(r.pod),
-    content: String(r.content),
+    content: chunks.map((c) => String(c.data)).join(''),
     updatedAt: microsToRfc3339(num(r.updated_us)),
   };
 }
-
-export const MAX_RECORDING_BYTES = 64 * 1024 * 1024;
 
 export const CHECKPOINT_COLUMNS = 'id, created_us, kid, jws';
 

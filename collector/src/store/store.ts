@@ -3,12 +3,13 @@
  * default (node:sqlite in a data directory) and PostgreSQL — pass one
  * conformance suite (store-conformance.ts): same inputs, same results.
  *
- * Writes go through `append`, which takes a group of batches and commits them
- * durably (one transaction, fsynced) before resolving: an ack is only ever
- * sent for what `append` resolved as stored. Each sidecar's chain is
- * serialised inside the store (a row lock on its head in PostgreSQL, the
- * single writer in SQLite), so several collector replicas on one database
- * never store an event twice or fork a chain.
+ * Writes go through `commit`, which takes a group of event batches and
+ * recording chunks and commits them durably (one transaction, fsynced) before
+ * resolving: an ack is only ever sent for what `commit` resolved as stored.
+ * Each sidecar's chain is serialised inside the store (a row lock on its head
+ * in PostgreSQL, the single writer in SQLite), so several collector replicas
+ * on one database never store an event twice or fork a chain; a recording is
+ * serialised by its row (locked in session-id order).
  */
 import type { ChainHead, ChainProblem } from '@chaperone/shared';
 import type { EventFilter } from '../events/event-filter.ts';
@@ -86,6 +87,51 @@ export type BatchOutcome =
       readonly alerts: readonly IntegrityAlert[];
     };
 
+/** A chunk of a session's recording, as ingest hands it to the store. */
+export interface IncomingRecording {
+  readonly kind: 'recording';
+  /** The connection's chain: only a session its events name can be recorded. */
+  readonly sidecarId: string;
+  readonly identity: Identity;
+  readonly sessionId: string;
+  /** UTF-8 bytes of the recording before `data`. */
+  readonly offset: number;
+  /** asciicast v2 lines, validated on arrival (checkAsciicastChunk). */
+  readonly data: string;
+  readonly receivedUs: number;
+  /**
+   * Set by the connection after one of its earlier messages was not stored:
+   * a hole before this chunk, or a session no stored event names yet, is then
+   * refused as retryable (the resend fills it) instead of for good.
+   */
+  readonly afterLoss: boolean;
+}
+
+export type RecordingOutcome =
+  | {
+      readonly kind: 'recorded';
+      /** The recording's size now (bytes). */
+      readonly size: number;
+      /** The chunk was there already. */
+      readonly duplicate: boolean;
+    }
+  | {
+      readonly kind: 'refused';
+      readonly code: 'out_of_order' | 'identity_mismatch' | 'recording_conflict' | 'too_large';
+      readonly message: string;
+      readonly retryable: boolean;
+    };
+
+/** One write of a group: a batch of events, or a recording chunk. */
+export type IncomingWrite = IncomingBatch | IncomingRecording;
+export type OutcomeOf<W extends IncomingWrite> = W extends IncomingRecording
+  ? RecordingOutcome
+  : BatchOutcome;
+
+export function isRecording(w: IncomingWrite): w is IncomingRecording {
+  return (w as IncomingRecording).kind === 'recording';
+}
+
 export interface ChainInfo {
   readonly sidecarId: string;
   readonly owner: Identity;
@@ -157,7 +203,12 @@ export interface AuditStore {
   /** The chain's head and owner, or undefined for a sidecar never seen. */
   chain(sidecarId: string): Promise<ChainInfo | undefined>;
   listChains(): Promise<readonly ChainInfo[]>;
-  /** Commits a group of batches durably; one outcome per batch, in order. */
+  /**
+   * Commits a group of writes durably (one transaction); one outcome per
+   * write, in order. A recording chunk sees the events of the same group.
+   */
+  commit<W extends IncomingWrite>(writes: readonly W[]): Promise<readonly OutcomeOf<W>[]>;
+  /** Commits a group of batches durably; one outcome per batch, in order (`commit` with events only). */
   append(batches: readonly IncomingBatch[]): Promise<readonly BatchOutcome[]>;
   /** Stores alerts that are not tied to an append (e.g. a forged source). */
   recordAlerts(alerts: readonly IntegrityAlert[]): Promise<void>;
@@ -170,7 +221,10 @@ export interface AuditStore {
   /** Events of one chain in commit order, after the row id `afterId`. */
   chainRows(sidecarId: string, afterId: number, limit: number): Promise<readonly ChainRow[]>;
   sessionEvents(sessionId: string, limit: number): Promise<readonly string[]>;
-  /** Appends a chunk of an asciicast recording at `offset` (idempotent per offset). */
+  /**
+   * Appends a chunk of an asciicast recording at `offset` (idempotent per
+   * offset): `commit` with one chunk, its refusal thrown as a ChaperoneError.
+   */
   appendRecording(
     sessionId: string,
     sidecarId: string,

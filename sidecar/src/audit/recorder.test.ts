@@ -290,5 +290,25 @@ describe('AuditRecorder: exec sessions', () => {
     );
     assert.equal(cut.responseStatus?.reason, 'BadGateway');
     assert.equal(cut.chaperone.exec?.exitCode, undefined);
+    // A recorded session: its recording's size, and whether it was cut at its limit.
+    const recorded = recorder.execEndEvent(
+      opened,
+      {
+        bytesToPod: 0,
+        bytesToAgent: 90_000,
+        durationMs: 3,
+        agentProtocol: 'v5.channel.k8s.io',
+        recording: { bytes: 65_000, truncated: true },
+      },
+      NOW,
+    );
+    assert.deepEqual(unsorted(recorded), []);
+    assert.deepEqual(
+      [recorded.chaperone.exec?.recordingBytes, recorded.chaperone.exec?.recordingTruncated],
+      [65_000, true],
+    );
+    assert.doesNotThrow(() =>
+      validateAuditEvent(JSON.parse(JSON.stringify(chainEvent(recorded, 3, GENESIS_HASH)))),
+    );
   });
 });

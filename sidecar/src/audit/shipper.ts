@@ -1,10 +1,17 @@
 /**
- * Ships spooled audit events to the collector over the ingest protocol
- * (`@chaperone/shared` ingest-protocol): hello → welcome (the collector's
- * durable head of this chain) → batches → acks. The spool is the source of
- * truth: an event leaves it only after the collector has acknowledged it, so
- * nothing is lost when the collector is down, slow or restarts, or when this
- * sidecar restarts. Reconnects with exponential back-off and jitter.
+ * Ships spooled audit events and session recordings to the collector over the
+ * ingest protocol (`@chaperone/shared` ingest-protocol, `chaperone.ingest.v2`):
+ * hello → welcome (the collector's durable head of this chain) → the spool's
+ * records in order — runs of events as batches (→ ack), each recording chunk
+ * as a recording message (→ recorded). The spool is the source of truth: a
+ * record leaves it only after the collector has acknowledged it, so nothing
+ * is lost when the collector is down, slow or restarts, or when this sidecar
+ * restarts; after a reconnect every unacknowledged record is sent again (the
+ * collector recognises events by id and chunks by offset). A recording chunk
+ * the collector refuses for good (a nack that is not retryable: it can never
+ * be stored) is dropped from the spool with an error in the log, so one bad
+ * chunk cannot hold back the audit trail behind it. Reconnects with
+ * exponential back-off and jitter.
  *
  * What the collector says about the chain is checked against the spool, never
  * taken on trust: a `welcome` head beyond the spool's own head, or at a
@@ -14,6 +21,7 @@
  * again.
  */
 import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import {
   type AckMessage,
   encodeMessage,
@@ -25,9 +33,10 @@ import {
   MAX_MESSAGE_BYTES,
   type NackMessage,
   parseServerMessage,
+  type RecordedMessage,
 } from '@chaperone/shared';
 import WebSocket from 'ws';
-import type { Spool } from './spool.ts';
+import type { RecordingChunk, Spool } from './spool.ts';
 
 export interface ShipperOptions {
   /** Collector base URL: http(s):// or ws(s)://. */
@@ -42,19 +51,32 @@ export interface ShipperOptions {
   /** Wait this long to gather a batch after an append (default 20 ms). */
   readonly flushDelayMs?: number;
   readonly onAck?: (ack: AckMessage) => void;
+  readonly onRecorded?: (recorded: RecordedMessage) => void;
   readonly onNack?: (nack: NackMessage) => void;
   readonly onConnectionChange?: (connected: boolean) => void;
   /** The collector claimed events of this chain that the spool never gave it. */
   readonly onConflict?: (kind: ChainConflict) => void;
 }
 
-export type ChainConflict = 'welcome_ahead' | 'welcome_hash' | 'welcome_behind' | 'ack_ahead' | 'ack_unknown';
+export type ChainConflict =
+  | 'welcome_ahead'
+  | 'welcome_hash'
+  | 'welcome_behind'
+  | 'ack_ahead'
+  | 'ack_unknown'
+  | 'recorded_short';
+
+/** What a message in flight carried: a run of events (its last seq), or one recording chunk. */
+type InFlight =
+  | { readonly kind: 'events'; readonly lastSeq: number }
+  | { readonly kind: 'recording'; readonly pos: number; readonly chunk: RecordingChunk };
 
 type Conn = {
   ws: WebSocket;
   ready: boolean;
+  /** Spool position of the last record sent on this connection. */
   lastSent: number;
-  inFlight: Map<number, number>;
+  inFlight: Map<number, InFlight>;
   alive: boolean;
 };
 
@@ -103,13 +125,13 @@ export class Shipper {
 
   /**
    * Sends what is in the spool and waits until the collector has acknowledged
-   * all of it, or `timeoutMs` has passed. True when the spool is empty. Events
+   * all of it, or `timeoutMs` has passed. True when the spool is empty. Records
    * appended meanwhile are included. Whatever is not acknowledged stays in the
    * spool for the next start.
    */
   async drain(timeoutMs: number): Promise<boolean> {
     const { spool } = this.#opts;
-    if (spool.depth === 0) return true;
+    if (spool.pending === 0) return true;
     if (this.#stopped) return false;
     // Don't sit out a long back-off: try the collector now.
     if (this.#reconnectTimer && !this.#conn) {
@@ -132,7 +154,7 @@ export class Shipper {
     await Promise.race([drained, timedOut]);
     clearTimeout(timer);
     this.#drainWaiters.delete(done);
-    return spool.depth === 0;
+    return spool.pending === 0;
   }
 
   start(): void {
@@ -197,10 +219,7 @@ export class Shipper {
     ws.on('pong', () => {
       conn.alive = true;
     });
-    ws.on('unexpected-response', (_req, res) => {
-      log.error({ status: res.statusCode }, 'the collector refused the ingest connection');
-      ws.terminate();
-    });
+    ws.on('unexpected-response', (_req, res) => this.#refused(ws, res));
     ws.on('message', (data, isBinary) => {
       if (isBinary) return;
       conn.alive = true;
@@ -228,6 +247,41 @@ export class Shipper {
     });
   }
 
+  /** The collector answered the upgrade with an error: log what it said (its JSON reason), then reconnect later. */
+  #refused(ws: WebSocket, res: IncomingMessage): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let reported = false;
+    const report = () => {
+      if (reported) return;
+      reported = true;
+      clearTimeout(timer);
+      let reason = Buffer.concat(chunks).toString('utf8');
+      try {
+        reason = (JSON.parse(reason) as { error?: { message?: string } }).error?.message ?? reason;
+      } catch {
+        // not the collector's JSON
+      }
+      const old = res.statusCode === 400 && /chaperone\.ingest\.v1/.test(reason);
+      this.#opts.log.error(
+        { status: res.statusCode, reason: reason.slice(0, 512) },
+        old
+          ? `the collector speaks only chaperone.ingest.v1, and this sidecar sends ${INGEST_SUBPROTOCOL} (events and exec session recordings): upgrade the collector; the events wait in the spool`
+          : 'the collector refused the ingest connection',
+      );
+      ws.terminate();
+    };
+    res.on('data', (c: Buffer) => {
+      if (size < 4096) chunks.push(c);
+      size += c.length;
+    });
+    res.once('end', report);
+    res.once('error', report);
+    // A refusal that never ends is reported with what came.
+    const timer = setTimeout(report, 5000);
+    timer.unref();
+  }
+
   #onMessage(conn: Conn, text: string): void {
     const msg = parseServerMessage(text);
     const { spool, log } = this.#opts;
@@ -240,8 +294,8 @@ export class Shipper {
         } else {
           spool.ack(msg.head.seq);
         }
-        // Without a conflict the welcome's head is at most the spool's, so this is where it acked to.
-        conn.lastSent = spool.ackedSeq;
+        // Every record not acknowledged is sent again, from the first (events up to the head were just released).
+        conn.lastSent = 0;
         conn.ready = true;
         this.#disconnectedSince = undefined;
         this.#backoffMs = 250;
@@ -251,12 +305,13 @@ export class Shipper {
         return;
       }
       case 'ack': {
-        const last = conn.inFlight.get(msg.batchId);
-        if (last === undefined) {
+        const sent = conn.inFlight.get(msg.batchId);
+        if (sent?.kind !== 'events') {
           this.#conflict('ack_unknown', { batchId: msg.batchId, upToSeq: msg.upToSeq });
           return;
         }
         conn.inFlight.delete(msg.batchId);
+        const last = sent.lastSeq;
         if (msg.upToSeq > last) {
           this.#conflict('ack_ahead', { batchId: msg.batchId, upToSeq: msg.upToSeq, batchLastSeq: last });
         }
@@ -267,11 +322,56 @@ export class Shipper {
         this.#settled();
         return;
       }
+      case 'recorded': {
+        const sent = conn.inFlight.get(msg.batchId);
+        if (sent?.kind !== 'recording') {
+          this.#conflict('ack_unknown', { batchId: msg.batchId, size: msg.size });
+          return;
+        }
+        conn.inFlight.delete(msg.batchId);
+        const end = sent.chunk.offset + Buffer.byteLength(sent.chunk.data, 'utf8');
+        if (msg.size < end) {
+          // It cannot hold this chunk: keep it, to be sent again on the next connection.
+          this.#conflict('recorded_short', {
+            batchId: msg.batchId,
+            sessionId: sent.chunk.sessionId,
+            size: msg.size,
+            chunkEnd: end,
+          });
+        } else {
+          spool.ackRecording(sent.pos);
+          this.#opts.onRecorded?.(msg);
+        }
+        this.#pump(conn);
+        this.#settled();
+        return;
+      }
       case 'nack': {
         this.#opts.onNack?.(msg);
+        const sent = conn.inFlight.get(msg.batchId);
+        if (sent?.kind === 'recording' && !msg.retryable) {
+          // The collector can never store this chunk: holding it would hold back everything behind it.
+          conn.inFlight.delete(msg.batchId);
+          spool.ackRecording(sent.pos);
+          log.error(
+            {
+              code: msg.code,
+              batchId: msg.batchId,
+              sessionId: sent.chunk.sessionId,
+              offset: sent.chunk.offset,
+              reason: msg.message,
+            },
+            'the collector refused a chunk of a session recording for good; it is dropped from the spool, and the replay of that session will lack it',
+          );
+          this.#pump(conn);
+          this.#settled();
+          return;
+        }
         log.error(
           { code: msg.code, batchId: msg.batchId, retryable: msg.retryable, reason: msg.message },
-          'the collector rejected an audit batch; the events stay in the spool',
+          sent?.kind === 'recording'
+            ? 'the collector could not store a chunk of a session recording now; it stays in the spool'
+            : 'the collector rejected an audit batch; the events stay in the spool',
         );
         if (!msg.retryable) this.#backoffMs = 30_000;
         conn.ws.close(1000, 'batch rejected');
@@ -308,7 +408,7 @@ export class Shipper {
   }
 
   #settled(): void {
-    if (this.#opts.spool.depth > 0) return;
+    if (this.#opts.spool.pending > 0) return;
     for (const w of this.#drainWaiters) w();
   }
 
@@ -323,14 +423,27 @@ export class Shipper {
   #pump(conn: Conn): void {
     if (!conn.ready || conn.ws.readyState !== WebSocket.OPEN) return;
     const { spool } = this.#opts;
-    while (conn.inFlight.size < MAX_IN_FLIGHT_BATCHES && conn.lastSent < spool.head.seq) {
-      const events = spool.read(conn.lastSent, MAX_BATCH_EVENTS, MAX_MESSAGE_BYTES / 2);
-      if (events.length === 0) break;
+    while (conn.inFlight.size < MAX_IN_FLIGHT_BATCHES && conn.lastSent < spool.lastPos) {
+      const run = spool.readRun(conn.lastSent, MAX_BATCH_EVENTS, MAX_MESSAGE_BYTES / 2);
+      const first = run[0];
+      if (!first) {
+        // Everything after it is acknowledged already.
+        conn.lastSent = spool.lastPos;
+        break;
+      }
       const batchId = ++this.#batchId;
-      const last = events.at(-1)?.chaperone.seq ?? conn.lastSent;
+      if (first.kind === 'recording') {
+        const { sessionId, offset, data } = first.chunk;
+        conn.ws.send(encodeMessage({ type: 'recording', batchId, sessionId, offset, data }));
+        conn.inFlight.set(batchId, { kind: 'recording', pos: first.pos, chunk: first.chunk });
+        conn.lastSent = first.pos;
+        continue;
+      }
+      const events = run.flatMap((r) => (r.kind === 'event' ? [r.event] : []));
+      const last = run.at(-1) as (typeof run)[number];
       conn.ws.send(encodeMessage({ type: 'batch', batchId, events }));
-      conn.inFlight.set(batchId, last);
-      conn.lastSent = last;
+      conn.inFlight.set(batchId, { kind: 'events', lastSeq: events.at(-1)?.chaperone.seq ?? 0 });
+      conn.lastSent = last.pos;
     }
   }
 

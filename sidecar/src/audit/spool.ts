@@ -1,18 +1,29 @@
 /**
  * The audit spool: an append-only log on local disk (an emptyDir in the pod)
- * where every event lands before it is shipped to the collector. It is also
- * where the sidecar's hash chain lives: `append` gives each event the next
- * sequence number and links it to the previous event's hash, so the chain
- * survives sidecar restarts.
+ * where every event, and every chunk of an exec session's recording, lands
+ * before it is shipped to the collector. It is also where the sidecar's hash
+ * chain lives: `append` gives each event the next sequence number and links
+ * it to the previous event's hash, so the chain survives sidecar restarts.
  *
- * Files: `segment-<first seq>.log` (records), `acked` (the highest sequence
- * number the collector has made durable). A record is
+ * Files: `segment-<n>.log` (records; n increases, and is the first event's
+ * sequence number where a segment starts with one), `acked` (the highest
+ * sequence number the collector has made durable), `acked-position` (`<n>
+ * <offset>`: every record before that place, of either kind, is durable at
+ * the collector). A record is
  *
  *   u32 BE payload length | u32 BE CRC-32 of payload | payload (UTF-8 JSON)
  *
+ * and its payload is an event (`"kind":"Event"`, chained) or a recording
+ * chunk (`"kind":"RecordingChunk"`: sessionId, offset, data — not chained;
+ * the collector places it by offset). Both are written the same way:
+ * synchronously, before the caller goes on.
+ *
  * On open every segment is scanned; a torn or corrupt record (a crash in the
  * middle of a write) ends its segment: it is cut off, nothing before it is
- * lost. Segments whose records are all acknowledged are deleted.
+ * lost. Events are acknowledged by sequence number, recording chunks one by
+ * one (after a restart, chunks past `acked-position` are sent again: the
+ * collector recognises them by offset). Segments whose records are all
+ * acknowledged are deleted.
  */
 import {
   closeSync,
@@ -59,19 +70,54 @@ export interface SpoolOptions {
 }
 
 interface Segment {
-  readonly firstSeq: number;
+  /** The number in its name. */
+  readonly number: number;
   readonly path: string;
   fd: number;
   size: number;
-  lastSeq: number;
+  /** Position of its last record. */
+  lastPos: number;
 }
 
 interface IndexEntry {
+  /** The record's place in this process's numbering of the spool (from 1, in file order). */
+  readonly pos: number;
+  /** The event's sequence number; 0 for a recording chunk. */
   readonly seq: number;
   readonly segment: Segment;
   readonly offset: number;
   readonly length: number;
   readonly appendedAt: number;
+  acked: boolean;
+}
+
+/** A chunk of an exec session's asciicast recording, as the spool keeps and the shipper sends it. */
+export interface RecordingChunk {
+  readonly sessionId: string;
+  /** UTF-8 bytes of the recording before `data`. */
+  readonly offset: number;
+  /** Whole asciicast v2 lines. */
+  readonly data: string;
+}
+
+/** A spooled record, in spool order (`pos`). */
+export type SpoolRecord =
+  | { readonly kind: 'event'; readonly pos: number; readonly event: AuditEvent }
+  | { readonly kind: 'recording'; readonly pos: number; readonly chunk: RecordingChunk };
+
+const RECORDING_KIND = 'RecordingChunk';
+
+/** The recording chunk a record's payload holds, or undefined when it holds something else. */
+function recordingChunkOf(payload: unknown): RecordingChunk | undefined {
+  const p = payload as { kind?: unknown; sessionId?: unknown; offset?: unknown; data?: unknown };
+  if (p?.kind !== RECORDING_KIND) return undefined;
+  if (typeof p.sessionId !== 'string' || typeof p.data !== 'string') return undefined;
+  if (typeof p.offset !== 'number' || !Number.isSafeInteger(p.offset) || p.offset < 0) return undefined;
+  return { sessionId: p.sessionId, offset: p.offset, data: p.data };
+}
+
+function isRecordingPayload(payload: unknown): boolean {
+  return (payload as { kind?: unknown })?.kind === RECORDING_KIND;
 }
 
 export class SpoolError extends ChaperoneError {
@@ -81,8 +127,8 @@ export class SpoolError extends ChaperoneError {
   }
 }
 
-function segmentName(firstSeq: number): string {
-  return `segment-${String(firstSeq).padStart(20, '0')}.log`;
+function segmentName(n: number): string {
+  return `segment-${String(n).padStart(20, '0')}.log`;
 }
 
 export class Spool {
@@ -90,11 +136,17 @@ export class Spool {
   readonly #maxBytes: number;
   readonly #segmentBytes: number;
   #segments: Segment[] = [];
-  /** Unacknowledged records, in sequence order. */
-  #index: IndexEntry[] = [];
+  /** Records from the first unacknowledged one on, in spool order (later ones may be acknowledged already). */
+  #records: IndexEntry[] = [];
+  /** Unacknowledged events, in sequence order (a subset of #records). */
+  #events: IndexEntry[] = [];
+  #pendingRecordings = 0;
   #unackedBytes = 0;
+  #nextPos = 1;
   #head = { seq: 0, hash: GENESIS_HASH };
   #acked = 0;
+  /** Every record before this place (segment number, offset) is acknowledged. */
+  #ackedPosition = { segment: 0, offset: 0 };
   #dirty = false;
   /** The segment whose fdatasync is running on the thread pool, if any. */
   #syncing: Segment | undefined;
@@ -125,6 +177,12 @@ export class Spool {
       const n = Number(readFileSync(ackedPath, 'utf8').trim());
       if (Number.isSafeInteger(n) && n >= 0) this.#acked = n;
     }
+    const positionPath = join(this.dir, 'acked-position');
+    if (existsSync(positionPath)) {
+      const [segment, offset] = readFileSync(positionPath, 'utf8').trim().split(' ').map(Number);
+      if (Number.isSafeInteger(segment) && Number.isSafeInteger(offset))
+        this.#ackedPosition = { segment: segment as number, offset: offset as number };
+    }
     const names = readdirSync(this.dir)
       .filter((n) => /^segment-\d{20}\.log$/.test(n))
       .sort();
@@ -132,14 +190,14 @@ export class Spool {
       const path = join(this.dir, name);
       const fd = openSync(path, 'r+');
       const size = fstatSync(fd).size;
-      const seg: Segment = { firstSeq: Number(name.slice(8, 28)), path, fd, size, lastSeq: 0 };
+      const seg: Segment = { number: Number(name.slice(8, 28)), path, fd, size, lastPos: 0 };
       const valid = this.#scan(seg, size);
       if (valid < size) {
         report(`${name}: cut off ${size - valid} bytes of a torn or corrupt record at offset ${valid}`);
         ftruncateSync(fd, valid);
         seg.size = valid;
       }
-      if (seg.size === 0 && seg.lastSeq === 0) {
+      if (seg.size === 0) {
         closeSync(fd);
         unlinkSync(path);
         continue;
@@ -162,23 +220,41 @@ export class Spool {
       const payload = Buffer.alloc(length);
       readSync(seg.fd, payload, 0, length, offset + HEADER);
       if (crc32(payload) !== crc) break;
-      let event: AuditEvent;
+      let record: unknown;
       try {
-        event = JSON.parse(payload.toString('utf8')) as AuditEvent;
+        record = JSON.parse(payload.toString('utf8'));
       } catch {
         break;
       }
-      const seq = event.chaperone.seq;
-      if (seq !== this.#head.seq + 1 && this.#head.seq !== 0) break;
-      this.#head = { seq, hash: event.chaperone.hash };
-      seg.lastSeq = seq;
-      if (seq > this.#acked) {
-        this.#index.push({ seq, segment: seg, offset, length: HEADER + length, appendedAt: Date.now() });
-        this.#unackedBytes += HEADER + length;
+      let seq = 0;
+      let acked: boolean;
+      if (isRecordingPayload(record)) {
+        if (!recordingChunkOf(record)) break;
+        const p = this.#ackedPosition;
+        acked = seg.number < p.segment || (seg.number === p.segment && offset < p.offset);
+      } else {
+        const event = record as AuditEvent;
+        seq = event?.chaperone?.seq;
+        if (!Number.isSafeInteger(seq) || seq < 1 || (seq !== this.#head.seq + 1 && this.#head.seq !== 0))
+          break;
+        this.#head = { seq, hash: event.chaperone.hash };
+        acked = seq <= this.#acked;
       }
+      const pos = this.#nextPos++;
+      seg.lastPos = pos;
+      if (!acked) this.#track(seg, pos, seq, offset, HEADER + length);
       offset += HEADER + length;
     }
     return offset;
+  }
+
+  /** Adds an unacknowledged record to the index. */
+  #track(segment: Segment, pos: number, seq: number, offset: number, length: number): void {
+    const entry: IndexEntry = { pos, seq, segment, offset, length, appendedAt: Date.now(), acked: false };
+    this.#records.push(entry);
+    if (seq > 0) this.#events.push(entry);
+    else this.#pendingRecordings++;
+    this.#unackedBytes += length;
   }
 
   /** Sequence number and hash of the last event appended. */
@@ -192,16 +268,32 @@ export class Spool {
 
   /** Unacknowledged events. */
   get depth(): number {
-    return this.#index.length;
+    return this.#events.length;
   }
 
+  /** Unacknowledged recording chunks. */
+  get pendingRecordings(): number {
+    return this.#pendingRecordings;
+  }
+
+  /** Unacknowledged records of both kinds: zero when the collector holds everything. */
+  get pending(): number {
+    return this.#events.length + this.#pendingRecordings;
+  }
+
+  /** Bytes of unacknowledged records (events and recording chunks). */
   get unackedBytes(): number {
     return this.#unackedBytes;
   }
 
-  /** When the oldest unacknowledged event was appended (ms since epoch), or undefined. */
+  /** When the oldest unacknowledged record was appended (ms since epoch), or undefined. */
   get oldestUnackedAt(): number | undefined {
-    return this.#index[0]?.appendedAt;
+    return this.#records[0]?.appendedAt;
+  }
+
+  /** Position of the last record appended (0 before any). */
+  get lastPos(): number {
+    return this.#nextPos - 1;
   }
 
   hasCapacity(): boolean {
@@ -229,11 +321,33 @@ export class Spool {
    */
   append(event: UnchainedEvent): AuditEvent {
     const { event: chained, text } = chainEventText(event, this.#head.seq + 1, this.#head.hash);
+    this.#writeRecord(text, chained.chaperone.seq, () => `audit event ${chained.auditID}`);
+    this.#head = { seq: chained.chaperone.seq, hash: chained.chaperone.hash };
+    for (const l of this.#listeners) l();
+    return chained;
+  }
+
+  /**
+   * Writes a chunk of a session's recording, the same way as an event (but
+   * outside the chain). Returns its position.
+   */
+  appendRecording(chunk: RecordingChunk): number {
+    const text = JSON.stringify({
+      data: chunk.data,
+      kind: RECORDING_KIND,
+      offset: chunk.offset,
+      sessionId: chunk.sessionId,
+    });
+    const pos = this.#writeRecord(text, 0, () => `recording chunk of session ${chunk.sessionId}`);
+    for (const l of this.#listeners) l();
+    return pos;
+  }
+
+  /** Writes one record (an event with its `seq`, or a recording chunk with 0) and indexes it; returns its position. */
+  #writeRecord(text: string, seq: number, what: () => string): number {
     const length = Buffer.byteLength(text, 'utf8');
     if (length > MAX_RECORD_BYTES) {
-      throw new SpoolError(
-        `audit event ${chained.auditID} is ${length} bytes; the limit is ${MAX_RECORD_BYTES}`,
-      );
+      throw new SpoolError(`${what()} is ${length} bytes; the limit is ${MAX_RECORD_BYTES}`);
     }
     // The text encoded straight into the record: no intermediate buffer.
     const record = Buffer.allocUnsafe(HEADER + length);
@@ -242,7 +356,7 @@ export class Spool {
     record.writeUInt32BE(crc32(record.subarray(HEADER)), 4);
     let seg = this.#segments.at(-1);
     try {
-      if (!seg || seg.size >= this.#segmentBytes) seg = this.#newSegment(chained.chaperone.seq);
+      if (!seg || seg.size >= this.#segmentBytes) seg = this.#newSegment();
     } catch (err) {
       throw this.#failed(err);
     }
@@ -260,20 +374,12 @@ export class Spool {
       throw this.#failed(err);
     }
     this.#writeFailure = undefined;
-    this.#index.push({
-      seq: chained.chaperone.seq,
-      segment: seg,
-      offset: seg.size,
-      length: record.length,
-      appendedAt: Date.now(),
-    });
+    const pos = this.#nextPos++;
+    this.#track(seg, pos, seq, seg.size, record.length);
     seg.size += record.length;
-    seg.lastSeq = chained.chaperone.seq;
-    this.#unackedBytes += record.length;
-    this.#head = { seq: chained.chaperone.seq, hash: chained.chaperone.hash };
+    seg.lastPos = pos;
     this.#dirty = true;
-    for (const l of this.#listeners) l();
-    return chained;
+    return pos;
   }
 
   #failed(err: unknown): SpoolError {
@@ -282,12 +388,20 @@ export class Spool {
     return new SpoolError(`could not write to the audit spool in ${this.dir}: ${message}`, { cause: err });
   }
 
-  #newSegment(firstSeq: number): Segment {
-    const path = join(this.dir, segmentName(firstSeq));
+  #newSegment(): Segment {
+    // Names keep increasing, so the files sort in spool order; a segment that starts with an event is named by its seq.
+    const number = Math.max((this.#segments.at(-1)?.number ?? 0) + 1, this.#head.seq + 1);
+    const path = join(this.dir, segmentName(number));
     const fd = openSync(path, 'w+');
-    const seg: Segment = { firstSeq, path, fd, size: 0, lastSeq: 0 };
+    const seg: Segment = { number, path, fd, size: 0, lastPos: 0 };
     this.#segments.push(seg);
     return seg;
+  }
+
+  #payload(e: IndexEntry): unknown {
+    const buf = Buffer.alloc(e.length - HEADER);
+    readSync(e.segment.fd, buf, 0, buf.length, e.offset + HEADER);
+    return JSON.parse(buf.toString('utf8'));
   }
 
   /**
@@ -296,22 +410,40 @@ export class Spool {
    */
   read(afterSeq: number, maxEvents: number, maxBytes = 4 * 1024 * 1024): AuditEvent[] {
     const out: AuditEvent[] = [];
-    let start = 0;
-    let lo = 0;
-    let hi = this.#index.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if ((this.#index[mid] as IndexEntry).seq <= afterSeq) lo = mid + 1;
-      else hi = mid;
-    }
-    start = lo;
     let bytes = 0;
-    for (let i = start; i < this.#index.length && out.length < maxEvents; i++) {
-      const e = this.#index[i] as IndexEntry;
+    const start = firstAfter(this.#events, (e) => e.seq <= afterSeq);
+    for (let i = start; i < this.#events.length && out.length < maxEvents; i++) {
+      const e = this.#events[i] as IndexEntry;
       if (out.length > 0 && bytes + e.length > maxBytes) break;
-      const buf = Buffer.alloc(e.length - HEADER);
-      readSync(e.segment.fd, buf, 0, buf.length, e.offset + HEADER);
-      out.push(JSON.parse(buf.toString('utf8')) as AuditEvent);
+      out.push(this.#payload(e) as AuditEvent);
+      bytes += e.length;
+    }
+    return out;
+  }
+
+  /**
+   * The next unacknowledged records after position `afterPos`, as the shipper
+   * sends them: one recording chunk, or a run of up to `maxEvents` events
+   * (within about `maxBytes`, at least one) that stops before the next chunk.
+   */
+  readRun(afterPos: number, maxEvents: number, maxBytes = 4 * 1024 * 1024): SpoolRecord[] {
+    const out: SpoolRecord[] = [];
+    let bytes = 0;
+    for (
+      let i = firstAfter(this.#records, (e) => e.pos <= afterPos);
+      i < this.#records.length && out.length < maxEvents;
+      i++
+    ) {
+      const e = this.#records[i] as IndexEntry;
+      if (e.acked) continue;
+      if (e.seq === 0) {
+        if (out.length > 0) break;
+        const chunk = recordingChunkOf(this.#payload(e));
+        if (!chunk) throw new SpoolError(`the spool record at position ${e.pos} is not a recording chunk`);
+        return [{ kind: 'recording', pos: e.pos, chunk }];
+      }
+      if (out.length > 0 && bytes + e.length > maxBytes) break;
+      out.push({ kind: 'event', pos: e.pos, event: this.#payload(e) as AuditEvent });
       bytes += e.length;
     }
     return out;
@@ -325,23 +457,55 @@ export class Spool {
     const tmp = join(this.dir, 'acked.tmp');
     writeFileSync(tmp, `${upTo}\n`);
     renameSync(tmp, join(this.dir, 'acked'));
+    let n = 0;
+    while (n < this.#events.length && (this.#events[n] as IndexEntry).seq <= upTo) {
+      const e = this.#events[n] as IndexEntry;
+      e.acked = true;
+      this.#unackedBytes -= e.length;
+      n++;
+    }
+    if (n > 0) this.#events.splice(0, n);
+    this.#dropAcked();
+  }
+
+  /** The collector has made the recording chunk at position `pos` durable (or refused it for good). */
+  ackRecording(pos: number): void {
+    const i = firstAfter(this.#records, (e) => e.pos < pos);
+    const e = this.#records[i];
+    if (!e || e.pos !== pos || e.seq !== 0 || e.acked) return;
+    e.acked = true;
+    this.#unackedBytes -= e.length;
+    this.#pendingRecordings--;
     this.#dropAcked();
   }
 
   #dropAcked(): void {
     let n = 0;
-    while (n < this.#index.length && (this.#index[n] as IndexEntry).seq <= this.#acked) {
-      this.#unackedBytes -= (this.#index[n] as IndexEntry).length;
+    let chunks = false;
+    while (n < this.#records.length && (this.#records[n] as IndexEntry).acked) {
+      if ((this.#records[n] as IndexEntry).seq === 0) chunks = true;
       n++;
     }
-    if (n > 0) this.#index.splice(0, n);
+    if (n > 0) this.#records.splice(0, n);
+    const first = this.#records[0];
+    if (chunks) {
+      // Where acknowledged records end, for the next start: chunks before it are not sent again.
+      const last = this.#segments.at(-1);
+      const p = first
+        ? { segment: first.segment.number, offset: first.offset }
+        : { segment: last?.number ?? 0, offset: last?.size ?? 0 };
+      this.#ackedPosition = p;
+      const tmp = join(this.dir, 'acked-position.tmp');
+      writeFileSync(tmp, `${p.segment} ${p.offset}\n`);
+      renameSync(tmp, join(this.dir, 'acked-position'));
+    }
     // Delete whole segments that are acknowledged, except the one being written.
     while (this.#segments.length > 1) {
-      const first = this.#segments[0] as Segment;
-      if (first.lastSeq > this.#acked || first === this.#syncing) break;
-      closeSync(first.fd);
-      first.fd = -1;
-      unlinkSync(first.path);
+      const seg = this.#segments[0] as Segment;
+      if ((first && seg.lastPos >= first.pos) || seg === this.#syncing) break;
+      closeSync(seg.fd);
+      seg.fd = -1;
+      unlinkSync(seg.path);
       this.#segments.shift();
     }
   }
@@ -394,12 +558,9 @@ export class Spool {
   }
 }
 
-/**
- * Reads every intact event in a spool directory without changing anything
- * (safe while a sidecar is writing to it): for inspection and tests.
- */
-export function readSpoolDir(dir: string): AuditEvent[] {
-  const out: AuditEvent[] = [];
+/** Every intact record payload in a spool directory, in order, without changing anything. */
+function readPayloads(dir: string): unknown[] {
+  const out: unknown[] = [];
   const names = readdirSync(dir)
     .filter((n) => /^segment-\d{20}\.log$/.test(n))
     .sort();
@@ -412,9 +573,34 @@ export function readSpoolDir(dir: string): AuditEvent[] {
       if (length === 0 || offset + HEADER + length > data.length) break;
       const payload = data.subarray(offset + HEADER, offset + HEADER + length);
       if (crc32(payload) !== crc) break;
-      out.push(JSON.parse(payload.toString('utf8')) as AuditEvent);
+      out.push(JSON.parse(payload.toString('utf8')));
       offset += HEADER + length;
     }
   }
   return out;
+}
+
+/**
+ * Reads every intact event in a spool directory without changing anything
+ * (safe while a sidecar is writing to it): for inspection and tests.
+ */
+export function readSpoolDir(dir: string): AuditEvent[] {
+  return readPayloads(dir).filter((p) => !isRecordingPayload(p)) as AuditEvent[];
+}
+
+/** Every intact recording chunk in a spool directory, in order (like readSpoolDir). */
+export function readSpoolRecordings(dir: string): RecordingChunk[] {
+  return readPayloads(dir).flatMap((p) => recordingChunkOf(p) ?? []);
+}
+
+/** Index of the first entry for which `before` is false (entries are in the order `before` splits). */
+function firstAfter(entries: readonly IndexEntry[], before: (e: IndexEntry) => boolean): number {
+  let lo = 0;
+  let hi = entries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (before(entries[mid] as IndexEntry)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
