@@ -15,16 +15,15 @@
 //   from the error channel);
 // - the sidecar container not refused: the stand-in records an exec into it.
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { AuditEvent } from '@chaperone/shared';
 import { readSpoolDir } from '@chaperone/sidecar';
-import { createNamespace, kubeInfo, type TestNamespace } from './environment.ts';
+import { kubeInfo } from './environment.ts';
 import { kubectlAsync } from './kubectl.ts';
-import { createBoundPod, registerNode, type StandinNode } from './kubelet/node.ts';
-import { type KubeletStandin, startKubeletStandin } from './kubelet-standin.ts';
+import type { KubeletStandin } from './kubelet-standin.ts';
 import { waitFor } from './process.ts';
-import { type SidecarUnderTest, startSidecar } from './sidecar-harness.ts';
+import { type ExecStage, execStageSkip, startExecStage } from './sidecar-exec-stage.ts';
+import type { SidecarUnderTest } from './sidecar-harness.ts';
 
 const POLICY = `apiVersion: chaperone.dev/v1alpha1
 kind: GuardrailPolicy
@@ -40,42 +39,20 @@ spec:
 
 const kube = kubeInfo();
 
-describe('sidecar: kubectl exec guarded and recorded', {
-  skip:
-    kube.mode !== 'local' &&
-    'the stand-in kubelet listens on this machine’s loopback, which only the local control plane reaches',
-}, () => {
+describe('sidecar: kubectl exec guarded and recorded', { skip: execStageSkip }, () => {
+  let stage: ExecStage;
   let standin: KubeletStandin;
-  let node: StandinNode;
-  let ns: TestNamespace;
   let sc: SidecarUnderTest;
   const pod = 'target';
-  const agent = (args: string[], input?: string) =>
-    kubectlAsync(sc.agentKubeconfig, ['--cache-dir', join(sc.dir, 'kube-cache'), ...args], {
-      ...(input !== undefined ? { input } : {}),
-      timeoutMs: 60_000,
-    });
+  const agent = (args: string[], input?: string) => stage.agent(args, input);
   const execRequests = () => standin.requests.filter((r) => r.kind === 'exec');
 
   before(async () => {
-    standin = await startKubeletStandin({ lifetimeMs: 5 * 60_000 });
-    node = registerNode(kube.kubeconfigPath, { port: standin.port });
-    ns = await createNamespace('sexec');
     // A pod shaped like an injected one: the agent's container and the sidecar's.
-    await createBoundPod(kube.kubeconfigPath, {
-      namespace: ns.name,
-      name: pod,
-      node: node.name,
-      containers: [{ name: 'main' }, { name: 'chaperone-sidecar' }],
-    });
-    sc = await startSidecar({ namespace: ns.name, policy: POLICY });
+    stage = await startExecStage({ namespace: 'sexec', policy: POLICY, pod });
+    ({ standin, sc } = stage);
   });
-  after(async () => {
-    await sc?.stop();
-    await ns?.delete();
-    node?.delete();
-    await standin?.stop();
-  });
+  after(() => stage?.stop());
 
   it('an allowed exec prints the output and returns the exit code; the kubelet spoke v4, and both ends are recorded', async () => {
     const before = execRequests().length;
@@ -134,7 +111,7 @@ describe('sidecar: kubectl exec guarded and recorded', {
       'pod',
       pod,
       '-n',
-      ns.name,
+      stage.ns.name,
       'kubectl.kubernetes.io/default-container=chaperone-sidecar',
       '--overwrite',
     ]);

@@ -6,6 +6,7 @@ import {
   integer,
   LOG_LEVELS,
   list,
+  MAX_RECORDING_BYTES,
   oneOf,
   port,
   string,
@@ -89,6 +90,14 @@ export const sidecarSchema = {
   failOpen: boolean({
     description: 'keep serving when the audit spool is full (events are then lost)',
     default: false,
+  }),
+  execRecordingMaxBytes: integer({
+    description:
+      "size limit of one exec or attach session's recording (asciicast v2), in bytes; past it the recording stops with a marker and the session goes on",
+    default: 16 * MiB,
+    // Room for the header, the truncation and exit markers (asciicast.ts), and what the collector keeps.
+    min: 8 * 1024,
+    max: MAX_RECORDING_BYTES,
   }),
 
   collectorUrl: url({

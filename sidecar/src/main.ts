@@ -9,6 +9,7 @@ import {
   createRegistry,
   type Logger,
   type Registry,
+  type SelfProtection,
   serveMetrics,
 } from '@chaperone/shared';
 import { writeAgentServiceAccountDir } from './agent-sa-dir.ts';
@@ -17,6 +18,7 @@ import { Shipper } from './audit/shipper.ts';
 import { Spool } from './audit/spool.ts';
 import type { SidecarConfig } from './config.ts';
 import { buildIdentity } from './identity.ts';
+import { execTextHooks } from './kube/exec/text-hooks.ts';
 import { kubePipeline } from './kube/pipeline.ts';
 import { startKubeServers } from './kube/server.ts';
 import { Upstream } from './kube/upstream.ts';
@@ -133,7 +135,11 @@ export async function runSidecar(
       },
       upstream.token || undefined,
     );
-    const recorder = new AuditRecorder(spool, identity, metrics, log.child({ part: 'audit' }));
+    const recorder = new AuditRecorder(spool, identity, metrics, log.child({ part: 'audit' }), {
+      maxBytes: config.execRecordingMaxBytes,
+    });
+    // At the end (cleanups run in reverse): what running sessions' recordings hold goes to the spool.
+    cleanups.push(() => recorder.flushRecordings());
 
     let collector: { maxLagMs: number; behindSince: () => number | undefined } | undefined;
     if (config.collectorUrl) {
@@ -157,14 +163,17 @@ export async function runSidecar(
       collector = { maxLagMs: config.collectorMaxLag, behindSince };
       // Runs after the listeners are closed (cleanups run in reverse): no new events, send the rest.
       cleanups.push(async () => {
-        const depth = spool.depth;
-        if (depth > 0 && config.shutdownDrainTimeout > 0) {
-          log.info({ events: depth }, 'sending the spooled audit events to the collector before exiting');
+        recorder.flushRecordings();
+        if (spool.pending > 0 && config.shutdownDrainTimeout > 0) {
+          log.info(
+            { events: spool.depth, recordingChunks: spool.pendingRecordings },
+            'sending the spooled audit events and recordings to the collector before exiting',
+          );
           const drained = await shipper.drain(config.shutdownDrainTimeout);
           if (drained) log.info('every audit event is acknowledged by the collector');
           else
             log.warn(
-              { events: spool.depth, dir: config.spoolDir },
+              { events: spool.depth, recordingChunks: spool.pendingRecordings, dir: config.spoolDir },
               'the collector did not acknowledge every audit event in time; the rest stay in the spool and are sent at the next start',
             );
         }
@@ -188,6 +197,13 @@ export async function runSidecar(
       log.warn('serving agents over plain HTTP (--plain-http): for testing only');
     }
 
+    const protection: SelfProtection = {
+      namespace: config.podNamespace,
+      policyConfigMaps: [config.policyConfigMap],
+      sidecarContainer: config.sidecarContainer,
+      injectorNamespace: config.injectorNamespace,
+      pod: config.podName,
+    };
     const handler = kubePipeline({
       upstream,
       maxRequestBytes: config.maxRequestBytes,
@@ -201,12 +217,20 @@ export async function runSidecar(
       failOpen: config.failOpen,
       ...(collector ? { collector } : {}),
       policy,
-      protection: {
-        namespace: config.podNamespace,
-        policyConfigMaps: [config.policyConfigMap],
-        sidecarContainer: config.sidecarContainer,
-        injectorNamespace: config.injectorNamespace,
-        pod: config.podName,
+      protection,
+      // Exec and attach sessions: output masked, input lines judged (kube/exec/text-hooks.ts).
+      exec: {
+        hooks: execTextHooks({
+          policy,
+          protection,
+          recorder,
+          spool,
+          upstream,
+          metrics,
+          log: log.child({ part: 'exec' }),
+          timeoutMs: config.upstreamTimeout,
+          failOpen: config.failOpen,
+        }),
       },
       username: identity.user.username,
     });
@@ -218,13 +242,7 @@ export async function runSidecar(
         databasesDir: config.databasesDir,
         hosts: config.listen,
         policy,
-        protection: {
-          namespace: config.podNamespace,
-          policyConfigMaps: [config.policyConfigMap],
-          sidecarContainer: config.sidecarContainer,
-          injectorNamespace: config.injectorNamespace,
-          pod: config.podName,
-        },
+        protection,
         identity,
         spool,
         failOpen: config.failOpen,

@@ -45,6 +45,8 @@ export interface KubeRequestContext {
    * retry over SPDY.
    */
   webSocket?: WebSocketOffer;
+  /** A port-forward session, once the guard has read how the agent forwards (portforward/session-guard.ts). */
+  portForward?: { transport: 'spdy' | 'websocket' };
   /** Why the exec target could not be completed (the pod lookup failed): the session is refused with it, once allowed. */
   execProblem?: { code: number; reason: string; message: string };
 }
@@ -68,7 +70,9 @@ export function newContext(req: AgentRequest, res: AgentResponse): KubeRequestCo
     maskedFields: 0,
     overheadNs: 0n,
   };
-  if (req.upgrade && asksForWebSocket(req)) {
+  // A port-forward's refusals are plain HTTP (its WebSocket carries ports, not an error channel;
+  // exec-target.ts drops this for any request read as one; the path test covers the guards before it).
+  if (req.upgrade && asksForWebSocket(req) && !path.endsWith('/portforward')) {
     const offer = readWebSocketOffer(req);
     if (!('problem' in offer)) {
       ctx.webSocket = offer;

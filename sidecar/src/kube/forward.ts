@@ -17,6 +17,7 @@ import { LineSplitter } from './line-splitter.ts';
 import { type MaskOptions, maskBody } from './mask.ts';
 import { maskJsonBytes } from './mask-bytes.ts';
 import { withheldStatus } from './mask-status.ts';
+import { detectorsOnLogs, filteredLog, isPodLog, type LogFilterChoice } from './pod-log-filter.ts';
 import { sendStatus, statusBody } from './status.ts';
 import type { Upstream } from './upstream.ts';
 
@@ -30,6 +31,8 @@ export interface ForwardOptions {
   readonly timeoutMs: number;
   readonly metrics: SidecarMetrics;
   readonly log: Logger;
+  /** Which filter a pod log streams through, if any (pod-log-filter.ts; default: the value detectors, always). */
+  readonly logFilter?: LogFilterChoice;
 }
 
 function fail(ctx: KubeRequestContext, code: number, reason: string, message: string): void {
@@ -311,7 +314,9 @@ export function forward(opts: ForwardOptions): Handler {
   return async (ctx) => {
     const { req, res } = ctx;
     const decision = ctx.decision;
-    const mask = decision?.action === 'mask';
+    // A pod's log is text: a filter masks it (or none does), never the JSON masking.
+    const logFilter = isPodLog(ctx) ? (opts.logFilter ?? detectorsOnLogs)(ctx) : undefined;
+    const mask = decision?.action === 'mask' && logFilter === undefined;
     let accept: string | undefined;
     if (mask) {
       accept = jsonOnlyAccept(req.headers.accept);
@@ -354,7 +359,13 @@ export function forward(opts: ForwardOptions): Handler {
       const x: ExchangeControl = { abort: () => exchange?.abort(), resume: () => exchange?.resume() };
       const done = () => resolve();
       let sink: ResponseSink;
-      if (!mask) sink = passThrough(ctx, opts, x, done);
+      if (logFilter)
+        sink = filteredLog(ctx, logFilter, {
+          resume: () => x.resume(),
+          failed: (err) => upstreamFailure(ctx, err, opts),
+          done,
+        });
+      else if (!mask) sink = passThrough(ctx, opts, x, done);
       else {
         const maskOpts: MaskOptions = {
           fields: decision?.maskFields ?? DEFAULT_MASK_FIELDS,
@@ -418,9 +429,9 @@ export function forward(opts: ForwardOptions): Handler {
         resolve();
       });
     });
-    if (mask && ctx.maskedFields > 0) {
+    if ((mask || logFilter) && ctx.maskedFields > 0) {
       opts.metrics.maskedFields.inc(
-        { protocol: 'kubernetes', rule: decision?.rule ?? 'unknown' },
+        { protocol: 'kubernetes', rule: logFilter?.rule ?? decision?.rule ?? 'unknown' },
         ctx.maskedFields,
       );
     }

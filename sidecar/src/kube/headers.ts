@@ -64,6 +64,26 @@ function connectionListed(value: string | undefined): Set<string> | undefined {
 }
 
 /**
+ * The agent's request fields ([name, value, …] as received) that cross to the
+ * API server, as field lines: those droppedRequestField keeps out, those the
+ * agent's Connection header names (hop-by-hop too, RFC 9110 §7.6.1), and those
+ * `skip` names (lower-cased) stay behind.
+ */
+export function crossingFieldLines(raw: readonly string[], skip?: (name: string) => boolean): string {
+  const listed = new Set<string>();
+  for (let i = 0; i + 1 < raw.length; i += 2)
+    if ((raw[i] as string).toLowerCase() === 'connection')
+      for (const n of listItems(raw[i + 1] as string)) listed.add(n);
+  let lines = '';
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    if (droppedRequestField(name) || listed.has(name) || skip?.(name)) continue;
+    lines += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  }
+  return lines;
+}
+
+/**
  * The request head sent upstream: the agent's request line and fields minus
  * hop-by-hop ones and its credentials, plus the sidecar's token, the
  * Audit-ID, and a Content-Length for the (already read) body. `accept`
@@ -78,15 +98,8 @@ export function upstreamHead(
   accept: string | undefined,
   bodyLength: number | undefined,
 ): string {
-  const listed = connectionListed(req.headers.connection);
   let head = `${req.method} ${req.url} HTTP/1.1\r\nhost: ${host}\r\n`;
-  const raw = req.rawHeaders;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = (raw[i] as string).toLowerCase();
-    if (droppedRequestField(name) || listed?.has(name) || (accept !== undefined && name === 'accept'))
-      continue;
-    head += `${raw[i]}: ${raw[i + 1]}\r\n`;
-  }
+  head += crossingFieldLines(req.rawHeaders, accept === undefined ? undefined : (name) => name === 'accept');
   if (accept !== undefined) head += `accept: ${accept}\r\n`;
   head += `authorization: ${authorization}\r\naudit-id: ${auditID}\r\n`;
   if (bodyLength !== undefined) head += `content-length: ${bodyLength}\r\n`;

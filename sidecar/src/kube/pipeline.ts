@@ -1,7 +1,7 @@
 /**
  * The Kubernetes API request path, assembled in one place: audit ∘ read
  * request ∘ spool gate ∘ exec target ∘ decide ∘ object check ∘ access review ∘
- * refuse port-forward ∘ exec sessions → forward.
+ * port-forward sessions ∘ exec sessions → forward.
  */
 import type { SelfProtection } from '@chaperone/shared';
 import type { AuditRecorder } from '../audit/recorder.ts';
@@ -14,11 +14,11 @@ import { type ExecSessionDeps, execSessions } from './exec/session-guard.ts';
 import { type ForwardOptions, forward } from './forward.ts';
 import { accessReview } from './guards/access-review.ts';
 import { audit } from './guards/audit.ts';
-import { refuseConnect } from './guards/connect-refusal.ts';
 import { decide } from './guards/decide.ts';
 import { objectCheck } from './guards/object-check.ts';
 import { readRequest } from './guards/request-reading.ts';
 import { type SpoolGateOptions, spoolGate } from './guards/spool-gate.ts';
+import { type PortForwardDeps, portForwardSessions } from './portforward/session-guard.ts';
 
 export interface PipelineDeps extends ForwardOptions {
   readonly recorder: AuditRecorder;
@@ -32,6 +32,8 @@ export interface PipelineDeps extends ForwardOptions {
   readonly metrics: SidecarMetrics;
   /** Exec and attach sessions: their filters and recorder, and tuning. */
   readonly exec?: Pick<ExecSessionDeps, 'hooks' | 'session'>;
+  /** Port-forward session tuning. */
+  readonly portForward?: Pick<PortForwardDeps, 'closeTimeoutMs'>;
 }
 
 export function kubePipeline(d: PipelineDeps): Handler {
@@ -49,7 +51,7 @@ export function kubePipeline(d: PipelineDeps): Handler {
       decide(d.policy, d.protection, d.username, d.maxRequestBytes),
       objectCheck(d),
       accessReview({ ...d, user: d.username }),
-      refuseConnect(),
+      portForwardSessions({ ...d, ...d.portForward }),
       execSessions({ ...d, ...d.exec }),
     ],
     forward(d),

@@ -26,6 +26,9 @@ export interface TestPipelineOptions {
   readonly failOpen?: boolean;
   readonly collector?: PipelineDeps['collector'];
   readonly exec?: PipelineDeps['exec'];
+  readonly portForward?: PipelineDeps['portForward'];
+  /** The exec sessions' hooks, made from the pipeline's own parts (its recorder, spool, policy…). */
+  readonly execHooks?: (deps: PipelineDeps) => NonNullable<PipelineDeps['exec']>['hooks'];
 }
 
 export interface TestPipeline {
@@ -46,7 +49,7 @@ export async function startTestPipeline(o: TestPipelineOptions): Promise<TestPip
   const spool = Spool.open(spoolDir, { maxBytes: 1 << 20, ...o.spool });
   const upstream = new Upstream({ url: o.upstreamUrl, ca: o.ca, tokenFile: join(o.dir, 'token'), log });
   const identity = buildIdentity({ name: 'p', namespace: 'a', uid: 'u', serviceAccount: 'agent' }, undefined);
-  const handler = kubePipeline({
+  const deps: PipelineDeps = {
     upstream,
     maxRequestBytes: o.maxRequestBytes ?? 1024,
     maxResponseBytes: 64 * 1024,
@@ -59,6 +62,7 @@ export async function startTestPipeline(o: TestPipelineOptions): Promise<TestPip
     failOpen: o.failOpen ?? false,
     ...(o.collector ? { collector: o.collector } : {}),
     ...(o.exec ? { exec: o.exec } : {}),
+    ...(o.portForward ? { portForward: o.portForward } : {}),
     policy: new PolicyStore(join(o.dir, 'policy.yaml'), log),
     protection: {
       namespace: 'a',
@@ -66,7 +70,9 @@ export async function startTestPipeline(o: TestPipelineOptions): Promise<TestPip
       sidecarContainer: 'chaperone-sidecar',
     },
     username: identity.user.username,
-  });
+  };
+  const hooks = o.execHooks?.(deps);
+  const handler = kubePipeline(hooks ? { ...deps, exec: { ...deps.exec, hooks } } : deps);
   const servers = await startKubeServers({ hosts: ['127.0.0.1'], port: 0, handler });
   return {
     base: `http://127.0.0.1:${servers.port}`,

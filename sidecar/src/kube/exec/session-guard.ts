@@ -1,14 +1,18 @@
 /**
  * The end of the pipeline for exec and attach: an allowed WebSocket session is
  * opened (the 101 to the agent, whose event the audit guard writes first; then
- * the sidecar's own WebSocket to the API server) and driven by ExecSession;
- * its end is recorded as a second event. Other requests pass on.
+ * the sidecar's own WebSocket to the API server) and driven by ExecSession,
+ * recorded as asciicast v2 into the spool while it runs
+ * (session-recording.ts); its end is recorded as a second event. Other
+ * requests pass on.
  *
  * Refused here, with a Status saying what to do:
  * - SPDY upgrades (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false, older clients)
  *   and requests that do not upgrade to a channel WebSocket: only WebSocket
  *   sessions are recorded, and nothing passes unrecorded;
- * - a session whose container could not be learned (exec-target.ts).
+ * - a session whose container could not be learned (exec-target.ts);
+ * - a session whose filters cannot be had (the Secrets its mask rule names
+ *   cannot be read: text-hooks.ts), before the 101.
  * Once the 101 is out, failures to reach the pod come as a Status on the
  * agent's error channel: the API server's or the kubelet's own refusal as
  * they wrote it, or the sidecar's words when the API server was not reached.
@@ -24,7 +28,8 @@ import { type StatusBody, sendStatus, statusBody } from '../status.ts';
 import type { Upstream } from '../upstream.ts';
 import { asksForSpdy, switchingProtocolsHead } from './handshake.ts';
 import { ExecSession, type SessionOptions } from './session.ts';
-import type { SessionHooks } from './session-hooks.ts';
+import { type SessionHooks, SessionRefusedError } from './session-hooks.ts';
+import { recordSession } from './session-recording.ts';
 import { dialUpstream, type UpstreamDial, UpstreamDialError } from './upstream-dial.ts';
 
 /** The built-in rule exec and attach requests that are not WebSocket sessions are refused under. */
@@ -37,8 +42,10 @@ export interface ExecSessionDeps {
   readonly log: Logger;
   /** For opening the upstream side (connection and the answer's head). */
   readonly timeoutMs: number;
-  /** The filters and recorder of one session; by default bytes pass unchanged and nothing is recorded but the events. */
-  readonly hooks?: (ctx: KubeRequestContext) => SessionHooks;
+  /** The filters of one session (by default bytes pass unchanged), and a recorder in place of the spool's (tests). */
+  readonly hooks?: (ctx: KubeRequestContext) => SessionHooks | Promise<SessionHooks>;
+  /** Keep a session going when its recording cannot be written (default: end it). */
+  readonly failOpen?: boolean;
   /** Session tuning (tests shorten the waits). */
   readonly session?: Partial<Pick<SessionOptions, 'stdinEndGraceMs' | 'closeTimeoutMs' | 'maxHeldBytes'>>;
 }
@@ -79,6 +86,16 @@ export function execSessions(d: ExecSessionDeps): Guard {
       sendStatus(ctx.res, statusBody(p.code, p.reason, p.message));
       return;
     }
+    // Before the 101: filters that cannot be had refuse the session with a Status (SessionRefusedError).
+    let hooks: SessionHooks;
+    try {
+      hooks = (await d.hooks?.(ctx)) ?? {};
+    } catch (err) {
+      if (!(err instanceof SessionRefusedError)) throw err;
+      ctx.failure = err.status;
+      sendStatus(ctx.res, statusBody(err.status.code, err.status.reason, err.status.message));
+      return;
+    }
     let socket: Socket;
     try {
       socket = ctx.res.switchProtocols(switchingProtocolsHead(offer));
@@ -88,11 +105,20 @@ export function execSessions(d: ExecSessionDeps): Guard {
       ctx.res.destroy();
       return;
     }
-    const session = new ExecSession(
+    let session: ExecSession | undefined;
+    const recorder =
+      hooks.recorder ??
+      recordSession({
+        recorder: d.recorder,
+        sessionId: ctx.auditID,
+        failOpen: d.failOpen === true,
+        abort: (status) => session?.abort(status),
+      });
+    session = new ExecSession(
       { socket, rest: Buffer.alloc(0), protocol: offer.protocol },
       {
         tty: exec.tty === true,
-        ...(d.hooks ? { hooks: d.hooks(ctx) } : {}),
+        hooks: { ...hooks, recorder },
         ...d.session,
         onEnd: (summary) => d.recorder.recordExecEnd(ctx, summary),
       },

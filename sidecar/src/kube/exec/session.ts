@@ -25,12 +25,19 @@
  *   the agent why with a Failure Status (STDIN_END_MESSAGE). So
  *   `echo hi | kubectl exec -i pod -- cat` prints "hi" and then fails with that
  *   message after the grace period instead of hanging.
+ * - A refused line of piped input (the input filter's `endStdin`) ends the
+ *   pod's stdin the same way: a v5 upstream gets the end of stdin; toward a v4
+ *   one the grace period above runs and the Status names the refusal
+ *   (REFUSED_STDIN_MESSAGE). Input after it is dropped.
+ * - Output a filter holds back and releases on its own after a pause (masking
+ *   a TTY's echo) goes out through the `emit` its `start` was given.
  */
 import type { Socket } from 'node:net';
 import {
   type ChannelData,
   ChannelFrameError,
   type ChannelProtocol,
+  CLOSE,
   decodeChannelMessage,
   ERROR,
   encodeChannelMessage,
@@ -43,11 +50,14 @@ import { FrameDecoder, OPCODE, type WebSocketMessage, WebSocketProtocolError } f
 import { closePayload, encodeFrame, type Opcode } from './frame-encoder.ts';
 import {
   type InputFilter,
+  type InputResult,
+  type InputSummary,
   NO_RECORDING,
   type OutputFilter,
   type OutputStream,
   PASS_INPUT,
   PASS_OUTPUT,
+  type RecordingSummary,
   type SessionHooks,
   type SessionRecorder,
 } from './session-hooks.ts';
@@ -79,6 +89,10 @@ export interface SessionSummary {
   readonly agentProtocol: string;
   readonly upstreamProtocol?: string;
   readonly problem?: SessionProblem;
+  /** What the session's recording came to, when it was recorded. */
+  readonly recording?: RecordingSummary;
+  /** What the input filter judged, when it judges lines. */
+  readonly input?: InputSummary;
 }
 
 export interface SessionOptions {
@@ -99,6 +113,10 @@ export interface SessionOptions {
 
 export const STDIN_END_MESSAGE =
   "chaperone: the agent's stdin ended, but the API server passes exec sessions to the kubelet over v4.channel.k8s.io (Kubernetes before 1.30), which has no way to end the command's stdin alone; the command did not exit within {grace} of its last output, so the guard ended the session. Commands that read stdin to its end (cat, tar x, sh reading a script) cannot finish this way on this cluster: give them a file or argument instead of piped stdin, or use an API server from 1.30 on";
+
+/** The Status when a refused input line ends stdin toward a v4 upstream ({why}: the refusal). */
+export const REFUSED_STDIN_MESSAGE =
+  "{why}; the command's stdin ends at that line, but the API server passes exec sessions to the kubelet over v4.channel.k8s.io (Kubernetes before 1.30), which has no way to end the command's stdin alone; the command did not exit within {grace} of its last output, so the guard ended the session";
 
 const MAX_STATUS_BYTES = 64 * 1024;
 const EOT = Buffer.from([0x04]);
@@ -132,6 +150,8 @@ export class ExecSession {
   #statusBytes: Buffer[] = [];
   #statusSize = 0;
   #outputEnded = false;
+  /** The pod's stdin has ended (the agent's end passed on, or a refused line): later input is dropped. */
+  #podStdinEnded = false;
   #bytesToPod = 0;
   #bytesToAgent = 0;
   #problem: SessionProblem | undefined;
@@ -146,6 +166,7 @@ export class ExecSession {
     this.#input = o.hooks?.input ?? PASS_INPUT;
     this.#recorder = o.hooks?.recorder ?? NO_RECORDING;
     this.#agent = this.#peer(agent, 'server', o.maxAgentMessageBytes ?? 1 << 20, false);
+    this.#output.start?.((stream, data) => this.#released(stream, data));
     this.#listen(this.#agent, 'agent', agent.rest);
   }
 
@@ -213,6 +234,17 @@ export class ExecSession {
     this.#closeBoth(1000, '');
   }
 
+  /**
+   * Ends a running session from the sidecar's side (its recording cannot be
+   * written): the output the filter still holds goes out, then the Status on
+   * the agent's error channel, then the close to both sides.
+   */
+  abort(status: { code: number; reason: string; message: string } & object): void {
+    if (this.#ending) return;
+    this.#flushOutput();
+    this.refuse(status);
+  }
+
   // ---- reading ------------------------------------------------------------------------------
 
   #read(p: Peer, side: Side, chunk: Buffer): void {
@@ -270,7 +302,7 @@ export class ExecSession {
     }
     const msg = t.message;
     if (msg.channel === STDIN) {
-      this.#toPod(up, this.#input.push(msg.data));
+      if (!this.#podStdinEnded) this.#toPod(up, this.#input.push(msg.data));
       return;
     }
     if (msg.channel === RESIZE) {
@@ -278,21 +310,33 @@ export class ExecSession {
       if (size) this.#recorder.resize(size.width, size.height);
     } else if (msg.data[0] === STDIN) {
       // v5 close of stdin toward a v5 upstream: what the input filter held goes first.
+      if (this.#podStdinEnded) return;
+      this.#podStdinEnded = true;
       this.#toPod(up, this.#input.end());
     }
     this.#sendChannel(up, msg.channel, msg.data);
   }
 
-  #toPod(up: Peer, r: { toPod: Buffer; toAgent?: Buffer }): void {
+  #toPod(up: Peer, r: InputResult): void {
     if (r.toPod.length > 0) {
       this.#bytesToPod += r.toPod.length;
       this.#recorder.input(r.toPod);
       this.#sendChannel(up, STDIN, r.toPod);
     }
     if (r.toAgent && r.toAgent.length > 0) this.#toAgentOutput(this.#o.tty ? STDOUT : STDERR, r.toAgent);
+    if (r.endStdin !== undefined && !this.#podStdinEnded) {
+      // The input filter refused a line: the pod's stdin ends there.
+      if (up.protocol.version >= 5) {
+        this.#podStdinEnded = true;
+        this.#sendChannel(up, CLOSE, Buffer.of(STDIN));
+      } else this.#stdinEnded(up, r.endStdin);
+    }
   }
 
-  #stdinEnded(up: Peer): void {
+  /** Stdin ends toward a v4 upstream: the agent's stdin ended, or (`why`) the input filter refused a line. */
+  #stdinEnded(up: Peer, why?: string): void {
+    if (this.#podStdinEnded) return;
+    this.#podStdinEnded = true;
     this.#toPod(up, this.#input.end());
     if (this.#o.tty) {
       this.#bytesToPod += 1;
@@ -302,8 +346,15 @@ export class ExecSession {
     const grace = this.#o.stdinEndGraceMs ?? 5000;
     this.#grace = setTimeout(() => {
       if (this.#ending) return;
-      const message = STDIN_END_MESSAGE.replace('{grace}', `${grace / 1000} s`);
-      this.#problem = { code: 500, reason: 'StdinEndNotSupported', message };
+      const [message, reason, code] =
+        why === undefined
+          ? [STDIN_END_MESSAGE.replace('{grace}', `${grace / 1000} s`), 'StdinEndNotSupported', 500]
+          : [
+              REFUSED_STDIN_MESSAGE.replace('{why}', why).replace('{grace}', `${grace / 1000} s`),
+              'Forbidden',
+              403,
+            ];
+      this.#problem = { code, reason, message };
       this.#flushOutput();
       this.#writeStatus({
         kind: 'Status',
@@ -311,8 +362,8 @@ export class ExecSession {
         metadata: {},
         status: 'Failure',
         message,
-        reason: 'StdinEndNotSupported',
-        code: 500,
+        reason,
+        code,
       });
       this.#closeBoth(1000, '');
     }, grace);
@@ -348,6 +399,12 @@ export class ExecSession {
     }
     const t = toAgent(this.#up?.protocol ?? agent.protocol, agent.protocol, m);
     if (t) this.#sendChannel(agent, t.channel, t.data);
+  }
+
+  /** Output the filter released on its own (after a pause). */
+  #released(stream: OutputStream, data: Buffer): void {
+    if (this.#outputEnded || this.#agent.closeSent || data.length === 0) return;
+    this.#toAgentOutput(stream, data);
   }
 
   #countOutput(data: Buffer): void {
@@ -504,7 +561,7 @@ export class ExecSession {
     if (this.#closeTimer) clearTimeout(this.#closeTimer);
     const status = this.#statusSize > 0 ? parseStatus(Buffer.concat(this.#statusBytes)) : undefined;
     const exitCode = status?.exitCode;
-    this.#recorder.end(exitCode);
+    const recording = this.#recorder.end(exitCode, this.#problem?.message);
     const summary: { -readonly [K in keyof SessionSummary]: SessionSummary[K] } = {
       bytesToPod: this.#bytesToPod,
       bytesToAgent: this.#bytesToAgent,
@@ -515,6 +572,9 @@ export class ExecSession {
     if (exitCode !== undefined) summary.exitCode = exitCode;
     if (this.#up) summary.upstreamProtocol = this.#up.protocol.name;
     if (this.#problem) summary.problem = this.#problem;
+    if (recording) summary.recording = recording;
+    const input = this.#input.summary?.();
+    if (input) summary.input = input;
     this.#o.onEnd(summary);
   }
 }

@@ -12,7 +12,8 @@
  *
  * Like a kubelet it first sends an empty stdout message, then runs a scripted
  * "command" (see `run`), writes the Status on channel 3 and closes. It also
- * serves pod reads (GET …/pods/{name}) from `pods`.
+ * serves pod reads (GET …/pods/{name}) from `pods` and Secret reads
+ * (GET …/secrets/{name}) from `secrets`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
@@ -60,6 +61,8 @@ export interface FakeExecUpstream {
   readonly requests: string[];
   /** Pods by name: their container names. */
   readonly pods: Map<string, string[]>;
+  /** Secrets by name: their `data` (base64 values), or the HTTP status a read of them gets. */
+  readonly secrets: Map<string, Record<string, string> | number>;
   close(): Promise<void>;
 }
 
@@ -72,6 +75,7 @@ export async function startFakeExecUpstream(version: 4 | 5): Promise<FakeExecUps
   const sessions: SeenSession[] = [];
   const requests: string[] = [];
   const pods = new Map<string, string[]>();
+  const secrets = new Map<string, Record<string, string> | number>();
   const speaks = version === 5 ? ['v5.channel.k8s.io', ...KUBELET_PROTOCOLS] : KUBELET_PROTOCOLS;
   const choose = (offered: Iterable<string>) => {
     for (const p of offered) if (speaks.includes(p)) return p;
@@ -84,6 +88,23 @@ export async function startFakeExecUpstream(version: 4 | 5): Promise<FakeExecUps
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     requests.push(`${req.method} ${req.url}`);
+    const secret = /^\/api\/v1\/namespaces\/[^/]+\/secrets\/([^/?]+)$/.exec(req.url ?? '');
+    if (secret) {
+      const found = secrets.get(decodeURIComponent(secret[1] as string)) ?? 404;
+      res.setHeader('content-type', 'application/json');
+      res.statusCode = typeof found === 'number' ? found : 200;
+      res.end(
+        typeof found === 'number'
+          ? JSON.stringify({
+              kind: 'Status',
+              status: 'Failure',
+              code: found,
+              message: `secret read: ${found}`,
+            })
+          : JSON.stringify({ kind: 'Secret', data: found }),
+      );
+      return;
+    }
     const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/?]+)$/.exec(req.url ?? '');
     const containers = m ? pods.get(decodeURIComponent(m[2] as string)) : undefined;
     res.setHeader('content-type', 'application/json');
@@ -146,7 +167,8 @@ export async function startFakeExecUpstream(version: 4 | 5): Promise<FakeExecUps
       const ch = isBinary ? (data[0] as number) : (data[0] as number) - 48;
       const payload = isBinary ? data.subarray(1) : Buffer.from(data.subarray(1).toString(), 'base64');
       seen.received.push([ch, Buffer.from(payload)]);
-      if (argv[0] === 'cat' || url.pathname.endsWith('/attach')) {
+      // `cat` and `sh` (a shell that only echoes) return their input until it ends.
+      if (argv[0] === 'cat' || argv[0] === 'sh' || url.pathname.endsWith('/attach')) {
         if (ch === 0) ws.send(frame(1, payload));
         if (ch === 255 && payload[0] === 0) finish(SUCCESS);
       }
@@ -191,6 +213,7 @@ export async function startFakeExecUpstream(version: 4 | 5): Promise<FakeExecUps
         break;
       }
       case 'cat':
+      case 'sh':
       case 'sizes':
       case undefined:
         break;
@@ -215,6 +238,7 @@ export async function startFakeExecUpstream(version: 4 | 5): Promise<FakeExecUps
     sessions,
     requests,
     pods,
+    secrets,
     close: async () => {
       for (const c of wss.clients) c.terminate();
       server.closeAllConnections();

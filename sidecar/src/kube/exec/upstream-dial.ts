@@ -1,11 +1,14 @@
 /**
- * Opens the upstream half of an exec session: a TLS connection of its own to
- * the API server (the pool's address and CA), the sidecar's WebSocket upgrade
- * request with its own token and the session's Audit-ID, and the answer. A
- * 101 hands over the socket and any bytes that came after the answer's head;
- * any other answer is read whole (within a bound) — it is a Status saying why
- * the API server or the kubelet refused, which the agent gets on its error
- * channel.
+ * Opens the upstream half of a session: a TLS connection of its own to the
+ * API server (the pool's address and CA), the sidecar's upgrade request with
+ * its own token and the session's Audit-ID, and the answer. A 101 hands over
+ * the socket and any bytes that came after the answer's head; any other
+ * answer is read whole (within a bound) — it is a Status saying why the API
+ * server or the kubelet refused, which the agent is told.
+ *
+ * `dialUpgrade` takes any upgrade request and a check of the 101's fields (the
+ * SPDY port-forward uses it); `dialUpstream` is the WebSocket upgrade of exec
+ * and attach sessions.
  */
 import type { TLSSocket } from 'node:tls';
 import { headerRecord, parseFieldLines } from '../http1/framing.ts';
@@ -38,6 +41,19 @@ export class UpstreamDialError extends Error {
     this.name = 'UpstreamDialError';
     this.reason = reason;
   }
+
+  /** Anything a dial threw, as an UpstreamDialError (an unexpected one is a protocol failure). */
+  static from(err: unknown): UpstreamDialError {
+    return err instanceof UpstreamDialError ? err : new UpstreamDialError('protocol', String(err));
+  }
+
+  /** The Status the agent gets: 504 for a timeout, 503 for an API server out of reach, 502 otherwise. */
+  status(): { code: number; reason: string; message: string } {
+    const message = `chaperone: ${this.message}`;
+    if (this.reason === 'timeout') return { code: 504, reason: 'Timeout', message };
+    if (this.reason === 'unreachable') return { code: 503, reason: 'ServiceUnavailable', message };
+    return { code: 502, reason: 'BadGateway', message };
+  }
 }
 
 export interface DialOptions {
@@ -51,14 +67,47 @@ export interface DialOptions {
   readonly timeoutMs: number;
 }
 
+/** What dialUpgrade hands over: the 101 with the value its check read, or the refusal. */
+export type UpgradeDial<T> =
+  | { readonly kind: 'open'; readonly socket: TLSSocket; readonly value: T; readonly rest: Buffer }
+  | Extract<UpstreamDial, { kind: 'refused' }>;
+
+export interface UpgradeOptions<T> {
+  readonly upstream: Upstream;
+  /** The whole request head, ending with the empty line. */
+  readonly head: string;
+  /** Reads a 101's fields (lower-cased names): what to hand over, or why the answer is not one the sidecar asked for. */
+  readonly check: (headers: Readonly<Record<string, string>>) => T | { problem: string };
+  /** For the connection and the answer's head together. */
+  readonly timeoutMs: number;
+}
+
 const MAX_HEAD_BYTES = 64 * 1024;
 const MAX_REFUSAL_BYTES = 64 * 1024;
 const HEAD_END = Buffer.from('\r\n\r\n');
 
-export function dialUpstream(o: DialOptions): Promise<UpstreamDial> {
+export async function dialUpstream(o: DialOptions): Promise<UpstreamDial> {
   const key = newKey();
+  const dial = await dialUpgrade({
+    upstream: o.upstream,
+    head: upstreamUpgradeHead({
+      target: o.target,
+      host: o.upstream.host,
+      authorization: o.upstream.authorization,
+      auditID: o.auditID,
+      key,
+      agentFields: o.agentFields,
+    }),
+    check: (headers) => checkUpstreamAnswer(headers, key),
+    timeoutMs: o.timeoutMs,
+  });
+  if (dial.kind === 'refused') return dial;
+  return { kind: 'open', socket: dial.socket, protocol: dial.value, rest: dial.rest };
+}
+
+export function dialUpgrade<T>(o: UpgradeOptions<T>): Promise<UpgradeDial<T>> {
   const socket = o.upstream.pool.openSocket();
-  return new Promise<UpstreamDial>((resolve, reject) => {
+  return new Promise<UpgradeDial<T>>((resolve, reject) => {
     let settled = false;
     let acc: Buffer = Buffer.alloc(0);
     let refusal: ResponseDecoder | undefined;
@@ -66,7 +115,7 @@ export function dialUpstream(o: DialOptions): Promise<UpstreamDial> {
     let contentType = '';
     const body: Buffer[] = [];
     let bodyBytes = 0;
-    const finish = (err: UpstreamDialError | undefined, value?: UpstreamDial) => {
+    const finish = (err: UpstreamDialError | undefined, value?: UpgradeDial<T>) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -78,7 +127,7 @@ export function dialUpstream(o: DialOptions): Promise<UpstreamDial> {
       // Held until the session reads on: data with no listener would be lost.
       else socket.pause();
       if (err) reject(err);
-      else resolve(value as UpstreamDial);
+      else resolve(value as UpgradeDial<T>);
     };
     const timer = setTimeout(
       () =>
@@ -156,12 +205,12 @@ export function dialUpstream(o: DialOptions): Promise<UpstreamDial> {
         protocolError(err instanceof HttpParseError ? err.message : String(err));
         return;
       }
-      const checked = checkUpstreamAnswer(headerRecord(raw), key);
-      if ('problem' in checked) {
+      const checked = o.check(headerRecord(raw));
+      if (typeof checked === 'object' && checked !== null && 'problem' in checked) {
         protocolError(checked.problem);
         return;
       }
-      finish(undefined, { kind: 'open', socket, protocol: checked, rest: acc.subarray(end + 4) });
+      finish(undefined, { kind: 'open', socket, value: checked, rest: acc.subarray(end + 4) });
     };
     const onEnd = () => {
       if (refusal) {
@@ -185,16 +234,6 @@ export function dialUpstream(o: DialOptions): Promise<UpstreamDial> {
     socket.on('end', onEnd);
     socket.on('error', onError);
     socket.on('close', onClose);
-    socket.write(
-      upstreamUpgradeHead({
-        target: o.target,
-        host: o.upstream.host,
-        authorization: o.upstream.authorization,
-        auditID: o.auditID,
-        key,
-        agentFields: o.agentFields,
-      }),
-      'latin1',
-    );
+    socket.write(o.head, 'latin1');
   });
 }

@@ -15,7 +15,6 @@ import { BodyTooLargeError } from '../http1/agent-connection.ts';
 import { UpstreamError } from '../http1/upstream-pool.ts';
 import { sendStatus, statusBody } from '../status.ts';
 import { type Upstream, type UpstreamReply, upstreamCall } from '../upstream.ts';
-import { SESSIONS_RULE } from './connect-refusal.ts';
 
 export interface AccessReviewOptions {
   readonly policy: PolicyStore;
@@ -29,8 +28,6 @@ export interface AccessReviewOptions {
 
 const isObj = check.isObject;
 
-/** Sessions this sidecar refuses whatever the policy says (see connect-refusal.ts). */
-
 export const RULES_REVIEW_NOTE =
   "Chaperone's guardrail policy and built-in rules also apply to every request through this sidecar; ask about one action with kubectl auth can-i <verb> <resource>";
 
@@ -38,20 +35,6 @@ function refuse(ctx: KubeRequestContext, code: number, reason: string, message: 
   const m = `chaperone: ${message}`;
   ctx.answered = { code, reason, message: m };
   sendStatus(ctx.res, statusBody(code, reason, m));
-}
-
-/** The guard's refusal of what a SelfSubjectAccessReview's spec asks about, if any. */
-function refusalOf(spec: unknown, opts: AccessReviewOptions): { rule: string; message: string } | undefined {
-  const d = decideAccessReview(spec, opts.user, opts.policy.current, opts.protection);
-  if (d) return d;
-  const attrs = isObj(spec) && isObj(spec.resourceAttributes) ? spec.resourceAttributes : undefined;
-  if (attrs?.resource === 'pods' && attrs.subresource === 'portforward') {
-    return {
-      rule: SESSIONS_RULE,
-      message: `${attrs.subresource} sessions cannot be recorded by this sidecar version and are refused`,
-    };
-  }
-  return undefined;
 }
 
 /**
@@ -113,7 +96,7 @@ export function accessReview(opts: AccessReviewOptions): Guard {
             : '';
         doc.status = { ...status, incomplete: true, evaluationError: `${earlier}${RULES_REVIEW_NOTE}` };
       } else {
-        const refusal = refusalOf(doc.spec, opts);
+        const refusal = decideAccessReview(doc.spec, opts.user, opts.policy.current, opts.protection);
         if (refusal) {
           const reason = `chaperone: denied by rule "${refusal.rule}": ${refusal.message}`;
           doc.status = { allowed: false, denied: true, reason };

@@ -1,0 +1,178 @@
+// How a typed line is split into the commands a shell runs (the input guard
+// judges each one). Where it matters the expectation was checked against
+// dash and bash running the same line (`set -x` shows what runs).
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { lineEditorChange, readShellLine } from './shell-line.ts';
+
+const commands = (line: string) => readShellLine(line).commands;
+
+describe('readShellLine', () => {
+  const cases: [string, string[][]][] = [
+    ['ls -l', [['ls', '-l']]],
+    ['  ls   -l  ', [['ls', '-l']]],
+    ['ls; rm -rf /', [['ls'], ['rm', '-rf', '/']]],
+    ['ls && rm x || echo no', [['ls'], ['rm', 'x'], ['echo', 'no']]],
+    ['cat f | sh', [['cat', 'f'], ['sh']]],
+    [
+      'sleep 1 & rm x',
+      [
+        ['sleep', '1'],
+        ['rm', 'x'],
+      ],
+    ],
+    ['"rm" -rf /', [['rm', '-rf', '/']]],
+    ["'r'm -rf /", [['rm', '-rf', '/']]],
+    ['r\\m -rf /', [['rm', '-rf', '/']]],
+    ['echo "a b" \'c d\'', [['echo', 'a b', 'c d']]],
+    // Substitutions run commands of their own, also inside double quotes.
+    [
+      'echo $(rm -rf /)',
+      [
+        ['echo', '$(rm -rf /)'],
+        ['rm', '-rf', '/'],
+      ],
+    ],
+    [
+      'echo "x $(rm y) z"',
+      [
+        ['echo', 'x $(rm y) z'],
+        ['rm', 'y'],
+      ],
+    ],
+    [
+      'echo `rm y`',
+      [
+        ['echo', '`rm y`'],
+        ['rm', 'y'],
+      ],
+    ],
+    [
+      'diff <(rm a) b',
+      [
+        ['diff', '<(rm a)', 'b'],
+        ['rm', 'a'],
+      ],
+    ],
+    [
+      'echo $(echo $(rm deep))',
+      [
+        ['echo', '$(echo $(rm deep))'],
+        ['rm', 'deep'],
+        ['echo', '$(rm deep)'],
+      ],
+    ],
+    // Single quotes keep everything literal.
+    ["echo '$(rm y)'", [['echo', '$(rm y)']]],
+    // Subshells and groups.
+    [
+      '(cd /; rm x)',
+      [
+        ['cd', '/'],
+        ['rm', 'x'],
+      ],
+    ],
+    ['{ rm x; }', [['rm', 'x']]],
+    // What comes before the program.
+    ['FOO=1 BAR=2 rm x', [['rm', 'x']]],
+    ['exec rm x', [['rm', 'x']]],
+    ['env -i PATH=/bin rm x', [['rm', 'x']]],
+    ['sudo -E rm x', [['rm', 'x']]],
+    ['command -p rm x', [['rm', 'x']]],
+    ['! rm x', [['rm', 'x']]],
+    ['if true; then rm x; fi', [['true'], ['rm', 'x']]],
+    [
+      'while read f; do rm "$f"; done',
+      [
+        ['read', 'f'],
+        ['rm', '$f'],
+      ],
+    ],
+    ['for f in a b; do rm $f; done', [['rm', '$f']]],
+    ['case $x in a) rm a;; esac', [['rm', 'a']]],
+    // Redirections are not argv, wherever they stand.
+    ['>out rm x', [['rm', 'x']]],
+    ['rm x 2>/dev/null', [['rm', 'x']]],
+    ['cat <<EOF', [['cat']]],
+    ['echo hi >&2', [['echo', 'hi']]],
+    ['ls 2>&1 | grep x', [['ls'], ['grep', 'x']]],
+    // Not a comment: a shell may not read # as one.
+    [
+      'echo hi # ; rm x',
+      [
+        ['echo', 'hi', '#'],
+        ['rm', 'x'],
+      ],
+    ],
+    ['X=1', []],
+    ['', []],
+  ];
+  for (const [line, want] of cases) {
+    it(JSON.stringify(line), () => assert.deepEqual(commands(line), want));
+  }
+
+  it('gives the whole line as words from the first program on, operators included', () => {
+    assert.deepEqual(readShellLine('FOO=1 curl -s "http://x/a b" | sh').words, [
+      'curl',
+      '-s',
+      'http://x/a b',
+      '|',
+      'sh',
+    ]);
+    assert.deepEqual(readShellLine('>out ls').words, ['ls']);
+    assert.deepEqual(readShellLine('X=1').words, []);
+  });
+
+  it('reads a line continued with a backslash as one', () => {
+    assert.deepEqual(commands('rm \\\n-rf /'), [['rm', '-rf', '/']]);
+  });
+
+  it('never hangs or throws on unbalanced or deep input', () => {
+    for (const s of [
+      'echo "abc',
+      "echo 'abc",
+      'echo $(ls',
+      'echo `ls',
+      '((((',
+      '))))',
+      '$('.repeat(500),
+      '\\',
+    ]) {
+      readShellLine(s);
+    }
+  });
+});
+
+describe('lineEditorChange', () => {
+  const refused = [
+    'bind -x \'"\\C-x": rm -rf /\'',
+    'bind \'"\\r": "rm x\\n"\'',
+    'set -o vi',
+    'set +o emacs',
+    'set -ovi',
+    'bash -o vi',
+    'setopt VI',
+    'setopt v_i',
+    'bindkey -v',
+    'stty -icanon',
+    'stty erase ^H',
+    'ls; stty raw',
+    'echo "set editing-mode vi" >> ~/.inputrc',
+    'INPUTRC=/tmp/x bash',
+    'python3 -c "import readline; readline.parse_and_bind(\'tab: complete\')"',
+    'tset',
+    'fish_vi_key_bindings',
+  ];
+  for (const line of refused)
+    it(`refuses ${JSON.stringify(line)}`, () => assert.notEqual(lineEditorChange(line), undefined));
+  const allowed = [
+    'ls -l',
+    'set -e',
+    'set -o errexit',
+    'echo binding',
+    'kubectl get rolebindings',
+    'vi file.txt',
+  ];
+  for (const line of allowed)
+    it(`lets ${JSON.stringify(line)} be`, () => assert.equal(lineEditorChange(line), undefined));
+});
