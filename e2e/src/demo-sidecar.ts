@@ -4,8 +4,8 @@
  * environment from the pod as the API server stored it (downward-API values
  * resolved from the pod), and its volumes laid out in a local directory the
  * way the kubelet would (there is no kubelet here): a pod-bound token from the
- * real API server, the cluster CA, the policy ConfigMap, the agent view, the
- * spool. Only the paths and ports are mapped to local ones.
+ * real API server, the cluster CA, the policy ConfigMap, the collector's CA
+ * ConfigMap (when mounted), declared databases' Secrets, the agent view, the spool. Only the paths and ports are mapped to local ones.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -118,6 +118,8 @@ export interface LocalSidecar {
   readonly metricsUrl: string;
   readonly agentSaDir: string;
   readonly agentKubeconfig: string;
+  /** Each declared database's local listener port (the pod's port mapped). */
+  readonly databasePorts: Readonly<Record<string, number>>;
   readonly command: string[];
   readonly process: ManagedProcess;
   stop(): Promise<void>;
@@ -167,6 +169,57 @@ export async function runPodSidecar(opts: {
     data?: Record<string, string>;
   };
   for (const [k, v] of Object.entries(policyCm.data ?? {})) writeFileSync(join(policyDir, k), v);
+  // The collector's CA, when the injection mounts one: the ConfigMap behind the volume the
+  // path is on, its keys as files.
+  const collectorCa: string[] = [];
+  const caFile = env.CHAPERONE_COLLECTOR_CA_FILE;
+  if (caFile) {
+    const mount = c.volumeMounts?.find((m) => caFile.startsWith(`${m.mountPath}/`));
+    const volume = pod.spec.volumes?.find((v) => v.name === mount?.name);
+    const cmName = (volume?.configMap as { name?: string } | undefined)?.name;
+    if (!mount || !cmName)
+      throw new DependencyError(
+        `${caFile} (CHAPERONE_COLLECTOR_CA_FILE) is on no ConfigMap volume of the sidecar`,
+      );
+    const cm = kubectlJson(opts.kubeconfig, ['get', 'configmap', cmName, '-n', ns, '-o', 'json']) as {
+      data?: Record<string, string>;
+    };
+    const caDir = join(dir, 'collector-ca');
+    mkdirSync(caDir, { recursive: true });
+    for (const [k, v] of Object.entries(cm.data ?? {})) writeFileSync(join(caDir, k), v);
+    collectorCa.push('--collector-ca-file', join(caDir, caFile.slice(mount.mountPath.length + 1)));
+  }
+  // Declared databases: each one's Secret volume with its keys as files, its listener on a
+  // free local port instead of the pod's.
+  const databases: string[] = [];
+  const databasePorts: Record<string, number> = {};
+  const declared = (env.CHAPERONE_DATABASES ?? '').split(',').filter(Boolean);
+  if (declared.length > 0) {
+    const dbDir = join(dir, 'databases');
+    const ports = await freePorts(declared.length);
+    for (const [i, entry] of declared.entries()) {
+      const name = entry.split('=')[0] as string;
+      const mount = c.volumeMounts?.find((m) => m.mountPath.endsWith(`/${name}`));
+      const volume = pod.spec.volumes?.find((v) => v.name === mount?.name);
+      const secretName = (volume?.secret as { secretName?: string } | undefined)?.secretName;
+      if (!secretName) throw new DependencyError(`database "${name}" has no Secret volume on the sidecar`);
+      const secret = kubectlJson(opts.kubeconfig, ['get', 'secret', secretName, '-n', ns, '-o', 'json']) as {
+        data?: Record<string, string>;
+      };
+      mkdirSync(join(dbDir, name), { recursive: true });
+      for (const [k, v] of Object.entries(secret.data ?? {}))
+        writeFileSync(join(dbDir, name, k), Buffer.from(v, 'base64'), { mode: 0o600 });
+      databasePorts[name] = ports[i] as number;
+    }
+    databases.push(
+      '--databases',
+      Object.entries(databasePorts)
+        .map(([n, p]) => `${n}=${p}`)
+        .join(','),
+      '--databases-dir',
+      dbDir,
+    );
+  }
   const agentSaDir = join(dir, 'agent-sa');
   const [kubePort, metricsPort] = (await freePorts(2)) as [number, number];
   const command = [...(c.command ?? ['chaperone', 'sidecar']), ...(c.args ?? [])];
@@ -188,6 +241,8 @@ export async function runPodSidecar(opts: {
     join(dir, 'spool', 'events'),
     '--policy-file',
     join(policyDir, 'policy.yaml'),
+    ...collectorCa,
+    ...databases,
     ...loopbackListenerFlags(kubePort, metricsPort),
   ];
   if (command[0] !== 'chaperone' || command[1] !== 'sidecar') {
@@ -216,6 +271,7 @@ export async function runPodSidecar(opts: {
     metricsUrl,
     agentSaDir,
     agentKubeconfig,
+    databasePorts,
     command,
     process: proc,
     stop: async () => {

@@ -66,6 +66,8 @@ describe('chaperone demo', () => {
       // What the user sees.
       for (const step of [
         'collector',
+        'PostgreSQL',
+        'kubelet stand-in',
         'injector',
         'namespace',
         'agent pod',
@@ -78,6 +80,32 @@ describe('chaperone demo', () => {
       assert.match(output, /denied by rule "chaperone-protect-namespaces"/);
       assert.match(output, /masked \(decodes to "\*\*masked\*\*"\)/);
       assert.match(output, /allowed \d+, denied \d+, masked \d+/);
+      // kubectl exec through the sidecar to the stand-in kubelet: the allowed command's output,
+      // the denied one's rule message. Fails when the exec guard stops passing sessions through
+      // (no "hello from agent") or stops refusing rm (no message), or the demo stops saying the
+      // kubelet is a stand-in.
+      assert.match(output, /a stand-in kubelet: there is no kubelet here/);
+      assert.match(output, /\n\s+hello from agent\n\s+→ allowed/);
+      assert.match(
+        output,
+        /rm -rf \.\/data\n.*agents may not delete or overwrite files in pods\n\s+→ denied/,
+      );
+      // psql as the agent, one session: a query, a masked column, DROP TABLE refused with the
+      // rule's message, then a query that still works (the table intact). Fails when the SQL
+      // guard stops denying DROP, ends the session on a denial, or stops masking.
+      assert.match(output, /ada \| ada@example\.com[\s\S]*→ allowed/);
+      assert.match(output, /ada \| \*\*masked\*\*[\s\S]*→ masked by rule "mask-password-columns"/);
+      assert.match(
+        output,
+        /DROP TABLE users;\n\s+ERROR: .*agents may not drop, truncate or empty tables.*\n\s+→ denied; the session goes on/,
+      );
+      assert.match(
+        output,
+        /SELECT count\(\*\) AS users FROM users;\n\s+3\n\s+→ allowed: same session, table intact/,
+      );
+      assert.match(output, /chaperone replay \S+ --collector-url/);
+      // The users' passwords reached neither psql's output nor anything else the demo printed.
+      assert.doesNotMatch(output, /hunter2-/);
 
       // The summary is what the collector stored.
       const events = await allEvents(summary);
@@ -86,6 +114,20 @@ describe('chaperone demo', () => {
       for (const action of ['allow', 'deny', 'mask'])
         assert.equal(summary.decisions[action] ?? 0, count(action), action);
       assert.ok(count('deny') >= 1 && count('mask') >= 1);
+      // By protocol: the summary's counts are the stored events', and each protocol was both
+      // allowed and denied (exec and SQL too, not only the Kubernetes API).
+      for (const protocol of ['kubernetes', 'exec', 'postgres']) {
+        const of = events.filter((e) => e.chaperone.protocol === protocol);
+        for (const action of ['allow', 'deny', 'mask']) {
+          const n = of.filter((e) => e.chaperone.decision.action === action).length;
+          assert.equal(summary.protocols[protocol]?.[action] ?? 0, n, `${protocol} ${action}`);
+        }
+        assert.ok(
+          (summary.protocols[protocol]?.allow ?? 0) >= 1 && (summary.protocols[protocol]?.deny ?? 0) >= 1,
+          `${protocol}: ${JSON.stringify(summary.protocols[protocol])}`,
+        );
+      }
+      assert.ok(summary.execSessions.length >= 1, 'no exec session to replay');
       for (const rule of [
         'chaperone-protect-namespaces',
         'chaperone-protect-policy',
@@ -93,6 +135,9 @@ describe('chaperone demo', () => {
         'chaperone-no-host-namespaces',
         'default',
         'mask-secret-values',
+        'no-destructive-exec',
+        'no-destructive-sql',
+        'mask-password-columns',
       ]) {
         const stored = events.filter((e) => e.chaperone.decision.rule === rule).length;
         assert.ok(stored >= 1, `no stored event for rule ${rule}`);

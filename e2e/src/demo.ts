@@ -4,9 +4,12 @@
  * as the cluster's webhook), opts a namespace in with a sample policy, creates
  * an agent pod through the real API server and shows its injection, runs that
  * pod's sidecar as a local process with the configuration the injection
- * produced, plays an agent session through it with real kubectl, and prints
+ * produced, plays an agent session through it — the Kubernetes API and
+ * `kubectl exec` with real kubectl (exec reaches a stand-in kubelet: there is
+ * no kubelet here), a declared PostgreSQL database with real psql — and prints
  * what the collector recorded.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
@@ -18,13 +21,19 @@ import { startCollectorProcess } from './collector-process.ts';
 import { type ControlPlane, startControlPlane } from './control-plane.ts';
 import { runPodSidecar, type StoredPod } from './demo-sidecar.ts';
 import { optInNamespace, startInjector, waitUntilInjecting } from './injector-harness.ts';
-import { kubectl, kubectlJson } from './kubectl.ts';
+import { kubectl, kubectlAsync, kubectlJson } from './kubectl.ts';
+import { markPodRunning, registerNode } from './kubelet/node.ts';
+import { startKubeletStandin } from './kubelet-standin.ts';
 import { freePort } from './ports.ts';
+import { startPostgres } from './postgres.ts';
 import { waitFor } from './process.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const SAMPLE_POLICY = join(REPO, 'deploy', 'examples', 'guardrail-policy.yaml');
-const DEMO_SECRET_VALUE = `s3cr3t-${randomBytes(6).toString('hex')}`;
+/** The passwords in the demo database's `users` table: the agent sees them masked. */
+const USER_PASSWORD = `hunter2-${randomBytes(4).toString('hex')}`;
+/** The declared database (`chaperone.dev/databases`): its name for the agent, its Secret. */
+const DATABASE = 'shop';
 
 export interface DemoOptions {
   keep: boolean;
@@ -45,7 +54,11 @@ export interface DemoSummary {
   sidecarMetricsUrl: string;
   events: number;
   decisions: Record<string, number>;
+  /** Decisions by protocol (kubernetes, exec, postgres). */
+  protocols: Record<string, Record<string, number>>;
   rules: Record<string, { action: string; count: number }>;
+  /** The exec sessions' ids, for `chaperone replay`. */
+  execSessions: string[];
 }
 
 interface Step {
@@ -133,6 +146,41 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       (c) => `embedded storage, ingest at ${c.url}, query API at ${c.queryUrl}`,
     );
 
+    const postgres = await step(
+      {
+        title: 'PostgreSQL',
+        fix: "run as root on Debian with network access to the Debian archive (the first run installs Debian's postgresql)",
+      },
+      async () => {
+        const p = await startPostgres({ log: (line) => out(`  … ${line}`) });
+        cleanups.push(() => p.stop());
+        // The application's table, made by its owner (the agent gets no DDL).
+        const r = spawnSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', p.url], {
+          encoding: 'utf8',
+          input: `CREATE TABLE users (id int PRIMARY KEY, name text, email text, password text);
+INSERT INTO users VALUES (1, 'ada', 'ada@example.com', '${USER_PASSWORD}-1'),
+  (2, 'grace', 'grace@example.com', '${USER_PASSWORD}-2'), (3, 'linus', 'linus@example.com', '${USER_PASSWORD}-3');`,
+        });
+        if (r.status !== 0) throw new Error(`psql: ${r.stderr.trim()}`);
+        return p;
+      },
+      (p) =>
+        `${p.version} at ${p.host}:${p.port}, database ${p.database} with a users table (declared to the agent as ${DATABASE})`,
+    );
+
+    const kubelet = await step(
+      { title: 'kubelet stand-in', fix: 'see the kubectl error above' },
+      async () => {
+        const standin = await startKubeletStandin({ lifetimeMs: opts.keep ? 24 * 3600_000 : 10 * 60_000 });
+        cleanups.push(() => standin.stop());
+        const node = registerNode(cp.kubeconfigPath, { port: standin.port });
+        cleanups.push(() => node.delete());
+        return { standin, node };
+      },
+      (k) =>
+        `Node ${k.node.name} → ${k.standin.url}: a stand-in kubelet: there is no kubelet here; it runs exec'd commands on this machine`,
+    );
+
     const injector = await step(
       {
         title: 'injector',
@@ -170,8 +218,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
           'db-credentials',
           '-n',
           name,
-          '--from-literal=username=app',
-          `--from-literal=password=${DEMO_SECRET_VALUE}`,
+          `--from-literal=host=${postgres.host}`,
+          `--from-literal=port=${postgres.port}`,
+          `--from-literal=dbname=${postgres.database}`,
+          `--from-literal=user=${postgres.user}`,
+          `--from-literal=password=${postgres.password}`,
         ]);
         // Agents usually get an over-privileged token; this one is cluster-admin, so
         // everything below that is refused is refused by the guard, not by RBAC.
@@ -190,7 +241,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
         return name;
       },
       (name) =>
-        `${name} labelled chaperone.dev/inject=enabled, policy ConfigMap chaperone-policy (${SAMPLE_POLICY.slice(REPO.length)}), Secret db-credentials, ServiceAccount agent (cluster-admin)`,
+        `${name} labelled chaperone.dev/inject=enabled, policy ConfigMap chaperone-policy (${SAMPLE_POLICY.slice(REPO.length)}), Secret db-credentials (the database's password), ServiceAccount agent (cluster-admin)`,
     );
 
     const pod = await step(
@@ -202,8 +253,14 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
         const manifest = {
           apiVersion: 'v1',
           kind: 'Pod',
-          metadata: { name: 'agent', labels: { app: 'agent' } },
+          metadata: {
+            name: 'agent',
+            labels: { app: 'agent' },
+            annotations: { 'chaperone.dev/databases': `${DATABASE}=db-credentials` },
+          },
           spec: {
+            // No scheduler here: bound to the stand-in's Node, as a scheduler would bind it.
+            nodeName: kubelet.node.name,
             serviceAccountName: 'agent',
             containers: [{ name: 'agent', image: 'python:3.12-slim', command: ['python', '-m', 'agent'] }],
           },
@@ -220,6 +277,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
         ]) as StoredPod;
         if (stored.metadata.labels?.['chaperone.dev/injected'] !== 'true')
           throw new Error('the pod was admitted without injection');
+        markPodRunning(cp.kubeconfigPath, ns, 'agent', stored.spec.containers);
         return stored;
       },
       (p) => {
@@ -244,6 +302,10 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       { what: 'the NetworkPolicy', timeoutMs: 30_000, intervalMs: 200 },
     );
     out(`    NetworkPolicy: ${policies.join(', ')} (egress only to DNS, the API server and the collector)`);
+    const agentEnv = Object.fromEntries((agentContainer?.env ?? []).map((e) => [e.name, e.value ?? '']));
+    out(
+      `    agent container env for database ${DATABASE}: PGHOST=${agentEnv.PGHOST} PGPORT=${agentEnv.PGPORT} PGUSER=${agentEnv.PGUSER} PGDATABASE=${agentEnv.PGDATABASE} (no password)`,
+    );
 
     const sidecar = await step(
       { title: 'sidecar', fix: 'see the sidecar log in the demo directory' },
@@ -262,7 +324,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     );
 
     await step(
-      { title: 'agent session', fix: 'see the kubectl output above' },
+      { title: 'agent session', fix: 'see the kubectl and psql output above' },
       async () => {
         const agent = (args: string[], input?: string) =>
           kubectl(sidecar.agentKubeconfig, [...args, '--cache-dir', join(dir, 'kube-cache')], {
@@ -322,12 +384,99 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
           }),
         );
         show('apply -f job-with-hostNetwork.yaml', job, refused(job));
+
+        // kubectl exec through the sidecar and the real API server, to the stand-in kubelet.
+        const exec = (args: string[]) =>
+          kubectlAsync(sidecar.agentKubeconfig, [...args, '--cache-dir', join(dir, 'kube-cache')], {
+            timeoutMs: 60_000,
+          });
+        const execOk = await exec([
+          'exec',
+          'agent',
+          '-c',
+          'agent',
+          '--',
+          'sh',
+          '-c',
+          'echo hello from $0',
+          'agent',
+        ]);
+        show(
+          "exec agent -c agent -- sh -c 'echo hello from $0' agent",
+          execOk,
+          execOk.code === 0 ? 'allowed' : 'FAILED',
+        );
+        // Relative path: the stand-in runs commands on this machine.
+        const execRm = await exec(['exec', 'agent', '-c', 'agent', '--', 'rm', '-rf', './data']);
+        show('exec agent -c agent -- rm -rf ./data', execRm, refused(execRm));
+
+        // psql as the agent: the environment the injection gave the agent container, the
+        // listener's port mapped to the local one; no password anywhere. One session.
+        const psqlEnv = {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          HOME: dir,
+          PGHOST: agentEnv.PGHOST ?? '',
+          PGPORT: String(sidecar.databasePorts[DATABASE]),
+          PGUSER: agentEnv.PGUSER ?? '',
+          PGDATABASE: agentEnv.PGDATABASE ?? '',
+          PGSSLMODE: agentEnv.PGSSLMODE ?? '',
+        };
+        const statements = [
+          'SELECT name, email FROM users ORDER BY id;',
+          'SELECT name, password FROM users ORDER BY id;',
+          'DROP TABLE users;',
+          'SELECT count(*) AS users FROM users;',
+        ];
+        const psql = spawnSync('psql', ['-X', '-w', '-A', '-t', '-a', '-F', ' | '], {
+          encoding: 'utf8',
+          env: psqlEnv,
+          input: `${statements.join('\n')}\n`,
+          timeout: 30_000,
+        });
+        // -a echoes each statement before its answer: split the answers on the echoes.
+        const answers = statements.map((st, i) => {
+          const from = psql.stdout.indexOf(st);
+          const to = i + 1 < statements.length ? psql.stdout.indexOf(statements[i + 1] as string) : undefined;
+          return from < 0 ? '' : psql.stdout.slice(from + st.length, to).trim();
+        });
+        const sqlError = (psql.stderr.split('\n').find((l) => l.startsWith('ERROR')) ?? '').trim();
+        out(
+          `    $ psql   # as the agent, one session (PGHOST=${psqlEnv.PGHOST} PGPORT=${psqlEnv.PGPORT} PGUSER=${psqlEnv.PGUSER}, no password)`,
+        );
+        const sqlShow = (i: number, text: string, what: string) =>
+          out(
+            `      ${DATABASE}=> ${statements[i]}\n        ${text.replaceAll('\n', '\n        ')}\n        → ${what}`,
+          );
+        const [names = '', masked = '', dropped = '', count = ''] = answers;
+        sqlShow(0, names, names.includes('ada@example.com') ? 'allowed' : 'FAILED');
+        sqlShow(
+          1,
+          masked,
+          masked.includes('**masked**') ? 'masked by rule "mask-password-columns"' : 'NOT MASKED',
+        );
+        sqlShow(2, sqlError, sqlError ? 'denied; the session goes on' : 'ALLOWED (unexpected)');
+        sqlShow(3, count, count === '3' ? 'allowed: same session, table intact' : 'FAILED');
+        if (
+          execOk.code !== 0 ||
+          execOk.stdout.trim() !== 'hello from agent' ||
+          execRm.code === 0 ||
+          !names.includes('ada@example.com') ||
+          !masked.includes('**masked**') ||
+          masked.includes(USER_PASSWORD) ||
+          dropped !== '' ||
+          !sqlError.includes('agents may not drop') ||
+          count !== '3'
+        ) {
+          throw new Error(
+            `the exec or SQL session did not go as the policy says:\n${psql.stdout}\n${psql.stderr}`,
+          );
+        }
         if (
           pods.code !== 0 ||
           secret.code !== 0 ||
           decoded !== '**masked**' ||
           [delNs, patch, create, token, encoded, job].some((r) => r.code === 0) ||
-          (secret.stdout + encoded.stdout).includes(DEMO_SECRET_VALUE)
+          (secret.stdout + encoded.stdout).includes(postgres.password)
         ) {
           throw new Error('the session did not go as the policy says');
         }
@@ -363,9 +512,10 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
 
     out('');
     out(`Summary for ${ns}/${pod.metadata.name} (from the collector's query API):`);
-    out(
-      `  allowed ${summary.decisions.allow ?? 0}, denied ${summary.decisions.deny ?? 0}, masked ${summary.decisions.mask ?? 0}`,
-    );
+    const counts = (d: Record<string, number>) =>
+      `allowed ${d.allow ?? 0}, denied ${d.deny ?? 0}, masked ${d.mask ?? 0}`;
+    out(`  ${counts(summary.decisions)}`);
+    for (const [protocol, d] of Object.entries(summary.protocols)) out(`    ${protocol}: ${counts(d)}`);
     for (const [rule, r] of Object.entries(summary.rules)) out(`  rule ${rule}: ${r.action} × ${r.count}`);
     out('');
     out(
@@ -379,6 +529,10 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     out(
       `  curl -s -H "Authorization: Bearer $(cat ${join(dir, 'query-token')})" '${collector.queryUrl}/v1/events?namespace=${ns}&decision=deny'`,
     );
+    for (const session of summary.execSessions)
+      out(
+        `  chaperone replay ${session} --collector-url ${collector.queryUrl} --token-file ${join(dir, 'query-token')}   # an exec session`,
+      );
     out(`  curl -s ${sidecar.metricsUrl} | grep chaperone_blocked_total`);
     out(
       `  KUBECONFIG=${sidecar.agentKubeconfig} kubectl get secrets -o yaml   # as the agent, through the sidecar`,
@@ -414,7 +568,9 @@ async function summarise(
   pod: string,
   sidecarMetricsUrl: string,
 ): Promise<DemoSummary> {
-  const items: { chaperone: { decision: { action: string; rule: string } } }[] = [];
+  const items: {
+    chaperone: { protocol: string; sessionId?: string; decision: { action: string; rule: string } };
+  }[] = [];
   let cursor: string | undefined;
   do {
     const u = new URL('/v1/events', collectorUrl);
@@ -429,10 +585,16 @@ async function summarise(
     cursor = page.nextCursor ?? undefined;
   } while (cursor);
   const decisions: Record<string, number> = {};
+  const protocols: DemoSummary['protocols'] = {};
   const rules: DemoSummary['rules'] = {};
+  const execSessions = new Set<string>();
   for (const e of items) {
     const d = e.chaperone.decision;
     decisions[d.action] = (decisions[d.action] ?? 0) + 1;
+    const p = protocols[e.chaperone.protocol] ?? {};
+    p[d.action] = (p[d.action] ?? 0) + 1;
+    protocols[e.chaperone.protocol] = p;
+    if (e.chaperone.protocol === 'exec' && e.chaperone.sessionId) execSessions.add(e.chaperone.sessionId);
     if (d.action !== 'allow') {
       const r = rules[d.rule] ?? { action: d.action, count: 0 };
       r.count++;
@@ -448,7 +610,9 @@ async function summarise(
     sidecarMetricsUrl,
     events: items.length,
     decisions,
+    protocols,
     rules,
+    execSessions: [...execSessions],
   };
 }
 
