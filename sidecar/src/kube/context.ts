@@ -47,6 +47,8 @@ export interface KubeRequestContext {
   webSocket?: WebSocketOffer;
   /** A port-forward session, once the guard has read how the agent forwards (portforward/session-guard.ts). */
   portForward?: { transport: 'spdy' | 'websocket' };
+  /** The ports a Chaperone sidecar listens on in the pod a port-forward goes to (portforward/sidecar-ports.ts). */
+  sidecarPorts?: ReadonlySet<number>;
   /** Why the exec target could not be completed (the pod lookup failed): the session is refused with it, once allowed. */
   execProblem?: { code: number; reason: string; message: string };
 }

@@ -16,6 +16,7 @@ import type { SidecarMetrics } from '../../metrics.ts';
 import type { PolicyStore } from '../../policy-store.ts';
 import type { KubeRequestContext } from '../context.ts';
 import { portDecisionEvent } from './events.ts';
+import { SIDECAR_PORTS_RULE } from './sidecar-ports.ts';
 import type { PortVerdict } from './spdy-relay.ts';
 
 export interface PortDecisionDeps {
@@ -51,6 +52,13 @@ export function portOutcome(d: Decision): { decision: Decision; refusal?: string
 export function decidePort(ctx: KubeRequestContext, port: number, d: PortDecisionDeps): Decision {
   const action = ctx.action;
   if (!action?.exec) throw new Error('a port is decided only for a port-forward request that was decided');
+  if (ctx.sidecarPorts?.has(port))
+    return {
+      action: 'deny',
+      rule: SIDECAR_PORTS_RULE,
+      reason: 'self_protection',
+      message: `port ${port} of this pod is a Chaperone sidecar's listener: a tunnel there would act with that pod's credentials and policy, so no policy can allow it`,
+    };
   return evaluate({ ...action, exec: { ...action.exec, ports: [port] } }, d.policy.current, d.protection);
 }
 

@@ -155,9 +155,30 @@ describe('port-forward sessions through the pipeline', () => {
     dir = mkdtempSync(join(tmpdir(), 'portforward-'));
     writeFileSync(join(dir, 'token'), 'real-token');
     writeFileSync(join(dir, 'policy.yaml'), POLICY);
-    upstream = createServer({ cert: leaf.cert, key: leaf.key }, (_req, res) => {
-      res.statusCode = 400;
-      res.end('not an upgrade');
+    upstream = createServer({ cert: leaf.cert, key: leaf.key }, (req, res) => {
+      // The sidecar reads the target pod to learn which ports lead to a sidecar: `guarded` has one
+      // (under a name of its own: it is recognised by its environment), `unreadable` cannot be read.
+      const pod = /^\/api\/v1\/namespaces\/a\/pods\/([^/?]+)$/.exec(req.url ?? '')?.[1];
+      if (req.method === 'GET' && pod !== undefined && pod !== 'unreadable') {
+        const containers: unknown[] = [{ name: 'app', ports: [{ containerPort: 8080 }] }];
+        if (pod === 'guarded')
+          containers.push({
+            name: 'proxy',
+            env: [
+              { name: 'CHAPERONE_KUBE_PORT', value: '6443' },
+              { name: 'CHAPERONE_METRICS_PORT', value: '9091' },
+              { name: 'CHAPERONE_DATABASES', value: 'orders=15432,audit=15433' },
+            ],
+            ports: [{ containerPort: 9091 }],
+          });
+        res.setHeader('content-type', 'application/json');
+        res.end(
+          JSON.stringify({ kind: 'Pod', metadata: { name: pod, namespace: 'a' }, spec: { containers } }),
+        );
+        return;
+      }
+      res.statusCode = pod === 'unreadable' ? 404 : 400;
+      res.end(pod === 'unreadable' ? '{"kind":"Status","code":404}' : 'not an upgrade');
     });
     upstream.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
       const s: Seen = {
@@ -268,6 +289,62 @@ describe('port-forward sessions through the pipeline', () => {
     } finally {
       agentOut.close();
       agentIn.close();
+      await sc.close();
+    }
+  });
+
+  // Fails if the sidecar's ports of the target pod are not looked up (remove the lookUpSidecarPorts call
+  // in session-guard.ts) or are let through: tried, 6443 then reaches the stand-in.
+  it("refuses a sidecar's ports in the target pod whatever the policy says, and a pod it cannot read", async () => {
+    answer = 'spdy';
+    const sc = await pipeline();
+    const agentOut = new PeerDeflater();
+    try {
+      const a = new Agent(Number(new URL(sc.base).port));
+      assert.match(await a.request(SPDY_UPGRADE('guarded')), /^HTTP\/1\.1 101 /);
+      // Client streams have odd ids: each connection an error stream (id % 4 === 1) and a data stream.
+      let id = -1;
+      const next = () => {
+        id += 2;
+        return id;
+      };
+      const open = async (port: string, n: number) =>
+        Buffer.concat([
+          synStream(next(), await agentOut.block(streamHeaders('error', port, n))),
+          synStream(next(), await agentOut.block(streamHeaders('data', port, n))),
+        ]);
+      a.socket.write(
+        Buffer.concat([
+          await open('6443', 0),
+          await open('15433', 1),
+          await open('9091', 2),
+          await open('8080', 3),
+          data(id, 'hello'),
+        ]),
+      );
+      const frames = await a.frames((f) =>
+        f.some((x) => x.kind === 'data' && x.data.toString() === 'echo:hello'),
+      );
+      const refusals = frames
+        .filter((f) => f.kind === 'data' && f.data.length > 0 && f.streamId % 4 === 1)
+        .map((f) => (f.kind === 'data' ? f.data.toString() : ''));
+      assert.equal(refusals.length, 3);
+      for (const r of refusals)
+        assert.match(r, /chaperone: denied by rule "chaperone-no-port-forward-to-sidecar"/);
+      const s = seen.at(-1) as Seen;
+      assert.deepEqual(
+        s.streams.map((h) => h.find(([k]) => k === 'port')?.[1]),
+        ['8080', '8080'],
+        'only the application port reached the API server',
+      );
+      a.socket.end();
+      const text = await new Agent(Number(new URL(sc.base).port)).request(SPDY_UPGRADE('unreadable'));
+      assert.match(
+        text,
+        /^HTTP\/1\.1 404 [\s\S]*could not be read to learn which of its ports lead to a Chaperone sidecar/,
+      );
+    } finally {
+      agentOut.close();
       await sc.close();
     }
   });

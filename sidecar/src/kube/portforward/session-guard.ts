@@ -30,6 +30,7 @@ import type { Upstream } from '../upstream.ts';
 import { portForwardEndEvent } from './events.ts';
 import { decidePort, type PortDecisionDeps, PortDecisions, portOutcome } from './port-decisions.ts';
 import { readPortsQuery } from './ports-query.ts';
+import { lookUpSidecarPorts } from './sidecar-ports.ts';
 import { SocketRelay } from './socket-relay.ts';
 import { SpdyPortForwardRelay } from './spdy-relay.ts';
 import {
@@ -81,6 +82,13 @@ export function portForwardSessions(d: PortForwardDeps): Guard {
       answer(ctx, 400, 'BadRequest', `chaperone: ${up.problem}`);
       return;
     }
+    // Which of the pod's ports lead to a Chaperone sidecar: refused whatever the policy says.
+    const sidecarPorts = await lookUpSidecarPorts(d, ctx, info.namespace ?? '', info.name ?? '');
+    if (!(sidecarPorts instanceof Set)) {
+      answer(ctx, sidecarPorts.code, sidecarPorts.reason, sidecarPorts.message);
+      return;
+    }
+    ctx.sidecarPorts = sidecarPorts;
     const path = `/api/v1/namespaces/${encodeURIComponent(info.namespace ?? '')}/pods/${encodeURIComponent(info.name ?? '')}/portforward`;
     const decisions = new PortDecisions(ctx, d);
     let ports: readonly number[] = [];
