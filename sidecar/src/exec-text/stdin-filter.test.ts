@@ -193,24 +193,31 @@ describe('StdinFilter tty: editing keys', () => {
 });
 
 describe('StdinFilter tty: unreadable lines', () => {
-  const table: { name: string; input: string; reason: RegExp }[] = [
-    { name: 'history recall (up arrow)', input: '\x1b[A\r', reason: /history recall/ },
-    { name: 'history recall (SS3 down)', input: 'x\x1bOB\r', reason: /history recall/ },
-    { name: 'history search', input: '\x12ls\r', reason: /history search/ },
-    { name: 'tab completion', input: 'cat /et\tpasswd\r', reason: /tab completion/ },
-    { name: 'a NUL character', input: 'r\x00m -rf /\r', reason: /NUL/ },
-    { name: 'yank', input: 'ls\x17\x19\r', reason: /yank/ },
-    { name: 'unknown escape sequence', input: 'ls\x1b[15~\r', reason: /key CSI 15~/ },
-    { name: 'unknown Alt key', input: 'ls\x1b.\r', reason: /key ESC \./ },
-    { name: 'a lone ESC', input: 'ls\x1b\x1b[C\r', reason: /key ESC/ },
-    { name: 'bytes that are not UTF-8', input: 'ls \xff\r', reason: /not UTF-8/ },
+  /** `kept`: what reaches the pod before the key the filter cannot follow; nothing after it does. */
+  const table: { name: string; input: string; kept: string; reason: RegExp }[] = [
+    { name: 'history recall (up arrow)', input: '\x1b[A\r', kept: '', reason: /history recall/ },
+    { name: 'history recall (SS3 down)', input: 'x\x1bOB\r', kept: 'x', reason: /history recall/ },
+    { name: 'history search', input: '\x12ls\r', kept: '', reason: /history search/ },
+    { name: 'tab completion', input: 'cat /et\tpasswd\r', kept: 'cat /et', reason: /tab completion/ },
+    { name: 'a NUL character', input: 'r\x00m -rf /\r', kept: 'r', reason: /NUL/ },
+    { name: 'yank', input: 'ls\x17\x19\r', kept: 'ls\x17', reason: /yank/ },
+    { name: 'unknown escape sequence', input: 'ls\x1b[15~\r', kept: 'ls', reason: /key CSI 15~/ },
+    { name: 'unknown Alt key', input: 'ls\x1b.\r', kept: 'ls', reason: /key ESC \./ },
+    { name: 'a lone ESC', input: 'ls\x1b\x1b[C\r', kept: 'ls', reason: /key ESC/ },
+    { name: 'bytes that are not UTF-8', input: 'ls \xff\r', kept: 'ls ', reason: /not UTF-8/ },
     {
       name: 'erasing a multi-byte character (bytes or characters?)',
       input: 'echo é\x7f\r',
+      kept: 'echo é',
       reason: /non-ASCII/,
     },
-    { name: 'moving over a combining mark', input: 'e\u0301\x1b[Dx\r', reason: /non-ASCII/ },
-    { name: 'a word move over a non-ASCII letter', input: 'cat été\x1bb\r', reason: /non-ASCII/ },
+    { name: 'moving over a combining mark', input: 'e\u0301\x1b[Dx\r', kept: 'e\u0301', reason: /non-ASCII/ },
+    {
+      name: 'a word move over a non-ASCII letter',
+      input: 'cat été\x1bb\r',
+      kept: 'cat été',
+      reason: /non-ASCII/,
+    },
   ];
   for (const c of table) {
     it(c.name, () => {
@@ -221,11 +228,11 @@ describe('StdinFilter tty: unreadable lines', () => {
       assert.equal(line.readable, false);
       assert.match(line.reason ?? '', c.reason);
       assert.equal(r.lines[0]?.forwarded, false, 'refused whatever decide says');
-      const sent = Buffer.isBuffer(input) ? input : Buffer.from(input);
+      // Fails if the keys from the unreadable one on are passed to the pod (stdin-filter.ts #key's early return).
       assert.deepEqual(
         r.forward,
-        Buffer.concat([sent.subarray(0, -1), CANCEL_LINE]),
-        'CANCEL_LINE instead of Enter',
+        Buffer.concat([Buffer.from(c.kept), CANCEL_LINE]),
+        'the keys before the unreadable one, then CANCEL_LINE instead of Enter',
       );
     });
   }
@@ -243,6 +250,49 @@ describe('StdinFilter tty: unreadable lines', () => {
       assert.equal(r.forward.toString('latin1'), `ls${CANCEL_LINE}`);
     });
   }
+});
+
+describe('StdinFilter tty: keys that run a line without Enter', () => {
+  // bash's insert-comment with an argument (Alt-1 Alt-#) takes the # off a commented line and runs it;
+  // other Alt keys bound to accept-line-like commands likewise. Fails if keys after the first one the
+  // filter cannot follow are forwarded (stdin-filter.ts #key's early return on an unreadable line).
+  for (const [name, keys] of [
+    ['Alt-1 Alt-# (insert-comment with an argument)', '\x1b1\x1b#'],
+    ['Alt-# (insert-comment)', '\x1b#'],
+    ['Alt-Ctrl-E (shell-expand-line)', '\x1b\x05'],
+    ['Alt-digit then an editing key', '\x1b2\x01'],
+  ]) {
+    it(`${name}: nothing from the key on reaches the pod, and the line is refused`, () => {
+      const f = new StdinFilter<Decision>({ mode: 'tty', decide: allowAll });
+      const first = f.push(Buffer.from(`#rm -r /x${keys}`));
+      assert.equal(first.forward.toString('latin1'), '#rm -r /x');
+      const more = f.push(Buffer.from('more'));
+      assert.equal(more.forward.length, 0, 'later keys of the line are held too');
+      const enter = f.push(Buffer.from('\r'));
+      const lines = [...first.lines, ...more.lines, ...enter.lines];
+      assert.equal(lines.length, 1);
+      assert.equal(lines[0]?.line.readable, false);
+      assert.equal(lines[0]?.forwarded, false);
+      assert.equal(
+        Buffer.concat([first.forward, more.forward, enter.forward]).toString('latin1'),
+        `#rm -r /x${CANCEL_LINE}`,
+      );
+      assert.equal(f.push(Buffer.from('ls\r')).forward.toString(), 'ls\r', 'the next line starts afresh');
+    });
+  }
+
+  it('Ctrl-C after an unreadable key reaches the pod and starts a fresh line', () => {
+    const f = new StdinFilter<Decision>({ mode: 'tty', decide: allowAll });
+    assert.equal(f.push(Buffer.from('ls\t')).forward.toString(), 'ls');
+    assert.equal(f.push(Buffer.from('\x03')).forward.toString(), '\x03');
+    assert.equal(f.push(Buffer.from('ls\r')).forward.toString(), 'ls\r');
+  });
+
+  it('a paste inside an unreadable line does not reach the pod', () => {
+    // Fails if #pasteEnd forwards a paste without line breaks while the line is unreadable.
+    const r = run('tty', ['ls\x1b1', '\x1b[200~x\x1b[201~', '\r']);
+    assert.equal(r.forward.toString('latin1'), `ls${CANCEL_LINE}`);
+  });
 });
 
 describe('StdinFilter tty: decisions', () => {

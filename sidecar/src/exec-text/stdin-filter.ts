@@ -8,7 +8,10 @@
  *   pod's pty echoes them and the person types normally; only the key that
  *   runs the line (Enter) is held until `decide` allows the line. A refused
  *   line gets CANCEL_LINE instead of its Enter, and the caller writes the
- *   rule's message to the agent's terminal.
+ *   rule's message to the agent's terminal. From the first key the filter
+ *   cannot follow (unreadable line), no further key of the line reaches the
+ *   pod: its line editor could run the line without Enter (bash's Alt-1
+ *   Alt-# insert-comment runs it).
  * - `tty-hold`: nothing of a line reaches the pod before `decide` allows it:
  *   stricter (the pod's line editor never sees a refused line), but the agent
  *   sees no echo until Enter, so editing is blind.
@@ -233,6 +236,10 @@ export class StdinFilter<D extends LineDecision> {
     }
     this.#rl.key(key);
     this.#canon.feed(key.raw, []);
+    // A key the filter does not model (Alt-digit, Alt-#, Tab …) makes the line unreadable: it and every key
+    // after it stay here until the line ends and is cancelled, so no key the filter cannot follow (Alt-1
+    // Alt-# runs a commented line in bash) reaches the pod's line editor.
+    if (this.#rl.reason !== undefined) return;
     this.#send(key.raw);
   }
 
@@ -317,7 +324,8 @@ export class StdinFilter<D extends LineDecision> {
     const { readings, continued } = this.#readings(p.rlLines, this.#continued);
     const all = unique([...readings, ...p.canonLines.map((l) => l.text)]);
     if (all.length === 0 && !p.overflow) {
-      for (const r of raw) this.#send(r);
+      // A paste inside a line: it goes with the line, unless the line (or the paste) is already unreadable.
+      if (this.#rl.reason === undefined) for (const r of raw) this.#send(r);
       return;
     }
     const reason = p.overflow

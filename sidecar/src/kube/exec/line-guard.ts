@@ -11,7 +11,9 @@
  * the line. The most restrictive decision wins; a review is refused (no
  * approval service). Before the policy, two built-in rules:
  * - `chaperone-unreadable-input`: the line cannot be known from the keys
- *   (history, completion, …) — StdinFilter refuses those itself;
+ *   (history, completion, …) — StdinFilter refuses those itself — or it
+ *   ends inside an open quote, substitution or parenthesis (the shell would
+ *   read the next line, judged alone, as part of it);
  * - `chaperone-no-line-editor-changes`: the line changes how keys are read
  *   (shell-line.ts lineEditorChange).
  *
@@ -139,6 +141,19 @@ export class LineGuard implements InputFilter {
     for (const reading of readings) {
       if (reading.trim() === '') continue;
       const read = readShellLine(reading);
+      if (read.history && this.#o.mode !== 'piped') {
+        // An interactive bash replaces `!!`, `!$`, `!:1*` … with words of earlier lines before it runs the line.
+        return unreadable({
+          reason: 'a "!" that bash history-expands (write it as \\! or inside single quotes)',
+        });
+      }
+      if (read.unterminated) {
+        // The shell reads on into the next line, which is judged alone: `ls '` then `ls ' ; rm -r /x` runs rm.
+        return unreadable({
+          reason:
+            'it ends inside an open quote, substitution or parenthesis, so the shell reads the next line as part of it',
+        });
+      }
       const change = lineEditorChange(reading, read);
       if (change !== undefined) {
         return {
@@ -167,7 +182,7 @@ export class LineGuard implements InputFilter {
   }
 }
 
-function unreadable(line: InputLine): Decision {
+function unreadable(line: Pick<InputLine, 'reason'>): Decision {
   return {
     action: 'deny',
     rule: UNREADABLE_INPUT_RULE,

@@ -3,7 +3,7 @@
 // dash and bash running the same line (`set -x` shows what runs).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { lineEditorChange, readShellLine } from './shell-line.ts';
+import { expandBraces, lineEditorChange, readShellLine } from './shell-line.ts';
 
 const commands = (line: string) => readShellLine(line).commands;
 
@@ -106,6 +106,31 @@ describe('readShellLine', () => {
     ],
     ['X=1', []],
     ['', []],
+    // Wrapper options that take an argument: the argument is not the program.
+    // Fails if shell-line.ts's WRAPPERS lose the options' `takes` (argv0 would be ls, root, 5 …).
+    ['exec -a ls rm -r /x', [['rm', '-r', '/x']]],
+    ['env -i -u X rm /x', [['rm', '/x']]],
+    ['env -C /tmp rm x', [['rm', 'x']]],
+    ['env --unset X rm x', [['rm', 'x']]],
+    ['sudo -u root -- rm /x', [['rm', '/x']]],
+    ['sudo -uroot -g wheel rm /x', [['rm', '/x']]],
+    ['sudo --user=root rm /x', [['rm', '/x']]],
+    ['doas -u root rm /x', [['rm', '/x']]],
+    ['nice -n 5 rm x', [['rm', 'x']]],
+    ['nice -5 rm x', [['rm', 'x']]],
+    ['timeout -s KILL -k 1 5 rm x', [['rm', 'x']]],
+    ['timeout 5s rm x', [['rm', 'x']]],
+    ['stdbuf -oL -e 0 rm x', [['rm', 'x']]],
+    ['ionice -c 3 -n 7 rm x', [['rm', 'x']]],
+    ['chroot / rm x', [['rm', 'x']]],
+    ['setsid -f rm x', [['rm', 'x']]],
+    ['xargs -I {} -n 1 rm {}', [['rm', '{}']]],
+    ['time -p rm x', [['rm', 'x']]],
+    ['sudo env -u A nice -n 1 rm x', [['rm', 'x']]],
+    // env -S splits its argument into a command line.
+    ['env -S "rm -r /x"', [['rm', '-r', '/x']]],
+    // An option the guard does not know may take an argument: every later word may be the program.
+    ['sudo --frobnicate ls rm x', [['--frobnicate', 'ls', 'rm', 'x'], ['ls', 'rm', 'x'], ['rm', 'x'], ['x']]],
   ];
   for (const [line, want] of cases) {
     it(JSON.stringify(line), () => assert.deepEqual(commands(line), want));
@@ -125,6 +150,75 @@ describe('readShellLine', () => {
 
   it('reads a line continued with a backslash as one', () => {
     assert.deepEqual(commands('rm \\\n-rf /'), [['rm', '-rf', '/']]);
+  });
+
+  // bash-only syntax a deny-list must see through. Fails without shell-line.ts's #ansiC ($'…'),
+  // expandBraces, the `function` case in programOf, or #bang (history).
+  const bashCases: [string, string[]][] = [
+    ["$'\\x72m' -rf /x", ['rm', '-rf', '/x']],
+    ["$'\\162m' x", ['rm', 'x']],
+    ["$'r\\u006d' x", ['rm', 'x']],
+    ['$"rm" x', ['rm', 'x']],
+    ['{rm,-rf,/x}', ['rm', '-rf', '/x']],
+    ['r{m,x} /x', ['rm', 'rx', '/x']],
+    ['{q..r}m x', ['qm', 'rm', 'x']],
+    ['function f { rm /x; }', ['rm', '/x']],
+    // Substitutions inside ${…} still run (fails if ${…} is skipped whole).
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text
+    ['echo ${x:-$(rm /x)}', ['rm', '/x']],
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text
+    ['echo "${x:-$(rm /x)}"', ['rm', '/x']],
+  ];
+  for (const [line, argv] of bashCases) {
+    it(`reads ${JSON.stringify(line)} as running ${argv.join(' ')}`, () => {
+      assert.ok(
+        commands(line).some((c) => JSON.stringify(c) === JSON.stringify(argv)),
+        JSON.stringify(commands(line)),
+      );
+    });
+  }
+
+  it('expands braces in order and bounds the expansion', () => {
+    assert.deepEqual(expandBraces('a{b,c{d,e}}f'), ['abf', 'acdf', 'acef']);
+    assert.deepEqual(expandBraces('{3..1}'), ['3', '2', '1']);
+    assert.deepEqual(expandBraces('{a}'), ['{a}']);
+    assert.equal(expandBraces('{a,b}'.repeat(20)).length, 256);
+  });
+
+  it('sees a "!" that an interactive bash history-expands', () => {
+    for (const line of ['echo !!', 'ls !$', 'echo !:1*', '!rm', 'echo "!-2"', 'x=!#'])
+      assert.equal(readShellLine(line).history, true, line);
+    for (const line of ['! rm x', 'echo hi!', 'echo $!', "echo '!!'", 'echo \\!x', 'a != b', 'echo "hi!"'])
+      assert.equal(readShellLine(line).history, false, line);
+  });
+
+  it('marks a line that ends inside a quote, substitution or parenthesis as unterminated', () => {
+    // Fails if the Scanner stops setting `unterminated` (line-guard.ts then judges `ls '` alone).
+    for (const line of [
+      "ls '",
+      'echo "a',
+      'echo $(ls',
+      'echo `ls',
+      'echo ${x',
+      "ls ${x:-'",
+      '(ls',
+      'echo "$(ls',
+    ]) {
+      assert.equal(readShellLine(line).unterminated, true, line);
+    }
+    for (const line of [
+      "ls 'a'",
+      'echo "a"',
+      'echo $(ls)',
+      'echo `ls`',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text
+      'echo ${x:-a}',
+      '(ls)',
+      "echo \\'",
+      'ls \\',
+    ]) {
+      assert.equal(readShellLine(line).unterminated, false, line);
+    }
   });
 
   it('never hangs or throws on unbalanced or deep input', () => {

@@ -10,11 +10,16 @@
  *   commands of their own (also inside double quotes) and stay part of the
  *   word they appear in.
  * - A command's argv drops what comes before its program: `VAR=value`
- *   assignments, reserved words (`if`, `then`, `do`, `!`, `{` …), the
- *   wrappers `exec`, `command`, `builtin`, `nohup`, `time`, `env`, `sudo`
- *   and `doas` with their dash options, and redirections with their targets
- *   wherever they stand (`>out rm x` runs rm). `for`, `select` and `case`
- *   heads run nothing.
+ *   assignments, reserved words (`if`, `then`, `do`, `!`, `{` …), wrappers
+ *   (`exec`, `command`, `builtin`, `nohup`, `time`, `env`, `sudo`, `doas`,
+ *   `nice`, `timeout`, `stdbuf`, `ionice`, `chroot`, `setsid`, `taskset`,
+ *   `xargs`) with their options and the options' arguments (`exec -a ls rm`
+ *   runs rm; `env -S 'rm x'` too), and redirections with their targets
+ *   wherever they stand (`>out rm x` runs rm). After a wrapper option the
+ *   guard does not know, every later word is judged as a possible program.
+ *   `for`, `select` and `case` heads run nothing.
+ * - A line that ends inside a quote, substitution, `${…}` or parenthesis is
+ *   `unterminated`: the shell reads on into the next line.
  * - `#` is not taken as the start of a comment: a shell may not read it as
  *   one (zsh without interactivecomments), so the rest is judged too.
  *
@@ -33,6 +38,17 @@ export interface ShellLine {
    * ls, -l, |, grep, x): what a `commands` regex over the line sees.
    */
   readonly words: readonly string[];
+  /**
+   * The line ends inside a quote, a substitution (`$(`, `` ` ``, `${`) or a
+   * parenthesis: the shell goes on reading the next line as part of it, so
+   * this line alone does not say what runs.
+   */
+  readonly unterminated: boolean;
+  /**
+   * The line has a `!` that an interactive bash history-expands (`!!`,
+   * `!$`, `!:1*`, `!rm` …): what it runs depends on the history.
+   */
+  readonly history: boolean;
 }
 
 /** Nesting of substitutions and parentheses read; deeper text is read as plain words. */
@@ -90,16 +106,170 @@ const RESERVED = new Set([
 ]);
 /** Heads whose words are names and patterns, not a command. */
 const NO_COMMAND = new Set(['for', 'select', 'case']);
-/** Run the command that follows; their dash options are skipped (env also skips assignments). */
-const WRAPPERS = new Set(['exec', 'command', 'builtin', 'nohup', 'time', 'env', 'sudo', 'doas']);
+/**
+ * A program that runs the command in its arguments: its options, which of
+ * them take an argument (the next word, or the rest of the word: `-uroot`),
+ * and how many operands come before the command (`timeout 5 rm`).
+ */
+interface Wrapper {
+  /** Short options that take an argument. */
+  readonly takes: string;
+  /** Short options without one. */
+  readonly flags: string;
+  /** Long options that take an argument (as `--name value` or `--name=value`). */
+  readonly long?: readonly string[];
+  /** Long options without one. */
+  readonly longFlags?: readonly string[];
+  /** Operands before the command. */
+  readonly operands?: number;
+  /** `-5` is an option (nice). */
+  readonly digits?: boolean;
+  /** Options whose argument is itself a command line (env -S). */
+  readonly split?: readonly string[];
+}
+
+/** Wrappers and their options (GNU coreutils, sudo, OpenBSD doas, util-linux, findutils, bash builtins). */
+const WRAPPERS = new Map<string, Wrapper>([
+  ['exec', { takes: 'a', flags: 'cl' }],
+  ['command', { takes: '', flags: 'pvV' }],
+  ['builtin', { takes: '', flags: '' }],
+  ['nohup', { takes: '', flags: '' }],
+  [
+    'time',
+    {
+      takes: 'fo',
+      flags: 'pavqV',
+      long: ['format', 'output'],
+      longFlags: ['append', 'verbose', 'quiet', 'portability'],
+    },
+  ],
+  [
+    'env',
+    {
+      takes: 'uCS',
+      flags: 'i0v',
+      long: ['unset', 'chdir', 'split-string'],
+      longFlags: [
+        'ignore-environment',
+        'null',
+        'debug',
+        'default-signal',
+        'ignore-signal',
+        'block-signal',
+        'list-signal-handling',
+      ],
+      split: ['S', 'split-string'],
+    },
+  ],
+  [
+    'sudo',
+    {
+      takes: 'ughCDrtUpTR',
+      flags: 'AbEeHiKklnPSsVv',
+      long: [
+        'user',
+        'group',
+        'host',
+        'close-from',
+        'chdir',
+        'role',
+        'type',
+        'other-user',
+        'prompt',
+        'command-timeout',
+        'chroot',
+      ],
+      longFlags: [
+        'askpass',
+        'background',
+        'bell',
+        'preserve-env',
+        'edit',
+        'set-home',
+        'login',
+        'remove-timestamp',
+        'reset-timestamp',
+        'list',
+        'non-interactive',
+        'preserve-groups',
+        'stdin',
+        'shell',
+        'validate',
+      ],
+    },
+  ],
+  ['doas', { takes: 'uC', flags: 'nsL' }],
+  ['nice', { takes: 'n', flags: '', long: ['adjustment'], digits: true }],
+  [
+    'timeout',
+    {
+      takes: 'sk',
+      flags: 'v',
+      long: ['signal', 'kill-after'],
+      longFlags: ['preserve-status', 'foreground', 'verbose'],
+      operands: 1,
+    },
+  ],
+  ['stdbuf', { takes: 'ioe', flags: '', long: ['input', 'output', 'error'] }],
+  [
+    'ionice',
+    { takes: 'cnpPu', flags: 't', long: ['class', 'classdata', 'pid', 'pgid', 'uid'], longFlags: ['ignore'] },
+  ],
+  ['chroot', { takes: '', flags: '', long: ['userspec', 'groups'], longFlags: ['skip-chdir'], operands: 1 }],
+  ['setsid', { takes: '', flags: 'cfw', longFlags: ['ctty', 'fork', 'wait'] }],
+  ['taskset', { takes: '', flags: 'ac', longFlags: ['all-tasks', 'cpu-list'], operands: 1 }],
+  [
+    'xargs',
+    {
+      takes: 'IdEaLnPs',
+      flags: '0oprtxiel',
+      long: ['arg-file', 'delimiter', 'max-args', 'max-procs', 'max-chars', 'process-slot-var'],
+      longFlags: [
+        'null',
+        'open-tty',
+        'interactive',
+        'no-run-if-empty',
+        'verbose',
+        'exit',
+        'show-limits',
+        'eof',
+        'replace',
+        'max-lines',
+      ],
+    },
+  ],
+]);
 const ASSIGNMENT = /^[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=/;
 
 const BLANK = new Set([' ', '\t']);
+
+/** bash's `$'…'` escapes that stand for one character. */
+const ANSI_C_ESCAPES: Record<string, string> = {
+  a: '\x07',
+  b: '\b',
+  e: '\x1b',
+  E: '\x1b',
+  f: '\f',
+  n: '\n',
+  r: '\r',
+  t: '\t',
+  v: '\v',
+  '\\': '\\',
+  "'": "'",
+  '"': '"',
+  '?': '?',
+};
+/** `\xHH`, `\uHHHH`, `\UHHHHHHHH`, `\NNN` (after the backslash). */
+const ANSI_C_NUMBER = /^(?:x([0-9A-Fa-f]{1,2})|[uU]([0-9A-Fa-f]{1,8})|([0-7]{1,3}))/;
 
 class Scanner {
   readonly #s: string;
   /** Commands read inside substitutions, in the order met. */
   readonly nested: string[][] = [];
+  /** A quote, substitution or parenthesis was still open at the end of the text. */
+  unterminated = false;
+  /** A `!` bash would history-expand was read. */
+  history = false;
 
   constructor(s: string) {
     this.#s = s;
@@ -137,8 +307,21 @@ class Scanner {
         i += 2;
         continue;
       }
+      if (c === '$' && s[i + 1] === "'") {
+        const r = this.#ansiC(i + 2);
+        word = (word ?? '') + r.text;
+        i = r.end;
+        continue;
+      }
+      if (c === '$' && s[i + 1] === '"') {
+        // $"…" is a double-quoted string (translated by the locale).
+        i++;
+        continue;
+      }
+      if (c === '!') this.#bang(i, false);
       if (c === "'") {
         const j = s.indexOf("'", i + 1);
+        if (j < 0) this.unterminated = true;
         const end = j < 0 ? s.length : j;
         word = (word ?? '') + s.slice(i + 1, end);
         i = end + 1;
@@ -150,6 +333,7 @@ class Scanner {
         i = r.end;
         continue;
       }
+      this.#parameter(i);
       const sub = this.#substitution(i, depth);
       if (sub !== undefined) {
         word = (word ?? '') + s.slice(i, sub);
@@ -182,7 +366,87 @@ class Scanner {
       i++;
     }
     flush();
+    if (closer !== '') this.unterminated = true;
     return { tokens, end: s.length };
+  }
+
+  /**
+   * Whether the `!` at `i` is one an interactive bash history-expands: not
+   * before a blank, the end, `=` or `(` (nor `"` inside double quotes), and
+   * not `$!` or `${!`.
+   */
+  #bang(i: number, quoted: boolean): void {
+    const s = this.#s;
+    const next = s[i + 1];
+    if (next === undefined || BLANK.has(next) || next === '\n' || next === '=' || next === '(') return;
+    if (quoted && next === '"') return;
+    if (s[i - 1] === '$' || (s[i - 1] === '{' && s[i - 2] === '$')) return;
+    this.history = true;
+  }
+
+  /** The inside of `$'…'` from `i` with its escapes decoded, and the index after the closing quote. */
+  #ansiC(i: number): { text: string; end: number } {
+    const s = this.#s;
+    let text = '';
+    while (i < s.length) {
+      const c = s[i] as string;
+      if (c === "'") return { text, end: i + 1 };
+      if (c !== '\\' || i + 1 >= s.length) {
+        text += c;
+        i++;
+        continue;
+      }
+      const e = s[i + 1] as string;
+      const simple = ANSI_C_ESCAPES[e];
+      if (simple !== undefined) {
+        text += simple;
+        i += 2;
+        continue;
+      }
+      const number = ANSI_C_NUMBER.exec(s.slice(i + 1, i + 11));
+      if (number) {
+        const [all, x, u, o] = number;
+        const code = x
+          ? Number.parseInt(x, 16)
+          : u
+            ? Number.parseInt(u, 16)
+            : Number.parseInt(o as string, 8);
+        text += code <= 0x10ffff ? String.fromCodePoint(code) : '';
+        i += 1 + (all as string).length;
+        continue;
+      }
+      if (e === 'c' && i + 2 < s.length) {
+        text += String.fromCharCode((s.charCodeAt(i + 2) & 0x1f) as number);
+        i += 3;
+        continue;
+      }
+      text += c + e;
+      i += 2;
+    }
+    this.unterminated = true;
+    return { text, end: s.length };
+  }
+
+  /**
+   * Notes a `${` at `i` without its matching `}` (braces nest; quotes inside
+   * are skipped) as unterminated. The text inside is then read as usual, so
+   * substitutions in it (`${x:-$(rm y)}`) are still commands.
+   */
+  #parameter(i: number): void {
+    const s = this.#s;
+    if (s[i] !== '$' || s[i + 1] !== '{') return;
+    let depth = 0;
+    for (let j = i + 1; j < s.length; j++) {
+      const c = s[j];
+      if (c === '\\') j++;
+      else if (c === "'" || c === '"') {
+        const k = s.indexOf(c, j + 1);
+        if (k < 0) break;
+        j = k;
+      } else if (c === '{') depth++;
+      else if (c === '}' && --depth === 0) return;
+    }
+    this.unterminated = true;
   }
 
   /** `$(`, `` ` ``, `<(` or `>(` at `i`: reads the commands inside and returns the index after it. */
@@ -224,28 +488,162 @@ class Scanner {
           continue;
         }
       }
+      if (c === '!') this.#bang(i, true);
+      this.#parameter(i);
       text += c;
       i++;
     }
+    this.unterminated = true;
     return { text, end: s.length };
   }
 }
 
-/** Where a simple command's program is among its words: assignments, reserved words and wrappers before it are skipped (-1: none). */
-function programIndex(words: readonly string[]): number {
+/** Where a simple command's program is among its words, and other argvs it may run. */
+interface Program {
+  /** Index of the program (-1: none). */
+  readonly at: number;
+  /**
+   * Other argvs the command may run: every word after an option the guard
+   * does not know (it may take an argument, so any later word may be the
+   * program), and the command line in an option's argument (`env -S`).
+   */
+  readonly also: string[][];
+}
+
+/**
+ * Skips a wrapper's options from `i` (the word after the wrapper); returns
+ * the index of its command, or -1 with `unknown` when an option is not known.
+ */
+function skipOptions(
+  words: readonly string[],
+  i: number,
+  w: Wrapper,
+  also: string[][],
+): { at: number; unknown: boolean } {
+  let operands = w.operands ?? 0;
+  const split = (arg: string | undefined) => {
+    if (arg === undefined) return;
+    const argv = [...arg.split(/[ \t]+/).filter((x) => x !== ''), ...words.slice(i)];
+    const p = programOf(argv);
+    if (p.at >= 0) also.push(argv.slice(p.at));
+    also.push(...p.also);
+  };
+  while (i < words.length) {
+    const word = words[i] as string;
+    if (word === '--') return { at: i + 1 + operands, unknown: false };
+    if (!word.startsWith('-') || word === '-') {
+      if (operands === 0) return { at: i, unknown: false };
+      operands--;
+      i++;
+      continue;
+    }
+    i++;
+    if (word.startsWith('--')) {
+      const eq = word.indexOf('=');
+      const name = word.slice(2, eq < 0 ? undefined : eq);
+      if (w.long?.includes(name)) {
+        const arg = eq < 0 ? words[i++] : word.slice(eq + 1);
+        if (w.split?.includes(name)) split(arg);
+      } else if (!w.longFlags?.includes(name)) return { at: -1, unknown: true };
+      continue;
+    }
+    if (w.digits && /^-\d+$/.test(word)) continue;
+    for (let k = 1; k < word.length; k++) {
+      const letter = word[k] as string;
+      if (w.takes.includes(letter)) {
+        const arg = k + 1 < word.length ? word.slice(k + 1) : words[i++];
+        if (w.split?.includes(letter)) split(arg);
+        break;
+      }
+      if (!w.flags.includes(letter)) return { at: -1, unknown: true };
+    }
+  }
+  return { at: -1, unknown: false };
+}
+
+/** Where a simple command's program is among its words: assignments, reserved words and wrappers before it are skipped. */
+function programOf(words: readonly string[]): Program {
+  const also: string[][] = [];
   let i = 0;
-  let wrapped = false;
   while (i < words.length) {
     const w = words[i] as string;
-    if (i === 0 && NO_COMMAND.has(w)) return -1;
-    if (RESERVED.has(w) || ASSIGNMENT.test(w)) i++;
-    else if (WRAPPERS.has(w.split('/').pop() as string)) {
-      wrapped = true;
+    if (i === 0 && NO_COMMAND.has(w)) return { at: -1, also };
+    if (w === 'function') {
+      // `function name { …; }`: the name is not a program; the body's commands are read as commands.
+      i += 2;
+      continue;
+    }
+    if (RESERVED.has(w) || ASSIGNMENT.test(w)) {
       i++;
-    } else if (wrapped && w.startsWith('-') && w !== '-') i++;
-    else return i;
+      continue;
+    }
+    const wrapper = WRAPPERS.get(w.split('/').pop() as string);
+    if (wrapper === undefined) return { at: i, also };
+    const next = skipOptions(words, i + 1, wrapper, also);
+    if (next.unknown) {
+      // An option the guard does not know may take an argument: any later word may be the program.
+      for (let k = i + 1; k < words.length; k++) also.push(words.slice(k));
+      return { at: -1, also };
+    }
+    if (next.at < 0 || next.at >= words.length) return { at: -1, also };
+    i = next.at;
   }
-  return -1;
+  return { at: -1, also };
+}
+
+/** Most words one word's brace expansion is read into; the rest are not judged. */
+const MAX_BRACE_WORDS = 256;
+
+/** The items of a brace sequence `a..e` or `1..9[..2]`, or undefined. */
+function braceSequence(body: string): string[] | undefined {
+  const m = /^(?:(-?\d+)\.\.(-?\d+)|([A-Za-z])\.\.([A-Za-z]))(?:\.\.(-?\d+))?$/.exec(body);
+  if (!m) return undefined;
+  const letters = m[3] !== undefined;
+  const from = letters ? (m[3] as string).charCodeAt(0) : Number(m[1]);
+  const to = letters ? (m[4] as string).charCodeAt(0) : Number(m[2]);
+  const step = Math.max(1, Math.abs(Number(m[5] ?? 1)));
+  const out: string[] = [];
+  const dir = from <= to ? 1 : -1;
+  for (let v = from; dir > 0 ? v <= to : v >= to; v += dir * step) {
+    out.push(letters ? String.fromCharCode(v) : String(v));
+    if (out.length >= MAX_BRACE_WORDS) break;
+  }
+  return out;
+}
+
+/**
+ * The words bash makes of `word` by brace expansion (`{rm,-rf,/x}` gives
+ * rm, -rf, /x; `r{m,x}` rm, rx; `{q..r}m` qm, rm). Quotes are already gone,
+ * so a quoted brace is expanded too: more is judged, never less.
+ */
+export function expandBraces(word: string): string[] {
+  for (let i = 0; i < word.length; i++) {
+    if (word[i] !== '{' || word[i - 1] === '$') continue;
+    let depth = 0;
+    let close = -1;
+    const commas: number[] = [];
+    for (let j = i; j < word.length && close < 0; j++) {
+      const c = word[j];
+      if (c === '{') depth++;
+      else if (c === '}' && --depth === 0) close = j;
+      else if (c === ',' && depth === 1) commas.push(j);
+    }
+    if (close < 0) continue;
+    const alternatives =
+      commas.length > 0
+        ? [i, ...commas].map((from, k) => word.slice(from + 1, commas[k] ?? close))
+        : braceSequence(word.slice(i + 1, close));
+    if (alternatives === undefined) continue;
+    const out: string[] = [];
+    for (const a of alternatives) {
+      for (const w of expandBraces(word.slice(0, i) + a + word.slice(close + 1))) {
+        if (out.length >= MAX_BRACE_WORDS) return out;
+        out.push(w);
+      }
+    }
+    return out;
+  }
+  return [word];
 }
 
 interface Command {
@@ -261,8 +659,18 @@ function commandsOf(tokens: readonly Token[]): Command[] {
   let at: number[] = [];
   let target = false;
   const end = () => {
-    const p = programIndex(words);
-    if (p >= 0) out.push({ argv: words.slice(p), at: at[p] as number });
+    const p = programOf(words);
+    if (p.at >= 0) out.push({ argv: words.slice(p.at), at: at[p.at] as number });
+    for (const argv of p.also) out.push({ argv, at: -1 });
+    if (words.some((w) => w.includes('{'))) {
+      // Brace expansion makes words of its own, the program among them: `{rm,-rf,/x}` runs rm.
+      const expanded = words.flatMap(expandBraces);
+      if (expanded.length !== words.length || expanded.some((w, k) => w !== words[k])) {
+        const q = programOf(expanded);
+        if (q.at >= 0) out.push({ argv: expanded.slice(q.at), at: -1 });
+        for (const argv of q.also) out.push({ argv, at: -1 });
+      }
+    }
     words = [];
     at = [];
   };
@@ -284,10 +692,13 @@ export function readShellLine(line: string): ShellLine {
   const scanner = new Scanner(line);
   const { tokens } = scanner.list(0, '', 0);
   const top = commandsOf(tokens);
-  const first = top[0];
+  const first = top.find((c) => c.at >= 0);
   return {
     commands: [...top.map((c) => c.argv), ...scanner.nested],
-    words: first === undefined ? [] : tokens.slice(first.at).map((t) => t.text),
+    // Only possible programs (an unknown wrapper option): the line's words from its start.
+    words: (first === undefined ? (top.length > 0 ? tokens : []) : tokens.slice(first.at)).map((t) => t.text),
+    unterminated: scanner.unterminated,
+    history: scanner.history,
   };
 }
 

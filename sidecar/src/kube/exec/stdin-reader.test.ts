@@ -37,6 +37,28 @@ describe('readsCommandsFromStdin', () => {
     ['ssh', 'host'],
     ['ssh', '-p', '22', 'user@host'],
     ['irb'],
+    // stdin named as a file. Fails without stdin-reader.ts's isStdin (STDIN_PATH).
+    ['sh', '/dev/stdin'],
+    ['bash', '/proc/self/fd/0'],
+    ['bash', '/dev/fd/0'],
+    ['python3', '/dev/stdin'],
+    ['psql', '-f', '/dev/stdin'],
+    // -c code that runs text read at run time. Fails without SHELL_RUNS_TEXT and the `$` program check.
+    ['sh', '-c', 'eval "$(cat)"'],
+    ['sh', '-c', '. /dev/stdin'],
+    ['sh', '-c', 'while read l; do eval "$l"; done'],
+    ['sh', '-c', 'exec "$0"', 'sh'],
+    ['bash', '-c', '"$@"', 'x', 'sh'],
+    // Line-by-line code that runs commands. Fails without awkReads, the `loop` options, sedReads.
+    ['awk', '{system($0)}'],
+    ['awk', '{ print | "sh" }'],
+    ['awk', '-F:', '{system($1)}', '-'],
+    ['perl', '-ne', 'system $_'],
+    ['perl', '-pe', '$_ = `$_`'],
+    ['ruby', '-ne', 'system $_'],
+    ['sed', 'e'],
+    ['sed', '-n', 's/^/echo /e'],
+    ['sed', '-e', '1,$ e'],
     // Code that starts an interpreter reading stdin.
     ['sh', '-c', 'exec bash'],
     ['sh', '-ec', 'cd /tmp && sh'],
@@ -84,6 +106,12 @@ describe('readsCommandsFromStdin', () => {
     ['sudo', '-u', 'root', 'id'],
     ['su', '-c', 'ls', 'postgres'],
     ['grep', 'x'],
+    ['awk', '{print $1}'],
+    ['awk', '{system("date")}', 'file.txt'],
+    ['sed', 's/e/x/g'],
+    ['sed', '-e', 's/a/b/', 'file'],
+    ['sed', 'e', 'file'],
+    ['perl', '-pe', 's/a/b/'],
   ];
   for (const argv of reads)
     it(`${JSON.stringify(argv)} reads commands`, () => assert.equal(readsCommandsFromStdin(argv), true));

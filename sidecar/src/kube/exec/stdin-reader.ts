@@ -46,7 +46,20 @@ interface Reader {
   readonly skip?: number;
   /** Its code is a shell line (read for commands that read stdin); otherwise it is searched for interpreter names. */
   readonly shell?: boolean;
+  /** Short options that run the code once per line of stdin (`n`, `p` of perl). */
+  readonly loop?: string;
 }
+
+/** Paths that are the program's own stdin. */
+const STDIN_PATH = /^(-|\/dev\/stdin|\/dev\/fd\/0|\/proc\/[^/]+\/fd\/0)$/;
+const isStdin = (w: string): boolean => STDIN_PATH.test(w);
+
+/** Code (any language) that may run what it reads as a command. */
+const RUNS_COMMANDS =
+  /\b(system|exec\w*|eval|spawn\w*|popen|Popen|subprocess|qx|child_process|pty|os\.)\b|`|\bopen\s*\(?[^)]*\|/;
+
+/** Shell builtins that run text given at run time (`eval "$(cat)"`, `. /dev/stdin`) or read stdin (`read`). */
+const SHELL_RUNS_TEXT = /^(eval|\.|source|read|mapfile|readarray|fc|trap)$/;
 
 const SHELL: Reader = {
   codeOperand: 'c',
@@ -60,8 +73,8 @@ const SHELL: Reader = {
   shell: true,
 };
 const PYTHON: Reader = { code: 'c', runs: 'm', stdin: 'i', args: 'WXQ', operands: 'script' };
-const PERL: Reader = { code: 'eE', args: 'IMmlxCdD0', operands: 'script' };
-const RUBY: Reader = { code: 'e', args: 'IrCEFWx', operands: 'script' };
+const PERL: Reader = { code: 'eE', loop: 'np', args: 'IMmlxCdD0', operands: 'script' };
+const RUBY: Reader = { code: 'e', loop: 'np', args: 'IrCEFWx', operands: 'script' };
 const NODE: Reader = {
   code: 'ep',
   stdin: 'i',
@@ -165,9 +178,79 @@ function namesInterpreter(text: string): boolean {
   return false;
 }
 
-/** Whether a shell line runs a command that reads commands from stdin. */
+/**
+ * Whether a shell line runs a command that reads commands from stdin: one
+ * that does by itself, a builtin that runs text read at run time (`eval
+ * "$(cat)"`, `. /dev/stdin`, a `read` loop) or a program not known before
+ * it runs (`exec "$0"`, `$SHELL`).
+ */
 function shellCodeReads(code: string, depth: number): boolean {
-  for (const argv of readShellLine(code).commands) if (readsCommands(argv, depth + 1)) return true;
+  for (const argv of readShellLine(code).commands) {
+    const program = argv[0] as string;
+    if (SHELL_RUNS_TEXT.test(program) || /[$`]/.test(program)) return true;
+    if (readsCommands(argv, depth + 1)) return true;
+  }
+  return false;
+}
+
+/** awk: a program that runs commands (`system`, a pipe to or from a command) and reads stdin (no file operands). */
+function awkReads(args: readonly string[]): boolean {
+  let i = 0;
+  let program: string | undefined;
+  for (; i < args.length; i++) {
+    const w = args[i] as string;
+    if (w === '--') {
+      i++;
+      break;
+    }
+    if (!w.startsWith('-') || w === '-') break;
+    if (/^-[fvF]$/.test(w) || w === '--file') {
+      const arg = args[++i] ?? '';
+      if (w === '-f' || w === '--file') program = isStdin(arg) ? 'system' : (program ?? '');
+    }
+  }
+  if (program === undefined) program = args[i++] ?? '';
+  const files = args.slice(i).filter((w) => !/^[A-Za-z_][A-Za-z0-9_]*=/.test(w));
+  const readsStdin = files.length === 0 || files.some(isStdin);
+  return readsStdin && /\bsystem\b|\|/.test(program);
+}
+
+/** sed: a script with the `e` command or the `e` flag of `s` (runs the pattern space), reading stdin. */
+function sedReads(args: readonly string[]): boolean {
+  const scripts: string[] = [];
+  const operands: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const w = args[i] as string;
+    if (w === '-e' || w === '--expression') scripts.push(args[++i] ?? '');
+    else if (w.startsWith('--expression=')) scripts.push(w.slice(13));
+    else if (w === '-f' || w === '--file') scripts.push(isStdin(args[++i] ?? '') ? 'e' : '');
+    else if (!w.startsWith('-') || w === '-') operands.push(w);
+  }
+  if (scripts.length === 0) scripts.push(operands.shift() ?? '');
+  if (operands.length > 0 && !operands.some(isStdin)) return false;
+  return scripts.some(sedExecutes);
+}
+
+/** Whether a sed script has an `e` command or an `s` command with the `e` flag. */
+function sedExecutes(script: string): boolean {
+  for (const part of script.split(/[;\n{}]/)) {
+    // The command after its address (line numbers, $, /regex/, ranges, !).
+    const cmd = part.replace(
+      /^\s*(?:(?:\d+|\$|\/(?:[^/\\]|\\.)*\/)\s*(?:[,~]\s*(?:\d+|\$|\/(?:[^/\\]|\\.)*\/))?)?\s*!?\s*/,
+      '',
+    );
+    if (/^e\b/.test(cmd)) return true;
+    if (cmd.startsWith('s') && cmd.length > 1) {
+      const d = cmd[1] as string;
+      let seen = 0;
+      let k = 2;
+      for (; k < cmd.length && seen < 2; k++) {
+        if (cmd[k] === '\\') k++;
+        else if (cmd[k] === d) seen++;
+      }
+      if (seen === 2 && /^[^\s;]*e/.test(cmd.slice(k))) return true;
+    }
+  }
   return false;
 }
 
@@ -176,6 +259,7 @@ function readArgs(r: Reader, args: readonly string[]): 'stdin' | 'runs' | { code
   let stdin = false;
   let runs = false;
   let codeOperand = false;
+  let loop = false;
   const code: string[] = [];
   let i = 0;
   let operandsFrom = args.length;
@@ -192,7 +276,7 @@ function readArgs(r: Reader, args: readonly string[]): 'stdin' | 'runs' | { code
       const arg = () => value ?? args[++i] ?? '';
       if (r.longCode?.includes(name)) code.push(arg());
       else if (r.longRuns?.includes(name)) {
-        if (arg() !== '-') runs = true;
+        if (!isStdin(arg())) runs = true;
       } else if (r.longStdin?.includes(name)) stdin = true;
       else if (r.longArgs?.includes(name) && value === undefined) i++;
       continue;
@@ -206,9 +290,10 @@ function readArgs(r: Reader, args: readonly string[]): 'stdin' | 'runs' | { code
           break;
         }
         if (r.runs?.includes(c)) {
-          if (arg() !== '-') runs = true;
+          if (!isStdin(arg())) runs = true;
           break;
         }
+        if (r.loop?.includes(c)) loop = true;
         if (r.stdin?.includes(c)) stdin = true;
         else if (r.codeOperand?.includes(c)) codeOperand = true;
         else if (r.args?.includes(c)) {
@@ -224,9 +309,11 @@ function readArgs(r: Reader, args: readonly string[]): 'stdin' | 'runs' | { code
   const operands = args.slice(operandsFrom);
   if (codeOperand) code.push(operands.shift() ?? '');
   if (r.operands === 'script' && operands.length > 0 && code.length === 0) {
-    if (operands[0] === '-') stdin = true;
+    if (isStdin(operands[0] as string)) stdin = true;
     else runs = true;
   }
+  // perl -n / -p, ruby -n / -p: the code runs once per line of stdin; code that runs commands runs them.
+  if (loop && code.length > 0 && RUNS_COMMANDS.test(code.join('\n'))) stdin = true;
   if (r.operands === 'code' && operands.length > (r.skip ?? 0))
     code.push(operands.slice(r.skip ?? 0).join(' '));
   if (r === REPL || stdin) return 'stdin';
@@ -247,6 +334,8 @@ function readsCommands(argv: readonly string[], depth: number): boolean {
     return r.shell ? shellCodeReads(said.code, depth) : namesInterpreter(said.code);
   }
   const rest = argv.slice(1);
+  if (/^(awk|gawk|mawk|nawk)$/.test(name)) return awkReads(rest);
+  if (/^(sed|gsed)$/.test(name)) return sedReads(rest);
   if (WRAPPERS.test(name)) {
     // The first later word that is a known program is what runs; options and their arguments come
     // before it. Right after an option it may be that option's argument instead (script -c sh): then
