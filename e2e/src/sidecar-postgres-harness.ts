@@ -30,6 +30,8 @@ export async function startGuardedDatabase(o: {
   readonly policy: string;
   /** Runs on the database before the sidecar starts. */
   readonly setup?: (c: pg.Client) => Promise<void>;
+  /** More command-line arguments for the sidecar. */
+  readonly extraArgs?: readonly string[];
 }): Promise<GuardedDatabase> {
   const ns: TestNamespace = await createNamespace(o.name);
   const database = await createDatabase(o.name.replaceAll('-', '_'));
@@ -51,7 +53,7 @@ export async function startGuardedDatabase(o: {
     namespace: ns.name,
     pod: o.pod,
     policy: o.policy,
-    extraArgs: ['--databases', `app=${port}`, '--databases-dir', secrets],
+    extraArgs: ['--databases', `app=${port}`, '--databases-dir', secrets, ...(o.extraArgs ?? [])],
   });
   return {
     sidecar,

@@ -43,6 +43,20 @@ export interface StatementRecord {
   readonly masked?: number;
 }
 
+/**
+ * The most of a statement's text an event keeps, in characters: with room
+ * for the rest of the event, far under the spool's record limit (even at 6
+ * bytes a character once JSON-escaped), so a huge statement's event is kept
+ * shortened rather than lost. The fingerprint still names the whole statement.
+ */
+export const MAX_EVENT_SQL_TEXT = 64 * 1024;
+
+/** A statement's text as its event keeps it: shortened past MAX_EVENT_SQL_TEXT, and saying so. */
+export function eventText(text: string): string {
+  if (text.length <= MAX_EVENT_SQL_TEXT) return text;
+  return `${text.slice(0, MAX_EVENT_SQL_TEXT)} … [truncated: ${text.length - MAX_EVENT_SQL_TEXT} more characters]`;
+}
+
 /** The number of rows in a CommandComplete tag (`INSERT 0 5`, `SELECT 3`, `COPY 10`), if it has one. */
 export function rowsOf(tag: string): number | undefined {
   const m = /^(?:INSERT \d+|SELECT|UPDATE|DELETE|MERGE|COPY|FETCH|MOVE) (\d+)$/.exec(tag);
@@ -84,7 +98,7 @@ export function statementEvent(r: StatementRecord, now = new Date()): UnchainedE
   const sql: NonNullable<UnchainedEvent['chaperone']['sql']> = {
     database: r.database,
     statements: [statement],
-    text: r.text,
+    text: eventText(r.text),
     user: r.dbUser,
   };
   if (r.fingerprint) sql.fingerprint = r.fingerprint;

@@ -83,6 +83,9 @@ export interface PostgresGuard {
   close(): Promise<void>;
 }
 
+/** Agent connections accepted per declared database and listener at once; more are closed. */
+export const MAX_CONNECTIONS_PER_DATABASE = 256;
+
 /**
  * Why statements cannot be recorded now: the spool is full or failing, or
  * the collector has been behind for longer than allowed. Statements are then
@@ -178,6 +181,9 @@ export async function startPostgresGuard(o: PostgresGuardOptions): Promise<Postg
       let port = db.port;
       for (const host of o.hosts) {
         const server = createServer(onConnection);
+        // Bounded: each connection holds an upstream connection and buffers; the server's own
+        // max_connections is usually far lower, so this only stops a flood from exhausting memory.
+        server.maxConnections = MAX_CONNECTIONS_PER_DATABASE;
         try {
           port = await listen(server, host, port);
         } catch (err) {

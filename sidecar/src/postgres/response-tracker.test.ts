@@ -95,6 +95,29 @@ describe('ResponseTracker', () => {
     assert.equal(t.pending, 0);
   });
 
+  // Fails if a simple Query sent after a failed extended-protocol message (before the Sync) were
+  // expected to be answered: every later statement's event would take the answer of the one before.
+  it('after an error in the extended protocol a simple Query before the Sync is discarded too', () => {
+    const { t, done, mismatches } = tracker();
+    t.expect({ t: 'parse', name: '' });
+    t.expect({ t: 'query', runs: [run('discarded-before')], next: 0 });
+    for (const m of decode(error('42P01'))) t.backend(m);
+    // Sent after the error was read, still before the Sync: discarded as well.
+    t.expect({ t: 'query', runs: [run('discarded-after')], next: 0 });
+    t.expect({ t: 'sync' });
+    t.expect({ t: 'query', runs: [run('delete')], next: 0 });
+    for (const m of decode(enc.readyForQuery('I'), enc.commandComplete('DELETE 1'), enc.readyForQuery('I')))
+      t.backend(m);
+    const discarded = 'the server discarded it after an earlier error in the same pipeline';
+    assert.deepEqual(done, [
+      ['discarded-before', { notRun: discarded, sqlstate: '42P01' }],
+      ['discarded-after', { notRun: discarded }],
+      ['delete', { tag: 'DELETE 1' }],
+    ]);
+    assert.deepEqual(mismatches, []);
+    assert.equal(t.pending, 0);
+  });
+
   it("a refused statement's error and ReadyForQuery are the sidecar's own", () => {
     const { t, done, mismatches } = tracker();
     t.expect({ t: 'refused' });

@@ -50,6 +50,8 @@ export class ResponseTracker<T> {
   readonly #queue: Entry<T>[] = [];
   readonly #on: TrackerEvents<T>;
   #now: () => bigint;
+  /** After an error in the extended protocol with no Sync sent yet: the server discards everything until one. */
+  #skipping = false;
 
   constructor(on: TrackerEvents<T>, now: () => bigint = () => process.hrtime.bigint()) {
     this.#on = on;
@@ -61,6 +63,12 @@ export class ResponseTracker<T> {
   }
 
   expect(entry: Entry<T>): void {
+    if (this.#skipping && entry.t !== 'sync') {
+      // The server will discard it unanswered (a simple Query too), as it does everything up to Sync after an error.
+      this.#drop(entry, DISCARDED);
+      return;
+    }
+    this.#skipping = false;
     this.#queue.push(entry);
   }
 
@@ -161,14 +169,11 @@ export class ResponseTracker<T> {
         const failed = this.#queue.shift() as Entry<T>;
         if (failed.t === 'execute' && failed.run) this.#on.done(failed.run, { sqlstate });
         if (failed.t === 'parse') this.#on.parsed(failed.name, false);
-        while (
-          this.#queue.length > 0 &&
-          this.#queue[0]?.t !== 'sync' &&
-          this.#queue[0]?.t !== 'query' &&
-          this.#queue[0]?.t !== 'refused'
-        ) {
+        // A simple Query sent before the Sync is discarded too, unanswered.
+        while (this.#queue.length > 0 && this.#queue[0]?.t !== 'sync') {
           this.#drop(this.#queue.shift() as Entry<T>, DISCARDED, sqlstate);
         }
+        this.#skipping = this.#queue.length === 0;
         return;
       }
       case 'ReadyForQuery': {

@@ -161,6 +161,8 @@ interface Judged {
 
 /** Kinds after which the catalog's cached answers may be out of date. */
 const CHANGES_DEFINITIONS = ['ddl', 'do', 'dynamic-sql', 'call'];
+/** A client that has not finished its start-up by then is dropped (the server's authentication_timeout is 1 min). */
+export const STARTUP_TIMEOUT_MS = 60_000;
 
 const SEVERITY = { allow: 0, mask: 1, review: 2, deny: 3 } as const;
 
@@ -184,7 +186,10 @@ export class PostgresSession {
   readonly #tracker: ResponseTracker<Judged>;
   /** Prepared statements by name (protocol Parse and SQL PREPARE share one namespace). */
   readonly #prepared = new Map<string, Judged>();
-  readonly #portals = new Map<string, Judged>();
+  /** Portals by name: what their statement was judged at Bind (undefined for an empty query's portal). */
+  readonly #portals = new Map<string, Judged | undefined>();
+  /** Names of prepared statements whose query is empty (nothing to judge or record). */
+  readonly #emptyPrepared = new Set<string>();
   /** For each Parse in flight, what its name held before (restored if the server refuses the Parse). */
   readonly #parseUndo: { name: string; before: Judged | undefined }[] = [];
   /** After a denied Parse: discard until Sync, as the server does after an error. */
@@ -218,6 +223,32 @@ export class PostgresSession {
     });
     socket.setNoDelay(true);
     this.#listenAgent();
+    const startup = setTimeout(() => {
+      if (this.#phase === 'startup')
+        this.#fatal('08P01', `the start-up did not finish within ${STARTUP_TIMEOUT_MS / 1000} s`);
+    }, STARTUP_TIMEOUT_MS);
+    startup.unref();
+    socket.once('close', () => clearTimeout(startup));
+  }
+
+  /**
+   * Runs a socket callback so that nothing it throws escapes: an unexpected
+   * error ends this session (FATAL, logged), never the sidecar process that
+   * guards every other connection and the Kubernetes API.
+   */
+  #contained(what: string, f: () => void): void {
+    try {
+      f();
+    } catch (err) {
+      this.#log.error({ err, what }, 'unexpected error in a database session; the session is ended');
+      this.#toAgent = [];
+      try {
+        this.#fatal('XX000', 'internal error in the guard; the session is ended');
+      } catch {
+        this.#agent.destroy();
+        this.#upstream?.socket.destroy();
+      }
+    }
   }
 
   get sessionId(): string {
@@ -227,7 +258,7 @@ export class PostgresSession {
   // -------------------------------------------------------------------------
   // Sockets
 
-  readonly #onAgentData = (chunk: Buffer) => this.#agentData(chunk);
+  readonly #onAgentData = (chunk: Buffer) => this.#contained('agent data', () => this.#agentData(chunk));
   readonly #onAgentClose = () => this.#close('the agent closed the connection');
   readonly #onAgentError = (err: Error) => {
     this.#log.debug({ err: err.message }, 'agent connection error');
@@ -465,7 +496,9 @@ export class PostgresSession {
     // The agent cancels with the backend's process id and a key of the sidecar's own.
     this.#toAgent.push(enc.backendKeyData(up.processId, secretKey), enc.readyForQuery(up.status));
     this.#phase = 'ready';
-    up.socket.on('data', (d: Buffer) => this.#upstreamData(up.decoder, d));
+    up.socket.on('data', (d: Buffer) =>
+      this.#contained('server data', () => this.#upstreamData(up.decoder, d)),
+    );
     up.socket.on('close', () => this.#close('the database server closed the connection'));
     up.socket.on('error', (err) => {
       this.#o.metrics.upstreamErrors.inc({ protocol: 'postgres', reason: 'connection' });
@@ -495,18 +528,34 @@ export class PostgresSession {
       case 'Parse':
         this.#parse(m);
         return;
-      case 'Bind': {
-        const prepared = this.#prepared.get(m.statement);
-        if (prepared) this.#portals.set(m.portal, prepared);
-        else this.#portals.delete(m.portal);
-        this.#forward(m.raw, { t: 'bind' });
+      case 'Bind':
+        this.#bind(m);
         return;
-      }
       case 'Describe':
         this.#forward(m.raw, { t: 'describe' });
         return;
       case 'Execute': {
+        if (!this.#portals.has(m.portal)) {
+          this.#refuseProtocol(
+            'Execute',
+            `(execute of portal "${m.portal}")`,
+            '34000',
+            'chaperone-sql-unknown-portal',
+            `portal "${m.portal}" was not created by a Bind the guard saw (a cursor declared in SQL is read with FETCH); the Execute is refused`,
+          );
+          return;
+        }
         const judged = this.#portals.get(m.portal);
+        const unrecordable = judged ? this.#o.auditRefusal() : undefined;
+        if (judged && unrecordable !== undefined) {
+          // Fail closed here too: a statement prepared earlier does not run while its event cannot be kept.
+          this.#portals.delete(m.portal);
+          const refused: Judged[] = [{ ...judged, receivedAt: new Date() }];
+          this.#refuse(refused, this.#unrecordable(refused, unrecordable), 'parse');
+          this.#prepared.delete('');
+          this.#emptyPrepared.delete('');
+          return;
+        }
         const run = judged ? { about: judged, startNs: process.hrtime.bigint() } : undefined;
         // With masks in force the sidecar reads the portal's columns (and their formats) itself first.
         if (this.#currentMasks().length > 0)
@@ -515,8 +564,10 @@ export class PostgresSession {
         return;
       }
       case 'Close':
-        if (m.target === 'S') this.#prepared.delete(m.name);
-        else this.#portals.delete(m.name);
+        if (m.target === 'S') {
+          this.#prepared.delete(m.name);
+          this.#emptyPrepared.delete(m.name);
+        } else this.#portals.delete(m.name);
         this.#forward(m.raw, { t: 'close' });
         return;
       case 'Sync':
@@ -623,14 +674,84 @@ export class PostgresSession {
       return { decision: (judged[worst] as Judged).decision, index: worst, sqlstate: '42501' };
     const unrecordable = judged.length > 0 ? this.#o.auditRefusal() : undefined;
     if (unrecordable === undefined) return undefined;
+    return this.#unrecordable(judged, unrecordable);
+  }
+
+  /** Refuses statements (all of `judged`) because the audit trail cannot take their events. */
+  #unrecordable(judged: Judged[], why: string): { decision: Decision; index: number; sqlstate: string } {
     const decision: Decision = {
       action: 'deny',
       rule: 'chaperone-audit-unavailable',
       reason: 'self_protection',
-      message: unrecordable,
+      message: why,
     };
     judged.splice(0, judged.length, ...judged.map((j) => ({ ...j, decision })));
     return { decision, index: 0, sqlstate: '53000' };
+  }
+
+  /**
+   * A Bind: the prepared statement is judged again with the policy in force
+   * now (the policy may have changed since its Parse), and refused when the
+   * audit trail cannot take its event or when the guard does not know it.
+   * A refusal is sent to the server as a failing Parse of the unnamed
+   * statement (which the server drops, as the guard does).
+   */
+  #bind(m: Extract<FrontendMessage, { type: 'Bind' }>): void {
+    if (this.#emptyPrepared.has(m.statement)) {
+      this.#portals.set(m.portal, undefined);
+      this.#forward(m.raw, { t: 'bind' });
+      return;
+    }
+    this.#portals.delete(m.portal);
+    const prepared = this.#prepared.get(m.statement);
+    if (!prepared) {
+      this.#refuseProtocol(
+        'Bind',
+        `(bind of prepared statement "${m.statement}")`,
+        '26000',
+        'chaperone-sql-unknown-statement',
+        `prepared statement "${m.statement}" is not one the guard saw prepared (or it was refused); the Bind is refused`,
+      );
+      return;
+    }
+    const fresh = this.#decide(prepared.statement);
+    const runs = fresh.action === 'allow' || fresh.action === 'mask';
+    // A statement that passed mask review keeps what the review found; a policy that now denies it wins.
+    const decision = runs && prepared.decision.action === 'mask' ? prepared.decision : fresh;
+    const judged: Judged[] = [{ ...prepared, decision, receivedAt: new Date() }];
+    const refusal = this.#refusal(judged);
+    if (refusal) {
+      this.#refuse(judged, refusal, 'parse');
+      this.#prepared.delete('');
+      this.#emptyPrepared.delete('');
+      return;
+    }
+    this.#portals.set(m.portal, judged[0]);
+    this.#forward(m.raw, { t: 'bind' });
+  }
+
+  /** Refuses an extended-protocol message the guard cannot judge (the session goes on after Sync). */
+  #refuseProtocol(kind: string, text: string, sqlstate: string, rule: string, message: string): void {
+    const decision: Decision = { action: 'deny', rule, reason: 'self_protection', message };
+    const statement: SqlStatement = { kind, tables: [] };
+    this.#o.metrics.sqlStatements.inc({ kind, action: 'deny', rule });
+    this.#refuse(
+      [
+        {
+          classified: { statement, text, fingerprint: '', mask: emptyMaskFacts() },
+          statement,
+          decision,
+          receivedAt: new Date(),
+          overheadMs: 0,
+        },
+      ],
+      { decision, index: 0, sqlstate },
+      kind === 'FunctionCall' ? 'query' : 'parse',
+    );
+    if (kind !== 'FunctionCall') {
+      this.#prepared.delete('');
+      this.#emptyPrepared.delete('');
+    }
   }
 
   /**
@@ -745,32 +866,19 @@ export class PostgresSession {
       this.#parseUndo.push({ name: m.name, before: this.#prepared.get(m.name) });
       if (first && judged.length === 1) this.#prepared.set(m.name, first);
       else this.#prepared.delete(m.name);
+      if (judged.length === 0) this.#emptyPrepared.add(m.name);
+      else this.#emptyPrepared.delete(m.name);
       this.#forward(m.raw, { t: 'parse', name: m.name });
     });
   }
 
   #functionCall(): void {
-    const decision: Decision = {
-      action: 'deny',
-      rule: 'chaperone-sql-function-call',
-      reason: 'self_protection',
-      message:
-        'the function-call protocol (FunctionCall messages: libpq PQfn, the large-object API) calls functions the guard cannot see by name; use SQL instead',
-    };
-    const statement: SqlStatement = { kind: 'FunctionCall', tables: [] };
-    this.#o.metrics.sqlStatements.inc({ kind: 'FunctionCall', action: 'deny', rule: decision.rule });
-    this.#refuse(
-      [
-        {
-          classified: { statement, text: '(function call)', fingerprint: '', mask: emptyMaskFacts() },
-          statement,
-          decision,
-          receivedAt: new Date(),
-          overheadMs: 0,
-        },
-      ],
-      { decision, index: 0, sqlstate: '42501' },
-      'query',
+    this.#refuseProtocol(
+      'FunctionCall',
+      '(function call)',
+      '42501',
+      'chaperone-sql-function-call',
+      'the function-call protocol (FunctionCall messages: libpq PQfn, the large-object API) calls functions the guard cannot see by name; use SQL instead',
     );
   }
 
@@ -1048,8 +1156,13 @@ export class PostgresSession {
       if (c.prepares) {
         this.#prepared.set(c.prepares.name, { ...j, statement: c.prepares.statement });
       }
-      if (c.deallocates === '*' || j.statement.kind === 'DiscardStmt') this.#prepared.clear();
-      else if (c.deallocates !== undefined) this.#prepared.delete(c.deallocates);
+      if (c.deallocates === '*') {
+        this.#prepared.clear();
+        this.#emptyPrepared.clear();
+      } else if (c.deallocates !== undefined) {
+        this.#prepared.delete(c.deallocates);
+        this.#emptyPrepared.delete(c.deallocates);
+      }
       if ((j.statement.kinds ?? []).some((k) => CHANGES_DEFINITIONS.includes(k))) {
         this.#o.catalog.invalidate();
         this.#definitionsChanged = true;

@@ -628,6 +628,10 @@ function node(type: string, b: Obj, ctx: Ctx): void {
     case 'DeallocateStmt':
       f.deallocates = b.isall === true || b.name === undefined ? '*' : String(b.name);
       return;
+    case 'DiscardStmt':
+      // Only DISCARD ALL deallocates prepared statements; PLANS, SEQUENCES and TEMP leave them.
+      if (b.target === 'DISCARD_ALL') f.deallocates = '*';
+      return;
     case 'ExplainStmt':
     case 'DeclareCursorStmt':
       inner(b.query, ctx, true);
