@@ -86,7 +86,9 @@ export class OutputMasking implements OutputFilter {
   /** While bytes are held, a pause of idleMs releases what of them cannot be a secret. */
   #arm(stream: OutputStream, s: Stream): void {
     if (s.masker.held === 0 || this.#emit === undefined) {
+      // Forgotten once cleared: refresh() does not bring a cleared timer back.
       if (s.timer) clearTimeout(s.timer);
+      s.timer = undefined;
       return;
     }
     if (s.timer) {
