@@ -172,7 +172,10 @@ spec:
     assert.equal(dry.status, 200, dry.text);
     assert.ok(dry.text.includes('"name":"keep"'), dry.text);
     const namesNoObject = /names no object, so it reaches configmaps "keep" too/;
-    denied(await raw('DELETE', collection), 'keep-configmap', namesNoObject);
+    // A ConfigMap deletecollection could take the collector's CA bundle with it, so the built-in
+    // rule refuses it first in every namespace; the name-scoped rule's reach over deletecollection
+    // is held by shared/src/policy/request-span.test.ts.
+    denied(await raw('DELETE', collection), 'chaperone-protect-collector-ca', /collector's CA bundle/);
     denied(await raw('GET', collection), 'keep-configmap', namesNoObject);
     denied(await raw('GET', `${collection}?watch=1&timeoutSeconds=1`), 'keep-configmap', namesNoObject);
     denied(
