@@ -7,6 +7,7 @@
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import type { KeyPairPem } from '@chaperone/shared/tls';
+import { listen } from '../listen.ts';
 import { type Handler, newContext } from './context.ts';
 import { AgentConnection } from './http1/agent-connection.ts';
 import { statusBody } from './status.ts';
@@ -26,17 +27,6 @@ export interface KubeServers {
   /** The port actually bound (useful with port 0). */
   readonly port: number;
   close(): Promise<void>;
-}
-
-function listen(server: Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port, ipv6Only: host.includes(':') }, () => {
-      server.off('error', reject);
-      const addr = server.address();
-      resolve(typeof addr === 'object' && addr ? addr.port : port);
-    });
-  });
 }
 
 export async function startKubeServers(opts: KubeServerOptions): Promise<KubeServers> {

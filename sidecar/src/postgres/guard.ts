@@ -11,6 +11,7 @@ import { ConfigError, type Logger, type SelfProtection } from '@chaperone/shared
 import type { KeyPairPem } from '@chaperone/shared/tls';
 import type { Spool } from '../audit/spool.ts';
 import type { Identity } from '../identity.ts';
+import { listen } from '../listen.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 import type { PolicyStore } from '../policy-store.ts';
 import { Catalog } from './catalog.ts';
@@ -110,17 +111,6 @@ export function auditRefusal(
     }
   }
   return undefined;
-}
-
-function listen(server: Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port, ipv6Only: host.includes(':') }, () => {
-      server.off('error', reject);
-      const addr = server.address();
-      resolve(typeof addr === 'object' && addr ? addr.port : port);
-    });
-  });
 }
 
 export async function startPostgresGuard(o: PostgresGuardOptions): Promise<PostgresGuard> {
