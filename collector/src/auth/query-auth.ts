@@ -108,6 +108,33 @@ function unionScope(scopes: readonly NamespaceScope[]): NamespaceScope | undefin
 }
 
 /**
+ * The lines of a scopes file that hold something, split into fields, with
+ * where each stands (for errors: never the line itself, which may hold a
+ * token); blank lines and `#` comments skipped. Each line must have `count`
+ * fields, as `shape` shows them.
+ */
+function* scopeLines(
+  text: string,
+  source: string,
+  count: number,
+  shape: string,
+): Generator<{ fields: string[]; where: string }> {
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = (lines[i] as string).trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const where = `${source} line ${i + 1}`;
+    const fields = line.split(/[ \t]+/);
+    if (fields.length !== count)
+      throw new ChaperoneError(
+        'config_invalid',
+        `${where}: expected \`${shape} <namespace>[,<namespace>…]\` (or \`*\` for every namespace), got ${fields.length} fields`,
+      );
+    yield { fields, where };
+  }
+}
+
+/**
  * Parses a group namespaces file (`--oidc-group-namespaces`): one group a
  * line, `<group> <namespaces>` (comma-separated, or `*`); `#` comments and
  * blank lines skipped. An OIDC caller reads the namespaces of all its groups.
@@ -117,17 +144,7 @@ export function parseGroupNamespaces(
   source = 'the group namespaces file',
 ): ReadonlyMap<string, NamespaceScope> {
   const out = new Map<string, NamespaceScope>();
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const line = (lines[i] as string).trim();
-    if (line === '' || line.startsWith('#')) continue;
-    const where = `${source} line ${i + 1}`;
-    const fields = line.split(/[ \t]+/);
-    if (fields.length !== 2)
-      throw new ChaperoneError(
-        'config_invalid',
-        `${where}: expected \`<group> <namespace>[,<namespace>…]\` (or \`*\` for every namespace), got ${fields.length} fields`,
-      );
+  for (const { fields, where } of scopeLines(text, source, 2, '<group>')) {
     const [group, list] = fields as [string, string];
     if (out.has(group))
       throw new ChaperoneError('config_invalid', `${where}: the group ${group} is listed twice`);
@@ -145,17 +162,7 @@ export function parseGroupNamespaces(
  */
 export function parseQueryTokens(text: string, source = 'the query tokens file'): ScopedToken[] {
   const out: ScopedToken[] = [];
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const line = (lines[i] as string).trim();
-    if (line === '' || line.startsWith('#')) continue;
-    const where = `${source} line ${i + 1}`;
-    const fields = line.split(/[ \t]+/);
-    if (fields.length !== 3)
-      throw new ChaperoneError(
-        'config_invalid',
-        `${where}: expected \`<token> <name> <namespace>[,<namespace>…]\` (or \`*\` for every namespace), got ${fields.length} fields`,
-      );
+  for (const { fields, where } of scopeLines(text, source, 3, '<token> <name>')) {
     const [token, name, list] = fields as [string, string, string];
     if (!/^[\x21-\x7e]+$/.test(token))
       throw new ChaperoneError('config_invalid', `${where}: the token must be printable ASCII`);
