@@ -293,6 +293,12 @@ describe('request reading', () => {
     assert.deepEqual(attach.exec, { kind: 'attach', argv: [], container: 'chaperone-sidecar' });
     const pf = read('GET', '/api/v1/namespaces/a/pods/p/portforward?ports=8080&ports=9090,9091');
     assert.deepEqual(pf.exec, { kind: 'portforward', argv: [], ports: [8080, 9090, 9091] });
+    // Ports read as the API server reads them (decimal digits): these name none. Fails with Number().
+    const loose = read('GET', '/api/v1/namespaces/a/pods/p/portforward?ports=0x1F90&ports=%2080,1e3,');
+    assert.deepEqual(loose.exec, { kind: 'portforward', argv: [], ports: [] });
+    // An empty container= names no container, as the API server reads it.
+    const unnamed = read('GET', '/api/v1/namespaces/a/pods/p/exec?command=ls&container=');
+    assert.deepEqual(unnamed.exec, { kind: 'exec', argv: ['ls'] });
   });
 
   it('parseRequestInfo throws on a path it refuses, whoever calls it', () => {

@@ -41,6 +41,7 @@
  * fieldSelector names the object. Pure.
  */
 import type { Action, ExecTarget } from '@chaperone/shared';
+import { readPort } from './portforward/ports-query.ts';
 
 export interface RequestInfo {
   readonly isResourceRequest: boolean;
@@ -463,18 +464,20 @@ function nonResource(method: string, path: string): RequestInfo {
 
 function execTarget(subresource: string, query: URLSearchParams): ExecTarget {
   const kind = subresource as ExecTarget['kind'];
-  const container = query.get('container') ?? undefined;
+  // An empty container= is no container, as the API server reads it.
+  const container = query.get('container') || undefined;
   const base: ExecTarget = {
     kind,
     argv: kind === 'exec' ? query.getAll('command') : [],
     ...(container !== undefined ? { container } : {}),
   };
   if (kind !== 'portforward') return base;
+  // Strictly, as the API server does (decimal digits only): `0x1F90` or ` 80` names no port here.
   const ports = query
     .getAll('ports')
     .flatMap((p) => p.split(','))
-    .map(Number)
-    .filter((n) => Number.isInteger(n));
+    .map(readPort)
+    .filter((n) => n !== undefined);
   return { ...base, ports };
 }
 
