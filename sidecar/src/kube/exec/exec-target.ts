@@ -62,6 +62,15 @@ export function execTarget(o: ExecTargetOptions): Guard {
       const found = await onlyContainer(o, ctx, info.namespace, info.name);
       if (typeof found === 'string') container = found;
       else if (found !== undefined) ctx.execProblem = found;
+      // Never send upstream a session without a container: the API server would pick one if the
+      // pod were replaced by a one-container pod meanwhile, and nobody decided on that one.
+      else
+        ctx.execProblem = {
+          code: 400,
+          reason: 'BadRequest',
+          message:
+            'chaperone: no container is named, and the pod does not have exactly one; name the container (kubectl exec -c <container>), as the API server would ask too',
+        };
     }
     ctx.info = {
       ...info,

@@ -364,6 +364,16 @@ describe('exec sessions the guard refuses or cannot open', () => {
     assert.equal(up.sessions[before]?.url.searchParams.get('container'), 'app');
   });
 
+  // Fails if a session with no container resolved goes upstream without one (the API server would run
+  // it in whatever single container a replaced pod has, which nobody decided on).
+  it('with no container named and several in the pod, the session is refused, never sent upstream', async () => {
+    const before = up.sessions.length;
+    const st = await refused('/api/v1/namespaces/a/pods/two/exec?command=ls&container=&stdout=true');
+    assert.equal(st.code, 400);
+    assert.match(st.message, /no container is named, and the pod does not have exactly one/);
+    assert.equal(up.sessions.length, before);
+  });
+
   it("a pod that cannot be read is refused with the API server's words, after the policy allowed it", async () => {
     const st = await refused('/api/v1/namespaces/a/pods/nosuch/exec?command=ls&stdout=true');
     assert.equal(st.code, 404);
