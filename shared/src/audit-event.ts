@@ -81,8 +81,19 @@ export interface DecisionRecord {
   /** Stable reason code, e.g. `rule_matched`, `policy_default`, `self_protection`. */
   reason: string;
   message?: string;
-  /** For `review`: who approved or denied, and when. */
-  approval?: { state: 'approved' | 'denied' | 'expired'; by?: string; at?: string };
+  /**
+   * For `review`: how the hold ended. `unavailable`: no decision could be
+   * obtained (no approval service, collector unreachable, connection lost);
+   * the action was denied. `by` lists the approvers (or deniers), comma-separated.
+   */
+  approval?: {
+    state: 'approved' | 'denied' | 'expired' | 'unavailable';
+    id?: string;
+    by?: string;
+    at?: string;
+    reason?: string;
+    grantId?: string;
+  };
 }
 
 export interface ExecDetails {
@@ -448,8 +459,16 @@ function chaperoneFields(v: unknown, path: string): ChaperoneFields {
   optStr(d.message, `${path}/decision/message`, { max: 4096 });
   if (d.approval !== undefined) {
     const a = object(d.approval, `${path}/decision/approval`);
-    oneOf(a.state, ['approved', 'denied', 'expired'] as const, `${path}/decision/approval/state`);
-    optStr(a.by, `${path}/decision/approval/by`);
+    onlyKeys(a, ['state', 'id', 'by', 'at', 'reason', 'grantId'], `${path}/decision/approval`);
+    oneOf(
+      a.state,
+      ['approved', 'denied', 'expired', 'unavailable'] as const,
+      `${path}/decision/approval/state`,
+    );
+    optStr(a.id, `${path}/decision/approval/id`, { max: 64 });
+    optStr(a.by, `${path}/decision/approval/by`, { max: 4096 });
+    optStr(a.reason, `${path}/decision/approval/reason`, { max: 1024 });
+    optStr(a.grantId, `${path}/decision/approval/grantId`, { max: 64 });
     if (a.at !== undefined) str(a.at, `${path}/decision/approval/at`, { pattern: RFC3339 });
   }
   optStr(o.sessionId, `${path}/sessionId`, { max: 256 });

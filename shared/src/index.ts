@@ -1,3 +1,4 @@
+export * from './approval-protocol.ts';
 export * from './audit-event.ts';
 export * from './canonical-json.ts';
 export * as check from './check.ts';
