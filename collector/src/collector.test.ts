@@ -142,9 +142,9 @@ describe('collector (assembled)', () => {
     );
     assert.match(
       metrics,
-      /chaperone_collector_blocked_events_total\{namespace="agents",rule="r1",component="collector"\} 15/,
+      /chaperone_collector_blocked_events_total\{namespace="agents",rule="r1",protocol="kubernetes",component="collector"\} 15/,
     );
-    assert.match(metrics, /chaperone_collector_ingest_latency_seconds_count\{component="collector"\} \d+/);
+    assert.match(metrics, /chaperone_collector_ingest_duration_seconds_count\{component="collector"\} \d+/);
     assert.doesNotMatch(metrics, /agent-0/, 'no pod names in metric labels');
   });
 });

@@ -1,5 +1,6 @@
 export { register } from './cli/cli.ts';
 export { type CollectorDeps, openStore, type RunningCollector, startCollector } from './collector.ts';
+export { type CollectorMetrics, createCollectorMetrics } from './collector-metrics.ts';
 export { COLLECTOR_SCHEMA, type CollectorConfig } from './config.ts';
 export { type EventFilter, parseEventFilter } from './events/event-filter.ts';
 export { type EventRow, toEventRow } from './events/event-row.ts';

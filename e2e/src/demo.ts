@@ -495,8 +495,8 @@ INSERT INTO users VALUES (1, 'ada', 'ada@example.com', '${USER_PASSWORD}-1'),
           async () => {
             const m = await (await fetch(sidecar.metricsUrl)).text();
             return (
-              /chaperone_spool_depth_events\{[^}]*\} 0$/m.test(m) &&
-              /chaperone_collector_connected\{[^}]*\} 1$/m.test(m)
+              /chaperone_spool_events\{[^}]*\} 0$/m.test(m) &&
+              /chaperone_sidecar_collector_connected\{[^}]*\} 1$/m.test(m)
             );
           },
           {

@@ -261,7 +261,7 @@ describe('injector: sidecars verify a TLS collector with the published CA', () =
       return s;
     };
     const connected = async (s: LocalSidecar) =>
-      /chaperone_collector_connected\{[^}]*\} 1$/m.test(await (await fetch(s.metricsUrl)).text());
+      /chaperone_sidecar_collector_connected\{[^}]*\} 1$/m.test(await (await fetch(s.metricsUrl)).text());
 
     await waitFor(async () => configMap(ns)?.data?.['ca.crt'] === readFileSync(caFile, 'utf8'), {
       what: 'the CA to be published',

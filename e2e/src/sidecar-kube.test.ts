@@ -547,8 +547,16 @@ describe('sidecar: Kubernetes API guardrails', () => {
       body,
       /chaperone_requests_total\{protocol="kubernetes",verb="delete",action="deny",rule="chaperone-protect-namespaces"/,
     );
-    assert.match(body, /chaperone_blocked_total\{protocol="kubernetes",rule="no-deployment-deletes"/);
-    assert.match(body, /chaperone_masked_fields_total\{protocol="kubernetes",rule="mask-secrets"/);
+    assert.ok(
+      body.includes(
+        `chaperone_blocked_total{namespace="${ns.name}",protocol="kubernetes",rule="no-deployment-deletes"`,
+      ),
+    );
+    assert.ok(
+      body.includes(
+        `chaperone_masked_fields_total{namespace="${ns.name}",protocol="kubernetes",rule="mask-secrets"`,
+      ),
+    );
     assert.match(body, /chaperone_proxy_overhead_seconds_bucket/);
     assert.match(body, /chaperone_policy_loaded\{component="sidecar"\} 1/);
   });

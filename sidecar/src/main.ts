@@ -88,7 +88,7 @@ export async function runSidecar(
   }
   validateAuditBounds(config);
   const registry = createRegistry({ component: 'sidecar' });
-  const metrics = sidecarMetrics(registry);
+  const metrics = sidecarMetrics(registry, { namespace: config.podNamespace });
   const cleanups: (() => Promise<void> | void)[] = [];
   const stop = async () => {
     for (const c of cleanups.reverse()) await c();

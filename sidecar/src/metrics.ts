@@ -1,5 +1,23 @@
-/** The sidecar's Prometheus metrics, all in one place. Labels stay bounded: protocol, verb, action, rule, code. */
-import { counter, gauge, histogram, type Registry } from '@chaperone/shared';
+/**
+ * The sidecar's Prometheus metrics, all in one place (docs/metrics.md lists them).
+ * Labels stay bounded: protocol, verb, action, rule, reason, outcome, code, and
+ * the guarded pod's namespace, which is one constant value per sidecar.
+ */
+import { type Counter, counter, gauge, histogram, type Registry } from '@chaperone/shared';
+
+export interface SidecarMetricsOptions {
+  /** The guarded pod's namespace, added to the blocked and masked counts. */
+  readonly namespace: string;
+}
+
+/** A counter by protocol and rule whose namespace label is filled in with the sidecar's own. */
+export interface RuleCounter {
+  inc(labels: { protocol: string; rule: string }, value?: number): void;
+}
+
+function inNamespace(c: Counter<'namespace' | 'protocol' | 'rule'>, namespace: string): RuleCounter {
+  return { inc: (labels, value) => c.inc({ namespace, ...labels }, value) };
+}
 
 /** What the spool gauges report, read when the metrics are scraped. */
 export interface SpoolState {
@@ -9,7 +27,7 @@ export interface SpoolState {
   readonly oldestUnackedAt: number | undefined;
 }
 
-export function sidecarMetrics(registry: Registry) {
+export function sidecarMetrics(registry: Registry, opts: SidecarMetricsOptions) {
   let spool: SpoolState | undefined;
   let behindSince: (() => number | undefined) | undefined;
   return {
@@ -26,16 +44,22 @@ export function sidecarMetrics(registry: Registry) {
       help: 'Requests decided by the sidecar, by protocol, verb, decision and the rule that decided',
       labelNames: ['protocol', 'verb', 'action', 'rule'],
     }),
-    blocked: counter(registry, {
-      name: 'chaperone_blocked_total',
-      help: 'Requests denied (including reviews that were not approved), by protocol and rule',
-      labelNames: ['protocol', 'rule'],
-    }),
-    maskedFields: counter(registry, {
-      name: 'chaperone_masked_fields_total',
-      help: 'Values replaced by masking before they reached the agent',
-      labelNames: ['protocol', 'rule'],
-    }),
+    blocked: inNamespace(
+      counter(registry, {
+        name: 'chaperone_blocked_total',
+        help: 'Requests denied (including reviews that were not approved), by namespace, protocol and rule',
+        labelNames: ['namespace', 'protocol', 'rule'],
+      }),
+      opts.namespace,
+    ),
+    maskedFields: inNamespace(
+      counter(registry, {
+        name: 'chaperone_masked_fields_total',
+        help: 'Values replaced by masking before they reached the agent, by namespace, protocol and rule',
+        labelNames: ['namespace', 'protocol', 'rule'],
+      }),
+      opts.namespace,
+    ),
     overhead: histogram(registry, {
       name: 'chaperone_proxy_overhead_seconds',
       help: "Time the sidecar itself adds to a request (decision, header handling, masking), excluding the upstream's time",
@@ -47,7 +71,7 @@ export function sidecarMetrics(registry: Registry) {
       labelNames: ['protocol', 'reason'],
     }),
     spoolDepth: gauge(registry, {
-      name: 'chaperone_spool_depth_events',
+      name: 'chaperone_spool_events',
       help: 'Audit events not yet acknowledged by the collector',
       collect() {
         if (spool) this.set(spool.depth);
@@ -79,7 +103,7 @@ export function sidecarMetrics(registry: Registry) {
       labelNames: ['reason', 'outcome'],
     }),
     collectorBehind: gauge(registry, {
-      name: 'chaperone_collector_behind_seconds',
+      name: 'chaperone_sidecar_collector_behind_seconds',
       help: 'How long the collector has been out of reach or has held spooled events unacknowledged (0 while it keeps up); requests are refused beyond the configured bound',
       collect() {
         const since = behindSince?.();
@@ -87,7 +111,7 @@ export function sidecarMetrics(registry: Registry) {
       },
     }),
     collectorHeadConflicts: counter(registry, {
-      name: 'chaperone_collector_head_conflicts_total',
+      name: 'chaperone_sidecar_collector_head_conflicts_total',
       help: 'Times the collector claimed events of this chain that the spool never gave it (welcome ahead of the spool, a different hash, an ack beyond the batch); the spool keeps its events and resends them',
       labelNames: ['kind'],
     }),
@@ -96,15 +120,15 @@ export function sidecarMetrics(registry: Registry) {
       help: 'Audit events that could not be written to the spool',
     }),
     collectorConnected: gauge(registry, {
-      name: 'chaperone_collector_connected',
+      name: 'chaperone_sidecar_collector_connected',
       help: '1 while connected to the collector',
     }),
     collectorAcks: counter(registry, {
-      name: 'chaperone_collector_acked_events_total',
+      name: 'chaperone_sidecar_collector_acked_events_total',
       help: 'Events acknowledged by the collector',
     }),
     collectorNacks: counter(registry, {
-      name: 'chaperone_collector_rejected_batches_total',
+      name: 'chaperone_sidecar_collector_rejected_batches_total',
       help: 'Batches the collector rejected, by code',
       labelNames: ['code'],
     }),

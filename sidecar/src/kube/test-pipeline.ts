@@ -43,7 +43,7 @@ export interface TestPipeline {
 export async function startTestPipeline(o: TestPipelineOptions): Promise<TestPipeline> {
   const log = createLogger({ name: 't', level: 'silent' });
   const registry = createRegistry({ component: 'sidecar', defaultMetrics: false });
-  const metrics = sidecarMetrics(registry);
+  const metrics = sidecarMetrics(registry, { namespace: 'a' });
   const spoolDir = join(o.dir, `spool-${Math.random().toString(16).slice(2)}`);
   mkdirSync(spoolDir);
   const spool = Spool.open(spoolDir, { maxBytes: 1 << 20, ...o.spool });
