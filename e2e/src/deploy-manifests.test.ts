@@ -279,6 +279,7 @@ describe('deploy/ manifests', () => {
         resources: [rel('overlays/production')],
         components: [
           rel('components/prometheus-operator'),
+          rel('observability'),
           rel('components/prometheus-annotations'),
           rel('components/collector-tokenreview'),
         ],
