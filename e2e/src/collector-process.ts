@@ -36,6 +36,8 @@ export async function startCollectorProcess(opts: {
   port: number;
   /** Port of the query listener (default: a free one; pass the previous one across restarts). */
   queryPort?: number;
+  /** Port of the metrics listener (default: any free one, not told). */
+  metricsPort?: number;
   args: readonly string[];
   logDir: string;
   /** Serve TLS with this certificate (readiness is then checked trusting `ca`). */
@@ -57,7 +59,7 @@ export async function startCollectorProcess(opts: {
       '--metrics-host',
       '127.0.0.1',
       '--metrics-port',
-      '0',
+      String(opts.metricsPort ?? 0),
       ...(opts.tls ? ['--tls-cert-file', opts.tls.certFile, '--tls-key-file', opts.tls.keyFile] : []),
       ...opts.args,
     ],
