@@ -5,6 +5,7 @@
  * rows of transactions older than every transaction still running, so a
  * slow transaction from another replica can never be skipped.
  */
+import { approvalTablesSql } from './approval-rows.ts';
 export const POSTGRES_MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE events (
@@ -105,4 +106,6 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     SELECT session_id, 0, size, content FROM recordings WHERE size > 0;
   ALTER TABLE recordings DROP COLUMN content;
   `,
+  // Just-in-time approval: requests, each approver's decision, grants.
+  approvalTablesSql('BIGINT'),
 ];

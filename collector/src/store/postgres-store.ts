@@ -22,7 +22,9 @@ import type { EventFilter } from '../events/event-filter.ts';
 import { type EventRow, ROW_COLUMNS, ROW_KEYS } from '../events/event-row.ts';
 import { microsToRfc3339, nowMicros, rfc3339ToMicros } from '../events/time.ts';
 import type { StoredCheckpoint } from '../integrity/checkpoints.ts';
+import type { ApprovalStore } from './approval-store.ts';
 import { type ExistingEvent, planBatch } from './ingest-plan.ts';
+import { type PostgresApprovals, postgresApprovals } from './postgres-approvals.ts';
 import { copyFrom, copyValue } from './postgres-copy.ts';
 import { POSTGRES_MIGRATIONS } from './postgres-schema.ts';
 import { addFilter, encodeTimeCursor, POSTGRES, SqlBuilder, timeOrderedQuery } from './query-sql.ts';
@@ -109,10 +111,16 @@ export class PostgresStore implements AuditStore {
   #leaseClient: pg.Client | undefined;
   readonly #leases = new Set<string>();
   #closed = false;
+  readonly #approvals: PostgresApprovals;
 
   private constructor(url: string, pool: pg.Pool) {
     this.#url = url;
     this.#pool = pool;
+    this.#approvals = postgresApprovals(pool, url);
+  }
+
+  get approvals(): ApprovalStore {
+    return this.#approvals.store;
   }
 
   static async open(opts: PostgresStoreOptions): Promise<PostgresStore> {
@@ -605,6 +613,7 @@ export class PostgresStore implements AuditStore {
     const c = this.#leaseClient;
     this.#leaseClient = undefined;
     await c?.end().catch(() => {});
+    await this.#approvals.close();
     await this.#pool.end();
   }
 }

@@ -1,8 +1,9 @@
 /**
  * Retention by age: events received longer ago than the retention period
  * are deleted in small batches (one short transaction each, yielding to the
- * event loop in between), so ingest is never blocked for long. Alerts and
- * recordings older than the period go too. Each chain keeps a watermark of
+ * event loop in between), so ingest is never blocked for long. Alerts,
+ * recordings, approval requests that ended and grants that ended older than
+ * the period go too. Each chain keeps a watermark of
  * its last deleted event, from which `audit verify` continues the chain.
  */
 import { setTimeout as sleep, setImmediate as yieldToLoop } from 'node:timers/promises';
@@ -63,6 +64,7 @@ export class Retention {
       if (n < batch) break;
       await yieldToLoop();
     }
+    if (!this.#abort.signal.aborted) await store.approvals.prune(Math.floor(cutoff / 1000));
     if (total > 0) this.#o.logger.info({ deleted: total }, 'retention removed old events');
     return total;
   }

@@ -3,6 +3,7 @@
  * transaction, at start; `schema_version` records what ran. Never edit a
  * released migration: add the next one.
  */
+import { approvalTablesSql } from './approval-rows.ts';
 export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE events (
@@ -101,4 +102,6 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     SELECT session_id, 0, size, content FROM recordings WHERE size > 0;
   ALTER TABLE recordings DROP COLUMN content;
   `,
+  // Just-in-time approval: requests, each approver's decision, grants.
+  approvalTablesSql('INTEGER'),
 ];

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import { approvalStoreConformance } from './approval-store-conformance.ts';
 import { SQLITE } from './query-sql.ts';
 import { SQLITE_FILE, SqliteStore } from './sqlite-store.ts';
 import { storeConformance } from './store-conformance.ts';
@@ -20,6 +21,15 @@ storeConformance('embedded (node:sqlite)', async () => {
         db.close();
       }
     },
+    destroy: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+});
+
+approvalStoreConformance('embedded (node:sqlite)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'chaperone-approvals-'));
+  return {
+    open: async () => new SqliteStore({ dataDir: dir }),
+    peer: async (s) => s,
     destroy: async () => rmSync(dir, { recursive: true, force: true }),
   };
 });

@@ -13,9 +13,11 @@ import type { EventFilter } from '../events/event-filter.ts';
 import { ROW_COLUMNS, ROW_KEYS } from '../events/event-row.ts';
 import { microsToRfc3339, nowMicros, rfc3339ToMicros } from '../events/time.ts';
 import type { StoredCheckpoint } from '../integrity/checkpoints.ts';
+import type { ApprovalStore } from './approval-store.ts';
 import { type ExistingEvent, planBatch } from './ingest-plan.ts';
 import { addFilter, encodeTimeCursor, SQLITE, SqlBuilder, timeOrderedQuery } from './query-sql.ts';
 import { appendRecordingVia, compareChunk, planRecordingChunk } from './recording-append.ts';
+import { sqliteApprovals } from './sqlite-approvals.ts';
 import { SQLITE_MIGRATIONS } from './sqlite-schema.ts';
 import type {
   AlertFilter,
@@ -80,6 +82,7 @@ export class SqliteStore implements AuditStore {
   readonly path: string;
   readonly #db: DatabaseSync;
   readonly #stmts = new Map<string, StatementSync>();
+  readonly approvals: ApprovalStore;
 
   constructor(opts: SqliteStoreOptions) {
     if (!opts.mustExist) mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -96,6 +99,7 @@ export class SqliteStore implements AuditStore {
     this.#db.exec('PRAGMA synchronous = FULL');
     this.#db.exec('PRAGMA busy_timeout = 10000');
     this.#migrate();
+    this.approvals = sqliteApprovals(this.#db);
   }
 
   #migrate(): void {

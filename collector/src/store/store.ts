@@ -15,6 +15,7 @@ import type { ChainHead, ChainProblem } from '@chaperone/shared';
 import type { EventFilter } from '../events/event-filter.ts';
 import type { IncomingEvent } from '../events/incoming-event.ts';
 import type { StoredCheckpoint } from '../integrity/checkpoints.ts';
+import type { ApprovalStore } from './approval-store.ts';
 
 /** The pod a sidecar's verified token names. This, not the event, is the truth. */
 export interface Identity {
@@ -200,6 +201,8 @@ export interface CheckpointRow extends StoredCheckpoint {
 
 export interface AuditStore {
   readonly backend: 'embedded' | 'postgres';
+  /** Approval requests, decisions and grants (approval-store.ts), in the same database. */
+  readonly approvals: ApprovalStore;
   /** The chain's head and owner, or undefined for a sidecar never seen. */
   chain(sidecarId: string): Promise<ChainInfo | undefined>;
   listChains(): Promise<readonly ChainInfo[]>;

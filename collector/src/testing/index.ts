@@ -3,6 +3,10 @@
  * conformance suite, sample chained events and the reference ingest client.
  */
 
+export {
+  type ApprovalStoreHarness,
+  approvalStoreConformance,
+} from '../store/approval-store-conformance.ts';
 export { type StoreHarness, storeConformance } from '../store/store-conformance.ts';
 export {
   ClosedError,
