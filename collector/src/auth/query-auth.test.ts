@@ -123,6 +123,7 @@ describe('query API authentication', () => {
         {
           subject: 'alice',
           namespaces: '*',
+          groups: ['security'],
         },
       );
       await assert.rejects(
@@ -138,6 +139,7 @@ describe('query API authentication', () => {
       assert.deepEqual(await open.authenticate(`Bearer ${await sign({ sub: 'carol' })}`), {
         subject: 'carol',
         namespaces: '*',
+        groups: [],
       });
     });
 

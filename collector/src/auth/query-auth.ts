@@ -22,6 +22,8 @@ export interface Principal {
   /** Who asked, for the access log: `static-token`, the token's name, or the OIDC subject. */
   readonly subject: string;
   readonly namespaces: NamespaceScope;
+  /** OIDC: the groups the token's groups claim lists. */
+  readonly groups?: readonly string[];
 }
 
 export function inScope(scope: NamespaceScope, namespace: string): boolean {
@@ -32,7 +34,7 @@ export interface QueryAuthenticator {
   authenticate(authorization: string | undefined): Promise<Principal>;
 }
 
-function bearer(authorization: string | undefined): string {
+export function bearer(authorization: string | undefined): string {
   const m = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
   if (!m) throw new AuthError('unauthenticated', 'send a bearer token: Authorization: Bearer <token>');
   return m[1] as string;
@@ -239,7 +241,7 @@ export function oidcAuth(opts: OidcOptions): QueryAuthenticator {
       const subject = String(payload.sub ?? 'unknown');
       if (opts.allowedGroups.length > 0 && !groups.some((g) => opts.allowedGroups.includes(g)))
         throw new AuthError('forbidden', `${subject} is not in a group allowed to read the audit log`);
-      if (!opts.groupNamespaces) return { subject, namespaces: '*' };
+      if (!opts.groupNamespaces) return { subject, namespaces: '*', groups };
       const map = opts.groupNamespaces;
       const namespaces = unionScope(groups.flatMap((g) => map.get(g) ?? []));
       if (!namespaces)
@@ -247,7 +249,7 @@ export function oidcAuth(opts: OidcOptions): QueryAuthenticator {
           'forbidden',
           `${subject} is in no group that --oidc-group-namespaces lets read a namespace of the audit log`,
         );
-      return { subject, namespaces };
+      return { subject, namespaces, groups };
     },
   };
 }

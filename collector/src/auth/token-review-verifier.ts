@@ -18,11 +18,40 @@ import {
   type VerifiedSidecar,
 } from './sidecar-identity.ts';
 
-interface TokenReviewStatus {
+export interface TokenReviewStatus {
   authenticated?: boolean;
   error?: string;
   audiences?: string[];
-  user?: { username?: string; uid?: string; extra?: Record<string, string[]> };
+  user?: { username?: string; uid?: string; groups?: string[]; extra?: Record<string, string[]> };
+}
+
+/**
+ * Asks the API server who `token` is (a TokenReview for `audiences`, or for
+ * the API server's own when absent). Rejects with `unavailable` when the API
+ * server does not answer the review; an unauthenticated token is a status,
+ * not an error.
+ */
+export async function reviewToken(
+  kube: KubeClient,
+  token: string,
+  audiences?: readonly string[],
+): Promise<TokenReviewStatus> {
+  const path = '/apis/authentication.k8s.io/v1/tokenreviews';
+  const res = await kube.request('POST', path, {
+    body: {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenReview',
+      spec: { token, ...(audiences ? { audiences } : {}) },
+    },
+  });
+  if ((res.status !== 201 && res.status !== 200) || typeof res.body !== 'object' || res.body === null) {
+    const said = asStatus(res.body)?.message;
+    throw new ChaperoneError(
+      'unavailable',
+      `TokenReview failed with HTTP ${res.status} (the collector's service account needs system:auth-delegator)${said ? `: ${said}` : ''}`,
+    );
+  }
+  return (res.body as { status?: TokenReviewStatus }).status ?? {};
 }
 
 export interface TokenReviewVerifierOptions {
@@ -47,22 +76,7 @@ export class TokenReviewVerifier implements TokenVerifier {
     const hit = this.#cache.get(key);
     if (hit && now - hit.at < (this.#opts.cacheMs ?? 30_000) && (hit.identity.expiresAtMs ?? Infinity) > now)
       return hit.identity;
-    const path = '/apis/authentication.k8s.io/v1/tokenreviews';
-    const res = await this.#opts.kube.request('POST', path, {
-      body: {
-        apiVersion: 'authentication.k8s.io/v1',
-        kind: 'TokenReview',
-        spec: { token, audiences: [this.#opts.audience] },
-      },
-    });
-    if ((res.status !== 201 && res.status !== 200) || typeof res.body !== 'object' || res.body === null) {
-      const said = asStatus(res.body)?.message;
-      throw new ChaperoneError(
-        'unavailable',
-        `TokenReview failed with HTTP ${res.status} (the collector's service account needs system:auth-delegator)${said ? `: ${said}` : ''}`,
-      );
-    }
-    const status = (res.body as { status?: TokenReviewStatus }).status ?? {};
+    const status = await reviewToken(this.#opts.kube, token, [this.#opts.audience]);
     if (!status.authenticated)
       throw new AuthError(
         'unauthenticated',
