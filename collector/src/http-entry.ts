@@ -10,7 +10,7 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { INGEST_PATH, type Logger } from '@chaperone/shared';
+import { APPROVALS_PATH, INGEST_PATH, type Logger } from '@chaperone/shared';
 import { parseRequestTarget } from './query/request-target.ts';
 
 export interface IngestEntry {
@@ -27,6 +27,8 @@ export interface HttpEntryOptions {
   readonly api: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
   /** Ingest on this listener; without it every upgrade is refused 404. */
   readonly ingest?: IngestEntry;
+  /** The sidecars' approvals WebSocket (APPROVALS_PATH) on the ingest listener (approvals/approval-socket.ts). */
+  readonly approvals?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
   readonly logger: Logger;
 }
 
@@ -126,7 +128,8 @@ export function attachHttpEntry(server: Server, opts: HttpEntryOptions): HttpEnt
             `${address} already holds ${ingest.maxIngestConnectionsPerAddress} ingest connections, the limit per pod (--max-ingest-connections-per-address): close one first`,
           );
         } else ingest.upgrade(req, socket, head);
-      } else refuseUpgrade(socket, 404, `no WebSocket endpoint here: ingest is ${INGEST_PATH}`);
+      } else if (path === APPROVALS_PATH && opts.approvals) opts.approvals(req, socket, head);
+      else refuseUpgrade(socket, 404, `no WebSocket endpoint here: ingest is ${INGEST_PATH}`);
     } catch (err) {
       logger.error({ err }, 'handling a WebSocket upgrade failed');
       try {

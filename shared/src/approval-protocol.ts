@@ -34,10 +34,10 @@
  * or OIDC; authorised by a SubjectAccessReview for verb `approve` on resource
  * `approvals` in group `chaperone.dev` in the agent's namespace):
  *
- *   GET    /v1/approvals?state=pending|decided|all&namespace=NS   → { items: ApprovalView[] }
+ *   GET    /v1/approvals?state=pending|decided|all&namespace=NS   → { items: ApprovalView[] }   (default pending; limit=N)
  *   GET    /v1/approvals/{id}                                    → ApprovalView
  *   POST   /v1/approvals/{id}/decision   {decision, reason?}     → ApprovalView
- *   GET    /v1/grants?namespace=NS                               → { items: GrantView[] }
+ *   GET    /v1/grants?namespace=NS                               → { items: GrantView[] }   (state=active|all, default active; limit=N)
  *   DELETE /v1/grants/{id}                                       → GrantView (revoked)
  */
 import { canonicalJson, sha256Hex } from './canonical-json.ts';

@@ -1,5 +1,6 @@
 /**
- * The operator verbs' client for the query API: GET with a bearer token over
+ * The operator verbs' client for the query API: GET (and the approvers' POST
+ * and DELETE) with a bearer token over
  * HTTP or HTTPS (with an optional private CA), errors turned into
  * ChaperoneErrors carrying the collector's own message.
  */
@@ -27,15 +28,24 @@ export function createApiClient(cfg: ApiClientConfig) {
   const ca = cfg.caFile ? readFileSync(cfg.caFile, 'utf8') : undefined;
   const base = cfg.collectorUrl.replace(/\/+$/, '');
 
-  function raw(path: string, params?: URLSearchParams): Promise<ApiResponse> {
+  function raw(
+    path: string,
+    params?: URLSearchParams,
+    send: { method?: 'GET' | 'POST' | 'DELETE'; body?: unknown } = {},
+  ): Promise<ApiResponse> {
+    const payload = send.body === undefined ? undefined : JSON.stringify(send.body);
     const url = new URL(`${base}${path}${params && [...params].length ? `?${params}` : ''}`);
     const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const req = request(
         url,
         {
-          method: 'GET',
-          headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+          method: send.method ?? 'GET',
+          headers: {
+            authorization: `Bearer ${token}`,
+            accept: 'application/json',
+            ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+          },
           timeout: 30_000,
           ...(ca && url.protocol === 'https:' ? { ca } : {}),
         },
@@ -60,7 +70,7 @@ export function createApiClient(cfg: ApiClientConfig) {
           }),
         ),
       );
-      req.end();
+      req.end(payload);
     });
   }
 
@@ -70,7 +80,14 @@ export function createApiClient(cfg: ApiClientConfig) {
     throw apiError(res);
   }
 
-  return { raw, get };
+  /** POST or DELETE with an optional JSON body; the JSON answer. */
+  async function send<T>(method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+    const res = await raw(path, undefined, { method, ...(body !== undefined ? { body } : {}) });
+    if (res.status >= 200 && res.status < 300) return JSON.parse(res.body) as T;
+    throw apiError(res);
+  }
+
+  return { raw, get, send };
 }
 
 function apiError(res: ApiResponse): ChaperoneError {

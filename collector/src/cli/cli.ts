@@ -7,6 +7,7 @@
  *   chaperone audit verify                  re-check the whole store offline, per sidecar
  *   chaperone replay <session>              a session's events in order, then its recording played
  *   chaperone recording export <session>    the recording as an asciicast v2 file for asciinema
+ *   chaperone approvals list|show|approve|deny, grants list|revoke   approvers' verbs
  * Registering is cheap: the collector and the store (node:sqlite, pg, jose) are
  * imported by the actions that use them.
  */
@@ -29,6 +30,7 @@ import type { FILTER_PARAMS } from '../events/event-filter.ts';
 import { rfc3339ToMicros } from '../events/time.ts';
 import type { ChainReport } from '../integrity/audit-verify.ts';
 import { type ApiClient, createApiClient } from './api-client.ts';
+import { registerApprovalCommands } from './approval-commands.ts';
 import { castDuration, parseCast, playCast } from './asciicast-play.ts';
 import { summary, TABLE_HEADER, tableRows } from './event-format.ts';
 import { safeJson, visible } from './terminal-safe.ts';
@@ -502,6 +504,11 @@ you do not trust, replay it with 'chaperone replay', which passes on only what i
     writeFileSync(out, text);
     print(`wrote ${Buffer.byteLength(text)} bytes to ${out} (asciicast v2): asciinema play ${out}`);
   });
+
+  // --- chaperone approvals … / grants … ------------------------------------
+  registerApprovalCommands(program, (cmd) =>
+    withConfigOptions(cmd, CLIENT_SCHEMA, envFor(ctx, CLIENT_SCHEMA)),
+  );
 };
 
 /** The session's recording, as the collector stores it. */

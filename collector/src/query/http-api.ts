@@ -36,6 +36,8 @@ import type { CollectorMetrics } from '../collector-metrics.ts';
 import { parseEventFilter } from '../events/event-filter.ts';
 import { nowMicros, parseTimeBound } from '../events/time.ts';
 import { ALERT_KINDS, type AlertKind, type AuditStore, type StoredAlert } from '../store/store.ts';
+import { type ApprovalRoutes, isApprovalPath } from './approval-routes.ts';
+import { limitOf, STATUS, sendError, sendJson } from './json-response.ts';
 import { decodePathSegment, parseRequestTarget } from './request-target.ts';
 
 export interface HttpApiOptions {
@@ -43,42 +45,11 @@ export interface HttpApiOptions {
   auth: QueryAuthenticator;
   logger: Logger;
   metrics: CollectorMetrics;
+  /** The approvers' API (approval-routes.ts): its own authentication, its own methods. */
+  approvals?: ApprovalRoutes;
 }
 
-const DEFAULT_LIMIT = 100;
-const MAX_LIMIT = 1000;
 const MAX_SESSION_EVENTS = 100_000;
-
-const STATUS: Record<string, number> = {
-  validation_failed: 400,
-  usage: 400,
-  unauthenticated: 401,
-  forbidden: 403,
-  not_found: 404,
-  conflict: 409,
-  limit_exceeded: 413,
-  unavailable: 503,
-};
-
-function sendJson(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-  res.end(body);
-}
-
-function sendError(res: ServerResponse, err: ChaperoneError): void {
-  const status = STATUS[err.code] ?? 500;
-  if (status === 401) res.setHeader('www-authenticate', 'Bearer realm="chaperone-collector"');
-  sendJson(res, status, JSON.stringify({ error: { code: err.code, message: err.message } }));
-}
-
-function limitOf(params: URLSearchParams): number {
-  const raw = params.get('limit');
-  if (raw === null) return DEFAULT_LIMIT;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT)
-    throw new ValidationError('limit', `must be a whole number from 1 to ${MAX_LIMIT}`);
-  return n;
-}
 
 function wantsJsonl(req: IncomingMessage, params: URLSearchParams): boolean {
   const format = params.get('format');
@@ -270,6 +241,10 @@ export function createHttpApi(opts: HttpApiOptions) {
       const url = parseRequestTarget(req.url);
       path = url.pathname;
       if (await probe(store, path, res)) return;
+      if (opts.approvals && isApprovalPath(path)) {
+        await opts.approvals(req, res, url);
+        return;
+      }
       if (req.method !== 'GET') {
         res.setHeader('allow', 'GET');
         sendJson(
