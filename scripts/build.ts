@@ -131,4 +131,7 @@ await copyFile(
   createRequire(`${ROOT}sidecar/package.json`).resolve('libpg-query/wasm/libpg-query.wasm'),
   `${OUT_DIR}/chunks/libpg-query.wasm`,
 );
+// The web console's page, beside the chunks that serve it (collector/src/console/console-assets.ts).
+const { buildConsoleAssets } = await import('@chaperone/collector/build-console');
+await buildConsoleAssets(`${OUT_DIR}/console`);
 process.stdout.write(`build: ${OUT_DIR}/chaperone.mjs\n`);

@@ -19,6 +19,12 @@ import {
 } from '@chaperone/shared';
 import { asStatus, KubeApiError, KubeClient, resolveKubeConnection } from '@chaperone/shared/kube';
 import type { JSONWebKeySet } from 'jose';
+import { createApprovalMetrics } from './approvals/approval-metrics.ts';
+import { ApprovalService } from './approvals/approval-service.ts';
+import { ApprovalSocket } from './approvals/approval-socket.ts';
+import { approvalWebhook } from './approvals/approval-webhook.ts';
+import { ApprovalAccess } from './auth/approval-access.ts';
+import { type ApproverAuthenticator, approverAuth } from './auth/approver-auth.ts';
 import { JwksVerifier } from './auth/jwks-verifier.ts';
 import { kubePodLookup, PodAdmission } from './auth/pod-admission.ts';
 import {
@@ -33,6 +39,7 @@ import type { TokenVerifier } from './auth/sidecar-identity.ts';
 import { TokenReviewVerifier } from './auth/token-review-verifier.ts';
 import { type CollectorMetrics, createCollectorMetrics } from './collector-metrics.ts';
 import { type CollectorConfig, checkCollectorConfig, queryListenHost } from './config.ts';
+import { openConsole, withConsole } from './console/index.ts';
 import { falcoSink } from './forward/falco-sink.ts';
 import { Forwarder } from './forward/forwarder.ts';
 import { lokiSink } from './forward/loki-sink.ts';
@@ -40,6 +47,7 @@ import { attachHttpEntry } from './http-entry.ts';
 import { IngestServer } from './ingest/ingest-server.ts';
 import { groupCommitConcurrency, WriteQueue } from './ingest/write-queue.ts';
 import { createCheckpointWriter } from './integrity/checkpoints-writer.ts';
+import { createApprovalRoutes } from './query/approval-routes.ts';
 import { createHttpApi, createIngestPortApi } from './query/http-api.ts';
 import { PostgresStore } from './store/postgres-store.ts';
 import { Retention } from './store/retention.ts';
@@ -166,6 +174,28 @@ function createQueryAuth(c: CollectorConfig): QueryAuthenticator {
   return staticTokenAuth(token);
 }
 
+/**
+ * How approvers authenticate: their Kubernetes token (TokenReview), or an
+ * OIDC ID token of the query API's issuer. Group restrictions and namespace
+ * scopes of query tokens do not apply: RBAC decides who approves where.
+ */
+function createApproverAuth(c: CollectorConfig, kube: KubeClient): ApproverAuthenticator {
+  if (c.queryAuth !== 'oidc') return approverAuth({ kube });
+  const issuer = c.oidcIssuer as string;
+  return approverAuth({
+    kube,
+    oidc: {
+      issuer,
+      auth: oidcAuth({
+        issuer,
+        audience: c.oidcAudience as string,
+        allowedGroups: [],
+        groupsClaim: c.oidcGroupsClaim,
+      }),
+    },
+  });
+}
+
 function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -235,11 +265,46 @@ export async function startCollector(c: CollectorConfig, deps: CollectorDeps): P
       logger: logger.child({ surface: 'ingest' }),
       metrics,
     });
+    // Approvals: RBAC (SubjectAccessReview) decides who approves, so they need the API server.
+    let approvals: { service: ApprovalService; socket: ApprovalSocket } | undefined;
+    if (kube) {
+      const approvalLogger = logger.child({ surface: 'approvals' });
+      const service = new ApprovalService({
+        store: store.approvals,
+        access: new ApprovalAccess({ kube }),
+        metrics: createApprovalMetrics(registry, store.approvals),
+        logger: approvalLogger,
+        maxPendingPerPod: c.maxPendingApprovalsPerPod,
+        ...(c.approvalWebhookUrl
+          ? {
+              notify: approvalWebhook({
+                url: c.approvalWebhookUrl,
+                ...(c.approvalPageUrl ? { pageUrl: c.approvalPageUrl } : {}),
+                logger: approvalLogger,
+              }),
+            }
+          : {}),
+      });
+      await service.start();
+      cleanup.unshift(async () => service.stop());
+      const socket = new ApprovalSocket({
+        service,
+        verifier,
+        ...(admission ? { admission } : {}),
+        logger: approvalLogger,
+      });
+      approvals = { service, socket };
+    } else logger.warn('no Kubernetes API access: approvals (the review action) are not served');
     const api = createHttpApi({
       store,
       auth: queryAuth,
       logger: logger.child({ surface: 'query' }),
       metrics,
+      approvals: createApprovalRoutes({
+        ...(approvals && kube ? { service: approvals.service, auth: createApproverAuth(c, kube) } : {}),
+        logger: logger.child({ surface: 'approvals' }),
+        onAuthFailure: (code) => metrics.authFailures.inc({ surface: 'approvals', code }),
+      }),
     });
 
     const closeServer = (server: Server, destroyAll: () => void) => () =>
@@ -252,7 +317,15 @@ export async function startCollector(c: CollectorConfig, deps: CollectorDeps): P
       `${tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
 
     const queryServer: Server = tls ? createHttpsServer(tls) : createHttpServer();
-    const queryEntry = attachHttpEntry(queryServer, { api, logger });
+    // Mount point of the web console (console/README.md): /console/… here, calling the query API in-process.
+    const webConsole = openConsole({
+      api,
+      tls: Boolean(tls),
+      proxyTokenHeader: c.consoleProxyTokenHeader,
+      logger: logger.child({ surface: 'console' }),
+    });
+    cleanup.unshift(async () => webConsole.close());
+    const queryEntry = attachHttpEntry(queryServer, { api: withConsole(api, webConsole), logger });
     const queryAddr = await listen(queryServer, queryListenHost(c), c.queryListenPort);
     cleanup.unshift(closeServer(queryServer, () => queryEntry.destroyAll()));
 
@@ -264,6 +337,9 @@ export async function startCollector(c: CollectorConfig, deps: CollectorDeps): P
         maxIngestConnections: c.maxIngestConnections,
         maxIngestConnectionsPerAddress: c.maxIngestConnectionsPerAddress,
       },
+      ...(approvals
+        ? { approvals: (req, socket, head) => approvals.socket.handleUpgrade(req, socket, head) }
+        : {}),
       logger,
     });
     const addr = await listen(server, c.listenHost, c.listenPort);
@@ -272,6 +348,10 @@ export async function startCollector(c: CollectorConfig, deps: CollectorDeps): P
       await ingest.close();
       await queue.close();
     });
+    if (approvals) {
+      const socket = approvals.socket;
+      cleanup.unshift(() => socket.close());
+    }
 
     const metricsServer: MetricsServer = await serveMetrics(registry, c.metricsHost, c.metricsPort);
     cleanup.unshift(() => metricsServer.close());

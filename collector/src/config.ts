@@ -86,6 +86,11 @@ export const COLLECTOR_SCHEMA = {
     description:
       'File of query tokens, each with the namespaces it may read: lines of `<token> <name> <ns>[,<ns>…]` (`*`: every namespace)',
   }),
+  consoleProxyTokenHeader: string({
+    description:
+      'Off by default. WARNING: the console (/console/) then takes each approver’s bearer token from this request header (e.g. X-Forwarded-Access-Token), set by an authenticating proxy in front of the query listener; only safe when nothing reaches the query listener except through that proxy, and the proxy drops the header from what clients send',
+    pattern: /^[A-Za-z0-9-]{1,64}$/,
+  }),
   oidcIssuer: url({ description: 'OIDC issuer for query API tokens', protocols: ['https', 'http'] }),
   oidcAudience: string({ description: 'Audience (client id) query API tokens must carry' }),
   oidcGroupsClaim: string({ description: 'Claim that lists the caller’s groups', default: 'groups' }),
@@ -127,6 +132,22 @@ export const COLLECTOR_SCHEMA = {
   }),
   lokiTenant: string({ description: 'X-Scope-OrgID for a multi-tenant Loki' }),
   lokiTokenFile: string({ description: 'Bearer token file for --loki-url' }),
+  approvalWebhookUrl: url({
+    description:
+      'Slack-compatible incoming webhook told of every new approval request (JSON POST {"text": …}); failures are logged, never hold a request',
+    protocols: ['https', 'http'],
+    secret: true,
+  }),
+  approvalPageUrl: url({
+    description: 'Base URL of the approval page; notifications link to <url>/approvals/<id>',
+    protocols: ['https', 'http'],
+  }),
+  maxPendingApprovalsPerPod: integer({
+    description: 'Approval requests one pod may have waiting at once; more are refused',
+    default: 32,
+    min: 1,
+    max: 10_000,
+  }),
   forwardBatchSize: integer({ description: 'Events per forwarder read', default: 500, min: 1, max: 10_000 }),
   maxQueueEvents: integer({
     description: 'Events waiting for commit before sockets stop being read',

@@ -1,0 +1,370 @@
+/**
+ * The console handler on a real HTTP server, in front of a small API handler
+ * that answers like the query API does (bearer token or 401) and records
+ * what reached it, so each test can tell what the console let through.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { createLogger } from '@chaperone/shared';
+import type { ConsoleAssets } from './console-assets.ts';
+import { type Console, createConsole, withConsole } from './console-handler.ts';
+
+const GOOD = 'good-token-0123456789';
+const REVOCABLE = 'revocable-token-0123456789';
+/** Tokens the stand-in API accepts (a test revokes one). */
+const accepted = new Set([GOOD, REVOCABLE]);
+const ASSETS: ConsoleAssets = new Map([
+  ['index.html', Buffer.from('<!doctype html><title>t</title>')],
+  ['app.js', Buffer.from('console.log(1)')],
+  ['app.css', Buffer.from('body{}')],
+]);
+
+interface Seen {
+  method: string;
+  url: string;
+  authorization: string | undefined;
+  body: string;
+}
+
+async function apiStandIn(req: IncomingMessage, res: ServerResponse, seen: Seen[]): Promise<void> {
+  let body = '';
+  for await (const c of req) body += c;
+  seen.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization, body });
+  const send = (status: number, v: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(v));
+  };
+  if (![...accepted].some((t) => req.headers.authorization === `Bearer ${t}`))
+    return send(401, { error: { code: 'unauthenticated', message: 'the token is not valid' } });
+  if (req.url === '/v1/html') {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end('<script>alert(1)</script>');
+    return;
+  }
+  send(200, { items: [], echo: { method: req.method, url: req.url, body } });
+}
+
+describe('console handler', () => {
+  let server: Server;
+  let base: string;
+  let host: string;
+  let seen: Seen[] = [];
+  let logs = '';
+  let clock = 1_000_000_000;
+  let web: Console;
+
+  before(async () => {
+    const logger = createLogger({
+      name: 'console-test',
+      level: 'debug',
+      destination: new Writable({
+        write(chunk, _enc, done) {
+          logs += String(chunk);
+          done();
+        },
+      }),
+    });
+    const api = (req: IncomingMessage, res: ServerResponse) => apiStandIn(req, res, seen);
+    web = createConsole({ api, assets: ASSETS, tls: false, logger, now: () => clock, idleMs: 60_000 });
+    server = createServer(withConsole(api, web));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    base = `http://${host}`;
+  });
+  after(async () => {
+    web.close();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+  beforeEach(() => {
+    seen = [];
+  });
+
+  const sameOrigin = { origin: `http://127.0.0.1`, 'sec-fetch-site': 'same-origin' };
+  async function signIn(token = GOOD): Promise<{ res: Response; cookie: string; csrf: string }> {
+    const res = await fetch(`${base}/console/session`, {
+      method: 'POST',
+      headers: { ...sameOrigin, 'content-type': 'application/json' },
+      body: JSON.stringify({ token }),
+    });
+    const cookie = (res.headers.get('set-cookie') ?? '').split(';')[0] as string;
+    const body = (await res.clone().json()) as { csrfToken?: string };
+    return { res, cookie, csrf: body.csrfToken ?? '' };
+  }
+
+  it('serves the page with a strict CSP and no inline script allowed', async () => {
+    const res = await fetch(`${base}/console/`);
+    assert.equal(res.status, 200);
+    const csp = res.headers.get('content-security-policy') ?? '';
+    assert.match(csp, /default-src 'self'/);
+    assert.match(csp, /script-src 'self'(;|$)/);
+    assert.match(csp, /frame-ancestors 'none'/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+    assert.equal(res.headers.get('referrer-policy'), 'no-referrer');
+    assert.equal(
+      (await fetch(`${base}/console/assets/app.js`)).headers.get('content-type'),
+      'text/javascript; charset=utf-8',
+    );
+    assert.equal((await fetch(`${base}/console/assets/..%2findex.html`)).status, 404);
+    assert.equal((await fetch(`${base}/console`, { redirect: 'manual' })).status, 308);
+    assert.equal((await fetch(`${base}/console/approvals/0f8fad5b-d9cb-469f-a165-70867728950e`)).status, 200);
+    assert.equal(seen.length, 0, 'the page is served without calling the API');
+  });
+
+  it('passes every other path to the API untouched', async () => {
+    const res = await fetch(`${base}/v1/events`, { headers: { authorization: `Bearer ${GOOD}` } });
+    assert.equal(res.status, 200);
+    await fetch(`${base}/consolex`, { headers: { authorization: `Bearer ${GOOD}` } });
+    assert.deepEqual(
+      seen.map((s) => s.url),
+      ['/v1/events', '/consolex'],
+    );
+  });
+
+  it('refuses a token the API refuses, with its message, and opens no session', async () => {
+    const { res, cookie } = await signIn('bad-token-0123456789');
+    assert.equal(res.status, 401);
+    assert.match(
+      ((await res.json()) as { error: { message: string } }).error.message,
+      /the token is not valid/,
+    );
+    assert.equal(cookie, '');
+  });
+
+  it('signs in: an HttpOnly SameSite=Strict cookie; the token never comes back to the page', async () => {
+    const { res, cookie, csrf } = await signIn();
+    assert.equal(res.status, 200);
+    const setCookie = res.headers.get('set-cookie') ?? '';
+    assert.match(setCookie, /; Path=\/console; HttpOnly; SameSite=Strict; Max-Age=\d+/);
+    assert.doesNotMatch(setCookie, /Secure/, 'no Secure on plain HTTP, or the browser would drop it');
+    assert.ok(csrf.length >= 32);
+    const text = await res.text();
+    assert.ok(!text.includes(GOOD));
+    assert.ok(!setCookie.includes(GOOD));
+    const session = await (await fetch(`${base}/console/session`, { headers: { cookie } })).text();
+    assert.ok(!session.includes(GOOD));
+    assert.equal((JSON.parse(session) as { signedIn: boolean }).signedIn, true);
+    assert.ok(!logs.includes(GOOD), 'the token is not logged');
+    assert.ok(!logs.includes(cookie.split('=')[1] as string), 'the session id is not logged');
+  });
+
+  it('gives a new session at every sign-in and ends the one the browser had', async () => {
+    const first = await signIn();
+    const res = await fetch(`${base}/console/session`, {
+      method: 'POST',
+      headers: { ...sameOrigin, 'content-type': 'application/json', cookie: first.cookie },
+      body: JSON.stringify({ token: GOOD }),
+    });
+    const second = (res.headers.get('set-cookie') ?? '').split(';')[0] as string;
+    assert.notEqual(second, first.cookie);
+    assert.equal(
+      (await fetch(`${base}/console/api/v1/approvals`, { headers: { cookie: first.cookie } })).status,
+      401,
+    );
+    assert.equal(
+      (await fetch(`${base}/console/api/v1/approvals`, { headers: { cookie: second } })).status,
+      200,
+    );
+  });
+
+  it('calls the API with the session token, and only /v1/ routes', async () => {
+    const { cookie } = await signIn();
+    seen = [];
+    const res = await fetch(`${base}/console/api/v1/approvals?state=pending`, { headers: { cookie } });
+    assert.equal(res.status, 200);
+    assert.deepEqual(seen, [
+      { method: 'GET', url: '/v1/approvals?state=pending', authorization: `Bearer ${GOOD}`, body: '' },
+    ]);
+    assert.equal((await fetch(`${base}/console/api/healthz`, { headers: { cookie } })).status, 404);
+    const html = await fetch(`${base}/console/api/v1/html`, { headers: { cookie } });
+    assert.equal(
+      html.headers.get('content-type'),
+      'application/octet-stream',
+      'API HTML is never served as a page',
+    );
+    assert.equal((await fetch(`${base}/console/api/v1/approvals`)).status, 401, 'no cookie, no call');
+  });
+
+  it('refuses a state-changing call without the CSRF token, from another site, or not JSON', async () => {
+    const { cookie, csrf } = await signIn();
+    seen = [];
+    const post = (headers: Record<string, string>, body = '{"decision":"approve"}') =>
+      fetch(`${base}/console/api/v1/approvals/x/decision`, {
+        method: 'POST',
+        headers: { cookie, ...headers },
+        body,
+      });
+    const json = { 'content-type': 'application/json' };
+    assert.equal((await post({ ...sameOrigin, ...json })).status, 403, 'no CSRF token');
+    assert.equal((await post({ ...sameOrigin, ...json, 'x-csrf-token': 'wrong' })).status, 403);
+    assert.equal(
+      (
+        await post({
+          origin: 'https://evil.example',
+          'sec-fetch-site': 'cross-site',
+          ...json,
+          'x-csrf-token': csrf,
+        })
+      ).status,
+      403,
+    );
+    assert.equal((await post({ ...json, 'x-csrf-token': csrf })).status, 403, 'no Origin nor Sec-Fetch-Site');
+    assert.equal(
+      (await post({ ...sameOrigin, 'content-type': 'text/plain', 'x-csrf-token': csrf })).status,
+      400,
+      'a form-like body',
+    );
+    const del = await fetch(`${base}/console/api/v1/grants/x`, {
+      method: 'DELETE',
+      headers: { cookie, ...sameOrigin },
+    });
+    assert.equal(del.status, 403);
+    assert.equal(seen.length, 0, 'nothing reached the API');
+
+    const ok = await post({ ...sameOrigin, ...json, 'x-csrf-token': csrf });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(seen, [
+      {
+        method: 'POST',
+        url: '/v1/approvals/x/decision',
+        authorization: `Bearer ${GOOD}`,
+        body: '{"decision":"approve"}',
+      },
+    ]);
+  });
+
+  it('checks Origin on sign-in', async () => {
+    const res = await fetch(`${base}/console/session`, {
+      method: 'POST',
+      headers: { origin: 'https://evil.example', 'content-type': 'application/json' },
+      body: JSON.stringify({ token: GOOD }),
+    });
+    assert.equal(res.status, 403);
+    assert.equal(res.headers.get('set-cookie'), null);
+    const ok = await fetch(`${base}/console/session`, {
+      method: 'POST',
+      headers: { origin: base, host, 'content-type': 'application/json' },
+      body: JSON.stringify({ token: GOOD }),
+    });
+    assert.equal(ok.status, 200, 'an Origin naming this host is accepted without Sec-Fetch-Site');
+  });
+
+  it('signs out, and the cookie no longer opens anything', async () => {
+    const { cookie, csrf } = await signIn();
+    const out = await fetch(`${base}/console/session`, {
+      method: 'DELETE',
+      headers: { cookie, ...sameOrigin, 'x-csrf-token': csrf },
+    });
+    assert.equal(out.status, 204);
+    assert.match(out.headers.get('set-cookie') ?? '', /Max-Age=0/);
+    assert.equal((await fetch(`${base}/console/api/v1/approvals`, { headers: { cookie } })).status, 401);
+  });
+
+  it('ends the session when the API stops accepting its token', async () => {
+    const { cookie } = await signIn(REVOCABLE);
+    assert.equal((await fetch(`${base}/console/api/v1/approvals`, { headers: { cookie } })).status, 200);
+    accepted.delete(REVOCABLE);
+    const refused = await fetch(`${base}/console/api/v1/approvals`, { headers: { cookie } });
+    assert.equal(refused.status, 401);
+    assert.match(refused.headers.get('set-cookie') ?? '', /Max-Age=0/);
+    accepted.add(REVOCABLE);
+    const after = await fetch(`${base}/console/api/v1/approvals`, { headers: { cookie } });
+    assert.equal(after.status, 401, 'the session is gone, even though the token would pass again');
+    assert.match(((await after.json()) as { error: { message: string } }).error.message, /sign in again/);
+  });
+
+  it('ends a session when it has been idle too long', async () => {
+    const { cookie } = await signIn();
+    clock += 61_000;
+    assert.equal((await fetch(`${base}/console/api/v1/approvals`, { headers: { cookie } })).status, 401);
+  });
+});
+
+describe('console handler over TLS', () => {
+  it('sets a Secure __Secure- cookie and HSTS', async () => {
+    const logger = createLogger({ name: 'console-test', level: 'error' });
+    const api = (req: IncomingMessage, res: ServerResponse) => apiStandIn(req, res, []);
+    const web = createConsole({ api, assets: ASSETS, tls: true, logger });
+    // (plain HTTP here: only the headers the console writes are looked at)
+    const server = createServer(withConsole(api, web));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/console/session`, {
+        method: 'POST',
+        headers: { 'sec-fetch-site': 'same-origin', 'content-type': 'application/json' },
+        body: JSON.stringify({ token: GOOD }),
+      });
+      assert.equal(res.status, 200);
+      assert.match(
+        res.headers.get('set-cookie') ?? '',
+        /^__Secure-chaperone-console=[\w-]{43}; .*HttpOnly; SameSite=Strict; .*Secure$/,
+      );
+      assert.match(res.headers.get('strict-transport-security') ?? '', /max-age=\d+/);
+    } finally {
+      web.close();
+      server.close();
+    }
+  });
+});
+
+describe('console handler without a built page', () => {
+  it('answers 503 saying how to build it', async () => {
+    const logger = createLogger({ name: 'console-test', level: 'error' });
+    const web = createConsole({ api: async () => {}, assets: undefined, tls: false, logger });
+    const server = createServer((req, res) => void web.handle(req, res));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/console/`);
+      assert.equal(res.status, 503);
+      assert.match(
+        ((await res.json()) as { error: { message: string } }).error.message,
+        /pnpm --filter @chaperone\/collector build/,
+      );
+    } finally {
+      web.close();
+      server.close();
+    }
+  });
+});
+
+describe('console behind an authenticating proxy', () => {
+  it('opens a session from the proxy header and still wants the CSRF token', async () => {
+    const seen: Seen[] = [];
+    const logger = createLogger({ name: 'console-test', level: 'error' });
+    const api = (req: IncomingMessage, res: ServerResponse) => apiStandIn(req, res, seen);
+    const web = createConsole({
+      api,
+      assets: ASSETS,
+      tls: false,
+      logger,
+      proxyTokenHeader: 'X-Forwarded-Access-Token',
+    });
+    const server = createServer(withConsole(api, web));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const proxied = { 'x-forwarded-access-token': GOOD };
+      const s = await fetch(`${base}/console/session`, { headers: proxied });
+      const info = (await s.json()) as { signedIn: boolean; csrfToken: string };
+      assert.equal(info.signedIn, true);
+      const cookie = (s.headers.get('set-cookie') ?? '').split(';')[0] as string;
+      const r = await fetch(`${base}/console/api/v1/approvals`, { headers: { ...proxied, cookie } });
+      assert.equal(r.status, 200);
+      assert.equal(seen.at(-1)?.authorization, `Bearer ${GOOD}`);
+      const post = await fetch(`${base}/console/api/v1/approvals/x/decision`, {
+        method: 'POST',
+        headers: { ...proxied, cookie, 'sec-fetch-site': 'same-origin', 'content-type': 'application/json' },
+        body: '{}',
+      });
+      assert.equal(post.status, 403, 'the proxy header alone does not make a request same-origin');
+      const none = await fetch(`${base}/console/session`);
+      assert.equal(((await none.json()) as { signedIn: boolean }).signedIn, false);
+    } finally {
+      web.close();
+      server.close();
+    }
+  });
+});

@@ -1,0 +1,320 @@
+/**
+ * The collector's web console on the query listener, under `/console/`:
+ *
+ *   GET    /console/                 the page (index.html; app.js and app.css under /console/assets/)
+ *   GET    /console/approvals/{id}   the page showing one request (the link notifications carry)
+ *   GET    /console/session          {signedIn, csrfToken?, expiresAt?, proxy}: whether this browser has a session
+ *   POST   /console/session          {token}: sign in with a bearer token (checked by the API itself)
+ *   DELETE /console/session          sign out
+ *   *      /console/api/v1/...       the API route /v1/..., called with the session's token
+ *
+ * The console authorises nothing itself: every data call is the query API's
+ * own route, called in-process (in-process-api.ts) with `Authorization:
+ * Bearer <the session's token>`, and the API's answer (items, or its error)
+ * is what the page shows. The console adds the browser's side: a session
+ * cookie instead of a token in the page, CSRF checks (request-guard.ts) on
+ * every state-changing request, and strict security headers.
+ *
+ * With `proxyTokenHeader` set, an authenticating proxy in front of the
+ * collector supplies the approver's bearer token in that header on every
+ * request; the console then opens (and refreshes) the session from it.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { APPROVAL_ID, ChaperoneError, type Logger, toChaperoneError } from '@chaperone/shared';
+import { parseRequestTarget } from '../query/request-target.ts';
+import { ASSET_TYPES, type AssetName, type ConsoleAssets, NOT_BUILT } from './console-assets.ts';
+import { CONSOLE_PATH, readCookie, sessionCookie, sessionCookieName } from './cookies.ts';
+import { type ApiAnswer, type ApiRequest, inProcessApi, type RequestHandler } from './in-process-api.ts';
+import { CSRF_HEADER, crossSiteReason, csrfTokenMatches, isJson } from './request-guard.ts';
+import { setSecurityHeaders } from './security-headers.ts';
+import {
+  type ConsoleSession,
+  DEFAULT_ABSOLUTE_MS,
+  DEFAULT_IDLE_MS,
+  DEFAULT_MAX_SESSIONS,
+  SessionStore,
+} from './session-store.ts';
+
+export interface ConsoleOptions {
+  /** The query listener's handler (http-api.ts): where every data call goes. */
+  readonly api: RequestHandler;
+  /** The built page, or undefined when it was not built (every page request is then a 503 saying so). */
+  readonly assets: ConsoleAssets | undefined;
+  /** The listener serves TLS: cookies are Secure. */
+  readonly tls: boolean;
+  /** Trust this request header, set by an authenticating proxy, as the approver's bearer token. */
+  readonly proxyTokenHeader?: string;
+  readonly logger: Logger;
+  readonly now?: () => number;
+  readonly idleMs?: number;
+  readonly absoluteMs?: number;
+  readonly maxSessions?: number;
+}
+
+/** Where the sign-in token is checked: the list a signed-in approver sees first. */
+export const SIGN_IN_CHECK_PATH = '/v1/approvals?state=pending';
+const MAX_BODY_BYTES = 64 * 1024;
+const API_PREFIX = `${CONSOLE_PATH}/api/`;
+
+const STATUS: Record<string, number> = {
+  usage: 400,
+  validation_failed: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  limit_exceeded: 413,
+  unavailable: 503,
+};
+
+export interface Console {
+  /** Answers a request under /console; never rejects. */
+  handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /** Stops the expiry sweep. */
+  close(): void;
+}
+
+/** True for `/console` and everything under `/console/`. */
+export function isConsolePath(pathname: string): boolean {
+  return pathname === CONSOLE_PATH || pathname.startsWith(`${CONSOLE_PATH}/`);
+}
+
+/** The query listener's handler with the console mounted at /console. */
+export function withConsole(api: RequestHandler, console: Console): RequestHandler {
+  return (req, res) => {
+    let path: string;
+    try {
+      path = parseRequestTarget(req.url).pathname;
+    } catch {
+      return api(req, res); // the API answers a target it cannot read
+    }
+    return isConsolePath(path) ? console.handle(req, res) : api(req, res);
+  };
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(value));
+}
+
+function sendError(res: ServerResponse, err: ChaperoneError): void {
+  sendJson(res, STATUS[err.code] ?? 500, { error: { code: err.code, message: err.message } });
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > MAX_BODY_BYTES)
+      throw new ChaperoneError('limit_exceeded', `the request body is larger than ${MAX_BODY_BYTES} bytes`);
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The bearer token in the proxy's header (`Bearer <t>` or the bare token). */
+function proxyToken(req: IncomingMessage, name: string | undefined): string | undefined {
+  if (!name) return undefined;
+  const raw = req.headers[name.toLowerCase()];
+  const v = (Array.isArray(raw) ? raw[0] : raw)?.trim();
+  if (!v) return undefined;
+  return v.replace(/^Bearer\s+/i, '') || undefined;
+}
+
+/** An API error's message, for the sign-in answer. */
+function apiMessage(a: ApiAnswer): string {
+  try {
+    const m = (JSON.parse(a.body) as { error?: { message?: unknown } }).error?.message;
+    if (typeof m === 'string') return m;
+  } catch {}
+  return `the API answered HTTP ${a.status}`;
+}
+
+export function createConsole(opts: ConsoleOptions): Console {
+  const { assets, tls, logger } = opts;
+  const now = opts.now ?? Date.now;
+  const sessions = new SessionStore({
+    idleMs: opts.idleMs ?? DEFAULT_IDLE_MS,
+    absoluteMs: opts.absoluteMs ?? DEFAULT_ABSOLUTE_MS,
+    maxSessions: opts.maxSessions ?? DEFAULT_MAX_SESSIONS,
+    now,
+  });
+  const sweep = setInterval(() => sessions.sweep(), 60_000);
+  sweep.unref();
+  const callApi: (r: ApiRequest) => Promise<ApiAnswer> = inProcessApi(opts.api);
+  const cookieName = sessionCookieName(tls);
+
+  const setCookie = (res: ServerResponse, s: ConsoleSession | undefined) =>
+    res.setHeader(
+      'set-cookie',
+      sessionCookie(s?.id ?? '', {
+        secure: tls,
+        maxAgeSeconds: s ? (s.createdAt + (opts.absoluteMs ?? DEFAULT_ABSOLUTE_MS) - now()) / 1000 : 0,
+      }),
+    );
+
+  /** The request's session: its cookie's, or one opened from the proxy's header. */
+  function sessionOf(req: IncomingMessage, res: ServerResponse): ConsoleSession | undefined {
+    const s = sessions.use(readCookie(req.headers.cookie, cookieName));
+    const fromProxy = proxyToken(req, opts.proxyTokenHeader);
+    if (!fromProxy) return s;
+    if (s) {
+      s.token = fromProxy; // the proxy refreshes the token; the session keeps its CSRF token
+      return s;
+    }
+    const opened = sessions.create(fromProxy, 'proxy');
+    setCookie(res, opened);
+    return opened;
+  }
+
+  /** Refuses a state-changing request that is cross-site, lacks the session's CSRF token, or is not JSON. */
+  function guard(req: IncomingMessage, s: ConsoleSession | undefined, needsJson: boolean): void {
+    const why = crossSiteReason(req.headers);
+    if (why) throw new ChaperoneError('forbidden', `${why}: use the console's own page`);
+    if (s) {
+      const given = req.headers[CSRF_HEADER];
+      if (!csrfTokenMatches(s.csrf, Array.isArray(given) ? given[0] : given))
+        throw new ChaperoneError(
+          'forbidden',
+          `the request does not carry this session's CSRF token (${CSRF_HEADER}): reload the page and try again`,
+        );
+    }
+    if (needsJson && !isJson(req.headers))
+      throw new ChaperoneError('usage', 'send the request body as JSON (Content-Type: application/json)');
+  }
+
+  function sessionView(s: ConsoleSession | undefined) {
+    const proxy = Boolean(opts.proxyTokenHeader);
+    if (!s) return { signedIn: false, proxy };
+    return {
+      signedIn: true,
+      proxy,
+      csrfToken: s.csrf,
+      source: s.source,
+      expiresAt: new Date(sessions.expiresAt(s)).toISOString(),
+    };
+  }
+
+  async function signIn(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    guard(req, undefined, true);
+    let token: unknown;
+    try {
+      token = (JSON.parse(await readBody(req)) as { token?: unknown }).token;
+    } catch {
+      throw new ChaperoneError('usage', 'send {"token": "<bearer token>"} as JSON');
+    }
+    if (typeof token !== 'string' || !token.trim() || token.length > 16 * 1024 || /\s/.test(token.trim()))
+      throw new ChaperoneError(
+        'usage',
+        'paste one bearer token (e.g. from `kubectl create token <service-account>` or your OIDC login)',
+      );
+    const check = await callApi({ method: 'GET', path: SIGN_IN_CHECK_PATH, token: token.trim() });
+    if (check.status === 401) {
+      logger.info('console sign-in refused: the API did not accept the token');
+      throw new ChaperoneError('unauthenticated', `the token was not accepted: ${apiMessage(check)}`);
+    }
+    if (check.status >= 500)
+      throw new ChaperoneError('unavailable', `the token could not be checked: ${apiMessage(check)}`);
+    // A new id at every sign-in (never one the browser brought), and the session it had ends.
+    const previous = readCookie(req.headers.cookie, cookieName);
+    if (previous) sessions.end(previous);
+    const s = sessions.create(token.trim(), 'token');
+    setCookie(res, s);
+    logger.info({ sessions: sessions.size }, 'console sign-in');
+    sendJson(res, 200, sessionView(s));
+  }
+
+  async function forward(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const method = req.method;
+    if (method !== 'GET' && method !== 'POST' && method !== 'DELETE') {
+      res.setHeader('allow', 'GET, POST, DELETE');
+      throw new ChaperoneError('usage', `${method} is not an API method the console passes on`);
+    }
+    const s = sessionOf(req, res);
+    if (!s) throw new ChaperoneError('unauthenticated', 'not signed in, or the session ended: sign in again');
+    if (method !== 'GET') guard(req, s, method === 'POST');
+    const path = `/${url.pathname.slice(API_PREFIX.length)}`;
+    if (!path.startsWith('/v1/'))
+      throw new ChaperoneError('not_found', 'the console passes on only /v1/ routes');
+    const body = method === 'POST' ? await readBody(req) : undefined;
+    const answer = await callApi({
+      method,
+      path: `${path}${url.search}`,
+      token: s.token,
+      ...(body !== undefined ? { body } : {}),
+    });
+    if (answer.status === 401 && s.source === 'token') {
+      // The token expired or was revoked: the session ends with it.
+      sessions.end(s.id);
+      setCookie(res, undefined);
+    }
+    const json = /^application\/json\b/i.test(answer.contentType);
+    res.writeHead(answer.status, {
+      'content-type': json ? 'application/json' : 'application/octet-stream',
+      'cache-control': 'no-store',
+      ...(json ? {} : { 'content-disposition': 'attachment' }),
+    });
+    res.end(answer.body);
+  }
+
+  function asset(res: ServerResponse, name: AssetName): void {
+    const body = assets?.get(name);
+    if (!body) throw new ChaperoneError('unavailable', NOT_BUILT);
+    res.writeHead(200, { 'content-type': ASSET_TYPES[name], 'cache-control': 'no-cache' });
+    res.end(body);
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const path = url.pathname;
+    if (path.startsWith(API_PREFIX)) return forward(req, res, url);
+    if (path === `${CONSOLE_PATH}/session`) {
+      if (req.method === 'GET') return sendJson(res, 200, sessionView(sessionOf(req, res)));
+      if (req.method === 'POST') return signIn(req, res);
+      if (req.method === 'DELETE') {
+        const s = sessions.use(readCookie(req.headers.cookie, cookieName));
+        guard(req, s, false);
+        if (s) sessions.end(s.id);
+        setCookie(res, undefined);
+        logger.info('console sign-out');
+        res.writeHead(204).end();
+        return;
+      }
+      res.setHeader('allow', 'GET, POST, DELETE');
+      throw new ChaperoneError('usage', `${req.method} ${path}: use GET, POST or DELETE`);
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET');
+      throw new ChaperoneError('usage', `${req.method} ${path}: the page is read with GET`);
+    }
+    if (path === CONSOLE_PATH) {
+      res.writeHead(308, { location: `${CONSOLE_PATH}/` }).end();
+      return;
+    }
+    // The page, also at /console/approvals/<id>: the link a notification carries to one request.
+    const one = /^\/console\/approvals\/([^/]+)$/.exec(path);
+    if (path === `${CONSOLE_PATH}/` || (one && APPROVAL_ID.test(one[1] as string)))
+      return asset(res, 'index.html');
+    const m = /^\/console\/assets\/([a-z.]+)$/.exec(path);
+    if (m && m[1] !== 'index.html' && Object.hasOwn(ASSET_TYPES, m[1] as string))
+      return asset(res, m[1] as AssetName);
+    throw new ChaperoneError('not_found', `nothing at ${path}: the console is at ${CONSOLE_PATH}/`);
+  }
+
+  return {
+    async handle(req, res) {
+      try {
+        setSecurityHeaders(res, tls);
+        await route(req, res, parseRequestTarget(req.url));
+      } catch (err) {
+        const e = toChaperoneError(err);
+        if ((STATUS[e.code] ?? 500) >= 500 && e.code !== 'unavailable')
+          logger.error({ err: e }, 'console request failed');
+        if (!res.headersSent) sendError(res, e);
+        else res.destroy();
+      }
+    },
+    close() {
+      clearInterval(sweep);
+    },
+  };
+}

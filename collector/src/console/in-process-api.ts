@@ -1,0 +1,86 @@
+/**
+ * Calls the query listener's own request handler in-process: an HTTP/1.1
+ * request written into one end of an in-memory stream pair whose other end is
+ * handed to a private, never-listening `http.Server` running that handler, so
+ * the API reads exactly the request a remote client would send (headers,
+ * body, `Authorization: Bearer`), authenticates and authorises it itself, and
+ * answers through Node's own HTTP parser.
+ *
+ * Chosen over a loopback HTTP request: no port, address or TLS certificate to
+ * reach (the listener may be bound to a pod IP only and serve a certificate
+ * without a loopback name), and nothing leaves the process.
+ */
+import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
+import { duplexPair } from 'node:stream';
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+
+export interface ApiRequest {
+  readonly method: 'GET' | 'POST' | 'DELETE';
+  /** Path and query, e.g. `/v1/approvals?state=pending`. */
+  readonly path: string;
+  readonly token: string;
+  readonly body?: string;
+}
+
+export interface ApiAnswer {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: string;
+}
+
+/** Largest API answer the console passes on. */
+export const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
+const API_TIMEOUT_MS = 30_000;
+
+export function inProcessApi(handler: RequestHandler): (r: ApiRequest) => Promise<ApiAnswer> {
+  const server = createServer((req, res) => {
+    handler(req, res).catch(() => res.destroy());
+  });
+  return (r) =>
+    new Promise<ApiAnswer>((resolve, reject) => {
+      const [client, serverSide] = duplexPair();
+      server.emit('connection', serverSide);
+      const headers: Record<string, string> = {
+        host: 'collector.console.internal',
+        authorization: `Bearer ${r.token}`,
+        accept: 'application/json',
+        connection: 'close',
+      };
+      if (r.body !== undefined) {
+        headers['content-type'] = 'application/json';
+        headers['content-length'] = String(Buffer.byteLength(r.body));
+      }
+      const req = request(
+        { method: r.method, path: r.path, headers, createConnection: () => client },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > MAX_ANSWER_BYTES) {
+              res.destroy(new Error(`the API's answer is larger than ${MAX_ANSWER_BYTES} bytes`));
+              return;
+            }
+            chunks.push(c);
+          });
+          res.on('error', reject);
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 502,
+              contentType: String(res.headers['content-type'] ?? ''),
+              body: Buffer.concat(chunks).toString('utf8'),
+            }),
+          );
+        },
+      );
+      // An in-memory stream has no socket timeout: a timer of its own.
+      const timer = setTimeout(
+        () => req.destroy(new Error(`the API did not answer within ${API_TIMEOUT_MS / 1000} s`)),
+        API_TIMEOUT_MS,
+      );
+      req.on('close', () => clearTimeout(timer));
+      req.on('error', reject);
+      req.end(r.body);
+    });
+}
