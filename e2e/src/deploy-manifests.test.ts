@@ -630,10 +630,10 @@ describe('deploy/ manifests', () => {
     const delegator = objs.find(
       (o) => o.kind === 'ClusterRoleBinding' && o.roleRef?.name === 'system:auth-delegator',
     );
-    assert.ok(delegator, 'collector-tokenreview binds the TokenReview permission');
+    assert.ok(delegator, 'the collector may review tokens (approvers, and collector-tokenreview)');
     assert.ok(
-      !builds.production.some((o) => o.roleRef?.name === 'system:auth-delegator'),
-      'without it the collector cannot review tokens (jwks needs no such right)',
+      builds.production.some((o) => o.roleRef?.name === 'system:auth-delegator'),
+      'approvals need TokenReview and SubjectAccessReview in every build',
     );
   });
 
@@ -717,12 +717,13 @@ describe('deploy/ manifests', () => {
       chaperone-injector   get     endpoints                                                     agents   web                           no
       chaperone-injector   get     pods                                                          agents   agent                         no
       # The collector: one pod and its namespace by name, to admit a sidecar; no lists, no
-      # Secrets, no TokenReview without components/collector-tokenreview.
+      # Secrets. TokenReview and SubjectAccessReview (system:auth-delegator) check approvers.
       chaperone-collector  get     pods                                                          agents   agent                         yes
       chaperone-collector  get     namespaces                                                    agents   agents                        yes
       chaperone-collector  list    pods                                                          agents   -                             no
       chaperone-collector  get     secrets                                                       $ns      chaperone-collector-postgres  no
-      chaperone-collector  create  tokenreviews.authentication.k8s.io                            -        -                             no
+      chaperone-collector  create  tokenreviews.authentication.k8s.io                            -        -                             yes
+      chaperone-collector  create  subjectaccessreviews.authorization.k8s.io                     -        -                             yes
       # An agent bound to chaperone-sidecar: its own namespace's labels, nothing more.
       agent                get     namespaces                                                    $ns      $ns                           yes
       agent                get     namespaces                                                    default  default                       no
