@@ -31,6 +31,8 @@ export interface KubeConnection {
   readonly credentials: CredentialSource;
   /** The namespace of the kubeconfig context or of the in-cluster pod, when known. */
   readonly namespace?: string;
+  /** The kubeconfig context it was read from, when it came from a kubeconfig. */
+  readonly context?: string;
   /** Where this came from, for messages (never a secret). */
   readonly source: string;
 }

@@ -140,9 +140,11 @@ describe('kubeconfig connections', () => {
       ],
     });
     assert.equal(kubeconfigConnection(path).server, 'https://one:6443');
+    assert.equal(kubeconfigConnection(path).context, 'one');
     const two = kubeconfigConnection(path, { context: 'two' });
     assert.equal(two.server, 'https://two:6443');
     assert.equal(two.namespace, 'ns2');
+    assert.equal(two.context, 'two');
     assert.deepEqual(await two.credentials.current(), { token: 'two' });
     assert.throws(() => kubeconfigConnection(path, { context: 'three' }), /context "three" not found/);
   });

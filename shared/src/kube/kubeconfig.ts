@@ -214,6 +214,7 @@ export function kubeconfigConnection(
     ...(cluster['tls-server-name'] ? { tlsServerName: cluster['tls-server-name'] } : {}),
     credentials: layered(sources),
     ...(ctx.namespace ? { namespace: ctx.namespace } : {}),
+    ...(name ? { context: name } : {}),
     source: `${where} (context ${name})`,
   };
 }
