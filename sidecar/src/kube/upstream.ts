@@ -2,15 +2,29 @@
  * The connection to the real API server: keep-alive HTTP/1.1 connections over
  * TLS (cluster CA) that authenticate with the sidecar's own projected token. The token file is
  * re-read periodically (the kubelet rotates it) and at once after a 401.
+ *
+ * Outside a pod (`chaperone local`) the credentials come from a kubeconfig
+ * context instead (`credentials`: a bearer token, token file, client
+ * certificate or exec plugin, @chaperone/shared/kube): they are asked for
+ * periodically — an exec plugin's are fetched anew shortly before they expire
+ * — and afresh after a 401.
  */
 import { readFileSync } from 'node:fs';
 import type { Logger } from '@chaperone/shared';
+import type { CredentialSource, KubeCredentials } from '@chaperone/shared/kube';
 import { UpstreamPool } from './http1/upstream-pool.ts';
 
 export interface UpstreamOptions {
   readonly url: string;
-  readonly ca: string;
-  readonly tokenFile: string;
+  /** PEM CA bundle; the system's roots when absent. */
+  readonly ca?: string | undefined;
+  /** The projected service-account token (in a pod). */
+  readonly tokenFile?: string;
+  /** Credentials from a kubeconfig context, instead of `tokenFile`. */
+  readonly credentials?: CredentialSource;
+  /** Name to send as SNI and check the certificate against, instead of the URL's host. */
+  readonly tlsServerName?: string | undefined;
+  readonly insecureSkipTlsVerify?: boolean | undefined;
   readonly log: Logger;
   readonly tokenRefreshMs?: number;
 }
@@ -23,34 +37,45 @@ export class Upstream {
   readonly origin: string;
   /** The Host header value sent upstream. */
   readonly host: string;
-  readonly #tokenFile: string;
+  readonly #tokenFile: string | undefined;
+  readonly #source: CredentialSource | undefined;
   readonly #log: Logger;
   #authorization = '';
   #token = '';
+  #clientCert: { readonly cert: string; readonly key: string } | undefined;
+  #fetching: Promise<void> | undefined;
+  #ready: Promise<void>;
   #timer: NodeJS.Timeout;
 
   constructor(opts: UpstreamOptions) {
     const u = new URL(opts.url);
     this.origin = u.origin;
     this.#tokenFile = opts.tokenFile;
+    this.#source = opts.credentials;
     this.#log = opts.log;
     if (u.protocol !== 'https:') throw new Error(`the API server URL must be https: ${opts.url}`);
+    if (!this.#source && this.#tokenFile === undefined) throw new Error('no upstream credentials given');
     this.host = u.host;
     const hostname = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+    const servername = opts.tlsServerName ?? hostname;
     this.pool = new UpstreamPool({
       host: hostname,
       port: u.port === '' ? 443 : Number(u.port),
       ca: opts.ca,
       // An IP address cannot be an SNI name; the certificate is still checked against it.
-      servername: /^[\d.]+$|:/.test(hostname) ? undefined : hostname,
+      servername: /^[\d.]+$|:/.test(servername) ? undefined : servername,
+      ...(opts.insecureSkipTlsVerify ? { insecureSkipTlsVerify: true } : {}),
+      clientCertificate: () => this.#clientCert,
       idleTimeoutMs: 30_000,
     });
-    this.refreshToken();
-    this.#timer = setInterval(() => this.refreshToken(), opts.tokenRefreshMs ?? 10_000);
+    this.#ready = this.#poll();
+    // Rejections are reported by ready(); the poll itself logs them.
+    this.#ready.catch(() => {});
+    this.#timer = setInterval(() => void this.#poll().catch(() => {}), opts.tokenRefreshMs ?? 10_000);
     this.#timer.unref();
   }
 
-  /** `Bearer <token>` for the current token. */
+  /** `Bearer <token>` for the current token ('' when the credentials are a client certificate alone). */
   get authorization(): string {
     return this.#authorization;
   }
@@ -59,13 +84,70 @@ export class Upstream {
     return this.#token;
   }
 
+  /** Settles once the first credentials are in hand; rejects when they could not be had (a failing plugin). */
+  ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  /** The API server refused the credentials (401): read them anew. */
   refreshToken(): void {
+    if (!this.#source) {
+      this.#readTokenFile();
+      return;
+    }
+    this.#source.refused?.();
+    void this.#poll().catch(() => {});
+  }
+
+  #poll(): Promise<void> {
+    if (!this.#source) {
+      this.#readTokenFile();
+      return Promise.resolve();
+    }
+    const source = this.#source;
+    this.#fetching ??= (async () => {
+      try {
+        this.#use(await source.current());
+      } catch (err) {
+        this.#log.error({ err }, 'cannot get the credentials for the API server; keeping the previous ones');
+        throw err;
+      } finally {
+        this.#fetching = undefined;
+      }
+    })();
+    return this.#fetching;
+  }
+
+  #use(c: KubeCredentials): void {
+    const token = c.token ?? '';
+    if (token && !TOKEN_CHARS.test(token)) {
+      this.#log.error(
+        'the credentials hold a token with characters a bearer token cannot have; not using it',
+      );
+    } else if (token !== this.#token) {
+      if (this.#token) this.#log.info('the API server token changed; using the new one');
+      this.#token = token;
+      this.#authorization = token ? `Bearer ${token}` : '';
+    }
+    const cert = c.clientCert && c.clientKey ? { cert: c.clientCert, key: c.clientKey } : undefined;
+    if (cert?.cert !== this.#clientCert?.cert || cert?.key !== this.#clientCert?.key) {
+      const replaced = this.#clientCert !== undefined;
+      this.#clientCert = cert;
+      if (replaced) {
+        this.#log.info('the client certificate changed; new connections use the new one');
+        this.pool.closeIdle();
+      }
+    }
+  }
+
+  #readTokenFile(): void {
+    const tokenFile = this.#tokenFile as string;
     try {
-      const token = readFileSync(this.#tokenFile, 'utf8').trim();
+      const token = readFileSync(tokenFile, 'utf8').trim();
       // It is written into request heads as is: anything but visible ASCII is refused, never sent.
       if (token && !TOKEN_CHARS.test(token)) {
         this.#log.error(
-          { tokenFile: this.#tokenFile },
+          { tokenFile },
           'the service-account token file holds characters a bearer token cannot have; keeping the previous token',
         );
         return;
@@ -76,7 +158,7 @@ export class Upstream {
         this.#authorization = `Bearer ${token}`;
       }
     } catch (err) {
-      this.#log.error({ err, tokenFile: this.#tokenFile }, 'cannot read the service-account token');
+      this.#log.error({ err, tokenFile }, 'cannot read the service-account token');
     }
   }
 

@@ -56,8 +56,13 @@ export interface Exchange {
 export interface UpstreamPoolOptions {
   readonly host: string;
   readonly port: number;
-  readonly ca: string;
+  /** PEM CA bundle to trust; the system's roots when absent. */
+  readonly ca?: string | undefined;
   readonly servername?: string | undefined;
+  /** Skip verifying the server's certificate (a kubeconfig's insecure-skip-tls-verify). */
+  readonly insecureSkipTlsVerify?: boolean;
+  /** The client certificate for TLS client authentication, asked for at every new connection. */
+  readonly clientCertificate?: () => { readonly cert: string; readonly key: string } | undefined;
   /** Idle connections are closed after this long (below the server's own idle timeout). */
   readonly idleTimeoutMs?: number;
   /** At most this many idle connections are kept. */
@@ -218,11 +223,14 @@ export class UpstreamPool {
    */
   openSocket(): TLSSocket {
     const { host, port, ca, servername } = this.#opts;
+    const client = this.#opts.clientCertificate?.();
     const socket = connect({
       host,
       port,
-      ca,
+      ...(ca !== undefined ? { ca } : {}),
       ...(servername ? { servername } : {}),
+      ...(this.#opts.insecureSkipTlsVerify ? { rejectUnauthorized: false } : {}),
+      ...(client ? { cert: client.cert, key: client.key } : {}),
       ALPNProtocols: ['http/1.1'],
     });
     socket.setNoDelay(true);
@@ -364,6 +372,11 @@ export class UpstreamPool {
     conn.closed = true;
     this.#open.delete(conn);
     conn.socket.destroy();
+  }
+
+  /** Closes the idle connections (their client certificate was replaced): new ones are opened as needed. */
+  closeIdle(): void {
+    for (const conn of [...this.#idle]) this.discard(conn);
   }
 
   async close(): Promise<void> {
