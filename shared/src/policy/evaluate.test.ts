@@ -235,15 +235,16 @@ describe('evaluate', () => {
       'data',
       'stringData',
     ]);
-    assert.equal(
+    assert.deepEqual(
       evaluate(
         k({ verb: 'patch', apiGroup: 'apps', resource: 'deployments', subresource: 'scale' }),
         policy,
         protection,
-      ).reviewTimeoutMs,
-      120_000,
+      ).review,
+      { timeoutMs: 120_000, approvals: 1, approvers: [], grantMs: 0 },
     );
-    assert.equal(evaluate(x(['psql'], 'db'), policy, protection).reviewTimeoutMs, 30_000);
+    assert.equal(evaluate(x(['psql'], 'db'), policy, protection).review?.timeoutMs, 30_000);
+    assert.equal(denied.review, undefined);
   });
 
   it('self-protection cannot be overridden by an allow-everything policy', () => {

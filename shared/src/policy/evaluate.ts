@@ -21,7 +21,7 @@
  * allow never grants more than it names.
  */
 import { globMatcher, type Matcher, pathTreeMatcher } from './glob.ts';
-import { DEFAULT_MASK_FIELDS } from './parse.ts';
+import { DEFAULT_MASK_FIELDS, DEFAULT_REVIEW } from './parse.ts';
 import { portForwardTest } from './port-match.ts';
 import { compileReachNote, coveredNamespace, spansNames, spansNamespaces } from './request-span.ts';
 import { checkSelfProtection } from './self-protection.ts';
@@ -188,7 +188,7 @@ function decideByPolicy(action: Action, compiled: CompiledPolicy): Decision {
       message,
       ...(rule.mask ? { maskFields: rule.mask.fields } : {}),
       ...(rule.mask?.secrets ? { maskSecrets: rule.mask.secrets } : {}),
-      ...(rule.review ? { reviewTimeoutMs: rule.review.timeoutMs } : {}),
+      ...(rule.review ? { review: rule.review } : {}),
     };
   }
   const p = compiled.policy;
@@ -197,7 +197,7 @@ function decideByPolicy(action: Action, compiled: CompiledPolicy): Decision {
     rule: 'default',
     reason: 'policy_default',
     message: p.defaultMessage ?? defaultMessage(p.defaultAction, `the default of policy ${p.name}`),
-    ...(p.defaultAction === 'review' ? { reviewTimeoutMs: p.reviewTimeoutMs } : {}),
+    ...(p.defaultAction === 'review' ? { review: p.review } : {}),
   };
 }
 
@@ -238,7 +238,7 @@ export function denyAllPolicy(reason: string): Policy {
     name: 'deny-all',
     defaultAction: 'deny',
     defaultMessage: `no valid guardrail policy is loaded (${reason}); every request is denied until one is`,
-    reviewTimeoutMs: 60_000,
+    review: DEFAULT_REVIEW,
     rules: Object.freeze([]),
   });
 }

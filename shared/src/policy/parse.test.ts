@@ -82,6 +82,71 @@ describe('parsePolicy', () => {
       /review\.timeout: must be a duration/,
     ],
     [
+      'a review timeout beyond 24h',
+      '    - { name: a, match: {}, action: review, review: { timeout: 25h } }\n',
+      /rule "a" \(rules\[0\]\): review\.timeout: must be between 1s and 24h/,
+    ],
+    [
+      'review settings on a deny rule',
+      '    - { name: a, match: {}, action: deny, review: { approvals: 2 } }\n',
+      /review: only applies to rules with action: review/,
+    ],
+    [
+      'an unknown review field',
+      '    - { name: a, match: {}, action: review, review: { approver: [ann] } }\n',
+      /review\.approver: unknown field \(did you mean approvers\?\)/,
+    ],
+    [
+      'zero approvals',
+      '    - { name: a, match: {}, action: review, review: { approvals: 0 } }\n',
+      /review\.approvals: must be a whole number of distinct approvers from 1 to 10, got 0/,
+    ],
+    [
+      'more approvals than the limit',
+      '    - { name: a, match: {}, action: review, review: { approvals: 11, approvers: ["group:ops"] } }\n',
+      /review\.approvals: must be a whole number of distinct approvers from 1 to 10, got 11/,
+    ],
+    [
+      'fractional approvals',
+      '    - { name: a, match: {}, action: review, review: { approvals: 1.5 } }\n',
+      /review\.approvals: must be a whole number/,
+    ],
+    [
+      'more approvals than named users',
+      '    - { name: a, match: {}, action: review, review: { approvals: 3, approvers: [ann, bob] } }\n',
+      /review\.approvals: asks for 3 distinct approvers but approvers names only 2 user\(s\) and no group/,
+    ],
+    [
+      'an approver that is an empty group',
+      '    - { name: a, match: {}, action: review, review: { approvers: ["group:"] } }\n',
+      /review\.approvers\[0\]: "group:" is neither a user name nor "group:<name>"/,
+    ],
+    [
+      'an approver with a space',
+      '    - { name: a, match: {}, action: review, review: { approvers: ["ann smith"] } }\n',
+      /review\.approvers\[0\]: "ann smith" is neither/,
+    ],
+    [
+      'an empty approvers list',
+      '    - { name: a, match: {}, action: review, review: { approvers: [] } }\n',
+      /review\.approvers: must be a non-empty list of strings/,
+    ],
+    [
+      'a grant beyond 7d',
+      '    - { name: a, match: {}, action: review, review: { grant: { duration: 8d } } }\n',
+      /review\.grant\.duration: must be between 1s and 7d/,
+    ],
+    [
+      'a grant without a duration',
+      '    - { name: a, match: {}, action: review, review: { grant: {} } }\n',
+      /review\.grant\.duration: is required/,
+    ],
+    [
+      'a grant that is not a mapping',
+      '    - { name: a, match: {}, action: review, review: { grant: 1h } }\n',
+      /review\.grant: must be a mapping with duration/,
+    ],
+    [
       'a port-forward port out of range',
       '    - { name: a, match: { portForward: { ports: [8080, 70000] } }, action: deny }\n',
       /match\.portForward\.ports\[1\]: 70000 is not a port \(1-65535\)/,
@@ -115,6 +180,59 @@ describe('parsePolicy', () => {
       );
     });
   }
+
+  it('gives a review rule one approval, 5 minutes and no grant unless told otherwise', () => {
+    const p = parsePolicy(wrap('    - { name: a, match: {}, action: review }\n'));
+    assert.deepEqual(p.rules[0]?.review, { timeoutMs: 300_000, approvals: 1, approvers: [], grantMs: 0 });
+    assert.deepEqual(p.review, { timeoutMs: 300_000, approvals: 1, approvers: [], grantMs: 0 });
+    assert.equal(
+      parsePolicy(wrap('    - { name: a, match: {}, action: deny }\n')).rules[0]?.review,
+      undefined,
+    );
+  });
+
+  it("reads a rule's review over the spec's review defaults, field by field", () => {
+    const p = parsePolicy(
+      wrap(
+        [
+          '    - { name: a, match: {}, action: review }',
+          '    - name: b',
+          '      match: {}',
+          '      action: review',
+          '      review: { approvals: 2, approvers: [ann, "group:sre", ann], grant: { duration: 1h } }',
+          '',
+        ].join('\n'),
+        '  review: { timeout: 2m, approvers: ["group:ops"], grant: { duration: 10m } }\n',
+      ),
+    );
+    assert.deepEqual(p.review, {
+      timeoutMs: 120_000,
+      approvals: 1,
+      approvers: ['group:ops'],
+      grantMs: 600_000,
+    });
+    assert.deepEqual(p.rules[0]?.review, p.review);
+    // Duplicates are one approver.
+    assert.deepEqual(p.rules[1]?.review, {
+      timeoutMs: 120_000,
+      approvals: 2,
+      approvers: ['ann', 'group:sre'],
+      grantMs: 3_600_000,
+    });
+    assert.ok(Object.isFrozen(p.rules[1]?.review) && Object.isFrozen(p.rules[1]?.review?.approvers));
+  });
+
+  it('checks the spec-level review as it checks a rule', () => {
+    assert.throws(
+      () =>
+        parsePolicy(wrap('    - { name: a, match: {}, action: deny }\n', '  review: { approvals: 99 }\n')),
+      /policy: spec\.review\.approvals: must be a whole number of distinct approvers from 1 to 10, got 99/,
+    );
+    assert.throws(
+      () => parsePolicy(wrap('    - { name: a, match: {}, action: deny }\n', '  review: 5m\n')),
+      /spec\.review: must be a mapping \(timeout, approvals, approvers, grant\)/,
+    );
+  });
 
   it('rejects documents that are not policies', () => {
     assert.throws(() => parsePolicy('a: [1'), /not valid YAML/);

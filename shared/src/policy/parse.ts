@@ -4,13 +4,14 @@
  * frozen Policy.
  */
 import YAML from 'yaml';
+import { MAX_APPROVALS, MAX_GRANT_MS, MAX_REVIEW_TIMEOUT_MS } from '../approval-protocol.ts';
 import { DECISION_ACTIONS, PROTOCOLS } from '../audit-event.ts';
 import { parseDuration } from '../config.ts';
 import { ChaperoneError } from '../errors.ts';
 import { didYouMean } from '../suggest.ts';
 import { parsePortEntry } from './port-match.ts';
 import { isSqlStatementName, SQL_KINDS } from './sql-match.ts';
-import { KUBE_VERBS, type Policy, type Rule, type RuleMatch } from './types.ts';
+import { KUBE_VERBS, type Policy, type ReviewOptions, type Rule, type RuleMatch } from './types.ts';
 
 /** What a mask rule masks when it names no fields: a Secret's values. */
 export const DEFAULT_MASK_FIELDS: readonly string[] = Object.freeze(['data', 'stringData']);
@@ -24,6 +25,18 @@ export class PolicyError extends ChaperoneError {
 
 export const POLICY_API_VERSION = 'chaperone.dev/v1alpha1';
 export const DEFAULT_REVIEW_TIMEOUT_MS = 5 * 60_000;
+/** A review without its own settings: one approval from anyone RBAC lets approve, 5 minutes, no grant. */
+export const DEFAULT_REVIEW: ReviewOptions = Object.freeze({
+  timeoutMs: DEFAULT_REVIEW_TIMEOUT_MS,
+  approvals: 1,
+  approvers: Object.freeze([]),
+  grantMs: 0,
+});
+const REVIEW_KEYS = ['timeout', 'approvals', 'approvers', 'grant'];
+/** The most approvers a review may name (what an approval request carries). */
+export const MAX_APPROVERS = 64;
+/** A user name as TokenReview or an OIDC issuer gives it, or `group:<name>`. */
+const APPROVER = /^[^\s]{1,253}$/;
 export const MAX_RULES = 1000;
 
 const TOP_KEYS = ['apiVersion', 'kind', 'metadata', 'spec'];
@@ -75,11 +88,11 @@ class Ctx {
       return x;
     });
   }
-  duration(v: unknown, field: string): number {
+  duration(v: unknown, field: string, max: number, maxText: string): number {
     if (typeof v !== 'string') this.fail(field, 'must be a duration such as 30s, 5m or 1h');
     try {
       const ms = parseDuration(v);
-      if (ms < 1000 || ms > 24 * 3_600_000) this.fail(field, 'must be between 1s and 24h');
+      if (ms < 1000 || ms > max) this.fail(field, `must be between 1s and ${maxText}`);
       return ms;
     } catch (err) {
       if (err instanceof PolicyError) throw err;
@@ -188,7 +201,7 @@ function parseMatch(v: unknown, ctx: Ctx): RuleMatch {
   return Object.freeze(out) as RuleMatch;
 }
 
-function parseRule(v: unknown, index: number, seen: Set<string>, defaultReviewMs: number): Rule {
+function parseRule(v: unknown, index: number, seen: Set<string>, defaults: ReviewOptions): Rule {
   const at: Ctx = new Ctx(`rules[${index}]`);
   if (!isObj(v)) at.fail('', 'must be a mapping with name, match and action');
   const name = v.name;
@@ -257,15 +270,72 @@ function parseRule(v: unknown, index: number, seen: Set<string>, defaultReviewMs
   } else if (action === 'mask') {
     rule.mask = Object.freeze({ fields: DEFAULT_MASK_FIELDS });
   }
-  if (v.review !== undefined) {
-    if (action !== 'review') ctx.fail('review', 'only applies to rules with action: review');
-    if (!isObj(v.review)) ctx.fail('review', 'must be a mapping');
-    ctx.keys(v.review, ['timeout'], 'review.');
-    rule.review = Object.freeze({ timeoutMs: ctx.duration(v.review.timeout, 'review.timeout') });
-  } else if (action === 'review') {
-    rule.review = Object.freeze({ timeoutMs: defaultReviewMs });
-  }
+  if (v.review !== undefined && action !== 'review')
+    ctx.fail('review', 'only applies to rules with action: review');
+  if (action === 'review') rule.review = parseReview(v.review, ctx, 'review', defaults);
   return Object.freeze(rule) as unknown as Rule;
+}
+
+/**
+ * A `review:` mapping (of the spec or of a rule): each field given replaces
+ * the one of `defaults`. `timeout` 1s…24h; `approvals` 1…MAX_APPROVALS
+ * distinct approvers; `approvers` user names or `group:<name>` (empty: anyone
+ * RBAC lets approve); `grant.duration` 1s…7d (absent: no grant).
+ */
+function parseReview(v: unknown, ctx: Ctx, at: string, defaults: ReviewOptions): ReviewOptions {
+  if (v === undefined) return defaults;
+  if (!isObj(v)) ctx.fail(at, 'must be a mapping (timeout, approvals, approvers, grant)');
+  ctx.keys(v, REVIEW_KEYS, `${at}.`);
+  const out = { ...defaults };
+  if (v.timeout !== undefined)
+    out.timeoutMs = ctx.duration(v.timeout, `${at}.timeout`, MAX_REVIEW_TIMEOUT_MS, '24h');
+  if (v.approvals !== undefined) {
+    if (
+      typeof v.approvals !== 'number' ||
+      !Number.isInteger(v.approvals) ||
+      v.approvals < 1 ||
+      v.approvals > MAX_APPROVALS
+    )
+      ctx.fail(
+        `${at}.approvals`,
+        `must be a whole number of distinct approvers from 1 to ${MAX_APPROVALS}, got ${JSON.stringify(v.approvals)}`,
+      );
+    out.approvals = v.approvals;
+  }
+  if (v.approvers !== undefined) {
+    const approvers = ctx.strings(v.approvers, `${at}.approvers`);
+    if (approvers.length > MAX_APPROVERS)
+      ctx.fail(
+        `${at}.approvers`,
+        `names ${approvers.length} approvers; the limit is ${MAX_APPROVERS} (name a group instead)`,
+      );
+    approvers.forEach((a, i) => {
+      if (!APPROVER.test(a) || a === 'group:')
+        ctx.fail(
+          `${at}.approvers[${i}]`,
+          `${JSON.stringify(a)} is neither a user name nor "group:<name>" (no spaces, at most 253 characters)`,
+        );
+    });
+    out.approvers = Object.freeze([...new Set(approvers)]);
+  }
+  if (v.grant !== undefined) {
+    if (!isObj(v.grant))
+      ctx.fail(`${at}.grant`, 'must be a mapping with duration (e.g. grant: {duration: 1h})');
+    ctx.keys(v.grant, ['duration'], `${at}.grant.`);
+    if (v.grant.duration === undefined) ctx.fail(`${at}.grant.duration`, 'is required (e.g. 30m, 1h)');
+    out.grantMs = ctx.duration(v.grant.duration, `${at}.grant.duration`, MAX_GRANT_MS, '7d');
+  }
+  // Only users named: more approvals than names could never be given.
+  if (
+    out.approvers.length > 0 &&
+    out.approvers.every((a) => !a.startsWith('group:')) &&
+    out.approvals > out.approvers.length
+  )
+    ctx.fail(
+      `${at}.approvals`,
+      `asks for ${out.approvals} distinct approvers but approvers names only ${out.approvers.length} user(s) and no group; name more, or a group`,
+    );
+  return Object.freeze(out);
 }
 
 /** Parses and validates a policy; throws PolicyError with a precise location. */
@@ -299,25 +369,20 @@ export function parsePolicy(input: string | unknown): Policy {
   if (spec.defaultMessage !== undefined && typeof spec.defaultMessage !== 'string') {
     top.fail('spec.defaultMessage', 'must be a string');
   }
-  let reviewTimeoutMs = DEFAULT_REVIEW_TIMEOUT_MS;
-  if (spec.review !== undefined) {
-    if (!isObj(spec.review)) top.fail('spec.review', 'must be a mapping');
-    top.keys(spec.review, ['timeout'], 'spec.review.');
-    reviewTimeoutMs = top.duration(spec.review.timeout, 'spec.review.timeout');
-  }
+  const review = parseReview(spec.review, top, 'spec.review', DEFAULT_REVIEW);
   const rawRules = spec.rules ?? [];
   if (!Array.isArray(rawRules)) top.fail('spec.rules', 'must be a list');
   if (rawRules.length > MAX_RULES)
     top.fail('spec.rules', `has ${rawRules.length} rules; the limit is ${MAX_RULES}`);
   const seen = new Set<string>();
-  const rules = rawRules.map((r, i) => parseRule(r, i, seen, reviewTimeoutMs));
+  const rules = rawRules.map((r, i) => parseRule(r, i, seen, review));
   return Object.freeze({
     apiVersion: POLICY_API_VERSION,
     kind: 'GuardrailPolicy',
     name,
     defaultAction: defaultAction as Policy['defaultAction'],
     ...(typeof spec.defaultMessage === 'string' ? { defaultMessage: spec.defaultMessage } : {}),
-    reviewTimeoutMs,
+    review,
     rules: Object.freeze(rules),
   });
 }

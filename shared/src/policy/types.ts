@@ -3,7 +3,7 @@
  * decides. Kubernetes API calls, exec sessions and SQL statements all become an
  * `Action`; one pure evaluator turns (action, policy) into a `Decision`.
  */
-import type { DecisionAction, Protocol } from '../audit-event.ts';
+import type { DecisionAction, DecisionRecord, Protocol } from '../audit-event.ts';
 
 export type { DecisionAction, Protocol } from '../audit-event.ts';
 
@@ -121,8 +121,10 @@ export interface Decision {
    * statement returns, wherever they come from (sql-match.ts).
    */
   readonly sqlMasks?: readonly SqlMask[];
-  /** How long a review may wait for a human before it counts as denied. */
-  readonly reviewTimeoutMs?: number;
+  /** Review only: who must approve, how long the action may wait, and the grant an approval opens. */
+  readonly review?: ReviewOptions;
+  /** Review only, set by the sidecar once the hold ended: how (recorded in the audit event). */
+  readonly approval?: NonNullable<DecisionRecord['approval']>;
   /** Every reason a built-in object check found (the first one is `rule`). */
   readonly causes?: readonly DecisionCause[];
 }
@@ -208,7 +210,20 @@ export interface Rule {
    * decides (read in the session pod's namespace when the session opens).
    */
   readonly mask?: { readonly fields: readonly string[]; readonly secrets?: readonly string[] };
-  readonly review?: { readonly timeoutMs: number };
+  /** Review rules: the spec's `review` defaults completed by the rule's own (always set for review). */
+  readonly review?: ReviewOptions;
+}
+
+/** How a `review` rule's hold works (approval-protocol.ts carries it to the collector). */
+export interface ReviewOptions {
+  /** How long the action may wait for its approvals before it counts as denied. */
+  readonly timeoutMs: number;
+  /** Distinct approvers needed. */
+  readonly approvals: number;
+  /** Who may approve: user names or `group:<name>`; empty = whoever RBAC lets approve. */
+  readonly approvers: readonly string[];
+  /** An approval lets the same action from the same pod under the same rule pass for this long (0 = no grant). */
+  readonly grantMs: number;
 }
 
 /** What the built-in self-protection rules guard; set by the sidecar, not by the policy. */
@@ -234,6 +249,7 @@ export interface Policy {
   readonly name: string;
   readonly defaultAction: 'allow' | 'deny' | 'review';
   readonly defaultMessage?: string;
-  readonly reviewTimeoutMs: number;
+  /** The spec's review defaults (what `defaultAction: review` and rules without their own use). */
+  readonly review: ReviewOptions;
   readonly rules: readonly Rule[];
 }
