@@ -34,6 +34,8 @@ export async function startExecStage(o: {
   readonly namespace: string;
   readonly policy: string;
   readonly pod?: string;
+  /** More flags for the sidecar (e.g. its collector). */
+  readonly sidecarArgs?: readonly string[];
 }): Promise<ExecStage> {
   const kube = kubeInfo();
   const pod = o.pod ?? 'target';
@@ -55,7 +57,11 @@ export async function startExecStage(o: {
       node: parts.node.name,
       containers: [{ name: 'main' }, { name: 'chaperone-sidecar' }],
     });
-    parts.sc = await startSidecar({ namespace: parts.ns.name, policy: o.policy });
+    parts.sc = await startSidecar({
+      namespace: parts.ns.name,
+      policy: o.policy,
+      ...(o.sidecarArgs ? { extraArgs: o.sidecarArgs } : {}),
+    });
   } catch (err) {
     await stop();
     throw err;

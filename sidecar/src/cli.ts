@@ -12,6 +12,7 @@ import {
   withConfigOptions,
 } from '@chaperone/shared';
 import { sidecarSchema } from './config.ts';
+import { registerLocal } from './local/cli.ts';
 
 function readFile(path: string, what: string): string {
   try {
@@ -110,8 +111,15 @@ export const register: RegisterCommands = (program, ctx) => {
         if (opts.expect && !['allow', 'deny', 'mask', 'review'].includes(opts.expect)) {
           throw new UsageError('--expect must be allow, deny, mask or review');
         }
-        const [{ evaluate, parsePolicy, PolicyError }, { parseRequestFile, parseRequest }] =
-          await Promise.all([import('@chaperone/shared/policy'), import('./policy-request.ts')]);
+        const [
+          { evaluate, parsePolicy, PolicyError },
+          { parseRequestFile, parseRequest },
+          { reviewSummary },
+        ] = await Promise.all([
+          import('@chaperone/shared/policy'),
+          import('./policy-request.ts'),
+          import('./review/review-outcome.ts'),
+        ]);
         let p: ReturnType<typeof parsePolicy>;
         try {
           p = parsePolicy(readFile(file, 'policy file'));
@@ -139,6 +147,7 @@ export const register: RegisterCommands = (program, ctx) => {
             process.stdout.write(
               `${d.action.toUpperCase()}  rule=${d.rule}  reason=${d.reason}\n  ${d.message}\n`,
             );
+            if (d.review) process.stdout.write(`  ${reviewSummary(d.review)}\n`);
             for (const [i, s] of (action.sql?.statements ?? []).entries()) {
               const facts = [
                 `kinds ${(s.kinds ?? []).join(',') || '-'}`,
@@ -157,4 +166,5 @@ export const register: RegisterCommands = (program, ctx) => {
         }
       },
     );
+  registerLocal(program, ctx);
 };

@@ -144,6 +144,22 @@ export const sidecarSchema = {
     default: 64 * MiB,
     min: 64 * 1024,
   }),
+  maxSqlParseBytes: integer({
+    description:
+      'longest query string (simple Query or Parse) the PostgreSQL guard reads; longer ones are refused unread (the parser runs on the event loop every connection shares)',
+    default: 256 * 1024,
+    min: 1024,
+  }),
+  databaseStartupTimeout: duration({
+    description: 'time a database client has to finish its start-up (SSL negotiation and startup message)',
+    default: 60_000,
+  }),
+  maxDatabaseConnections: integer({
+    description:
+      'agent connections each declared database serves at once; more are refused at their startup message',
+    default: 256,
+    min: 1,
+  }),
 
   maxRequestBytes: integer({ description: 'largest request body accepted', default: 3 * MiB, min: 1024 }),
   maxResponseBytes: integer({

@@ -12,19 +12,23 @@ import {
   type SelfProtection,
   serveMetrics,
 } from '@chaperone/shared';
+import type { KubeConnection } from '@chaperone/shared/kube';
 import { writeAgentServiceAccountDir } from './agent-sa-dir.ts';
 import { AuditRecorder } from './audit/recorder.ts';
 import { Shipper } from './audit/shipper.ts';
 import { Spool } from './audit/spool.ts';
 import type { SidecarConfig } from './config.ts';
-import { buildIdentity } from './identity.ts';
-import { execTextHooks } from './kube/exec/text-hooks.ts';
+import { buildIdentity, type Identity } from './identity.ts';
+import type { KubeRequestContext } from './kube/context.ts';
+import type { ExecTextDeps, execTextHooks } from './kube/exec/text-hooks.ts';
 import { kubePipeline } from './kube/pipeline.ts';
 import { startKubeServers } from './kube/server.ts';
 import { Upstream } from './kube/upstream.ts';
 import { createLocalTls } from './local-tls-process.ts';
 import { sidecarMetrics } from './metrics.ts';
 import { PolicyStore } from './policy-store.ts';
+import { ReviewClient } from './review/review-client.ts';
+import { reviewMetrics } from './review/review-metrics.ts';
 
 export interface RunningSidecar {
   readonly kubePort: number;
@@ -45,6 +49,15 @@ function readRequired(path: string, what: string): string {
       },
     );
   }
+}
+
+/** The exec text filters (kube/exec/text-hooks.ts), made at the first exec or attach session. */
+function lazyExecTextHooks(d: ExecTextDeps) {
+  let made: ReturnType<typeof execTextHooks> | undefined;
+  return async (ctx: KubeRequestContext) => {
+    made ??= (await import('./kube/exec/text-hooks.ts')).execTextHooks(d);
+    return made(ctx);
+  };
 }
 
 export function defaultApiServer(env: Readonly<Record<string, string | undefined>>): string | undefined {
@@ -74,12 +87,19 @@ export function validateAuditBounds(
   }
 }
 
+/** Outside a pod (`chaperone local`): the API server and credentials of a kubeconfig context, and who acts. */
+export interface SidecarUpstreamOverride {
+  readonly connection: KubeConnection;
+  readonly identity: Identity;
+}
+
 export async function runSidecar(
   config: SidecarConfig,
   log: Logger,
   env: Readonly<Record<string, string | undefined>> = process.env,
+  local?: SidecarUpstreamOverride,
 ): Promise<RunningSidecar> {
-  const apiServer = config.apiServer ?? defaultApiServer(env);
+  const apiServer = local?.connection.server ?? config.apiServer ?? defaultApiServer(env);
   if (!apiServer) {
     throw new ChaperoneError(
       'config_invalid',
@@ -118,23 +138,34 @@ export async function runSidecar(
     cleanups.push(() => clearInterval(syncTimer));
     metrics.watchSpool(spool);
 
-    const ca = readRequired(config.caFile, 'the cluster CA bundle');
-    const upstream = new Upstream({
-      url: apiServer,
-      ca,
-      tokenFile: config.tokenFile,
-      log: log.child({ part: 'upstream' }),
-    });
+    const upstream = local
+      ? new Upstream({
+          url: apiServer,
+          ca: local.connection.ca,
+          credentials: local.connection.credentials,
+          tlsServerName: local.connection.tlsServerName,
+          insecureSkipTlsVerify: local.connection.insecureSkipTlsVerify,
+          log: log.child({ part: 'upstream' }),
+        })
+      : new Upstream({
+          url: apiServer,
+          ca: readRequired(config.caFile, 'the cluster CA bundle'),
+          tokenFile: config.tokenFile,
+          log: log.child({ part: 'upstream' }),
+        });
     cleanups.push(() => upstream.close());
-    const identity = buildIdentity(
-      {
-        name: config.podName,
-        namespace: config.podNamespace,
-        uid: config.podUid,
-        serviceAccount: config.serviceAccount,
-      },
-      upstream.token || undefined,
-    );
+    await upstream.ready();
+    const identity =
+      local?.identity ??
+      buildIdentity(
+        {
+          name: config.podName,
+          namespace: config.podNamespace,
+          uid: config.podUid,
+          serviceAccount: config.serviceAccount,
+        },
+        upstream.token || undefined,
+      );
     const recorder = new AuditRecorder(spool, identity, metrics, log.child({ part: 'audit' }), {
       maxBytes: config.execRecordingMaxBytes,
     });
@@ -142,13 +173,28 @@ export async function runSidecar(
     cleanups.push(() => recorder.flushRecordings());
 
     let collector: { maxLagMs: number; behindSince: () => number | undefined } | undefined;
+    const collectorCa = config.collectorCaFile
+      ? readRequired(config.collectorCaFile, 'the collector CA bundle')
+      : undefined;
+    // Reviews ask the collector over the same authenticated connection as the audit shipper.
+    const reviews = new ReviewClient({
+      ...(config.collectorUrl
+        ? {
+            collector: {
+              url: config.collectorUrl,
+              tokenFile: config.collectorTokenFile,
+              ...(collectorCa ? { ca: collectorCa } : {}),
+            },
+          }
+        : {}),
+      metrics: reviewMetrics(registry),
+      log: log.child({ part: 'review' }),
+    });
     if (config.collectorUrl) {
       const shipper = new Shipper({
         url: config.collectorUrl,
         tokenFile: config.collectorTokenFile,
-        ...(config.collectorCaFile
-          ? { ca: readRequired(config.collectorCaFile, 'the collector CA bundle') }
-          : {}),
+        ...(collectorCa ? { ca: collectorCa } : {}),
         sidecarId: identity.source.sidecarId,
         spool,
         log: log.child({ part: 'shipper' }),
@@ -220,7 +266,8 @@ export async function runSidecar(
       protection,
       // Exec and attach sessions: output masked, input lines judged (kube/exec/text-hooks.ts).
       exec: {
-        hooks: execTextHooks({
+        // Loaded with the first session, as the session code itself is (kube/lazy-guard.ts).
+        hooks: lazyExecTextHooks({
           policy,
           protection,
           recorder,
@@ -233,6 +280,7 @@ export async function runSidecar(
         }),
       },
       username: identity.user.username,
+      reviews,
     });
     let databases: ReadonlyMap<string, number> | undefined;
     if (config.databases.length > 0) {
@@ -252,8 +300,12 @@ export async function runSidecar(
         ...(tls ? { tls: tls.leaf } : {}),
         tlsMode: config.databaseTls,
         maxMessageBytes: config.maxSqlMessageBytes,
+        maxParsedSqlBytes: config.maxSqlParseBytes,
         connectTimeoutMs: config.databaseConnectTimeout,
+        startupTimeoutMs: config.databaseStartupTimeout,
+        maxConnections: config.maxDatabaseConnections,
         credentialsPollMs: config.policyPollInterval,
+        reviews,
       });
       cleanups.push(() => guard.close());
       databases = guard.ports;
@@ -265,6 +317,8 @@ export async function runSidecar(
       handler,
     });
     cleanups.push(() => servers.close());
+    // First at shutdown (cleanups run in reverse): held actions end as denials, then the listeners close.
+    cleanups.push(() => reviews.close());
     const metricsServer = await serveMetrics(registry, config.metricsAddress, config.metricsPort);
     cleanups.push(() => metricsServer.close());
 

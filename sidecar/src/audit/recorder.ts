@@ -54,6 +54,11 @@ function cutLine(text: string, max = MAX_LINE_CHARS): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
+/** Whether the decision let the request through: allow, mask, or a review a human approved. */
+function lets(d: Decision): boolean {
+  return d.action === 'allow' || d.action === 'mask' || d.approval?.state === 'approved';
+}
+
 export class AuditRecorder {
   readonly #spool: Spool;
   readonly #identity: Identity;
@@ -116,7 +121,7 @@ export class AuditRecorder {
     const protocol = action?.protocol ?? 'kubernetes';
     const code = ctx.answered?.code ?? ctx.failure?.code ?? (res.headersSent ? res.statusCode : 0);
     const said = ctx.answered ?? ctx.failure;
-    const forbidden = decision !== undefined && decision.action !== 'allow' && decision.action !== 'mask';
+    const forbidden = decision !== undefined && !lets(decision);
     const userAgent = req.headers['user-agent'];
     const latencyMs = Number(ctx.overheadNs) / 1e6;
     // Built member by member (no spreads): this runs for every request. Members are added in
@@ -133,6 +138,8 @@ export class AuditRecorder {
       decision: decision
         ? {
             action: decision.action,
+            // A review: how the hold ended (review/review-outcome.ts).
+            ...(decision.approval ? { approval: decision.approval } : {}),
             message: decision.message,
             reason: decision.reason,
             rule: decision.rule,
@@ -361,7 +368,7 @@ export class AuditRecorder {
     const action = c.decision.action;
     const m = this.#metrics;
     m.requests.inc({ protocol: c.protocol, verb: event.verb, action, rule: c.decision.rule });
-    if (action === 'deny' || action === 'review')
+    if (action === 'deny' || (action === 'review' && c.decision.approval?.state !== 'approved'))
       m.blocked.inc({ protocol: c.protocol, rule: c.decision.rule });
     m.overhead.observe({ protocol: c.protocol }, Number(ctx.overheadNs) / 1e9);
     this.#append(event);

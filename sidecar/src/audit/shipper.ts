@@ -20,7 +20,6 @@
  * (`onConflict`: log and metric) and the events stay in the spool, to be sent
  * again.
  */
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import {
   type AckMessage,
@@ -36,15 +35,10 @@ import {
   type RecordedMessage,
 } from '@chaperone/shared';
 import WebSocket from 'ws';
+import { type CollectorEndpoint, openCollectorSocket, readRefusal } from '../collector-socket.ts';
 import type { RecordingChunk, Spool } from './spool.ts';
 
-export interface ShipperOptions {
-  /** Collector base URL: http(s):// or ws(s)://. */
-  readonly url: string;
-  /** File holding the projected token (audience chaperone-collector); re-read on every connect. */
-  readonly tokenFile: string;
-  /** PEM CA bundle to verify the collector with (default: system CAs). */
-  readonly ca?: string;
+export interface ShipperOptions extends CollectorEndpoint {
   readonly sidecarId: string;
   readonly spool: Spool;
   readonly log: Logger;
@@ -79,14 +73,6 @@ type Conn = {
   inFlight: Map<number, InFlight>;
   alive: boolean;
 };
-
-export function ingestUrl(base: string): string {
-  const u = new URL(base);
-  if (u.protocol === 'http:') u.protocol = 'ws:';
-  else if (u.protocol === 'https:') u.protocol = 'wss:';
-  u.pathname = `${u.pathname.replace(/\/+$/, '')}${INGEST_PATH}`;
-  return u.toString();
-}
 
 export class Shipper {
   readonly #opts: ShipperOptions;
@@ -186,20 +172,17 @@ export class Shipper {
   #connect(): void {
     if (this.#stopped) return;
     const { log } = this.#opts;
-    let token: string;
+    let ws: WebSocket;
     try {
-      token = readFileSync(this.#opts.tokenFile, 'utf8').trim();
+      ws = openCollectorSocket(this.#opts, INGEST_PATH, INGEST_SUBPROTOCOL, {
+        maxPayload: MAX_MESSAGE_BYTES,
+        handshakeTimeoutMs: 10_000,
+      });
     } catch (err) {
       log.error({ err, tokenFile: this.#opts.tokenFile }, 'cannot read the collector token; retrying');
       this.#scheduleReconnect();
       return;
     }
-    const ws = new WebSocket(ingestUrl(this.#opts.url), INGEST_SUBPROTOCOL, {
-      headers: { authorization: `Bearer ${token}` },
-      handshakeTimeout: 10_000,
-      maxPayload: MAX_MESSAGE_BYTES,
-      ...(this.#opts.ca ? { ca: this.#opts.ca } : {}),
-    });
     const conn: Conn = { ws, ready: false, lastSent: 0, inFlight: new Map(), alive: true };
     this.#conn = conn;
     ws.on('open', () => {
@@ -249,37 +232,16 @@ export class Shipper {
 
   /** The collector answered the upgrade with an error: log what it said (its JSON reason), then reconnect later. */
   #refused(ws: WebSocket, res: IncomingMessage): void {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let reported = false;
-    const report = () => {
-      if (reported) return;
-      reported = true;
-      clearTimeout(timer);
-      let reason = Buffer.concat(chunks).toString('utf8');
-      try {
-        reason = (JSON.parse(reason) as { error?: { message?: string } }).error?.message ?? reason;
-      } catch {
-        // not the collector's JSON
-      }
+    readRefusal(res, (reason) => {
       const old = res.statusCode === 400 && /chaperone\.ingest\.v1/.test(reason);
       this.#opts.log.error(
-        { status: res.statusCode, reason: reason.slice(0, 512) },
+        { status: res.statusCode, reason },
         old
           ? `the collector speaks only chaperone.ingest.v1, and this sidecar sends ${INGEST_SUBPROTOCOL} (events and exec session recordings): upgrade the collector; the events wait in the spool`
           : 'the collector refused the ingest connection',
       );
       ws.terminate();
-    };
-    res.on('data', (c: Buffer) => {
-      if (size < 4096) chunks.push(c);
-      size += c.length;
     });
-    res.once('end', report);
-    res.once('error', report);
-    // A refusal that never ends is reported with what came.
-    const timer = setTimeout(report, 5000);
-    timer.unref();
   }
 
   #onMessage(conn: Conn, text: string): void {

@@ -51,6 +51,8 @@ export interface KubeRequestContext {
   sidecarPorts?: ReadonlySet<number>;
   /** Why the exec target could not be completed (the pod lookup failed): the session is refused with it, once allowed. */
   execProblem?: { code: number; reason: string; message: string };
+  /** Why the exec or attach target container is a Chaperone sidecar (exec-target.ts): refused by decide. */
+  execIntoSidecar?: string;
 }
 
 /** The query of every request without one: shared, never mutated. */

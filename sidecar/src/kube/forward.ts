@@ -17,7 +17,13 @@ import { LineSplitter } from './line-splitter.ts';
 import { type MaskOptions, maskBody } from './mask.ts';
 import { maskJsonBytes } from './mask-bytes.ts';
 import { withheldStatus } from './mask-status.ts';
-import { detectorsOnLogs, filteredLog, isPodLog, type LogFilterChoice } from './pod-log-filter.ts';
+import {
+  detectorsOnLogs,
+  filteredLog,
+  isPodLog,
+  type LogFilterChoice,
+  type TextStreamFilter,
+} from './pod-log-filter.ts';
 import { sendStatus, statusBody } from './status.ts';
 import type { Upstream } from './upstream.ts';
 
@@ -315,7 +321,15 @@ export function forward(opts: ForwardOptions): Handler {
     const { req, res } = ctx;
     const decision = ctx.decision;
     // A pod's log is text: a filter masks it (or none does), never the JSON masking.
-    const logFilter = isPodLog(ctx) ? (opts.logFilter ?? detectorsOnLogs)(ctx) : undefined;
+    let logFilter: TextStreamFilter | undefined;
+    if (isPodLog(ctx)) {
+      const chosen = await (opts.logFilter ?? detectorsOnLogs)(ctx);
+      if (chosen && 'refused' in chosen) {
+        fail(ctx, chosen.refused.code, chosen.refused.reason, chosen.refused.message);
+        return;
+      }
+      logFilter = chosen;
+    }
     const mask = decision?.action === 'mask' && logFilter === undefined;
     let accept: string | undefined;
     if (mask) {

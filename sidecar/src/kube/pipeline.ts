@@ -8,9 +8,10 @@ import type { AuditRecorder } from '../audit/recorder.ts';
 import type { Spool } from '../audit/spool.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 import type { PolicyStore } from '../policy-store.ts';
-import { compose, type Handler } from './context.ts';
+import type { ReviewClient } from '../review/review-client.ts';
+import { compose, type Handler, type KubeRequestContext } from './context.ts';
 import { execTarget } from './exec/exec-target.ts';
-import { type ExecSessionDeps, execSessions } from './exec/session-guard.ts';
+import type { ExecSessionDeps } from './exec/session-guard.ts';
 import { type ForwardOptions, forward } from './forward.ts';
 import { accessReview } from './guards/access-review.ts';
 import { audit } from './guards/audit.ts';
@@ -18,7 +19,9 @@ import { decide } from './guards/decide.ts';
 import { objectCheck } from './guards/object-check.ts';
 import { readRequest } from './guards/request-reading.ts';
 import { type SpoolGateOptions, spoolGate } from './guards/spool-gate.ts';
-import { type PortForwardDeps, portForwardSessions } from './portforward/session-guard.ts';
+import { lazyGuard } from './lazy-guard.ts';
+import { maskedLogs } from './pod-log-filter.ts';
+import type { PortForwardDeps } from './portforward/session-guard.ts';
 
 export interface PipelineDeps extends ForwardOptions {
   readonly recorder: AuditRecorder;
@@ -28,6 +31,8 @@ export interface PipelineDeps extends ForwardOptions {
   readonly collector?: SpoolGateOptions['collector'];
   readonly policy: PolicyStore;
   readonly protection: SelfProtection;
+  /** Holds what a review rule matches until a human decides (absent: reviews are denied). */
+  readonly reviews?: ReviewClient;
   readonly username: string;
   readonly metrics: SidecarMetrics;
   /** Exec and attach sessions: their filters and recorder, and tuning. */
@@ -35,6 +40,9 @@ export interface PipelineDeps extends ForwardOptions {
   /** Port-forward session tuning. */
   readonly portForward?: Pick<PortForwardDeps, 'closeTimeoutMs'>;
 }
+
+/** Exec, attach and port-forward: the requests the session guards act on (they pass every other one on). */
+const isSession = (ctx: KubeRequestContext) => ctx.action?.exec !== undefined;
 
 export function kubePipeline(d: PipelineDeps): Handler {
   return compose(
@@ -48,12 +56,18 @@ export function kubePipeline(d: PipelineDeps): Handler {
         ...(d.collector ? { collector: d.collector } : {}),
       }),
       execTarget(d),
-      decide(d.policy, d.protection, d.username, d.maxRequestBytes),
+      decide(d.policy, d.protection, d.username, d.maxRequestBytes, d.reviews),
       objectCheck(d),
       accessReview({ ...d, user: d.username }),
-      portForwardSessions({ ...d, ...d.portForward }),
-      execSessions({ ...d, ...d.exec }),
+      // Session code (protocols, masking, recording) loads at the first exec, attach or port-forward.
+      lazyGuard(isSession, async () =>
+        (await import('./portforward/session-guard.ts')).portForwardSessions({ ...d, ...d.portForward }),
+      ),
+      lazyGuard(isSession, async () =>
+        (await import('./exec/session-guard.ts')).execSessions({ ...d, ...d.exec }),
+      ),
     ],
-    forward(d),
+    // Pod logs hide what exec output hides: the detectors and the mask rules' Secrets.
+    forward({ ...d, logFilter: d.logFilter ?? maskedLogs(d) }),
   );
 }

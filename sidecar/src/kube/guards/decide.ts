@@ -1,12 +1,18 @@
 /**
  * Turns the request into an Action, asks the policy, and answers denials
- * itself with a Kubernetes Status naming the rule. Reviews need a human's
- * approval, which this deployment cannot obtain: they are denied (fail closed)
- * with a message that says so.
+ * itself with a Kubernetes Status naming the rule. A review holds the request
+ * (review/kube-hold.ts) until a human decides: approved, it goes on as an
+ * allowed one; denied, timed out or undecidable (no collector configured, the
+ * collector unreachable, …), it is answered 403 saying who denied it and why,
+ * that nobody answered in time, or what kept a decision from being had.
+ * Port-forward sessions are not held: a review refuses them.
  */
-import { evaluate, type SelfProtection } from '@chaperone/shared';
+import type { SelfProtection } from '@chaperone/shared';
 import type { PolicyStore } from '../../policy-store.ts';
+import { holdKubeRequest } from '../../review/kube-hold.ts';
+import type { ReviewClient } from '../../review/review-client.ts';
 import type { Guard, KubeRequestContext } from '../context.ts';
+import { decideAction } from '../exec/exec-decision.ts';
 import { BodyTooLargeError } from '../http1/agent-connection.ts';
 import { protobufObjectName } from '../protobuf-name.ts';
 import { impersonationHeaders, toAction } from '../request-info.ts';
@@ -77,7 +83,14 @@ export function decide(
   protection: SelfProtection,
   user: string,
   maxBodyBytes: number,
+  reviews?: ReviewClient,
 ): Guard {
+  const refuseBody = (ctx: KubeRequestContext, err: unknown): void => {
+    const p = err instanceof BodyProblem ? err : new BodyProblem(400, 'BadRequest', (err as Error).message);
+    const message = `chaperone: ${p.message}`;
+    ctx.answered = { code: p.code, reason: p.reason, message };
+    sendStatus(ctx.res, statusBody(p.code, p.reason, message));
+  };
   return (next) => async (ctx) => {
     // Read once, by the request-reading guard that runs first (it refuses what it cannot read).
     let info = ctx.info;
@@ -91,24 +104,44 @@ export function decide(
         const name = await nameFromBody(ctx, maxBodyBytes);
         if (name !== undefined) info = { ...info, name };
       } catch (err) {
-        const p =
-          err instanceof BodyProblem ? err : new BodyProblem(400, 'BadRequest', (err as Error).message);
-        const message = `chaperone: ${p.message}`;
-        ctx.answered = { code: p.code, reason: p.reason, message };
-        sendStatus(ctx.res, statusBody(p.code, p.reason, message));
+        refuseBody(ctx, err);
         return;
       }
     }
     const action = toAction(info, { user, impersonation: impersonationHeaders(ctx.req.headers) });
-    const decision = evaluate(action, policy.current, protection);
+    // For exec, also each argv the command runs through a wrapper (`sh -c 'rm x'`).
+    const decision = decideAction(action, policy.current, protection, ctx.execIntoSidecar);
     ctx.info = info;
     ctx.action = action;
     ctx.decision = decision;
     if (decision.action === 'allow' || decision.action === 'mask') return next(ctx);
-    const message =
-      decision.action === 'deny'
-        ? `chaperone: denied by rule "${decision.rule}": ${decision.message}`
-        : `chaperone: rule "${decision.rule}" requires a human's approval (${decision.message}), and no approval service is configured for this sidecar; the request is denied`;
+    let message = `chaperone: denied by rule "${decision.rule}": ${decision.message}`;
+    if (decision.action === 'review') {
+      if (!reviews || action.exec?.kind === 'portforward') {
+        const why = reviews
+          ? 'a port-forward is not held for approval'
+          : 'no approval service is configured for this sidecar';
+        message = `chaperone: rule "${decision.rule}" requires a human's approval (${decision.message}), and ${why}; the request is denied`;
+      } else {
+        // Read before the hold, to be forwarded once approved (and refused before anyone is asked when too large).
+        if (reviews.configured && ctx.body === undefined && ctx.req.hasBody && !ctx.req.upgrade) {
+          try {
+            ctx.body = await ctx.req.body(maxBodyBytes);
+          } catch (err) {
+            refuseBody(
+              ctx,
+              err instanceof BodyTooLargeError
+                ? new BodyProblem(413, 'RequestEntityTooLarge', err.message)
+                : err,
+            );
+            return;
+          }
+        }
+        const outcome = await holdKubeRequest(ctx, decision, reviews);
+        if (outcome.state === 'approved') return next(ctx);
+        message = `chaperone: ${outcome.message}`;
+      }
+    }
     const details = {
       ...(info.name !== undefined ? { name: info.name } : {}),
       ...(info.apiGroup ? { group: info.apiGroup } : {}),

@@ -5,8 +5,8 @@
  * the same answer), recorded as an event of the session and counted in the
  * decision metrics.
  *
- * Only `allow` lets a port through. `deny` and `review` (no approval service
- * can be asked) refuse it with the rule's words; `mask` refuses it too: the
+ * Only `allow` lets a port through. `deny` and `review` (a forwarded
+ * connection is not held for approval) refuse it with the rule's words; `mask` refuses it too: the
  * forwarded bytes pass unparsed, so nothing in them could be masked.
  */
 import { type Decision, evaluate, type SelfProtection } from '@chaperone/shared';
@@ -39,7 +39,7 @@ export function portOutcome(d: Decision): { decision: Decision; refusal?: string
     case 'review':
       return {
         decision: d,
-        refusal: `chaperone: rule "${d.rule}" requires a human's approval (${d.message}), and no approval service is configured for this sidecar; the connection is refused`,
+        refusal: `chaperone: rule "${d.rule}" requires a human's approval (${d.message}), and a port-forward is not held for approval; the connection is refused`,
       };
     case 'mask': {
       const message = `rule "${d.rule}" masks what it matches, and forwarded bytes pass unparsed, so nothing in them can be masked; the port-forward is refused (allow pods/portforward in a rule before it)`;

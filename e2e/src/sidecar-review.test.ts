@@ -1,0 +1,683 @@
+// Review end to end: a real `chaperone sidecar` in front of the real
+// kube-apiserver, driven by the real kubectl (and psql's protocol through node
+// pg), holds what a review rule matches until a decision arrives.
+//
+// The approver's side is, first, a server speaking the collector's approvals
+// contract (approval-protocol.ts; @chaperone/sidecar/testing) — a test double,
+// so that approval, denial, a request nobody decides and a collector that is
+// gone can each be staged precisely for a request, an exec session and a SQL
+// statement — and then the real `chaperone collector`, where an approver that
+// Kubernetes RBAC allows (verb approve on approvals.chaperone.dev) decides
+// through the collector's HTTP API.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { type AuditEvent, verifyChain } from '@chaperone/shared';
+import { readSpoolDir } from '@chaperone/sidecar';
+import { type HeldConnection, TestApprovalServer } from '@chaperone/sidecar/testing';
+import pg from 'pg';
+import { boundToken, clusterCollectorArgs, createAgentPod } from './collector-kube.ts';
+import { type CollectorProcess, startCollectorProcess } from './collector-process.ts';
+import { createNamespace, kubeInfo, type TestNamespace } from './environment.ts';
+import { waitForServiceAccount } from './injector-harness.ts';
+import { kubectl, kubectlAsync, kubectlPath } from './kubectl.ts';
+import { freePort } from './ports.ts';
+import { waitFor } from './process.ts';
+import { type ExecStage, execStageSkip, startExecStage } from './sidecar-exec-stage.ts';
+import { type SidecarUnderTest, startSidecar } from './sidecar-harness.ts';
+import { type GuardedDatabase, startGuardedDatabase } from './sidecar-postgres-harness.ts';
+
+const POLICY = `apiVersion: chaperone.dev/v1alpha1
+kind: GuardrailPolicy
+metadata: { name: e2e-review }
+spec:
+  defaultAction: allow
+  rules:
+    - name: review-scale
+      match: { apiGroups: [apps], resources: [deployments/scale] }
+      action: review
+      message: scaling needs an approver
+      review: { timeout: 3s, approvers: [alice, bob, "group:sre"] }
+    - name: review-secret-reads
+      match: { resources: [secrets], verbs: [get] }
+      action: review
+`;
+
+const CANARY = 'canary-review-4b2e-do-not-leak';
+
+const EXEC_POLICY = `apiVersion: chaperone.dev/v1alpha1
+kind: GuardrailPolicy
+metadata: { name: e2e-review-exec }
+spec:
+  defaultAction: allow
+  rules:
+    - name: review-shells
+      match: { protocols: [exec], exec: { argv0: [sh] } }
+      action: review
+      message: a shell needs an approver
+`;
+
+const SQL_POLICY = `apiVersion: chaperone.dev/v1alpha1
+kind: GuardrailPolicy
+metadata: { name: e2e-review-sql }
+spec:
+  defaultAction: allow
+  rules:
+    - name: review-deletes
+      match: { protocols: [postgres], sql: { statements: [delete] } }
+      action: review
+      message: deletes need an approver
+`;
+
+/** Approvers are whoever RBAC lets approve (no list): the approver is a ServiceAccount of the test's namespace. */
+const COLLECTOR_POLICY = `apiVersion: chaperone.dev/v1alpha1
+kind: GuardrailPolicy
+metadata: { name: e2e-review-collector }
+spec:
+  defaultAction: allow
+  rules:
+    - name: review-api-scale
+      match: { apiGroups: [apps], resources: [deployments/scale], names: [api] }
+      action: review
+      review: { timeout: 1m, grant: { duration: 1h } }
+    - name: review-scale
+      match: { apiGroups: [apps], resources: [deployments/scale] }
+      action: review
+      review: { timeout: 1m }
+`;
+
+const ID = '5d0c7a3e-8f1b-4c2d-9e6a-1b2c3d4e5f60';
+const at = () => new Date().toISOString();
+
+/** Answers a held action as the collector would: pending, then one approver's decision. */
+function decide(c: HeldConnection, decision: 'approve' | 'deny', user: string, reason?: string): void {
+  c.send({ type: 'pending', approvalId: ID, expiresAt: at() });
+  c.send({
+    type: 'decided',
+    approvalId: ID,
+    state: decision === 'approve' ? 'approved' : 'denied',
+    decisions: [{ user, decision, at: at(), ...(reason ? { reason } : {}) }],
+  });
+}
+
+/** The sidecar's flags for the stand-in: it speaks only approvals, so audit events stay in the spool, which must not refuse requests. */
+const standInArgs = (a: TestApprovalServer) => [
+  '--collector-url',
+  a.url,
+  '--collector-token-file',
+  a.tokenFile,
+  '--collector-max-lag',
+  '0s',
+];
+
+describe('chaperone policy lint|test: review settings', () => {
+  const bin = fileURLToPath(new URL('../../bin/chaperone.ts', import.meta.url));
+  const chaperone = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'chaperone-review-policy-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('lint accepts review settings and test shows them', () => {
+    const file = join(dir, 'ok.yaml');
+    writeFileSync(
+      file,
+      POLICY.replace(
+        'review: { timeout: 3s, approvers: [alice, bob, "group:sre"] }',
+        'review: { approvals: 2, approvers: [alice, "group:sre"], grant: { duration: 1h } }',
+      ),
+    );
+    const lint = chaperone('policy', 'lint', file);
+    assert.equal(lint.status, 0, lint.stderr);
+    const test = chaperone(
+      'policy',
+      'test',
+      file,
+      '-r',
+      'patch deployments/scale web -n shop -g apps',
+      '--expect',
+      'review',
+    );
+    assert.equal(test.status, 0, test.stderr);
+    assert.match(test.stdout, /^REVIEW {2}rule=review-scale/m);
+    assert.match(
+      test.stdout,
+      /review: 2 approvals from alice, group:sre, within 5m; an approval lets the same action pass for 1h/,
+    );
+  });
+
+  it('lint refuses review settings that could never be met, saying which', () => {
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(
+      file,
+      POLICY.replace('approvers: [alice, bob, "group:sre"]', 'approvals: 3, approvers: [alice, bob]'),
+    );
+    const lint = chaperone('policy', 'lint', file);
+    assert.equal(lint.status, 1);
+    assert.match(
+      lint.stderr,
+      /rule "review-scale" \(rules\[0\]\): review\.approvals: asks for 3 distinct approvers but approvers names only 2 user\(s\) and no group/,
+    );
+  });
+});
+
+describe('sidecar: review holds a request until a human decides', () => {
+  const kube = kubeInfo();
+  let ns: TestNamespace;
+  let sc: SidecarUnderTest;
+  let approvals: TestApprovalServer;
+  const admin = (args: string[]) => kubectl(kube.kubeconfigPath, args);
+  /** The agent's kubectl, not blocking the event loop (the approvals server runs in this process). */
+  const agent = (args: string[]) =>
+    kubectlAsync(sc.agentKubeconfig, [...args, '--cache-dir', join(sc.dir, 'kube-cache')], {
+      timeoutMs: 60_000,
+    });
+  const replicas = () =>
+    admin(['get', 'deployment', 'web', '-n', ns.name, '-o', 'jsonpath={.spec.replicas}']).stdout;
+  const nextRequest = () => new Promise<HeldConnection>((resolve) => (approvals.onRequest = resolve));
+  const events = () => readSpoolDir(sc.spoolDir);
+
+  before(async () => {
+    ns = await createNamespace('review');
+    approvals = await TestApprovalServer.start();
+    sc = await startSidecar({
+      namespace: ns.name,
+      policy: POLICY,
+      extraArgs: standInArgs(approvals),
+    });
+    const r = admin(['create', 'deployment', 'web', '--image=registry.k8s.io/pause:3.9', '-n', ns.name]);
+    assert.equal(r.code, 0, r.stderr);
+    const secret = admin([
+      'create',
+      'secret',
+      'generic',
+      'db',
+      '-n',
+      ns.name,
+      `--from-literal=password=${CANARY}`,
+    ]);
+    assert.equal(secret.code, 0, secret.stderr);
+  });
+  after(async () => {
+    await sc?.stop();
+    await approvals?.close();
+    await ns?.delete();
+  });
+
+  it('holds kubectl scale, which reaches the API server only once approved', async () => {
+    const held = nextRequest();
+    const run = agent(['scale', 'deployment', 'web', '--replicas=3']);
+    const c = await held;
+    // What the approver reads: the action as the agent issued it, the rule and its settings.
+    assert.deepEqual(c.request.action, {
+      verb: 'patch',
+      apiGroup: 'apps',
+      resource: 'deployments',
+      subresource: 'scale',
+      namespace: ns.name,
+      name: 'web',
+    });
+    assert.equal(c.request.protocol, 'kubernetes');
+    assert.equal(c.request.rule, 'review-scale');
+    assert.equal(c.request.message, 'scaling needs an approver');
+    assert.deepEqual(c.request.approvers, ['alice', 'bob', 'group:sre']);
+    assert.equal(c.request.timeoutMs, 3000);
+    // Held: nothing has reached the API server yet.
+    assert.equal(replicas(), '1');
+    decide(c, 'approve', 'alice', 'traffic peak');
+    const r = await run;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /deployment\.apps\/web scaled/);
+    assert.equal(replicas(), '3');
+    const e = await waitFor(async () => events().find((x) => x.auditID === c.request.auditId), {
+      what: "the held request's audit event",
+      timeoutMs: 10_000,
+    });
+    assert.equal(e.verb, 'patch');
+    assert.equal(e.responseStatus?.code, 200);
+    assert.equal(e.annotations?.['authorization.k8s.io/decision'], 'allow');
+    assert.deepEqual(
+      { action: e.chaperone.decision.action, rule: e.chaperone.decision.rule },
+      { action: 'review', rule: 'review-scale' },
+    );
+    const a = e.chaperone.decision.approval;
+    assert.equal(a?.state, 'approved');
+    assert.equal(a?.id, ID);
+    assert.equal(a?.by, 'alice');
+    assert.equal(a?.reason, 'traffic peak');
+  });
+
+  it('answers a denial with 403 saying who denied it and why, and nothing changes', async () => {
+    const held = nextRequest();
+    const run = agent(['scale', 'deployment', 'web', '--replicas=5']);
+    const c = await held;
+    decide(c, 'deny', 'bob', 'change freeze until Monday');
+    const r = await run;
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /rule "review-scale" requires a human's approval \(scaling needs an approver\): denied by bob \("change freeze until Monday"\)/,
+    );
+    assert.equal(replicas(), '3');
+    const e = events().find((x) => x.auditID === c.request.auditId) as AuditEvent;
+    assert.equal(e.responseStatus?.code, 403);
+    assert.equal(e.annotations?.['authorization.k8s.io/decision'], 'forbid');
+    assert.deepEqual(
+      { state: e.chaperone.decision.approval?.state, by: e.chaperone.decision.approval?.by },
+      { state: 'denied', by: 'bob' },
+    );
+  });
+
+  it('denies when nobody decides within the rule timeout', async () => {
+    const held = nextRequest();
+    const run = agent(['scale', 'deployment', 'web', '--replicas=7']);
+    const c = await held;
+    c.send({ type: 'pending', approvalId: ID, expiresAt: at() });
+    const r = await run;
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /review-scale.*: nobody decided within 3s/);
+    assert.equal(replicas(), '3');
+    // The sidecar closed the connection: the collector marks the request withdrawn.
+    assert.equal(await c.closed, 1000);
+    assert.equal(
+      events().find((x) => x.auditID === c.request.auditId)?.chaperone.decision.approval?.state,
+      'expired',
+    );
+  });
+
+  it("an approved read of a Secret still has the Secret's values masked", async () => {
+    const held = nextRequest();
+    const run = agent(['get', 'secret', 'db', '-o', 'json']);
+    const c = await held;
+    assert.equal(c.request.rule, 'review-secret-reads');
+    c.send({
+      type: 'decided',
+      approvalId: ID,
+      state: 'approved',
+      decisions: [{ user: 'alice', decision: 'approve', at: at() }],
+    });
+    const r = await run;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /"name": "db"/);
+    assert.doesNotMatch(r.stdout, new RegExp(Buffer.from(CANARY).toString('base64')));
+    assert.ok(!r.stdout.includes(CANARY));
+    const e = events().find((x) => x.auditID === c.request.auditId);
+    assert.equal(e?.chaperone.decision.approval?.state, 'approved');
+  });
+
+  it('withdraws the request when kubectl goes away while held', async () => {
+    const held = nextRequest();
+    const child = spawn(
+      kubectlPath(),
+      ['scale', 'deployment', 'web', '--replicas=8', '--cache-dir', join(sc.dir, 'kube-cache')],
+      { env: { ...process.env, KUBECONFIG: sc.agentKubeconfig }, stdio: 'ignore' },
+    );
+    const c = await held;
+    c.send({ type: 'pending', approvalId: ID, expiresAt: at() });
+    child.kill('SIGKILL');
+    // The sidecar closes its connection: the collector marks the request withdrawn.
+    assert.equal(await c.closed, 1000);
+    assert.equal(replicas(), '3');
+  });
+
+  it('counts how each hold ended', async () => {
+    const text = await (await fetch(sc.metricsUrl)).text();
+    const count = (outcome: string) =>
+      Number(
+        text
+          .split('\n')
+          .find(
+            (l) =>
+              l.startsWith('chaperone_sidecar_reviews_total{') &&
+              l.includes(`outcome="${outcome}"`) &&
+              l.includes('rule="review-scale"'),
+          )
+          ?.split(' ')
+          .at(-1) ?? 0,
+      );
+    // The withdrawn hold (kubectl went away) is the one unavailable so far.
+    assert.deepEqual(['approved', 'denied', 'expired', 'unavailable'].map(count), [1, 1, 1, 1]);
+    assert.match(text, /^chaperone_sidecar_reviews_held\{[^}]*\} 0$/m);
+  });
+
+  it('denies when the collector cannot be reached, never letting the request through', async () => {
+    await approvals.stop();
+    const r = await agent(['scale', 'deployment', 'web', '--replicas=9']);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /review-scale.*no decision could be obtained: the collector could not be reached \(.*ECONNREFUSED/,
+    );
+    assert.equal(replicas(), '3');
+    assert.deepEqual(verifyChain(events()).problems, []);
+  });
+});
+
+describe('sidecar: review holds an exec session before it reaches the API server', {
+  skip: execStageSkip,
+}, () => {
+  let stage: ExecStage;
+  let approvals: TestApprovalServer;
+  const nextRequest = () => new Promise<HeldConnection>((resolve) => (approvals.onRequest = resolve));
+  const execs = () => stage.standin.requests.filter((q) => q.kind === 'exec').length;
+
+  before(async () => {
+    approvals = await TestApprovalServer.start();
+    stage = await startExecStage({
+      namespace: 'review-exec',
+      policy: EXEC_POLICY,
+      sidecarArgs: standInArgs(approvals),
+    });
+  });
+  after(async () => {
+    await stage?.stop();
+    await approvals?.close();
+  });
+
+  it('runs the command once approved', async () => {
+    const before = execs();
+    const held = nextRequest();
+    const run = stage.agent(['exec', stage.pod, '-c', 'main', '--', 'sh', '-c', 'echo hello from the pod']);
+    const c = await held;
+    assert.equal(c.request.protocol, 'exec');
+    assert.deepEqual(c.request.action, {
+      verb: 'exec',
+      namespace: stage.ns.name,
+      name: stage.pod,
+      argv: ['sh', '-c', 'echo hello from the pod'],
+      container: 'main',
+    });
+    // Held before the upgrade reached the API server.
+    assert.equal(execs(), before);
+    decide(c, 'approve', 'alice');
+    const r = await run;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'hello from the pod\n');
+    assert.equal(execs(), before + 1);
+  });
+
+  it('refuses the session with the Failure Status kubectl prints when denied', async () => {
+    const before = execs();
+    const held = nextRequest();
+    const run = stage.agent(['exec', stage.pod, '-c', 'main', '--', 'sh', '-c', 'echo never']);
+    const c = await held;
+    decide(c, 'deny', 'bob', 'use the runbook');
+    const r = await run;
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.match(
+      r.stderr,
+      /error: chaperone: rule "review-shells" requires a human's approval \(a shell needs an approver\): denied by bob \("use the runbook"\)/,
+    );
+    assert.equal(execs(), before);
+  });
+});
+
+describe('sidecar: review holds a SQL statement until a human decides', () => {
+  let db: GuardedDatabase;
+  let approvals: TestApprovalServer;
+  let client: pg.Client;
+  const nextRequest = () => new Promise<HeldConnection>((resolve) => (approvals.onRequest = resolve));
+  const count = () =>
+    db.direct(async (c) => Number((await c.query('SELECT count(*) AS n FROM orders')).rows[0].n));
+
+  before(async () => {
+    approvals = await TestApprovalServer.start();
+    db = await startGuardedDatabase({
+      name: 'review-sql',
+      pod: 'agent-0',
+      policy: SQL_POLICY,
+      setup: async (c) => {
+        await c.query('CREATE TABLE orders (id int PRIMARY KEY, note text)');
+        await c.query("INSERT INTO orders VALUES (1, 'a'), (2, 'b'), (3, 'c')");
+      },
+      extraArgs: standInArgs(approvals),
+    });
+    // The agent's client: the sidecar holds the database's credentials, any password does.
+    client = new pg.Client({ connectionString: `postgresql://agent:x@127.0.0.1:${db.port}/app` });
+    await client.connect();
+  });
+  after(async () => {
+    await client?.end();
+    await db?.stop();
+    await approvals?.close();
+  });
+
+  it('runs a held DELETE once approved; the approver reads it normalised', async () => {
+    const held = nextRequest();
+    const run = client.query('DELETE FROM orders WHERE id = 1');
+    const c = await held;
+    assert.equal(c.request.protocol, 'postgres');
+    assert.equal(c.request.rule, 'review-deletes');
+    assert.deepEqual(c.request.action, {
+      verb: 'DeleteStmt',
+      sql: 'DELETE FROM orders WHERE id = $1',
+      database: 'app',
+    });
+    assert.equal(await count(), 3, 'held: not run yet');
+    decide(c, 'approve', 'alice');
+    const r = await run;
+    assert.equal(r.rowCount, 1);
+    assert.equal(await count(), 2);
+    const e = await waitFor(
+      async () => readSpoolDir(db.sidecar.spoolDir).find((x) => x.auditID === c.request.auditId),
+      { what: "the held statement's audit event", timeoutMs: 10_000 },
+    );
+    assert.equal(e.chaperone.protocol, 'postgres');
+    assert.deepEqual(
+      {
+        state: e.chaperone.decision.approval?.state,
+        id: e.chaperone.decision.approval?.id,
+        by: e.chaperone.decision.approval?.by,
+      },
+      { state: 'approved', id: ID, by: 'alice' },
+    );
+  });
+
+  it('runs a held statement of the extended protocol (Parse, Bind, Execute) once approved', async () => {
+    const held = nextRequest();
+    const run = client.query('DELETE FROM orders WHERE id = $1', [3]);
+    const c = await held;
+    assert.equal(c.request.action.sql, 'DELETE FROM orders WHERE id = $1');
+    decide(c, 'approve', 'alice');
+    assert.equal((await run).rowCount, 1);
+    assert.equal(await count(), 1);
+  });
+
+  it('answers a denial with SQLSTATE 42501 saying who denied it and why, and the session goes on', async () => {
+    const held = nextRequest();
+    const run = client.query('DELETE FROM orders').then(
+      () => assert.fail('the denied DELETE ran'),
+      (err: pg.DatabaseError) => err,
+    );
+    const c = await held;
+    decide(c, 'deny', 'bob', 'keep the orders');
+    const err = await run;
+    assert.equal(err.code, '42501');
+    assert.match(
+      err.message,
+      /rule "review-deletes" requires a human's approval \(deletes need an approver\): denied by bob \("keep the orders"\)/,
+    );
+    assert.equal(await count(), 1);
+    assert.equal((await client.query('SELECT 1 AS one')).rows[0].one, 1);
+  });
+});
+
+describe('sidecar: review decided through the real collector by an approver RBAC allows', () => {
+  const kube = kubeInfo();
+  let ns: TestNamespace;
+  let dir: string;
+  let collector: CollectorProcess;
+  let sc: SidecarUnderTest;
+  let approverToken: string;
+  const admin = (args: string[]) => kubectl(kube.kubeconfigPath, args);
+  const agent = (args: string[]) =>
+    kubectlAsync(sc.agentKubeconfig, [...args, '--cache-dir', join(dir, 'kube-cache')], {
+      timeoutMs: 60_000,
+    });
+  const replicas = (name = 'web') =>
+    admin(['get', 'deployment', name, '-n', ns.name, '-o', 'jsonpath={.spec.replicas}']).stdout;
+  const api = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${collector.queryUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${approverToken}`, 'content-type': 'application/json' },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  /** The one pending request of the namespace, once the collector has it. */
+  const pending = () =>
+    waitFor(
+      async () => {
+        const r = await api('GET', `/v1/approvals?state=pending&namespace=${ns.name}`);
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        return (r.body.items as { id: string; summary: string; rule: string }[])[0];
+      },
+      { what: 'the approval request to reach the collector', timeoutMs: 20_000, intervalMs: 100 },
+    );
+
+  before(async () => {
+    ns = await createNamespace('review-collector');
+    dir = mkdtempSync(join(tmpdir(), 'chaperone-review-'));
+    await waitForServiceAccount(kube, ns.name);
+    for (const sa of ['agent', 'approver'])
+      assert.equal(admin(['create', 'serviceaccount', sa, '-n', ns.name]).code, 0);
+    const pod = createAgentPod(ns.name, 'agent-0', 'agent');
+    // Approver rights are ordinary RBAC: verb approve on approvals.chaperone.dev in the agent's namespace.
+    // (A manifest: kubectl create role checks resources against discovery, and approvals is no served resource.)
+    const role = kubectl(kube.kubeconfigPath, ['apply', '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'Role',
+        metadata: { name: 'approver', namespace: ns.name },
+        rules: [
+          { apiGroups: ['chaperone.dev'], resources: ['approvals'], verbs: ['approve', 'get', 'list'] },
+        ],
+      }),
+    });
+    assert.equal(role.code, 0, role.stderr);
+    const binding = admin([
+      'create',
+      'rolebinding',
+      'approver',
+      '-n',
+      ns.name,
+      '--role=approver',
+      `--serviceaccount=${ns.name}:approver`,
+    ]);
+    assert.equal(binding.code, 0, binding.stderr);
+    const token = admin(['create', 'token', 'approver', '-n', ns.name]);
+    assert.equal(token.code, 0, token.stderr);
+    approverToken = token.stdout.trim();
+    const tokenFile = join(dir, 'collector-token');
+    writeFileSync(tokenFile, boundToken(pod), { mode: 0o600 });
+    const queryTokenFile = join(dir, 'query-token');
+    writeFileSync(queryTokenFile, 'review-e2e-query-token-0123456789', { mode: 0o600 });
+    collector = await startCollectorProcess({
+      name: 'collector-review',
+      port: await freePort(),
+      logDir: dir,
+      // The events query API needs a token of its own; approvers use theirs (RBAC decides).
+      args: [
+        ...clusterCollectorArgs(join(dir, 'data')),
+        '--query-token-file',
+        queryTokenFile,
+        '--log-level',
+        'warn',
+      ],
+    });
+    sc = await startSidecar({
+      namespace: ns.name,
+      policy: COLLECTOR_POLICY,
+      pod: 'agent-0',
+      extraArgs: [
+        '--pod-uid',
+        pod.uid,
+        '--collector-url',
+        collector.url,
+        '--collector-token-file',
+        tokenFile,
+      ],
+    });
+    for (const name of ['web', 'api']) {
+      const r = admin(['create', 'deployment', name, '--image=registry.k8s.io/pause:3.9', '-n', ns.name]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+  });
+  after(async () => {
+    await sc?.stop();
+    await collector?.stop();
+    await ns?.delete();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('applies a held kubectl scale once an approver approves it through the HTTP API', async () => {
+    const run = agent(['scale', 'deployment', 'web', '--replicas=4']);
+    const p = await pending();
+    assert.equal(p.rule, 'review-scale');
+    assert.equal(replicas(), '1');
+    const d = await api('POST', `/v1/approvals/${p.id}/decision`, {
+      decision: 'approve',
+      reason: 'release day',
+    });
+    assert.equal(d.status, 200, JSON.stringify(d.body));
+    const r = await run;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(replicas(), '4');
+    const e = await waitFor(
+      async () =>
+        readSpoolDir(sc.spoolDir).find(
+          (x) => x.chaperone.decision.approval?.id === p.id && x.verb === 'patch',
+        ),
+      { what: "the held request's audit event", timeoutMs: 10_000 },
+    );
+    assert.equal(e.chaperone.decision.approval?.state, 'approved');
+    assert.equal(e.chaperone.decision.approval?.by, `system:serviceaccount:${ns.name}:approver`);
+  });
+
+  it('refuses a held kubectl scale an approver denies, naming them and their reason', async () => {
+    const run = agent(['scale', 'deployment', 'web', '--replicas=6']);
+    const p = await pending();
+    const d = await api('POST', `/v1/approvals/${p.id}/decision`, { decision: 'deny', reason: 'not today' });
+    assert.equal(d.status, 200, JSON.stringify(d.body));
+    const r = await run;
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      new RegExp(`denied by system:serviceaccount:${ns.name}:approver \\("not today"\\)`),
+    );
+    assert.equal(replicas(), '4');
+  });
+
+  it("lets the same action through under an approval's grant, without asking again", async () => {
+    const first = agent(['scale', 'deployment', 'api', '--replicas=2']);
+    const p = await pending();
+    assert.equal(p.rule, 'review-api-scale');
+    const d = await api('POST', `/v1/approvals/${p.id}/decision`, { decision: 'approve' });
+    assert.equal(d.status, 200, JSON.stringify(d.body));
+    assert.equal((await first).code, 0);
+    // The same action again: no one is asked.
+    const again = await agent(['scale', 'deployment', 'api', '--replicas=3']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(replicas('api'), '3');
+    const list = await api('GET', `/v1/approvals?state=pending&namespace=${ns.name}`);
+    assert.deepEqual(list.body.items, []);
+    const events = readSpoolDir(sc.spoolDir).filter((x) => x.chaperone.decision.rule === 'review-api-scale');
+    const opened = events.find((x) => x.chaperone.decision.approval?.id === p.id)?.chaperone.decision
+      .approval;
+    const granted = events.at(-1)?.chaperone.decision.approval;
+    assert.equal(opened?.state, 'approved');
+    assert.ok(opened?.grantId, 'the approval opened a grant');
+    assert.deepEqual(
+      { state: granted?.state, grantId: granted?.grantId },
+      { state: 'approved', grantId: opened?.grantId },
+    );
+    assert.equal(events.length, 2);
+    assert.match(granted?.reason ?? '', /^covered by grant /);
+  });
+});
