@@ -303,6 +303,35 @@ describe('StreamMasker hold-back', () => {
     assert.equal(Buffer.concat(out).toString(), 'eyJ[masked:jwt]');
   });
 
+  it('eager: an echoed key that could start a pattern goes out with its own push, a value byte does not', () => {
+    // (the value's base64 forms start with c, B and w: those keys would be held)
+    const masker = new StreamMasker({ values: ['passw0rd-canary'], eager: true });
+    const typed = ['$ ', 'e', 'x', 'i', 't', ' ', 'g', 'h', 's', '_', ' ', 'A', 'K', 'I', 'A', 'x', ' '];
+    for (const key of typed) assert.equal(masker.push(Buffer.from(key)).toString(), key, `echo of ${key}`);
+    assert.equal(masker.push(Buffer.from('p')).toString(), '', '"p" may be the start of the value: held');
+    assert.equal(masker.push(Buffer.from('assw0rd-canary\n')).toString(), '[masked:secret]\n');
+    assert.equal(masker.push(Buffer.from('AKIA')).toString(), 'AKIA', 'the public prefix');
+    assert.equal(masker.push(Buffer.from('IOSFODNN7')).toString(), '', 'the key body is held');
+    assert.equal(masker.push(Buffer.from('EXAMPLE ')).toString(), '[masked:aws-access-key-id] ');
+  });
+
+  it('eager: a JWT shows its public eyJ at once, never more', () => {
+    const masker = new StreamMasker({ eager: true });
+    const out = [...JWT].map((c) => masker.push(Buffer.from(c)).toString());
+    out.push(masker.end().toString());
+    assert.deepEqual(out.slice(0, 3), ['e', 'y', 'J']);
+    assert.equal(out.join(''), 'eyJ[masked:jwt]');
+  });
+
+  it('returns a chunk it does not change as the same buffer (the session passes such a message on as it came)', () => {
+    // Fails if push() copied or re-sliced an undecided-free chunk.
+    const masker = new StreamMasker({ eager: true });
+    const chunk = Buffer.from('plain output, nothing held\n');
+    assert.equal(masker.push(chunk), chunk);
+    const held = Buffer.from('ends in e');
+    assert.notEqual(new StreamMasker().push(held), held, 'a chunk with a held byte is a part of it');
+  });
+
   it('refuses push() after end()', () => {
     const masker = new StreamMasker();
     masker.end();
@@ -429,6 +458,45 @@ describe('StreamMasker properties', () => {
         const out = maskChunks(cutAt(text, points), OPTS, new Set(idles)).toString('latin1');
         for (const h of hidden) assert.ok(!out.includes(Buffer.from(h).toString('latin1')), `${h} shown`);
       }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('eager: no planted secret is shown when every byte is pushed alone, or in any cut', () => {
+    // Fails e.g. if the eager release ignored a candidate's public length, or a value's first byte.
+    const eager: StreamMaskerOptions = { ...OPTS, eager: true };
+    fc.assert(
+      fc.property(stream, cuts, fc.array(fc.nat(12)), ({ text, hidden }, points, idles) => {
+        const whole = new StreamMasker(OPTS);
+        whole.push(text);
+        whole.end();
+        for (const chunks of [cutAt(text, points), cutAt(text, [...Array(text.length).keys()])]) {
+          const masker = new StreamMasker(eager);
+          const parts: Buffer[] = [];
+          chunks.forEach((c, k) => {
+            parts.push(masker.push(c));
+            if (idles.includes(k)) parts.push(masker.idle());
+          });
+          parts.push(masker.end());
+          const out = Buffer.concat(parts).toString('latin1');
+          for (const h of hidden) assert.ok(!out.includes(Buffer.from(h).toString('latin1')), `${h} shown`);
+          assert.deepEqual(masker.masked, whole.masked, 'the same secrets are masked');
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('eager: text typed one character at a time is echoed by the push of that character', () => {
+    // Fails if public bytes waited for idle() (a typed `e`, `g`, `s` or `x` would be held).
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom(...Array.from('abcdefghijklmnopqrstuvwxyz  \t,;"\'(){}é日🙂'))),
+        (typed) => {
+          const masker = new StreamMasker({ ...OPTS, eager: true });
+          for (const ch of typed) assert.equal(masker.push(Buffer.from(ch)).toString(), ch);
+        },
+      ),
       { numRuns: 300 },
     );
   });

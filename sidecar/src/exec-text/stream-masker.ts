@@ -10,6 +10,10 @@
  * only what could still be the start of a secret (at most `maxHoldBytes`,
  * 16 KiB by default). The output does not depend on how the stream was cut:
  * every decision is made on the same bytes whatever the chunk boundaries.
+ * With `eager` (a terminal echoing typed keys), push() also shows at once the
+ * held bytes that are no part of any possible secret — the public start of a
+ * pattern, as `idle()` does — so output differs from an uninterrupted run by
+ * those public bytes only, and a byte that may be part of a value is still held.
  * A private key is replaced from its BEGIN line as soon as that line is
  * complete, and its body is swallowed as it arrives, so a key of any size
  * costs no hold-back and a block that never ends never shows key material.
@@ -55,6 +59,11 @@ export interface StreamMaskerOptions {
   readonly values?: readonly (string | Uint8Array)[];
   /** The most bytes held back while a match is undecided (default 16 KiB, at least 1 KiB). */
   readonly maxHoldBytes?: number;
+  /**
+   * Show held bytes that cannot be part of a secret at once, on every push
+   * (what `idle()` shows), instead of waiting for the caller's pause.
+   */
+  readonly eager?: boolean;
 }
 
 export const DEFAULT_MAX_HOLD_BYTES = 16 * 1024;
@@ -110,6 +119,7 @@ export class StreamMasker {
   readonly #triggers: RegExp;
   /** A trigger that starts this close to the end of the bytes may be cut: those positions are checked one by one. */
   readonly #tail: number;
+  readonly #eager: boolean;
   readonly #counts = Object.fromEntries(MASK_KINDS.map((k) => [k, 0])) as Record<MaskKind, number>;
   /** Bytes not yet decided; they start where a secret may start. */
   #pending: Buffer = EMPTY;
@@ -135,6 +145,7 @@ export class StreamMasker {
     }
     this.#triggers = new RegExp([...FIXED_TRIGGERS, ...this.#literals.triggers].join('|'), 'g');
     this.#tail = Math.max(FIXED_TRIGGER_MAX, TRIGGER_BYTES) - 1;
+    this.#eager = options.eager === true;
   }
 
   /** Matches replaced so far, by kind (for the audit). */
@@ -154,7 +165,7 @@ export class StreamMasker {
 
   /**
    * The bytes of `chunk` (after any held back before) that are decided, with
-   * secrets replaced. The result may share memory with `chunk`.
+   * secrets replaced. The result may share memory with `chunk`, and is `chunk` itself when all of it is decided and unchanged.
    */
   push(chunk: Uint8Array): Buffer {
     if (this.#ended) throw new Error('StreamMasker: push() after end()');
@@ -195,18 +206,29 @@ export class StreamMasker {
     const out: Buffer[] = [this.#carry];
     if (!this.#swallow) {
       const p = this.#pending;
-      let limit = p.length;
-      for (let j = 0; j < limit; j++) {
-        const v = this.#decide(p, j, p.length, false);
-        if (v.t === MORE) limit = Math.min(limit, j + v.pub);
-        else if (v.t === MATCH) limit = Math.min(limit, j + v.keep);
-      }
+      const limit = this.#publicEnd(p, 0, p.length);
       if (limit > this.#shown) {
         out.push(p.subarray(this.#shown, limit));
         this.#shown = limit;
       }
     }
     return this.#finish(out, false);
+  }
+
+  /**
+   * Where the bytes from `at` (a held position) stop being public: before the
+   * first byte that any candidate starting in them may count as its secret.
+   * The candidate at `at` bounds the loop by its public length, so this looks
+   * at a few bytes only.
+   */
+  #publicEnd(data: Buffer, at: number, end: number): number {
+    let limit = end;
+    for (let j = at; j < limit; j++) {
+      const v = this.#decide(data, j, end, false);
+      if (v.t === MORE) limit = Math.min(limit, j + v.pub);
+      else if (v.t === MATCH) limit = Math.min(limit, j + v.keep);
+    }
+    return limit;
   }
 
   #finish(out: Buffer[], holdCutCharacter: boolean): Buffer {
@@ -230,7 +252,8 @@ export class StreamMasker {
     let from = 0;
     const flush = (to: number): void => {
       const a = Math.max(from, shown);
-      if (to > a) out.push(data.subarray(a, to));
+      // The whole chunk decided at once is returned as the same object (the caller may pass it on as it came).
+      if (to > a) out.push(a === 0 && to === end ? data : data.subarray(a, to));
       from = to;
     };
     // Held bytes start at a possible match: look there first, without a scan.
@@ -278,9 +301,12 @@ export class StreamMasker {
         pos = i + 1;
       }
     }
-    flush(hold);
+    // Eager: the public start of what is held goes out now (see idle()).
+    const shownTo =
+      this.#eager && !final && hold < end && !this.#swallow ? this.#publicEnd(data, hold, end) : hold;
+    flush(shownTo);
     this.#pending = hold < end ? Buffer.from(data.subarray(hold)) : EMPTY;
-    this.#shown = Math.max(0, shown - hold);
+    this.#shown = Math.max(0, shown - hold, shownTo - hold);
     this.#base += hold;
   }
 

@@ -16,6 +16,20 @@ import { readSpoolDir } from '../audit/spool.ts';
 import { startTestPipeline } from './test-pipeline.ts';
 
 const JWT = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJsb2ctY2FuYXJ5In0.c2lnbmF0dXJlLW9mLXRoZS1jYW5hcnk';
+const DB_PASSWORD = 'Opal-canary-7731';
+
+/** A policy whose exec mask rule names `secret`. */
+const maskRulePolicy = (secret: string) => `apiVersion: chaperone.dev/v1alpha1
+kind: GuardrailPolicy
+metadata: { name: t }
+spec:
+  defaultAction: allow
+  rules:
+    - name: mask-db
+      match: { protocols: [exec], exec: { argv0: [psql] } }
+      action: mask
+      mask: { secrets: [${secret}] }
+`;
 
 describe('pod logs through the pipeline', () => {
   const ca = createCA({ commonName: 'test' });
@@ -35,6 +49,23 @@ describe('pod logs through the pipeline', () => {
     );
     upstream = createServer({ cert: leaf.cert, key: leaf.key }, (req, res) => {
       const url = new URL(req.url ?? '/', 'https://x');
+      if (url.pathname === '/api/v1/namespaces/a/secrets/db-creds') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({ kind: 'Secret', data: { password: Buffer.from(DB_PASSWORD).toString('base64') } }),
+        );
+        return;
+      }
+      if (url.pathname === '/api/v1/namespaces/a/secrets/locked') {
+        res.writeHead(403, { 'content-type': 'application/json' });
+        res.end('{"kind":"Status","status":"Failure","code":403}');
+        return;
+      }
+      if (url.pathname.endsWith('/pods/db/log')) {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(`connecting with password ${DB_PASSWORD}\n`);
+        return;
+      }
       if (url.pathname.endsWith('/pods/gone/log')) {
         res.writeHead(404, { 'content-type': 'application/json' });
         res.end('{"kind":"Status","status":"Failure","message":"pods \\"gone\\" not found","code":404}');
@@ -74,6 +105,36 @@ describe('pod logs through the pipeline', () => {
       );
     } finally {
       await sc.close();
+    }
+  });
+
+  // Fails if pod logs get the detectors only (pipeline.ts without maskedLogs): the password shows; or if a
+  // Secret that cannot be read lets the log through unmasked.
+  it('masks the values of the Secrets exec mask rules name; refuses the log when one cannot be read', async () => {
+    for (const [secret, want] of [
+      ['db-creds', { status: 200, body: /^connecting with password \[masked:secret\]\n$/ }],
+      [
+        'locked',
+        {
+          status: 503,
+          body: /Secret a\/locked, whose values are masked in pod logs, and it could not be read \(HTTP 403\)/,
+        },
+      ],
+    ] as const) {
+      const d = mkdtempSync(join(tmpdir(), 'pod-logs-secrets-'));
+      writeFileSync(join(d, 'token'), 'real-token');
+      writeFileSync(join(d, 'policy.yaml'), maskRulePolicy(secret));
+      const sc = await startTestPipeline({ dir: d, upstreamUrl, ca: ca.cert });
+      try {
+        const res = await fetch(`${sc.base}/api/v1/namespaces/a/pods/db/log?container=main`);
+        const body = await res.text();
+        assert.equal(res.status, want.status, body);
+        assert.match(body, want.body);
+        assert.ok(!body.includes(DB_PASSWORD));
+      } finally {
+        await sc.close();
+        rmSync(d, { recursive: true, force: true });
+      }
     }
   });
 

@@ -9,12 +9,17 @@
  * ../exec-text (PEM private keys, JWTs, cloud and chat tokens become
  * `[masked:<kind>]`), whatever rule allowed it — as an exec session's output
  * does: a container's log is the same output, read another way. The
- * pipeline's `logFilter` replaces that choice (to add the values of Secrets a
- * rule names, say). A JSON field mask means nothing in a log and is not
- * applied to one.
+ * pipeline gives `maskedLogs`, which adds the values of every Secret a mask
+ * rule names (`mask: {secrets: [...]}`, read in the pod's namespace,
+ * exec/secret-values.ts): what an exec session's output hides, the same
+ * program's log hides too, whichever rule's session would print it. A
+ * Secret that cannot be read refuses the log (it would be shown unmasked).
+ * A JSON field mask means nothing in a log and is not applied to one.
  */
 import { StreamMasker } from '../exec-text/index.ts';
+import type { PolicyStore } from '../policy-store.ts';
 import type { KubeRequestContext } from './context.ts';
+import { maskRuleSecrets, readSecretValues, type SecretValuesDeps } from './exec/secret-values.ts';
 import { passResponseHeaders } from './headers.ts';
 import type { ResponseSink, UpstreamError } from './http1/upstream-pool.ts';
 
@@ -31,8 +36,15 @@ export interface TextStreamFilter {
   readonly rule: string;
 }
 
-/** Chooses the filter of one log request, or none. */
-export type LogFilterChoice = (ctx: KubeRequestContext) => TextStreamFilter | undefined;
+/** The log request is refused (its filter cannot be had). */
+export interface LogRefusal {
+  readonly refused: { readonly code: number; readonly reason: string; readonly message: string };
+}
+
+type Chosen = TextStreamFilter | LogRefusal | undefined;
+
+/** Chooses the filter of one log request, or none, or refuses the request. */
+export type LogFilterChoice = (ctx: KubeRequestContext) => Chosen | Promise<Chosen>;
 
 /** Whether the request reads a pod's log. */
 export function isPodLog(ctx: KubeRequestContext): boolean {
@@ -45,9 +57,9 @@ export function isPodLog(ctx: KubeRequestContext): boolean {
 /** The built-in rule values the detectors find in pod logs are counted under. */
 export const LOG_DETECTORS_RULE = 'chaperone-mask-pod-logs';
 
-/** The value detectors, as a log filter. */
-export function valueDetectorFilter(): TextStreamFilter {
-  const m = new StreamMasker();
+/** The value detectors (and exact `values`), as a log filter. */
+export function valueDetectorFilter(values: readonly Buffer[] = []): TextStreamFilter {
+  const m = new StreamMasker(values.length > 0 ? { values } : {});
   return {
     push: (chunk) => m.push(chunk),
     end: () => m.end(),
@@ -59,8 +71,28 @@ export function valueDetectorFilter(): TextStreamFilter {
   };
 }
 
-/** The default choice: every pod log gets the value detectors. */
+/** Every pod log gets the value detectors. */
 export const detectorsOnLogs: LogFilterChoice = () => valueDetectorFilter();
+
+/** Every pod log gets the value detectors and the values of the Secrets the policy's mask rules name. */
+export function maskedLogs(
+  d: SecretValuesDeps & { readonly policy: Pick<PolicyStore, 'current'> },
+): LogFilterChoice {
+  return async (ctx) => {
+    const names = maskRuleSecrets(d.policy.current);
+    const namespace = ctx.info?.namespace;
+    if (names.length === 0 || namespace === undefined) return valueDetectorFilter();
+    const read = await readSecretValues(d, ctx, namespace, names, 'mask rules (pod logs)');
+    if (Array.isArray(read)) return valueDetectorFilter(read);
+    return {
+      refused: {
+        code: 503,
+        reason: 'ServiceUnavailable',
+        message: `chaperone: a mask rule names Secret ${read.secret}, whose values are masked in pod logs, and it could not be read (${read.why}); the log is refused rather than shown unmasked. Check that the sidecar's service account may get Secrets in namespace ${namespace}`,
+      },
+    };
+  };
+}
 
 /** How long a followed log may be quiet before held-back bytes that cannot be a secret are released. */
 const IDLE_MS = 50;

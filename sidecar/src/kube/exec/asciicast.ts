@@ -76,8 +76,8 @@ export class AsciicastWriter implements SessionRecorder {
     return this.#truncated;
   }
 
-  #line(line: string): void {
-    this.#bytes += Buffer.byteLength(line, 'utf8');
+  #line(line: string, bytes = Buffer.byteLength(line, 'utf8')): void {
+    this.#bytes += bytes;
     this.#o.write(line);
   }
 
@@ -93,14 +93,15 @@ export class AsciicastWriter implements SessionRecorder {
     if (!this.#headerWritten) this.#header();
     const line = `[${(Math.max(0, t) / 1000).toFixed(6)},${JSON.stringify(code)},${JSON.stringify(data)}]\n`;
     const max = this.#o.maxBytes;
-    if (max !== undefined && this.#bytes + Buffer.byteLength(line, 'utf8') > max - ENDING_BYTES) {
+    const bytes = Buffer.byteLength(line, 'utf8');
+    if (max !== undefined && this.#bytes + bytes > max - ENDING_BYTES) {
       this.#truncated = true;
       const at = `[${(Math.max(0, t) / 1000).toFixed(6)},`;
       this.#line(`${at}"o",${JSON.stringify(truncationMessage(max))}]\n`);
       this.#line(`${at}"m","recording truncated at its limit of ${max} bytes"]\n`);
       return;
     }
-    this.#line(line);
+    this.#line(line, bytes);
   }
 
   /** Text of a stream, split into events of at most MAX_EVENT_CHARS (never inside a surrogate pair). */

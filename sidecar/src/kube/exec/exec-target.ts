@@ -19,23 +19,26 @@
  *   policy has allowed it (so the answer tells nothing about a pod the agent
  *   may not use).
  *
+ * The pod is read for every session that can open (target-pod.ts), also
+ * when the container is named: if that container is a Chaperone sidecar or
+ * reaches into one (sidecar-containers.ts: found by its environment,
+ * command, image, or as a debug container targeting one), `ctx.execIntoSidecar`
+ * says why, and the decide guard refuses the session under the built-in
+ * rule, whatever the policy says. A pod that cannot be read refuses the
+ * session (the guard cannot tell what the container is).
+ *
  * Requests that are not exec or attach sessions lose the WebSocket answering
  * that newContext set up for them.
  */
 
-import type { Guard, KubeRequestContext } from '../context.ts';
+import type { Guard } from '../context.ts';
 import { queryFlag } from '../forward.ts';
 import { UNREADABLE_RULE } from '../guards/request-reading.ts';
 import { sendStatus, statusBody } from '../status.ts';
-import { derivedAuditID, type Upstream, upstreamCall } from '../upstream.ts';
+import { podSidecars } from './sidecar-containers.ts';
+import { readTargetPod, type TargetPod, type TargetPodOptions } from './target-pod.ts';
 
-export interface ExecTargetOptions {
-  readonly upstream: Upstream;
-  readonly timeoutMs: number;
-}
-
-/** Largest pod the lookup reads. */
-const MAX_POD_BYTES = 4 << 20;
+export type ExecTargetOptions = TargetPodOptions;
 
 export function execTarget(o: ExecTargetOptions): Guard {
   return (next) => async (ctx) => {
@@ -57,20 +60,26 @@ export function execTarget(o: ExecTargetOptions): Guard {
       return;
     }
     let container: string | undefined = named[0] === '' ? undefined : named[0];
-    // Only a session that can open needs it (others are refused whatever the container).
-    if (container === undefined && ctx.webSocket && info.namespace !== undefined && info.name !== undefined) {
-      const found = await onlyContainer(o, ctx, info.namespace, info.name);
-      if (typeof found === 'string') container = found;
-      else if (found !== undefined) ctx.execProblem = found;
-      // Never send upstream a session without a container: the API server would pick one if the
-      // pod were replaced by a one-container pod meanwhile, and nobody decided on that one.
-      else
-        ctx.execProblem = {
-          code: 400,
-          reason: 'BadRequest',
-          message:
-            'chaperone: no container is named, and the pod does not have exactly one; name the container (kubectl exec -c <container>), as the API server would ask too',
-        };
+    // Only a session that can open needs the pod (others are refused whatever the container).
+    if (ctx.webSocket && info.namespace !== undefined && info.name !== undefined) {
+      const read = await readTargetPod(o, ctx, info.namespace, info.name);
+      if (!('pod' in read)) ctx.execProblem = unreadPod(read, container === undefined);
+      else {
+        if (container === undefined) {
+          container = onlyContainer(read.pod);
+          // Never send upstream a session without a container: the API server would pick one if the
+          // pod were replaced by a one-container pod meanwhile, and nobody decided on that one.
+          if (container === undefined)
+            ctx.execProblem = {
+              code: 400,
+              reason: 'BadRequest',
+              message:
+                'chaperone: no container is named, and the pod does not have exactly one; name the container (kubectl exec -c <container>), as the API server would ask too',
+            };
+        }
+        const why = container === undefined ? undefined : podSidecars(read.pod).containers.get(container);
+        if (why !== undefined) ctx.execIntoSidecar = why;
+      }
     }
     ctx.info = {
       ...info,
@@ -85,55 +94,28 @@ export function execTarget(o: ExecTargetOptions): Guard {
   };
 }
 
-/**
- * The container the API server picks for a request that names none: the
- * pod's only one. Undefined when the pod has another number of containers
- * (the API server refuses those requests itself); the problem when the
- * pod could not be read.
- */
-async function onlyContainer(
-  o: ExecTargetOptions,
-  ctx: KubeRequestContext,
-  namespace: string,
-  name: string,
-): Promise<string | undefined | { code: number; reason: string; message: string }> {
-  const target = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`;
-  let status: number;
-  let body: Buffer;
-  try {
-    ({ status, body } = await upstreamCall(o.upstream, {
-      method: 'GET',
-      target,
-      auditID: derivedAuditID(ctx.auditID, 1),
-      timeoutMs: o.timeoutMs,
-      maxBytes: MAX_POD_BYTES,
-    }));
-  } catch (err) {
-    return {
-      code: 503,
-      reason: 'ServiceUnavailable',
-      message: `chaperone: no container is named, and the pod could not be read to learn which one the API server would pick (${(err as Error).message}); name the container (kubectl exec -c <container>)`,
-    };
-  }
-  let doc: unknown;
-  try {
-    doc = JSON.parse(body.toString('utf8'));
-  } catch {
-    doc = undefined;
-  }
-  if (status !== 200) {
-    const said = doc as { message?: unknown; reason?: unknown } | undefined;
-    return {
-      code: status,
-      reason: typeof said?.reason === 'string' ? said.reason : 'Failure',
-      message:
-        typeof said?.message === 'string'
-          ? said.message
-          : `chaperone: no container is named, and the pod could not be read (HTTP ${status}); name the container (kubectl exec -c <container>)`,
-    };
-  }
-  const containers = (doc as { spec?: { containers?: unknown } } | undefined)?.spec?.containers;
+/** The container the API server picks for a request that names none: the pod's only one (else undefined: it refuses). */
+function onlyContainer(pod: unknown): string | undefined {
+  const containers = (pod as { spec?: { containers?: unknown } }).spec?.containers;
   if (!Array.isArray(containers) || containers.length !== 1) return undefined;
   const only = (containers[0] as { name?: unknown } | null)?.name;
   return typeof only === 'string' ? only : undefined;
+}
+
+/** The session's refusal when the pod could not be read: the API server's own answer where it gave one. */
+function unreadPod(
+  read: Exclude<TargetPod, { pod: unknown }>,
+  unnamed: boolean,
+): { code: number; reason: string; message: string } {
+  const what = unnamed
+    ? 'no container is named, and the pod could not be read to learn which one the API server would pick'
+    : 'the pod could not be read to learn whether the container is a Chaperone sidecar';
+  const todo = unnamed ? '; name the container (kubectl exec -c <container>)' : '; try again';
+  if (read.error !== undefined)
+    return { code: 503, reason: 'ServiceUnavailable', message: `chaperone: ${what} (${read.error})${todo}` };
+  return {
+    code: read.status,
+    reason: read.reason ?? 'Failure',
+    message: read.message ?? `chaperone: ${what} (HTTP ${read.status})${todo}`,
+  };
 }

@@ -244,3 +244,24 @@ describe('FrameDecoder', () => {
     assert.deepEqual(stream, copy);
   });
 });
+
+describe('encodeFrame with a leading byte (a channel number)', () => {
+  // Fails if the lead byte is left out of the length, or put after the payload.
+  it('decodes to the byte followed by the payload, masked or not, at every length class', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(0, 1, 124, 125, 126, 65_534, 65_535, 70_000),
+        fc.integer({ min: 0, max: 255 }),
+        fc.boolean(),
+        (n, lead, masked) => {
+          const payload = Buffer.alloc(n, 0x61);
+          const d = new FrameDecoder({ role: masked ? 'server' : 'client', maxMessageBytes: 1 << 20 });
+          const got = d.push(Buffer.concat(encodeFrame(OPCODE.binary, payload, masked, lead)));
+          assert.equal(got.length, 1);
+          assert.deepEqual(got[0], { type: 'binary', data: Buffer.concat([Buffer.of(lead), payload]) });
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});

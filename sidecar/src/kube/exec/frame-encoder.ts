@@ -9,11 +9,18 @@ import { type OPCODE, unmask } from './frame-decoder.ts';
 
 export type Opcode = (typeof OPCODE)[keyof typeof OPCODE];
 
-/** The buffers of one frame, to be written in order. */
-export function encodeFrame(opcode: Opcode, payload: Buffer, masked: boolean): Buffer[] {
-  const len = payload.length;
+/**
+ * The buffers of one frame, to be written in order. `lead` is a byte that
+ * comes before `payload` in the frame's payload (a channel number): unmasked,
+ * it goes into the header's buffer, so the payload is still not copied.
+ */
+export function encodeFrame(opcode: Opcode, payload: Buffer, masked: boolean, lead?: number): Buffer[] {
+  const extra = lead === undefined ? 0 : 1;
+  if (masked && extra === 1)
+    return encodeFrame(opcode, Buffer.concat([Buffer.of(lead as number), payload]), true);
+  const len = payload.length + extra;
   const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
-  const header = Buffer.allocUnsafe(2 + ext + (masked ? 4 : 0));
+  const header = Buffer.allocUnsafe(2 + ext + (masked ? 4 : 0) + extra);
   header[0] = 0x80 | opcode;
   const maskBit = masked ? 0x80 : 0;
   if (ext === 0) header[1] = maskBit | len;
@@ -25,7 +32,10 @@ export function encodeFrame(opcode: Opcode, payload: Buffer, masked: boolean): B
     header.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
     header.writeUInt32BE(len >>> 0, 6);
   }
-  if (!masked) return len === 0 ? [header] : [header, payload];
+  if (!masked) {
+    if (extra === 1) header[2 + ext] = lead as number;
+    return payload.length === 0 ? [header] : [header, payload];
+  }
   const key = header.subarray(2 + ext);
   randomFillSync(key);
   // Masking is its own inverse.

@@ -16,6 +16,9 @@ spec:
     - name: no-rm
       match: { protocols: [exec], exec: { argv0: [rm] } }
       action: deny
+    - name: no-doas
+      match: { protocols: [exec], exec: { argv0: [doas] } }
+      action: deny
 `),
 );
 
@@ -125,4 +128,51 @@ describe('LineGuard: bash syntax a deny-list must see through', () => {
       assert.deepEqual(session('piped', [`${line}\n`]).rules, ['no-rm']);
     });
   }
+});
+
+describe('LineGuard: commands run through wrappers are judged as their own argv', () => {
+  // Fails if shell-line.ts stops reading the command inside find -exec, su -c, sh -c, watch …
+  // (the line's own argv0 is find, su, sh, watch: the rm rule would not apply).
+  for (const line of [
+    'find . -name "*.log" -exec rm {} \\;',
+    'find . -execdir rm -f {} +',
+    'find / -ok rm {} ;',
+    'ls | xargs rm',
+    'ls | xargs -0 -n 1 sudo rm',
+    "su -c 'rm -r /x'",
+    "su - root -c 'rm -r /x'",
+    'su --command="ls; rm /x" app',
+    "runuser -u app -- sh -c 'rm /x'",
+    'sudo rm /x',
+    "sudo -u app bash -lc 'cd /tmp && rm -r x'",
+    'env FOO=1 rm /x',
+    'nice -n 10 rm /x',
+    'timeout 5 rm /x',
+    'watch rm /x',
+    'watch -n 1 "ls; rm /x"',
+    'watch -x rm /x',
+    'nohup rm /x &',
+    'bash -c "rm /x"',
+    "sh -e -c 'echo ok; rm /x' name",
+    'sh -c "sh -c \\"rm /x\\""',
+    "flock /tmp/l -c 'rm /x'",
+    'flock -w 3 /tmp/l rm /x',
+  ]) {
+    it(`refuses ${JSON.stringify(line)}`, () => {
+      const r = session('piped', [`${line}\n`]);
+      assert.equal(r.pod, '');
+      assert.deepEqual(r.rules, ['no-rm']);
+    });
+  }
+
+  it('a rule on the wrapper applies too', () => {
+    // Fails if the wrapper's own argv is not judged (`doas ls` would be judged as `ls` only).
+    assert.deepEqual(session('piped', ['doas ls /root\n']).rules, ['no-doas']);
+    assert.deepEqual(session('piped', ['nice doas -u app ls\n']).rules, ['no-doas']);
+  });
+
+  it('commands that only mention rm pass', () => {
+    const r = session('piped', ['find . -name rm -print\n', "sh -c 'echo rm'\n", 'watch ls rm\n']);
+    assert.deepEqual(r.rules, ['allowed', 'allowed', 'allowed']);
+  });
 });

@@ -8,7 +8,7 @@
  * actions of the session with another argv: one per simple command the line
  * runs, and one for the whole line (its words from the first program on), so
  * `argv0` rules see every program and `commands` regexes see each command and
- * the line. The most restrictive decision wins; a review is refused (no
+ * the line; each wrapper's own argv is judged too (exec-decision.ts). The most restrictive decision wins; a review is refused (no
  * approval service). Before the policy, two built-in rules:
  * - `chaperone-unreadable-input`: the line cannot be known from the keys
  *   (history, completion, …) — StdinFilter refuses those itself — or it
@@ -24,14 +24,9 @@
  * Every judged line is one audit event (`record`); a line whose event cannot
  * be written is refused, unless the sidecar fails open.
  */
-import {
-  type Action,
-  type CompiledPolicy,
-  type Decision,
-  evaluate,
-  type SelfProtection,
-} from '@chaperone/shared';
+import type { Action, CompiledPolicy, Decision, SelfProtection } from '@chaperone/shared';
 import { type InputLine, StdinFilter, type StdinMode, type StdinResult } from '../../exec-text/index.ts';
+import { decideArgvs, moreRestrictive } from './exec-decision.ts';
 import type { InputFilter, InputResult, InputSummary } from './session-hooks.ts';
 import { lineEditorChange, readShellLine } from './shell-line.ts';
 
@@ -65,12 +60,10 @@ interface Verdict {
   readonly decision: Decision;
 }
 
-const SEVERITY = { allow: 0, mask: 1, review: 2, deny: 3 } as const;
-
 /** What the agent is told about a refused line. */
 export function refusalText(d: Decision): string {
   return d.action === 'review'
-    ? `chaperone: rule "${d.rule}" requires a human's approval (${d.message}), and no approval service is configured for this sidecar; the line is refused`
+    ? `chaperone: rule "${d.rule}" requires a human's approval (${d.message}), and a line typed into a session is not held for approval; the line is refused (run the command as its own kubectl exec to have it reviewed)`
     : `chaperone: denied by rule "${d.rule}": ${d.message}`;
 }
 
@@ -163,13 +156,16 @@ export class LineGuard implements InputFilter {
           message: `lines that change how keys are read (key bindings, the editing mode, stty, inputrc) are refused; this one has ${change}. The guard rebuilds each line as the default line editor and terminal read it, and could no longer tell what a line runs`,
         };
       }
-      const argvs = read.commands.length > 0 ? [read.words, ...read.commands] : [reading.trim().split(/\s+/)];
-      for (const argv of argvs) {
-        const action: Action = { ...this.#o.action, exec: { kind: 'exec', ...exec, argv } };
-        const d = evaluate(action, policy, this.#o.protection);
-        if (worst === undefined || SEVERITY[d.action] > SEVERITY[worst.action]) worst = d;
-        if (d.action === 'deny') return d;
-      }
+      // Wrappers' own argvs too: a rule on `sudo` applies to `sudo rm x` (whose command is rm).
+      const argvs =
+        read.commands.length > 0
+          ? [read.words, ...read.commands, ...read.wrappers]
+          : [reading.trim().split(/\s+/), ...read.wrappers];
+      const action: Action = { ...this.#o.action, exec: { kind: 'exec', ...exec, argv: [] } };
+      const d = decideArgvs(action, argvs, policy, this.#o.protection);
+      if (d === undefined) continue;
+      worst = moreRestrictive(worst, d);
+      if (d.action === 'deny') return d;
     }
     return (
       worst ?? {

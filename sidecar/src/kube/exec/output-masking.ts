@@ -5,10 +5,13 @@
  * the masked output too.
  *
  * A masker holds back the bytes that may start a secret until more arrive.
- * When output pauses (a TTY echoing one typed key) that would hide what the
- * agent typed, so after `idleMs` without output the bytes that cannot be part
- * of a secret go out on their own (`StreamMasker.idle`), through the `emit`
- * the session gives `start`.
+ * A TTY echoes one typed key at a time, so the maskers are eager: a chunk's
+ * bytes that cannot be part of any secret the masker knows (a lone `e`, the
+ * `eyJ` of a JWT, `ghp_`) go out with the chunk itself, and only a byte that
+ * may be part of a secret is held (the start of a value a mask rule names,
+ * the body after `AKIA`). Held bytes go out as soon as the next bytes decide
+ * them. After `idleMs` without output, a UTF-8 character cut by the end of a
+ * chunk goes out on its own through the `emit` the session gives `start`.
  */
 import { type MaskKind, StreamMasker } from '../../exec-text/index.ts';
 import type { OutputFilter, OutputStream } from './session-hooks.ts';
@@ -16,7 +19,7 @@ import type { OutputFilter, OutputStream } from './session-hooks.ts';
 export interface OutputMaskingOptions {
   /** Exact values to mask besides the built-in detectors (the values of the Secrets a rule names). */
   readonly values?: readonly (string | Uint8Array)[];
-  /** How long output may pause before held bytes that cannot be a secret go out (default 20 ms). */
+  /** How long output may pause before a held cut character goes out (default 20 ms). */
   readonly idleMs?: number;
   /** Told of every value masked, as it is. */
   readonly onMasked?: (kind: MaskKind, count: number) => void;
@@ -74,7 +77,7 @@ export class OutputMasking implements OutputFilter {
     let s = this.#streams.get(stream);
     if (!s) {
       s = {
-        masker: new StreamMasker(this.#o.values ? { values: this.#o.values } : {}),
+        masker: new StreamMasker({ eager: true, ...(this.#o.values ? { values: this.#o.values } : {}) }),
         counts: new Map(),
         ended: false,
       };

@@ -346,6 +346,44 @@ describe('exec sessions the guard refuses or cannot open', () => {
     assert.match(twice.message, /names the container 2 times/);
   });
 
+  // Fails if only the sidecar's own container name is refused (exec-target.ts no longer reading the pod
+  // for a named container, or sidecar-containers.ts not recognising a sidecar under another name).
+  it('a sidecar under another name, a container with its image and a debug container targeting it are refused', async () => {
+    up.podSpecs.set('guarded', {
+      containers: [
+        { name: 'app', image: 'debian' },
+        { name: 'proxy', image: 'chaperone:1', env: [{ name: 'CHAPERONE_KUBE_PORT', value: '6443' }] },
+      ],
+      ephemeralContainers: [
+        { name: 'copy', image: 'chaperone:1', command: ['sh'] },
+        { name: 'dbg', image: 'busybox', targetContainerName: 'proxy' },
+      ],
+    });
+    const before = up.sessions.length;
+    for (const [container, why] of [
+      ['proxy', /its environment sets CHAPERONE_KUBE_PORT/],
+      ['copy', /runs the sidecar's image/],
+      ['dbg', /debug container targeting the sidecar container proxy/],
+    ] as const) {
+      const st = await refused(
+        `/api/v1/namespaces/a/pods/guarded/exec?command=ls&container=${container}&stdout=true`,
+      );
+      assert.equal(st.code, 403);
+      assert.match(st.message, /denied by rule "chaperone-no-exec-into-sidecar"/);
+      assert.match(st.message, why);
+    }
+    const attach = await refused('/api/v1/namespaces/a/pods/guarded/attach?container=dbg&stdout=true');
+    assert.match(attach.message, /chaperone-no-exec-into-sidecar/);
+    assert.equal(up.sessions.length, before, 'none reached the API server');
+    const s = await agent(
+      sc.base,
+      '/api/v1/namespaces/a/pods/guarded/exec?command=echo&command=ok&container=app&stdout=true',
+      V5,
+    );
+    await s.closed;
+    assert.equal(s.output(1), 'ok\n');
+  });
+
   it('a policy rule on the container applies to the container the API server would pick', async () => {
     up.pods.set('db-only', ['db']);
     const st = await refused('/api/v1/namespaces/a/pods/db-only/exec?command=ls&stdout=true');

@@ -487,13 +487,18 @@ export class ExecSession {
   }
 
   #sendChannel(p: Peer, channel: number, data: Buffer): void {
+    if (!p.protocol.base64) {
+      // A binary message is the channel byte, then the data: the byte rides in the frame's header buffer.
+      this.#send(p, OPCODE.binary, data, channel);
+      return;
+    }
     const m = encodeChannelMessage(p.protocol, channel, data);
     this.#send(p, m.type === 'text' ? OPCODE.text : OPCODE.binary, m.data);
   }
 
-  #send(p: Peer, opcode: Opcode, payload: Buffer): void {
+  #send(p: Peer, opcode: Opcode, payload: Buffer, lead?: number): void {
     if (p.gone || p.closeSent || p.socket.destroyed) return;
-    const frame = encodeFrame(opcode, payload, p.masked);
+    const frame = encodeFrame(opcode, payload, p.masked, lead);
     const s = p.socket;
     let ok: boolean;
     if (frame.length === 1) ok = s.write(frame[0] as Buffer);

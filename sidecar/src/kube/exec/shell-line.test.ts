@@ -3,7 +3,7 @@
 // dash and bash running the same line (`set -x` shows what runs).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { expandBraces, lineEditorChange, readShellLine } from './shell-line.ts';
+import { execArgvs, expandBraces, lineEditorChange, readShellLine } from './shell-line.ts';
 
 const commands = (line: string) => readShellLine(line).commands;
 
@@ -269,4 +269,147 @@ describe('lineEditorChange', () => {
   ];
   for (const line of allowed)
     it(`lets ${JSON.stringify(line)} be`, () => assert.equal(lineEditorChange(line), undefined));
+});
+
+describe("readShellLine: commands inside other programs' arguments", () => {
+  // Checked against what each program runs (find -exec, su -c, sh -c, watch, flock: see their manuals).
+  const cases: [string, string[][]][] = [
+    [
+      'find . -exec rm {} ;',
+      [
+        ['find', '.', '-exec', 'rm', '{}'],
+        ['rm', '{}'],
+      ],
+    ],
+    [
+      'find . -exec rm {} \\; -print',
+      [
+        ['find', '.', '-exec', 'rm', '{}', ';', '-print'],
+        ['rm', '{}'],
+      ],
+    ],
+    [
+      'find . -execdir chmod 600 {} + -ok rm {} \\;',
+      [
+        ['find', '.', '-execdir', 'chmod', '600', '{}', '+', '-ok', 'rm', '{}', ';'],
+        ['chmod', '600', '{}'],
+        ['rm', '{}'],
+      ],
+    ],
+    [
+      "su -c 'rm x' app",
+      [
+        ['su', '-c', 'rm x', 'app'],
+        ['rm', 'x'],
+      ],
+    ],
+    [
+      'su -lc "rm x"',
+      [
+        ['su', '-lc', 'rm x'],
+        ['rm', 'x'],
+      ],
+    ],
+    ['su --command=ls', [['su', '--command=ls'], ['ls']]],
+    ['su -s /bin/sh app', [['su', '-s', '/bin/sh', 'app']]],
+    ["bash -c 'ls; rm x'", [['bash', '-c', 'ls; rm x'], ['ls'], ['rm', 'x']]],
+    [
+      "sh -ec 'rm x' name arg",
+      [
+        ['sh', '-ec', 'rm x', 'name', 'arg'],
+        ['rm', 'x'],
+      ],
+    ],
+    [
+      "bash -o vi -c 'rm x'",
+      [
+        ['bash', '-o', 'vi', '-c', 'rm x'],
+        ['rm', 'x'],
+      ],
+    ],
+    ['bash script.sh', [['bash', 'script.sh']]],
+    [
+      'watch ls -l',
+      [
+        ['watch', 'ls', '-l'],
+        ['ls', '-l'],
+      ],
+    ],
+    ['watch -n 2 -d "ls | wc -l"', [['watch', '-n', '2', '-d', 'ls | wc -l'], ['ls'], ['wc', '-l']]],
+    [
+      'watch -x ls "a b"',
+      [
+        ['watch', '-x', 'ls', 'a b'],
+        ['ls', 'a b'],
+      ],
+    ],
+    [
+      "flock /l -c 'rm x'",
+      [
+        ['flock', '/l', '-c', 'rm x'],
+        ['rm', 'x'],
+      ],
+    ],
+    [
+      'flock -n /l rm x',
+      [
+        ['flock', '-n', '/l', 'rm', 'x'],
+        ['rm', 'x'],
+      ],
+    ],
+    [
+      "script -q -c 'rm x' /dev/null",
+      [
+        ['script', '-q', '-c', 'rm x', '/dev/null'],
+        ['rm', 'x'],
+      ],
+    ],
+  ];
+  for (const [line, want] of cases) {
+    it(JSON.stringify(line), () => assert.deepEqual(commands(line), want));
+  }
+
+  it('scripts nested deeper than the guard reads: every word may be the program', () => {
+    let line = 'rm x';
+    for (let k = 0; k < 12; k++) line = `sh -c ${JSON.stringify(line)}`;
+    assert.ok(commands(line).some((argv) => argv[0] === 'rm'));
+  });
+});
+
+describe("readShellLine: wrappers' own argvs", () => {
+  // Fails if wrappers are dropped without a trace (a rule on `sudo` would never see `sudo rm x`).
+  const cases: [string, string[][]][] = [
+    ['sudo -u root rm x', [['sudo', '-u', 'root', 'rm', 'x']]],
+    [
+      'nohup nice -n 5 rm x',
+      [
+        ['nohup', 'nice', '-n', '5', 'rm', 'x'],
+        ['nice', '-n', '5', 'rm', 'x'],
+      ],
+    ],
+    ['ls $(sudo rm x)', [['sudo', 'rm', 'x']]],
+    ['ls', []],
+  ];
+  for (const [line, want] of cases) {
+    it(JSON.stringify(line), () => assert.deepEqual(readShellLine(line).wrappers, want));
+  }
+});
+
+describe("execArgvs: what an exec request's argv runs", () => {
+  // The argv is not a shell line: its words are taken as they are (`;` is a word of sudo's argv).
+  const cases: [string[], string[][]][] = [
+    [['ls', '-l'], []],
+    [['sudo', 'rm', 'x'], [['rm', 'x']]],
+    [['sh', '-c', 'rm -rf /data'], [['rm', '-rf', '/data']]],
+    [
+      ['timeout', '5', 'sh', '-c', 'ls; rm x'],
+      [['sh', '-c', 'ls; rm x'], ['ls'], ['rm', 'x']],
+    ],
+    [['find', '/', '-exec', 'rm', '{}', '+'], [['rm', '{}']]],
+    [['xargs', 'rm'], [['rm']]],
+    [['sudo', 'ls', ';', 'rm', 'x'], [['ls', ';', 'rm', 'x']]],
+  ];
+  for (const [argv, want] of cases) {
+    it(JSON.stringify(argv), () => assert.deepEqual(execArgvs(argv), want));
+  }
 });

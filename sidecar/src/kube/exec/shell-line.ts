@@ -17,7 +17,16 @@
  *   runs rm; `env -S 'rm x'` too), and redirections with their targets
  *   wherever they stand (`>out rm x` runs rm). After a wrapper option the
  *   guard does not know, every later word is judged as a possible program.
- *   `for`, `select` and `case` heads run nothing.
+ *   `for`, `select` and `case` heads run nothing. Each wrapper's own argv
+ *   (`sudo rm x` from `sudo` on) is kept in `wrappers`, so rules on the
+ *   wrapper still apply.
+ * - Programs that run a command given in their arguments have it read as a
+ *   command of its own (`also`): a shell's `-c` script (`sh -c`, `bash -lc`,
+ *   also through `su -c`, `runuser -c`, `flock -c`, `script -c`), `find`'s
+ *   `-exec`, `-execdir`, `-ok` and `-okdir` commands, and `watch`'s command
+ *   (run by `sh -c` unless `-x`). A script is read as a line in turn, to
+ *   INNER_DEPTH levels; deeper, each of its words is judged as a possible
+ *   program.
  * - A line that ends inside a quote, substitution, `${…}` or parenthesis is
  *   `unterminated`: the shell reads on into the next line.
  * - `#` is not taken as the start of a comment: a shell may not read it as
@@ -32,6 +41,8 @@
 export interface ShellLine {
   /** Every simple command the line runs, as argv (substitutions included). */
   readonly commands: readonly (readonly string[])[];
+  /** Each wrapper's argv, from the wrapper on (`sudo -u x rm y`, `nohup rm y`). */
+  readonly wrappers: readonly (readonly string[])[];
   /**
    * The whole line as words with quotes removed and operators as words of
    * their own, from the first command's program on (`ls -l | grep x` gives
@@ -266,13 +277,18 @@ class Scanner {
   readonly #s: string;
   /** Commands read inside substitutions, in the order met. */
   readonly nested: string[][] = [];
+  /** Wrappers' argvs read inside substitutions. */
+  readonly nestedWrappers: string[][] = [];
+  /** How deep this text is inside scripts of other lines (INNER_DEPTH). */
+  readonly #inner: number;
   /** A quote, substitution or parenthesis was still open at the end of the text. */
   unterminated = false;
   /** A `!` bash would history-expand was read. */
   history = false;
 
-  constructor(s: string) {
+  constructor(s: string, inner: number) {
     this.#s = s;
+    this.#inner = inner;
   }
 
   /**
@@ -464,7 +480,8 @@ class Scanner {
     } else return undefined;
     if (depth >= MAX_DEPTH) return undefined;
     const inner = this.list(open, closer, depth + 1);
-    for (const c of commandsOf(inner.tokens)) this.nested.push(c.argv);
+    for (const c of commandsOf(inner.tokens, this.#inner))
+      (c.wrapper ? this.nestedWrappers : this.nested).push(c.argv);
     return inner.end;
   }
 
@@ -508,6 +525,8 @@ interface Program {
    * program), and the command line in an option's argument (`env -S`).
    */
   readonly also: string[][];
+  /** Indexes of the wrappers before the program. */
+  readonly wrappers: number[];
 }
 
 /**
@@ -519,14 +538,12 @@ function skipOptions(
   i: number,
   w: Wrapper,
   also: string[][],
+  depth: number,
 ): { at: number; unknown: boolean } {
   let operands = w.operands ?? 0;
   const split = (arg: string | undefined) => {
     if (arg === undefined) return;
-    const argv = [...arg.split(/[ \t]+/).filter((x) => x !== ''), ...words.slice(i)];
-    const p = programOf(argv);
-    if (p.at >= 0) also.push(argv.slice(p.at));
-    also.push(...p.also);
+    also.push(...argvsRun([...arg.split(/[ \t]+/).filter((x) => x !== ''), ...words.slice(i)], depth));
   };
   while (i < words.length) {
     const word = words[i] as string;
@@ -562,12 +579,13 @@ function skipOptions(
 }
 
 /** Where a simple command's program is among its words: assignments, reserved words and wrappers before it are skipped. */
-function programOf(words: readonly string[]): Program {
+function programOf(words: readonly string[], depth: number): Program {
   const also: string[][] = [];
+  const wrappers: number[] = [];
   let i = 0;
   while (i < words.length) {
     const w = words[i] as string;
-    if (i === 0 && NO_COMMAND.has(w)) return { at: -1, also };
+    if (i === 0 && NO_COMMAND.has(w)) return { at: -1, also, wrappers };
     if (w === 'function') {
       // `function name { …; }`: the name is not a program; the body's commands are read as commands.
       i += 2;
@@ -577,18 +595,236 @@ function programOf(words: readonly string[]): Program {
       i++;
       continue;
     }
-    const wrapper = WRAPPERS.get(w.split('/').pop() as string);
-    if (wrapper === undefined) return { at: i, also };
-    const next = skipOptions(words, i + 1, wrapper, also);
+    const name = w.split('/').pop() as string;
+    const wrapper = WRAPPERS.get(name);
+    if (wrapper === undefined) {
+      also.push(...(INNER_COMMANDS.get(name)?.(words.slice(i + 1), depth) ?? []));
+      return { at: i, also, wrappers };
+    }
+    wrappers.push(i);
+    const next = skipOptions(words, i + 1, wrapper, also, depth);
     if (next.unknown) {
       // An option the guard does not know may take an argument: any later word may be the program.
       for (let k = i + 1; k < words.length; k++) also.push(words.slice(k));
-      return { at: -1, also };
+      return { at: -1, also, wrappers };
     }
-    if (next.at < 0 || next.at >= words.length) return { at: -1, also };
+    if (next.at < 0 || next.at >= words.length) return { at: -1, also, wrappers };
     i = next.at;
   }
-  return { at: -1, also };
+  return { at: -1, also, wrappers };
+}
+
+/** How deep scripts inside scripts (`sh -c "su -c '…'"`) are read as lines. */
+const INNER_DEPTH = 8;
+
+/** The commands of a script a program runs (`sh -c SCRIPT`): read as a line; too deep, every word may be a program. */
+function scriptCommands(script: string | undefined, depth: number): string[][] {
+  if (script === undefined) return [];
+  if (depth >= INNER_DEPTH) {
+    // Quotes and backslashes split words too: `\\"rm` is judged as rm.
+    const words = script.split(/[\s;&|()`$<>'"\\]+/).filter((x) => x !== '');
+    return words.map((_, k) => words.slice(k));
+  }
+  const read = readLine(script, depth + 1);
+  return [...read.commands.map((c) => [...c]), ...read.wrappers.map((c) => [...c])];
+}
+
+/** Every argv an argv runs: itself, from each wrapper on, its program's, and the commands in its arguments. */
+function argvsRun(argv: readonly string[], depth: number): string[][] {
+  const p = programOf(argv, depth);
+  const out = p.wrappers.map((k) => argv.slice(k));
+  if (p.at >= 0) out.push(argv.slice(p.at));
+  out.push(...p.also);
+  return out;
+}
+
+/**
+ * The argument of a short option letter or long option among `args`, in any
+ * position (getopt permutes): `-c X`, `-lcX`, `--command X`, `--command=X`.
+ * `takes` are the short letters with an argument, `long` the long names.
+ */
+function optionArguments(
+  args: readonly string[],
+  letter: string,
+  longNames: readonly string[],
+  takes: string,
+  longTakes: readonly string[],
+): string[] {
+  const found: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (a === '--') break;
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      const name = a.slice(2, eq < 0 ? undefined : eq);
+      if (!longNames.includes(name) && !longTakes.includes(name)) continue;
+      const arg = eq < 0 ? args[++i] : a.slice(eq + 1);
+      if (longNames.includes(name) && arg !== undefined) found.push(arg);
+      continue;
+    }
+    if (!a.startsWith('-') || a === '-') continue;
+    for (let k = 1; k < a.length; k++) {
+      const c = a[k] as string;
+      if (!takes.includes(c)) continue;
+      const arg = k + 1 < a.length ? a.slice(k + 1) : args[++i];
+      if (c === letter && arg !== undefined) found.push(arg);
+      break;
+    }
+  }
+  return found;
+}
+
+/** `sh -c SCRIPT`, `bash -lc SCRIPT`, `sh -e -c SCRIPT name args`: the script, when a `c` option is given. */
+function shellScript(args: readonly string[]): string | undefined {
+  let c = false;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (a === '--' || a === '-') return c ? args[i + 1] : undefined;
+    if (a.startsWith('--')) {
+      // bash's long options; these two take a file.
+      if (a === '--rcfile' || a === '--init-file') i++;
+      continue;
+    }
+    if (!/^[-+]/.test(a)) return c ? a : undefined;
+    const letters = a.slice(1);
+    if (a[0] === '-' && letters.includes('c')) c = true;
+    // -o option and -O shopt take the next word.
+    if (/[oO]/.test(letters)) i++;
+  }
+  return undefined;
+}
+
+const SHELLS = ['sh', 'bash', 'dash', 'ash', 'zsh', 'ksh', 'mksh', 'yash', 'posh', 'rbash'];
+
+/**
+ * Programs that run a command given in their arguments, not as a prefix
+ * (see the file's comment): the argvs they run, from their arguments.
+ */
+const INNER_COMMANDS = new Map<string, (args: readonly string[], depth: number) => string[][]>([
+  ...SHELLS.map(
+    (sh) =>
+      [sh, (args: readonly string[], depth: number) => scriptCommands(shellScript(args), depth)] as const,
+  ),
+  [
+    'su',
+    (args, depth) =>
+      optionArguments(args, 'c', ['command', 'session-command'], 'cgGsw', [
+        'group',
+        'supp-group',
+        'shell',
+        'whitelist-environment',
+      ]).flatMap((s) => scriptCommands(s, depth)),
+  ],
+  ['runuser', runuserCommands],
+  [
+    'script',
+    (args, depth) =>
+      optionArguments(args, 'c', ['command'], 'cEIOTBm', [
+        'echo',
+        'log-in',
+        'log-out',
+        'log-timing',
+        'log-io',
+        'logging-format',
+        'output-limit',
+      ]).flatMap((s) => scriptCommands(s, depth)),
+  ],
+  ['flock', flockCommands],
+  ['find', findCommands],
+  ['watch', watchCommands],
+]);
+
+/**
+ * Where the operands start after the leading options (`--` ends them), and
+ * the options seen (letters and long names). `takes` are the short letters,
+ * `long` the long names, that take the next word as their argument.
+ */
+function firstOperand(
+  args: readonly string[],
+  takes: string,
+  long: readonly string[],
+): { at: number; seen: Set<string> } {
+  const seen = new Set<string>();
+  let i = 0;
+  while (i < args.length) {
+    const a = args[i] as string;
+    if (a === '--') return { at: i + 1, seen };
+    if (!a.startsWith('-') || a === '-') break;
+    i++;
+    if (a.startsWith('--')) {
+      const name = a.slice(2).split('=')[0] as string;
+      seen.add(name);
+      if (!a.includes('=') && long.includes(name)) i++;
+      continue;
+    }
+    for (let k = 1; k < a.length; k++) {
+      const letter = a[k] as string;
+      seen.add(letter);
+      if (!takes.includes(letter)) continue;
+      if (k + 1 === a.length) i++;
+      break;
+    }
+  }
+  return { at: i, seen };
+}
+
+/** `runuser -c SCRIPT`, or `runuser -u USER [options] [--] COMMAND…` (run as it is). */
+function runuserCommands(args: readonly string[], depth: number): string[][] {
+  const long = ['group', 'supp-group', 'shell', 'user', 'whitelist-environment'];
+  const scripts = optionArguments(args, 'c', ['command', 'session-command'], 'cgGsuw', long);
+  if (scripts.length > 0) return scripts.flatMap((s) => scriptCommands(s, depth));
+  const { at } = firstOperand(args, 'gGsuw', long);
+  return at < args.length ? argvsRun(args.slice(at), depth) : [];
+}
+
+/** `flock [options] FILE COMMAND…` or `flock [options] FILE -c SCRIPT`. */
+function flockCommands(args: readonly string[], depth: number): string[][] {
+  const long = ['timeout', 'conflict-exit-code'];
+  const scripts = optionArguments(args, 'c', ['command'], 'cwE', long);
+  if (scripts.length > 0) return scripts.flatMap((s) => scriptCommands(s, depth));
+  const { at } = firstOperand(args, 'wE', long);
+  // The lock file, then the command (a bare fd number runs nothing).
+  return at + 1 < args.length ? argvsRun(args.slice(at + 1), depth) : [];
+}
+
+/** find's `-exec CMD … ;`, `-exec CMD … {} +`, `-execdir`, `-ok`, `-okdir`. */
+function findCommands(args: readonly string[], depth: number): string[][] {
+  const out: string[][] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (!['-exec', '-execdir', '-ok', '-okdir'].includes(args[i] as string)) continue;
+    let j = i + 1;
+    while (j < args.length && args[j] !== ';' && !(args[j] === '+' && args[j - 1] === '{}')) j++;
+    out.push(...argvsRun(args.slice(i + 1, j), depth));
+    i = j;
+  }
+  return out;
+}
+
+/** `watch [options] COMMAND…`: run by `sh -c` with the words joined, or as argv with `-x`. */
+function watchCommands(args: readonly string[], depth: number): string[][] {
+  const { at, seen } = firstOperand(args, 'nq', ['interval', 'equexit']);
+  const exec = seen.has('x') || seen.has('exec');
+  const rest = args.slice(at);
+  if (rest.length === 0) return [];
+  return exec ? argvsRun(rest, depth) : scriptCommands(rest.join(' '), depth);
+}
+
+/**
+ * Every argv an exec request's argv runs (`kubectl exec pod -- sudo sh -c
+ * 'rm x'`): the argv itself, from each wrapper on, the program's, and the
+ * commands in its arguments, read as in a line. The argv is not a shell
+ * line: its words are taken as they are.
+ */
+export function execArgvs(argv: readonly string[]): string[][] {
+  const seen = new Set<string>([JSON.stringify(argv)]);
+  const out: string[][] = [];
+  for (const a of argvsRun(argv, 0)) {
+    const key = JSON.stringify(a);
+    if (a.length === 0 || seen.has(key)) continue;
+    seen.add(key);
+    out.push(a);
+  }
+  return out;
 }
 
 /** Most words one word's brace expansion is read into; the rest are not judged. */
@@ -650,25 +886,29 @@ interface Command {
   readonly argv: string[];
   /** Index of the program among the tokens. */
   readonly at: number;
+  /** The argv from a wrapper on. */
+  readonly wrapper?: boolean;
 }
 
 /** Splits tokens into simple commands; redirections and their targets are left out. */
-function commandsOf(tokens: readonly Token[]): Command[] {
+function commandsOf(tokens: readonly Token[], depth: number): Command[] {
   const out: Command[] = [];
   let words: string[] = [];
   let at: number[] = [];
   let target = false;
   const end = () => {
-    const p = programOf(words);
+    const p = programOf(words, depth);
     if (p.at >= 0) out.push({ argv: words.slice(p.at), at: at[p.at] as number });
     for (const argv of p.also) out.push({ argv, at: -1 });
+    for (const k of p.wrappers) out.push({ argv: words.slice(k), at: -1, wrapper: true });
     if (words.some((w) => w.includes('{'))) {
       // Brace expansion makes words of its own, the program among them: `{rm,-rf,/x}` runs rm.
       const expanded = words.flatMap(expandBraces);
       if (expanded.length !== words.length || expanded.some((w, k) => w !== words[k])) {
-        const q = programOf(expanded);
+        const q = programOf(expanded, depth);
         if (q.at >= 0) out.push({ argv: expanded.slice(q.at), at: -1 });
         for (const argv of q.also) out.push({ argv, at: -1 });
+        for (const k of q.wrappers) out.push({ argv: expanded.slice(k), at: -1, wrapper: true });
       }
     }
     words = [];
@@ -689,12 +929,18 @@ function commandsOf(tokens: readonly Token[]): Command[] {
 }
 
 export function readShellLine(line: string): ShellLine {
-  const scanner = new Scanner(line);
+  return readLine(line, 0);
+}
+
+/** readShellLine of a line `depth` scripts deep (`sh -c` inside `sh -c` …). */
+function readLine(line: string, depth: number): ShellLine {
+  const scanner = new Scanner(line, depth);
   const { tokens } = scanner.list(0, '', 0);
-  const top = commandsOf(tokens);
+  const top = commandsOf(tokens, depth);
   const first = top.find((c) => c.at >= 0);
   return {
-    commands: [...top.map((c) => c.argv), ...scanner.nested],
+    commands: [...top.filter((c) => !c.wrapper).map((c) => c.argv), ...scanner.nested],
+    wrappers: [...top.filter((c) => c.wrapper).map((c) => c.argv), ...scanner.nestedWrappers],
     // Only possible programs (an unknown wrapper option): the line's words from its start.
     words: (first === undefined ? (top.length > 0 ? tokens : []) : tokens.slice(first.at)).map((t) => t.text),
     unterminated: scanner.unterminated,

@@ -12,7 +12,10 @@
  *
  * Like a kubelet it first sends an empty stdout message, then runs a scripted
  * "command" (see `run`), writes the Status on channel 3 and closes. It also
- * serves pod reads (GET …/pods/{name}) from `pods` and Secret reads
+ * serves pod reads (GET …/pods/{name}): from `podSpecs` (whole specs), else
+ * `pods` (container names), else — the pods `missing`, `nosuch` and `gone`
+ * excepted, which are not found — an injected-looking pod with the
+ * containers `app` and `chaperone-sidecar`; and Secret reads
  * (GET …/secrets/{name}) from `secrets`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -61,10 +64,15 @@ export interface FakeExecUpstream {
   readonly requests: string[];
   /** Pods by name: their container names. */
   readonly pods: Map<string, string[]>;
+  /** Pods by name: their whole spec (before `pods`). */
+  readonly podSpecs: Map<string, object>;
   /** Secrets by name: their `data` (base64 values), or the HTTP status a read of them gets. */
   readonly secrets: Map<string, Record<string, string> | number>;
   close(): Promise<void>;
 }
+
+/** Pods the stand-in does not have. */
+const NOT_FOUND = new Set(['missing', 'nosuch', 'gone']);
 
 const frame = (channel: number, data: Buffer | string) =>
   Buffer.concat([Buffer.from([channel]), typeof data === 'string' ? Buffer.from(data) : data]);
@@ -75,6 +83,7 @@ export async function startFakeExecUpstream(version: 4 | 5): Promise<FakeExecUps
   const sessions: SeenSession[] = [];
   const requests: string[] = [];
   const pods = new Map<string, string[]>();
+  const podSpecs = new Map<string, object>();
   const secrets = new Map<string, Record<string, string> | number>();
   const speaks = version === 5 ? ['v5.channel.k8s.io', ...KUBELET_PROTOCOLS] : KUBELET_PROTOCOLS;
   const choose = (offered: Iterable<string>) => {
@@ -106,22 +115,29 @@ export async function startFakeExecUpstream(version: 4 | 5): Promise<FakeExecUps
       return;
     }
     const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/?]+)$/.exec(req.url ?? '');
-    const containers = m ? pods.get(decodeURIComponent(m[2] as string)) : undefined;
+    const name = m ? decodeURIComponent(m[2] as string) : '';
+    const spec =
+      podSpecs.get(name) ??
+      (pods.has(name)
+        ? { containers: (pods.get(name) as string[]).map((c) => ({ name: c })) }
+        : m && !NOT_FOUND.has(name)
+          ? { containers: [{ name: 'app' }, { name: 'chaperone-sidecar' }] }
+          : undefined);
     res.setHeader('content-type', 'application/json');
-    if (!m || !containers) {
+    if (spec === undefined) {
       res.statusCode = 404;
       res.end(
         JSON.stringify({
           kind: 'Status',
           status: 'Failure',
           reason: 'NotFound',
-          message: 'pods "x" not found',
+          message: `pods "${name}" not found`,
           code: 404,
         }),
       );
       return;
     }
-    res.end(JSON.stringify({ kind: 'Pod', spec: { containers: containers.map((name) => ({ name })) } }));
+    res.end(JSON.stringify({ kind: 'Pod', spec }));
   };
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -238,6 +254,7 @@ export async function startFakeExecUpstream(version: 4 | 5): Promise<FakeExecUps
     sessions,
     requests,
     pods,
+    podSpecs,
     secrets,
     close: async () => {
       for (const c of wss.clients) c.terminate();

@@ -164,7 +164,8 @@ for (const version of [5, 4] as const) {
       if (version === 5) s.send(255, Buffer.of(0));
       else s.ws.close();
       await s.closed();
-      assert.equal(s.text(1), 'token [masked:jwt] and [masked:secret]\n');
+      // A JWT's public `eyJ` goes out at once when the frame ends inside the token (cat may join frames).
+      assert.match(s.text(1), /^token (eyJ)?\[masked:jwt\] and \[masked:secret\]\n$/);
       const end = await endEvent(sc, 'cat');
       assert.equal(end.chaperone.maskedFields, 2);
       assert.equal(end.chaperone.decision.rule, 'mask-db');

@@ -26,9 +26,10 @@ import { type StdinMode, StreamMasker } from '../../exec-text/index.ts';
 import type { SidecarMetrics } from '../../metrics.ts';
 import type { PolicyStore } from '../../policy-store.ts';
 import type { KubeRequestContext } from '../context.ts';
-import { derivedAuditID, type Upstream, upstreamCall } from '../upstream.ts';
+import type { Upstream } from '../upstream.ts';
 import { type JudgedLine, LineGuard, refusalText } from './line-guard.ts';
 import { OutputMasking } from './output-masking.ts';
+import { readSecretValues } from './secret-values.ts';
 import { type SessionHooks, SessionRefusedError } from './session-hooks.ts';
 import { readsCommandsFromStdin } from './stdin-reader.ts';
 
@@ -52,9 +53,6 @@ export interface ExecTextDeps {
   /** How TTY input is guarded: `tty` (default; keys echo as typed) or `tty-hold` (exec-text/stdin-filter.ts). */
   readonly ttyMode?: Extract<StdinMode, 'tty' | 'tty-hold'>;
 }
-
-/** Largest Secret read. */
-const MAX_SECRET_BYTES = 4 << 20;
 
 export function execTextHooks(d: ExecTextDeps): (ctx: KubeRequestContext) => Promise<SessionHooks> {
   return async (ctx) => {
@@ -132,50 +130,17 @@ export function maskText(values: readonly Buffer[], text: string): { text: strin
   return { text: out, masked };
 }
 
-/**
- * The values of the Secrets the session's mask rule names, read in the
- * pod's namespace with the sidecar's credentials. Every value of a Secret's
- * `data` is one value to mask.
- */
+/** The values of the Secrets the session's mask rule names (secret-values.ts), or the session is refused. */
 async function secretValues(d: ExecTextDeps, ctx: KubeRequestContext): Promise<Buffer[]> {
   const names = ctx.decision?.maskSecrets ?? [];
   const namespace = ctx.info?.namespace;
   if (names.length === 0 || namespace === undefined) return [];
-  const values: Buffer[] = [];
   const rule = ctx.decision?.rule ?? '';
-  for (const [i, name] of names.entries()) {
-    const refuse = (why: string) =>
-      new SessionRefusedError(
-        503,
-        'ServiceUnavailable',
-        `chaperone: rule "${rule}" masks the values of Secret ${namespace}/${name} in this session's output, and the Secret could not be read (${why}); the session is refused rather than opened unmasked. Check that the sidecar's service account may get Secrets in namespace ${namespace}`,
-      );
-    let status: number;
-    let body: Buffer;
-    try {
-      ({ status, body } = await upstreamCall(d.upstream, {
-        method: 'GET',
-        target: `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`,
-        auditID: derivedAuditID(ctx.auditID, 2 + i),
-        timeoutMs: d.timeoutMs,
-        maxBytes: MAX_SECRET_BYTES,
-      }));
-    } catch (err) {
-      throw refuse((err as Error).message);
-    }
-    if (status === 404) {
-      d.log.warn({ secret: `${namespace}/${name}`, rule }, 'a mask rule names a Secret that does not exist');
-      continue;
-    }
-    if (status !== 200) throw refuse(`HTTP ${status}`);
-    let data: unknown;
-    try {
-      data = (JSON.parse(body.toString('utf8')) as { data?: unknown }).data;
-    } catch {
-      throw refuse('the answer is not JSON');
-    }
-    if (typeof data !== 'object' || data === null) continue;
-    for (const v of Object.values(data)) if (typeof v === 'string') values.push(Buffer.from(v, 'base64'));
-  }
-  return values;
+  const read = await readSecretValues(d, ctx, namespace, names, rule);
+  if (Array.isArray(read)) return read;
+  throw new SessionRefusedError(
+    503,
+    'ServiceUnavailable',
+    `chaperone: rule "${rule}" masks the values of Secret ${read.secret} in this session's output, and the Secret could not be read (${read.why}); the session is refused rather than opened unmasked. Check that the sidecar's service account may get Secrets in namespace ${namespace}`,
+  );
 }

@@ -171,6 +171,13 @@ describe('port-forward sessions through the pipeline', () => {
             ],
             ports: [{ containerPort: 9091 }],
           });
+        if (pod === 'config-port')
+          containers.push({
+            name: 'proxy',
+            env: [
+              { name: 'CHAPERONE_KUBE_PORT', valueFrom: { configMapKeyRef: { name: 'ports', key: 'kube' } } },
+            ],
+          });
         res.setHeader('content-type', 'application/json');
         res.end(
           JSON.stringify({ kind: 'Pod', metadata: { name: pod, namespace: 'a' }, spec: { containers } }),
@@ -342,6 +349,13 @@ describe('port-forward sessions through the pipeline', () => {
       assert.match(
         text,
         /^HTTP\/1\.1 404 [\s\S]*could not be read to learn which of its ports lead to a Chaperone sidecar/,
+      );
+      // Fails if a port given by valueFrom is skipped (the sidecar's listener would be reachable): the
+      // ports cannot be known from the pod, so none of the pod's is forwarded.
+      const unknown = await new Agent(Number(new URL(sc.base).port)).request(SPDY_UPGRADE('config-port'));
+      assert.match(
+        unknown,
+        /^HTTP\/1\.1 403 [\s\S]*chaperone-no-port-forward-to-sidecar[\s\S]*sets CHAPERONE_KUBE_PORT from valueFrom/,
       );
     } finally {
       agentOut.close();
