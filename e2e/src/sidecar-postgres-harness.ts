@@ -23,6 +23,26 @@ export interface GuardedDatabase {
   stop(): Promise<void>;
 }
 
+/** A policy that allows everything but DROP (rule `no-drop`), plus `moreRules` (YAML list items, indented 4). */
+export function noDropPolicy(name: string, moreRules = ''): string {
+  return `apiVersion: chaperone.dev/v1alpha1
+kind: GuardrailPolicy
+metadata: { name: ${name} }
+spec:
+  defaultAction: allow
+  rules:
+    - name: no-drop
+      match: { protocols: [postgres], sql: { statements: [drop] } }
+      action: deny
+      message: Tables are not dropped by agents.
+${moreRules}`;
+}
+
+/** Whether `table` exists, asked on a connection straight to the server. */
+export async function tableExists(db: GuardedDatabase, table: string): Promise<boolean> {
+  return db.direct(async (c) => (await c.query('SELECT to_regclass($1) AS t', [table])).rows[0].t !== null);
+}
+
 export async function startGuardedDatabase(o: {
   /** Names the namespace and database (`pg-mask` → namespace `pg-mask-…`, database `pg_mask_…`). */
   readonly name: string;

@@ -41,6 +41,8 @@ export interface StatementRecord {
   readonly outcome: StatementOutcome;
   /** Values masked in what the statement returned. */
   readonly masked?: number;
+  /** The event's id when it was named before (a statement held for review: its approval request names it). */
+  readonly auditID?: string;
 }
 
 /**
@@ -88,7 +90,7 @@ function responseStatus(r: StatementRecord): NonNullable<UnchainedEvent['respons
 export function statementEvent(r: StatementRecord, now = new Date()): UnchainedEvent {
   const d = r.decision;
   const s = r.statement;
-  const forbidden = d.action !== 'allow';
+  const forbidden = d.action !== 'allow' && d.approval?.state !== 'approved';
   const statement: NonNullable<UnchainedEvent['chaperone']['sql']>['statements'][number] = {
     kind: s.kind,
     tables: [...s.tables],
@@ -112,9 +114,16 @@ export function statementEvent(r: StatementRecord, now = new Date()): UnchainedE
       'chaperone.dev/rule': d.rule,
     },
     apiVersion: 'audit.k8s.io/v1',
-    auditID: randomUUID(),
+    auditID: r.auditID ?? randomUUID(),
     chaperone: {
-      decision: { action: d.action, message: d.message, reason: d.reason, rule: d.rule },
+      decision: {
+        action: d.action,
+        // A review: how the hold ended (review/review-outcome.ts).
+        ...(d.approval ? { approval: d.approval } : {}),
+        message: d.message,
+        reason: d.reason,
+        rule: d.rule,
+      },
       latencyMs: Math.round(r.overheadMs * 1000) / 1000,
       maskedFields: r.masked ?? 0,
       protocol: 'postgres',

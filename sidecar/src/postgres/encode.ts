@@ -153,6 +153,11 @@ export function copyDone(): Buffer {
   return body().typed('c');
 }
 
+/** Ends a COPY FROM STDIN with an error carrying `message`. */
+export function copyFail(message: string): Buffer {
+  return body().cstring(message).typed('f');
+}
+
 // ---------------------------------------------------------------------------
 // Backend messages (the sidecar as the agent's server)
 

@@ -14,9 +14,10 @@ import type { Identity } from '../identity.ts';
 import { listen } from '../listen.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 import type { PolicyStore } from '../policy-store.ts';
+import type { ReviewClient } from '../review/review-client.ts';
 import { Catalog } from './catalog.ts';
 import { CredentialStore } from './credentials.ts';
-import { CancelRegistry, PostgresSession } from './session.ts';
+import { CancelRegistry, MAX_PARSED_SQL_BYTES, PostgresSession, STARTUP_TIMEOUT_MS } from './session.ts';
 import { SqlClassifier } from './sql-classifier.ts';
 import { cancelUpstream } from './upstream.ts';
 
@@ -74,8 +75,16 @@ export interface PostgresGuardOptions {
   /** `offer`: answer SSLRequest with TLS; `direct`: only clients that open with TLS get it. */
   readonly tlsMode: 'direct' | 'offer';
   readonly maxMessageBytes: number;
+  /** Query strings longer than this are refused unread (session.ts MAX_PARSED_SQL_BYTES). */
+  readonly maxParsedSqlBytes?: number;
   readonly connectTimeoutMs: number;
+  /** How long a client may take to finish its start-up (session.ts STARTUP_TIMEOUT_MS). */
+  readonly startupTimeoutMs?: number;
+  /** Agent connections served at once per declared database (MAX_CONNECTIONS_PER_DATABASE). */
+  readonly maxConnections?: number;
   readonly credentialsPollMs: number;
+  /** Holds statements a review rule matches until a human decides (absent: they are denied). */
+  readonly reviews?: ReviewClient;
 }
 
 export interface PostgresGuard {
@@ -114,6 +123,7 @@ export function auditRefusal(
 }
 
 export async function startPostgresGuard(o: PostgresGuardOptions): Promise<PostgresGuard> {
+  const cap = o.maxConnections ?? MAX_CONNECTIONS_PER_DATABASE;
   const classifier = await SqlClassifier.create();
   const cancels = new CancelRegistry();
   const context = o.tls
@@ -145,9 +155,24 @@ export async function startPostgresGuard(o: PostgresGuardOptions): Promise<Postg
         log,
       });
       catalogs.push(catalog);
+      let open = 0;
       const onConnection = (socket: Socket) => {
+        // Past the cap a client is told so in its own protocol (at its startup message, as the
+        // server says it); past twice the cap, a flood, connections are closed unread.
+        if (open >= 2 * cap) {
+          socket.destroy();
+          return;
+        }
+        const refuse =
+          open >= cap
+            ? `too many connections to database "${db.name}": the sidecar serves at most ${cap} at once (--max-database-connections); close idle connections or use a pool`
+            : undefined;
+        open++;
         sockets.add(socket);
-        socket.once('close', () => sockets.delete(socket));
+        socket.once('close', () => {
+          open--;
+          sockets.delete(socket);
+        });
         new PostgresSession(socket, {
           database: db.name,
           credentials,
@@ -164,16 +189,19 @@ export async function startPostgresGuard(o: PostgresGuardOptions): Promise<Postg
           cancel: (t) => cancelUpstream(t.credentials, t.processId, t.secretKey, o.connectTimeoutMs),
           ...(context ? { tls: { context, offer: o.tlsMode === 'offer' } } : {}),
           maxMessageBytes: o.maxMessageBytes,
+          maxParsedSqlBytes: o.maxParsedSqlBytes ?? MAX_PARSED_SQL_BYTES,
           connectTimeoutMs: o.connectTimeoutMs,
+          startupTimeoutMs: o.startupTimeoutMs ?? STARTUP_TIMEOUT_MS,
+          ...(refuse ? { refuse } : {}),
           catalog,
+          ...(o.reviews ? { reviews: o.reviews } : {}),
         });
       };
       let port = db.port;
       for (const host of o.hosts) {
+        // Bounded (onConnection): each connection holds an upstream connection and buffers; the
+        // server's own max_connections is usually far lower, so this only stops a flood from exhausting memory.
         const server = createServer(onConnection);
-        // Bounded: each connection holds an upstream connection and buffers; the server's own
-        // max_connections is usually far lower, so this only stops a flood from exhausting memory.
-        server.maxConnections = MAX_CONNECTIONS_PER_DATABASE;
         try {
           port = await listen(server, host, port);
         } catch (err) {

@@ -137,4 +137,24 @@ describe('ResponseTracker', () => {
     t.abandon('the connection ended');
     assert.deepEqual(done, [['slow', { notRun: 'the connection ended' }]]);
   });
+
+  // session.ts waits on these: a ReadyForQuery still to come (client_encoding is reported before
+  // it), and a server discarding until Sync (a request sent then gets no answer).
+  it('tells whether a ReadyForQuery is still to come, and whether the server is discarding', () => {
+    const { t } = tracker();
+    t.expect({ t: 'bind' });
+    t.expect({ t: 'execute', run: run('select') });
+    assert.equal(t.awaitsReady, false, 'no Sync yet: nothing will report');
+    t.expect({ t: 'sync' });
+    assert.equal(t.awaitsReady, true);
+    for (const m of decode(enc.emptyMessage('2'), error('22012'))) t.backend(m);
+    assert.equal(t.discarding, false, 'the Sync is already sent: what follows is answered');
+    for (const m of decode(enc.readyForQuery('I'))) t.backend(m);
+    assert.equal(t.awaitsReady, false);
+    t.expect({ t: 'execute', run: run('again') });
+    for (const m of decode(error('22012'))) t.backend(m);
+    assert.equal(t.discarding, true, 'after an error with no Sync sent, the server discards');
+    t.expect({ t: 'sync' });
+    assert.equal(t.discarding, false);
+  });
 });

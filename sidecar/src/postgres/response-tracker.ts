@@ -62,6 +62,16 @@ export class ResponseTracker<T> {
     return this.#queue.length;
   }
 
+  /** A ReadyForQuery is still to come (a Query, a refused one, or a Sync waits for its answer). */
+  get awaitsReady(): boolean {
+    return this.#queue.some((e) => e.t === 'query' || e.t === 'refused' || e.t === 'sync');
+  }
+
+  /** After an error in the extended protocol, until Sync: what is sent now the server discards unanswered. */
+  get discarding(): boolean {
+    return this.#skipping;
+  }
+
   expect(entry: Entry<T>): void {
     if (this.#skipping && entry.t !== 'sync') {
       // The server will discard it unanswered (a simple Query too), as it does everything up to Sync after an error.

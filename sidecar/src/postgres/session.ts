@@ -6,7 +6,8 @@
  * Start-up: the agent is its own server's client. SSLRequest is answered `N`
  * (or `S` and TLS with the pod's local CA, when configured), GSSENCRequest
  * `N`, a direct TLS ClientHello (libpq 17) gets TLS when the sidecar has its
- * local identity; a CancelRequest is mapped to the upstream backend. The
+ * local identity (and it negotiates ALPN "postgresql", as PostgreSQL 17
+ * requires); a CancelRequest is mapped to the upstream backend. The
  * agent needs no password (AuthenticationOk): it never has the real one, and
  * whatever it might send is never forwarded. The sidecar connects upstream
  * with the Secret's credentials, forcing client_encoding UTF8 and
@@ -60,6 +61,8 @@ import {
 import type { Spool } from '../audit/spool.ts';
 import type { Identity } from '../identity.ts';
 import type { SidecarMetrics } from '../metrics.ts';
+import type { ReviewClient } from '../review/review-client.ts';
+import { reviewStatement } from '../review/sql-hold.ts';
 import { rowsOf, statementEvent } from './audit-event.ts';
 import type { BackendDecoder, BackendMessage, FieldDescription } from './backend-decoder.ts';
 import type { CatalogReader } from './catalog.ts';
@@ -140,9 +143,17 @@ export interface SessionOptions {
   /** The pod's local TLS identity; `offer`: answer SSLRequest with S (otherwise only direct TLS gets it). */
   readonly tls?: { readonly context: SecureContext; readonly offer: boolean };
   readonly maxMessageBytes: number;
+  /** Query strings (Query, Parse) longer than this are refused unread: the parser runs on the event loop. */
+  readonly maxParsedSqlBytes: number;
   readonly connectTimeoutMs: number;
+  /** A client that has not finished its start-up by then is dropped. */
+  readonly startupTimeoutMs: number;
+  /** Why this connection is refused at its startup message (too many connections), if it is. */
+  readonly refuse?: string;
   /** The database's catalog, read on the sidecar's own connection (for masking). */
   readonly catalog: CatalogReader & { invalidate(): void };
+  /** Holds statements a review rule matches until a human decides (absent: they are denied). */
+  readonly reviews?: ReviewClient;
 }
 
 /** What the sidecar decided about a statement, carried until the server ends it. */
@@ -157,12 +168,22 @@ interface Judged {
   readonly copy?: CopyPlan;
   /** It reads a masked table: its errors and notices lose what could hold a value (result-masker.ts withoutValues). */
   readonly readsMasked?: boolean;
+  /** Its event's id, named before it was recorded (a statement held for review). */
+  readonly auditID?: string;
 }
 
 /** Kinds after which the catalog's cached answers may be out of date. */
 const CHANGES_DEFINITIONS = ['ddl', 'do', 'dynamic-sql', 'call'];
 /** A client that has not finished its start-up by then is dropped (the server's authentication_timeout is 1 min). */
 export const STARTUP_TIMEOUT_MS = 60_000;
+/**
+ * The longest query string read by default. The parser is synchronous and
+ * takes about 2 to 5 ms per KiB on the worst shapes (long VALUES lists, IN
+ * lists, thousands of statements in one string): 256 KiB keeps any one
+ * statement's stall of the sidecar's event loop, which every connection of
+ * the pod shares, under about a second.
+ */
+export const MAX_PARSED_SQL_BYTES = 256 * 1024;
 
 const SEVERITY = { allow: 0, mask: 1, review: 2, deny: 3 } as const;
 
@@ -170,6 +191,10 @@ export class PostgresSession {
   readonly #o: SessionOptions;
   readonly #log: Logger;
   readonly #sessionId = randomUUID();
+  /** Aborted when the session ends: a statement held for review is withdrawn. */
+  readonly #gone = new AbortController();
+  /** Prepared statements whose approval a Bind has used. */
+  readonly #approvalsUsed = new WeakSet<Judged>();
   /** Names the statements the sidecar substitutes for denied ones; unguessable to the agent. */
   readonly #nonce = randomBytes(8).toString('hex');
   readonly #remote: string;
@@ -208,6 +233,27 @@ export class PostgresSession {
   /** A statement changed definitions: the catalog's answers are dropped again when its transaction ends. */
   #definitionsChanged = false;
   #masks: { policy: CompiledPolicy; masks: readonly SqlMask[] } | undefined;
+  /**
+   * Where the server is with COPY FROM STDIN (copy-in): `starting` after a
+   * statement that may start it was sent (the agent's later messages wait
+   * for the server's answer), `in` once it said CopyInResponse, `ending`
+   * after the sidecar failed the copy because the agent sent a message
+   * other than COPY data (the agent's messages wait for the server's answer).
+   */
+  #copy: 'none' | 'starting' | 'in' | 'ending' = 'none';
+  /** The Query that started the copy holds another COPY FROM STDIN after it. */
+  #copyAgain = false;
+  /**
+   * Something ran (a Query, Bind or Execute) whose change of settings the
+   * server has not reported yet: it reports client_encoding (ParameterStatus)
+   * only before its next ReadyForQuery, and reads every query string that
+   * arrives before then in the new encoding.
+   */
+  #unreported = false;
+  /** A Bind or Execute was sent with no Sync (or Query) after it: no ReadyForQuery will come unasked. */
+  #unsyncedRun = false;
+  /** A query string with non-ASCII text waits for the server's ReadyForQuery (#encodingGate). */
+  #encodingWait = false;
 
   constructor(socket: Socket, o: SessionOptions) {
     this.#o = o;
@@ -225,8 +271,11 @@ export class PostgresSession {
     this.#listenAgent();
     const startup = setTimeout(() => {
       if (this.#phase === 'startup')
-        this.#fatal('08P01', `the start-up did not finish within ${STARTUP_TIMEOUT_MS / 1000} s`);
-    }, STARTUP_TIMEOUT_MS);
+        this.#fatal(
+          '08P01',
+          `the start-up did not finish within ${o.startupTimeoutMs / 1000} s (--database-startup-timeout); connect again and send the startup message at once`,
+        );
+    }, o.startupTimeoutMs);
     startup.unref();
     socket.once('close', () => clearTimeout(startup));
   }
@@ -302,6 +351,7 @@ export class PostgresSession {
   #close(why: string): void {
     if (this.#phase === 'closed') return;
     this.#phase = 'closed';
+    this.#gone.abort();
     this.#tracker.abandon(`the connection ended (${why})`);
     if (this.#cancelKey) this.#o.cancels.delete(this.#cancelKey);
     const up = this.#upstream?.socket;
@@ -424,9 +474,23 @@ export class PostgresSession {
     this.#agent = secure;
     this.#fe = new FrontendDecoder({ maxMessageBytes: this.#o.maxMessageBytes });
     this.#listenAgent();
+    // Direct TLS must name the protocol (ALPN "postgresql"), as PostgreSQL 17 requires: a client of
+    // another protocol (a browser tricked into connecting here) must not be read as a PostgreSQL one.
+    if (direct)
+      secure.once('secure', () => {
+        if (secure.alpnProtocol !== 'postgresql')
+          this.#fatal(
+            '08P01',
+            'a direct TLS connection must negotiate ALPN "postgresql" (libpq 17 sslnegotiation=direct does); connect with sslnegotiation=postgres otherwise',
+          );
+      });
   }
 
   #startSession(m: Extract<FrontendMessage, { type: 'StartupMessage' }>): void {
+    if (this.#o.refuse !== undefined) {
+      this.#fatal('53300', this.#o.refuse);
+      return;
+    }
     const p = m.parameters;
     const replication = p.get('replication');
     if (replication !== undefined && !['false', 'off', 'no', '0'].includes(replication.toLowerCase())) {
@@ -520,13 +584,16 @@ export class PostgresSession {
       this.#held.push(m);
       return;
     }
+    if (this.#copy === 'in' && this.#duringCopy(m)) return;
     if (this.#discarding && m.type !== 'Sync' && m.type !== 'Terminate') return;
     switch (m.type) {
       case 'Query':
-        this.#query(m.query, m.raw);
+        if (m.raw.length > this.#o.maxParsedSqlBytes) this.#tooLong('Query', m.raw.length);
+        else if (!this.#encodingGate(m, m.query)) this.#query(m.query, m.raw);
         return;
       case 'Parse':
-        this.#parse(m);
+        if (m.raw.length > this.#o.maxParsedSqlBytes) this.#tooLong('Parse', m.raw.length);
+        else if (!this.#encodingGate(m, m.query)) this.#parse(m);
         return;
       case 'Bind':
         this.#bind(m);
@@ -561,6 +628,11 @@ export class PostgresSession {
         if (this.#currentMasks().length > 0)
           this.#forward(enc.describe('P', m.portal), { t: 'own-describe', run });
         this.#forward(m.raw, { t: 'execute', run });
+        if (judged && copiesIn(judged)) {
+          // Whatever the server answers (CopyInResponse, an error, COPY from a file done) is sent now.
+          this.#toUpstream.push(enc.flush());
+          this.#awaitCopy();
+        }
         return;
       }
       case 'Close':
@@ -593,7 +665,43 @@ export class PostgresSession {
 
   #forward(raw: Buffer, expect: Parameters<ResponseTracker<Judged>['expect']>[0]): void {
     this.#toUpstream.push(raw);
+    // After an error the server discards everything until Sync, unanswered and unrun.
+    const discarded = this.#tracker.discarding && expect.t !== 'sync';
     this.#tracker.expect(expect);
+    if (discarded) return;
+    // What can run code (a function may change client_encoding), and what makes the server report it.
+    if (expect.t === 'query' || expect.t === 'bind' || expect.t === 'execute') this.#unreported = true;
+    if (expect.t === 'bind' || expect.t === 'execute') this.#unsyncedRun = true;
+    else if (expect.t === 'sync' || expect.t === 'query' || expect.t === 'refused') this.#unsyncedRun = false;
+  }
+
+  /**
+   * The server reads a query string's bytes in its client_encoding when the
+   * message arrives. The guard reads them as UTF-8, which is what the server
+   * was told; but a statement that ran before (a function calling
+   * set_config, a DO block) may have changed it, and the server says so only
+   * at its next ReadyForQuery. ASCII reads the same in every encoding the
+   * server accepts from a client; other text waits until the server has
+   * reported, or, when no ReadyForQuery will come before it (a Bind or
+   * Execute with no Sync after it), is refused. True when `m` was handled here.
+   */
+  #encodingGate(m: FrontendMessage, text: string): boolean {
+    if (!this.#unreported || Buffer.byteLength(text, 'utf8') === text.length) return false;
+    if (this.#unsyncedRun) {
+      this.#refuseProtocol(
+        m.type,
+        '(statement text not read: non-ASCII text after an unsynced Execute)',
+        '0A000',
+        'chaperone-sql-encoding-unknown',
+        'a query string with non-ASCII text follows a Bind or Execute with no Sync between them; the server reports a change of client_encoding only at Sync, so the guard cannot know how the server will read this text. Send Sync first (or use ASCII, with the text as a parameter)',
+        m.type === 'Query' ? 'query' : 'parse',
+      );
+      return true;
+    }
+    this.#encodingWait = true;
+    this.#held = [m];
+    this.#agent.pause();
+    return true;
   }
 
   /** Classifies a SQL string; EXECUTE of a prepared statement is judged by what was prepared. */
@@ -609,7 +717,8 @@ export class PostgresSession {
     return { classified, statements };
   }
 
-  #decide(statement: SqlStatement): Decision {
+  /** `hold`: a review is returned as is, to be held (#afterApproval); otherwise it is denied. */
+  #decide(statement: SqlStatement, hold = false): Decision {
     const d = evaluate(
       sqlAction(this.#o.database, [statement], this.#o.identity.user.username),
       this.#o.policy.current,
@@ -621,10 +730,11 @@ export class PostgresSession {
       case 'deny':
         return d;
       case 'review':
+        if (hold && this.#o.reviews) return d;
         return {
           ...d,
           action: 'deny',
-          message: `rule "${d.rule}" requires a human's approval (${d.message}), and no approval service is configured for this sidecar; the statement is denied`,
+          message: `rule "${d.rule}" requires a human's approval (${d.message}), and ${this.#o.reviews ? 'a statement bound again from an earlier Parse is not held for approval: send it again (Parse or Query) to have it reviewed' : 'no approval service is configured for this sidecar'}; the statement is denied`,
         };
       case 'mask':
         return d;
@@ -646,7 +756,7 @@ export class PostgresSession {
     const t0 = process.hrtime.bigint();
     const receivedAt = new Date();
     const { classified, statements } = this.#classify(text);
-    const decisions = statements.map((s) => this.#decide(s));
+    const decisions = statements.map((s) => this.#decide(s, true));
     const overheadMs = Number(process.hrtime.bigint() - t0) / 1e6 / Math.max(1, statements.length);
     return statements.map((statement, i) => ({
       classified: classified[i] as ClassifiedStatement,
@@ -665,6 +775,7 @@ export class PostgresSession {
       if (
         d.action !== 'allow' &&
         d.action !== 'mask' &&
+        d.approval?.state !== 'approved' &&
         (worst === -1 || SEVERITY[d.action] > SEVERITY[(judged[worst] as Judged).decision.action])
       ) {
         worst = i;
@@ -714,8 +825,17 @@ export class PostgresSession {
       );
       return;
     }
-    const fresh = this.#decide(prepared.statement);
-    const runs = fresh.action === 'allow' || fresh.action === 'mask';
+    let fresh = this.#decide(prepared.statement);
+    // An approval at the statement's Parse covers its first Bind, the one the Parse was sent with.
+    if (
+      prepared.decision.approval?.state === 'approved' &&
+      fresh.rule === prepared.decision.rule &&
+      !this.#approvalsUsed.has(prepared)
+    ) {
+      this.#approvalsUsed.add(prepared);
+      fresh = prepared.decision;
+    }
+    const runs = fresh.action === 'allow' || fresh.action === 'mask' || fresh.approval?.state === 'approved';
     // A statement that passed mask review keeps what the review found; a policy that now denies it wins.
     const decision = runs && prepared.decision.action === 'mask' ? prepared.decision : fresh;
     const judged: Judged[] = [{ ...prepared, decision, receivedAt: new Date() }];
@@ -730,8 +850,28 @@ export class PostgresSession {
     this.#forward(m.raw, { t: 'bind' });
   }
 
+  /** Refuses a query string too long to parse on the event loop, unread (the session goes on). */
+  #tooLong(kind: 'Query' | 'Parse', bytes: number): void {
+    const limit = this.#o.maxParsedSqlBytes;
+    this.#refuseProtocol(
+      kind,
+      `(statement text not read: ${bytes} bytes)`,
+      '54000',
+      'chaperone-sql-too-long',
+      `the query string is ${bytes} bytes and the guard reads at most ${limit} (--max-sql-parse-bytes); send large values as parameters (Bind) or with COPY, or split the statement`,
+      kind === 'Query' ? 'query' : 'parse',
+    );
+  }
+
   /** Refuses an extended-protocol message the guard cannot judge (the session goes on after Sync). */
-  #refuseProtocol(kind: string, text: string, sqlstate: string, rule: string, message: string): void {
+  #refuseProtocol(
+    kind: string,
+    text: string,
+    sqlstate: string,
+    rule: string,
+    message: string,
+    via: 'query' | 'parse' = kind === 'FunctionCall' ? 'query' : 'parse',
+  ): void {
     const decision: Decision = { action: 'deny', rule, reason: 'self_protection', message };
     const statement: SqlStatement = { kind, tables: [] };
     this.#o.metrics.sqlStatements.inc({ kind, action: 'deny', rule });
@@ -746,9 +886,9 @@ export class PostgresSession {
         },
       ],
       { decision, index: 0, sqlstate },
-      kind === 'FunctionCall' ? 'query' : 'parse',
+      via,
     );
-    if (kind !== 'FunctionCall') {
+    if (via === 'parse') {
       this.#prepared.delete('');
       this.#emptyPrepared.delete('');
     }
@@ -762,7 +902,12 @@ export class PostgresSession {
    * holds the agent's later messages until it is done.
    */
   #afterMaskReview(judged: Judged[], then: (judged: Judged[]) => void): void {
-    const runs = judged.every((j) => j.decision.action === 'allow' || j.decision.action === 'mask');
+    const runs = judged.every(
+      (j) =>
+        j.decision.action === 'allow' ||
+        j.decision.action === 'mask' ||
+        j.decision.approval?.state === 'approved',
+    );
     const todo = runs ? judged.map((j, i) => (this.#maskFacts(j) ? i : -1)).filter((i) => i !== -1) : [];
     if (todo.length === 0) {
       then(judged);
@@ -776,6 +921,46 @@ export class PostgresSession {
         if (this.#phase === 'closed') return;
         const extraMs = Number(process.hrtime.bigint() - t0) / 1e6 / out.length;
         then(out.map((j) => ({ ...j, overheadMs: j.overheadMs + extraMs })));
+      })(),
+    );
+  }
+
+  /**
+   * Runs `then` once every statement a review rule holds is decided, one
+   * after the other (the agent's later messages wait; the first that is not
+   * approved ends the asking). A deny among the statements stands without
+   * asking anyone.
+   */
+  #afterApproval(judged: Judged[], then: (judged: Judged[]) => void): void {
+    const reviews = this.#o.reviews;
+    const todo = judged.map((j, i) => (j.decision.action === 'review' ? i : -1)).filter((i) => i !== -1);
+    if (!reviews || todo.length === 0 || judged.some((j) => j.decision.action === 'deny')) {
+      then(judged);
+      return;
+    }
+    this.#hold(
+      (async () => {
+        const out = [...judged];
+        for (const i of todo) {
+          const j = out[i] as Judged;
+          const auditID = randomUUID();
+          const decision = await reviewStatement(
+            reviews,
+            {
+              auditId: auditID,
+              kind: j.statement.kind,
+              text: j.classified.text,
+              database: this.#o.database,
+              decision: j.decision,
+              masks: this.#currentMasks(),
+            },
+            this.#gone.signal,
+          );
+          out[i] = { ...j, decision, auditID };
+          if (decision.approval?.state !== 'approved') break;
+        }
+        if (this.#phase === 'closed') return;
+        then(out);
       })(),
     );
   }
@@ -828,6 +1013,12 @@ export class PostgresSession {
   }
 
   #release(): void {
+    // The server has not yet said whether a copy started or ended, or reported its settings: what
+    // the agent sent next means waits for that.
+    if (this.#copy === 'starting' || this.#copy === 'ending' || this.#encodingWait) {
+      this.#flush();
+      return;
+    }
     const held = this.#held ?? [];
     this.#held = undefined;
     while (held.length > 0 && this.#phase !== 'closed') {
@@ -844,32 +1035,137 @@ export class PostgresSession {
   }
 
   #query(text: string, raw: Buffer): void {
-    this.#afterMaskReview(this.#judge(text), (judged) => {
-      const refusal = this.#refusal(judged);
-      if (refusal) {
-        this.#refuse(judged, refusal, 'query');
-        return;
-      }
-      const now = process.hrtime.bigint();
-      this.#forward(raw, { t: 'query', runs: judged.map((about) => ({ about, startNs: now })), next: 0 });
-    });
+    this.#afterApproval(this.#judge(text), (approved) =>
+      this.#afterMaskReview(approved, (judged) => {
+        const refusal = this.#refusal(judged);
+        if (refusal) {
+          this.#refuse(judged, refusal, 'query');
+          return;
+        }
+        const now = process.hrtime.bigint();
+        this.#forward(raw, { t: 'query', runs: judged.map((about) => ({ about, startNs: now })), next: 0 });
+        if (judged.some(copiesIn)) this.#awaitCopy();
+      }),
+    );
   }
 
   #parse(m: Extract<FrontendMessage, { type: 'Parse' }>): void {
-    this.#afterMaskReview(this.#judge(m.query), (judged) => {
-      const refusal = this.#refusal(judged);
-      if (refusal) {
-        this.#refuse(judged, refusal, 'parse', m.name);
-        return;
-      }
-      const first = judged[0];
-      this.#parseUndo.push({ name: m.name, before: this.#prepared.get(m.name) });
-      if (first && judged.length === 1) this.#prepared.set(m.name, first);
-      else this.#prepared.delete(m.name);
-      if (judged.length === 0) this.#emptyPrepared.add(m.name);
-      else this.#emptyPrepared.delete(m.name);
-      this.#forward(m.raw, { t: 'parse', name: m.name });
-    });
+    this.#afterApproval(this.#judge(m.query), (approved) =>
+      this.#afterMaskReview(approved, (judged) => {
+        const refusal = this.#refusal(judged);
+        if (refusal) {
+          this.#refuse(judged, refusal, 'parse', m.name);
+          return;
+        }
+        const first = judged[0];
+        this.#parseUndo.push({ name: m.name, before: this.#prepared.get(m.name) });
+        if (first && judged.length === 1) this.#prepared.set(m.name, first);
+        else this.#prepared.delete(m.name);
+        if (judged.length === 0) this.#emptyPrepared.add(m.name);
+        else this.#emptyPrepared.delete(m.name);
+        this.#forward(m.raw, { t: 'parse', name: m.name });
+      }),
+    );
+  }
+
+  // -------------------------------------------------------------------------
+  // COPY FROM STDIN
+  //
+  // In copy-in the server reads only CopyData, CopyDone and CopyFail; it
+  // ignores Flush and Sync ("for the convenience of client libraries that may
+  // send those without noticing that the command they just sent was COPY"),
+  // and any other message fails the copy and is consumed. So what a message
+  // means depends on whether the server is in copy-in when it reads it, which
+  // the sidecar learns from the server: the agent's messages after a statement
+  // that may start a copy wait for the server's answer.
+
+  /** Holds the agent's later messages until the server says whether a copy started. */
+  #awaitCopy(): void {
+    // A request the server discards (after an error, until Sync) starts nothing and gets no answer.
+    if (this.#tracker.discarding) return;
+    this.#copy = 'starting';
+    this.#held ??= [];
+    this.#agent.pause();
+  }
+
+  /** An agent message while the server is in copy-in; true when it was handled here. */
+  #duringCopy(m: FrontendMessage): boolean {
+    switch (m.type) {
+      case 'CopyData':
+        this.#toUpstream.push(m.raw);
+        return true;
+      case 'CopyDone':
+      case 'CopyFail':
+        this.#toUpstream.push(m.raw);
+        // The rest of the Query may start another copy.
+        if (this.#copyAgain) this.#awaitCopy();
+        else this.#copy = 'none';
+        return true;
+      case 'Flush':
+      case 'Sync':
+        // The server ignores them in copy-in; not sent, so that none it would answer is ever in doubt.
+        return true;
+      case 'Terminate':
+        return false;
+      default:
+        // The server would fail the copy and end the connection. The sidecar fails the copy itself
+        // and holds the message until the server answers: if the copy failed on its own first, the
+        // server reads the message as any other, and so does the sidecar.
+        this.#copy = 'ending';
+        this.#toUpstream.push(enc.copyFail(`chaperone_copy_${this.#nonce}: ${m.type} during COPY`));
+        this.#held = [m];
+        this.#agent.pause();
+        return true;
+    }
+  }
+
+  /**
+   * A server message while a copy may be starting, running or ending; true
+   * when it was handled here (the sidecar failed the copy, and the session ends).
+   */
+  #copyProgress(m: BackendMessage): boolean {
+    const state = this.#copy;
+    if (state === 'none') return false;
+    if (m.type === 'CopyInResponse' && state === 'starting') {
+      const head = this.#tracker.head;
+      this.#copyAgain = head?.t === 'query' && head.runs.slice(head.next + 1).some((r) => copiesIn(r.about));
+      this.#copy = 'in';
+      this.#release();
+      return false;
+    }
+    const settled =
+      m.type === 'ErrorResponse' ||
+      m.type === 'ReadyForQuery' ||
+      (m.type === 'CommandComplete' && (state !== 'starting' || this.#tracker.head?.t === 'execute'));
+    if (!settled) return false;
+    this.#copy = 'none';
+    this.#copyAgain = false;
+    if (state === 'in') return false;
+    if (
+      state === 'ending' &&
+      m.type === 'ErrorResponse' &&
+      m.fields.M?.includes(`chaperone_copy_${this.#nonce}`)
+    ) {
+      // The server was still in copy-in: it would have failed the copy on the agent's message and,
+      // the message's body then unread, ended the connection. So does the sidecar; nothing held runs.
+      const code = this.#held?.[0]?.raw[0] ?? 0;
+      this.#held = undefined;
+      this.#tracker.backend(m);
+      this.#toAgent.push(
+        enc.errorMessage(
+          'ERROR',
+          '08P01',
+          `unexpected message type 0x${code.toString(16).toUpperCase().padStart(2, '0')} during COPY from stdin`,
+        ),
+      );
+      this.#fatal(
+        '08P01',
+        'terminating connection because protocol synchronization was lost (a message other than COPY data arrived during COPY FROM STDIN)',
+      );
+      return true;
+    }
+    this.#release();
+    return false;
   }
 
   #functionCall(): void {
@@ -1025,6 +1321,7 @@ export class PostgresSession {
   }
 
   #fromUpstream(m: BackendMessage): void {
+    if (this.#copyProgress(m)) return;
     switch (m.type) {
       case 'ErrorResponse': {
         const ours =
@@ -1043,17 +1340,26 @@ export class PostgresSession {
       case 'NoticeResponse':
         this.#toAgent.push(this.#notice(m));
         return;
-      case 'ReadyForQuery':
+      case 'ReadyForQuery': {
         this.#tracker.backend(m);
         this.#endResult();
         if (this.#tracker.pending === 0) this.#denials.clear();
+        // No other ReadyForQuery is coming and nothing ran unsynced: every setting a statement
+        // changed has been reported (ParameterStatus comes before ReadyForQuery).
+        const settled = !this.#tracker.awaitsReady && !this.#unsyncedRun;
+        if (settled) this.#unreported = false;
         if (m.status === 'I' && this.#definitionsChanged) {
           // A transaction that changed definitions ended: what the catalog said inside it may be stale now.
           this.#definitionsChanged = false;
           this.#o.catalog.invalidate();
         }
         this.#toAgent.push(m.raw);
+        if (settled && this.#encodingWait) {
+          this.#encodingWait = false;
+          this.#release();
+        }
         return;
+      }
       case 'RowDescription':
       case 'NoData': {
         const head = this.#tracker.head?.t;
@@ -1223,6 +1529,7 @@ export class PostgresSession {
       dbUser: this.#safeUser(),
       remoteAddress: this.#remote,
       ...(this.#application !== undefined ? { application: this.#application } : {}),
+      ...(j.auditID !== undefined ? { auditID: j.auditID } : {}),
       statement: j.statement,
       text: j.classified.text,
       fingerprint: j.classified.fingerprint,
@@ -1236,7 +1543,8 @@ export class PostgresSession {
     const m = this.#o.metrics;
     const d = decision;
     m.requests.inc({ protocol: 'postgres', verb: 'query', action: d.action, rule: d.rule });
-    if (d.action === 'deny' || d.action === 'review') m.blocked.inc({ protocol: 'postgres', rule: d.rule });
+    if (d.action === 'deny' || (d.action === 'review' && d.approval?.state !== 'approved'))
+      m.blocked.inc({ protocol: 'postgres', rule: d.rule });
     m.overhead.observe({ protocol: 'postgres' }, j.overheadMs / 1000);
     try {
       this.#o.spool.append(event);
@@ -1268,10 +1576,15 @@ export class PostgresSession {
  */
 export function unsafeSetting(name: string, value: string): string | undefined {
   if (name === 'client_encoding' && !['UTF8', 'UNICODE'].includes(value.toUpperCase())) {
-    return `client_encoding became ${value}; the guard reads SQL as UTF-8 and ends the session rather than read it differently from the server`;
+    return `client_encoding became ${value}; the guard reads SQL as UTF-8 and ends the session rather than read it differently from the server. Keep client_encoding UTF8 (the client converts text on its side), and do not change it in functions or DO blocks`;
   }
   if (name === 'standard_conforming_strings' && value !== 'on') {
     return 'standard_conforming_strings was turned off; the guard ends the session rather than read strings differently from the server';
   }
   return undefined;
+}
+
+/** A statement that may start COPY FROM STDIN (or from a file or program: the server's answer tells). */
+function copiesIn(j: { readonly statement: SqlStatement }): boolean {
+  return j.statement.kinds?.includes('copy-from') ?? false;
 }

@@ -645,6 +645,19 @@ describe('normalised text and fingerprint', () => {
     assert.equal(a[1]?.text, 'DELETE FROM t WHERE id = $1');
   });
 
+  // The fingerprint is taken from the redacted text and cached by it; where $n cannot stand in for a
+  // literal (a DO body), the redacted text does not parse and the statement's own text is used.
+  it('fingerprints what a redacted text cannot carry from the statement itself', () => {
+    const [a] = classifier.classify('DO $$ BEGIN PERFORM 1; END $$').statements;
+    const [b] = classifier.classify('DO $$ BEGIN PERFORM 2 + 2; END $$').statements;
+    assert.match(a?.fingerprint ?? '', /^[0-9a-f]{16}$/);
+    assert.match(b?.fingerprint ?? '', /^[0-9a-f]{16}$/);
+    assert.equal(a?.text, b?.text, 'both redacted alike');
+    const [p] = classifier.classify('SELECT * FROM t WHERE id = $1').statements;
+    const [l] = classifier.classify('SELECT * FROM t WHERE id = 42').statements;
+    assert.equal(p?.fingerprint, l?.fingerprint, 'a literal and a parameter in its place share one');
+  });
+
   it('slices statements by bytes, not characters', () => {
     const s = classifier.classify("SELECT 'é'; DROP TABLE t").statements;
     assert.deepEqual(

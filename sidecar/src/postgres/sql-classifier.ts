@@ -35,7 +35,7 @@ export interface ClassifiedStatement {
   readonly statement: SqlStatement;
   /** The statement with literals and comments replaced (`SELECT * FROM t WHERE id = $1`). */
   readonly text: string;
-  /** libpg-query's fingerprint: the same for statements that differ only in literals. */
+  /** libpg-query's fingerprint of `text`: the same for statements that differ only in literals. */
   readonly fingerprint: string;
   /** Where its column values can go (for masking), its code bodies' included. */
   readonly mask: MaskFacts;
@@ -58,6 +58,8 @@ export interface ClassifierStats {
 
 /** Texts longer than this are classified but not cached. */
 const MAX_CACHED_TEXT = 64 * 1024;
+/** Redacted texts longer than this do not key the fingerprint cache. */
+const MAX_FINGERPRINTED_TEXT = 4096;
 /** How deep code bodies are read (a function body's DO block's …). */
 const MAX_BODY_DEPTH = 4;
 const CONSTANT_TOKENS = new Set(['SCONST', 'USCONST', 'BCONST', 'XCONST', 'ICONST', 'FCONST']);
@@ -123,11 +125,13 @@ export function executeOf(
 export class SqlClassifier {
   readonly #pg: Parser;
   readonly #cache: Lru<string, Classification>;
+  readonly #fingerprints: Lru<string, string>;
   readonly stats: ClassifierStats = { hits: 0, misses: 0 };
 
   constructor(parser: Parser, cacheEntries = 2048) {
     this.#pg = parser;
     this.#cache = new Lru(cacheEntries);
+    this.#fingerprints = new Lru(cacheEntries);
   }
 
   static async create(cacheEntries?: number): Promise<SqlClassifier> {
@@ -168,23 +172,29 @@ export class SqlClassifier {
       };
     }
     const bytes = Buffer.from(text, 'utf8');
-    const strings = this.#stringReading(text);
+    // One scan of the whole string serves both the string reading and every statement's redaction
+    // (redacted from the tokens: no second pass through libpg-query's normalisation, which also
+    // takes seconds on a deep tree).
+    const tokens = this.#scan(text);
+    const strings = stringReading(tokens);
     return {
       statements: (tree.stmts ?? []).map((raw) => {
         // "stmt_location" and "stmt_len" are byte offsets; a missing length means "to the end".
         const start = raw.stmt_location ?? 0;
         const end = raw.stmt_len ? start + raw.stmt_len : bytes.length;
         const own = bytes.toString('utf8', start, end);
+        const text = redactTokens(bytes, tokens, start, end);
         try {
           const unreadable =
             strings(start, end, nodeType(raw.stmt)) ??
             (deeperThan(raw.stmt, MAX_TREE_DEPTH) ? TOO_DEEP : undefined);
-          return this.#statement(raw.stmt, own, unreadable);
+          return this.#statement(raw.stmt, own, text, unreadable);
         } catch (err) {
           // Nothing the guard cannot read runs: whatever went wrong reading it, it is denied.
           return this.#unreadable(
             raw.stmt,
             own,
+            text,
             `reading it failed (${err instanceof Error ? err.name : 'error'})`,
           );
         }
@@ -194,23 +204,22 @@ export class SqlClassifier {
 
   /**
    * A statement the guard does not read further: its node type and the
-   * reason, for the built-in rule to deny. Its text is redacted from its
-   * tokens (libpg-query's normalisation takes seconds on a deep tree).
+   * reason, for the built-in rule to deny, and `text`, its redaction.
    */
-  #unreadable(stmt: unknown, own: string, problem: string): ClassifiedStatement {
+  #unreadable(stmt: unknown, own: string, text: string, problem: string): ClassifiedStatement {
     const facts = emptyFacts(nodeType(stmt));
     facts.problems.push(problem);
     return {
       statement: toSqlStatement(facts),
-      text: this.redact(own),
-      fingerprint: this.#fingerprint(own),
+      text,
+      fingerprint: this.#fingerprint(own, text),
       mask: emptyMaskFacts(),
     };
   }
 
-  /** One statement of a string, read: `own` is its text, `unreadable` why it is not to be read. */
-  #statement(stmt: unknown, own: string, unreadable: string | undefined): ClassifiedStatement {
-    if (unreadable !== undefined) return this.#unreadable(stmt, own, unreadable);
+  /** One statement of a string, read: `own` is its text, `text` its redaction, `unreadable` why it is not to be read. */
+  #statement(stmt: unknown, own: string, text: string, unreadable: string | undefined): ClassifiedStatement {
+    if (unreadable !== undefined) return this.#unreadable(stmt, own, text, unreadable);
     const facts = statementFacts(stmt);
     const bodies: MaskFacts[] = [];
     this.#readBodies(facts, withStatement(facts.bodies.splice(0), own), 0, bodies);
@@ -230,14 +239,23 @@ export class SqlClassifier {
       deallocates?: string;
     } = {
       statement: toSqlStatement(facts),
-      text: this.normalize(own),
-      fingerprint: this.#fingerprint(own),
+      text,
+      fingerprint: this.#fingerprint(own, text),
       mask: bodies.reduce(mergeMaskFacts, maskFacts(stmt)),
     };
     if (prepares) out.prepares = prepares;
     if (facts.executes !== undefined) out.executes = facts.executes;
     if (facts.deallocates !== undefined) out.deallocates = facts.deallocates;
     return out;
+  }
+
+  /** The scanner's tokens of `sql`, or undefined when it refuses it. */
+  #scan(sql: string): ScanToken[] | undefined {
+    try {
+      return this.#pg.scanSync(sql).tokens;
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -247,78 +265,34 @@ export class SqlClassifier {
    * or undefined.
    */
   #stringReading(sql: string): (start: number, end: number, type: string) => string | undefined {
-    let tokens: ScanToken[];
-    try {
-      tokens = this.#pg.scanSync(sql).tokens;
-    } catch {
-      // The parser read what the scanner refuses? Then nothing is certain about it.
-      return () => 'its text could not be tokenised';
-    }
-    const strings = tokens.filter(isPlainStringWithBackslash);
-    if (strings.length === 0) return () => undefined;
-    return (start, end, type) =>
-      backslashProblem(
-        strings.filter((t) => t.start >= start && t.start < end),
-        type,
-      );
-  }
-
-  /** libpg-query's normalisation, then every literal and comment it left (COPY file names, PREPARE bodies, …) replaced too. */
-  normalize(statement: string): string {
-    let normal: string;
-    try {
-      normal = this.#pg.normalizeSync(statement);
-    } catch {
-      normal = statement;
-    }
-    return this.redact(normal);
+    return stringReading(this.#scan(sql));
   }
 
   /** Rebuilds `sql` from its tokens: constants become `$n`, comments go, so no literal value remains. */
   redact(sql: string): string {
-    let tokens: { start: number; end: number; text: string; tokenName: string }[];
-    try {
-      tokens = this.#pg.scanSync(sql).tokens;
-    } catch {
-      return '(statement text withheld: it could not be tokenised)';
-    }
     const bytes = Buffer.from(sql, 'utf8');
-    let next = 1;
-    for (const t of tokens) {
-      const m = t.tokenName === 'PARAM' ? /^\$(\d+)$/.exec(t.text) : null;
-      if (m) next = Math.max(next, Number(m[1]) + 1);
-    }
-    let out = '';
-    let at = 0;
-    for (const t of tokens) {
-      // Between tokens there is only white space (comments are tokens).
-      if (t.start > at)
-        out += /\S/.test(bytes.toString('utf8', at, t.start)) ? ' ' : bytes.toString('utf8', at, t.start);
-      at = t.end;
-      if (COMMENT_TOKENS.has(t.tokenName)) {
-        out += ' ';
-        continue;
-      }
-      // The scanner names some constants UNKNOWN (B'…', X'…', U&'…'): recognise them by their opening.
-      if (
-        CONSTANT_TOKENS.has(t.tokenName) ||
-        /^(?:[BbXxEeNn]'|[Uu]&'|')/.test(t.text) ||
-        /^\$[^0-9]/.test(t.text)
-      ) {
-        out += `$${next++}`;
-        continue;
-      }
-      out += t.text;
-    }
-    if (at < bytes.length && /\S/.test(bytes.toString('utf8', at))) out += ' ';
-    return out.replace(/\s+/g, ' ').trim();
+    return redactTokens(bytes, this.#scan(sql), 0, bytes.length);
   }
 
-  #fingerprint(statement: string): string {
+  /**
+   * The fingerprint of a statement's redacted text (literals as `$n`), cached
+   * by it: statements that differ only in literals share it, and it is
+   * computed once for them all. Where `$n` cannot stand (a DO body, `SET x =
+   * …`), the redacted text does not parse and the statement's own is used.
+   */
+  #fingerprint(own: string, redacted: string): string {
+    const cached = this.#fingerprints.get(redacted);
+    if (cached !== undefined) return cached;
     try {
-      return this.#pg.fingerprintSync(statement);
+      const f = this.#pg.fingerprintSync(redacted);
+      if (redacted.length <= MAX_FINGERPRINTED_TEXT) this.#fingerprints.set(redacted, f);
+      return f;
     } catch {
-      return '';
+      try {
+        return this.#pg.fingerprintSync(own);
+      } catch {
+        return '';
+      }
     }
   }
 
@@ -467,6 +441,75 @@ export class SqlClassifier {
 }
 
 /** Code bodies with the text of the statement that carries them (a function's CREATE FUNCTION). */
+/** The string reading of a scanned text (see #stringReading); tokens undefined: the scanner refused it. */
+function stringReading(
+  tokens: readonly ScanToken[] | undefined,
+): (start: number, end: number, type: string) => string | undefined {
+  // The parser read what the scanner refuses? Then nothing is certain about it.
+  if (!tokens) return () => 'its text could not be tokenised';
+  const strings = tokens.filter(isPlainStringWithBackslash);
+  if (strings.length === 0) return () => undefined;
+  return (start, end, type) =>
+    backslashProblem(
+      strings.filter((t) => t.start >= start && t.start < end),
+      type,
+    );
+}
+
+/**
+ * The bytes `start`..`end` of a scanned text, rebuilt from its tokens:
+ * constants become `$n` (numbered after the statement's own parameters),
+ * comments go, white space is collapsed; no literal value remains.
+ */
+function redactTokens(
+  bytes: Buffer,
+  all: readonly ScanToken[] | undefined,
+  start: number,
+  end: number,
+): string {
+  if (!all) return '(statement text withheld: it could not be tokenised)';
+  // Tokens are in text order: find the statement's first by bisection (a string may hold thousands of statements).
+  let lo = 0;
+  let hi = all.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((all[mid] as ScanToken).start < start) lo = mid + 1;
+    else hi = mid;
+  }
+  let stop = lo;
+  while (stop < all.length && (all[stop] as ScanToken).start < end) stop++;
+  const tokens = all.slice(lo, stop);
+  let next = 1;
+  for (const t of tokens) {
+    const m = t.tokenName === 'PARAM' ? /^\$(\d+)$/.exec(t.text) : null;
+    if (m) next = Math.max(next, Number(m[1]) + 1);
+  }
+  let out = '';
+  let at = start;
+  for (const t of tokens) {
+    // Between tokens there is only white space (comments are tokens).
+    if (t.start > at)
+      out += /\S/.test(bytes.toString('utf8', at, t.start)) ? ' ' : bytes.toString('utf8', at, t.start);
+    at = t.end;
+    if (COMMENT_TOKENS.has(t.tokenName)) {
+      out += ' ';
+      continue;
+    }
+    // The scanner names some constants UNKNOWN (B'…', X'…', U&'…'): recognise them by their opening.
+    if (
+      CONSTANT_TOKENS.has(t.tokenName) ||
+      /^(?:[BbXxEeNn]'|[Uu]&'|')/.test(t.text) ||
+      /^\$[^0-9]/.test(t.text)
+    ) {
+      out += `$${next++}`;
+      continue;
+    }
+    out += t.text;
+  }
+  if (at < end && /\S/.test(bytes.toString('utf8', at, end))) out += ' ';
+  return out.replace(/\s+/g, ' ').trim();
+}
+
 function withStatement(bodies: readonly CodeBody[], statement: string): CodeBody[] {
   return bodies.map((b) => (b.owner === 'function' ? { ...b, statement } : b));
 }
