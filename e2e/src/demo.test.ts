@@ -73,6 +73,7 @@ describe('chaperone demo', () => {
         'agent pod',
         'sidecar',
         'agent session',
+        'approvals',
         'audit',
       ]) {
         assert.match(output, new RegExp(`✔ ${step}: .* \\(\\d+\\.\\ds\\)`), `step ${step}:\n${output}`);
@@ -104,6 +105,13 @@ describe('chaperone demo', () => {
         /SELECT count\(\*\) AS users FROM users;\n\s+3\n\s+→ allowed: same session, table intact/,
       );
       assert.match(output, /chaperone replay \S+ --collector-url/);
+      // A held kubectl scale approved through the CLI, one denied: the agent reads why.
+      assert.match(output, /--replicas=3 {3}# as the agent: held[\s\S]*→ approved: applied as if allowed/);
+      assert.match(
+        output,
+        /kubectl: .*not while customers are online[\s\S]*→ denied: the agent reads who and why/,
+      );
+      assert.match(output, /deployment web has 3 replicas/);
       // The users' passwords reached neither psql's output nor anything else the demo printed.
       assert.doesNotMatch(output, /hunter2-/);
 

@@ -16,14 +16,15 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ChaperoneError, UsageError } from '@chaperone/shared';
-import { startCollectorProcess } from './collector-process.ts';
+import { type ApprovalView, ChaperoneError, UsageError } from '@chaperone/shared';
+import { CHAPERONE_BIN, childEnv, startCollectorProcess } from './collector-process.ts';
 import { type ControlPlane, startControlPlane } from './control-plane.ts';
 import { runPodSidecar, type StoredPod } from './demo-sidecar.ts';
 import { optInNamespace, startInjector, waitUntilInjecting } from './injector-harness.ts';
 import { kubectl, kubectlAsync, kubectlJson } from './kubectl.ts';
 import { markPodRunning, registerNode } from './kubelet/node.ts';
 import { startKubeletStandin } from './kubelet-standin.ts';
+import { startLocalPrometheus } from './observability.ts';
 import { freePort } from './ports.ts';
 import { startPostgres } from './postgres.ts';
 import { waitFor } from './process.ts';
@@ -122,12 +123,14 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
 
     const queryToken = randomBytes(24).toString('hex');
     writeFileSync(join(dir, 'query-token'), queryToken, { mode: 0o600 });
+    const collectorMetricsPort = await freePort();
     const collector = await step(
       { title: 'collector', fix: 'check the collector log printed above; the port may be taken' },
       async () => {
         const c = await startCollectorProcess({
           name: 'collector',
           port: await freePort(),
+          metricsPort: collectorMetricsPort,
           args: [
             '--data-dir',
             join(dir, 'collector-data'),
@@ -485,6 +488,103 @@ INSERT INTO users VALUES (1, 'ada', 'ada@example.com', '${USER_PASSWORD}-1'),
       () => 'done',
     );
 
+    const approvals = await step(
+      { title: 'approvals', fix: 'see the collector and sidecar logs in the demo directory' },
+      async () => {
+        // An approver: a ServiceAccount with an ordinary Role (verb approve on
+        // approvals.chaperone.dev in the agents' namespace), using its own token.
+        admin(
+          ['apply', '-f', '-'],
+          JSON.stringify({
+            apiVersion: 'rbac.authorization.k8s.io/v1',
+            kind: 'Role',
+            metadata: { name: 'chaperone-approver', namespace: ns },
+            rules: [{ apiGroups: ['chaperone.dev'], resources: ['approvals'], verbs: ['approve'] }],
+          }),
+        );
+        admin(['create', 'serviceaccount', 'approver', '-n', ns]);
+        admin([
+          'create',
+          'rolebinding',
+          'approver',
+          '-n',
+          ns,
+          '--role=chaperone-approver',
+          `--serviceaccount=${ns}:approver`,
+        ]);
+        const tokenFile = join(dir, 'approver-token');
+        writeFileSync(tokenFile, admin(['create', 'token', 'approver', '-n', ns]).trim(), { mode: 0o600 });
+        admin(['create', 'deployment', 'web', '-n', ns, '--image=nginx', '--replicas=1']);
+        const cli = (args: string[]) => {
+          const r = spawnSync(
+            process.execPath,
+            [CHAPERONE_BIN, ...args, '--collector-url', collector.queryUrl, '--token-file', tokenFile],
+            { encoding: 'utf8', env: childEnv(), timeout: 60_000 },
+          );
+          if (r.status !== 0) throw new Error(`chaperone ${args.join(' ')}: ${r.stderr.trim()}`);
+          return r.stdout.trim();
+        };
+        const agentAsync = (args: string[]) =>
+          kubectlAsync(sidecar.agentKubeconfig, [...args, '--cache-dir', join(dir, 'kube-cache')], {
+            timeoutMs: 120_000,
+          });
+        const held = (replicas: number) =>
+          waitFor(
+            async () =>
+              (JSON.parse(cli(['approvals', 'list', '-o', 'json'])) as ApprovalView[]).find(
+                (a) => a.rule === 'scale-needs-approval' && a.summary.includes('web'),
+              ),
+            {
+              what: `the held kubectl scale --replicas=${replicas} to reach the collector`,
+              timeoutMs: 30_000,
+              intervalMs: 200,
+            },
+          );
+        const decide = async (replicas: number, verb: 'approve' | 'deny', reason: string) => {
+          const agentRun = agentAsync(['scale', 'deployment', 'web', `--replicas=${replicas}`]);
+          const request = await held(replicas);
+          out(
+            `    $ kubectl scale deployment web --replicas=${replicas}   # as the agent: held, kubectl waits`,
+          );
+          out(
+            `    $ chaperone approvals list   # as the approver (ServiceAccount approver, Role chaperone-approver)`,
+          );
+          for (const line of cli(['approvals', 'list']).split('\n')) out(`      ${line}`);
+          out(`    $ chaperone approvals ${verb} ${request.id} --reason '${reason}'`);
+          out(`      ${cli(['approvals', verb, request.id, '--reason', reason])}`);
+          const r = await agentRun;
+          const text = (r.code === 0 ? r.stdout : r.stderr).trim().split('\n')[0] ?? '';
+          out(`      kubectl: ${text}`);
+          return { request, result: r, text };
+        };
+        const up = await decide(3, 'approve', 'traffic peak expected');
+        out(`      → ${up.result.code === 0 ? 'approved: applied as if allowed' : 'FAILED'}`);
+        const down = await decide(0, 'deny', 'not while customers are online');
+        out(
+          `      → ${down.result.code !== 0 ? 'denied: the agent reads who and why' : 'APPLIED (unexpected)'}`,
+        );
+        const replicas = admin([
+          'get',
+          'deployment',
+          'web',
+          '-n',
+          ns,
+          '-o',
+          'jsonpath={.spec.replicas}',
+        ]).trim();
+        out(`    deployment web has ${replicas} replicas (as the approver decided)`);
+        if (
+          up.result.code !== 0 ||
+          down.result.code === 0 ||
+          !down.text.includes('not while customers') ||
+          replicas !== '3'
+        )
+          throw new Error('the held actions did not end as the approver decided');
+        return { approved: up.request.id, denied: down.request.id, tokenFile };
+      },
+      (a) => `one held kubectl scale approved (${a.approved}), one denied (${a.denied})`,
+    );
+
     const summary = await step(
       {
         title: 'audit',
@@ -513,10 +613,29 @@ INSERT INTO users VALUES (1, 'ada', 'ada@example.com', '${USER_PASSWORD}-1'),
     out('');
     out(`Summary for ${ns}/${pod.metadata.name} (from the collector's query API):`);
     const counts = (d: Record<string, number>) =>
-      `allowed ${d.allow ?? 0}, denied ${d.deny ?? 0}, masked ${d.mask ?? 0}`;
+      `allowed ${d.allow ?? 0}, denied ${d.deny ?? 0}, masked ${d.mask ?? 0}, held for approval ${d.review ?? 0}`;
     out(`  ${counts(summary.decisions)}`);
     for (const [protocol, d] of Object.entries(summary.protocols)) out(`    ${protocol}: ${counts(d)}`);
     for (const [rule, r] of Object.entries(summary.rules)) out(`  rule ${rule}: ${r.action} × ${r.count}`);
+    // With --keep, Prometheus scrapes the stack with the alert rules loaded, as deploy/observability expects.
+    const prometheus = opts.keep
+      ? await step(
+          { title: 'Prometheus', fix: "install Debian's prometheus package (apt-get install prometheus)" },
+          async () => {
+            const p = await startLocalPrometheus({
+              dir: join(dir, 'prometheus'),
+              sidecars: [sidecar.metricsUrl],
+              collector: `http://127.0.0.1:${collectorMetricsPort}/metrics`,
+              injector: `http://127.0.0.1:${injector.metricsPort}/metrics`,
+            });
+            cleanups.push(() => p.stop());
+            return p;
+          },
+          (p) =>
+            `${p.url}, scraping the sidecar, the collector and the injector every second, alert rules loaded`,
+        )
+      : undefined;
+
     out('');
     out(
       opts.keep
@@ -533,7 +652,23 @@ INSERT INTO users VALUES (1, 'ada', 'ada@example.com', '${USER_PASSWORD}-1'),
       out(
         `  chaperone replay ${session} --collector-url ${collector.queryUrl} --token-file ${join(dir, 'query-token')}   # an exec session`,
       );
+    out(
+      `  chaperone approvals list --state all --collector-url ${collector.queryUrl} --token-file ${approvals.tokenFile}`,
+    );
+    out(
+      `  open ${collector.queryUrl}/console/ and sign in with the approver's token (${approvals.tokenFile})   # the approvals page`,
+    );
     out(`  curl -s ${sidecar.metricsUrl} | grep chaperone_blocked_total`);
+    if (prometheus) {
+      const blocked = 'sum by (namespace, protocol, rule) (chaperone_blocked_total)';
+      out(
+        `  ${prometheus.url}/graph?g0.expr=${encodeURIComponent(blocked)}   # blocked commands by rule, in Prometheus`,
+      );
+      out(`  curl -s '${prometheus.url}/api/v1/query' --data-urlencode 'query=${blocked}'`);
+      out(
+        '  Grafana: import deploy/observability/chaperone-dashboard.json with this Prometheus as its datasource',
+      );
+    }
     out(
       `  KUBECONFIG=${sidecar.agentKubeconfig} kubectl get secrets -o yaml   # as the agent, through the sidecar`,
     );

@@ -4,12 +4,11 @@
 // must show the request under its rule, namespace and protocol with the count the collector
 // stored, and the panels' data link must find the request in the collector's query API.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type AuditEvent, createRegistry } from '@chaperone/shared';
-import YAML from 'yaml';
 import { boundToken, clusterCollectorArgs, createAgentPod } from './collector-kube.ts';
 import { type CollectorProcess, startCollectorProcess } from './collector-process.ts';
 import { createNamespace, kubeInfo, type TestNamespace } from './environment.ts';
@@ -36,10 +35,10 @@ import {
   panelQueries,
   parseExposition,
   type QueryVariables,
-  RULES_FILE,
+  startLocalPrometheus,
 } from './observability.ts';
 import { freePorts } from './ports.ts';
-import { type ManagedProcess, startProcess, waitFor } from './process.ts';
+import { type ManagedProcess, waitFor } from './process.ts';
 import { type SidecarUnderTest, startSidecar } from './sidecar-harness.ts';
 
 const RULE = 'no-configmap-deletes';
@@ -139,7 +138,7 @@ describe('dashboard and alerts on a real Prometheus', () => {
     writeFileSync(join(dir, 'query-tokens'), `${QUERY_TOKEN} security *\n`, { mode: 0o600 });
     const tokenFile = join(dir, 'collector-token');
     writeFileSync(tokenFile, boundToken(pod), { mode: 0o600 });
-    const [ingestPort, collectorMetricsPort, promPort] = (await freePorts(3)) as [number, number, number];
+    const [ingestPort, collectorMetricsPort] = (await freePorts(2)) as [number, number];
     collector = await startCollectorProcess({
       name: 'collector-observability',
       port: ingestPort,
@@ -170,45 +169,14 @@ describe('dashboard and alerts on a real Prometheus', () => {
     });
     assert.equal(created.code, 0, created.stderr);
 
-    const target = (url: string) => new URL(url).host;
-    const promDir = join(dir, 'prometheus');
-    mkdirSync(promDir);
-    const config = {
-      global: { scrape_interval: '1s', evaluation_interval: '1s' },
-      rule_files: [RULES_FILE],
-      scrape_configs: [
-        { job_name: 'chaperone-sidecars', static_configs: [{ targets: [target(sidecar.metricsUrl)] }] },
-        // As the collector's ServiceMonitor does: its namespace labels are the agents'.
-        {
-          job_name: 'chaperone-collector',
-          honor_labels: true,
-          static_configs: [{ targets: [target(collectorMetrics)] }],
-        },
-        {
-          job_name: 'chaperone-injector',
-          static_configs: [{ targets: [`127.0.0.1:${injector.metricsPort}`] }],
-        },
-      ],
-    };
-    writeFileSync(join(promDir, 'prometheus.yml'), YAML.stringify(config));
-    promUrl = `http://127.0.0.1:${promPort}`;
-    prometheus = startProcess({
-      name: 'prometheus',
-      command: 'prometheus',
-      args: [
-        `--config.file=${join(promDir, 'prometheus.yml')}`,
-        `--storage.tsdb.path=${join(promDir, 'data')}`,
-        `--web.listen-address=127.0.0.1:${promPort}`,
-        '--log.level=warn',
-      ],
-      logFile: join(dir, 'prometheus.log'),
+    const started = await startLocalPrometheus({
+      dir: join(dir, 'prometheus'),
+      sidecars: [sidecar.metricsUrl],
+      collector: collectorMetrics,
+      injector: `http://127.0.0.1:${injector.metricsPort}/metrics`,
     });
-    await waitFor(async () => (await fetch(`${promUrl}/-/ready`)).ok, {
-      what: 'Prometheus to be ready',
-      timeoutMs: 60_000,
-      intervalMs: 200,
-      process: prometheus,
-    });
+    prometheus = started.process;
+    promUrl = started.url;
   });
 
   after(async () => {

@@ -4,10 +4,12 @@
  * Grafana's variables filled in, and Debian's promtool.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { REPO_ROOT } from './injector-harness.ts';
+import { freePort } from './ports.ts';
+import { type ManagedProcess, startProcess, waitFor } from './process.ts';
 import { ensurePackages } from './system-packages.ts';
 
 export const OBSERVABILITY_DIR = join(REPO_ROOT, 'deploy', 'observability');
@@ -23,6 +25,69 @@ export function ensurePrometheus(): void {
   ensurePackages(['prometheus'], 'Prometheus and promtool for the observability tests', (l) =>
     console.log(l),
   );
+}
+
+export interface LocalPrometheus {
+  readonly url: string;
+  readonly process: ManagedProcess;
+  stop(): Promise<void>;
+}
+
+/**
+ * Debian's Prometheus on a loopback port, scraping the given metrics URLs every
+ * second under the job names the alert rules expect, with the rules loaded.
+ * The collector's job honours the labels it exposes, as its ServiceMonitor does
+ * (its namespace labels are the agents').
+ */
+export async function startLocalPrometheus(opts: {
+  dir: string;
+  sidecars: readonly string[];
+  collector: string;
+  injector: string;
+}): Promise<LocalPrometheus> {
+  ensurePrometheus();
+  const host = (url: string) => new URL(url).host;
+  const config = {
+    global: { scrape_interval: '1s', evaluation_interval: '1s' },
+    rule_files: [RULES_FILE],
+    scrape_configs: [
+      { job_name: 'chaperone-sidecars', static_configs: [{ targets: opts.sidecars.map(host) }] },
+      {
+        job_name: 'chaperone-collector',
+        honor_labels: true,
+        static_configs: [{ targets: [host(opts.collector)] }],
+      },
+      { job_name: 'chaperone-injector', static_configs: [{ targets: [host(opts.injector)] }] },
+    ],
+  };
+  mkdirSync(opts.dir, { recursive: true });
+  writeFileSync(join(opts.dir, 'prometheus.yml'), YAML.stringify(config));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const process = startProcess({
+    name: 'prometheus',
+    command: 'prometheus',
+    args: [
+      `--config.file=${join(opts.dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(opts.dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
+    logFile: join(opts.dir, 'prometheus.log'),
+  });
+  await waitFor(async () => (await fetch(`${url}/-/ready`)).ok, {
+    what: 'Prometheus to be ready',
+    timeoutMs: 60_000,
+    intervalMs: 200,
+    process,
+  });
+  return {
+    url,
+    process,
+    stop: async () => {
+      await process.stop();
+    },
+  };
 }
 
 export function promtool(args: readonly string[], cwd?: string): { code: number; output: string } {
