@@ -64,11 +64,8 @@ async function start(
   });
 }
 
-/** The collector's RBAC, with what --ingest-auth tokenreview adds (the tests run both modes). */
-const RBAC_FILES = [
-  new URL('../../deploy/base/collector/rbac.yaml', import.meta.url),
-  new URL('../../deploy/components/collector-tokenreview/rbac.yaml', import.meta.url),
-];
+/** The collector's RBAC (it includes TokenReview, so the tests run both --ingest-auth modes with it). */
+const RBAC_FILES = [new URL('../../deploy/base/collector/rbac.yaml', import.meta.url)];
 
 /**
  * A kubeconfig for the ServiceAccount `name` in `namespace` (a TokenRequest for the API
