@@ -213,15 +213,19 @@ describe('sidecar: review holds a request until a human decides', () => {
     const held = nextRequest();
     const run = agent(['scale', 'deployment', 'web', '--replicas=3']);
     const c = await held;
-    // What the approver reads: the action as the agent issued it, the rule and its settings.
-    assert.deepEqual(c.request.action, {
+    // What the approver reads: the action as the agent issued it (its body too), the rule and its settings.
+    const { digest, query: _query, ...shown } = c.request.action;
+    assert.deepEqual(shown, {
       verb: 'patch',
       apiGroup: 'apps',
       resource: 'deployments',
       subresource: 'scale',
       namespace: ns.name,
       name: 'web',
+      body: '{\n  "spec": {\n    "replicas": 3\n  }\n}',
     });
+    // The raw request is pinned by a keyed digest, part of the fingerprint.
+    assert.match(digest ?? '', /^[0-9a-f]{64}$/);
     assert.equal(c.request.protocol, 'kubernetes');
     assert.equal(c.request.rule, 'review-scale');
     assert.equal(c.request.message, 'scaling needs an approver');
@@ -385,13 +389,17 @@ describe('sidecar: review holds an exec session before it reaches the API server
     const run = stage.agent(['exec', stage.pod, '-c', 'main', '--', 'sh', '-c', 'echo hello from the pod']);
     const c = await held;
     assert.equal(c.request.protocol, 'exec');
-    assert.deepEqual(c.request.action, {
+    const { digest, ...shown } = c.request.action;
+    assert.deepEqual(shown, {
       verb: 'exec',
       namespace: stage.ns.name,
       name: stage.pod,
       argv: ['sh', '-c', 'echo hello from the pod'],
       container: 'main',
+      stdin: false,
+      tty: false,
     });
+    assert.match(digest ?? '', /^[0-9a-f]{64}$/);
     // Held before the upgrade reached the API server.
     assert.equal(execs(), before);
     decide(c, 'approve', 'alice');
@@ -454,11 +462,14 @@ describe('sidecar: review holds a SQL statement until a human decides', () => {
     const c = await held;
     assert.equal(c.request.protocol, 'postgres');
     assert.equal(c.request.rule, 'review-deletes');
-    assert.deepEqual(c.request.action, {
+    const { digest, ...shown } = c.request.action;
+    assert.deepEqual(shown, {
       verb: 'DeleteStmt',
       sql: 'DELETE FROM orders WHERE id = $1',
       database: 'app',
     });
+    // The exact text (its values too) is pinned by a keyed digest: an approval of `id = 1` covers nothing else.
+    assert.match(digest ?? '', /^[0-9a-f]{64}$/);
     assert.equal(await count(), 3, 'held: not run yet');
     decide(c, 'approve', 'alice');
     const r = await run;
@@ -479,12 +490,21 @@ describe('sidecar: review holds a SQL statement until a human decides', () => {
     );
   });
 
-  it('runs a held statement of the extended protocol (Parse, Bind, Execute) once approved', async () => {
+  it('runs a held statement of the extended protocol once its Parse and then its Bind, with the values, are approved', async () => {
     const held = nextRequest();
     const run = client.query('DELETE FROM orders WHERE id = $1', [3]);
     const c = await held;
     assert.equal(c.request.action.sql, 'DELETE FROM orders WHERE id = $1');
+    assert.equal(c.request.action.params, undefined);
+    // The Parse's approval saw no values: the Bind that carries them is held in turn, showing them.
+    const bind = nextRequest();
     decide(c, 'approve', 'alice');
+    const b = await bind;
+    assert.equal(b.request.action.sql, 'DELETE FROM orders WHERE id = $1');
+    assert.deepEqual(b.request.action.params, ['$1 type 0 text 1 bytes: "3"']);
+    assert.notEqual(b.request.fingerprint, c.request.fingerprint);
+    assert.equal(await count(), 2, 'held at Bind: not run yet');
+    decide(b, 'approve', 'alice');
     assert.equal((await run).rowCount, 1);
     assert.equal(await count(), 1);
   });
@@ -661,10 +681,10 @@ describe('sidecar: review decided through the real collector by an approver RBAC
     const d = await api('POST', `/v1/approvals/${p.id}/decision`, { decision: 'approve' });
     assert.equal(d.status, 200, JSON.stringify(d.body));
     assert.equal((await first).code, 0);
-    // The same action again: no one is asked.
-    const again = await agent(['scale', 'deployment', 'api', '--replicas=3']);
+    // The same request again: no one is asked.
+    const again = await agent(['scale', 'deployment', 'api', '--replicas=2']);
     assert.equal(again.code, 0, again.stderr);
-    assert.equal(replicas('api'), '3');
+    assert.equal(replicas('api'), '2');
     const list = await api('GET', `/v1/approvals?state=pending&namespace=${ns.name}`);
     assert.deepEqual(list.body.items, []);
     const events = readSpoolDir(sc.spoolDir).filter((x) => x.chaperone.decision.rule === 'review-api-scale');
@@ -679,5 +699,28 @@ describe('sidecar: review decided through the real collector by an approver RBAC
     );
     assert.equal(events.length, 2);
     assert.match(granted?.reason ?? '', /^covered by grant /);
+  });
+
+  it('a grant covers only the request approved: another body on the same object is asked about again', async () => {
+    // The grant of the test before covers `scale api --replicas=2` only; replicas=5 is another request body.
+    const other = agent(['scale', 'deployment', 'api', '--replicas=5']);
+    const p = await pending();
+    assert.equal(p.rule, 'review-api-scale');
+    const view = await api('GET', `/v1/approvals/${p.id}`);
+    assert.match(String((view.body.action as { body?: string }).body), /"replicas": 5/);
+    assert.equal(replicas('api'), '2', 'held: the grant did not let it through');
+    const d = await api('POST', `/v1/approvals/${p.id}/decision`, {
+      decision: 'deny',
+      reason: 'two is enough',
+    });
+    assert.equal(d.status, 200, JSON.stringify(d.body));
+    const r = await other;
+    assert.equal(r.code, 1);
+    assert.equal(replicas('api'), '2');
+    // The approved request itself still passes by the grant.
+    const same = await agent(['scale', 'deployment', 'api', '--replicas=2']);
+    assert.equal(same.code, 0, same.stderr);
+    const list = await api('GET', `/v1/approvals?state=pending&namespace=${ns.name}`);
+    assert.deepEqual(list.body.items, []);
   });
 });

@@ -60,6 +60,24 @@ test('the fingerprint depends on the protocol and every field of the action, not
   );
 });
 
+test('the new members of a held action parse, and the digest is part of the fingerprint', () => {
+  const full = {
+    ...action,
+    query: ['fieldManager=kubectl', 'labelSelector=app=web'],
+    body: '{\n  "spec": { "replicas": 3 }\n}',
+    stdin: true,
+    tty: false,
+    params: ['$1 text 6 bytes: viewer'],
+    digest: 'a'.repeat(64),
+  };
+  const sent = request({ action: full, fingerprint: approvalFingerprint('kubernetes', full) });
+  assert.deepEqual(parseApprovalRequest(JSON.stringify(sent)), sent);
+  assert.notEqual(
+    approvalFingerprint('kubernetes', full),
+    approvalFingerprint('kubernetes', { ...full, digest: 'b'.repeat(64) }),
+  );
+});
+
 test('requests with a field out of bounds or unknown are refused, naming the field', () => {
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ approvals: 0 }, /approvals/],
@@ -75,6 +93,11 @@ test('requests with a field out of bounds or unknown are refused, naming the fie
     [{ approvers: 'alice' }, /approvers/],
     [{ pod: 'someone-else' }, /pod/],
     [{ type: 'decided' }, /type/],
+    [{ action: { ...action, digest: 'xyz' } }, /digest/],
+    [{ action: { ...action, stdin: 'yes' } }, /stdin/],
+    [{ action: { ...action, query: 'a=b' } }, /query/],
+    [{ action: { ...action, body: 'x'.repeat(17 * 1024) } }, /body/],
+    [{ action: { ...action, params: [1] } }, /params/],
   ];
   for (const [over, field] of cases) {
     assert.throws(

@@ -41,7 +41,7 @@
  *   DELETE /v1/grants/{id}                                       → GrantView (revoked)
  */
 import { canonicalJson, sha256Hex } from './canonical-json.ts';
-import { arrayOf, int, object, oneOf, onlyKeys, optStr, str } from './check.ts';
+import { arrayOf, bool, int, object, oneOf, onlyKeys, optStr, str } from './check.ts';
 import { ValidationError } from './errors.ts';
 
 export const APPROVALS_PATH = '/v1/approvals';
@@ -82,7 +82,32 @@ export interface HeldAction {
   readonly sql?: string;
   /** postgres: the declared database name. */
   readonly database?: string;
+  /** Kubernetes: the query parameters as the API server reads them, sorted `key=value` strings. */
+  readonly query?: readonly string[];
+  /**
+   * Kubernetes: the body of a write as the approver reads it (JSON pretty
+   * printed), masked (a Secret's `data` / `stringData` values, and every value
+   * the built-in credential detectors find) and at most MAX_HELD_BODY_CHARS
+   * characters (then cut, with a marker saying how much was left out).
+   */
+  readonly body?: string;
+  /** exec / attach: whether the session sends stdin, and whether it asks for a terminal. */
+  readonly stdin?: boolean;
+  readonly tty?: boolean;
+  /** postgres: one line per parameter of a Bind (`$1 text 5 bytes: 'viewer'`), values shown only when short and no detector matched. */
+  readonly params?: readonly string[];
+  /**
+   * An HMAC-SHA256 (hex, key made by the sidecar at its start) of the exact
+   * bytes the action is made of: a Kubernetes request's method, raw query and
+   * body; an exec's raw argv; a SQL statement's text (and a Bind's values).
+   * Part of the fingerprint, so that an approval or grant covers exactly that
+   * action, while the approver reads only masked text.
+   */
+  readonly digest?: string;
 }
+
+/** The longest `body` a held action carries. */
+export const MAX_HELD_BODY_CHARS = 16 * 1024;
 
 /** sidecar → collector. */
 export interface ApprovalRequestMessage {
@@ -216,6 +241,12 @@ function heldAction(v: unknown, path: string): HeldAction {
       'container',
       'sql',
       'database',
+      'query',
+      'body',
+      'stdin',
+      'tty',
+      'params',
+      'digest',
     ],
     path,
   );
@@ -233,6 +264,11 @@ function heldAction(v: unknown, path: string): HeldAction {
   }
   if (a.argv !== undefined) arrayOf(a.argv, `${path}/argv`, (x, p) => str(x, p, { max: 8192 }), 256);
   optStr(a.sql, `${path}/sql`, { max: 32 * 1024 });
+  if (a.query !== undefined) arrayOf(a.query, `${path}/query`, (x, p) => str(x, p, { max: 4096 }), 64);
+  optStr(a.body, `${path}/body`, { max: MAX_HELD_BODY_CHARS + 256 });
+  for (const k of ['stdin', 'tty'] as const) if (a[k] !== undefined) bool(a[k], `${path}/${k}`);
+  if (a.params !== undefined) arrayOf(a.params, `${path}/params`, (x, p) => str(x, p, { max: 256 }), 256);
+  if (a.digest !== undefined) str(a.digest, `${path}/digest`, { pattern: /^[0-9a-f]{64}$/ });
   return a as unknown as HeldAction;
 }
 

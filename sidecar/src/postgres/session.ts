@@ -61,6 +61,7 @@ import {
 import type { Spool } from '../audit/spool.ts';
 import type { Identity } from '../identity.ts';
 import type { SidecarMetrics } from '../metrics.ts';
+import { describeParams } from '../review/bind-params.ts';
 import type { ReviewClient } from '../review/review-client.ts';
 import { reviewStatement } from '../review/sql-hold.ts';
 import { rowsOf, statementEvent } from './audit-event.ts';
@@ -170,6 +171,10 @@ interface Judged {
   readonly readsMasked?: boolean;
   /** Its event's id, named before it was recorded (a statement held for review). */
   readonly auditID?: string;
+  /** The query string it came from and its place there: what a review's digest pins. */
+  readonly source?: { readonly text: string; readonly index: number };
+  /** A Parse's declared parameter types (what an approver reads of a Bind's values). */
+  readonly paramTypes?: readonly number[];
 }
 
 /** Kinds after which the catalog's cached answers may be out of date. */
@@ -717,8 +722,8 @@ export class PostgresSession {
     return { classified, statements };
   }
 
-  /** `hold`: a review is returned as is, to be held (#afterApproval); otherwise it is denied. */
-  #decide(statement: SqlStatement, hold = false): Decision {
+  /** A review is returned as is, to be held (#afterApproval, #holdBind), when an approval service is configured; otherwise it is denied. */
+  #decide(statement: SqlStatement): Decision {
     const d = evaluate(
       sqlAction(this.#o.database, [statement], this.#o.identity.user.username),
       this.#o.policy.current,
@@ -730,11 +735,11 @@ export class PostgresSession {
       case 'deny':
         return d;
       case 'review':
-        if (hold && this.#o.reviews) return d;
+        if (this.#o.reviews) return d;
         return {
           ...d,
           action: 'deny',
-          message: `rule "${d.rule}" requires a human's approval (${d.message}), and ${this.#o.reviews ? 'a statement bound again from an earlier Parse is not held for approval: send it again (Parse or Query) to have it reviewed' : 'no approval service is configured for this sidecar'}; the statement is denied`,
+          message: `rule "${d.rule}" requires a human's approval (${d.message}), and no approval service is configured for this sidecar; the statement is denied`,
         };
       case 'mask':
         return d;
@@ -756,7 +761,7 @@ export class PostgresSession {
     const t0 = process.hrtime.bigint();
     const receivedAt = new Date();
     const { classified, statements } = this.#classify(text);
-    const decisions = statements.map((s) => this.#decide(s, true));
+    const decisions = statements.map((s) => this.#decide(s));
     const overheadMs = Number(process.hrtime.bigint() - t0) / 1e6 / Math.max(1, statements.length);
     return statements.map((statement, i) => ({
       classified: classified[i] as ClassifiedStatement,
@@ -764,6 +769,7 @@ export class PostgresSession {
       decision: decisions[i] as Decision,
       receivedAt,
       overheadMs,
+      source: { text, index: i },
     }));
   }
 
@@ -826,15 +832,28 @@ export class PostgresSession {
       return;
     }
     let fresh = this.#decide(prepared.statement);
-    // An approval at the statement's Parse covers its first Bind, the one the Parse was sent with.
-    if (
-      prepared.decision.approval?.state === 'approved' &&
-      fresh.rule === prepared.decision.rule &&
-      !this.#approvalsUsed.has(prepared)
-    ) {
+    if (fresh.action === 'review') {
+      const firstBind = !this.#approvalsUsed.has(prepared);
       this.#approvalsUsed.add(prepared);
-      fresh = prepared.decision;
+      // An approval at the statement's Parse covers its first Bind only when that Bind carries no values: the
+      // approver saw all of it. Any other Bind is held with its values (a grant covers only the same values).
+      if (
+        prepared.decision.approval?.state === 'approved' &&
+        fresh.rule === prepared.decision.rule &&
+        firstBind &&
+        m.params.length === 0
+      ) {
+        fresh = prepared.decision;
+      } else if (this.#o.reviews) {
+        this.#holdBind(m, prepared, fresh, this.#o.reviews);
+        return;
+      }
     }
+    this.#bindAs(m, prepared, fresh);
+  }
+
+  /** Binds (or refuses) a prepared statement as decided. */
+  #bindAs(m: Extract<FrontendMessage, { type: 'Bind' }>, prepared: Judged, fresh: Decision): void {
     const runs = fresh.action === 'allow' || fresh.action === 'mask' || fresh.approval?.state === 'approved';
     // A statement that passed mask review keeps what the review found; a policy that now denies it wins.
     const decision = runs && prepared.decision.action === 'mask' ? prepared.decision : fresh;
@@ -943,24 +962,78 @@ export class PostgresSession {
         const out = [...judged];
         for (const i of todo) {
           const j = out[i] as Judged;
-          const auditID = randomUUID();
-          const decision = await reviewStatement(
-            reviews,
-            {
-              auditId: auditID,
-              kind: j.statement.kind,
-              text: j.classified.text,
-              database: this.#o.database,
-              decision: j.decision,
-              masks: this.#currentMasks(),
-            },
-            this.#gone.signal,
-          );
+          const { decision, auditID } = await this.#askReview(reviews, j, j.decision, {
+            digest: reviews.digest(this.#statementParts(j)),
+          });
           out[i] = { ...j, decision, auditID };
           if (decision.approval?.state !== 'approved') break;
         }
         if (this.#phase === 'closed') return;
         then(out);
+      })(),
+    );
+  }
+
+  /** What a review's digest of a statement pins: its database and the exact text it came from. */
+  #statementParts(j: Judged): string[] {
+    const src = j.source ?? { text: j.classified.text, index: 0 };
+    return ['postgres', this.#o.database, src.text, String(src.index)];
+  }
+
+  /** Asks for a human's decision on a statement (sql-hold.ts); its event will name the id returned. */
+  async #askReview(
+    reviews: ReviewClient,
+    j: Judged,
+    d: Decision,
+    about: { readonly digest: string; readonly params?: readonly string[] },
+  ): Promise<{ decision: Decision; auditID: string }> {
+    const auditID = randomUUID();
+    const decision = await reviewStatement(
+      reviews,
+      {
+        auditId: auditID,
+        kind: j.statement.kind,
+        text: j.classified.text,
+        database: this.#o.database,
+        ...about,
+        decision: d,
+        masks: this.#currentMasks(),
+      },
+      this.#gone.signal,
+    );
+    return { decision, auditID };
+  }
+
+  /**
+   * Holds a Bind of a statement a review rule matches until a human decides
+   * on it with its parameter values (bind-params.ts shows them; the digest
+   * pins them), then binds as decided.
+   */
+  #holdBind(
+    m: Extract<FrontendMessage, { type: 'Bind' }>,
+    prepared: Judged,
+    d: Decision,
+    reviews: ReviewClient,
+  ): void {
+    const values = { params: m.params, formats: m.paramFormats, types: prepared.paramTypes ?? [] };
+    const parts = [
+      ...this.#statementParts(prepared),
+      'bind',
+      m.paramFormats.join(','),
+      String(m.params.length),
+    ];
+    const digest = reviews.digest([
+      ...parts,
+      ...m.params.flatMap((p) => (p === null ? ['null', ''] : ['value', p])),
+    ]);
+    this.#hold(
+      (async () => {
+        const { decision, auditID } = await this.#askReview(reviews, prepared, d, {
+          digest,
+          params: describeParams(values),
+        });
+        if (this.#phase === 'closed') return;
+        this.#bindAs(m, { ...prepared, auditID }, decision);
       })(),
     );
   }
@@ -1059,7 +1132,7 @@ export class PostgresSession {
         }
         const first = judged[0];
         this.#parseUndo.push({ name: m.name, before: this.#prepared.get(m.name) });
-        if (first && judged.length === 1) this.#prepared.set(m.name, first);
+        if (first && judged.length === 1) this.#prepared.set(m.name, { ...first, paramTypes: m.paramTypes });
         else this.#prepared.delete(m.name);
         if (judged.length === 0) this.#emptyPrepared.add(m.name);
         else this.#emptyPrepared.delete(m.name);

@@ -11,9 +11,30 @@
  */
 import { DEFAULT_REVIEW, type Decision } from '@chaperone/shared';
 import type { KubeRequestContext } from '../kube/context.ts';
-import { kubeHeld } from './held-action.ts';
+import { type KubeRequestBytes, kubeHeld } from './held-action.ts';
 import type { ReviewClient } from './review-client.ts';
 import type { ReviewOutcome } from './review-outcome.ts';
+
+/** What the approver reads of the request beyond its Action, and what its digest pins (an upgrade's argv is in the Action). */
+function requestBytes(ctx: KubeRequestContext): KubeRequestBytes | undefined {
+  if (ctx.action?.exec) return undefined;
+  const at = ctx.req.url.indexOf('?');
+  const type = ctx.req.headers['content-type'];
+  return {
+    method: ctx.req.method,
+    rawQuery: at === -1 ? '' : ctx.req.url.slice(at + 1),
+    query: ctx.query,
+    ...(ctx.body !== undefined && ctx.body.length > 0
+      ? {
+          body: {
+            bytes: ctx.body,
+            ...(typeof type === 'string' ? { contentType: type } : {}),
+            maskFields: ctx.decision?.maskFields ?? [],
+          },
+        }
+      : {}),
+  };
+}
 
 export async function holdKubeRequest(
   ctx: KubeRequestContext,
@@ -26,7 +47,7 @@ export async function holdKubeRequest(
   ctx.res.onClose(() => gone.abort());
   const outcome = await reviews.review(
     {
-      ...kubeHeld(action),
+      ...kubeHeld(action, reviews.digest, requestBytes(ctx)),
       auditId: ctx.auditID,
       rule: decision.rule,
       message: decision.message,

@@ -28,6 +28,7 @@ import {
 } from '@chaperone/shared';
 import WebSocket from 'ws';
 import { type CollectorEndpoint, openCollectorSocket, readRefusal } from '../collector-socket.ts';
+import { type ActionDigest, actionDigest } from './action-digest.ts';
 import type { HeldDescription } from './held-action.ts';
 import type { ReviewMetrics } from './review-metrics.ts';
 import {
@@ -67,6 +68,8 @@ export class ReviewClient {
   readonly #o: ReviewClientOptions;
   readonly #holds = new Set<(why: string) => void>();
   #closed = false;
+  /** The digest of held actions, under a key this sidecar made at its start (action-digest.ts). */
+  readonly digest: ActionDigest = actionDigest();
 
   constructor(o: ReviewClientOptions) {
     this.#o = o;

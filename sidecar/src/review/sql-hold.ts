@@ -2,7 +2,9 @@
  * Holds one SQL statement a `review` rule matched until a human decides
  * (the PostgreSQL session waits with the client's later messages; the
  * client waits for the statement's result). What the approver reads is the
- * statement normalised (literals replaced by $n) and its database.
+ * statement normalised (literals replaced by $n) and its database, and
+ * for a hold at a Bind its parameters (bind-params.ts); the digest pins the
+ * exact text and values, so an approval or grant covers nothing else.
  *
  * The decision returned keeps the rule and records how the hold ended
  * (`approval`): approved, the statement runs as an allowed one would (with
@@ -21,6 +23,10 @@ export async function reviewStatement(
     /** The statement normalised. */
     readonly text: string;
     readonly database: string;
+    /** The action digest of the statement's exact text (and a Bind's values). */
+    readonly digest: string;
+    /** A Bind's parameters as bind-params.ts describes them (a hold at Bind). */
+    readonly params?: readonly string[];
     readonly decision: Decision;
     readonly masks: readonly SqlMask[];
   },
@@ -29,7 +35,13 @@ export async function reviewStatement(
   const d = s.decision;
   const outcome = await reviews.review(
     {
-      ...sqlHeld(s.kind, s.text, s.database),
+      ...sqlHeld({
+        kind: s.kind,
+        normalized: s.text,
+        database: s.database,
+        digest: s.digest,
+        ...(s.params ? { params: s.params } : {}),
+      }),
       auditId: s.auditId,
       rule: d.rule,
       message: d.message,

@@ -5,10 +5,13 @@
  * allowed one; denied, timed out or undecidable (no collector configured, the
  * collector unreachable, …), it is answered 403 saying who denied it and why,
  * that nobody answered in time, or what kept a decision from being had.
- * Port-forward sessions are not held: a review refuses them.
+ * Port-forward sessions are not held: a review refuses them. An approved
+ * request is judged again with the policy in force once the hold ends: a
+ * decision other than the same rule's review wins (afterApproval).
  */
 import type { SelfProtection } from '@chaperone/shared';
 import type { PolicyStore } from '../../policy-store.ts';
+import { afterApproval } from '../../review/after-approval.ts';
 import { holdKubeRequest } from '../../review/kube-hold.ts';
 import type { ReviewClient } from '../../review/review-client.ts';
 import type { Guard, KubeRequestContext } from '../context.ts';
@@ -138,15 +141,26 @@ export function decide(
           }
         }
         const outcome = await holdKubeRequest(ctx, decision, reviews);
-        if (outcome.state === 'approved') return next(ctx);
-        message = `chaperone: ${outcome.message}`;
+        if (outcome.state === 'approved') {
+          // The policy may have changed during the hold: judged again, a decision other than this rule's review wins.
+          const now = decideAction(action, policy.current, protection, ctx.execIntoSidecar);
+          const after = afterApproval(decision, now);
+          if (after === undefined) return next(ctx);
+          ctx.decision = {
+            ...after.decision,
+            ...(ctx.decision?.approval ? { approval: ctx.decision.approval } : {}),
+          };
+          if (after.decision.action === 'allow' || after.decision.action === 'mask') return next(ctx);
+          message = `chaperone: ${after.message}`;
+        } else message = `chaperone: ${outcome.message}`;
       }
     }
+    const refusedBy = ctx.decision ?? decision;
     const details = {
       ...(info.name !== undefined ? { name: info.name } : {}),
       ...(info.apiGroup ? { group: info.apiGroup } : {}),
       ...(info.resource !== undefined ? { kind: info.resource } : {}),
-      causes: [{ reason: 'ChaperoneRule', message: decision.rule, field: decision.reason }],
+      causes: [{ reason: 'ChaperoneRule', message: refusedBy.rule, field: refusedBy.reason }],
     };
     ctx.answered = { code: 403, reason: 'Forbidden', message };
     sendStatus(ctx.res, statusBody(403, 'Forbidden', message, details));
