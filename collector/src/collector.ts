@@ -191,7 +191,9 @@ function createApproverAuth(c: CollectorConfig, kube: KubeClient): ApproverAuthe
         audience: c.oidcAudience as string,
         allowedGroups: [],
         groupsClaim: c.oidcGroupsClaim,
+        usernameClaim: c.oidcUsernameClaim,
       }),
+      prefixes: { usernamePrefix: c.oidcUsernamePrefix, groupsPrefix: c.oidcGroupsPrefix },
     },
   });
 }
@@ -275,6 +277,7 @@ export async function startCollector(c: CollectorConfig, deps: CollectorDeps): P
         metrics: createApprovalMetrics(registry, store.approvals),
         logger: approvalLogger,
         maxPendingPerPod: c.maxPendingApprovalsPerPod,
+        maxPendingPerNamespace: c.maxPendingApprovalsPerNamespace,
         ...(c.approvalWebhookUrl
           ? {
               notify: approvalWebhook({
@@ -338,7 +341,13 @@ export async function startCollector(c: CollectorConfig, deps: CollectorDeps): P
         maxIngestConnectionsPerAddress: c.maxIngestConnectionsPerAddress,
       },
       ...(approvals
-        ? { approvals: (req, socket, head) => approvals.socket.handleUpgrade(req, socket, head) }
+        ? {
+            approvals: {
+              upgrade: (req, socket, head) => approvals.socket.handleUpgrade(req, socket, head),
+              maxApprovalConnections: c.maxApprovalConnections,
+              maxApprovalConnectionsPerAddress: c.maxApprovalConnectionsPerAddress,
+            },
+          }
         : {}),
       logger,
     });

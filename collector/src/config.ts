@@ -94,6 +94,20 @@ export const COLLECTOR_SCHEMA = {
   oidcIssuer: url({ description: 'OIDC issuer for query API tokens', protocols: ['https', 'http'] }),
   oidcAudience: string({ description: 'Audience (client id) query API tokens must carry' }),
   oidcGroupsClaim: string({ description: 'Claim that lists the caller’s groups', default: 'groups' }),
+  oidcUsernameClaim: string({
+    description: 'Claim that names an OIDC approver (as the API server’s --oidc-username-claim)',
+    default: 'sub',
+  }),
+  oidcUsernamePrefix: string({
+    description:
+      'Prefix of OIDC approvers’ names in SubjectAccessReviews, as the API server’s --oidc-username-prefix (- for none)',
+    default: 'oidc:',
+  }),
+  oidcGroupsPrefix: string({
+    description:
+      'Prefix of OIDC approvers’ groups in SubjectAccessReviews, as the API server’s --oidc-groups-prefix (- for none)',
+    default: 'oidc:',
+  }),
   oidcAllowedGroups: list({
     description: 'Groups allowed to query (empty: any authenticated caller)',
     default: [],
@@ -147,6 +161,23 @@ export const COLLECTOR_SCHEMA = {
     default: 32,
     min: 1,
     max: 10_000,
+  }),
+  maxPendingApprovalsPerNamespace: integer({
+    description: 'Approval requests the pods of one namespace may have waiting at once; more are refused',
+    default: 256,
+    min: 1,
+    max: 100_000,
+  }),
+  maxApprovalConnections: integer({
+    description:
+      'Approval connections (one per held action, open or being verified) at once; more are answered 503',
+    default: 4096,
+    min: 1,
+  }),
+  maxApprovalConnectionsPerAddress: integer({
+    description: 'Approval connections from one address (one pod) at once; more are answered 429',
+    default: 64,
+    min: 1,
   }),
   forwardBatchSize: integer({ description: 'Events per forwarder read', default: 500, min: 1, max: 10_000 }),
   maxQueueEvents: integer({

@@ -11,6 +11,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { APPROVALS_PATH, INGEST_PATH, type Logger } from '@chaperone/shared';
+import { ConnectionBudget } from './connection-budget.ts';
 import { parseRequestTarget } from './query/request-target.ts';
 
 export interface IngestEntry {
@@ -22,13 +23,21 @@ export interface IngestEntry {
   readonly maxIngestConnectionsPerAddress: number;
 }
 
+export interface ApprovalsEntry {
+  readonly upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /** Approval connections (one per held action, open or being verified) at once, in all. */
+  readonly maxApprovalConnections: number;
+  /** …and from one address. */
+  readonly maxApprovalConnectionsPerAddress: number;
+}
+
 export interface HttpEntryOptions {
   /** Answers every request and never rejects (http-api.ts: the query API, or the ingest port's probes). */
   readonly api: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
   /** Ingest on this listener; without it every upgrade is refused 404. */
   readonly ingest?: IngestEntry;
   /** The sidecars' approvals WebSocket (APPROVALS_PATH) on the ingest listener (approvals/approval-socket.ts). */
-  readonly approvals?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  readonly approvals?: ApprovalsEntry;
   readonly logger: Logger;
 }
 
@@ -64,22 +73,49 @@ export interface HttpEntry {
 export function attachHttpEntry(server: Server, opts: HttpEntryOptions): HttpEntry {
   const { api, ingest, logger } = opts;
   const sockets = new Set<Duplex>();
-  let ingestTotal = 0;
-  const ingestPerAddress = new Map<string, number>();
-  /** Counts an ingest socket until it closes; the refusal status (nothing counted) when a limit is reached. */
-  const admit = (ingest: IngestEntry, socket: Duplex, address: string): 429 | 503 | undefined => {
-    if (ingestTotal >= ingest.maxIngestConnections) return 503;
-    const n = ingestPerAddress.get(address) ?? 0;
-    if (n >= ingest.maxIngestConnectionsPerAddress) return 429;
-    ingestTotal++;
-    ingestPerAddress.set(address, n + 1);
-    socket.once('close', () => {
-      ingestTotal--;
-      const left = (ingestPerAddress.get(address) ?? 1) - 1;
-      if (left > 0) ingestPerAddress.set(address, left);
-      else ingestPerAddress.delete(address);
-    });
-    return undefined;
+  const ingestBudget = ingest
+    ? new ConnectionBudget({
+        max: ingest.maxIngestConnections,
+        maxPerAddress: ingest.maxIngestConnectionsPerAddress,
+      })
+    : undefined;
+  const approvalBudget = opts.approvals
+    ? new ConnectionBudget({
+        max: opts.approvals.maxApprovalConnections,
+        maxPerAddress: opts.approvals.maxApprovalConnectionsPerAddress,
+      })
+    : undefined;
+  /**
+   * Admits an upgrade into `budget` (before its token is verified), or
+   * answers the refusal naming the limit and its flag; true when admitted.
+   */
+  const admit = (
+    budget: ConnectionBudget,
+    socket: Duplex,
+    address: string,
+    kind: string,
+    flag: string,
+  ): boolean => {
+    const refused = budget.admit(socket, address);
+    if (refused === 503) {
+      logger.warn({ limit: budget.limits.max, kind }, `${kind} connection limit reached`);
+      refuseUpgrade(
+        socket,
+        503,
+        `the collector holds ${budget.limits.max} ${kind} connections, its limit (--max-${flag}): retry, or add a replica`,
+      );
+    } else if (refused === 429) {
+      logger.warn(
+        { address, limit: budget.limits.maxPerAddress, kind },
+        `${kind} connections per address limit reached`,
+      );
+      refuseUpgrade(
+        socket,
+        429,
+        `${address} already holds ${budget.limits.maxPerAddress} ${kind} connections, the limit per pod (--max-${flag}-per-address): close one first`,
+      );
+    }
+    return refused === undefined;
   };
   server.on('connection', (socket: Duplex) => {
     sockets.add(socket);
@@ -107,29 +143,13 @@ export function attachHttpEntry(server: Server, opts: HttpEntryOptions): HttpEnt
           404,
           `no WebSocket endpoint on the query listener: ingest (${INGEST_PATH}) is served on the ingest port (--listen-port)`,
         );
-      else if (path === INGEST_PATH) {
-        const address = req.socket.remoteAddress ?? '';
-        const refused = admit(ingest, socket, address);
-        if (refused === 503) {
-          logger.warn({ limit: ingest.maxIngestConnections }, 'ingest connection limit reached');
-          refuseUpgrade(
-            socket,
-            503,
-            `the collector holds ${ingest.maxIngestConnections} ingest connections, its limit (--max-ingest-connections): retry, or add a replica`,
-          );
-        } else if (refused === 429) {
-          logger.warn(
-            { address, limit: ingest.maxIngestConnectionsPerAddress },
-            'ingest connections per address limit reached',
-          );
-          refuseUpgrade(
-            socket,
-            429,
-            `${address} already holds ${ingest.maxIngestConnectionsPerAddress} ingest connections, the limit per pod (--max-ingest-connections-per-address): close one first`,
-          );
-        } else ingest.upgrade(req, socket, head);
-      } else if (path === APPROVALS_PATH && opts.approvals) opts.approvals(req, socket, head);
-      else refuseUpgrade(socket, 404, `no WebSocket endpoint here: ingest is ${INGEST_PATH}`);
+      else if (path === INGEST_PATH && ingestBudget) {
+        if (admit(ingestBudget, socket, req.socket.remoteAddress ?? '', 'ingest', 'ingest-connections'))
+          ingest.upgrade(req, socket, head);
+      } else if (path === APPROVALS_PATH && opts.approvals && approvalBudget) {
+        if (admit(approvalBudget, socket, req.socket.remoteAddress ?? '', 'approval', 'approval-connections'))
+          opts.approvals.upgrade(req, socket, head);
+      } else refuseUpgrade(socket, 404, `no WebSocket endpoint here: ingest is ${INGEST_PATH}`);
     } catch (err) {
       logger.error({ err }, 'handling a WebSocket upgrade failed');
       try {

@@ -143,7 +143,6 @@ const SCALE: HeldAction = {
   apiGroup: 'apps',
   resource: 'deployments',
   subresource: 'scale',
-  namespace: 'shop',
   name: 'web',
 };
 
@@ -357,7 +356,7 @@ describe('approvals: a held action, decided by approvers Kubernetes RBAC names',
       timeoutMs: 10_000,
     });
     const text = (JSON.parse(notified.find((b) => b.includes(id)) as string) as { text: string }).text;
-    assert.match(text, /Approval needed: scale deployments\/web -n shop/);
+    assert.match(text, /^Approval needed: `scale deployments\/web -n shop`$/m);
     assert.ok(text.includes(`<https://chaperone.example/approvals/${id}|`));
     // Counted on the collector's metrics.
     const metrics = await (await fetch(collector.metricsUrl)).text();
@@ -419,6 +418,36 @@ describe('approvals: a held action, decided by approvers Kubernetes RBAC names',
     assert.match(r.body.error?.message ?? '', /not among this request's approvers/);
     assert.equal((await decide(collector.queryUrl, tokens.bob as string, id, 'approve')).status, 200);
     assert.equal(((await h.next()) as { state: string }).state, 'approved');
+  });
+
+  // Fails if decide() checks only the requester's namespace (alice would approve at once): tried.
+  it('needs approve rights in the namespace the action touches too, when it is another one', async () => {
+    const target = await createNamespace('approvals-target');
+    try {
+      const action: HeldAction = { ...SCALE, namespace: target.name };
+      const h = await hold(
+        collector.url,
+        podToken,
+        request({ action, summary: `scale web -n ${target.name}` }),
+      );
+      const { approvalId: id } = await h.next();
+      const refused = await decide(collector.queryUrl, tokens.alice as string, id, 'approve');
+      assert.equal(refused.status, 403);
+      assert.match(
+        refused.body.error?.message ?? '',
+        new RegExp(
+          `may not approve requests in namespace ${target.name} \\(the namespace the held action touches`,
+        ),
+      );
+      createApproverRole(target.name);
+      bindApprover(target.name, 'approver-alice', { namespace: ns.name, name: 'alice' });
+      await untilRbac(target.name, user('alice'), true);
+      const ok = await decide(collector.queryUrl, tokens.alice as string, id, 'approve');
+      assert.equal(ok.status, 200);
+      assert.equal(((await h.next()) as { state: string }).state, 'approved');
+    } finally {
+      await target.delete();
+    }
   });
 
   it('a grant lets the same action through at once until it is revoked', async () => {
@@ -664,13 +693,14 @@ describe('approvals: approvers with OIDC ID tokens', () => {
             kind: 'RoleBinding',
             metadata: { name: 'approver-sre', namespace: ns.name },
             roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'approver' },
-            subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'sre' }],
+            // OIDC groups reach RBAC behind --oidc-groups-prefix (default oidc:), as the API server names them.
+            subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'oidc:sre' }],
           },
         ],
       }),
     );
-    await waitFor(async () => canApprove(ns.name, 'dana', ['sre']), {
-      what: 'RBAC to let group sre approve',
+    await waitFor(async () => canApprove(ns.name, 'oidc:dana', ['oidc:sre']), {
+      what: 'RBAC to let group oidc:sre approve',
       timeoutMs: 30_000,
       intervalMs: 200,
     });
@@ -696,11 +726,19 @@ describe('approvals: approvers with OIDC ID tokens', () => {
     assert.equal(outsider.status, 403);
     const forged = await decide(collector.queryUrl, `${await sign('dana', ['sre'])}x`, id, 'approve');
     assert.equal(forged.status, 401);
+    // Unprefixed, system:masters would be cluster-admin to SubjectAccessReview.
+    const masters = await decide(
+      collector.queryUrl,
+      await sign('system:admin', ['system:masters']),
+      id,
+      'approve',
+    );
+    assert.equal(masters.status, 403);
     const ok = await decide(collector.queryUrl, await sign('dana', ['sre']), id, 'approve', 'on call');
     assert.equal(ok.status, 200);
     const decided = await h.next();
     assert.deepEqual(decided.type === 'decided' && decided.decisions.map((d) => [d.user, d.reason]), [
-      ['dana', 'on call'],
+      ['oidc:dana', 'on call'],
     ]);
   });
 });

@@ -68,6 +68,8 @@ function approvalsStandIn() {
   const approvals = new Map<string, ApprovalView>();
   const grants = new Map<string, GrantView>();
   const calls: string[] = [];
+  /** Most pending requests a list answer carries (as the API's limit does), soonest expiry first; `total` counts all. */
+  const list = { cap: Number.POSITIVE_INFINITY };
   const send = (res: ServerResponse, status: number, v: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(v));
@@ -84,10 +86,11 @@ function approvalsStandIn() {
     const user = 'alice@example.com';
     if (req.method === 'GET' && url.pathname === '/v1/approvals') {
       const state = url.searchParams.get('state') ?? 'pending';
-      const items = [...approvals.values()].filter((a) =>
+      const all = [...approvals.values()].filter((a) =>
         state === 'all' ? true : state === 'pending' ? a.state === 'pending' : a.state !== 'pending',
       );
-      return send(res, 200, { items });
+      if (state === 'pending') all.sort((a, b) => Date.parse(a.expiresAt) - Date.parse(b.expiresAt));
+      return send(res, 200, { items: all.slice(0, list.cap), total: all.length });
     }
     let m = /^\/v1\/approvals\/([^/]+)$/.exec(url.pathname);
     if (req.method === 'GET' && m) {
@@ -127,7 +130,7 @@ function approvalsStandIn() {
     }
     return fail(res, 404, 'not_found', `no route ${url.pathname}`);
   }
-  return { approvals, grants, calls, handle };
+  return { approvals, grants, calls, list, handle };
 }
 
 let seq = 0;
@@ -502,7 +505,10 @@ describe('the approvals page in Chromium', () => {
       .waitFor();
     await card.getByText(/expires in \d+m \d\ds/).waitFor();
 
-    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    // The README's picture of the page: rewritten only when asked, so a test run leaves the tree as it was.
+    const shot = await page.screenshot({ fullPage: true });
+    assert.ok(shot.length > 10_000, 'the page rendered');
+    if (process.env.UPDATE_SCREENSHOTS === '1') writeFileSync(SCREENSHOT, shot);
 
     // Approve with a reason.
     await card.getByLabel('Reason').fill('checked with the on-call DBA');
@@ -614,6 +620,80 @@ describe('the approvals page in Chromium', () => {
     const after = await page.evaluate(async () => (await fetch('/console/api/v1/grants')).status);
     assert.equal(after, 401);
     assert.deepEqual(violations, []);
+    await page.close();
+  });
+
+  it('writes out bidi, control and invisible characters, warns on the card, and says how many are not shown', async () => {
+    // The reviewer's command: run by sh it deletes /srv/prod; drawn raw, the controls make it read like a comment.
+    const RLO = '\u202e';
+    const LRI = '\u2066';
+    const PDI = '\u2069';
+    const script = `echo "rotating logs" ;${RLO} ${LRI}rm -rf /srv/prod${PDI} ; ${LRI}# comment${PDI}`;
+    for (const a of standIn.approvals.values()) standIn.approvals.delete(a.id);
+    const bidi = pendingRequest({
+      protocol: 'exec',
+      summary: `exec web-0 -- sh -c ${script}`,
+      action: {
+        verb: 'exec',
+        resource: 'pods',
+        subresource: 'exec',
+        name: 'web-0',
+        container: 'app\u200b',
+        argv: ['sh', '-c', script],
+      },
+      rule: 'review-exec',
+      message: `rotate logs\u2028Approved by security already`,
+      expiresAt: new Date(Date.now() + 60_000).toISOString(),
+    });
+    // Plain, with the details a Kubernetes write carries: its line breaks are layout, not a warning.
+    const plain = pendingRequest({
+      action: {
+        verb: 'update',
+        resource: 'configmaps',
+        name: 'settings',
+        query: ['fieldManager=kubectl', 'dryRun=All'],
+        body: '{\n  "data": {\n    "mode": "fast"\n  }\n}',
+        digest: 'ab'.repeat(32),
+      },
+      expiresAt: new Date(Date.now() + 120_000).toISOString(),
+    });
+    const later = pendingRequest({ expiresAt: new Date(Date.now() + 600_000).toISOString() });
+    for (const a of [later, plain, bidi]) standIn.approvals.set(a.id, a);
+    standIn.list.cap = 2;
+    const { page, violations, errors } = await newPage(context);
+    await page.goto(`${flows}/console/`);
+    await signIn(page, APPROVER_TOKEN);
+    const card = page.locator(`article[data-id="${bidi.id}"]`);
+    await card.waitFor();
+    const shownArgv = `sh -c 'echo "rotating logs" ;\\u{202e} \\u{2066}rm -rf /srv/prod\\u{2069} ; \\u{2066}# comment\\u{2069}'`;
+    await card.locator('code.argv').getByText(shownArgv, { exact: true }).waitFor();
+    const text = (await card.textContent()) ?? '';
+    for (const c of [RLO, LRI, PDI, '\u200b', '\u2028'])
+      assert.ok(!text.includes(c), `U+${c.charCodeAt(0).toString(16)} is not drawn raw`);
+    assert.ok(text.includes('app\\u{200b}'), 'the container name too');
+    assert.ok(text.includes('rotate logs\\u{2028}Approved by security already'), 'the message too');
+    await card
+      .getByRole('alert')
+      .getByText(/control, bidirectional or invisible characters/)
+      .waitFor();
+    const plainCard = page.locator(`article[data-id="${plain.id}"]`);
+    await plainCard.waitFor();
+    assert.equal(await plainCard.getByRole('alert').count(), 0, 'no warning on a plain request');
+    assert.equal(
+      await plainCard.locator('pre.body').textContent(),
+      '{\n  "data": {\n    "mode": "fast"\n  }\n}',
+      'the body in a pre block, its lines kept',
+    );
+    await plainCard.locator('ul.query').getByText('dryRun=All', { exact: true }).waitFor();
+    await plainCard.locator('code.digest').getByText('ab'.repeat(32)).waitFor();
+    // Two of three pending requests, the soonest to expire: the page says so.
+    await page.getByText('Showing 2 of 3 pending requests', { exact: false }).waitFor();
+    assert.equal(await page.locator(`article[data-id="${later.id}"]`).count(), 0);
+    standIn.list.cap = Number.POSITIVE_INFINITY;
+    await page.locator(`article[data-id="${later.id}"]`).waitFor({ timeout: 15_000 });
+    await page.getByText('Showing 2 of 3', { exact: false }).waitFor({ state: 'hidden' });
+    assert.deepEqual(violations, []);
+    assert.deepEqual(errors, []);
     await page.close();
   });
 });

@@ -11,9 +11,14 @@
  *   hold waits for the store to announce its end: a decision taken through
  *   any replica, its expiry (a timer here, and a sweep for requests whose
  *   replica went away), or its withdrawal when the connection closes first.
+ *   Each request records the replica holding it; replicas renew a lease (a
+ *   heartbeat in the store), and the requests of one whose lease ran out are
+ *   withdrawn by the others (or by the next start of the embedded store).
  *
  * Approver side (query/approval-routes.ts): every read and decision is
- * authorised by RBAC in the requester's namespace (approval-access.ts), the
+ * authorised by RBAC in the requester's namespace (approval-access.ts), a
+ * decision also in the namespace the held action touches when that is
+ * another one, the
  * requesting pod can never decide its own request, and a request naming
  * approvers admits only them.
  */
@@ -39,7 +44,10 @@ import type { ApprovalNotifier } from './approval-webhook.ts';
 import { namedApprover, selfApprovalRefusal } from './approver-checks.ts';
 
 export const DEFAULT_MAX_PENDING_PER_POD = 32;
+export const DEFAULT_MAX_PENDING_PER_NAMESPACE = 256;
 const SWEEP_MS = 5_000;
+/** A replica not seen (no heartbeat) for this long has gone away: its pending requests are withdrawn. */
+export const DEFAULT_REPLICA_LEASE_MS = 30_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const DECIDED_STATES: readonly ApprovalState[] = ['approved', 'denied', 'expired', 'withdrawn'];
 
@@ -58,6 +66,14 @@ export interface ApprovalServiceOptions {
   readonly logger: Logger;
   readonly notify?: ApprovalNotifier;
   readonly maxPendingPerPod?: number;
+  /** Requests the pods of one namespace may have waiting, together. */
+  readonly maxPendingPerNamespace?: number;
+  /** This replica's id in the store (owner of the requests it holds); default a random UUID. */
+  readonly replicaId?: string;
+  /** How long a replica may go without a heartbeat before its requests are withdrawn (default 30 s). */
+  readonly leaseMs?: number;
+  /** How often expiry and the heartbeat run (default 5 s). */
+  readonly sweepMs?: number;
   readonly now?: () => number;
 }
 
@@ -71,25 +87,55 @@ export type ListState = 'pending' | 'decided' | 'all';
 export class ApprovalService {
   readonly #o: ApprovalServiceOptions;
   readonly #waiting = new Map<string, Waiting>();
+  readonly #replica: string;
   #unsubscribe: (() => void) | undefined;
   #sweep: NodeJS.Timeout | undefined;
 
   constructor(opts: ApprovalServiceOptions) {
     this.#o = opts;
+    this.#replica = opts.replicaId ?? randomUUID();
   }
 
   #now(): number {
     return this.#o.now?.() ?? Date.now();
   }
 
-  /** Listens for changes (resolves once listening) and starts the expiry sweep. */
+  /** Listens for changes (resolves once listening), takes its lease, and starts the sweep. */
   async start(): Promise<void> {
     this.#unsubscribe = await this.#o.store.onChange((id) => {
       const ids = id === undefined ? [...this.#waiting.keys()] : this.#waiting.has(id) ? [id] : [];
       for (const x of ids) void this.#check(x);
     });
-    this.#sweep = setInterval(() => void this.#expireDue(), SWEEP_MS);
+    await this.#o.store.heartbeat(this.#replica, this.#now());
+    this.#sweep = setInterval(() => void this.sweep(), this.#o.sweepMs ?? SWEEP_MS);
     this.#sweep.unref();
+  }
+
+  /**
+   * Renews this replica's lease, withdraws the requests of replicas whose
+   * lease ran out (they went away without withdrawing them: crashed, killed;
+   * their sidecars' connections are gone), and expires requests whose time
+   * is over. Runs every few seconds; never rejects.
+   */
+  async sweep(): Promise<void> {
+    const now = this.#now();
+    try {
+      await this.#o.store.heartbeat(this.#replica, now);
+      const gone = await this.#o.store.withdrawOrphans(
+        now - (this.#o.leaseMs ?? DEFAULT_REPLICA_LEASE_MS),
+        now,
+        100,
+      );
+      for (const a of gone) this.#ended(a, 'withdrawn');
+      if (gone.length)
+        this.#o.logger.warn(
+          { approvalIds: gone.map((a) => a.id) },
+          'withdrew approval requests of a replica that went away without withdrawing them',
+        );
+    } catch (err) {
+      this.#o.logger.warn({ err }, 'renewing the approvals lease or withdrawing orphaned requests failed');
+    }
+    await this.#expireDue();
   }
 
   stop(): void {
@@ -192,12 +238,17 @@ export class ApprovalService {
       expiresAt: new Date(now + req.timeoutMs).toISOString(),
       decisions: [],
     };
-    const max = this.#o.maxPendingPerPod ?? DEFAULT_MAX_PENDING_PER_POD;
-    const created = await this.#o.store.create(a, max);
+    const limits = {
+      perPod: this.#o.maxPendingPerPod ?? DEFAULT_MAX_PENDING_PER_POD,
+      perNamespace: this.#o.maxPendingPerNamespace ?? DEFAULT_MAX_PENDING_PER_NAMESPACE,
+    };
+    const created = await this.#o.store.create(a, limits, this.#replica);
     if (created.kind === 'limit')
       throw new ChaperoneError(
         'limit_exceeded',
-        `pod ${who.namespace}/${who.pod} already has ${created.pending} approval requests waiting, the limit (--max-pending-approvals-per-pod ${max}): wait for them to be decided`,
+        created.scope === 'pod'
+          ? `pod ${who.namespace}/${who.pod} already has ${created.pending} approval requests waiting, the limit (--max-pending-approvals-per-pod ${limits.perPod}): wait for them to be decided`
+          : `namespace ${who.namespace} already has ${created.pending} approval requests waiting, the limit (--max-pending-approvals-per-namespace ${limits.perNamespace}): wait for them to be decided`,
       );
     const timer = setTimeout(() => void this.#expire(a.id), Math.min(req.timeoutMs, MAX_TIMER_MS));
     timer.unref();
@@ -285,10 +336,10 @@ export class ApprovalService {
     return this.#o.access.mayApprove(who, namespace, cached);
   }
 
-  #forbidden(who: Approver, namespace: string): ChaperoneError {
+  #forbidden(who: Approver, namespace: string, actionNamespace = false): ChaperoneError {
     return new ChaperoneError(
       'forbidden',
-      `${who.user} may not approve requests in namespace ${namespace}: an admin grants it with a Role allowing verb approve on resource approvals in API group chaperone.dev, bound in that namespace`,
+      `${who.user} may not approve requests in namespace ${namespace}${actionNamespace ? ' (the namespace the held action touches: approving it needs the right there too)' : ''}: an admin grants it with a Role allowing verb approve on resource approvals in API group chaperone.dev, bound in that namespace`,
     );
   }
 
@@ -303,17 +354,23 @@ export class ApprovalService {
     return all.filter((_, i) => allowed[i]);
   }
 
+  /** Up to `limit` requests (pending ones soonest expiry first, others newest first), and how many match in all. */
   async list(
     who: Approver,
     state: ListState,
     namespace: string | undefined,
     limit: number,
-  ): Promise<readonly ApprovalRecord[]> {
+  ): Promise<{ items: readonly ApprovalRecord[]; total: number }> {
     const namespaces = await this.#visibleNamespaces(who, namespace);
-    if (namespaces.length === 0) return [];
+    if (namespaces.length === 0) return { items: [], total: 0 };
     const states: readonly ApprovalState[] | undefined =
       state === 'pending' ? ['pending'] : state === 'decided' ? DECIDED_STATES : undefined;
-    return this.#o.store.list({ ...(states ? { states } : {}), namespaces, limit });
+    const filter = { ...(states ? { states } : {}), namespaces };
+    const [items, total] = await Promise.all([
+      this.#o.store.list({ ...filter, limit }),
+      this.#o.store.count(filter),
+    ]);
+    return { items, total: Math.max(total, items.length) };
   }
 
   /** One request; one outside `who`'s namespaces reads as absent. */
@@ -327,8 +384,10 @@ export class ApprovalService {
   async decide(who: Approver, id: string, body: DecisionBody): Promise<ApprovalRecord> {
     const a = APPROVAL_ID.test(id) ? await this.#o.store.get(id) : undefined;
     if (!a) throw new ChaperoneError('not_found', `no approval request ${id}`);
-    if (!(await this.#mayApprove(who, a.requester.namespace, false)))
-      throw this.#forbidden(who, a.requester.namespace);
+    // The agent's namespace, and the namespace the action touches when it is another one.
+    for (const ns of new Set([a.requester.namespace, a.action.namespace ?? a.requester.namespace]))
+      if (!(await this.#mayApprove(who, ns, false)))
+        throw this.#forbidden(who, ns, ns !== a.requester.namespace);
     const self = selfApprovalRefusal(who, a.requester);
     if (self) throw new ChaperoneError('forbidden', self);
     if (!namedApprover(who, a.approvers))

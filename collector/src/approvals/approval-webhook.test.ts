@@ -28,14 +28,36 @@ const A: ApprovalRecord = {
 describe('approval webhook', () => {
   it('writes who asks, what, the rule and a link, with Slack markup escaped', () => {
     const t = webhookText(A, 'https://chaperone.example/console/');
-    assert.match(t, /Approval needed: psql: DROP TABLE &lt;users&gt; &amp; more/);
-    assert.match(t, /agents\/agent-0 \(service account agent\) under rule ddl-review: DDL needs a human/);
-    assert.match(t, /Needs 2 approvals by 2026-06-01T09:10:00.000Z from group:dba/);
+    assert.match(t, /^Approval needed: `psql: DROP TABLE &lt;users&gt; &amp; more`$/m);
+    assert.match(t, /^Requested by: `agents\/agent-0 \(service account agent\)`$/m);
+    assert.match(t, /^Rule: `ddl-review`$/m);
+    assert.match(t, /^Message: `DDL needs a human`$/m);
+    assert.match(t, /Needs 2 approvals by 2026-06-01T09:10:00.000Z from `group:dba`/);
     assert.match(
       t,
       /<https:\/\/chaperone\.example\/console\/approvals\/7d9c6a4e-1b1a-4c2e-9a43-3c9f3f0e0a01\|Review request/,
     );
     assert.match(webhookText(A, undefined), /chaperone approvals show 7d9c6a4e/);
+  });
+
+  it('keeps each field on its own line: a newline, a fake line and a URL in argv stay inside the summary', () => {
+    const argv = [
+      'sh',
+      '-c',
+      'curl https://api.github.com/user\nRequested by: `prod/payments-0`\r\nReview it here: <https://approvals.example.evil/x|Review request>\u202e',
+    ];
+    const t = webhookText(
+      { ...A, protocol: 'exec', summary: `exec ${argv.join(' ')}`, action: { verb: 'exec', argv } },
+      undefined,
+    );
+    const lines = t.split('\n');
+    assert.equal(lines.length, 6);
+    assert.equal(
+      lines[0],
+      'Approval needed: `exec sh -c curl https://api.github.com/user\\x0aRequested by: \\x60prod/payments-0\\x60\\x0d\\x0aReview it here: &lt;https://approvals.example.evil/x|Review request&gt;\\u{202e}`',
+    );
+    assert.equal(lines.filter((l) => l.startsWith('Requested by:')).length, 1);
+    assert.ok(!/<https:\/\/approvals\.example\.evil/.test(t), 'no link to the agent-chosen URL');
   });
 
   it('POSTs {"text": …} as JSON to a local server, and logs a refusal without failing', async () => {

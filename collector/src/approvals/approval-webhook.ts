@@ -8,6 +8,7 @@
  */
 import type { Logger } from '@chaperone/shared';
 import type { ApprovalRecord } from '../store/approval-plan.ts';
+import { visible } from '../text/visible-text.ts';
 
 export interface ApprovalWebhookOptions {
   readonly url: string;
@@ -17,19 +18,33 @@ export interface ApprovalWebhookOptions {
   readonly timeoutMs?: number;
 }
 
-/** Slack's mrkdwn treats `&`, `<` and `>` as markup: escaped as its docs ask. */
-function escapeText(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+/**
+ * One agent-chosen value as a Slack inline code span: control, bidi and
+ * invisible characters written out (text/visible-text.ts), so a newline in a
+ * command cannot start a line that looks like the collector's own; `&`, `<`
+ * and `>` escaped as Slack's docs ask (no link or mention can be made); a
+ * backtick written out as `\x60` so the span cannot be closed early (inside
+ * it, Slack neither formats nor turns a URL into a link).
+ */
+function field(s: string): string {
+  const text = visible(s)
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/`/g, '\\x60');
+  return `\`${text}\``;
 }
 
-/** The message text for a new request. */
+/** The message text for a new request: one line per field. */
 export function webhookText(a: ApprovalRecord, pageUrl: string | undefined): string {
   const who = `${a.requester.namespace}/${a.requester.pod} (service account ${a.requester.serviceAccount})`;
   const need = a.approvals === 1 ? 'one approval' : `${a.approvals} approvals`;
   const lines = [
-    `Approval needed: ${escapeText(a.summary)}`,
-    `Requested by ${escapeText(who)} under rule ${escapeText(a.rule)}: ${escapeText(a.message)}`,
-    `Needs ${need} by ${a.expiresAt}${a.approvers.length ? ` from ${escapeText(a.approvers.join(', '))}` : ''}.`,
+    `Approval needed: ${field(a.summary)}`,
+    `Requested by: ${field(who)}`,
+    `Rule: ${field(a.rule)}`,
+    `Message: ${field(a.message)}`,
+    `Needs ${need} by ${a.expiresAt}${a.approvers.length ? ` from ${field(a.approvers.join(', '))}` : ''}.`,
     pageUrl
       ? `<${pageUrl.replace(/\/+$/, '')}/approvals/${a.id}|Review request ${a.id}>`
       : `Review it with: chaperone approvals show ${a.id}`,

@@ -9,6 +9,7 @@
 import { ChaperoneError } from '@chaperone/shared';
 import type { KubeClient } from '@chaperone/shared/kube';
 import { decodeJwt } from 'jose';
+import { type OidcPrefixes, oidcIdentity } from './oidc-identity.ts';
 import { bearer, type QueryAuthenticator } from './query-auth.ts';
 import { AuthError } from './sidecar-identity.ts';
 import { reviewToken } from './token-review-verifier.ts';
@@ -17,7 +18,7 @@ export const POD_NAME_EXTRA = 'authentication.kubernetes.io/pod-name';
 export const POD_UID_EXTRA = 'authentication.kubernetes.io/pod-uid';
 
 export interface Approver {
-  /** The user name as TokenReview or the OIDC issuer gave it (the OIDC `sub`). */
+  /** The user name as TokenReview gave it, or the OIDC username claim behind --oidc-username-prefix. */
   readonly user: string;
   readonly groups: readonly string[];
   readonly uid?: string;
@@ -33,8 +34,15 @@ export interface ApproverAuthenticator {
 export interface ApproverAuthOptions {
   /** The API server: TokenReview. */
   readonly kube: KubeClient;
-  /** ID tokens of this issuer are verified by `oidc` instead. */
-  readonly oidc?: { readonly issuer: string; readonly auth: QueryAuthenticator };
+  /**
+   * ID tokens of this issuer are verified by `oidc` instead (made with a
+   * `usernameClaim`), and named with `prefixes` as the API server would.
+   */
+  readonly oidc?: {
+    readonly issuer: string;
+    readonly auth: QueryAuthenticator;
+    readonly prefixes: OidcPrefixes;
+  };
 }
 
 function issuerOf(token: string): string | undefined {
@@ -52,7 +60,11 @@ export function approverAuth(opts: ApproverAuthOptions): ApproverAuthenticator {
       const oidc = opts.oidc;
       if (oidc && issuerOf(token) === oidc.issuer) {
         const p = await oidc.auth.authenticate(authorization);
-        return { user: p.subject, groups: p.groups ?? [], extra: {}, via: 'oidc' };
+        return {
+          ...oidcIdentity(p.username ?? p.subject, p.groups ?? [], oidc.prefixes),
+          extra: {},
+          via: 'oidc',
+        };
       }
       const status = await reviewToken(opts.kube, token);
       if (!status.authenticated)

@@ -143,6 +143,26 @@ describe('query API authentication', () => {
       });
     });
 
+    it('names the user by --oidc-username-claim when asked to, and refuses a token without it', async () => {
+      const auth = oidcAuth({
+        issuer,
+        audience: 'chaperone',
+        allowedGroups: [],
+        groupsClaim: 'groups',
+        usernameClaim: 'email',
+      });
+      const p = await auth.authenticate(`Bearer ${await sign({ sub: 'u-1', email: 'dana@example.com' })}`);
+      assert.equal(p.username, 'dana@example.com');
+      assert.equal(p.subject, 'u-1');
+      await assert.rejects(auth.authenticate(`Bearer ${await sign({ sub: 'u-2' })}`), /no email claim/);
+      await assert.rejects(
+        auth.authenticate(
+          `Bearer ${await sign({ sub: 'u-3', email: 'x@example.com', email_verified: false })}`,
+        ),
+        /not verified/,
+      );
+    });
+
     // Fails if oidcAuth ignores groupNamespaces (every caller would read '*'): tried.
     it('scopes callers by group: the union over their groups, nothing for a group not listed', async () => {
       const auth = oidcAuth({

@@ -24,6 +24,8 @@ export interface Principal {
   readonly namespaces: NamespaceScope;
   /** OIDC: the groups the token's groups claim lists. */
   readonly groups?: readonly string[];
+  /** OIDC with `usernameClaim`: that claim's value, unprefixed. */
+  readonly username?: string;
 }
 
 export function inScope(scope: NamespaceScope, namespace: string): boolean {
@@ -186,6 +188,12 @@ export interface OidcOptions {
   allowedGroups: readonly string[];
   groupsClaim: string;
   /**
+   * The claim that names the user (as the API server's --oidc-username-claim);
+   * when set, a token without it as a string is refused and the principal
+   * carries it as `username`. `email` also needs `email_verified` not false.
+   */
+  usernameClaim?: string;
+  /**
    * The namespaces each group may read; a caller reads the union over its
    * groups, and one in no listed group reads nothing (403). Absent: every
    * namespace.
@@ -239,9 +247,10 @@ export function oidcAuth(opts: OidcOptions): QueryAuthenticator {
       const claim = payload[opts.groupsClaim];
       const groups = Array.isArray(claim) ? claim.map(String) : typeof claim === 'string' ? [claim] : [];
       const subject = String(payload.sub ?? 'unknown');
+      const named = opts.usernameClaim ? { username: usernameOf(payload, opts.usernameClaim) } : {};
       if (opts.allowedGroups.length > 0 && !groups.some((g) => opts.allowedGroups.includes(g)))
         throw new AuthError('forbidden', `${subject} is not in a group allowed to read the audit log`);
-      if (!opts.groupNamespaces) return { subject, namespaces: '*', groups };
+      if (!opts.groupNamespaces) return { subject, namespaces: '*', groups, ...named };
       const map = opts.groupNamespaces;
       const namespaces = unionScope(groups.flatMap((g) => map.get(g) ?? []));
       if (!namespaces)
@@ -249,7 +258,19 @@ export function oidcAuth(opts: OidcOptions): QueryAuthenticator {
           'forbidden',
           `${subject} is in no group that --oidc-group-namespaces lets read a namespace of the audit log`,
         );
-      return { subject, namespaces, groups };
+      return { subject, namespaces, groups, ...named };
     },
   };
+}
+
+function usernameOf(payload: Record<string, unknown>, claim: string): string {
+  const v = payload[claim];
+  if (typeof v !== 'string' || v === '')
+    throw new AuthError(
+      'unauthenticated',
+      `the token has no ${claim} claim (--oidc-username-claim) to name its user`,
+    );
+  if (claim === 'email' && payload.email_verified === false)
+    throw new AuthError('unauthenticated', "the token's email is not verified (email_verified is false)");
+  return v;
 }

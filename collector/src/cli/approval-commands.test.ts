@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ApprovalView, GrantView } from '@chaperone/shared';
-import { APPROVAL_HEADER, approvalRow, describeApproval, grantRow, table } from './approval-commands.ts';
+import {
+  APPROVAL_HEADER,
+  approvalRow,
+  describeApproval,
+  grantRow,
+  listCutShort,
+  table,
+} from './approval-commands.ts';
 
 const A: ApprovalView = {
   id: '7d9c6a4e-1b1a-4c2e-9a43-3c9f3f0e0a01',
@@ -61,5 +68,32 @@ describe('approval commands output', () => {
       '2026-06-01T09:20:00.000Z',
       '2026-06-01T09:05:00.000Z by bob',
     ]);
+  });
+
+  it('says when a list was cut short', () => {
+    assert.equal(listCutShort(100, 100), undefined);
+    assert.equal(listCutShort(3, undefined), undefined);
+    assert.match(listCutShort(100, 340) ?? '', /^showing 100 of 340 .*--limit/);
+  });
+
+  it('shows the optional details when present, a body line by line', () => {
+    const action: ApprovalView['action'] = {
+      verb: 'create',
+      resource: 'configmaps',
+      query: ['dryRun=All\u202e', 'fieldManager=kubectl'],
+      params: ["$1 text 5 bytes: 'viewer'"],
+      stdin: true,
+      tty: false,
+      digest: 'ab'.repeat(32),
+      body: '{\n  "data": "\u001b[2J"\n}',
+    };
+    const text = describeApproval({ ...A, action }).join('\n');
+    assert.match(text, /^query +dryRun=All\\u\{202e\}\nquery +fieldManager=kubectl$/m);
+    assert.match(text, /^param +\$1 text 5 bytes: 'viewer'$/m);
+    assert.match(text, /^session +stdin yes, terminal \(tty\) no$/m);
+    assert.match(text, /^digest +(ab){32}$/m);
+    assert.match(text, /^body +\|\n {2}\| \{\n {2}\| {3}"data": "\\x1b\[2J"\n {2}\| \}$/m);
+    const raw = [...text].filter((c) => c !== '\n' && (c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f));
+    assert.deepEqual(raw, []);
   });
 });

@@ -49,6 +49,29 @@ export function table(header: readonly string[], rows: readonly (readonly string
   return [line(header), ...rows.map(line)];
 }
 
+const yesNo = (b: boolean | undefined) => (b ? 'yes' : 'no');
+
+/** Details some protocols add: Kubernetes query and body, exec stdin/tty, Bind parameters, the digest. */
+function extraLines(act: ApprovalView['action']): string[] {
+  const out: string[] = [];
+  for (const q of act.query ?? []) out.push(`query      ${visible(q)}`);
+  if (act.stdin !== undefined || act.tty !== undefined)
+    out.push(`session    stdin ${yesNo(act.stdin)}, terminal (tty) ${yesNo(act.tty)}`);
+  for (const p of act.params ?? []) out.push(`param      ${visible(p)}`);
+  if (act.body !== undefined) {
+    out.push('body       |');
+    for (const l of act.body.split('\n')) out.push(`  | ${visible(l)}`);
+  }
+  if (act.digest) out.push(`digest     ${visible(act.digest)}`);
+  return out;
+}
+
+/** `showing 100 of 340 …` when the list was cut short, else undefined. */
+export function listCutShort(shown: number, total: number | undefined): string | undefined {
+  if (total === undefined || total <= shown) return undefined;
+  return `showing ${shown} of ${total} (pending ones expiring soonest first): raise --limit, or narrow with --namespace`;
+}
+
 /** The request as `approvals show` prints it. */
 export function describeApproval(a: ApprovalView): string[] {
   const act = a.action;
@@ -64,6 +87,7 @@ export function describeApproval(a: ApprovalView): string[] {
   if (act.argv) lines.push(`argv       ${act.argv.map((x) => visible(JSON.stringify(x))).join(' ')}`);
   if (act.database) lines.push(`database   ${visible(act.database)}`);
   if (act.sql) lines.push(`sql        ${visible(act.sql)}`);
+  lines.push(...extraLines(act));
   lines.push(
     `rule       ${visible(a.rule)}: ${visible(a.message)}`,
     `needs      ${a.approvals} distinct approver${a.approvals === 1 ? '' : 's'}${a.approvers.length ? ` among ${visible(a.approvers.join(', '))}` : ''} (approved ${progress(a)})`,
@@ -97,7 +121,7 @@ export function registerApprovalCommands(program: Command, withClient: WithClien
 
   const list = approvals
     .command('list')
-    .description('Requests you may approve, newest first')
+    .description('Requests you may approve: pending ones expiring soonest first, others newest first')
     .addOption(
       new Option('--state <state>', 'pending, decided or all')
         .choices(['pending', 'decided', 'all'])
@@ -111,11 +135,16 @@ export function registerApprovalCommands(program: Command, withClient: WithClien
     const api = createApiClient(listConfig(opts));
     const p = new URLSearchParams({ state: String(opts.state), limit: String(opts.limit) });
     if (opts.namespace) p.set('namespace', String(opts.namespace));
-    const res = await api.get<{ items: ApprovalView[] }>('/v1/approvals', p);
-    if (opts.output === 'json') return print(safeJson(res.items, 2));
+    const res = await api.get<{ items: ApprovalView[]; total?: number }>('/v1/approvals', p);
+    const cut = listCutShort(res.items.length, res.total);
+    if (opts.output === 'json') {
+      if (cut) process.stderr.write(`${cut}\n`);
+      return print(safeJson(res.items, 2));
+    }
     if (res.items.length === 0)
       return print(`no ${opts.state === 'all' ? '' : `${opts.state} `}approval requests you may approve`);
     for (const l of table(APPROVAL_HEADER, res.items.map(approvalRow))) print(l);
+    if (cut) print(cut);
   });
 
   const show = approvals

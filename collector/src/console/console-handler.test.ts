@@ -284,7 +284,7 @@ describe('console handler', () => {
 });
 
 describe('console handler over TLS', () => {
-  it('sets a Secure __Secure- cookie and HSTS', async () => {
+  it('sets a Secure __Host- cookie on / and HSTS', async () => {
     const logger = createLogger({ name: 'console-test', level: 'error' });
     const api = (req: IncomingMessage, res: ServerResponse) => apiStandIn(req, res, []);
     const web = createConsole({ api, assets: ASSETS, tls: true, logger });
@@ -300,7 +300,7 @@ describe('console handler over TLS', () => {
       assert.equal(res.status, 200);
       assert.match(
         res.headers.get('set-cookie') ?? '',
-        /^__Secure-chaperone-console=[\w-]{43}; .*HttpOnly; SameSite=Strict; .*Secure$/,
+        /^__Host-chaperone-console=[\w-]{43}; Path=\/; HttpOnly; SameSite=Strict; .*Secure$/,
       );
       assert.match(res.headers.get('strict-transport-security') ?? '', /max-age=\d+/);
     } finally {
@@ -330,21 +330,26 @@ describe('console handler without a built page', () => {
   });
 });
 
+/** The console with `proxyTokenHeader` set, in front of the API stand-in, on a loopback port. */
+async function proxyConsole(): Promise<{ seen: Seen[]; base: string; web: Console; server: Server }> {
+  const seen: Seen[] = [];
+  const logger = createLogger({ name: 'console-test', level: 'error' });
+  const api = (req: IncomingMessage, res: ServerResponse) => apiStandIn(req, res, seen);
+  const web = createConsole({
+    api,
+    assets: ASSETS,
+    tls: false,
+    logger,
+    proxyTokenHeader: 'X-Forwarded-Access-Token',
+  });
+  const server = createServer(withConsole(api, web));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { seen, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, web, server };
+}
+
 describe('console behind an authenticating proxy', () => {
   it('opens a session from the proxy header and still wants the CSRF token', async () => {
-    const seen: Seen[] = [];
-    const logger = createLogger({ name: 'console-test', level: 'error' });
-    const api = (req: IncomingMessage, res: ServerResponse) => apiStandIn(req, res, seen);
-    const web = createConsole({
-      api,
-      assets: ASSETS,
-      tls: false,
-      logger,
-      proxyTokenHeader: 'X-Forwarded-Access-Token',
-    });
-    const server = createServer(withConsole(api, web));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const { seen, base, web, server } = await proxyConsole();
     try {
       const proxied = { 'x-forwarded-access-token': GOOD };
       const s = await fetch(`${base}/console/session`, { headers: proxied });
@@ -362,6 +367,54 @@ describe('console behind an authenticating proxy', () => {
       assert.equal(post.status, 403, 'the proxy header alone does not make a request same-origin');
       const none = await fetch(`${base}/console/session`);
       assert.equal(((await none.json()) as { signedIn: boolean }).signedIn, false);
+    } finally {
+      web.close();
+      server.close();
+    }
+  });
+});
+
+describe('console behind an authenticating proxy: sessions bound to the token', () => {
+  // Fails if a session adopts the token of the next proxy header (the fixation it prevents): tried.
+  it('does not let a planted cookie carry another caller’s token', async () => {
+    const { seen, base, web, server } = await proxyConsole();
+    const cookieOf = (r: Response) => (r.headers.get('set-cookie') ?? '').split(';')[0] as string;
+    try {
+      // 1. Straight to the collector, a forged header with junk opens a session.
+      const a = await fetch(`${base}/console/session`, { headers: { 'x-forwarded-access-token': 'junk' } });
+      const planted = cookieOf(a);
+      const plantedCsrf = ((await a.json()) as { csrfToken: string }).csrfToken;
+      // 2. The victim's browser brings that cookie through the proxy, which adds the victim's token.
+      const v = await fetch(`${base}/console/session`, {
+        headers: { cookie: planted, 'x-forwarded-access-token': GOOD },
+      });
+      const victim = cookieOf(v);
+      const victimCsrf = ((await v.json()) as { csrfToken: string }).csrfToken;
+      assert.ok(victim.startsWith('chaperone-console='), 'a new session cookie is set');
+      assert.notEqual(victim, planted, 'a new session id');
+      assert.notEqual(victimCsrf, plantedCsrf, 'a new CSRF token');
+      const r = await fetch(`${base}/console/api/v1/approvals`, {
+        headers: { cookie: victim, 'x-forwarded-access-token': GOOD },
+      });
+      assert.equal(r.status, 200);
+      assert.equal(seen.at(-1)?.authorization, `Bearer ${GOOD}`);
+      // 3. The planted cookie, or the victim's own, without the header: no session, the token is never sent.
+      seen.length = 0;
+      for (const cookie of [planted, victim]) {
+        const x = await fetch(`${base}/console/api/v1/approvals`, { headers: { cookie } });
+        assert.equal(x.status, 401);
+      }
+      assert.deepEqual(seen, []);
+      // The same token again keeps the session; another token opens another one.
+      const same = await fetch(`${base}/console/session`, {
+        headers: { cookie: victim, 'x-forwarded-access-token': GOOD },
+      });
+      assert.equal(same.headers.get('set-cookie'), null);
+      assert.equal(((await same.json()) as { csrfToken: string }).csrfToken, victimCsrf);
+      const other = await fetch(`${base}/console/session`, {
+        headers: { cookie: victim, 'x-forwarded-access-token': REVOCABLE },
+      });
+      assert.notEqual(cookieOf(other), victim);
     } finally {
       web.close();
       server.close();

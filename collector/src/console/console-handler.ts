@@ -33,6 +33,7 @@ import {
   DEFAULT_IDLE_MS,
   DEFAULT_MAX_SESSIONS,
   SessionStore,
+  tokenHash,
 } from './session-store.ts';
 
 export interface ConsoleOptions {
@@ -153,15 +154,21 @@ export function createConsole(opts: ConsoleOptions): Console {
       }),
     );
 
-  /** The request's session: its cookie's, or one opened from the proxy's header. */
+  /**
+   * The request's session: its cookie's, or, behind a proxy, the one bound to
+   * the proxy header's token. A session opened from the header is bound to a
+   * hash of that token: used only while the header carries the same token,
+   * never without the header, and never adopts another token. A header whose
+   * token differs from the cookie's session (a refreshed token, another user,
+   * or a cookie planted by someone else) opens a new session, with a new id
+   * and CSRF token; the old one ends.
+   */
   function sessionOf(req: IncomingMessage, res: ServerResponse): ConsoleSession | undefined {
     const s = sessions.use(readCookie(req.headers.cookie, cookieName));
     const fromProxy = proxyToken(req, opts.proxyTokenHeader);
-    if (!fromProxy) return s;
-    if (s) {
-      s.token = fromProxy; // the proxy refreshes the token; the session keeps its CSRF token
-      return s;
-    }
+    if (!fromProxy) return s?.source === 'proxy' ? undefined : s;
+    if (s && s.source === 'proxy' && s.tokenHash === tokenHash(fromProxy)) return s;
+    if (s) sessions.end(s.id);
     const opened = sessions.create(fromProxy, 'proxy');
     setCookie(res, opened);
     return opened;

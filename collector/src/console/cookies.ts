@@ -1,13 +1,15 @@
 /**
- * The session cookie: read from a `Cookie` header, written as HttpOnly,
- * SameSite=Strict, Path=/console, Secure when the collector serves TLS (then
- * with the `__Secure-` prefix, which browsers accept only with Secure).
+ * The session cookie: read from a `Cookie` header, written as HttpOnly and
+ * SameSite=Strict. When the collector serves TLS: Secure, with the `__Host-`
+ * prefix and `Path=/` (browsers accept a `__Host-` cookie only so, and only
+ * from this host: no sibling subdomain can set or shadow it). Over plain
+ * HTTP (loopback, tests): `Path=/console`, no prefix.
  */
 
 export const CONSOLE_PATH = '/console';
 
 export function sessionCookieName(secure: boolean): string {
-  return secure ? '__Secure-chaperone-console' : 'chaperone-console';
+  return secure ? '__Host-chaperone-console' : 'chaperone-console';
 }
 
 /** The value of cookie `name` in a `Cookie` header; the first one when the header repeats it. */
@@ -32,7 +34,7 @@ export function sessionCookie(value: string, opts: CookieOptions): string {
   if (!/^[A-Za-z0-9_-]*$/.test(value)) throw new Error('a session id is base64url');
   return [
     `${sessionCookieName(opts.secure)}=${value}`,
-    `Path=${CONSOLE_PATH}`,
+    `Path=${opts.secure ? '/' : CONSOLE_PATH}`,
     'HttpOnly',
     'SameSite=Strict',
     `Max-Age=${Math.max(0, Math.floor(opts.maxAgeSeconds))}`,

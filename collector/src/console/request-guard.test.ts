@@ -40,16 +40,16 @@ describe('console CSRF checks', () => {
 });
 
 describe('console session cookie', () => {
-  it('is HttpOnly, SameSite=Strict, scoped to /console, Secure with TLS', () => {
+  it('is HttpOnly, SameSite=Strict, scoped to /console; with TLS a Secure __Host- cookie on /', () => {
     assert.equal(
       sessionCookie('abc_-1', { secure: false, maxAgeSeconds: 60 }),
       'chaperone-console=abc_-1; Path=/console; HttpOnly; SameSite=Strict; Max-Age=60',
     );
     assert.equal(
       sessionCookie('abc', { secure: true, maxAgeSeconds: 1.9 }),
-      '__Secure-chaperone-console=abc; Path=/console; HttpOnly; SameSite=Strict; Max-Age=1; Secure',
+      '__Host-chaperone-console=abc; Path=/; HttpOnly; SameSite=Strict; Max-Age=1; Secure',
     );
-    assert.equal(sessionCookieName(true), '__Secure-chaperone-console');
+    assert.equal(sessionCookieName(true), '__Host-chaperone-console');
     assert.throws(() => sessionCookie('a;b', { secure: false, maxAgeSeconds: 1 }));
   });
 

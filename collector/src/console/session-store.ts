@@ -5,14 +5,16 @@
  * been idle for `idleMs`, `absoluteMs` after it began, on sign-out, or when
  * the API refuses its token. Pure: the clock and the random source are given.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 export type SessionSource = 'token' | 'proxy';
 
 export interface ConsoleSession {
   readonly id: string;
-  /** The approver's bearer token, sent to the API as `Authorization: Bearer`. */
-  token: string;
+  /** The approver's bearer token, sent to the API as `Authorization: Bearer`; a session keeps the one it began with. */
+  readonly token: string;
+  /** sha256 of `token`: a proxy header carrying another token does not use this session. */
+  readonly tokenHash: string;
   /** The synchronizer token every state-changing request must carry in `X-CSRF-Token`. */
   readonly csrf: string;
   /** How the token arrived: pasted on the sign-in page, or from the authenticating proxy's header. */
@@ -37,6 +39,10 @@ export const DEFAULT_MAX_SESSIONS = 10_000;
 
 const randomId = (n: number) => randomBytes(n).toString('base64url');
 
+export function tokenHash(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
+}
+
 export class SessionStore {
   readonly #opts: SessionStoreOptions;
   /** Insertion order is use order: a session is moved to the end when used. */
@@ -56,6 +62,7 @@ export class SessionStore {
     const session: ConsoleSession = {
       id: random(32),
       token,
+      tokenHash: tokenHash(token),
       csrf: random(32),
       source,
       createdAt: now,

@@ -122,8 +122,8 @@ export function createApprovalRoutes(opts: ApprovalRoutesOptions) {
       const state = params.get('state') ?? 'pending';
       if (!['pending', 'decided', 'all'].includes(state))
         throw new ValidationError('state', 'must be pending, decided or all');
-      const items = await svc.list(who, state as ListState, namespaceOf(params), limitOf(params));
-      return sendJson(res, 200, JSON.stringify({ items }));
+      const { items, total } = await svc.list(who, state as ListState, namespaceOf(params), limitOf(params));
+      return sendJson(res, 200, JSON.stringify({ items, total }));
     }
     let m = /^\/v1\/approvals\/([^/]+)(\/decision)?$/.exec(path);
     if (m) {

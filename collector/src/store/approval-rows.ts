@@ -132,8 +132,16 @@ const marks = (n: number) => Array.from({ length: n }, () => '?').join(', ');
 
 /** The statements both backends run (`?` placeholders; `{lock}` is ` FOR UPDATE` in PostgreSQL). */
 export const APPROVAL_SQL = {
-  insertApproval: `INSERT INTO approvals (${APPROVAL_COLUMNS}) VALUES (${marks(20)})`,
+  /** The 20 columns of `approvalValues`, then the owning replica. */
+  insertApproval: `INSERT INTO approvals (${APPROVAL_COLUMNS}, owner) VALUES (${marks(21)})`,
+  heartbeat:
+    'INSERT INTO approval_replicas (id, seen_ms) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET seen_ms = excluded.seen_ms',
+  forgetStaleReplicas: 'DELETE FROM approval_replicas WHERE seen_ms < ?',
+  /** Pending requests whose owning replica has not been seen since `?` (or is gone), soonest expiry first. */
+  orphanIds:
+    "SELECT a.id FROM approvals a LEFT JOIN approval_replicas r ON r.id = a.owner WHERE a.state = 'pending' AND a.owner IS NOT NULL AND (r.id IS NULL OR r.seen_ms < ?) ORDER BY a.expires_ms LIMIT ?",
   countPending: "SELECT count(*) AS n FROM approvals WHERE pod_uid = ? AND state = 'pending'",
+  countPendingInNamespace: "SELECT count(*) AS n FROM approvals WHERE namespace = ? AND state = 'pending'",
   get: `SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE id = ?`,
   getForUpdate: `SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE id = ?{lock}`,
   decisionsOf: `SELECT ${DECISION_COLUMNS} FROM approval_decisions WHERE approval_id = ? ORDER BY n`,
@@ -151,12 +159,10 @@ export const APPROVAL_SQL = {
   dueIds: "SELECT id FROM approvals WHERE state = 'pending' AND expires_ms <= ? ORDER BY expires_ms LIMIT ?",
 } as const;
 
-/** SELECT of approvals matching a filter, newest first; `?` placeholders. */
-export function listApprovalsSql(
+function approvalWhere(
   states: readonly string[] | undefined,
   namespaces: readonly string[] | undefined,
-  limit: number,
-): { sql: string; params: unknown[] } {
+): { where: string; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
   if (states) {
@@ -167,11 +173,34 @@ export function listApprovalsSql(
     where.push(namespaces.length ? `namespace IN (${marks(namespaces.length)})` : '1 = 0');
     params.push(...namespaces);
   }
-  params.push(limit);
+  return { where: where.length ? ` WHERE ${where.join(' AND ')}` : '', params };
+}
+
+/**
+ * SELECT of approvals matching a filter; `?` placeholders. Only pending ones:
+ * soonest expiry first (what needs a decision first); otherwise newest first.
+ */
+export function listApprovalsSql(
+  states: readonly string[] | undefined,
+  namespaces: readonly string[] | undefined,
+  limit: number,
+): { sql: string; params: unknown[] } {
+  const { where, params } = approvalWhere(states, namespaces);
+  const onlyPending = states?.length === 1 && states[0] === 'pending';
+  const order = onlyPending ? 'expires_ms, created_ms, id' : 'created_ms DESC, id';
   return {
-    sql: `SELECT ${APPROVAL_COLUMNS} FROM approvals${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_ms DESC, id LIMIT ?`,
-    params,
+    sql: `SELECT ${APPROVAL_COLUMNS} FROM approvals${where} ORDER BY ${order} LIMIT ?`,
+    params: [...params, limit],
   };
+}
+
+/** How many approvals match a filter (`listApprovalsSql` without its limit). */
+export function countApprovalsSql(
+  states: readonly string[] | undefined,
+  namespaces: readonly string[] | undefined,
+): { sql: string; params: unknown[] } {
+  const { where, params } = approvalWhere(states, namespaces);
+  return { sql: `SELECT count(*) AS n FROM approvals${where}`, params };
 }
 
 export function listNamespacesSql(states: readonly string[] | undefined): { sql: string; params: unknown[] } {
@@ -203,6 +232,23 @@ export function listGrantsSql(
     sql: `SELECT ${GRANT_COLUMNS} FROM grants${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_ms DESC, id LIMIT ?`,
     params,
   };
+}
+
+/**
+ * Which replica holds each pending request's connection, and when each
+ * replica was last seen (its heartbeat): the requests of a replica that
+ * stopped without withdrawing them (crashed, killed) are withdrawn by the
+ * others once its lease runs out. Rows from before this have no owner.
+ */
+export function approvalOwnersSql(bigint: 'INTEGER' | 'BIGINT'): string {
+  return `
+  ALTER TABLE approvals ADD COLUMN owner TEXT;
+  CREATE INDEX approvals_owner_state ON approvals (owner, state);
+  CREATE TABLE approval_replicas (
+    id TEXT PRIMARY KEY,
+    seen_ms ${bigint} NOT NULL
+  );
+  `;
 }
 
 /** The schema, the same in both backends but for the integer type of times. */

@@ -69,6 +69,8 @@ function request(
   };
 }
 
+const LIMITS = { perPod: 32, perNamespace: 256 };
+
 const decision = (user: string, d: 'approve' | 'deny', at: number, reason?: string): ApproverDecision => ({
   user,
   decision: d,
@@ -96,8 +98,8 @@ export function approvalStoreConformance(
       withStore(async (s) => {
         const a = request({ approvers: ['alice', 'group:sre'], grantMs: 5 * MIN });
         const b = request({ requester: OTHER, createdAt: new Date(T0 + MIN).toISOString() });
-        assert.deepEqual(await s.approvals.create(a, 32), { kind: 'created' });
-        assert.deepEqual(await s.approvals.create(b, 32), { kind: 'created' });
+        assert.deepEqual(await s.approvals.create(a, LIMITS), { kind: 'created' });
+        assert.deepEqual(await s.approvals.create(b, LIMITS), { kind: 'created' });
         assert.deepEqual(await s.approvals.get(a.id), a);
         assert.equal(await s.approvals.get(randomUUID()), undefined);
         assert.deepEqual(
@@ -116,18 +118,108 @@ export function approvalStoreConformance(
 
     it('refuses a request beyond the limit of pending requests per pod', () =>
       withStore(async (s) => {
-        for (let i = 0; i < 2; i++) assert.equal((await s.approvals.create(request(), 2)).kind, 'created');
-        assert.deepEqual(await s.approvals.create(request(), 2), { kind: 'limit', pending: 2 });
-        assert.equal((await s.approvals.create(request({ requester: OTHER }), 2)).kind, 'created');
+        for (let i = 0; i < 2; i++)
+          assert.equal(
+            (await s.approvals.create(request(), { perPod: 2, perNamespace: 256 })).kind,
+            'created',
+          );
+        assert.deepEqual(await s.approvals.create(request(), { perPod: 2, perNamespace: 256 }), {
+          kind: 'limit',
+          scope: 'pod',
+          pending: 2,
+        });
+        assert.equal(
+          (await s.approvals.create(request({ requester: OTHER }), { perPod: 2, perNamespace: 256 })).kind,
+          'created',
+        );
         const [first] = await s.approvals.list({ namespaces: ['agents'], limit: 1 });
         await s.approvals.finish((first as ApprovalRecord).id, 'withdrawn', T0 + MIN);
-        assert.equal((await s.approvals.create(request(), 2)).kind, 'created');
+        assert.equal((await s.approvals.create(request(), { perPod: 2, perNamespace: 256 })).kind, 'created');
+      }));
+
+    it('refuses a request beyond the limit per namespace, whichever of its pods asks', () =>
+      withStore(async (s) => {
+        const limits = { perPod: 10, perNamespace: 3 };
+        const pod = (i: number) => ({ ...POD, pod: `agent-${i}`, podUID: randomUUID() });
+        for (let i = 0; i < 3; i++)
+          assert.equal((await s.approvals.create(request({ requester: pod(i) }), limits)).kind, 'created');
+        assert.deepEqual(await s.approvals.create(request({ requester: pod(3) }), limits), {
+          kind: 'limit',
+          scope: 'namespace',
+          pending: 3,
+        });
+        assert.equal((await s.approvals.create(request({ requester: OTHER }), limits)).kind, 'created');
+      }));
+
+    it('lists pending requests soonest expiry first and counts all that match', () =>
+      withStore(async (s) => {
+        const at = (createdMin: number, expiresMin: number) =>
+          request({
+            createdAt: new Date(T0 + createdMin * MIN).toISOString(),
+            expiresAt: new Date(T0 + expiresMin * MIN).toISOString(),
+          });
+        const late = at(0, 60);
+        const soon = at(1, 5);
+        const mid = at(2, 20);
+        for (const x of [late, soon, mid]) await s.approvals.create(x, LIMITS);
+        assert.deepEqual(
+          (await s.approvals.list({ states: ['pending'], limit: 2 })).map((x) => x.id),
+          [soon.id, mid.id],
+        );
+        assert.deepEqual(
+          (await s.approvals.list({ limit: 10 })).map((x) => x.id),
+          [mid.id, soon.id, late.id],
+        );
+        assert.equal(await s.approvals.count({ states: ['pending'] }), 3);
+        assert.equal(await s.approvals.count({ states: ['pending'], namespaces: ['shop'] }), 0);
+        assert.equal(await s.approvals.count({ namespaces: [] }), 0);
+        await s.approvals.finish(soon.id, 'withdrawn', T0 + 3 * MIN);
+        assert.equal(await s.approvals.count({ states: ['pending'], namespaces: ['agents'] }), 2);
+        assert.equal(await s.approvals.count({}), 3);
+      }));
+
+    // Fails if orphans ignore the lease (all withdrawn) or are never found: tried.
+    it('withdraws the pending requests of a replica whose lease ran out, and only those', () =>
+      withStore(async (s) => {
+        await s.approvals.heartbeat('replica-a', T0);
+        await s.approvals.heartbeat('replica-b', T0);
+        const ofA = request();
+        const ofB = request({ requester: OTHER });
+        const ownerless = request();
+        const decidedOfA = request();
+        await s.approvals.create(ofA, LIMITS, 'replica-a');
+        await s.approvals.create(ofB, LIMITS, 'replica-b');
+        await s.approvals.create(ownerless, LIMITS);
+        await s.approvals.create(decidedOfA, LIMITS, 'replica-a');
+        await s.approvals.decide(decidedOfA.id, decision('alice', 'deny', T0 + MIN), T0 + MIN, randomUUID());
+        // b renews its lease; a does not (it crashed).
+        await s.approvals.heartbeat('replica-b', T0 + 2 * MIN);
+        assert.deepEqual(
+          await s.approvals.withdrawOrphans(T0 - MIN, T0 + 2 * MIN, 100),
+          [],
+          'both leases live',
+        );
+        const gone = await s.approvals.withdrawOrphans(T0 + MIN, T0 + 2 * MIN, 100);
+        assert.deepEqual(
+          gone.map((a) => [a.id, a.state]),
+          [[ofA.id, 'withdrawn']],
+        );
+        assert.equal((await s.approvals.get(ofB.id))?.state, 'pending');
+        assert.equal((await s.approvals.get(ownerless.id))?.state, 'pending');
+        assert.equal((await s.approvals.get(decidedOfA.id))?.state, 'denied');
+        // A replica never seen at all (its row forgotten) counts as gone too.
+        const ofC = request({ requester: OTHER });
+        await s.approvals.create(ofC, LIMITS, 'replica-c');
+        assert.deepEqual(
+          (await s.approvals.withdrawOrphans(T0 + MIN, T0 + 3 * MIN, 100)).map((a) => a.id),
+          [ofC.id],
+        );
       }));
 
     it('needs N distinct approvers, counts the same approver once, and opens a grant', () =>
       withStore(async (s) => {
         const a = request({ approvals: 2, grantMs: 30 * MIN });
-        await s.approvals.create(a, 32);
+        await s.approvals.create(a, LIMITS);
         const grantId = randomUUID();
         const one = await s.approvals.decide(
           a.id,
@@ -212,7 +304,7 @@ export function approvalStoreConformance(
     it('ends a request on one deny, and refuses decisions on a request that has ended', () =>
       withStore(async (s) => {
         const a = request({ approvals: 3 });
-        await s.approvals.create(a, 32);
+        await s.approvals.create(a, LIMITS);
         await s.approvals.decide(a.id, decision('alice', 'approve', T0 + MIN), T0 + MIN, randomUUID());
         const d = await s.approvals.decide(
           a.id,
@@ -240,7 +332,7 @@ export function approvalStoreConformance(
         assert.equal(await s.approvals.finish(a.id, 'withdrawn', T0 + 4 * MIN), undefined);
         // An approval without a grant window opens no grant.
         const b = request();
-        await s.approvals.create(b, 32);
+        await s.approvals.create(b, LIMITS);
         await s.approvals.decide(b.id, decision('alice', 'approve', T0 + MIN), T0 + MIN, randomUUID());
         assert.equal((await s.approvals.get(b.id))?.state, 'approved');
         assert.deepEqual(await s.approvals.listGrants({ limit: 10 }), []);
@@ -251,7 +343,7 @@ export function approvalStoreConformance(
         const a = request();
         const b = request({ expiresAt: new Date(T0 + 2 * MIN).toISOString() });
         const c = request({ expiresAt: new Date(T0 + 20 * MIN).toISOString() });
-        for (const x of [a, b, c]) await s.approvals.create(x, 32);
+        for (const x of [a, b, c]) await s.approvals.create(x, LIMITS);
         const w = await s.approvals.finish(a.id, 'withdrawn', T0 + MIN);
         assert.equal(w?.state, 'withdrawn');
         assert.equal((await s.approvals.get(a.id))?.decidedAt, new Date(T0 + MIN).toISOString());
@@ -297,14 +389,14 @@ export function approvalStoreConformance(
               wake();
             });
           const a = request();
-          await s.approvals.create(a, 32);
+          await s.approvals.create(a, LIMITS);
           await waitFor(1);
           await s.approvals.decide(a.id, decision('alice', 'deny', T0 + MIN), T0 + MIN, randomUUID());
           await waitFor(2);
           assert.deepEqual(seen, [a.id, a.id]);
           stop();
           const b = request();
-          await s.approvals.create(b, 32);
+          await s.approvals.create(b, LIMITS);
           await s.approvals.finish(b.id, 'withdrawn', T0 + MIN);
           // A listener of the writing handle sees both; the stopped one nothing more.
           assert.deepEqual(seen, [a.id, a.id]);

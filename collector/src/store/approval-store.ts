@@ -13,8 +13,15 @@ export type { ApprovalRecord, GrantRecord } from './approval-plan.ts';
 
 export type CreateOutcome =
   | { readonly kind: 'created' }
-  /** The pod already has `pending` requests waiting, the limit. */
-  | { readonly kind: 'limit'; readonly pending: number };
+  /** The pod (or its namespace) already has `pending` requests waiting, the limit. */
+  | { readonly kind: 'limit'; readonly scope: 'pod' | 'namespace'; readonly pending: number };
+
+export interface PendingLimits {
+  /** Requests one pod may have waiting. */
+  readonly perPod: number;
+  /** Requests the pods of one namespace may have waiting, together. */
+  readonly perNamespace: number;
+}
 
 export type DecideOutcome =
   | { readonly kind: 'recorded'; readonly approval: ApprovalRecord; readonly grant?: GrantRecord }
@@ -47,11 +54,16 @@ export interface GrantFilter {
 export type ApprovalListener = (approvalId: string | undefined) => void;
 
 export interface ApprovalStore {
-  /** Stores a new pending request, unless its pod has `maxPendingPerPod` waiting. */
-  create(a: ApprovalRecord, maxPendingPerPod: number): Promise<CreateOutcome>;
+  /**
+   * Stores a new pending request, unless its pod or its namespace has as many
+   * waiting as `limits` allow; `owner` is the replica holding its connection.
+   */
+  create(a: ApprovalRecord, limits: PendingLimits, owner?: string): Promise<CreateOutcome>;
   get(id: string): Promise<ApprovalRecord | undefined>;
-  /** Newest first. */
+  /** Newest first; when the filter asks for pending requests only, soonest expiry first. */
   list(filter: ApprovalFilter): Promise<readonly ApprovalRecord[]>;
+  /** How many requests match the filter, regardless of its limit. */
+  count(filter: Omit<ApprovalFilter, 'limit'>): Promise<number>;
   /** The namespaces that have requests in these states (absent: any). */
   namespaces(states?: readonly ApprovalState[]): Promise<readonly string[]>;
   /** Records an approver's decision (approval-plan.ts), in one transaction with the grant it opens. */
@@ -60,6 +72,14 @@ export interface ApprovalStore {
   finish(id: string, state: 'expired' | 'withdrawn', nowMs: number): Promise<ApprovalRecord | undefined>;
   /** Ends every pending request whose time is over as expired; returns them. */
   expireDue(nowMs: number, limit: number): Promise<readonly ApprovalRecord[]>;
+  /** Records that `replica` is alive at `nowMs` (its lease on the requests it owns). */
+  heartbeat(replica: string, nowMs: number): Promise<void>;
+  /**
+   * Withdraws pending requests whose owning replica was last seen before
+   * `seenBeforeMs` (or is unknown): it went away without withdrawing them.
+   * Returns them.
+   */
+  withdrawOrphans(seenBeforeMs: number, nowMs: number, limit: number): Promise<readonly ApprovalRecord[]>;
   /** An active grant covering this request, if any. */
   findGrant(
     podUID: string,

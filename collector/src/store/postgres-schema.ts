@@ -5,7 +5,7 @@
  * rows of transactions older than every transaction still running, so a
  * slow transaction from another replica can never be skipped.
  */
-import { approvalTablesSql } from './approval-rows.ts';
+import { approvalOwnersSql, approvalTablesSql } from './approval-rows.ts';
 export const POSTGRES_MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE events (
@@ -108,4 +108,6 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `,
   // Just-in-time approval: requests, each approver's decision, grants.
   approvalTablesSql('BIGINT'),
+  // Approval requests' owning replica, and replica heartbeats.
+  approvalOwnersSql('BIGINT'),
 ];

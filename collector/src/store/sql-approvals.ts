@@ -11,6 +11,7 @@ import { type ApprovalRecord, type GrantRecord, planDecision } from './approval-
 import {
   APPROVAL_SQL,
   approvalValues,
+  countApprovalsSql,
   decisionValues,
   grantValues,
   listApprovalsSql,
@@ -26,6 +27,7 @@ import type {
   CreateOutcome,
   DecideOutcome,
   GrantFilter,
+  PendingLimits,
   RevokeOutcome,
 } from './approval-store.ts';
 
@@ -78,7 +80,7 @@ export class SqlApprovalStore implements ApprovalStore {
     if (announce) for (const id of ids) yield announce(id);
   }
 
-  create(a: ApprovalRecord, maxPendingPerPod: number): Promise<CreateOutcome> {
+  create(a: ApprovalRecord, limits: PendingLimits, owner?: string): Promise<CreateOutcome> {
     const self = this;
     return this.#write(
       (o) => (o.kind === 'created' ? [a.id] : []),
@@ -86,9 +88,13 @@ export class SqlApprovalStore implements ApprovalStore {
         if (a.requester.podUID !== undefined) {
           const [r] = yield step(APPROVAL_SQL.countPending, [a.requester.podUID]);
           const pending = Number(r?.n ?? 0);
-          if (pending >= maxPendingPerPod) return { kind: 'limit', pending };
+          if (pending >= limits.perPod) return { kind: 'limit', scope: 'pod', pending };
         }
-        yield step(APPROVAL_SQL.insertApproval, approvalValues(a));
+        const [r] = yield step(APPROVAL_SQL.countPendingInNamespace, [a.requester.namespace]);
+        const inNamespace = Number(r?.n ?? 0);
+        if (inNamespace >= limits.perNamespace)
+          return { kind: 'limit', scope: 'namespace', pending: inNamespace };
+        yield step(APPROVAL_SQL.insertApproval, [...approvalValues(a), owner ?? null]);
         for (let i = 0; i < a.decisions.length; i++)
           yield step(
             APPROVAL_SQL.insertDecision,
@@ -112,6 +118,16 @@ export class SqlApprovalStore implements ApprovalStore {
         const out: ApprovalRecord[] = [];
         for (const r of rows) out.push(rowToApproval(r, yield step(APPROVAL_SQL.decisionsOf, [r.id])));
         return out;
+      })(),
+    );
+  }
+
+  count(filter: Omit<ApprovalFilter, 'limit'>): Promise<number> {
+    return this.#run.read(
+      (function* (): Script<number> {
+        const q = countApprovalsSql(filter.states, filter.namespaces);
+        const [r] = yield step(q.sql, q.params);
+        return Number(r?.n ?? 0);
       })(),
     );
   }
@@ -163,6 +179,21 @@ export class SqlApprovalStore implements ApprovalStore {
     return { ...a, state, decidedAt: new Date(nowMs).toISOString() };
   }
 
+  /** Ends those of `ids` still pending and announces them; returns them. */
+  *#finishAll(
+    ids: readonly string[],
+    state: 'expired' | 'withdrawn',
+    nowMs: number,
+  ): Script<readonly ApprovalRecord[]> {
+    const out: ApprovalRecord[] = [];
+    for (const id of ids) {
+      const a = yield* this.#finish(id, state, nowMs);
+      if (a) out.push(a);
+    }
+    yield* this.#announce(out.map((a) => a.id));
+    return out;
+  }
+
   finish(id: string, state: 'expired' | 'withdrawn', nowMs: number): Promise<ApprovalRecord | undefined> {
     const self = this;
     return this.#write(
@@ -181,13 +212,28 @@ export class SqlApprovalStore implements ApprovalStore {
       (o) => o.map((a) => a.id),
       (function* () {
         const ids = (yield step(APPROVAL_SQL.dueIds, [nowMs, limit])).map((r) => String(r.id));
-        const out: ApprovalRecord[] = [];
-        for (const id of ids) {
-          const a = yield* self.#finish(id, 'expired', nowMs);
-          if (a) out.push(a);
-        }
-        yield* self.#announce(out.map((a) => a.id));
-        return out;
+        return yield* self.#finishAll(ids, 'expired', nowMs);
+      })(),
+    );
+  }
+
+  heartbeat(replica: string, nowMs: number): Promise<void> {
+    return this.#write(
+      () => [],
+      (function* (): Script<void> {
+        yield step(APPROVAL_SQL.heartbeat, [replica, nowMs]);
+      })(),
+    );
+  }
+
+  withdrawOrphans(seenBeforeMs: number, nowMs: number, limit: number): Promise<readonly ApprovalRecord[]> {
+    const self = this;
+    return this.#write(
+      (o) => o.map((a) => a.id),
+      (function* () {
+        const ids = (yield step(APPROVAL_SQL.orphanIds, [seenBeforeMs, limit])).map((r) => String(r.id));
+        yield step(APPROVAL_SQL.forgetStaleReplicas, [seenBeforeMs]);
+        return yield* self.#finishAll(ids, 'withdrawn', nowMs);
       })(),
     );
   }

@@ -3,7 +3,7 @@
  * transaction, at start; `schema_version` records what ran. Never edit a
  * released migration: add the next one.
  */
-import { approvalTablesSql } from './approval-rows.ts';
+import { approvalOwnersSql, approvalTablesSql } from './approval-rows.ts';
 export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE events (
@@ -104,4 +104,6 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `,
   // Just-in-time approval: requests, each approver's decision, grants.
   approvalTablesSql('INTEGER'),
+  // Approval requests' owning replica, and replica heartbeats.
+  approvalOwnersSql('INTEGER'),
 ];

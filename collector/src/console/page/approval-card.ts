@@ -7,7 +7,7 @@ import { actionDetails, decisionList } from './action-details.ts';
 import { api } from './api.ts';
 import type { ViewContext } from './context.ts';
 import { h, replace } from './dom.ts';
-import { approvalProgress, formatRemaining, formatTime } from './format.ts';
+import { approvalProgress, formatRemaining, formatTime, hiddenCharacters, shown } from './format.ts';
 
 export interface ApprovalCard {
   readonly el: HTMLElement;
@@ -39,7 +39,15 @@ export function approvalCard(first: ApprovalView, ctx: ViewContext): ApprovalCar
   const el = h(
     'article',
     { class: 'card', 'data-id': first.id },
-    h('h3', {}, first.summary),
+    h('h3', {}, shown(first.summary)),
+    hiddenCharacters(first)
+      ? h(
+          'p',
+          { class: 'warning hidden-chars', role: 'alert' },
+          'Warning: this request contains control, bidirectional or invisible characters. ',
+          'They are shown as \\u{…} codes; read the command as written here, not as it may look elsewhere.',
+        )
+      : null,
     h('p', { class: 'meta' }, 'Requested ', formatTime(first.createdAt), ' · ', countdown, ' · ', progress),
     actionDetails(first),
     decisions,

@@ -1,6 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { approvalProgress, describeObject, formatArgv, formatRemaining, formatTime } from './format.ts';
+import type { ApprovalView } from '@chaperone/shared';
+import { visible } from '../../cli/terminal-safe.ts';
+import {
+  approvalProgress,
+  describeObject,
+  formatArgv,
+  formatRemaining,
+  formatTime,
+  hiddenCharacters,
+  shown,
+  shownLines,
+} from './format.ts';
 
 describe('page formatting', () => {
   it('counts down', () => {
@@ -39,5 +50,52 @@ describe('page formatting', () => {
       '1 of 2 approvals',
     );
     assert.equal(approvalProgress({ approvals: 1, decisions: [] }), '0 of 1 approval');
+  });
+
+  it('writes out bidi, control and invisible characters in agent-chosen text, as the CLI does', () => {
+    const script = 'echo "rotating logs" ;\u202e \u2066rm -rf /srv/prod\u2069 ; \u2066# comment\u2069';
+    const argv = formatArgv(['sh', '-c', script]);
+    assert.equal(
+      argv,
+      `sh -c 'echo "rotating logs" ;\\u{202e} \\u{2066}rm -rf /srv/prod\\u{2069} ; \\u{2066}# comment\\u{2069}'`,
+    );
+    assert.equal(shown('a\u200bb\nc\u00adok'), 'a\\u{200b}b\\x0ac\u00adok');
+    assert.equal(shown('x\u2028y\ufeff'), visible('x\u2028y\ufeff'));
+    assert.equal(describeObject({ verb: 'get', resource: 'pods', name: 'web\u202e0' }), 'pods web\\u{202e}0');
+  });
+
+  it('finds hidden characters in any agent-chosen field, nested ones included', () => {
+    const base: ApprovalView = {
+      id: 'x',
+      state: 'pending',
+      requester: { namespace: 'ns', pod: 'p', serviceAccount: 'sa' },
+      protocol: 'exec',
+      auditId: 'a',
+      summary: 'exec',
+      action: { verb: 'exec', argv: ['ls'] },
+      rule: 'r',
+      message: 'm',
+      approvals: 1,
+      approvers: [],
+      grantMs: 0,
+      createdAt: '',
+      expiresAt: '',
+      decisions: [],
+    };
+    assert.equal(hiddenCharacters(base), false);
+    // A pretty-printed body's line breaks are layout (shown as lines), not hidden characters.
+    assert.equal(hiddenCharacters({ ...base, action: { verb: 'create', body: '{\n  "a": 1\n}' } }), false);
+    assert.equal(hiddenCharacters({ ...base, action: { verb: 'create', body: '{\n  "a": "\r"\n}' } }), true);
+    assert.equal(shownLines('{\n  "a": "x\ry\u2066"\n}'), '{\n  "a": "x\\x0dy\\u{2066}"\n}');
+    assert.equal(hiddenCharacters({ ...base, action: { verb: 'exec', argv: ['ls', 'a\u2066b'] } }), true);
+    assert.equal(hiddenCharacters({ ...base, rule: 'r\u200b' }), true);
+    assert.equal(hiddenCharacters({ ...base, requester: { ...base.requester, pod: 'p\x1b' } }), true);
+    assert.equal(
+      hiddenCharacters({
+        ...base,
+        action: { verb: 'x', extra: { deep: ['\u202e'] } } as unknown as ApprovalView['action'],
+      }),
+      true,
+    );
   });
 });

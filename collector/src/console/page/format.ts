@@ -1,7 +1,42 @@
 /**
  * Words and numbers the page shows, as pure functions (tested in Node).
+ *
+ * Every string the agent chose (summary, argv, SQL, object names, rule,
+ * message, requester, decisions) goes through `shown()`: control, bidi and
+ * invisible characters are written out as `\u{NNNN}` (the same class the CLI
+ * uses, text/visible-text.ts), so a command cannot be made to read like a
+ * comment; `hiddenCharacters()` tells the card to warn that it did so.
  */
 import type { ApprovalView, HeldAction } from '@chaperone/shared';
+import { hasUnsafe, visible } from '../../text/visible-text.ts';
+
+/** Agent-chosen text as the page shows it: control, bidi and invisible characters made visible. */
+export function shown(text: string | undefined): string {
+  return text === undefined ? '' : visible(text);
+}
+
+/**
+ * Multi-line agent-chosen text (a request body, SQL) as the page shows it
+ * in a `pre`: each line through `shown()`, the line breaks kept.
+ */
+export function shownLines(text: string | undefined): string {
+  return text === undefined ? '' : text.split('\n').map(shown).join('\n');
+}
+
+/** Fields shown line by line (`shownLines`): their line breaks are layout, not hidden characters. */
+const MULTI_LINE = new Set(['body', 'sql']);
+
+function strings(v: unknown, out: string[], key = ''): string[] {
+  if (typeof v === 'string') out.push(MULTI_LINE.has(key) ? v.replaceAll('\n', '') : v);
+  else if (Array.isArray(v)) for (const x of v) strings(x, out);
+  else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) strings(x, strings(k, out), k);
+  return out;
+}
+
+/** True when any agent-chosen string of the request holds a character `shown()` writes out. */
+export function hiddenCharacters(v: ApprovalView): boolean {
+  return strings(v, []).some(hasUnsafe);
+}
 
 /** `4m 05s` left, `1h 02m`, or `expired`. */
 export function formatRemaining(ms: number): string {
@@ -26,12 +61,12 @@ export function formatTime(iso: string | undefined): string {
 export function describeObject(a: HeldAction): string {
   const kind = [a.apiGroup, a.resource, a.subresource].filter(Boolean).join('/');
   const parts = [kind, a.name, a.namespace ? `-n ${a.namespace}` : ''].filter(Boolean);
-  return parts.join(' ');
+  return shown(parts.join(' '));
 }
 
 export function describeRequester(v: Pick<ApprovalView, 'requester'>): string {
   const r = v.requester;
-  return `${r.namespace}/${r.pod} (service account ${r.serviceAccount})`;
+  return shown(`${r.namespace}/${r.pod} (service account ${r.serviceAccount})`);
 }
 
 /** `1 of 2 approvals` so far. */
@@ -40,9 +75,18 @@ export function approvalProgress(v: Pick<ApprovalView, 'approvals' | 'decisions'
   return `${got} of ${v.approvals} approval${v.approvals === 1 ? '' : 's'}`;
 }
 
-/** argv as a shell would read it back: arguments with anything unusual in single quotes. */
+/**
+ * argv as a shell would read it back: arguments with anything unusual in
+ * single quotes, control/bidi/invisible characters written out.
+ */
 export function formatArgv(argv: readonly string[]): string {
-  return argv
-    .map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`))
-    .join(' ');
+  return shown(
+    argv.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`)).join(' '),
+  );
+}
+
+/** `Showing 100 of 340 pending requests …` when a list was cut short, else undefined. */
+export function listCutShort(shown: number, total: number | undefined): string | undefined {
+  if (total === undefined || total <= shown) return undefined;
+  return `Showing ${shown} of ${total} pending requests, those expiring soonest first. Decide these, or use the CLI with --namespace to see the others.`;
 }

@@ -3,7 +3,7 @@ import type { GrantView } from '@chaperone/shared';
 import { api } from './api.ts';
 import type { View, ViewContext } from './context.ts';
 import { h, replace } from './dom.ts';
-import { formatTime } from './format.ts';
+import { formatTime, shown } from './format.ts';
 
 export class GrantsView implements View {
   readonly root = h('section', { class: 'grants' });
@@ -45,7 +45,7 @@ export class GrantsView implements View {
   #row(g: GrantView, now: number): HTMLElement {
     const active = !g.revokedAt && Date.parse(g.until) > now;
     const state = g.revokedAt
-      ? `revoked by ${g.revokedBy ?? 'someone'} at ${formatTime(g.revokedAt)}`
+      ? `revoked by ${shown(g.revokedBy ?? 'someone')} at ${formatTime(g.revokedAt)}`
       : active
         ? 'active'
         : 'ended';
@@ -64,9 +64,9 @@ export class GrantsView implements View {
     return h(
       'tr',
       { 'data-id': g.id },
-      h('td', {}, h('code', {}, g.summary)),
-      h('td', {}, `${g.requester.namespace}/${g.requester.pod}`),
-      h('td', {}, h('code', {}, g.rule)),
+      h('td', {}, h('code', {}, shown(g.summary))),
+      h('td', {}, shown(`${g.requester.namespace}/${g.requester.pod}`)),
+      h('td', {}, h('code', {}, shown(g.rule))),
       h('td', {}, formatTime(g.createdAt)),
       h('td', {}, formatTime(g.until)),
       h('td', {}, state),

@@ -4,7 +4,7 @@ import { decisionList } from './action-details.ts';
 import { api } from './api.ts';
 import type { View } from './context.ts';
 import { h, replace } from './dom.ts';
-import { describeRequester, formatTime } from './format.ts';
+import { describeRequester, formatTime, shown } from './format.ts';
 
 export class HistoryView implements View {
   readonly root = h('section', { class: 'history' });
@@ -43,8 +43,8 @@ export class HistoryView implements View {
               { 'data-id': v.id },
               h('td', {}, formatTime(v.createdAt)),
               h('td', {}, describeRequester(v)),
-              h('td', {}, h('code', {}, v.summary)),
-              h('td', {}, h('code', {}, v.rule)),
+              h('td', {}, h('code', {}, shown(v.summary))),
+              h('td', {}, h('code', {}, shown(v.rule))),
               h('td', {}, h('span', { class: `outcome ${v.state}` }, v.state)),
               h('td', {}, decisionList(v) ?? '—'),
               h('td', {}, formatTime(v.decidedAt)),
