@@ -624,7 +624,7 @@ describe('the approvals page in Chromium', () => {
   });
 
   it('writes out bidi, control and invisible characters, warns on the card, and says how many are not shown', async () => {
-    // The reviewer's command: run by sh it deletes /srv/prod; drawn raw, the controls make it read like a comment.
+    // A command that run by sh deletes /srv/prod; drawn raw, the controls would make it read like a comment.
     const RLO = '\u202e';
     const LRI = '\u2066';
     const PDI = '\u2069';
