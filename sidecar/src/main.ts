@@ -53,10 +53,14 @@ function readRequired(path: string, what: string): string {
 
 /** The exec text filters (kube/exec/text-hooks.ts), made at the first exec or attach session. */
 function lazyExecTextHooks(d: ExecTextDeps) {
-  let made: ReturnType<typeof execTextHooks> | undefined;
+  let made: Promise<ReturnType<typeof execTextHooks>> | undefined;
   return async (ctx: KubeRequestContext) => {
-    made ??= (await import('./kube/exec/text-hooks.ts')).execTextHooks(d);
-    return made(ctx);
+    // One instance for every session, however many start at once; a failed load is tried again.
+    made ??= import('./kube/exec/text-hooks.ts').then((m) => m.execTextHooks(d));
+    made.catch(() => {
+      made = undefined;
+    });
+    return (await made)(ctx);
   };
 }
 
@@ -107,6 +111,17 @@ export async function runSidecar(
     );
   }
   validateAuditBounds(config);
+  // The local certificate is made by a child process (hundreds of ms of key generation): started
+  // first, so it runs while the policy, spool, upstream and listeners are set up.
+  const localTls = config.plainHttp
+    ? undefined
+    : createLocalTls(config.tlsDir, config.podName, () =>
+        log.warn(
+          'the local TLS worker file was not found beside the sidecar; making the certificates in this process (node-forge stays loaded)',
+        ),
+      );
+  // Awaited below; a start-up that fails before then reports its own error, not this one.
+  localTls?.catch(() => {});
   const registry = createRegistry({ component: 'sidecar' });
   const metrics = sidecarMetrics(registry, { namespace: config.podNamespace });
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -229,13 +244,7 @@ export async function runSidecar(
       log.warn('no collector configured (CHAPERONE_COLLECTOR_URL): audit events stay in the local spool');
     }
 
-    const tls = config.plainHttp
-      ? undefined
-      : await createLocalTls(config.tlsDir, config.podName, () =>
-          log.warn(
-            'the local TLS worker file was not found beside the sidecar; making the certificates in this process (node-forge stays loaded)',
-          ),
-        );
+    const tls = await localTls;
     if (tls) {
       writeAgentServiceAccountDir(config.agentSaDir, tls.ca.cert, config.podNamespace);
       metrics.certificateExpiry.set(tls.leafNotAfter.getTime() / 1000);
