@@ -69,7 +69,7 @@ describe('the production bundle', () => {
     }
   });
 
-  it('keeps code the sidecar never runs out of what it loads: node-forge, prom-client’s cluster and Pushgateway', () => {
+  it('keeps code the sidecar never runs out of what it loads: node-forge, prom-client’s cluster and Pushgateway; and exec and port-forward session code until the first session', () => {
     interface Output {
       readonly entryPoint?: string;
       readonly inputs: Record<string, unknown>;
@@ -96,8 +96,12 @@ describe('the production bundle', () => {
       inputs.some((i) => i.includes('sidecar/src/kube/')),
       'the walk reached the proxy',
     );
-    const unwanted = inputs.filter((i) =>
-      /\/node-forge\/|\/prom-client\/(index|lib\/cluster|lib\/pushgateway)\.js$/.test(i),
+    const unwanted = inputs.filter(
+      (i) =>
+        /\/node-forge\/|\/prom-client\/(index|lib\/cluster|lib\/pushgateway)\.js$/.test(i) ||
+        /sidecar\/src\/kube\/(exec\/(session|session-guard|text-hooks|asciicast)|portforward\/(session-guard|spdy-relay|websocket-relay))\.ts$/.test(
+          i,
+        ),
     );
     assert.deepEqual(unwanted, []);
   });
