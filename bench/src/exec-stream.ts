@@ -8,7 +8,9 @@
  *   node bench/src/exec-stream.ts            full run (3 rounds, 50 MB, 400 keys), writes bench/results/sidecar_exec.md
  *                                           (sorts after sidecar.md and its notes)
  *   node bench/src/exec-stream.ts --quick    smoke run (1 round, 5 MB, 50 keys), writes nothing
- *   options: --rounds N, --mb N, --keys N, --no-write, --digits (type 0–9 instead of a–z)
+ *   options: --rounds N, --mb N, --keys N, --no-write, --digits (type 0–9 instead of a–z),
+ *            --cpu-prof DIR (the sidecar runs from its sources under node --cpu-prof, profiles in DIR;
+ *            read them with bench/src/sidecar-profile.ts; implies --no-write)
  *
  * Two measurements, each round starting a fresh sidecar and alternating which
  * path goes first:
@@ -22,6 +24,14 @@
  *   `cat` (v4.channel.k8s.io direct, v5.channel.k8s.io to the sidecar), sends
  *   one key every 50 ms (20 keys/s) and times until the terminal's echo of it
  *   arrives on stdout.
+ * The stream is also timed, in the same rounds, through two references that
+ * say where the sidecar's cost lies:
+ * - the floor: a TLS relay (a Node tls.Server piping each connection to the
+ *   API server's TLS, nothing parsed), i.e. the extra TLS hop any Node proxy
+ *   pays; kubectl falls back to SPDY through it as it does direct;
+ * - an ablation: the sidecar with its exec recording capped at the smallest
+ *   size (--exec-recording-max-bytes 8192), i.e. without the asciicast of the
+ *   stream (by default the first 16 MiB of it are recorded).
  * Sidecar CPU (utime + stime from /proc) over each measurement gives CPU per
  * MB and per keystroke; this process's CPU (the stand-in kubelet, plus the
  * keystroke client) is reported too, as it is paid on both paths.
@@ -34,9 +44,12 @@ import { fileURLToPath } from 'node:url';
 import {
   type ControlPlane,
   createBoundPod,
+  freePort,
   registerNode,
   startControlPlane,
   startKubeletStandin,
+  startProcess,
+  waitFor,
 } from '@chaperone/e2e';
 import { SIDECAR_NODE_OPTIONS } from '@chaperone/shared';
 import { Agent, WebSocket } from 'undici';
@@ -48,6 +61,8 @@ import {
   createFixtures,
   type Fixtures,
   NAMESPACE,
+  type NginxBase,
+  nginxBase,
   type SidecarBase,
   sidecarBase,
   startSidecar,
@@ -56,7 +71,8 @@ import { median, percentile, table } from './stats.ts';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
-const noWrite = quick || argv.includes('--no-write');
+const CPU_PROF_DIR = argv.includes('--cpu-prof') ? argv[argv.indexOf('--cpu-prof') + 1] : undefined;
+const noWrite = quick || argv.includes('--no-write') || CPU_PROF_DIR !== undefined;
 const num = (flag: string, fallback: number) => {
   const i = argv.indexOf(flag);
   return i !== -1 ? Number(argv[i + 1]) : fallback;
@@ -68,7 +84,10 @@ const KEY_INTERVAL_MS = 50;
 const DIGITS = argv.includes('--digits');
 const POD = 'exec-target';
 const CONTAINER = 'main';
-const SIDECAR_NODE_FLAGS = SIDECAR_NODE_OPTIONS.split(/\s+/).filter(Boolean);
+const SIDECAR_NODE_FLAGS = [
+  ...SIDECAR_NODE_OPTIONS.split(/\s+/).filter(Boolean),
+  ...(CPU_PROF_DIR !== undefined ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR] : []),
+];
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -77,7 +96,52 @@ const ownCpuUs = () => {
   return u.user + u.system;
 };
 
-type Path = 'direct' | 'sidecar';
+type Path = 'direct' | 'relay' | 'sidecar';
+/** The stream also through the sidecar without the recording (ablation). */
+type StreamPath = Path | 'norec';
+const STREAM_PATHS: readonly StreamPath[] = ['direct', 'relay', 'norec', 'sidecar'];
+
+/** The floor: a TLS server piping each connection to the API server over TLS, bytes untouched. */
+const RELAY_SOURCE = `
+import { readFileSync } from 'node:fs';
+import { connect, createServer } from 'node:tls';
+const [port, cert, key, upstream, ca] = process.argv.slice(1);
+const up = new URL(upstream);
+const caPem = readFileSync(ca, 'utf8');
+createServer({ cert: readFileSync(cert), key: readFileSync(key), noDelay: true }, (client) => {
+  const server = connect({ host: up.hostname, port: Number(up.port), ca: caPem, noDelay: true });
+  client.pipe(server).pipe(client);
+  const drop = () => { client.destroy(); server.destroy(); };
+  client.on('error', drop).on('close', drop);
+  server.on('error', drop).on('close', drop);
+}).listen(Number(port), '127.0.0.1', () => process.stdout.write('listening\\n'));
+`;
+
+async function startRelay(tls: NginxBase, cp: ControlPlane, root: string) {
+  const port = await freePort();
+  const logFile = join(root, `relay-${port}.log`);
+  const proc = startProcess({
+    name: 'tls relay',
+    command: process.execPath,
+    args: [
+      '--input-type=module',
+      '-e',
+      RELAY_SOURCE,
+      String(port),
+      tls.cert,
+      tls.key,
+      cp.server,
+      tls.upstreamCa,
+    ],
+    logFile,
+  });
+  await waitFor(async () => proc.logTail().includes('listening'), {
+    what: `the TLS relay on ${port}`,
+    timeoutMs: 15_000,
+    process: proc,
+  });
+  return { origin: `https://127.0.0.1:${port}`, pid: proc.pid, stop: () => proc.stop(2000) };
+}
 
 interface Endpoint {
   readonly origin: string;
@@ -253,8 +317,9 @@ async function withSidecar<T>(
   root: string,
   agent: Agent,
   body: (e: Endpoint) => Promise<T>,
+  args: readonly string[] = [],
 ): Promise<T> {
-  const t = await startSidecar(base, cp, { nodeFlags: SIDECAR_NODE_FLAGS });
+  const t = await startSidecar(base, cp, { nodeFlags: SIDECAR_NODE_FLAGS, args });
   try {
     const kubeconfig = writeKubeconfig(join(root, 'sidecar.kubeconfig'), t.origin, t.token);
     return await body({
@@ -311,19 +376,23 @@ async function main(): Promise<void> {
       agent: trusted,
     };
     const base = sidecarBase(root, cp, fx);
-    const streams: Record<Path, StreamSample[]> = { direct: [], sidecar: [] };
-    const keys: Record<Path, KeySample[]> = { direct: [], sidecar: [] };
+    const relayTls = nginxBase(root, cp);
+    const streams: Record<StreamPath, StreamSample[]> = { direct: [], relay: [], norec: [], sidecar: [] };
+    const keys: Record<Path, KeySample[]> = { direct: [], relay: [], sidecar: [] };
     const started = Date.now();
     for (let round = 0; round < ROUNDS; round++) {
-      const order: Path[] = round % 2 === 0 ? ['direct', 'sidecar'] : ['sidecar', 'direct'];
+      const order = round % 2 === 0 ? STREAM_PATHS : [...STREAM_PATHS].reverse();
       log(`round ${round + 1}/${ROUNDS}: ${order.join(' → ')}`);
-      const run = async (path: Path, e: Endpoint) => {
+      const stream = async (path: StreamPath, e: Endpoint) => {
         await streamOnce(e.kubeconfig, warm, out); // warm-up (a small file)
         const s = await measureStream(e, apiPid, source, bytes, out);
         streams[path].push(s);
         log(
-          `  ${path.padEnd(7)} stream ${MB} MB: ${s.seconds.toFixed(2)} s, ${s.mbPerS.toFixed(1)} MB/s, sidecar CPU ${fmt(s.sidecarCpuUs / 1000)} ms, apiserver ${fmt(s.apiCpuUs / 1000)} ms, stand-in (this process) ${fmt(s.ownCpuUs / 1000)} ms`,
+          `  ${path.padEnd(7)} stream ${MB} MB: ${s.seconds.toFixed(2)} s, ${s.mbPerS.toFixed(1)} MB/s, proxy CPU ${fmt(s.sidecarCpuUs / 1000)} ms, apiserver ${fmt(s.apiCpuUs / 1000)} ms, stand-in (this process) ${fmt(s.ownCpuUs / 1000)} ms`,
         );
+      };
+      const run = async (path: Path, e: Endpoint) => {
+        await stream(path, e);
         const k = await measureKeys(e, KEYS);
         keys[path].push(k);
         const sorted = [...k.rtMs].sort((a, b) => a - b);
@@ -333,13 +402,32 @@ async function main(): Promise<void> {
       };
       for (const path of order) {
         if (path === 'direct') await run('direct', direct);
-        else await withSidecar(base, cp, root, insecure, (e) => run('sidecar', e));
+        else if (path === 'sidecar') await withSidecar(base, cp, root, insecure, (e) => run('sidecar', e));
+        else if (path === 'norec')
+          await withSidecar(base, cp, root, insecure, (e) => stream('norec', e), [
+            '--exec-recording-max-bytes',
+            '8192',
+          ]);
+        else {
+          const relay = await startRelay(relayTls, cp, root);
+          try {
+            await run('relay', {
+              ...direct,
+              origin: relay.origin,
+              kubeconfig: writeKubeconfig(join(root, 'relay.kubeconfig'), relay.origin, fx.token),
+              agent: insecure,
+              pid: relay.pid,
+            });
+          } finally {
+            await relay.stop();
+          }
+        }
       }
     }
     const minutes = ((Date.now() - started) / 60_000).toFixed(1);
 
     // ---------------------------------------------------------------- report
-    const medS = (p: Path, f: (s: StreamSample) => number) => median(streams[p].map(f));
+    const medS = (p: StreamPath, f: (s: StreamSample) => number) => median(streams[p].map(f));
     const pct = (p: Path, q: number) =>
       median(
         keys[p].map((k) =>
@@ -349,10 +437,10 @@ async function main(): Promise<void> {
           ),
         ),
       );
-    /** Added percentile: sidecar minus direct within each round, median over rounds. */
-    const added = (q: number) =>
+    /** Added percentile: the path's minus direct's within each round, median over rounds. */
+    const added = (q: number, p: Path = 'sidecar') =>
       median(
-        keys.sidecar.map(
+        keys[p].map(
           (k, i) =>
             percentile(
               [...k.rtMs].sort((a, b) => a - b),
@@ -369,11 +457,14 @@ async function main(): Promise<void> {
     const cpuPerMb = medS('sidecar', (s) => s.sidecarCpuUs / 1000 / MB);
     const cpuPerKey = median(keys.sidecar.map((k) => k.sidecarCpuUs / KEYS));
     const mark = (ok: boolean) => (ok ? '✓' : '✗');
-    const label: Record<Path, string> = {
+    const label: Record<StreamPath, string> = {
       direct: 'direct to kube-apiserver',
+      relay: 'floor: TLS relay (bytes piped, nothing parsed)',
+      norec: 'ablation: sidecar, recording capped at 8 KiB',
       sidecar: 'chaperone sidecar',
     };
-    const paths: Path[] = ['direct', 'sidecar'];
+    const ratio = (p: StreamPath) => medS(p, (s) => s.mbPerS) / medS('direct', (s) => s.mbPerS);
+    const paths: Path[] = ['direct', 'relay', 'sidecar'];
     const report = [
       '## Sidecar: exec (stdout stream and keystrokes)',
       '',
@@ -389,18 +480,18 @@ async function main(): Promise<void> {
           'MB/s',
           'rounds',
           'vs direct',
-          'sidecar CPU ms/MB',
+          'proxy CPU ms/MB',
           'kube-apiserver CPU ms/MB',
           'stand-in kubelet CPU ms/MB',
         ],
-        paths.map((p) => [
+        STREAM_PATHS.map((p) => [
           label[p],
           fmt(
             medS(p, (s) => s.mbPerS),
             1,
           ),
           streams[p].map((s) => s.mbPerS.toFixed(1)).join(' / '),
-          `${(medS(p, (s) => s.mbPerS) / medS('direct', (s) => s.mbPerS)).toFixed(2)}×`,
+          `${ratio(p).toFixed(2)}×`,
           fmt(
             medS(p, (s) => s.sidecarCpuUs / 1000 / MB),
             2,
@@ -416,6 +507,8 @@ async function main(): Promise<void> {
         ]),
       ),
       '',
+      `Floor and ablation, same rounds: the TLS relay (a Node \`tls.Server\` piping each connection to the API server over TLS; kubectl falls back to SPDY through it as it does direct) is the cost of the extra TLS hop alone, ${ratio('relay').toFixed(2)}× direct; the sidecar with its exec recording capped at the 8 KiB minimum (\`--exec-recording-max-bytes 8192\`; by default the first 16 MiB of the stream are recorded as asciicast into the spool) is ${ratio('norec').toFixed(2)}×; the full sidecar (WebSocket v5 ↔ v4, masking, recording, audit) ${ratio('sidecar').toFixed(2)}×.`,
+      '',
       `### Keystroke round trip (TTY, ${1000 / KEY_INTERVAL_MS} keys/s)`,
       '',
       table(
@@ -427,7 +520,7 @@ async function main(): Promise<void> {
           'p99 ms',
           'added p50 ms',
           'added p99 ms',
-          'sidecar CPU µs/key',
+          'proxy CPU µs/key',
         ],
         paths.map((p) => [
           label[p],
@@ -435,11 +528,13 @@ async function main(): Promise<void> {
           fmt(pct(p, 50), 3),
           fmt(pct(p, 90), 3),
           fmt(pct(p, 99), 3),
-          p === 'direct' ? '–' : fmt(added(50), 3),
-          p === 'direct' ? '–' : fmt(addedP99, 3),
-          p === 'direct' ? '–' : fmt(cpuPerKey),
+          p === 'direct' ? '–' : fmt(added(50, p), 3),
+          p === 'direct' ? '–' : fmt(added(99, p), 3),
+          p === 'direct' ? '–' : fmt(median(keys[p].map((k) => k.sidecarCpuUs / KEYS))),
         ]),
       ),
+      '',
+      `The relay row is the floor of the keystroke path too: any extra TLS hop on these shared cores adds ${fmt(added(99, 'relay'), 3)} ms at p99 (and ${fmt(added(50, 'relay'), 3)} ms at p50); the sidecar's masker no longer holds an echoed key until output pauses (it shows a key that cannot complete a secret with the chunk that brought it), so what the sidecar adds beyond the relay is its per-message work.`,
       '',
       '### Targets (issue 16)',
       '',

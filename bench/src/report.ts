@@ -31,6 +31,13 @@ export function writeReport(): string {
   return target;
 }
 
+/** Writes one benchmark's section to bench/results/<name>.md and rebuilds docs/benchmarks.md; returns both paths. */
+export function writeResult(name: string, text: string): [string, string] {
+  const file = `${resultsDir}${name}.md`;
+  writeFileSync(file, `${text}\n`);
+  return [file, writeReport()];
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   console.log(`wrote ${writeReport()}`);
 }

@@ -28,22 +28,21 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ControlPlane, startControlPlane } from '@chaperone/e2e';
-import { SIDECAR_NODE_OPTIONS } from '@chaperone/shared';
 import { formatMachine, machineInfo } from './machine.ts';
-import { writeReport } from './report.ts';
+import { writeResult } from './report.ts';
 import {
   cpuMicros,
   cpuOf,
   type FixedRateResult,
+  FOREIGN_LIMIT,
   fixedRate,
-  foreignShare,
-  foreignSnapshot,
   getOnce,
+  MAX_ATTEMPTS,
   memory,
   sampleRss,
   sysOf,
+  undisturbed as undisturbedRun,
   type WrkResult,
-  waitForQuiet,
   wrk,
 } from './sidecar-load.ts';
 import { callersOf, formatSummary, summariseProfile } from './sidecar-profile.ts';
@@ -55,6 +54,7 @@ import {
   type Fixtures,
   nginxBase,
   SECRET_COUNT,
+  SIDECAR_NODE_FLAGS,
   sidecarBase,
   startNginx,
   startPassthrough,
@@ -89,11 +89,6 @@ const RATE = 200;
 const RATE_S = quick ? 3 : 10;
 const RATE_WARM_S = quick ? 1 : 2;
 const RATE_CONNECTIONS = 8;
-/** What the injected sidecar runs with (NODE_OPTIONS), plus any experiment's flags. */
-const SIDECAR_NODE_FLAGS = [
-  ...SIDECAR_NODE_OPTIONS.split(/\s+/),
-  ...(process.env.BENCH_SIDECAR_NODE_FLAGS ?? '').split(/\s+/),
-].filter(Boolean);
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -167,31 +162,9 @@ function checkBodies(t: Target, fx: Fixtures, list: string): void {
     throw new Error(`${t.name}: expected the unmasked secret values`);
 }
 
-/** Measured runs disturbed by other processes beyond this share of the machine are repeated. */
-const FOREIGN_LIMIT = 0.2;
-const MAX_ATTEMPTS = 3;
 const CORES = machineInfo().cores;
-
-/**
- * Runs `measure` until other tenants of the machine used less than
- * FOREIGN_LIMIT of it during the measurement (at most MAX_ATTEMPTS times,
- * waiting for a quiet second before each); keeps the least disturbed attempt.
- */
-async function undisturbed<T>(what: string, measure: () => Promise<T>): Promise<T & { foreign: number }> {
-  let best: (T & { foreign: number }) | undefined;
-  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-    await waitForQuiet(CORES, FOREIGN_LIMIT, 20_000);
-    const a = foreignSnapshot();
-    const r = await measure();
-    const foreign = foreignShare(a, foreignSnapshot(), CORES);
-    if (!best || foreign < best.foreign) best = { ...r, foreign };
-    if (foreign < FOREIGN_LIMIT) break;
-    log(
-      `  (${what}: others (processes, steal) took ${(100 * foreign).toFixed(0)}% of the machine during the run${attempt < MAX_ATTEMPTS ? '; repeating' : '; keeping the least disturbed attempt'})`,
-    );
-  }
-  return best as T & { foreign: number };
-}
+const undisturbed = <T>(what: string, measure: () => Promise<T>) =>
+  undisturbedRun(what, measure, { cores: CORES, log });
 
 async function measureLoad(
   t: Target,
@@ -768,14 +741,8 @@ async function main(): Promise<void> {
     ].join('\n');
     log('');
     log(text);
-    if (noWrite) {
-      log('\n(--quick / --no-write: results not written)');
-    } else {
-      const file = fileURLToPath(new URL('../results/sidecar.md', import.meta.url));
-      writeFileSync(file, `${text}\n`);
-      log(`\nwrote ${file}`);
-      log(`wrote ${writeReport()}`);
-    }
+    if (noWrite) log('\n(--quick / --no-write: results not written)');
+    else for (const file of writeResult('sidecar', text)) log(`wrote ${file}`);
   } finally {
     await cp.stop();
     rmSync(root, { recursive: true, force: true });

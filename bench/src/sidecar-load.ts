@@ -206,7 +206,7 @@ export interface FixedRateOptions {
   readonly pairWith?: { readonly origin: string; readonly token: string };
 }
 
-interface Acc {
+export interface Acc {
   lat: number[];
   sent: number;
   ok: number;
@@ -234,7 +234,7 @@ function client(origin: string, token: string, path: string, connections: number
   return { one, close: () => pool.close() };
 }
 
-async function phase(
+export async function phase(
   one: () => Promise<boolean>,
   rate: number,
   seconds: number,
@@ -265,7 +265,7 @@ async function phase(
   await Promise.all(inflight);
 }
 
-function summary(acc: Acc): FixedRateResult {
+export function summary(acc: Acc): FixedRateResult {
   const lat = [...acc.lat].sort((a, b) => a - b);
   return {
     sent: acc.sent,
@@ -419,4 +419,34 @@ export async function waitForQuiet(cores: number, threshold: number, maxMs: numb
     if (share < threshold) break;
   }
   return share;
+}
+
+/** Measured runs disturbed by other processes beyond this share of the machine are repeated. */
+export const FOREIGN_LIMIT = 0.2;
+export const MAX_ATTEMPTS = 3;
+
+/**
+ * Runs `measure` until other tenants of the machine used less than
+ * FOREIGN_LIMIT of it during the measurement (at most MAX_ATTEMPTS times,
+ * waiting up to `quietWaitMs` for a quiet second before each); keeps the
+ * least disturbed attempt, with the share others took (`foreign`).
+ */
+export async function undisturbed<T>(
+  what: string,
+  measure: () => Promise<T>,
+  opts: { readonly cores: number; readonly log: (line: string) => void; readonly quietWaitMs?: number },
+): Promise<T & { foreign: number }> {
+  let best: (T & { foreign: number }) | undefined;
+  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    await waitForQuiet(opts.cores, FOREIGN_LIMIT, opts.quietWaitMs ?? 20_000);
+    const a = foreignSnapshot();
+    const r = await measure();
+    const foreign = foreignShare(a, foreignSnapshot(), opts.cores);
+    if (!best || foreign < best.foreign) best = { ...r, foreign };
+    if (foreign < FOREIGN_LIMIT) break;
+    opts.log(
+      `  (${what}: others (processes, steal) took ${(100 * foreign).toFixed(0)}% of the machine during the run${attempt < MAX_ATTEMPTS ? '; repeating' : '; keeping the least disturbed attempt'})`,
+    );
+  }
+  return best as T & { foreign: number };
 }

@@ -24,8 +24,15 @@ import {
   startProcess,
   waitFor,
 } from '@chaperone/e2e';
+import { SIDECAR_NODE_OPTIONS } from '@chaperone/shared';
 import { createCA, issueCertificate } from '@chaperone/shared/tls';
 import { childPids, getOnce } from './sidecar-load.ts';
+
+/** What the injected sidecar runs with (NODE_OPTIONS), plus an experiment's flags (env BENCH_SIDECAR_NODE_FLAGS). */
+export const SIDECAR_NODE_FLAGS = [
+  ...SIDECAR_NODE_OPTIONS.split(/\s+/),
+  ...(process.env.BENCH_SIDECAR_NODE_FLAGS ?? '').split(/\s+/),
+].filter(Boolean);
 
 export const NAMESPACE = 'chaperone-bench';
 export const CONFIGMAP = 'bench-config';
@@ -159,13 +166,19 @@ export function directTarget(cp: ControlPlane, fx: Fixtures): Target {
   };
 }
 
-async function waitServing(origin: string, token: string, proc: ManagedProcess, what: string): Promise<void> {
+async function waitServing(
+  origin: string,
+  token: string,
+  proc: ManagedProcess,
+  what: string,
+  intervalMs = 100,
+): Promise<void> {
   await waitFor(
     async () => {
       const r = await getOnce(origin, '/version', token);
       return r.status === 200;
     },
-    { what, timeoutMs: 30_000, intervalMs: 100, process: proc },
+    { what, timeoutMs: 30_000, intervalMs, process: proc },
   );
 }
 
@@ -303,6 +316,10 @@ export function sidecarBase(root: string, cp: ControlPlane, fx: Fixtures): Sidec
 export interface SidecarStartOptions {
   /** Extra node flags, e.g. --cpu-prof. */
   readonly nodeFlags?: readonly string[];
+  /** Extra sidecar arguments, e.g. --databases. */
+  readonly args?: readonly string[];
+  /** How often to ask whether it serves yet (start-up timing wants a short interval; default 100 ms). */
+  readonly readyPollMs?: number;
 }
 
 const GiB = 1024 ** 3;
@@ -317,7 +334,7 @@ let bundle: string | undefined;
  * per source file, so a --cpu-prof run (and BENCH_SIDECAR_SOURCES=1) runs the
  * sources instead.
  */
-function sidecarEntry(nodeFlags: readonly string[]): string {
+export function sidecarEntry(nodeFlags: readonly string[]): string {
   if (process.env.BENCH_SIDECAR_SOURCES === '1' || nodeFlags.includes('--cpu-prof')) return CHAPERONE_BIN;
   if (!bundle) {
     const dir = mkdtempSync(join(tmpdir(), 'chaperone-bench-bundle-'));
@@ -369,6 +386,7 @@ export async function startSidecar(
     '--policy-file',
     base.policyFile,
     ...loopbackListenerFlags(kubePort, metricsPort),
+    ...(opts.args ?? []),
   ];
   const proc = startProcess({
     name: 'chaperone sidecar',
@@ -381,7 +399,7 @@ export async function startSidecar(
   });
   const origin = `https://127.0.0.1:${kubePort}`;
   try {
-    await waitServing(origin, 'placeholder', proc, `the sidecar to serve ${origin}`);
+    await waitServing(origin, 'placeholder', proc, `the sidecar to serve ${origin}`, opts.readyPollMs);
   } catch (err) {
     await proc.stop(2000);
     throw err;
@@ -417,6 +435,8 @@ export async function startPassthrough(
   fx: Fixtures,
   protocol: 'h1' | 'h2' | 'raw' = 'h2',
   nodeFlags: readonly string[] = [],
+  /** The raw pass-through's script as plain JavaScript (memory figures without Node's type stripping). */
+  rawEntry: string = RAWPROXY,
 ): Promise<Target> {
   const port = await freePort();
   const run = mkdtempSync(join(base.dir, 'passthrough-'));
@@ -426,7 +446,7 @@ export async function startPassthrough(
     args: [
       ...nodeFlags,
       ...(protocol === 'raw'
-        ? [RAWPROXY, String(port), base.cert, base.key, cp.server, base.upstreamCa, fx.token]
+        ? [rawEntry, String(port), base.cert, base.key, cp.server, base.upstreamCa, fx.token]
         : [PASSTHROUGH, String(port), base.cert, base.key, cp.server, base.upstreamCa, fx.token, protocol]),
     ],
     logFile: join(run, 'passthrough.log'),
