@@ -101,25 +101,51 @@ export const MAX_CONNECTIONS_PER_DATABASE = 256;
  * the collector has been behind for longer than allowed. Statements are then
  * refused (fail closed), unless fail-open is configured for the spool.
  */
+export interface AuditRefusal {
+  /** The reason label of chaperone_audit_unrecordable_requests_total, as the Kubernetes path counts it. */
+  readonly reason: 'spool_full' | 'spool_write_failed' | 'collector_behind';
+  readonly message: string;
+}
+
 export function auditRefusal(
   spool: Spool,
   failOpen: boolean,
   collector: PostgresGuardOptions['collector'],
   now = Date.now(),
-): string | undefined {
+): AuditRefusal | undefined {
   if (!failOpen && !spool.hasCapacity()) {
-    return `the audit spool is full (${spool.depth} events not yet delivered to the collector); statements are refused until they are, because unrecorded statements are not allowed`;
+    return {
+      reason: 'spool_full',
+      message: `the audit spool is full (${spool.depth} events not yet delivered to the collector); statements are refused until they are, because unrecorded statements are not allowed`,
+    };
   }
   if (!failOpen && spool.writeFailure !== undefined) {
-    return `the last write to the audit spool failed (${spool.writeFailure}); statements are refused until an event can be written again`;
+    return {
+      reason: 'spool_write_failed',
+      message: `the last write to the audit spool failed (${spool.writeFailure}); statements are refused until an event can be written again`,
+    };
   }
   if (collector && collector.maxLagMs > 0) {
     const since = collector.behindSince();
     if (since !== undefined && now - since > collector.maxLagMs) {
-      return `the audit collector has not acknowledged this pod's events for ${Math.round((now - since) / 1000)} s (the limit is ${Math.round(collector.maxLagMs / 1000)} s); statements are refused until it does`;
+      return {
+        reason: 'collector_behind',
+        message: `the audit collector has not acknowledged this pod's events for ${Math.round((now - since) / 1000)} s (the limit is ${Math.round(collector.maxLagMs / 1000)} s); statements are refused until it does`,
+      };
     }
   }
   return undefined;
+}
+
+/** The refusal's message, counted as the Kubernetes path counts requests it cannot record (the alerts read it). */
+export function countedAuditRefusal(
+  refusal: AuditRefusal | undefined,
+  metrics: SidecarMetrics,
+): string | undefined {
+  if (!refusal) return undefined;
+  metrics.auditGateRefused.inc({ reason: refusal.reason, outcome: 'refused' });
+  if (refusal.reason === 'spool_full') metrics.spoolRefused.inc({ outcome: 'refused' });
+  return refusal.message;
 }
 
 export async function startPostgresGuard(o: PostgresGuardOptions): Promise<PostgresGuard> {
@@ -181,7 +207,7 @@ export async function startPostgresGuard(o: PostgresGuardOptions): Promise<Postg
           protection: o.protection,
           identity: o.identity,
           spool: o.spool,
-          auditRefusal: () => auditRefusal(o.spool, o.failOpen, o.collector),
+          auditRefusal: () => countedAuditRefusal(auditRefusal(o.spool, o.failOpen, o.collector), o.metrics),
           failOpen: o.failOpen,
           metrics: o.metrics,
           log,
