@@ -21,6 +21,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { APPROVAL_ID, ChaperoneError, type Logger, toChaperoneError } from '@chaperone/shared';
+import { STATUS } from '../query/json-response.ts';
 import { parseRequestTarget } from '../query/request-target.ts';
 import { ASSET_TYPES, type AssetName, type ConsoleAssets, NOT_BUILT } from './console-assets.ts';
 import { CONSOLE_PATH, readCookie, sessionCookie, sessionCookieName } from './cookies.ts';
@@ -56,16 +57,6 @@ export interface ConsoleOptions {
 export const SIGN_IN_CHECK_PATH = '/v1/approvals?state=pending';
 const MAX_BODY_BYTES = 64 * 1024;
 const API_PREFIX = `${CONSOLE_PATH}/api/`;
-
-const STATUS: Record<string, number> = {
-  usage: 400,
-  validation_failed: 400,
-  unauthenticated: 401,
-  forbidden: 403,
-  not_found: 404,
-  limit_exceeded: 413,
-  unavailable: 503,
-};
 
 export interface Console {
   /** Answers a request under /console; never rejects. */

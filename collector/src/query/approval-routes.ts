@@ -26,7 +26,7 @@ import {
 import type { ApprovalService, ListState } from '../approvals/approval-service.ts';
 import type { Approver, ApproverAuthenticator } from '../auth/approver-auth.ts';
 import { AuthError } from '../auth/sidecar-identity.ts';
-import { visible } from '../cli/terminal-safe.ts';
+import { visible } from '../text/visible-text.ts';
 import { limitOf, sendJson } from './json-response.ts';
 import { decodePathSegment } from './request-target.ts';
 

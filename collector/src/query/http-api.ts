@@ -31,11 +31,11 @@ import {
 } from '@chaperone/shared';
 import { inScope, type NamespaceScope, type Principal, type QueryAuthenticator } from '../auth/query-auth.ts';
 import { AuthError } from '../auth/sidecar-identity.ts';
-import { visible } from '../cli/terminal-safe.ts';
 import type { CollectorMetrics } from '../collector-metrics.ts';
 import { parseEventFilter } from '../events/event-filter.ts';
 import { nowMicros, parseTimeBound } from '../events/time.ts';
 import { ALERT_KINDS, type AlertKind, type AuditStore, type StoredAlert } from '../store/store.ts';
+import { visible } from '../text/visible-text.ts';
 import { type ApprovalRoutes, isApprovalPath } from './approval-routes.ts';
 import { limitOf, STATUS, sendError, sendJson } from './json-response.ts';
 import { decodePathSegment, parseRequestTarget } from './request-target.ts';
