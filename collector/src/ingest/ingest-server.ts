@@ -49,12 +49,17 @@ import {
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { PodAdmission } from '../auth/pod-admission.ts';
 import {
-  AuthError,
   chainRefusal,
   sourceMismatch,
   type TokenVerifier,
   type VerifiedSidecar,
 } from '../auth/sidecar-identity.ts';
+import {
+  authenticateSidecar,
+  refuseUpgrade,
+  type UpgradeRefusal,
+  upgradeRefusal,
+} from '../auth/sidecar-upgrade.ts';
 import type { CollectorMetrics } from '../collector-metrics.ts';
 import type { IncomingEvent } from '../events/incoming-event.ts';
 import { microsToRfc3339, nowMicros } from '../events/time.ts';
@@ -132,50 +137,27 @@ export class IngestServer {
       .split(',')
       .map((p) => p.trim());
     if (!INGEST_SUBPROTOCOLS.some((p) => offered.includes(p))) {
-      this.#refuse(
-        socket,
-        400,
-        'protocol',
-        `use the WebSocket subprotocol ${INGEST_SUBPROTOCOLS.join(' or ')}`,
-      );
+      this.#refuse(socket, {
+        status: 400,
+        code: 'protocol',
+        message: `use the WebSocket subprotocol ${INGEST_SUBPROTOCOLS.join(' or ')}`,
+      });
       return;
     }
-    const auth = String(req.headers.authorization ?? '');
-    const m = /^Bearer\s+(\S+)$/i.exec(auth);
-    if (!m) {
-      this.#refuse(
-        socket,
-        401,
-        'unauthenticated',
-        'send the projected service-account token (audience chaperone-collector) as Authorization: Bearer',
-      );
-      return;
-    }
-    const admission = this.#opts.admission;
-    this.#opts.verifier
-      .verify(m[1] as string)
-      .then(async (identity) => {
-        await admission?.check(identity);
-        return identity;
-      })
+    authenticateSidecar(req, this.#opts.verifier, this.#opts.admission)
       .then(
         (identity) => {
           if (socket.destroyed) return;
           this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, identity, req));
         },
         (err: unknown) => {
-          const e = toChaperoneError(err);
-          if (err instanceof AuthError) {
-            this.#refuse(socket, e.code === 'forbidden' ? 403 : 401, e.code, e.message);
-          } else {
-            this.#opts.logger.warn({ err: e }, 'cannot verify a sidecar token or its pod');
-            this.#refuse(
-              socket,
-              503,
-              'unavailable',
-              `the collector cannot verify the token or its pod right now: ${e.message}`,
+          const refusal = upgradeRefusal(err);
+          if (refusal.status === 503)
+            this.#opts.logger.warn(
+              { err: toChaperoneError(err) },
+              'cannot verify a sidecar token or its pod',
             );
-          }
+          this.#refuse(socket, refusal);
         },
       )
       .catch((err: unknown) => {
@@ -184,25 +166,13 @@ export class IngestServer {
       });
   }
 
-  #refuse(socket: Duplex, status: number, code: string, message: string): void {
-    this.#opts.metrics.authFailures.inc({ surface: 'ingest', code });
-    this.#opts.logger.info({ status, code, reason: message }, 'ingest connection refused');
-    const body = JSON.stringify({ error: { code, message } });
-    const reason = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable' }[
-      status
-    ];
-    const headers = [
-      `HTTP/1.1 ${status} ${reason ?? 'Error'}`,
-      'Content-Type: application/json',
-      `Content-Length: ${Buffer.byteLength(body)}`,
-      'Connection: close',
-      ...(status === 401
-        ? [`WWW-Authenticate: Bearer realm="chaperone-collector", error="invalid_token"`]
-        : status === 503
-          ? ['Retry-After: 5']
-          : []),
-    ];
-    if (!socket.destroyed) socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
+  #refuse(socket: Duplex, refusal: UpgradeRefusal): void {
+    this.#opts.metrics.authFailures.inc({ surface: 'ingest', code: refusal.code });
+    this.#opts.logger.info(
+      { status: refusal.status, code: refusal.code, reason: refusal.message },
+      'ingest connection refused',
+    );
+    refuseUpgrade(socket, refusal);
   }
 
   #accept(ws: WebSocket, identity: VerifiedSidecar, req: IncomingMessage): void {
