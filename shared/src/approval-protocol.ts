@@ -55,6 +55,8 @@ export const MAX_APPROVAL_MESSAGE_BYTES = 64 * 1024;
 export const MAX_REVIEW_TIMEOUT_MS = 24 * 60 * 60 * 1000;
 export const MAX_GRANT_MS = 7 * 24 * 60 * 60 * 1000;
 export const MAX_APPROVALS = 10;
+/** The most approvers a review may name (what an approval request carries). */
+export const MAX_APPROVERS = 64;
 /** Approval ids and grant ids: UUIDs made by the collector. */
 export const APPROVAL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -302,7 +304,7 @@ export function parseApprovalRequest(text: string): ApprovalRequestMessage {
   str(o.rule, '/rule', { max: 253 });
   str(o.message, '/message', { max: 4096 });
   int(o.approvals, '/approvals', { min: 1, max: MAX_APPROVALS });
-  arrayOf(o.approvers, '/approvers', (x, p) => str(x, p, { max: 253 }), 64);
+  arrayOf(o.approvers, '/approvers', (x, p) => str(x, p, { max: 253 }), MAX_APPROVERS);
   int(o.timeoutMs, '/timeoutMs', { min: 1, max: MAX_REVIEW_TIMEOUT_MS });
   int(o.grantMs, '/grantMs', { min: 0, max: MAX_GRANT_MS });
   return o as unknown as ApprovalRequestMessage;

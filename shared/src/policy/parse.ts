@@ -4,7 +4,7 @@
  * frozen Policy.
  */
 import YAML from 'yaml';
-import { MAX_APPROVALS, MAX_GRANT_MS, MAX_REVIEW_TIMEOUT_MS } from '../approval-protocol.ts';
+import { MAX_APPROVALS, MAX_APPROVERS, MAX_GRANT_MS, MAX_REVIEW_TIMEOUT_MS } from '../approval-protocol.ts';
 import { DECISION_ACTIONS, PROTOCOLS } from '../audit-event.ts';
 import { parseDuration } from '../config.ts';
 import { ChaperoneError } from '../errors.ts';
@@ -33,8 +33,6 @@ export const DEFAULT_REVIEW: ReviewOptions = Object.freeze({
   grantMs: 0,
 });
 const REVIEW_KEYS = ['timeout', 'approvals', 'approvers', 'grant'];
-/** The most approvers a review may name (what an approval request carries). */
-export const MAX_APPROVERS = 64;
 /** A user name as TokenReview or an OIDC issuer gives it, or `group:<name>`. */
 const APPROVER = /^[^\s]{1,253}$/;
 export const MAX_RULES = 1000;
