@@ -98,6 +98,16 @@ describe('held actions', () => {
     assert.equal(many.action.query?.at(-1), '… 37 more parameters not shown');
     // Bytes that read the same once decoded are still other bytes.
     assert.notEqual(fp(some), fp(kubeHeld(all, digest, request('DELETE', 'labelSelector=track=canary'))));
+    // The same bytes under another patch type change other things.
+    const merge = request('PATCH', '', '{"metadata":{"labels":{"tier":"frontend"}}}');
+    const strategic = {
+      ...merge,
+      body: {
+        ...(merge.body as NonNullable<KubeRequestBytes['body']>),
+        contentType: 'application/strategic-merge-patch+json',
+      },
+    };
+    assert.notEqual(fp(label), fp(kubeHeld(patch, digest, strategic)));
     // Another sidecar (another key) gives another digest: nobody can test a guess without the key.
     assert.notEqual(
       fp(label),

@@ -107,8 +107,15 @@ export function kubeHeld(a: Action, digest: ActionDigest, request?: KubeRequestB
     name: a.name ?? a.nonResourceURL,
     query: query.length > 0 ? query : undefined,
     body,
+    // The content type too: the same bytes as a merge or a strategic merge patch change different things.
     digest: request
-      ? digest(['kubernetes', request.method, request.rawQuery, request.body?.bytes ?? ''])
+      ? digest([
+          'kubernetes',
+          request.method,
+          request.rawQuery,
+          request.body?.contentType ?? '',
+          request.body?.bytes ?? '',
+        ])
       : undefined,
   });
   const what = a.nonResourceURL
