@@ -37,6 +37,15 @@ describe('the agent environment', () => {
     assert.ok(!Object.values(env).some((v) => v.includes('/home/me/.kube')));
   });
 
+  it('removes the variables Helm reads its own API server and bearer token from', () => {
+    const { env, stripped } = agentEnvironment(
+      { HELM_KUBETOKEN: 'helm-bearer-token', HELM_KUBEAPISERVER: 'https://api', HELM_DRIVER: 'secret' },
+      { kubeconfig: '/k' },
+    );
+    assert.deepEqual(stripped, ['HELM_KUBETOKEN', 'HELM_KUBEAPISERVER']);
+    assert.equal(env.HELM_DRIVER, 'secret');
+  });
+
   it('points libpq at the guarded database', () => {
     const { env } = agentEnvironment(
       { PGHOST: 'db.internal', PGPASSWORD: 'x' },

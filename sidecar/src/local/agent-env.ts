@@ -15,6 +15,13 @@ export const STRIPPED_NAMES: readonly string[] = [
   'KUBERNETES_SERVICE_PORT',
   'KUBERNETES_SERVICE_PORT_HTTPS',
   'KUBERNETES_EXEC_INFO',
+  // Helm: its own API server, bearer token and CA (sent as they are).
+  'HELM_KUBETOKEN',
+  'HELM_KUBEAPISERVER',
+  'HELM_KUBECAFILE',
+  'HELM_KUBECONTEXT',
+  'HELM_KUBEASUSER',
+  'HELM_KUBEASGROUPS',
   // AWS (aws eks get-token).
   'AWS_ACCESS_KEY_ID',
   'AWS_SECRET_ACCESS_KEY',

@@ -296,7 +296,14 @@ export async function runLocal(o: LocalOptions): Promise<LocalResult> {
             },
           }
         : {}),
-      secrets: [creds.token, creds.clientKey].filter((s): s is string => Boolean(s)),
+      // The context's credentials, each database's password and the team collector's token:
+      // a user variable holding any of them is not passed on.
+      secrets: [
+        creds.token,
+        creds.clientKey,
+        ...databases.map((d) => decodeURIComponent(d.url.password)),
+        ...(o.collectorTokenFile ? [readFileSync(o.collectorTokenFile, 'utf8').trim()] : []),
+      ].filter((s): s is string => Boolean(s)),
     });
     if (runAs) Object.assign(env, runAsEnv(runAs));
     writeSessionRecord(state.sessionFile, {
