@@ -10,7 +10,7 @@ import { parseDuration } from '../config.ts';
 import { ChaperoneError } from '../errors.ts';
 import { didYouMean } from '../suggest.ts';
 import { parsePortEntry } from './port-match.ts';
-import { isSqlStatementName, SQL_KINDS } from './sql-match.ts';
+import { isSqlStatementName, SQL_KINDS, SQL_MASK_CONDITIONS } from './sql-match.ts';
 import { KUBE_VERBS, type Policy, type ReviewOptions, type Rule, type RuleMatch } from './types.ts';
 
 /** What a mask rule masks when it names no fields: a Secret's values. */
@@ -231,6 +231,13 @@ function parseRule(v: unknown, index: number, seen: Set<string>, defaults: Revie
   if (typeof v.message === 'string') rule.message = v.message;
   if (typeof v.description === 'string') rule.description = v.description;
   if (action === 'mask' && match.sql) {
+    // sql-match.ts: a rule with a condition SQL statements never meet would be accepted and mask nothing.
+    const other = Object.keys(match).find((k) => !SQL_MASK_CONDITIONS.includes(k));
+    if (other)
+      ctx.fail(
+        `match.${other}`,
+        `a SQL mask rule may only name ${SQL_MASK_CONDITIONS.join(', ')}: ${other} is met by Kubernetes or exec requests only, so the columns would never be masked; remove it (the policy already applies to its own namespace's pods)`,
+      );
     // sql-match.ts: a SQL mask names what is masked in every statement, not which statements.
     if (match.sql.statements || match.sql.functions)
       ctx.fail(

@@ -507,6 +507,12 @@ spec:
       rule('{ sql: { tables: [users] } }', '\n      mask: { fields: [password] }'),
       /mask\.fields is for Kubernetes/,
     );
+    // Accepted, such a rule would mask nothing: SQL statements never meet a namespaces condition.
+    assert.throws(
+      rule('{ namespaces: [shop], sql: { tables: [users], columns: [email] } }'),
+      /match\.namespaces.*never be masked/,
+    );
+    assert.doesNotThrow(rule('{ protocols: [postgres], sql: { tables: [users], columns: [email] } }'));
   });
 
   it('splits names as written into their parts, quoted or not', () => {

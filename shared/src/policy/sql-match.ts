@@ -524,7 +524,7 @@ export function sqlIdent(part: string): string {
 }
 
 /** The conditions a SQL mask rule may have: any other only Kubernetes or exec requests meet. */
-const SQL_MASK_CONDITIONS: readonly string[] = ['protocols', 'verbs', 'users', 'sql'];
+export const SQL_MASK_CONDITIONS: readonly string[] = ['protocols', 'verbs', 'users', 'sql'];
 
 /**
  * Whether a rule masks SQL results: a mask rule that names `sql` conditions
