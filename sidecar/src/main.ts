@@ -20,7 +20,8 @@ import { Spool } from './audit/spool.ts';
 import type { SidecarConfig } from './config.ts';
 import { buildIdentity, type Identity } from './identity.ts';
 import type { KubeRequestContext } from './kube/context.ts';
-import type { ExecTextDeps, execTextHooks } from './kube/exec/text-hooks.ts';
+import type { ExecTextDeps } from './kube/exec/text-hooks.ts';
+import { loadOnce } from './kube/lazy-guard.ts';
 import { kubePipeline } from './kube/pipeline.ts';
 import { startKubeServers } from './kube/server.ts';
 import { Upstream } from './kube/upstream.ts';
@@ -53,15 +54,9 @@ function readRequired(path: string, what: string): string {
 
 /** The exec text filters (kube/exec/text-hooks.ts), made at the first exec or attach session. */
 function lazyExecTextHooks(d: ExecTextDeps) {
-  let made: Promise<ReturnType<typeof execTextHooks>> | undefined;
-  return async (ctx: KubeRequestContext) => {
-    // One instance for every session, however many start at once; a failed load is tried again.
-    made ??= import('./kube/exec/text-hooks.ts').then((m) => m.execTextHooks(d));
-    made.catch(() => {
-      made = undefined;
-    });
-    return (await made)(ctx);
-  };
+  // One instance for every session, however many start at once.
+  const made = loadOnce(async () => (await import('./kube/exec/text-hooks.ts')).execTextHooks(d));
+  return async (ctx: KubeRequestContext) => (await made())(ctx);
 }
 
 export function defaultApiServer(env: Readonly<Record<string, string | undefined>>): string | undefined {

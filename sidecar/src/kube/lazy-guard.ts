@@ -11,19 +11,29 @@ import type { Guard, Handler, KubeRequestContext } from './context.ts';
 export function lazyGuard(wants: (ctx: KubeRequestContext) => boolean, load: () => Promise<Guard>): Guard {
   return (next) => {
     let loaded: Handler | undefined;
-    let loading: Promise<Handler> | undefined;
+    const handler = loadOnce(async () => {
+      loaded = (await load())(next);
+      return loaded;
+    });
     return (ctx) => {
       if (loaded) return loaded(ctx);
       if (!wants(ctx)) return next(ctx);
-      loading ??= load().then((guard) => {
-        loaded = guard(next);
-        return loaded;
-      });
-      // A failed load is tried again at the next request rather than kept.
-      loading.catch(() => {
-        loading = undefined;
-      });
-      return loading.then((handler) => handler(ctx));
+      return handler().then((h) => h(ctx));
     };
+  };
+}
+
+/**
+ * `load`, run once: every caller shares its promise. A failed load is tried
+ * again at the next call rather than kept.
+ */
+export function loadOnce<T>(load: () => Promise<T>): () => Promise<T> {
+  let loading: Promise<T> | undefined;
+  return () => {
+    loading ??= load();
+    loading.catch(() => {
+      loading = undefined;
+    });
+    return loading;
   };
 }
