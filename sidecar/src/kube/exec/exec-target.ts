@@ -59,7 +59,8 @@ export function execTarget(o: ExecTargetOptions): Guard {
       sendStatus(ctx.res, statusBody(400, 'BadRequest', message));
       return;
     }
-    let container: string | undefined = named[0] === '' ? undefined : named[0];
+    // As request-info.ts read it: the first (here only) container=, an empty one naming none.
+    let container = exec.container;
     // Only a session that can open needs the pod (others are refused whatever the container).
     if (ctx.webSocket && info.namespace !== undefined && info.name !== undefined) {
       const read = await readTargetPod(o, ctx, info.namespace, info.name);
