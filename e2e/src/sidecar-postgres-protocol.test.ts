@@ -141,7 +141,8 @@ describe('PostgreSQL guard: Bind and Execute of what the guard did not see prepa
     }
   });
 
-  // Fails if Bind used the decision made at Parse (session.ts #bind not calling #decide again):
+  // Fails if Bind used the decision made at Parse (session.ts #bind not calling #decide again), or
+  // one made at an earlier Bind under another policy (#bindDecision keeping an allow past a reload):
   // the prepared SELECT would still read orders after the policy denied them.
   it('judges a prepared statement again at Bind with the policy in force now', async () => {
     const db = guarded();
@@ -149,6 +150,11 @@ describe('PostgreSQL guard: Bind and Execute of what the guard did not see prepa
     try {
       c.send(msg('P', 'k2', 'SELECT note FROM orders', 0), msg('S'));
       assert.deepEqual(kinds(await c.until('Z')), ['1', 'Z']);
+      // Bound and run once while the policy allows it (twice: the second Bind reuses the allow).
+      for (let i = 0; i < 2; i++) {
+        c.send(bind('', 'k2'), execute(''), msg('S'));
+        assert.equal(kinds(await c.until('Z')).at(-2), 'C');
+      }
       writeFileSync(db.sidecar.policyFile, NO_ORDERS);
       await waitFor(
         async () => {

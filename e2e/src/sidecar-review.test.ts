@@ -30,6 +30,7 @@ import { waitFor } from './process.ts';
 import { type ExecStage, execStageSkip, startExecStage } from './sidecar-exec-stage.ts';
 import { type SidecarUnderTest, startSidecar } from './sidecar-harness.ts';
 import { type GuardedDatabase, startGuardedDatabase } from './sidecar-postgres-harness.ts';
+import { errorCode, RawClient } from './sidecar-postgres-raw.ts';
 
 const POLICY = `apiVersion: chaperone.dev/v1alpha1
 kind: GuardrailPolicy
@@ -61,17 +62,32 @@ spec:
       message: a shell needs an approver
 `;
 
+const SQL_REVIEW_DELETES = `    - name: review-deletes
+      match: { protocols: [postgres], sql: { statements: [delete] } }
+      action: review
+      message: deletes need an approver
+`;
+
 const SQL_POLICY = `apiVersion: chaperone.dev/v1alpha1
 kind: GuardrailPolicy
 metadata: { name: e2e-review-sql }
 spec:
   defaultAction: allow
   rules:
-    - name: review-deletes
-      match: { protocols: [postgres], sql: { statements: [delete] } }
-      action: review
-      message: deletes need an approver
-`;
+${SQL_REVIEW_DELETES}`;
+
+/** SQL_POLICY tightened: deletes and updates are denied before the review rule is reached. */
+const SQL_FROZEN = `apiVersion: chaperone.dev/v1alpha1
+kind: GuardrailPolicy
+metadata: { name: e2e-review-sql-frozen }
+spec:
+  defaultAction: allow
+  rules:
+    - name: freeze
+      match: { protocols: [postgres], sql: { statements: [delete, update] } }
+      action: deny
+      message: the items are frozen for the audit
+${SQL_REVIEW_DELETES}`;
 
 /** Approvers are whoever RBAC lets approve (no list): the approver is a ServiceAccount of the test's namespace. */
 const COLLECTOR_POLICY = `apiVersion: chaperone.dev/v1alpha1
@@ -431,8 +447,51 @@ describe('sidecar: review holds a SQL statement until a human decides', () => {
   let approvals: TestApprovalServer;
   let client: pg.Client;
   const nextRequest = () => new Promise<HeldConnection>((resolve) => (approvals.onRequest = resolve));
-  const count = () =>
-    db.direct(async (c) => Number((await c.query('SELECT count(*) AS n FROM orders')).rows[0].n));
+  const count = (table = 'orders') =>
+    db.direct(async (c) => Number((await c.query(`SELECT count(*) AS n FROM ${table}`)).rows[0].n));
+  /** Approval requests the sidecar has sent so far. */
+  const asked = () => approvals.connections.length;
+  /** Writes `policy` and waits until the sidecar decides by it (an UPDATE that changes nothing: denied only when frozen). */
+  const usePolicy = async (policy: string) => {
+    writeFileSync(db.sidecar.policyFile, policy);
+    const probe = new pg.Client({ connectionString: `postgresql://agent:x@127.0.0.1:${db.port}/app` });
+    await probe.connect();
+    try {
+      const frozen = policy === SQL_FROZEN;
+      await waitFor(
+        async () => {
+          const code = await probe.query('UPDATE items SET id = id WHERE false').then(
+            () => undefined,
+            (err: pg.DatabaseError) => err.code,
+          );
+          return frozen === (code === '42501');
+        },
+        { what: 'the sidecar to load the policy written', timeoutMs: 10_000 },
+      );
+    } finally {
+      await probe.end();
+    }
+  };
+  /**
+   * Runs a DELETE the review rule holds, tightens the policy while it is held
+   * (SQL_FROZEN), then approves it: the error the client gets, and the request.
+   */
+  const approvedThenFrozen = async (text: string, values?: unknown[]) => {
+    const held = nextRequest();
+    const run = client.query(text, values).then(
+      () => assert.fail('the DELETE ran although the policy now denies it'),
+      (err: pg.DatabaseError) => err,
+    );
+    const c = await held;
+    await usePolicy(SQL_FROZEN);
+    decide(c, 'approve', 'alice');
+    return { err: await run, request: c.request };
+  };
+  const eventOf = (auditID: string) =>
+    waitFor(async () => readSpoolDir(db.sidecar.spoolDir).find((x) => x.auditID === auditID), {
+      what: "the held statement's audit event",
+      timeoutMs: 10_000,
+    });
 
   before(async () => {
     approvals = await TestApprovalServer.start();
@@ -443,6 +502,8 @@ describe('sidecar: review holds a SQL statement until a human decides', () => {
       setup: async (c) => {
         await c.query('CREATE TABLE orders (id int PRIMARY KEY, note text)');
         await c.query("INSERT INTO orders VALUES (1, 'a'), (2, 'b'), (3, 'c')");
+        await c.query('CREATE TABLE items (id int PRIMARY KEY)');
+        await c.query('INSERT INTO items SELECT generate_series(1, 20)');
       },
       extraArgs: standInArgs(approvals),
     });
@@ -490,23 +551,36 @@ describe('sidecar: review holds a SQL statement until a human decides', () => {
     );
   });
 
-  it('runs a held statement of the extended protocol once its Parse and then its Bind, with the values, are approved', async () => {
+  // Fails if a Parse is held too (the first request would show no values, and a second would follow).
+  it('asks once per execution of a parameterised statement, at its Bind, showing the values', async () => {
+    const before = asked();
     const held = nextRequest();
     const run = client.query('DELETE FROM orders WHERE id = $1', [3]);
-    const c = await held;
-    assert.equal(c.request.action.sql, 'DELETE FROM orders WHERE id = $1');
-    assert.equal(c.request.action.params, undefined);
-    // The Parse's approval saw no values: the Bind that carries them is held in turn, showing them.
-    const bind = nextRequest();
-    decide(c, 'approve', 'alice');
-    const b = await bind;
+    const b = await held;
     assert.equal(b.request.action.sql, 'DELETE FROM orders WHERE id = $1');
     assert.deepEqual(b.request.action.params, ['$1 type 0 text 1 bytes: "3"']);
-    assert.notEqual(b.request.fingerprint, c.request.fingerprint);
     assert.equal(await count(), 2, 'held at Bind: not run yet');
     decide(b, 'approve', 'alice');
     assert.equal((await run).rowCount, 1);
     assert.equal(await count(), 1);
+    assert.equal(asked() - before, 1, 'one approval request for one execution');
+    const items = await count('items');
+    // A named statement: prepared and bound, then bound again later with no Parse. Each Bind is asked about once.
+    for (const id of [11, 12]) {
+      const n = asked();
+      const next = nextRequest();
+      const again = client.query({
+        name: 'delete-item',
+        text: 'DELETE FROM items WHERE id = $1',
+        values: [id],
+      });
+      const r = await next;
+      assert.deepEqual(r.request.action.params, [`$1 type 0 text 2 bytes: "${id}"`]);
+      decide(r, 'approve', 'alice');
+      assert.equal((await again).rowCount, 1);
+      assert.equal(asked() - n, 1, `one approval request for the execution with ${id}`);
+    }
+    assert.equal(await count('items'), items - 2);
   });
 
   it('answers a denial with SQLSTATE 42501 saying who denied it and why, and the session goes on', async () => {
@@ -525,6 +599,140 @@ describe('sidecar: review holds a SQL statement until a human decides', () => {
     );
     assert.equal(await count(), 1);
     assert.equal((await client.query('SELECT 1 AS one')).rows[0].one, 1);
+  });
+
+  // Fails if an approved statement runs under the decision made when its hold began (session.ts #askReview
+  // not judging it again): the DELETE would run although the policy now denies it.
+  it("refuses an approved statement that a policy tightened during its hold denies, with the new rule's message; the session goes on", async () => {
+    const items = await count('items');
+    try {
+      const { err, request } = await approvedThenFrozen('DELETE FROM items WHERE id = 1');
+      assert.equal(err.code, '42501');
+      assert.match(
+        err.message,
+        /rule "review-deletes" approved it, but the policy changed while it was held and rule "freeze" now denies it: the items are frozen for the audit/,
+      );
+      assert.equal(await count('items'), items);
+      assert.equal((await client.query('SELECT 1 AS one')).rows[0].one, 1);
+      // Recorded as the Kubernetes path records it: the decision that won, with the approval it overrode.
+      const e = await eventOf(request.auditId);
+      assert.deepEqual(
+        {
+          action: e.chaperone.decision.action,
+          rule: e.chaperone.decision.rule,
+          approval: e.chaperone.decision.approval?.state,
+        },
+        { action: 'deny', rule: 'freeze', approval: 'approved' },
+      );
+    } finally {
+      await usePolicy(SQL_POLICY);
+    }
+  });
+
+  it('refuses an approved Bind that a tightened policy denies inside a transaction, which is then aborted as the server would have it', async () => {
+    const items = await count('items');
+    await client.query('BEGIN');
+    const before = asked();
+    try {
+      const { err } = await approvedThenFrozen('DELETE FROM items WHERE id = $1', [2]);
+      assert.equal(err.code, '42501');
+      assert.match(err.message, /rule "freeze" now denies it: the items are frozen for the audit/);
+      assert.equal(asked() - before, 1);
+      // The transaction status stays honest: the refused statement aborted it, as any error does.
+      const aborted = await client.query('SELECT 1').then(
+        () => undefined,
+        (e: pg.DatabaseError) => e.code,
+      );
+      assert.equal(aborted, '25P02');
+    } finally {
+      await client.query('ROLLBACK');
+      await usePolicy(SQL_POLICY);
+    }
+    assert.equal((await client.query('SELECT 1 AS one')).rows[0].one, 1);
+    assert.equal(await count('items'), items);
+  });
+
+  // Fails if a Bind's digest leaves out the Parse's declared types: past the parameters an approver is
+  // shown (256), the same values declared int4 and text would be one fingerprint, which a grant covers.
+  it('pins the declared parameter types: the same values as text are another action than as int4', async () => {
+    const n = 300;
+    const text = `DELETE FROM items WHERE id = $1 AND ROW(${Array.from({ length: n - 1 }, (_, i) => `$${i + 2}`).join(', ')}) IS NOT NULL`;
+    const int32 = (v: number) => Buffer.from([v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255]);
+    const values = Array.from({ length: n }, () => Buffer.from('99'));
+    const bind = RawClient.msg('B', '', '', 0, n, ...values.flatMap((v) => [int32(v.length), v]), 0);
+    const raw = await RawClient.open(db.port, 'app');
+    const held = async (lastType: number) => {
+      const types = [...Array.from({ length: n - 1 }, () => 23), lastType];
+      const next = nextRequest();
+      raw.send(
+        RawClient.msg('P', '', text, n, ...types.map(int32)),
+        bind,
+        RawClient.execute(),
+        RawClient.msg('S'),
+      );
+      const c = await next;
+      decide(c, 'approve', 'alice');
+      const answer = await raw.until('Z');
+      assert.deepEqual(
+        answer.filter(([t]) => t === 'E').map(([, b]) => errorCode(b)),
+        [],
+        'the approved DELETE ran',
+      );
+      return c.request;
+    };
+    try {
+      const asInt = await held(23);
+      const asText = await held(25);
+      assert.equal(asInt.action.params?.length, 256);
+      assert.deepEqual(asText.action.params, asInt.action.params, 'what the approver reads is the same');
+      assert.notEqual(asText.action.digest, asInt.action.digest);
+      assert.notEqual(
+        asText.fingerprint,
+        asInt.fingerprint,
+        'a grant of the int4 action does not cover the text one',
+      );
+    } finally {
+      raw.close();
+    }
+  });
+
+  // Fails if an EXECUTE's digest pins only its own text: its approval (and a grant) would cover whatever
+  // is prepared under the name later.
+  it('holds an EXECUTE with what it runs: the same EXECUTE of a statement prepared again is another action', async () => {
+    const approved = async (sql: string) => {
+      const next = nextRequest();
+      const run = client.query(sql);
+      const c = await next;
+      decide(c, 'approve', 'alice');
+      await run;
+      return c.request;
+    };
+    const items = await count('items');
+    await approved('PREPARE del AS DELETE FROM items WHERE id = $1');
+    const first = await approved('EXECUTE del(13)');
+    assert.equal(
+      first.action.sql,
+      'EXECUTE del($1)\n-- del was prepared as: PREPARE del AS DELETE FROM items WHERE id = $1',
+    );
+    assert.equal(await count('items'), items - 1);
+    await client.query('DEALLOCATE del');
+    await approved('PREPARE del AS DELETE FROM items WHERE id >= $1');
+    const next = nextRequest();
+    const again = client.query('EXECUTE del(13)').then(
+      () => assert.fail('the EXECUTE ran unapproved'),
+      (err: pg.DatabaseError) => err,
+    );
+    const c = await next;
+    assert.match(
+      c.request.action.sql ?? '',
+      /was prepared as: PREPARE del AS DELETE FROM items WHERE id >= \$1$/,
+    );
+    assert.notEqual(c.request.action.digest, first.action.digest);
+    assert.notEqual(c.request.fingerprint, first.fingerprint);
+    decide(c, 'deny', 'bob', 'not all of them');
+    assert.equal((await again).code, '42501');
+    assert.equal(await count('items'), items - 1);
+    await client.query('DEALLOCATE del');
   });
 });
 

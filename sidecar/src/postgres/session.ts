@@ -28,6 +28,12 @@
  * the denial. Messages after a denied Parse are discarded here until Sync, as
  * the server would.
  *
+ * A statement a `review` rule matches is held until a human decides
+ * (review/sql-hold.ts): a simple Query's statements one by one, a prepared
+ * statement at each Bind, with its values (its Parse is not held, so nobody
+ * is asked twice). Approved, it is judged again with the policy in force
+ * then, which wins unless it is still the same rule's review.
+ *
  * With masks in force (docs/policy.md, "Masking SQL results"), a statement
  * that would send a masked column's value anywhere but a plain output column
  * is denied before it runs (mask-review.ts; reading the catalog holds the
@@ -61,9 +67,9 @@ import {
 import type { Spool } from '../audit/spool.ts';
 import type { Identity } from '../identity.ts';
 import type { SidecarMetrics } from '../metrics.ts';
-import { describeParams } from '../review/bind-params.ts';
+import { bindDigestParts, describeParams } from '../review/bind-params.ts';
 import type { ReviewClient } from '../review/review-client.ts';
-import { reviewStatement } from '../review/sql-hold.ts';
+import { judgedAgain, reviewStatement } from '../review/sql-hold.ts';
 import { rowsOf, statementEvent } from './audit-event.ts';
 import type { BackendDecoder, BackendMessage, FieldDescription } from './backend-decoder.ts';
 import type { CatalogReader } from './catalog.ts';
@@ -175,6 +181,8 @@ interface Judged {
   readonly source?: { readonly text: string; readonly index: number };
   /** A Parse's declared parameter types (what an approver reads of a Bind's values). */
   readonly paramTypes?: readonly number[];
+  /** EXECUTE: what was prepared under its name when it arrived (the approver reads it; a review's digest pins it). */
+  readonly executed?: Pick<Judged, 'classified' | 'source'>;
 }
 
 /** Kinds after which the catalog's cached answers may be out of date. */
@@ -192,14 +200,24 @@ export const MAX_PARSED_SQL_BYTES = 256 * 1024;
 
 const SEVERITY = { allow: 0, mask: 1, review: 2, deny: 3 } as const;
 
+/** A decision under which a statement runs: allowed, masked, or a review a human approved (and still in force). */
+function runs(d: Decision): boolean {
+  return (
+    d.action === 'allow' || d.action === 'mask' || (d.action === 'review' && d.approval?.state === 'approved')
+  );
+}
+
+/** A review not asked yet: a prepared statement's, asked at its Bind with the values (#bind). */
+function awaitsBind(d: Decision): boolean {
+  return d.action === 'review' && d.approval === undefined;
+}
+
 export class PostgresSession {
   readonly #o: SessionOptions;
   readonly #log: Logger;
   readonly #sessionId = randomUUID();
   /** Aborted when the session ends: a statement held for review is withdrawn. */
   readonly #gone = new AbortController();
-  /** Prepared statements whose approval a Bind has used. */
-  readonly #approvalsUsed = new WeakSet<Judged>();
   /** Names the statements the sidecar substitutes for denied ones; unguessable to the agent. */
   readonly #nonce = randomBytes(8).toString('hex');
   readonly #remote: string;
@@ -214,6 +232,11 @@ export class PostgresSession {
   #toUpstream: Buffer[] = [];
   #toAgent: Buffer[] = [];
   readonly #tracker: ResponseTracker<Judged>;
+  /** Allow decisions at Bind, by prepared statement, with the policy and user they were made under (#bindDecision). */
+  readonly #allowedBinds = new WeakMap<
+    Judged,
+    { readonly policy: CompiledPolicy; readonly user: string; readonly decision: Decision }
+  >();
   /** Prepared statements by name (protocol Parse and SQL PREPARE share one namespace). */
   readonly #prepared = new Map<string, Judged>();
   /** Portals by name: what their statement was judged at Bind (undefined for an empty query's portal). */
@@ -722,14 +745,19 @@ export class PostgresSession {
     return { classified, statements };
   }
 
-  /** A review is returned as is, to be held (#afterApproval, #holdBind), when an approval service is configured; otherwise it is denied. */
-  #decide(statement: SqlStatement): Decision {
+  /**
+   * A review is returned as is, to be held (#afterApproval, #holdBind), when
+   * an approval service is configured; otherwise it is denied. `counted`: the
+   * statement is counted in the decisions metric (not when it is judged again
+   * after an approval).
+   */
+  #decide(statement: SqlStatement, counted = true): Decision {
     const d = evaluate(
       sqlAction(this.#o.database, [statement], this.#o.identity.user.username),
       this.#o.policy.current,
       this.#o.protection,
     );
-    this.#o.metrics.sqlStatements.inc({ kind: statement.kind, action: d.action, rule: d.rule });
+    if (counted) this.#o.metrics.sqlStatements.inc({ kind: statement.kind, action: d.action, rule: d.rule });
     switch (d.action) {
       case 'allow':
       case 'deny':
@@ -763,25 +791,36 @@ export class PostgresSession {
     const { classified, statements } = this.#classify(text);
     const decisions = statements.map((s) => this.#decide(s));
     const overheadMs = Number(process.hrtime.bigint() - t0) / 1e6 / Math.max(1, statements.length);
-    return statements.map((statement, i) => ({
-      classified: classified[i] as ClassifiedStatement,
-      statement,
-      decision: decisions[i] as Decision,
-      receivedAt,
-      overheadMs,
-      source: { text, index: i },
-    }));
+    return statements.map((statement, i) => {
+      const c = classified[i] as ClassifiedStatement;
+      const executed = c.executes === undefined ? undefined : this.#prepared.get(c.executes);
+      return {
+        classified: c,
+        statement,
+        decision: decisions[i] as Decision,
+        receivedAt,
+        overheadMs,
+        source: { text, index: i },
+        ...(executed ? { executed: { classified: executed.classified, source: executed.source } } : {}),
+      };
+    });
   }
 
-  /** Why a string's statements are refused, if they are: the worst decision, or the audit trail that cannot take their events. */
-  #refusal(judged: Judged[]): { decision: Decision; index: number; sqlstate: string } | undefined {
+  /**
+   * Why a string's statements are refused, if they are: the worst decision,
+   * or the audit trail that cannot take their events. `atParse`: a review not
+   * asked yet is no refusal (its Bind is held, #bind).
+   */
+  #refusal(
+    judged: Judged[],
+    atParse = false,
+  ): { decision: Decision; index: number; sqlstate: string } | undefined {
     let worst = -1;
     judged.forEach((j, i) => {
       const d = j.decision;
       if (
-        d.action !== 'allow' &&
-        d.action !== 'mask' &&
-        d.approval?.state !== 'approved' &&
+        !runs(d) &&
+        !(atParse && awaitsBind(d)) &&
         (worst === -1 || SEVERITY[d.action] > SEVERITY[(judged[worst] as Judged).decision.action])
       ) {
         worst = i;
@@ -811,7 +850,10 @@ export class PostgresSession {
    * now (the policy may have changed since its Parse), and refused when the
    * audit trail cannot take its event or when the guard does not know it.
    * A refusal is sent to the server as a failing Parse of the unnamed
-   * statement (which the server drops, as the guard does).
+   * statement (which the server drops, as the guard does). A statement a
+   * review rule matches is asked about here, once per Bind, with the values
+   * bound (none is asked at its Parse): nothing runs without a Bind, and
+   * every Bind is decided.
    */
   #bind(m: Extract<FrontendMessage, { type: 'Bind' }>): void {
     if (this.#emptyPrepared.has(m.statement)) {
@@ -831,32 +873,44 @@ export class PostgresSession {
       );
       return;
     }
-    let fresh = this.#decide(prepared.statement);
-    if (fresh.action === 'review') {
-      const firstBind = !this.#approvalsUsed.has(prepared);
-      this.#approvalsUsed.add(prepared);
-      // An approval at the statement's Parse covers its first Bind only when that Bind carries no values: the
-      // approver saw all of it. Any other Bind is held with its values (a grant covers only the same values).
-      if (
-        prepared.decision.approval?.state === 'approved' &&
-        fresh.rule === prepared.decision.rule &&
-        firstBind &&
-        m.params.length === 0
-      ) {
-        fresh = prepared.decision;
-      } else if (this.#o.reviews) {
-        this.#holdBind(m, prepared, fresh, this.#o.reviews);
-        return;
-      }
+    const fresh = this.#bindDecision(prepared);
+    if (fresh.action === 'review' && this.#o.reviews) {
+      this.#holdBind(m, prepared, fresh, this.#o.reviews);
+      return;
     }
     this.#bindAs(m, prepared, fresh);
   }
 
+  /**
+   * The policy's decision on a Bind of a prepared statement. An allow is kept
+   * with the policy object and user it was made under, and reused while both
+   * are the same: the Action the policy reads (database, user, the statement
+   * as classified at Parse) is the same at every Bind — no rule reads a
+   * Bind's values — and evaluate is pure. Anything but an allow is decided
+   * again at every Bind (a review is held each time).
+   */
+  #bindDecision(prepared: Judged): Decision {
+    const policy = this.#o.policy.current;
+    const user = this.#o.identity.user.username;
+    const kept = this.#allowedBinds.get(prepared);
+    if (kept?.policy === policy && kept.user === user) {
+      const d = kept.decision;
+      this.#o.metrics.sqlStatements.inc({ kind: prepared.statement.kind, action: d.action, rule: d.rule });
+      return d;
+    }
+    const d = this.#decide(prepared.statement);
+    if (d.action === 'allow') this.#allowedBinds.set(prepared, { policy, user, decision: d });
+    return d;
+  }
+
   /** Binds (or refuses) a prepared statement as decided. */
   #bindAs(m: Extract<FrontendMessage, { type: 'Bind' }>, prepared: Judged, fresh: Decision): void {
-    const runs = fresh.action === 'allow' || fresh.action === 'mask' || fresh.approval?.state === 'approved';
-    // A statement that passed mask review keeps what the review found; a policy that now denies it wins.
-    const decision = runs && prepared.decision.action === 'mask' ? prepared.decision : fresh;
+    // A statement that passed mask review keeps what the review found; a policy that now denies it wins,
+    // and an approval is recorded on the decision it ran under.
+    const decision =
+      runs(fresh) && fresh.approval === undefined && prepared.decision.action === 'mask'
+        ? prepared.decision
+        : fresh;
     const judged: Judged[] = [{ ...prepared, decision, receivedAt: new Date() }];
     const refusal = this.#refusal(judged);
     if (refusal) {
@@ -921,13 +975,9 @@ export class PostgresSession {
    * holds the agent's later messages until it is done.
    */
   #afterMaskReview(judged: Judged[], then: (judged: Judged[]) => void): void {
-    const runs = judged.every(
-      (j) =>
-        j.decision.action === 'allow' ||
-        j.decision.action === 'mask' ||
-        j.decision.approval?.state === 'approved',
-    );
-    const todo = runs ? judged.map((j, i) => (this.#maskFacts(j) ? i : -1)).filter((i) => i !== -1) : [];
+    // A Parse a review rule matches is reviewed too: what masking cannot make safe is denied before anyone is asked.
+    const run = judged.every((j) => runs(j.decision) || awaitsBind(j.decision));
+    const todo = run ? judged.map((j, i) => (this.#maskFacts(j) ? i : -1)).filter((i) => i !== -1) : [];
     if (todo.length === 0) {
       then(judged);
       return;
@@ -966,7 +1016,7 @@ export class PostgresSession {
             digest: reviews.digest(this.#statementParts(j)),
           });
           out[i] = { ...j, decision, auditID };
-          if (decision.approval?.state !== 'approved') break;
+          if (!runs(decision)) break;
         }
         if (this.#phase === 'closed') return;
         then(out);
@@ -974,13 +1024,27 @@ export class PostgresSession {
     );
   }
 
-  /** What a review's digest of a statement pins: its database and the exact text it came from. */
+  /**
+   * What a review's digest of a statement pins: its database and the exact
+   * text it came from; for EXECUTE, also that of the statement it runs (the
+   * same EXECUTE of a statement prepared again is another action).
+   */
   #statementParts(j: Judged): string[] {
-    const src = j.source ?? { text: j.classified.text, index: 0 };
-    return ['postgres', this.#o.database, src.text, String(src.index)];
+    const source = (x: Pick<Judged, 'classified' | 'source'>) => {
+      const src = x.source ?? { text: x.classified.text, index: 0 };
+      return [src.text, String(src.index)];
+    };
+    const parts = ['postgres', this.#o.database, ...source(j)];
+    if (j.classified.executes === undefined) return parts;
+    return [...parts, 'executes', ...(j.executed ? source(j.executed) : ['', ''])];
   }
 
-  /** Asks for a human's decision on a statement (sql-hold.ts); its event will name the id returned. */
+  /**
+   * Asks for a human's decision on a statement (sql-hold.ts); its event will
+   * name the id returned. Approved, the statement is judged again with the
+   * policy in force now, which wins unless it is still this rule's review
+   * (judgedAgain).
+   */
   async #askReview(
     reviews: ReviewClient,
     j: Judged,
@@ -993,7 +1057,10 @@ export class PostgresSession {
       {
         auditId: auditID,
         kind: j.statement.kind,
-        text: j.classified.text,
+        // An EXECUTE is read with what it runs.
+        text: j.executed
+          ? `${j.classified.text}\n-- ${j.classified.executes} was prepared as: ${j.executed.classified.text}`
+          : j.classified.text,
         database: this.#o.database,
         ...about,
         decision: d,
@@ -1001,7 +1068,11 @@ export class PostgresSession {
       },
       this.#gone.signal,
     );
-    return { decision, auditID };
+    if (decision.approval?.state !== 'approved') return { decision, auditID };
+    return {
+      decision: judgedAgain(decision, this.#decide(j.statement, false), this.#currentMasks()),
+      auditID,
+    };
   }
 
   /**
@@ -1016,16 +1087,7 @@ export class PostgresSession {
     reviews: ReviewClient,
   ): void {
     const values = { params: m.params, formats: m.paramFormats, types: prepared.paramTypes ?? [] };
-    const parts = [
-      ...this.#statementParts(prepared),
-      'bind',
-      m.paramFormats.join(','),
-      String(m.params.length),
-    ];
-    const digest = reviews.digest([
-      ...parts,
-      ...m.params.flatMap((p) => (p === null ? ['null', ''] : ['value', p])),
-    ]);
+    const digest = reviews.digest([...this.#statementParts(prepared), ...bindDigestParts(values)]);
     this.#hold(
       (async () => {
         const { decision, auditID } = await this.#askReview(reviews, prepared, d, {
@@ -1038,9 +1100,14 @@ export class PostgresSession {
     );
   }
 
+  /** The masks a statement runs under: for a review not asked yet (a Parse), those in force now. */
+  #masksOf(j: Judged): readonly SqlMask[] {
+    return awaitsBind(j.decision) ? this.#currentMasks() : (j.decision.sqlMasks ?? []);
+  }
+
   /** What mask review reads of a statement (with what EXECUTE runs), when masks are in force and it reaches anything. */
   #maskFacts(j: Judged) {
-    if ((j.decision.sqlMasks?.length ?? 0) === 0) return undefined;
+    if (this.#masksOf(j).length === 0) return undefined;
     const c = j.classified;
     const prepared = c.executes !== undefined ? this.#prepared.get(c.executes)?.classified.mask : undefined;
     const facts = prepared ? mergeMaskFacts(c.mask, prepared) : c.mask;
@@ -1051,7 +1118,7 @@ export class PostgresSession {
 
   async #maskReviewed(j: Judged): Promise<Judged> {
     const s = this.#maskFacts(j);
-    const masks = j.decision.sqlMasks ?? [];
+    const masks = this.#masksOf(j);
     if (!s) return j;
     const deny = (rule: string, message: string): Judged => ({
       ...j,
@@ -1122,23 +1189,22 @@ export class PostgresSession {
     );
   }
 
+  /** A Parse a review rule matches is not held: its Binds are, each with its values (#bind). */
   #parse(m: Extract<FrontendMessage, { type: 'Parse' }>): void {
-    this.#afterApproval(this.#judge(m.query), (approved) =>
-      this.#afterMaskReview(approved, (judged) => {
-        const refusal = this.#refusal(judged);
-        if (refusal) {
-          this.#refuse(judged, refusal, 'parse', m.name);
-          return;
-        }
-        const first = judged[0];
-        this.#parseUndo.push({ name: m.name, before: this.#prepared.get(m.name) });
-        if (first && judged.length === 1) this.#prepared.set(m.name, { ...first, paramTypes: m.paramTypes });
-        else this.#prepared.delete(m.name);
-        if (judged.length === 0) this.#emptyPrepared.add(m.name);
-        else this.#emptyPrepared.delete(m.name);
-        this.#forward(m.raw, { t: 'parse', name: m.name });
-      }),
-    );
+    this.#afterMaskReview(this.#judge(m.query), (judged) => {
+      const refusal = this.#refusal(judged, true);
+      if (refusal) {
+        this.#refuse(judged, refusal, 'parse', m.name);
+        return;
+      }
+      const first = judged[0];
+      this.#parseUndo.push({ name: m.name, before: this.#prepared.get(m.name) });
+      if (first && judged.length === 1) this.#prepared.set(m.name, { ...first, paramTypes: m.paramTypes });
+      else this.#prepared.delete(m.name);
+      if (judged.length === 0) this.#emptyPrepared.add(m.name);
+      else this.#emptyPrepared.delete(m.name);
+      this.#forward(m.raw, { t: 'parse', name: m.name });
+    });
   }
 
   // -------------------------------------------------------------------------

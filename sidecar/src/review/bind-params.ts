@@ -7,6 +7,11 @@
  * `role = 'viewer'` from `role = 'superuser'`; long, binary or detected ones
  * may hold anything, so their length is all that is shown (the digest still
  * pins their bytes).
+ *
+ * `bindDigestParts` is what a Bind's digest (action-digest.ts) pins beyond
+ * the statement: the Parse's declared types, the formats and the values,
+ * exactly as sent — the same bytes read as int4 or as text are different
+ * actions, so an approval or grant of one never covers the other.
  */
 import { maskDetected } from './detected-secrets.ts';
 
@@ -38,4 +43,15 @@ export function describeParams(b: BindValues): string[] {
       return `${what} (value not shown)`;
     return `${what}: ${JSON.stringify(value)}`;
   });
+}
+
+/** The parts of a Bind's digest after the statement's own: declared types, formats, then each value (or NULL). */
+export function bindDigestParts(b: BindValues): (string | Uint8Array)[] {
+  return [
+    'bind',
+    `types ${b.types.join(',')}`,
+    `formats ${b.formats.join(',')}`,
+    String(b.params.length),
+    ...b.params.flatMap((p) => (p === null ? ['null', ''] : ['value', p])),
+  ];
 }
