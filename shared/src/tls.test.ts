@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import { createCA, inspectCertificate, issueCertificate, needsRenewal, splitPemBundle } from './tls.ts';
@@ -71,6 +76,53 @@ describe('tls helpers', () => {
       peerCN: 'sidecar',
     });
     assert.deepEqual(await handshake(leaf, { ca: ca.cert, host: '::1' }), { ok: true, peerCN: 'sidecar' });
+  });
+
+  it('issues EC P-256 certificates that OpenSSL verifies strictly against the CA, for servers or clients', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tls-openssl-'));
+    try {
+      const caFile = join(dir, 'ca.pem');
+      writeFileSync(caFile, ca.cert);
+      const verify = (pem: string, purpose: string) => {
+        const file = join(dir, 'leaf.pem');
+        writeFileSync(file, pem);
+        const r = spawnSync(
+          'openssl',
+          ['verify', '-x509_strict', '-purpose', purpose, '-CAfile', caFile, file],
+          {
+            encoding: 'utf8',
+          },
+        );
+        if (r.error) throw new Error(`openssl is needed for this test: ${r.error.message}`);
+        return `${r.stdout}${r.stderr}`;
+      };
+      const server = issueCertificate({ ca, commonName: 'sidecar', ipAddresses: ['127.0.0.1'] });
+      assert.match(verify(server.cert, 'sslserver'), /: OK/);
+      assert.doesNotMatch(verify(server.cert, 'sslclient'), /: OK/);
+      const client = issueCertificate({
+        ca,
+        commonName: 'admin',
+        organizations: ['system:masters'],
+        server: false,
+        client: true,
+      });
+      assert.match(verify(client.cert, 'sslclient'), /: OK/);
+      const x = new X509Certificate(client.cert);
+      assert.equal(x.subject, 'CN=admin\nO=system:masters');
+      assert.equal(x.publicKey.asymmetricKeyDetails?.namedCurve, 'prime256v1');
+      assert.ok(x.checkIssued(new X509Certificate(ca.cert)));
+      assert.match(client.key, /^-----BEGIN PRIVATE KEY-----\n/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses a CA key that is not the CA certificate's", () => {
+    const other = createCA({ commonName: 'someone else' });
+    assert.throws(
+      () => issueCertificate({ ca: { cert: ca.cert, key: other.key }, commonName: 'x' }),
+      /the CA key does not belong to the CA certificate/,
+    );
   });
 
   it('a wrong host name is rejected', async () => {

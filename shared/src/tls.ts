@@ -1,17 +1,43 @@
 /**
- * Certificates with node-forge: a CA, leaves with IP and DNS SANs, PEM in and
- * out. Keys are RSA 2048 (forge delegates generation to Node's native crypto,
- * so it is fast). Used for the sidecar's per-pod CA, the injector's webhook
- * serving certificate and test servers.
+ * Certificates: a CA, leaves with IP and DNS SANs, PEM in and out. Keys are
+ * EC P-256, made natively by node:crypto (about a millisecond); certificates
+ * are written by tls/x509-der.ts and signed with crypto.sign. Used for the
+ * sidecar's per-pod CA, the injector's webhook serving certificate and test
+ * servers. A CA made before with an RSA key (PKCS#1 or PKCS#8) still issues.
  */
-import { isIP } from 'node:net';
-import forge from 'node-forge';
+import {
+  createPrivateKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes,
+  X509Certificate,
+} from 'node:crypto';
 import { ChaperoneError } from './errors.ts';
+import {
+  authorityKeyIdentifier,
+  basicConstraints,
+  buildCertificate,
+  caExtensions,
+  type Extension,
+  extKeyUsage,
+  KEY_USAGE,
+  keyIdentifier,
+  keyUsage,
+  name,
+  OID,
+  subjectAltName,
+  subjectKeyIdentifier,
+  toPem,
+} from './tls/x509-der.ts';
+import { commonNameOf, readCertificate, readKeyIdentifier, readSubjectAltName } from './tls/x509-read.ts';
+
+/** The certificate builder itself, for certificates of other shapes (a CA with an RSA key in tests). */
+export { buildCertificate, caExtensions, name, toPem } from './tls/x509-der.ts';
 
 export interface KeyPairPem {
   /** PEM certificate. */
   readonly cert: string;
-  /** PEM private key (PKCS#1 RSA). Never log it. */
+  /** PEM private key (PKCS#8). Never log it. */
   readonly key: string;
 }
 
@@ -27,6 +53,7 @@ export interface CertificateInfo {
   readonly dnsNames: readonly string[];
   readonly ipAddresses: readonly string[];
   readonly isCA: boolean;
+  /** Lower-case hex. */
   readonly serialNumber: string;
 }
 
@@ -35,7 +62,6 @@ export interface CreateCAOptions {
   /** Validity; default 365 days. */
   validForMs?: number;
   notBefore?: Date;
-  keyBits?: number;
 }
 
 export interface IssueOptions {
@@ -52,116 +78,123 @@ export interface IssueOptions {
   client?: boolean;
   /** Subject organisations, e.g. `system:masters` for a Kubernetes client cert. */
   organizations?: readonly string[];
-  keyBits?: number;
 }
 
 const DAY = 86_400_000;
 /** Allow for clock skew between machines: certificates are valid from one minute ago. */
 const BACKDATE_MS = 60_000;
 
-function serial(): string {
-  // Positive, 16 random bytes: leading nibble kept below 8 so the DER integer is positive.
-  const hex = forge.util.bytesToHex(forge.random.getBytesSync(16));
-  return (Number.parseInt(hex[0] ?? '0', 16) & 0x7).toString(16) + hex.slice(1);
+/** 16 random bytes, top bits 01: positive, never zero, never padded. */
+function serial(): Buffer {
+  const bytes = randomBytes(16);
+  bytes[0] = ((bytes[0] as number) & 0x3f) | 0x40;
+  return bytes;
 }
 
-function generateKeys(bits: number): forge.pki.rsa.KeyPair {
-  return forge.pki.rsa.generateKeyPair({ bits, e: 0x10001 });
+function generateKeys(): { publicKey: KeyObject; privateKey: KeyObject } {
+  return generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+}
+
+function keyPem(key: KeyObject): string {
+  return key.export({ type: 'pkcs8', format: 'pem' }) as string;
 }
 
 export function createCA(opts: CreateCAOptions): CertificateAuthority {
-  const keys = generateKeys(opts.keyBits ?? 2048);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = keys.publicKey;
-  cert.serialNumber = serial();
+  const keys = generateKeys();
+  const subject = name(opts.commonName);
   const notBefore = opts.notBefore ?? new Date(Date.now() - BACKDATE_MS);
-  cert.validity.notBefore = notBefore;
-  cert.validity.notAfter = new Date(notBefore.getTime() + BACKDATE_MS + (opts.validForMs ?? 365 * DAY));
-  const subject = [{ name: 'commonName', value: opts.commonName }];
-  cert.setSubject(subject);
-  cert.setIssuer(subject);
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: true, critical: true },
-    { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-    { name: 'subjectKeyIdentifier' },
-  ]);
-  cert.sign(keys.privateKey, forge.md.sha256.create());
-  return {
-    cert: forge.pki.certificateToPem(cert),
-    key: forge.pki.privateKeyToPem(keys.privateKey),
-    notAfter: cert.validity.notAfter,
-  };
+  const notAfter = new Date(notBefore.getTime() + BACKDATE_MS + (opts.validForMs ?? 365 * DAY));
+  const der = buildCertificate({
+    serialNumber: serial(),
+    issuer: subject,
+    subject,
+    notBefore,
+    notAfter,
+    publicKey: keys.publicKey,
+    signingKey: keys.privateKey,
+    extensions: caExtensions(keys.publicKey),
+  });
+  return { cert: toPem('CERTIFICATE', der), key: keyPem(keys.privateKey), notAfter: wholeSeconds(notAfter) };
+}
+
+/** Certificates hold whole seconds. */
+function wholeSeconds(d: Date): Date {
+  return new Date(Math.floor(d.getTime() / 1000) * 1000);
+}
+
+function readCA(ca: KeyPairPem): { cert: X509Certificate; key: KeyObject } {
+  let cert: X509Certificate;
+  let key: KeyObject;
+  try {
+    cert = new X509Certificate(ca.cert);
+    key = createPrivateKey(ca.key);
+  } catch (err) {
+    throw new ChaperoneError('tls_failed', 'the CA certificate or key is not valid PEM', { cause: err });
+  }
+  if (!cert.checkPrivateKey(key))
+    throw new ChaperoneError(
+      'tls_failed',
+      'the CA key does not belong to the CA certificate: give the key the certificate was made with',
+    );
+  return { cert, key };
 }
 
 export function issueCertificate(opts: IssueOptions): KeyPairPem & { readonly notAfter: Date } {
-  let caCert: forge.pki.Certificate;
-  let caKey: forge.pki.rsa.PrivateKey;
-  try {
-    caCert = forge.pki.certificateFromPem(opts.ca.cert);
-    caKey = forge.pki.privateKeyFromPem(opts.ca.key) as forge.pki.rsa.PrivateKey;
-  } catch (err) {
-    throw new ChaperoneError('tls_failed', 'the CA certificate or key is not valid PEM (RSA expected)', {
-      cause: err,
-    });
-  }
+  const ca = readCA(opts.ca);
+  const caParts = readCertificate(ca.cert.raw);
   const dnsNames = opts.dnsNames ?? [];
   const ips = opts.ipAddresses ?? [];
-  for (const ip of ips) {
-    if (isIP(ip) === 0)
-      throw new ChaperoneError('tls_failed', `"${ip}" is not an IP address (for an IP SAN)`);
-  }
-  const keys = generateKeys(opts.keyBits ?? 2048);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = keys.publicKey;
-  cert.serialNumber = serial();
+  const keys = generateKeys();
   const notBefore = opts.notBefore ?? new Date(Date.now() - BACKDATE_MS);
-  cert.validity.notBefore = notBefore;
-  cert.validity.notAfter =
+  const notAfter =
     opts.notAfter ?? new Date(notBefore.getTime() + BACKDATE_MS + (opts.validForMs ?? 30 * DAY));
-  const subject: forge.pki.CertificateField[] = [{ name: 'commonName', value: opts.commonName }];
-  for (const o of opts.organizations ?? []) subject.push({ name: 'organizationName', value: o });
-  cert.setSubject(subject);
-  cert.setIssuer(caCert.subject.attributes);
-  const altNames = [...dnsNames.map((value) => ({ type: 2, value })), ...ips.map((ip) => ({ type: 7, ip }))];
-  const extensions: object[] = [
-    { name: 'basicConstraints', cA: false, critical: true },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', serverAuth: opts.server ?? true, clientAuth: opts.client ?? false },
-    { name: 'subjectKeyIdentifier' },
-    { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
+  const purposes = [
+    ...((opts.server ?? true) ? [OID.serverAuth] : []),
+    ...(opts.client ? [OID.clientAuth] : []),
   ];
-  if (altNames.length > 0) extensions.push({ name: 'subjectAltName', altNames });
-  cert.setExtensions(extensions);
-  cert.sign(caKey, forge.md.sha256.create());
-  return {
-    cert: forge.pki.certificateToPem(cert),
-    key: forge.pki.privateKeyToPem(keys.privateKey),
-    notAfter: cert.validity.notAfter,
-  };
+  const caKeyId = caParts.extensions.get(OID.subjectKeyIdentifier);
+  const extensions: Extension[] = [
+    basicConstraints(false),
+    // An EC key signs (ECDHE); it never encrypts a key, so no keyEncipherment.
+    keyUsage([KEY_USAGE.digitalSignature]),
+    ...(purposes.length > 0 ? [extKeyUsage(purposes)] : []),
+    subjectKeyIdentifier(keyIdentifier(keys.publicKey)),
+    authorityKeyIdentifier(caKeyId ? readKeyIdentifier(caKeyId) : keyIdentifier(ca.cert.publicKey)),
+    ...(dnsNames.length + ips.length > 0 ? [subjectAltName(dnsNames, ips)] : []),
+  ];
+  const der = buildCertificate({
+    serialNumber: serial(),
+    issuer: caParts.subject,
+    subject: name(opts.commonName, opts.organizations),
+    notBefore,
+    notAfter,
+    publicKey: keys.publicKey,
+    signingKey: ca.key,
+    extensions,
+  });
+  return { cert: toPem('CERTIFICATE', der), key: keyPem(keys.privateKey), notAfter: wholeSeconds(notAfter) };
 }
 
 /** Reads the facts of the first certificate in a PEM bundle. */
 export function inspectCertificate(pem: string): CertificateInfo {
-  let cert: forge.pki.Certificate;
+  let cert: X509Certificate;
   try {
-    cert = forge.pki.certificateFromPem(pem);
+    cert = new X509Certificate(splitPemBundle(pem)[0] ?? pem);
   } catch (err) {
     throw new ChaperoneError('tls_failed', 'not a PEM certificate', { cause: err });
   }
-  const cn = (attrs: forge.pki.Certificate['subject']) => String(attrs.getField('CN')?.value ?? '');
-  const san = cert.getExtension('subjectAltName') as {
-    altNames?: { type: number; value?: string; ip?: string }[];
-  } | null;
-  const bc = cert.getExtension('basicConstraints') as { cA?: boolean } | null;
+  const parts = readCertificate(cert.raw);
+  const san = parts.extensions.get(OID.subjectAltName);
+  const { dnsNames, ipAddresses } = san ? readSubjectAltName(san) : { dnsNames: [], ipAddresses: [] };
   return {
-    subjectCommonName: cn(cert.subject),
-    issuerCommonName: cn(cert.issuer),
-    notBefore: cert.validity.notBefore,
-    notAfter: cert.validity.notAfter,
-    dnsNames: (san?.altNames ?? []).filter((a) => a.type === 2).map((a) => a.value ?? ''),
-    ipAddresses: (san?.altNames ?? []).filter((a) => a.type === 7).map((a) => a.ip ?? ''),
-    isCA: bc?.cA === true,
-    serialNumber: cert.serialNumber,
+    subjectCommonName: commonNameOf(parts.subject),
+    issuerCommonName: commonNameOf(parts.issuer),
+    notBefore: cert.validFromDate,
+    notAfter: cert.validToDate,
+    dnsNames,
+    ipAddresses,
+    isCA: cert.ca,
+    serialNumber: cert.serialNumber.toLowerCase(),
   };
 }
 
