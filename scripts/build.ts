@@ -94,8 +94,6 @@ const result = await esbuild.build({
     // The collector's parse worker is started from a file beside the chunk that starts it
     // (collector/src/ingest/ingest-parser.ts looks for ingest-parse-worker.mjs next to itself).
     'chunks/ingest-parse-worker': 'collector/src/ingest/ingest-parse-worker.ts',
-    // Likewise the sidecar's local TLS worker (sidecar/src/local-tls-process.ts).
-    'chunks/local-tls-worker': 'sidecar/src/local-tls-worker.ts',
   },
   outdir: OUT_DIR,
   outExtension: { '.js': '.mjs' },
@@ -113,7 +111,7 @@ const result = await esbuild.build({
   legalComments: 'none',
   // Only pg's optional native binding, which Chaperone never uses.
   external: ['pg-native'],
-  // Bundled CommonJS packages (pino, prom-client, node-forge, pg) call require(); libpg-query's
+  // Bundled CommonJS packages (pino, prom-client, pg) call require(); libpg-query's
   // WebAssembly loader finds its .wasm through __dirname: the chunk's directory, where it is copied.
   banner: {
     js: "import { createRequire as __chaperoneRequire } from 'node:module'; const require = __chaperoneRequire(import.meta.url); const __chaperoneDirname = decodeURIComponent(new URL('.', import.meta.url).pathname);",

@@ -53,14 +53,13 @@ describe('the production bundle', () => {
     assert.match(test.stdout, /^DENY\s+rule=chaperone-protect-namespaces/);
   });
 
-  it("ships the sidecar's local TLS worker and the collector's parse worker beside the code that starts them", () => {
-    // Each is looked up beside its caller's own file: missing there, the work falls back in-process
-    // (the sidecar would load node-forge itself; the collector would parse on its main thread).
+  it("ships the collector's parse worker beside the code that starts it", () => {
+    // It is looked up beside its caller's own file: missing there, the work falls back in-process
+    // (the collector would parse on its main thread).
     const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as {
       outputs: Record<string, { readonly inputs: Record<string, unknown> }>;
     };
     for (const [caller, worker] of [
-      ['sidecar/src/local-tls-process.ts', 'local-tls-worker.mjs'],
       ['collector/src/ingest/ingest-parser.ts', 'ingest-parse-worker.mjs'],
     ] as const) {
       const out = Object.entries(meta.outputs).find(([, o]) => caller in o.inputs)?.[0];
@@ -69,7 +68,7 @@ describe('the production bundle', () => {
     }
   });
 
-  it('keeps code the sidecar never runs out of what it loads: node-forge, prom-client’s cluster and Pushgateway; and exec and port-forward session code until the first session', () => {
+  it('keeps code the sidecar never runs out of what it loads: node-forge, prom-client’s cluster and Pushgateway, the other commands’ CLI code; and exec and port-forward session code until the first session', () => {
     interface Output {
       readonly entryPoint?: string;
       readonly inputs: Record<string, unknown>;
@@ -99,6 +98,7 @@ describe('the production bundle', () => {
     const unwanted = inputs.filter(
       (i) =>
         /\/node-forge\/|\/prom-client\/(index|lib\/cluster|lib\/pushgateway)\.js$/.test(i) ||
+        /^(collector|injector)\/src\/cli\/|^e2e\/src\/cli\.ts$/.test(i) ||
         /sidecar\/src\/kube\/(exec\/(session|session-guard|text-hooks|asciicast)|portforward\/(session-guard|spdy-relay|websocket-relay))\.ts$/.test(
           i,
         ),

@@ -25,7 +25,7 @@ import { loadOnce } from './kube/lazy-guard.ts';
 import { kubePipeline } from './kube/pipeline.ts';
 import { startKubeServers } from './kube/server.ts';
 import { Upstream } from './kube/upstream.ts';
-import { createLocalTls } from './local-tls-process.ts';
+import { ensureLocalTls } from './local-tls.ts';
 import { sidecarMetrics } from './metrics.ts';
 import { PolicyStore } from './policy-store.ts';
 import { ReviewClient } from './review/review-client.ts';
@@ -106,17 +106,6 @@ export async function runSidecar(
     );
   }
   validateAuditBounds(config);
-  // The local certificate is made by a child process (hundreds of ms of key generation): started
-  // first, so it runs while the policy, spool, upstream and listeners are set up.
-  const localTls = config.plainHttp
-    ? undefined
-    : createLocalTls(config.tlsDir, config.podName, () =>
-        log.warn(
-          'the local TLS worker file was not found beside the sidecar; making the certificates in this process (node-forge stays loaded)',
-        ),
-      );
-  // Awaited below; a start-up that fails before then reports its own error, not this one.
-  localTls?.catch(() => {});
   const registry = createRegistry({ component: 'sidecar' });
   const metrics = sidecarMetrics(registry, { namespace: config.podNamespace });
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -239,7 +228,8 @@ export async function runSidecar(
       log.warn('no collector configured (CHAPERONE_COLLECTOR_URL): audit events stay in the local spool');
     }
 
-    const tls = await localTls;
+    // An EC P-256 key and two certificates made natively: a few milliseconds (shared/src/tls.ts).
+    const tls = config.plainHttp ? undefined : ensureLocalTls(config.tlsDir, config.podName);
     if (tls) {
       writeAgentServiceAccountDir(config.agentSaDir, tls.ca.cert, config.podNamespace);
       metrics.certificateExpiry.set(tls.leafNotAfter.getTime() / 1000);
