@@ -7,6 +7,7 @@
  *
  *   node bench/src/sidecar-footprint.ts            full run (3 rounds, 10 cold starts), writes bench/results/footprint.md
  *   node bench/src/sidecar-footprint.ts --quick    smoke run (1 round, 3 cold starts, short loads), writes nothing
+ *   node bench/src/sidecar-footprint.ts --startup-only   only the cold starts beside the empty-node floor, writes nothing
  *   options: --rounds N, --starts N, --no-write,
  *            --alt-flags "<node flags>"   the sidecar also run with these flags added, in the same rounds
  *   env BENCH_SIDECAR_NODE_FLAGS="…"   extra node flags for the sidecar (after SIDECAR_NODE_OPTIONS)
@@ -78,7 +79,8 @@ import { median, table } from './stats.ts';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
-const noWrite = quick || argv.includes('--no-write');
+const startupOnly = argv.includes('--startup-only');
+const noWrite = quick || startupOnly || argv.includes('--no-write');
 const num = (flag: string, fallback: number) => {
   const i = argv.indexOf(flag);
   return i !== -1 ? Number(argv[i + 1]) : fallback;
@@ -311,12 +313,51 @@ async function coldStart(base: SidecarBase, cp: ControlPlane): Promise<StartSamp
   const t0 = performance.now();
   const t = await startSidecar({ ...base, tlsDir }, cp, { nodeFlags: SIDECAR_NODE_FLAGS, readyPollMs: 5 });
   const ms = performance.now() - t0;
-  // The local-certificate child process has exited and been reaped by the sidecar: its CPU is ours, not others'.
+  // Any child process the sidecar ran and reaped while starting: its CPU is ours, not others'.
   const childUs = childrenCpuUs(t.pid as number);
   const foreign = Math.max(0, foreignShare(a, foreignSnapshot(), CORES) - childUs / (ms * 1000 * CORES));
   await t.stop();
   rmSync(tlsDir, { recursive: true, force: true });
   return { ms, foreign };
+}
+
+/** Cold starts alternating with the empty-node floor. */
+async function coldStarts(
+  base: SidecarBase,
+  cp: ControlPlane,
+): Promise<{ starts: StartSample[]; nodeStarts: number[] }> {
+  const starts: StartSample[] = [];
+  const nodeStarts: number[] = [];
+  for (let i = 0; i < STARTS; i++) {
+    if (i % 2 === 1) nodeStarts.push(emptyNodeMs());
+    starts.push(await coldStart(base, cp));
+    if (i % 2 === 0) nodeStarts.push(emptyNodeMs());
+    log(
+      `  cold start ${i + 1}/${STARTS}: ${fmt(starts[i]?.ms, 1)} ms (others ${fmt(100 * (starts[i]?.foreign ?? 0))}%)`,
+    );
+  }
+  return { starts, nodeStarts };
+}
+
+/** --startup-only: the control plane and the cold starts alone (a quick check of start-up work). */
+async function startupOnlyRun(): Promise<void> {
+  const cp = await startControlPlane({ log });
+  const root = benchRoot();
+  try {
+    const base = sidecarBase(root, cp, createFixtures(cp));
+    const { starts, nodeStarts } = await coldStarts(base, cp);
+    const ms = starts.map((s) => s.ms);
+    log(
+      `sidecar spawn → first answered request: median ${fmt(median(ms))} ms (max ${fmt(Math.max(...ms))}); each: ${ms.map((m) => fmt(m)).join(' / ')}`,
+    );
+    log(
+      `floor \`node -e ""\`: median ${fmt(median(nodeStarts))} ms; others took a median ${fmt(100 * median(starts.map((s) => s.foreign)))}% during the starts`,
+    );
+    log('(--startup-only: results not written)');
+  } finally {
+    await cp.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
 }
 
 /** CPU (µs) of a process's children that have exited and been reaped (cutime + cstime). */
@@ -429,9 +470,10 @@ function rotate<T>(items: readonly T[], round: number): T[] {
 
 async function main(): Promise<void> {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => process.exit(130));
-  ensureTools({ wrk: 'wrk' }, log);
   const machine = machineInfo();
   log(`machine: ${formatMachine(machine)}`);
+  if (startupOnly) return startupOnlyRun();
+  ensureTools({ wrk: 'wrk' }, log);
   const git = (args: string[]) =>
     spawnSync('git', args, {
       encoding: 'utf8',
@@ -490,17 +532,7 @@ async function main(): Promise<void> {
       }
     }
 
-    // Start-up: cold starts alternating with the empty-node floor.
-    const starts: StartSample[] = [];
-    const nodeStarts: number[] = [];
-    for (let i = 0; i < STARTS; i++) {
-      if (i % 2 === 1) nodeStarts.push(emptyNodeMs());
-      starts.push(await coldStart(env.base, cp));
-      if (i % 2 === 0) nodeStarts.push(emptyNodeMs());
-      log(
-        `  cold start ${i + 1}/${STARTS}: ${fmt(starts[i]?.ms, 1)} ms (others ${fmt(100 * (starts[i]?.foreign ?? 0))}%)`,
-      );
-    }
+    const { starts, nodeStarts } = await coldStarts(env.base, cp);
 
     // The injector against the do-nothing webhook.
     const ca = createCA({ commonName: 'bench webhook CA' });
