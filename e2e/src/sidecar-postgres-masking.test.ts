@@ -16,7 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import type { AuditEvent } from '@chaperone/shared';
 import { readSpoolDir } from '@chaperone/sidecar';
 import pg from 'pg';
-import { type GuardedDatabase, startGuardedDatabase } from './sidecar-postgres-harness.ts';
+import { type GuardedDatabase, startGuardedDatabase, tableExists } from './sidecar-postgres-harness.ts';
 
 const POLICY = `apiVersion: chaperone.dev/v1alpha1
 kind: GuardrailPolicy
@@ -217,6 +217,31 @@ describe('PostgreSQL masking: psql', () => {
       assert.equal(r.code, 1, `${sql} ran: ${r.stdout}`);
       assert.match(r.stderr, /ERROR: {2}42501: /);
       assert.match(r.stderr, new RegExp(`chaperone rule "${UNMASKABLE}" denied statement 1 of 1`));
+    });
+  }
+
+  // Fails if what EXECUTE runs were read as returned to the client when CREATE TABLE … AS stores it
+  // (session.ts #maskFacts merging it as it is): the plain password column would be copied into a
+  // table no mask names, and read from there unmasked.
+  for (const store of [
+    'CREATE TABLE stolen_exec AS EXECUTE pw',
+    'EXPLAIN ANALYZE CREATE TABLE stolen_exec AS EXECUTE pw',
+  ]) {
+    it(`denies storing what a prepared statement returns: ${store}`, async () => {
+      const r = psql([
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-c',
+        'PREPARE pw AS SELECT password FROM users',
+        '-c',
+        store,
+        '-c',
+        'SELECT * FROM stolen_exec',
+      ]);
+      assert.notEqual(r.code, 0, 'the table was created and read');
+      assert.match(r.stderr, /ERROR: {2}42501: /);
+      assert.match(r.stderr, new RegExp(`chaperone rule "${UNMASKABLE}" denied statement 1 of 1`));
+      assert.equal(await tableExists(guarded, 'stolen_exec'), false);
     });
   }
 

@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { AuditEvent } from '@chaperone/shared';
 import { readSpoolDir } from '@chaperone/sidecar';
+import pg from 'pg';
 import { waitFor } from './process.ts';
 import { type GuardedDatabase, startGuardedDatabase } from './sidecar-postgres-harness.ts';
 import { errorCode, RawClient } from './sidecar-postgres-raw.ts';
@@ -42,6 +43,18 @@ function events(db: GuardedDatabase): AuditEvent[] {
 
 async function ordersCount(db: GuardedDatabase): Promise<number> {
   return db.direct(async (c) => Number((await c.query('SELECT count(*) AS n FROM orders')).rows[0].n));
+}
+
+/** Writes `policy` and waits until a read of orders on `c` is denied (or allowed), as `denied` says. */
+async function usePolicy(db: GuardedDatabase, c: RawClient, policy: string, denied: boolean): Promise<void> {
+  writeFileSync(db.sidecar.policyFile, policy);
+  await waitFor(
+    async () => {
+      c.send(msg('Q', 'SELECT count(*) FROM orders'));
+      return (code(await c.until('Z')) === '42501') === denied;
+    },
+    { what: `the policy ${denied ? 'denying' : 'allowing'} orders to apply`, timeoutMs: 10_000 },
+  );
 }
 
 /** A database with three orders behind a sidecar of its own, for the tests of one describe. */
@@ -155,14 +168,7 @@ describe('PostgreSQL guard: Bind and Execute of what the guard did not see prepa
         c.send(bind('', 'k2'), execute(''), msg('S'));
         assert.equal(kinds(await c.until('Z')).at(-2), 'C');
       }
-      writeFileSync(db.sidecar.policyFile, NO_ORDERS);
-      await waitFor(
-        async () => {
-          c.send(msg('Q', 'SELECT count(*) FROM orders'));
-          return code(await c.until('Z')) === '42501';
-        },
-        { what: 'the policy denying orders to apply', timeoutMs: 10_000 },
-      );
+      await usePolicy(db, c, NO_ORDERS, true);
       c.send(bind('', 'k2'), execute(''), msg('S'));
       const refused = await c.until('Z');
       assert.deepEqual(kinds(refused), ['E', 'Z']);
@@ -172,6 +178,33 @@ describe('PostgreSQL guard: Bind and Execute of what the guard did not see prepa
       c.close();
       writeFileSync(db.sidecar.policyFile, POLICY);
     }
+  });
+
+  // Fails if a Parse the server refused (the name is in use: 42P05) left the name taken for an empty
+  // statement in the guard's books (session.ts #parsed not restoring #emptyPrepared): the Bind of the
+  // DELETE still prepared under it would be forwarded undecided and unrecorded, and run although the
+  // policy now denies orders.
+  it('keeps judging a statement whose name a refused empty Parse tried to take', async () => {
+    const db = guarded();
+    const before = await ordersCount(db);
+    const c = await RawClient.open(db.port, 'app');
+    try {
+      await usePolicy(db, c, POLICY, false);
+      c.send(msg('P', 'k3', 'DELETE FROM orders WHERE id = 2', 0), msg('S'));
+      assert.deepEqual(kinds(await c.until('Z')), ['1', 'Z']);
+      await usePolicy(db, c, NO_ORDERS, true);
+      c.send(msg('P', 'k3', '', 0), msg('S'));
+      assert.equal(code(await c.until('Z')), '42P05', 'the server keeps the DELETE under its name');
+      c.send(bind('', 'k3'), execute(''), msg('S'));
+      const refused = await c.until('Z');
+      assert.deepEqual(kinds(refused), ['E', 'Z']);
+      assert.equal(code(refused), '42501');
+      assert.match(message(refused), /orders are closed/);
+    } finally {
+      c.close();
+      writeFileSync(db.sidecar.policyFile, POLICY);
+    }
+    assert.equal(await ordersCount(db), before);
   });
 });
 
@@ -211,5 +244,160 @@ describe('PostgreSQL guard: fail closed at Bind and Execute', () => {
       b.close();
     }
     assert.equal(await ordersCount(db), 3);
+  });
+});
+
+/** The edit that masks users.password while a session has statements prepared (and a portal bound) that read it. */
+const MASK_PASSWORDS = `apiVersion: chaperone.dev/v1alpha1
+kind: GuardrailPolicy
+metadata: { name: databases }
+spec:
+  defaultAction: allow
+  rules:
+    - name: mask-passwords
+      match: { sql: { tables: [users], columns: [password] } }
+      action: mask
+`;
+const CANARY = 'canary-reload-7c2e91';
+
+describe('PostgreSQL guard: masks added after a statement was prepared', () => {
+  let db: GuardedDatabase;
+  before(async () => {
+    db = await startGuardedDatabase({
+      name: 'pg-remask',
+      pod: 'agent-pg-remask',
+      policy: POLICY,
+      setup: async (c) => {
+        await c.query('CREATE TABLE users (id int PRIMARY KEY, password text)');
+        await c.query(`INSERT INTO users VALUES (1, 'harmless'), (2, '${CANARY}')`);
+      },
+    });
+  });
+  after(async () => {
+    await db?.stop();
+  });
+
+  /** Writes `policy` and waits until a new connection's plain read of users.password shows it masked (or not). */
+  async function reload(policy: string, masked: boolean): Promise<void> {
+    writeFileSync(db.sidecar.policyFile, policy);
+    await waitFor(
+      async () => {
+        const c = new pg.Client({ connectionString: `postgresql://agent@127.0.0.1:${db.port}/app` });
+        await c.connect();
+        try {
+          const shown = (await c.query('SELECT password FROM users WHERE id = 1')).rows[0].password;
+          return (shown !== 'harmless') === masked;
+        } finally {
+          await c.end();
+        }
+      },
+      { what: `the policy ${masked ? 'masking' : 'not masking'} users.password to apply`, timeoutMs: 10_000 },
+    );
+  }
+
+  // Fails without the check at Bind under the masks in force then (session.ts #bindAs → #maskedAgain):
+  // node `pg` sends only Bind and Execute for a named statement it prepared before, and the expression
+  // lower(password) has no column for the RowDescription masking to find, so the canary came back.
+  it('checks a named prepared statement again at Bind when masks were added since its Parse', async () => {
+    const c = new pg.Client({ connectionString: `postgresql://agent@127.0.0.1:${db.port}/app` });
+    await c.connect();
+    const leak = (id: number) =>
+      c.query({ name: 'leak', text: 'SELECT lower(password) AS p FROM users WHERE id = $1', values: [id] });
+    try {
+      assert.deepEqual((await leak(1)).rows, [{ p: 'harmless' }]);
+      await reload(MASK_PASSWORDS, true);
+      const err = await leak(2).then(
+        (r) =>
+          assert.fail(
+            `the statement ran under the new masks (the canary came back: ${JSON.stringify(r.rows).includes(CANARY)})`,
+          ),
+        (e: Error & { code?: string }) => e,
+      );
+      assert.equal(err.code, '42501');
+      assert.match(err.message, /lower|password|mask/i);
+      assert.match(err.message, /masks in force changed after the statement was prepared/);
+      assert.doesNotMatch(err.message, new RegExp(CANARY));
+    } finally {
+      await c.end();
+      await reload(POLICY, false);
+    }
+    const recorded = events(db).filter((e) => e.chaperone.sql?.text?.includes('lower(password)'));
+    assert.ok(recorded.some((e) => e.chaperone.decision.rule === 'chaperone-sql-mask-unmaskable'));
+    assert.ok(!JSON.stringify(recorded).includes(CANARY));
+  });
+
+  // Fails without the new decision at Execute (session.ts #execute → #rejudged, #maskedAgain): a
+  // portal bound before the reload lives on in the transaction block, and its second Execute would
+  // send the canary row.
+  it('decides and checks a portal again at Execute when the masks changed since its Bind', async () => {
+    const c = await RawClient.open(db.port, 'app');
+    const received: Buffer[] = [];
+    try {
+      c.send(
+        msg('Q', 'BEGIN'),
+        msg('P', 'rows', 'SELECT lower(password) FROM users ORDER BY id', 0),
+        bind('p', 'rows'),
+        msg('E', 'p', Buffer.from([0, 0, 0, 1])),
+        msg('S'),
+      );
+      const first = await c.until('Z', 2);
+      received.push(...first.map(([, b]) => b));
+      assert.deepEqual(kinds(first), ['C', 'Z', '1', '2', 'D', 's', 'Z']);
+      await reload(MASK_PASSWORDS, true);
+      c.send(execute('p'), msg('S'));
+      const again = await c.until('Z');
+      received.push(...again.map(([, b]) => b));
+      assert.deepEqual(kinds(again), ['E', 'Z']);
+      assert.equal(code(again), '42501');
+      assert.match(message(again), /chaperone|mask/i);
+      c.send(msg('Q', 'ROLLBACK'));
+      await c.until('Z');
+    } finally {
+      c.close();
+      await reload(POLICY, false);
+    }
+    assert.ok(!Buffer.concat(received).includes(CANARY), 'the canary never reached the client');
+  });
+
+  // Fails if a statement that runs another by name is bound (or executed) as judged at its Parse
+  // (session.ts #retargeted): the server looks the name up when it runs, so CREATE TABLE … AS EXECUTE
+  // of a harmless statement, re-prepared as a plain read of the masked column, would copy the
+  // passwords into a table no mask names.
+  it('judges a statement that runs another by name with what that name holds when it runs', async () => {
+    const c = await RawClient.open(db.port, 'app');
+    const exists = (table: string) =>
+      db.direct(async (d) => (await d.query('SELECT to_regclass($1) AS t', [table])).rows[0].t !== null);
+    try {
+      await reload(MASK_PASSWORDS, true);
+      c.send(msg('Q', 'PREPARE src AS SELECT 1 AS id'));
+      assert.equal(code(await c.until('Z')), undefined);
+      c.send(
+        msg('P', 'copy', 'CREATE TABLE copied AS EXECUTE src', 0),
+        msg('Q', 'BEGIN'),
+        msg('P', 'copy2', 'CREATE TABLE copied2 AS EXECUTE src', 0),
+        bind('p', 'copy2'),
+        msg('S'),
+      );
+      assert.deepEqual(kinds(await c.until('Z', 2)), ['1', 'C', 'Z', '1', '2', 'Z']);
+      c.send(msg('Q', 'DEALLOCATE src; PREPARE src AS SELECT password FROM users'));
+      assert.equal(code(await c.until('Z')), undefined, 'a plain read of the masked column is prepared');
+      // At Execute: the portal was bound while src was harmless.
+      c.send(execute('p'), msg('S'));
+      const atExecute = await c.until('Z');
+      assert.equal(code(atExecute), '42501');
+      assert.match(message(atExecute), /chaperone-sql-mask-unmaskable|masked/);
+      c.send(msg('Q', 'ROLLBACK'));
+      await c.until('Z');
+      // At Bind: the statement was parsed while src was harmless.
+      c.send(bind('', 'copy'), execute(''), msg('S'));
+      const atBind = await c.until('Z');
+      assert.deepEqual(kinds(atBind), ['E', 'Z']);
+      assert.equal(code(atBind), '42501');
+    } finally {
+      c.close();
+      await reload(POLICY, false);
+    }
+    assert.equal(await exists('copied'), false);
+    assert.equal(await exists('copied2'), false);
   });
 });

@@ -734,6 +734,154 @@ describe('sidecar: review holds a SQL statement until a human decides', () => {
     assert.equal(await count('items'), items - 1);
     await client.query('DEALLOCATE del');
   });
+
+  // Fails if an EXECUTE is judged by what its name held before the query string (session.ts #classify
+  // not following the string's own DEALLOCATE and PREPARE): it would be read as the harmless SELECT,
+  // asked about by nobody, and the DELETE the approver saw only prepared would run.
+  it('judges an EXECUTE by a PREPARE earlier in the same query string, and holds it with what it runs', async () => {
+    await client.query('PREPARE del2 AS SELECT $1::int AS n');
+    const items = await count('items');
+    const first = nextRequest();
+    const run = client
+      .query('DEALLOCATE del2; PREPARE del2 AS DELETE FROM items WHERE id = $1; EXECUTE del2(15)')
+      .then(
+        () => 'ran' as const,
+        (err: pg.DatabaseError) => err,
+      );
+    const prepare = await first;
+    assert.match(prepare.request.action.sql ?? '', /^PREPARE del2 AS DELETE/);
+    const second = nextRequest();
+    decide(prepare, 'approve', 'alice');
+    const next = await Promise.race([second, run]);
+    assert.ok(
+      typeof next === 'object' && 'request' in next,
+      `the EXECUTE was not asked about: ${String(next)}`,
+    );
+    assert.match(next.request.action.sql ?? '', /del2 was prepared as: PREPARE del2 AS DELETE FROM items/);
+    decide(next, 'deny', 'bob', 'no');
+    const err = await run;
+    assert.ok(err !== 'ran');
+    assert.equal(err.code, '42501');
+    assert.equal(await count('items'), items, 'none of the statements ran');
+    await client.query('DEALLOCATE del2');
+  });
+});
+
+/** SQL_POLICY with vault.secret masked: what a reload during a hold adds. */
+const SQL_MASKED = `${SQL_POLICY}    - name: mask-vault
+      match: { sql: { tables: [vault], columns: [secret] } }
+      action: mask
+`;
+const VAULT_CANARY = 'canary-vault-19d3-do-not-leak';
+
+describe('sidecar: masks added while a SQL statement is held for review', () => {
+  let db: GuardedDatabase;
+  let approvals: TestApprovalServer;
+  const nextRequest = () => new Promise<HeldConnection>((resolve) => (approvals.onRequest = resolve));
+  const items = () =>
+    db.direct(async (c) => Number((await c.query('SELECT count(*) AS n FROM items')).rows[0].n));
+  const agent = async () => {
+    const c = new pg.Client({ connectionString: `postgresql://agent:x@127.0.0.1:${db.port}/app` });
+    await c.connect();
+    return c;
+  };
+  /** Writes `policy` and waits until a plain read of vault.secret shows it masked (or not). */
+  const useMasks = async (policy: string, masked: boolean) => {
+    writeFileSync(db.sidecar.policyFile, policy);
+    const probe = await agent();
+    try {
+      await waitFor(
+        async () => {
+          const shown = (await probe.query('SELECT secret FROM vault')).rows[0].secret;
+          return (shown !== VAULT_CANARY) === masked;
+        },
+        { what: 'the sidecar to load the policy written', timeoutMs: 10_000 },
+      );
+    } finally {
+      await probe.end();
+    }
+  };
+  /** Runs `run` (which a review rule holds), masks vault.secret while it is held, then approves it: the error. */
+  const approvedThenMasked = async (run: (c: pg.Client) => Promise<unknown>) => {
+    const c = await agent();
+    try {
+      const held = nextRequest();
+      const result = run(c).then(
+        (r) =>
+          assert.fail(
+            `it ran under the new masks (the canary came back: ${JSON.stringify(r).includes(VAULT_CANARY)})`,
+          ),
+        (err: pg.DatabaseError) => err,
+      );
+      const request = await held;
+      await useMasks(SQL_MASKED, true);
+      decide(request, 'approve', 'alice');
+      const err = await result;
+      assert.ok(!JSON.stringify({ ...err, message: err.message }).includes(VAULT_CANARY));
+      // What the client sent after the held statement (a Bind's Execute and Sync) is still answered.
+      const stuck = new Promise<'stuck'>((resolve) => setTimeout(() => resolve('stuck'), 10_000).unref());
+      const next = c.query('SELECT 1 AS one').then((r) => r.rows[0].one as number);
+      assert.equal(await Promise.race([next, stuck]), 1, 'the session goes on');
+      return err;
+    } finally {
+      await c.end();
+    }
+  };
+
+  before(async () => {
+    approvals = await TestApprovalServer.start();
+    db = await startGuardedDatabase({
+      name: 'review-remask',
+      pod: 'agent-remask',
+      policy: SQL_POLICY,
+      setup: async (c) => {
+        await c.query('CREATE TABLE items (id int PRIMARY KEY)');
+        await c.query('INSERT INTO items SELECT generate_series(1, 20)');
+        await c.query(`CREATE TABLE vault (secret text); INSERT INTO vault VALUES ('${VAULT_CANARY}')`);
+      },
+      extraArgs: standInArgs(approvals),
+    });
+  });
+  after(async () => {
+    await db?.stop();
+    await approvals?.close();
+  });
+
+  // Fails if the approved Bind runs without masking being checked again under the masks in force once
+  // its hold ended (session.ts #bindAs → #maskedAgain): RETURNING's lower(secret) has no column the
+  // RowDescription masking could find, and the canary came back with the deleted row.
+  it('refuses an approved Bind that reads a column masked during its hold through an expression', async () => {
+    const before = await items();
+    try {
+      const err = await approvedThenMasked((c) =>
+        c.query('DELETE FROM items WHERE id = $1 RETURNING (SELECT lower(secret) FROM vault)', [5]),
+      );
+      assert.equal(err.code, '42501');
+      assert.match(err.message, /masks in force changed after the statement was prepared/);
+    } finally {
+      await useMasks(SQL_POLICY, false);
+    }
+    assert.equal(await items(), before, 'the DELETE did not run');
+  });
+
+  // Fails if the statements of a query string that were not held run under the decision made before the
+  // hold (session.ts #afterApproval not judging them again): the SELECT had no masks then, and its
+  // lower(secret) would come back unmasked after the approved DELETE.
+  it('judges the other statements of a query string again when the policy changed during the hold', async () => {
+    const before = await items();
+    try {
+      const err = await approvedThenMasked((c) =>
+        c.query('DELETE FROM items WHERE id = 6; SELECT lower(secret) AS s FROM vault'),
+      );
+      assert.equal(err.code, '42501');
+      assert.match(err.message, /mask/);
+    } finally {
+      await useMasks(SQL_POLICY, false);
+    }
+    assert.equal(await items(), before, 'none of the statements ran');
+    const events = readSpoolDir(db.sidecar.spoolDir);
+    assert.ok(!JSON.stringify(events).includes(VAULT_CANARY));
+  });
 });
 
 describe('sidecar: review decided through the real collector by an approver RBAC allows', () => {

@@ -350,6 +350,16 @@ export function emptyMaskFacts(): MaskFacts {
   return { relations: new Set(), derived: [], altered: new Set(), renamesSchema: false };
 }
 
+/**
+ * The facts of a statement whose result is stored rather than returned
+ * (`CREATE TABLE … AS EXECUTE`): its plain output columns are copied into a
+ * table no mask names, so every column of every relation it names counts as
+ * a derived use.
+ */
+export function storedMaskFacts(f: MaskFacts): MaskFacts {
+  return { ...f, derived: [...f.derived, ...[...f.relations].map((r) => ({ relations: [r], column: '*' }))] };
+}
+
 /** Facts of a statement and what it runs in turn (its code bodies, what EXECUTE runs) together. */
 export function mergeMaskFacts(a: MaskFacts, b: MaskFacts): MaskFacts {
   return {

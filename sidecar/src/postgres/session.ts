@@ -34,6 +34,11 @@
  * is asked twice). Approved, it is judged again with the policy in force
  * then, which wins unless it is still the same rule's review.
  *
+ * A decision made earlier is made again when the policy changed since: at a
+ * Bind (under masks other than its Parse was checked under, masking is
+ * checked again), at an Execute of a portal bound under another policy, and
+ * for the other statements of a query string once a hold among them ends.
+ *
  * With masks in force (docs/policy.md, "Masking SQL results"), a statement
  * that would send a masked column's value anywhere but a plain output column
  * is denied before it runs (mask-review.ts; reading the catalog holds the
@@ -78,7 +83,7 @@ import type { CredentialStore, Credentials } from './credentials.ts';
 import * as enc from './encode.ts';
 import { FrontendDecoder, type FrontendMessage } from './frontend-decoder.ts';
 import { maskDenial } from './mask-check.ts';
-import { emptyMaskFacts, mergeMaskFacts } from './mask-facts.ts';
+import { emptyMaskFacts, mergeMaskFacts, storedMaskFacts } from './mask-facts.ts';
 import { type CopyPlan, reviewMasks } from './mask-review.ts';
 import { ProtocolError } from './protocol.ts';
 import { ResponseTracker, type Run } from './response-tracker.ts';
@@ -181,8 +186,29 @@ interface Judged {
   readonly source?: { readonly text: string; readonly index: number };
   /** A Parse's declared parameter types (what an approver reads of a Bind's values). */
   readonly paramTypes?: readonly number[];
-  /** EXECUTE: what was prepared under its name when it arrived (the approver reads it; a review's digest pins it). */
-  readonly executed?: Pick<Judged, 'classified' | 'source'>;
+  /**
+   * EXECUTE: what was prepared under its name when it was judged (the approver reads it; a review's digest
+   * pins it). The server looks the name up when it runs: a Bind or Execute finding another there judges again.
+   */
+  readonly executed?: Prepared;
+  /** The policy and user its decision was made under (a portal's is made again at Execute when either changed). */
+  readonly decidedUnder?: Generation;
+  /** The masks (maskKey) under which masking was found able to make it safe (checked again when they change). */
+  readonly maskedWith?: string;
+}
+
+/** A statement prepared under a name: what an EXECUTE of it runs. */
+type Prepared = Pick<Judged, 'classified' | 'statement' | 'source'>;
+
+/** What a decision was made under: the policy object in force and the user. */
+interface Generation {
+  readonly policy: CompiledPolicy;
+  readonly user: string;
+}
+
+/** Masks as a comparable key: a statement checked under masks with the same key needs no new check. */
+function maskKey(masks: readonly SqlMask[]): string {
+  return JSON.stringify(masks);
 }
 
 /** Kinds after which the catalog's cached answers may be out of date. */
@@ -244,13 +270,15 @@ export class PostgresSession {
   /** Names of prepared statements whose query is empty (nothing to judge or record). */
   readonly #emptyPrepared = new Set<string>();
   /** For each Parse in flight, what its name held before (restored if the server refuses the Parse). */
-  readonly #parseUndo: { name: string; before: Judged | undefined }[] = [];
+  readonly #parseUndo: { name: string; before: Judged | undefined; wasEmpty: boolean }[] = [];
   /** After a denied Parse: discard until Sync, as the server does after an error. */
   #discarding = false;
   readonly #denials = new Map<number, Buffer>();
   #denialSeq = 0;
   /** Messages that arrived while a statement's mask review reads the catalog: handled in order after it. */
   #held: FrontendMessage[] | undefined;
+  /** Works holding the agent's messages (#hold) not done yet. */
+  #holds = 0;
   /** Server messages waiting while the columns of a result are read from the catalog. */
   readonly #fromServer: BackendMessage[] = [];
   #serverHeld = false;
@@ -629,40 +657,9 @@ export class PostgresSession {
       case 'Describe':
         this.#forward(m.raw, { t: 'describe' });
         return;
-      case 'Execute': {
-        if (!this.#portals.has(m.portal)) {
-          this.#refuseProtocol(
-            'Execute',
-            `(execute of portal "${m.portal}")`,
-            '34000',
-            'chaperone-sql-unknown-portal',
-            `portal "${m.portal}" was not created by a Bind the guard saw (a cursor declared in SQL is read with FETCH); the Execute is refused`,
-          );
-          return;
-        }
-        const judged = this.#portals.get(m.portal);
-        const unrecordable = judged ? this.#o.auditRefusal() : undefined;
-        if (judged && unrecordable !== undefined) {
-          // Fail closed here too: a statement prepared earlier does not run while its event cannot be kept.
-          this.#portals.delete(m.portal);
-          const refused: Judged[] = [{ ...judged, receivedAt: new Date() }];
-          this.#refuse(refused, this.#unrecordable(refused, unrecordable), 'parse');
-          this.#prepared.delete('');
-          this.#emptyPrepared.delete('');
-          return;
-        }
-        const run = judged ? { about: judged, startNs: process.hrtime.bigint() } : undefined;
-        // With masks in force the sidecar reads the portal's columns (and their formats) itself first.
-        if (this.#currentMasks().length > 0)
-          this.#forward(enc.describe('P', m.portal), { t: 'own-describe', run });
-        this.#forward(m.raw, { t: 'execute', run });
-        if (judged && copiesIn(judged)) {
-          // Whatever the server answers (CopyInResponse, an error, COPY from a file done) is sent now.
-          this.#toUpstream.push(enc.flush());
-          this.#awaitCopy();
-        }
+      case 'Execute':
+        this.#execute(m);
         return;
-      }
       case 'Close':
         if (m.target === 'S') {
           this.#prepared.delete(m.name);
@@ -732,17 +729,46 @@ export class PostgresSession {
     return true;
   }
 
-  /** Classifies a SQL string; EXECUTE of a prepared statement is judged by what was prepared. */
-  #classify(text: string): { classified: readonly ClassifiedStatement[]; statements: SqlStatement[] } {
+  /**
+   * Classifies a SQL string; EXECUTE of a prepared statement is judged by
+   * what it runs (`executed`): what a PREPARE earlier in the same string
+   * prepares under its name (a DEALLOCATE or DISCARD ALL there leaves it
+   * unknown), as the server runs them in order, else what was prepared before.
+   */
+  #classify(text: string): {
+    classified: readonly ClassifiedStatement[];
+    statements: SqlStatement[];
+    executed: (Prepared | undefined)[];
+  } {
     const hits = this.#o.classifier.stats.hits;
     const classified = this.#o.classifier.classify(text).statements;
     this.#o.metrics.sqlParseCache.inc({ result: this.#o.classifier.stats.hits > hits ? 'hit' : 'miss' });
-    const statements = classified.map((c) =>
-      c.executes === undefined
-        ? c.statement
-        : executeOf(c.statement, this.#prepared.get(c.executes)?.statement, c.executes),
+    const here = new Map<string, Prepared | undefined>();
+    let cleared = false;
+    const executed = classified.map((c, index) => {
+      const name = c.executes;
+      const target =
+        name === undefined
+          ? undefined
+          : here.has(name) || cleared
+            ? here.get(name)
+            : this.#prepared.get(name);
+      if (c.deallocates === '*') {
+        cleared = true;
+        here.clear();
+      } else if (c.deallocates !== undefined) here.set(c.deallocates, undefined);
+      if (c.prepares)
+        here.set(c.prepares.name, {
+          classified: c,
+          statement: c.prepares.statement,
+          source: { text, index },
+        });
+      return target;
+    });
+    const statements = classified.map((c, i) =>
+      c.executes === undefined ? c.statement : executeOf(c.statement, executed[i]?.statement, c.executes),
     );
-    return { classified, statements };
+    return { classified, statements, executed };
   }
 
   /**
@@ -784,16 +810,52 @@ export class PostgresSession {
     return this.#masks.masks;
   }
 
+  /** The policy object in force now and the user: what a decision is made under. */
+  #generation(): Generation {
+    return { policy: this.#o.policy.current, user: this.#o.identity.user.username };
+  }
+
+  /** Whether a decision made under `g` was made under the policy and user in force now. */
+  #isCurrent(g: Generation | undefined): boolean {
+    return g?.policy === this.#o.policy.current && g.user === this.#o.identity.user.username;
+  }
+
+  /**
+   * A statement decided earlier (before a hold, at the Bind of a portal now
+   * executed), decided again when the policy or user changed since: an
+   * approval stands only while the same rule still reviews it (judgedAgain);
+   * a review that now matches a statement decided without one refuses it (a
+   * statement is asked about when it is sent, or at its Bind).
+   */
+  #rejudged(j: Judged, counted: boolean): Judged {
+    if (this.#isCurrent(j.decidedUnder)) return j;
+    const now = this.#generation();
+    const fresh = this.#decide(j.statement, counted);
+    if (j.decision.approval?.state === 'approved')
+      return { ...j, decidedUnder: now, decision: judgedAgain(j.decision, fresh, this.#currentMasks()) };
+    if (fresh.action !== 'review') return { ...j, decidedUnder: now, decision: fresh };
+    return {
+      ...j,
+      decidedUnder: now,
+      decision: {
+        ...fresh,
+        action: 'deny',
+        message: `the policy changed after this statement was decided, and rule "${fresh.rule}" now requires a human's approval (${fresh.message}); send it again (Bind it again) to have it reviewed`,
+      },
+    };
+  }
+
   /** The policy's decisions on a string's statements. */
   #judge(text: string): Judged[] {
     const t0 = process.hrtime.bigint();
     const receivedAt = new Date();
-    const { classified, statements } = this.#classify(text);
+    const { classified, statements, executed: targets } = this.#classify(text);
+    const decidedUnder = this.#generation();
     const decisions = statements.map((s) => this.#decide(s));
     const overheadMs = Number(process.hrtime.bigint() - t0) / 1e6 / Math.max(1, statements.length);
     return statements.map((statement, i) => {
       const c = classified[i] as ClassifiedStatement;
-      const executed = c.executes === undefined ? undefined : this.#prepared.get(c.executes);
+      const executed = targets[i];
       return {
         classified: c,
         statement,
@@ -801,7 +863,8 @@ export class PostgresSession {
         receivedAt,
         overheadMs,
         source: { text, index: i },
-        ...(executed ? { executed: { classified: executed.classified, source: executed.source } } : {}),
+        decidedUnder,
+        ...(executed ? { executed } : {}),
       };
     });
   }
@@ -873,12 +936,37 @@ export class PostgresSession {
       );
       return;
     }
-    const fresh = this.#bindDecision(prepared);
+    const retargeted = this.#retargeted(prepared);
+    const under = this.#generation();
+    const fresh = retargeted ? this.#decide(retargeted.statement) : this.#bindDecision(prepared);
     if (fresh.action === 'review' && this.#o.reviews) {
-      this.#holdBind(m, prepared, fresh, this.#o.reviews);
+      this.#holdBind(m, retargeted ?? prepared, fresh, this.#o.reviews);
       return;
     }
-    this.#bindAs(m, prepared, fresh);
+    this.#bindAs(m, retargeted ?? prepared, fresh, under);
+  }
+
+  /**
+   * A statement that runs a prepared statement by name (a Parse of `EXECUTE
+   * p`, `CREATE TABLE … AS EXECUTE p`) as it stands now, when what is
+   * prepared under that name is no longer what it was judged with (the
+   * server looks the name up when it runs): what it runs now, no decision
+   * made under it yet (an approval of what it ran before does not cover it),
+   * masking to be checked again. Undefined when nothing changed.
+   */
+  #retargeted(j: Judged): Judged | undefined {
+    const name = j.classified.executes;
+    if (name === undefined) return undefined;
+    const target = this.#prepared.get(name);
+    if (target === j.executed) return undefined;
+    const { executed: _was, maskedWith: _checked, decidedUnder: _under, ...rest } = j;
+    const { approval: _approval, ...decision } = j.decision;
+    return {
+      ...rest,
+      decision,
+      statement: executeOf(j.classified.statement, target?.statement, name),
+      ...(target ? { executed: target } : {}),
+    };
   }
 
   /**
@@ -903,24 +991,135 @@ export class PostgresSession {
     return d;
   }
 
-  /** Binds (or refuses) a prepared statement as decided. */
-  #bindAs(m: Extract<FrontendMessage, { type: 'Bind' }>, prepared: Judged, fresh: Decision): void {
-    // A statement that passed mask review keeps what the review found; a policy that now denies it wins,
-    // and an approval is recorded on the decision it ran under.
+  /**
+   * Binds (or refuses) a prepared statement as decided (under `under`). Masks
+   * other than those its Parse was checked under (the policy changed since)
+   * are checked again first: a statement masking can no longer make safe is
+   * refused, not run with a masked column's value in an expression.
+   */
+  #bindAs(
+    m: Extract<FrontendMessage, { type: 'Bind' }>,
+    prepared: Judged,
+    fresh: Decision,
+    under: Generation,
+  ): void {
+    const masks = fresh.sqlMasks ?? [];
+    // A statement that passed mask review keeps what the review found (under the same masks); a policy that now
+    // denies it wins, and an approval is recorded on the decision it ran under.
     const decision =
-      runs(fresh) && fresh.approval === undefined && prepared.decision.action === 'mask'
+      runs(fresh) &&
+      fresh.approval === undefined &&
+      prepared.decision.action === 'mask' &&
+      maskKey(masks) === prepared.maskedWith
         ? prepared.decision
         : fresh;
-    const judged: Judged[] = [{ ...prepared, decision, receivedAt: new Date() }];
-    const refusal = this.#refusal(judged);
-    if (refusal) {
-      this.#refuse(judged, refusal, 'parse');
-      this.#prepared.delete('');
-      this.#emptyPrepared.delete('');
+    const bound: Judged = { ...prepared, decision, decidedUnder: under, receivedAt: new Date() };
+    this.#maskedAgain(bound, masks, (j) => {
+      const judged: Judged[] = [j];
+      const refusal = this.#refusal(judged);
+      if (refusal) {
+        this.#refuse(judged, refusal, 'parse');
+        this.#prepared.delete('');
+        this.#emptyPrepared.delete('');
+        return;
+      }
+      this.#portals.set(m.portal, judged[0]);
+      this.#forward(m.raw, { t: 'bind' });
+    });
+  }
+
+  /**
+   * Gives `done` the statement `j` as masking leaves it under `masks`, those
+   * of its decision: as it is when it was checked under the same masks (or
+   * does not run); otherwise checked again (#maskReviewed: denied when
+   * masking cannot make it safe, with what it reaches and how a COPY is
+   * masked otherwise). Reading the catalog holds the agent's later messages.
+   */
+  #maskedAgain(j: Judged, masks: readonly SqlMask[], done: (j: Judged) => void): void {
+    const key = maskKey(masks);
+    if (!runs(j.decision) || key === j.maskedWith) {
+      done(j);
       return;
     }
-    this.#portals.set(m.portal, judged[0]);
-    this.#forward(m.raw, { t: 'bind' });
+    const { copy: _copy, readsMasked: _reads, ...unchecked } = j;
+    const base: Judged = { ...unchecked, maskedWith: key };
+    if (!this.#maskFacts(base, masks)) {
+      done(base);
+      return;
+    }
+    this.#hold(
+      (async () => {
+        const checked = await this.#maskReviewed(base, masks);
+        if (this.#phase === 'closed') return;
+        const d = checked.decision;
+        done(
+          d.action === 'deny'
+            ? {
+                ...checked,
+                decision: {
+                  ...d,
+                  message: `${d.message} (the masks in force changed after the statement was prepared; it is checked again under them)`,
+                },
+              }
+            : checked,
+        );
+      })(),
+    );
+  }
+
+  /**
+   * An Execute of a portal the guard saw bound. Its statement is decided again
+   * when the policy changed since its Bind (a portal lives on across Syncs in
+   * a transaction block, and one suspended by a row limit is executed again),
+   * and checked again under masks that changed; it is refused when the
+   * decision does not let it run or the audit trail cannot take its event.
+   */
+  #execute(m: Extract<FrontendMessage, { type: 'Execute' }>): void {
+    if (!this.#portals.has(m.portal)) {
+      this.#refuseProtocol(
+        'Execute',
+        `(execute of portal "${m.portal}")`,
+        '34000',
+        'chaperone-sql-unknown-portal',
+        `portal "${m.portal}" was not created by a Bind the guard saw (a cursor declared in SQL is read with FETCH); the Execute is refused`,
+      );
+      return;
+    }
+    const bound = this.#portals.get(m.portal);
+    if (!bound) {
+      this.#executeAs(m, undefined);
+      return;
+    }
+    const now = this.#rejudged(this.#retargeted(bound) ?? bound, true);
+    if (now === bound) this.#executeAs(m, bound);
+    else this.#maskedAgain(now, now.decision.sqlMasks ?? [], (j) => this.#executeAs(m, j));
+  }
+
+  /** Sends an Execute of a portal bound as `judged` (undefined: an empty query's), or refuses it. */
+  #executeAs(m: Extract<FrontendMessage, { type: 'Execute' }>, judged: Judged | undefined): void {
+    if (judged) {
+      // Fail closed here too: a statement prepared earlier does not run while its event cannot be kept.
+      const refused: Judged[] = [{ ...judged, receivedAt: new Date() }];
+      const refusal = this.#refusal(refused);
+      if (refusal) {
+        this.#portals.delete(m.portal);
+        this.#refuse(refused, refusal, 'parse');
+        this.#prepared.delete('');
+        this.#emptyPrepared.delete('');
+        return;
+      }
+      this.#portals.set(m.portal, judged);
+    }
+    const run = judged ? { about: judged, startNs: process.hrtime.bigint() } : undefined;
+    // With masks in force the sidecar reads the portal's columns (and their formats) itself first.
+    if (this.#currentMasks().length > 0)
+      this.#forward(enc.describe('P', m.portal), { t: 'own-describe', run });
+    this.#forward(m.raw, { t: 'execute', run });
+    if (judged && copiesIn(judged)) {
+      // Whatever the server answers (CopyInResponse, an error, COPY from a file done) is sent now.
+      this.#toUpstream.push(enc.flush());
+      this.#awaitCopy();
+    }
   }
 
   /** Refuses a query string too long to parse on the event loop, unread (the session goes on). */
@@ -977,17 +1176,30 @@ export class PostgresSession {
   #afterMaskReview(judged: Judged[], then: (judged: Judged[]) => void): void {
     // A Parse a review rule matches is reviewed too: what masking cannot make safe is denied before anyone is asked.
     const run = judged.every((j) => runs(j.decision) || awaitsBind(j.decision));
-    const todo = run ? judged.map((j, i) => (this.#maskFacts(j) ? i : -1)).filter((i) => i !== -1) : [];
+    // What each was checked under: a Bind or Execute under other masks checks it again (#maskedAgain).
+    const masks = judged.map((j) => this.#masksOf(j));
+    const stamped = judged.map((j, i): Judged => ({ ...j, maskedWith: maskKey(masks[i] ?? []) }));
+    const todo = run
+      ? stamped.map((j, i) => (this.#maskFacts(j, masks[i]) ? i : -1)).filter((i) => i !== -1)
+      : [];
     if (todo.length === 0) {
-      then(judged);
+      then(stamped);
       return;
     }
     const t0 = process.hrtime.bigint();
     this.#hold(
       (async () => {
-        const out = [...judged];
-        for (const i of todo) out[i] = await this.#maskReviewed(out[i] as Judged);
+        const out = [...stamped];
+        for (const i of todo) out[i] = await this.#maskReviewed(out[i] as Judged, masks[i] ?? []);
         if (this.#phase === 'closed') return;
+        // The policy changed while the catalog was read: decided and checked again under the one in force now.
+        if (judged.some((j) => !awaitsBind(j.decision) && !this.#isCurrent(j.decidedUnder))) {
+          this.#afterMaskReview(
+            judged.map((j) => (awaitsBind(j.decision) ? j : this.#rejudged(j, false))),
+            then,
+          );
+          return;
+        }
         const extraMs = Number(process.hrtime.bigint() - t0) / 1e6 / out.length;
         then(out.map((j) => ({ ...j, overheadMs: j.overheadMs + extraMs })));
       })(),
@@ -1015,11 +1227,12 @@ export class PostgresSession {
           const { decision, auditID } = await this.#askReview(reviews, j, j.decision, {
             digest: reviews.digest(this.#statementParts(j)),
           });
-          out[i] = { ...j, decision, auditID };
+          out[i] = { ...j, decision, auditID, decidedUnder: this.#generation() };
           if (!runs(decision)) break;
         }
         if (this.#phase === 'closed') return;
-        then(out);
+        // The policy may have changed while a statement was held: the others were decided before it.
+        then(out.every((j) => runs(j.decision)) ? out.map((j) => this.#rejudged(j, false)) : out);
       })(),
     );
   }
@@ -1095,7 +1308,7 @@ export class PostgresSession {
           params: describeParams(values),
         });
         if (this.#phase === 'closed') return;
-        this.#bindAs(m, { ...prepared, auditID }, decision);
+        this.#bindAs(m, { ...prepared, auditID }, decision, this.#generation());
       })(),
     );
   }
@@ -1106,19 +1319,22 @@ export class PostgresSession {
   }
 
   /** What mask review reads of a statement (with what EXECUTE runs), when masks are in force and it reaches anything. */
-  #maskFacts(j: Judged) {
-    if (this.#masksOf(j).length === 0) return undefined;
+  #maskFacts(j: Judged, masks = this.#masksOf(j)) {
+    if (masks.length === 0) return undefined;
     const c = j.classified;
-    const prepared = c.executes !== undefined ? this.#prepared.get(c.executes)?.classified.mask : undefined;
-    const facts = prepared ? mergeMaskFacts(c.mask, prepared) : c.mask;
+    const prepared = c.executes !== undefined ? j.executed?.classified.mask : undefined;
+    // What EXECUTE runs reaches the client as it is only from EXECUTE itself or an EXPLAIN that stores nothing.
+    const own = c.statement;
+    const returned =
+      own.kind === 'ExecuteStmt' || (own.kind === 'ExplainStmt' && !(own.kinds ?? []).includes('write'));
+    const facts = prepared ? mergeMaskFacts(c.mask, returned ? prepared : storedMaskFacts(prepared)) : c.mask;
     const functions = j.statement.functions ?? [];
     if (facts.relations.size === 0 && functions.length === 0) return undefined;
     return { facts, functions, writes: j.statement.writes ?? [] };
   }
 
-  async #maskReviewed(j: Judged): Promise<Judged> {
-    const s = this.#maskFacts(j);
-    const masks = this.#masksOf(j);
+  async #maskReviewed(j: Judged, masks: readonly SqlMask[]): Promise<Judged> {
+    const s = this.#maskFacts(j, masks);
     if (!s) return j;
     const deny = (rule: string, message: string): Judged => ({
       ...j,
@@ -1139,12 +1355,20 @@ export class PostgresSession {
     }
   }
 
-  /** Holds the agent's messages until `work` is done. */
+  /**
+   * Holds the agent's messages until `work` is done, and until every other
+   * work started meanwhile is (a check that starts from within another's, as
+   * a mask check after an approval does, keeps what is held already).
+   */
   #hold(work: Promise<void>): void {
-    this.#held = [];
+    this.#held ??= [];
+    this.#holds++;
     this.#agent.pause();
     work.then(
-      () => this.#release(),
+      () => {
+        this.#holds--;
+        this.#release();
+      },
       (err: unknown) => {
         this.#log.error({ err: (err as Error).message }, 'mask review failed');
         this.#fatal('XX000', 'the guard failed while reviewing a statement for masked columns');
@@ -1153,6 +1377,10 @@ export class PostgresSession {
   }
 
   #release(): void {
+    if (this.#holds > 0) {
+      this.#flush();
+      return;
+    }
     // The server has not yet said whether a copy started or ended, or reported its settings: what
     // the agent sent next means waits for that.
     if (this.#copy === 'starting' || this.#copy === 'ending' || this.#encodingWait) {
@@ -1198,7 +1426,11 @@ export class PostgresSession {
         return;
       }
       const first = judged[0];
-      this.#parseUndo.push({ name: m.name, before: this.#prepared.get(m.name) });
+      this.#parseUndo.push({
+        name: m.name,
+        before: this.#prepared.get(m.name),
+        wasEmpty: this.#emptyPrepared.has(m.name),
+      });
       if (first && judged.length === 1) this.#prepared.set(m.name, { ...first, paramTypes: m.paramTypes });
       else this.#prepared.delete(m.name);
       if (judged.length === 0) this.#emptyPrepared.add(m.name);
@@ -1581,11 +1813,18 @@ export class PostgresSession {
     }
   }
 
+  /**
+   * A Parse the server refused (a name in use: 42P05) leaves the name as it
+   * was, empty or not: an empty statement the guard took for it would let a
+   * Bind of the statement still there run undecided.
+   */
   #parsed(name: string, ok: boolean): void {
     const undo = this.#parseUndo.shift();
     if (!ok && undo && undo.name === name) {
       if (undo.before) this.#prepared.set(name, undo.before);
       else this.#prepared.delete(name);
+      if (undo.wasEmpty) this.#emptyPrepared.add(name);
+      else this.#emptyPrepared.delete(name);
     }
   }
 
@@ -1600,6 +1839,7 @@ export class PostgresSession {
       const c = j.classified;
       if (c.prepares) {
         this.#prepared.set(c.prepares.name, { ...j, statement: c.prepares.statement });
+        this.#emptyPrepared.delete(c.prepares.name);
       }
       if (c.deallocates === '*') {
         this.#prepared.clear();

@@ -684,6 +684,22 @@ describe('PREPARE and EXECUTE', () => {
     );
     assert.equal(classifier.classify('DEALLOCATE ALL').statements[0]?.deallocates, '*');
   });
+
+  // Fails if EXECUTE of a statement that itself runs one by name were judged by what that name held when
+  // it was prepared: the server looks it up only when it runs, so the judged statement could be another.
+  it('does not follow a prepared statement that itself runs one by name', () => {
+    const [inner] = classifier.classify('EXECUTE q').statements;
+    const p = executeOf(inner?.statement as SqlStatement, { kind: 'SelectStmt', tables: [] }, 'q');
+    assert.equal(p.problem, undefined);
+    const [ctas] = classifier.classify('CREATE TABLE t AS EXECUTE q').statements;
+    for (const prepared of [p, ctas?.statement as SqlStatement]) {
+      const [exec] = classifier.classify('EXECUTE p').statements;
+      assert.match(
+        executeOf(exec?.statement as SqlStatement, prepared, 'p').problem ?? '',
+        /"p" itself runs a prepared statement by name/,
+      );
+    }
+  });
 });
 
 // Deep nesting once crashed the whole sidecar (RangeError: the tree walks recurse). Without the

@@ -97,7 +97,12 @@ export function toSqlStatement(f: StatementFacts): SqlStatement {
   return s as unknown as SqlStatement;
 }
 
-/** A statement judged by what was prepared: EXECUTE's own facts (its parameters) plus the prepared statement's. */
+/**
+ * A statement judged by what was prepared: EXECUTE's own facts (its
+ * parameters) plus the prepared statement's. A prepared statement that itself
+ * runs one by name (a Parse of `EXECUTE q`) is not followed: the server looks
+ * that name up only when it runs, so what it runs is unknown here.
+ */
 export function executeOf(
   execute: SqlStatement,
   prepared: SqlStatement | undefined,
@@ -107,6 +112,12 @@ export function executeOf(
     return {
       ...execute,
       problem: `EXECUTE ${name}: no statement named "${name}" was prepared through the guard in this session`,
+    };
+  }
+  if (prepared.kinds?.includes('execute')) {
+    return {
+      ...execute,
+      problem: `EXECUTE ${name}: "${name}" itself runs a prepared statement by name, which the guard does not follow; execute that statement directly`,
     };
   }
   const union = (a?: readonly string[], b?: readonly string[]) =>
