@@ -4,6 +4,7 @@ export { type CollectorMetrics, createCollectorMetrics } from './collector-metri
 export { COLLECTOR_SCHEMA, type CollectorConfig } from './config.ts';
 export { type EventFilter, parseEventFilter } from './events/event-filter.ts';
 export { type EventRow, toEventRow } from './events/event-row.ts';
+export { type IncomingEvent, prepareEvent } from './events/incoming-event.ts';
 export { lokiPushBody, lokiPushUrl } from './forward/loki-sink.ts';
 export { type ChainReport, verifyStore, verifyStoredChain } from './integrity/audit-verify.ts';
 export { POSTGRES_MIGRATIONS } from './store/postgres-schema.ts';

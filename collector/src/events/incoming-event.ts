@@ -20,6 +20,7 @@ import {
   sha256Hex,
   validateAuditEventFields,
 } from '@chaperone/shared';
+import { type EventFacts, eventFacts } from './event-facts.ts';
 import { type EventRow, toEventRow } from './event-row.ts';
 
 /**
@@ -34,6 +35,8 @@ export interface IncomingEvent extends ChainLink {
   readonly computedHash: string;
   /** The row the store writes; `row.json` is the canonical JSON of the whole event, carried hash included. */
   readonly row: EventRow;
+  /** What the console's rollups count of it (event-facts.ts). */
+  readonly facts: EventFacts;
 }
 
 /** Serialises and hashes an event received at `receivedUs` (see above). Does not validate it. */
@@ -46,6 +49,7 @@ export function prepareEvent(event: AuditEvent, receivedUs: number): IncomingEve
     source,
     computedHash: sha256Hex(forms.unhashed),
     row: toEventRow(event, receivedUs, forms.withHash(carriedHash)),
+    facts: eventFacts(event),
   };
 }
 

@@ -5,6 +5,7 @@
  * (ingest-parser.ts) sends it back by structured clone.
  */
 import { type EventSource, MAX_MESSAGE_BYTES, parseClientMessage, ValidationError } from '@chaperone/shared';
+import type { EventFacts } from '../events/event-facts.ts';
 import { type EventRow, ROW_KEYS } from '../events/event-row.ts';
 import { type IncomingEvent, validateIncoming } from '../events/incoming-event.ts';
 import { checkMessageDepth } from './json-depth.ts';
@@ -133,6 +134,7 @@ export type PackedMessage =
 
 type EventColumns = { readonly [K in keyof EventRow]: EventRow[K][] } & {
   readonly computedHash: string[];
+  readonly facts: EventFacts[];
   /** The claimed source, field by field (`chaperone.source`). */
   readonly srcNamespace: string[];
   readonly srcPod: string[];
@@ -146,11 +148,12 @@ const SOURCE_KEYS = ['srcNamespace', 'srcPod', 'srcPodUID', 'srcServiceAccount',
 export function packMessage(m: ParsedMessage): PackedMessage {
   if (m.kind !== 'batch') return m;
   const columns: Record<string, unknown[]> = {};
-  for (const k of [...ROW_KEYS, ...SOURCE_KEYS, 'computedHash']) columns[k] = [];
+  for (const k of [...ROW_KEYS, ...SOURCE_KEYS, 'computedHash', 'facts']) columns[k] = [];
   const c = columns as unknown as EventColumns;
   for (const e of m.events) {
     for (const k of ROW_KEYS) (columns[k] as unknown[]).push(e.row[k]);
     c.computedHash.push(e.computedHash);
+    c.facts.push(e.facts);
     c.srcNamespace.push(e.source.namespace);
     c.srcPod.push(e.source.pod);
     c.srcPodUID.push(e.source.podUID);
@@ -201,6 +204,7 @@ export function unpackMessage(m: PackedMessage): ParsedMessage {
       source,
       computedHash: c.computedHash[i] as string,
       row,
+      facts: c.facts[i] as EventFacts,
     });
   }
   return { kind: 'batch', batchId: m.batchId, events };

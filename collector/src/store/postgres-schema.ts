@@ -6,6 +6,8 @@
  * slow transaction from another replica can never be skipped.
  */
 import { approvalOwnersSql, approvalTablesSql } from './approval-rows.ts';
+import { rollupTablesSql } from './rollup-sql.ts';
+
 export const POSTGRES_MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE events (
@@ -110,4 +112,9 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   approvalTablesSql('BIGINT'),
   // Approval requests' owning replica, and replica heartbeats.
   approvalOwnersSql('BIGINT'),
+  // The console's rollups (rollup-sql.ts), filled from the stored events after it runs (POSTGRES_ROLLUP_VERSION).
+  rollupTablesSql('postgres'),
 ];
+
+/** The migration that creates the rollups: the store backfills them from its events right after it. */
+export const POSTGRES_ROLLUP_VERSION = 6;

@@ -26,7 +26,7 @@ import type { ApprovalStore } from './approval-store.ts';
 import { type ExistingEvent, planBatch } from './ingest-plan.ts';
 import { type PostgresApprovals, postgresApprovals } from './postgres-approvals.ts';
 import { copyFrom, copyValue } from './postgres-copy.ts';
-import { POSTGRES_MIGRATIONS } from './postgres-schema.ts';
+import { POSTGRES_MIGRATIONS, POSTGRES_ROLLUP_VERSION } from './postgres-schema.ts';
 import { addFilter, encodeTimeCursor, POSTGRES, SqlBuilder, timeOrderedQuery } from './query-sql.ts';
 import {
   appendRecordingVia,
@@ -34,7 +34,18 @@ import {
   type HeldRecording,
   planRecordingChunk,
 } from './recording-append.ts';
+import { BACKFILL_PAGE, planRollups, type RolledEvent, rolledFromStored } from './rollup-plan.ts';
+import {
+  type RunSql,
+  readAccessReport,
+  readOverview,
+  readSessions,
+  rollupPrunes,
+  rollupWrites,
+  type SqlStatement,
+} from './rollup-sql.ts';
 import type {
+  AccessReport,
   AlertFilter,
   ArrivalPage,
   AuditStore,
@@ -49,9 +60,12 @@ import type {
   IncomingWrite,
   IntegrityAlert,
   OutcomeOf,
+  OverviewCounts,
   QueryPage,
   Recording,
   RecordingOutcome,
+  RollupQuery,
+  SessionPage,
   StoredAlert,
   StoreStats,
 } from './store.ts';
@@ -166,6 +180,7 @@ export class PostgresStore implements AuditStore {
       }
       for (let v = current + 1; v <= latest; v++) {
         await c.query(POSTGRES_MIGRATIONS[v - 1] as string);
+        if (v === POSTGRES_ROLLUP_VERSION) await backfillRollups(c);
         await c.query('INSERT INTO schema_version (version, applied_us) VALUES ($1, $2)', [v, nowMicros()]);
       }
     });
@@ -346,6 +361,7 @@ export class PostgresStore implements AuditStore {
       existing.set(String(r.audit_id), { sidecarId: String(r.sidecar_id), hash: String(r.hash) });
 
     const rows: EventRow[] = [];
+    const fresh: RolledEvent[] = [];
     const alerts: IntegrityAlert[] = [];
     const heads = new Map<string, { head: ChainHead; seen: number }>();
     const outcomes: BatchOutcome[] = [];
@@ -363,11 +379,14 @@ export class PostgresStore implements AuditStore {
       }
       for (const e of plan.events) {
         rows.push(e.row);
+        fresh.push(e);
         existing.set(e.auditID, { sidecarId: b.sidecarId, hash: e.chaperone.hash });
       }
       heads.set(b.sidecarId, { head: plan.head, seen: b.receivedUs });
     }
     if (rows.length) await insertEvents(c, rows);
+    // Only the events newly stored are counted (never a resend's duplicates).
+    if (fresh.length) await runAll(c, rollupWrites(POSTGRES, planRollups(fresh)));
     if (alerts.length) await insertAlerts(c, alerts);
     if (heads.size) {
       const entries = [...heads.entries()];
@@ -546,6 +565,8 @@ export class PostgresStore implements AuditStore {
         if (Number(row.received_us) >= cutoffUs) break;
         expired.push(row);
       }
+      // The rollups once a pass, on its last call (the one that finds fewer expired events than it may delete).
+      if (expired.length < limit) await runAll(c, rollupPrunes(POSTGRES, cutoffUs));
       if (expired.length === 0) return 0;
       const lastPerChain = new Map<string, Row>();
       for (const row of expired) lastPerChain.set(String(row.sidecar_id), row);
@@ -567,7 +588,9 @@ export class PostgresStore implements AuditStore {
       `SELECT (SELECT reltuples FROM pg_class WHERE oid = 'events'::regclass) AS estimate,
               pg_total_relation_size('events') + pg_total_relation_size('alerts')
                 + pg_total_relation_size('chains') + pg_total_relation_size('recordings')
-                + pg_total_relation_size('recording_chunks') AS bytes`,
+                + pg_total_relation_size('recording_chunks') + pg_total_relation_size('rollup_counts')
+                + pg_total_relation_size('rollup_agents') + pg_total_relation_size('rollup_access')
+                + pg_total_relation_size('rollup_sessions') AS bytes`,
     );
     const estimate = Number(r.rows[0].estimate);
     // Exact below a million rows; the planner's estimate above (count(*) would scan the table).
@@ -600,6 +623,40 @@ export class PostgresStore implements AuditStore {
       [sidecarId, seq],
     );
     return r.rows.map((x) => String(x.hash));
+  }
+
+  readonly #read: RunSql = async (sql, params) => (await this.#pool.query(sql, params as unknown[])).rows;
+
+  async overview(q: RollupQuery): Promise<OverviewCounts> {
+    return readOverview(this.#read, POSTGRES, q);
+  }
+
+  async listSessions(
+    q: RollupQuery,
+    page: { limit: number; cursor?: string },
+    nowUs: number,
+  ): Promise<SessionPage> {
+    return readSessions(this.#read, POSTGRES, q, page, nowUs);
+  }
+
+  async accessReport(q: RollupQuery): Promise<AccessReport> {
+    return readAccessReport(this.#read, POSTGRES, q);
+  }
+
+  async chainEventsFrom(sidecarId: string, fromSeq: number, limit: number): Promise<readonly ChainRow[]> {
+    const r = await this.#pool.query(
+      `SELECT ${CHAIN_ROW_COLUMNS} FROM events WHERE sidecar_id = $1 AND seq >= $2 ORDER BY seq, id LIMIT $3`,
+      [sidecarId, fromSeq, limit],
+    );
+    return r.rows.map(rowToChainRow);
+  }
+
+  async checkpointsBefore(beforeId: number | undefined, limit: number): Promise<readonly CheckpointRow[]> {
+    const r = await this.#pool.query(
+      `SELECT ${CHECKPOINT_COLUMNS} FROM checkpoints WHERE id < $1 ORDER BY id DESC LIMIT $2`,
+      [beforeId ?? Number.MAX_SAFE_INTEGER, limit],
+    );
+    return r.rows.map(rowToCheckpoint);
   }
 
   async ping(): Promise<void> {
@@ -656,6 +713,29 @@ async function insertAlerts(c: pg.PoolClient, alerts: readonly IntegrityAlert[])
       col((a) => a.message),
     ],
   );
+}
+
+async function runAll(c: pg.ClientBase, statements: readonly SqlStatement[]): Promise<void> {
+  for (const s of statements) await c.query(s.sql, s.params as unknown[]);
+}
+
+/** Fills the rollups from every stored event (once, in the migration that creates them). */
+async function backfillRollups(c: pg.ClientBase): Promise<void> {
+  let after = 0;
+  for (;;) {
+    const r = await c.query(
+      'SELECT id, received_us, event_json FROM events WHERE id > $1 ORDER BY id LIMIT $2',
+      [after, BACKFILL_PAGE],
+    );
+    const rolled: RolledEvent[] = [];
+    for (const row of r.rows) {
+      after = Number(row.id);
+      const e = rolledFromStored(String(row.event_json), Number(row.received_us));
+      if (e) rolled.push(e);
+    }
+    await runAll(c, rollupWrites(POSTGRES, planRollups(rolled)));
+    if (r.rows.length < BACKFILL_PAGE) break;
+  }
 }
 
 /** The recording's row, locked for this transaction (FOR UPDATE), or undefined when there is none yet. */

@@ -13,18 +13,25 @@ export interface Dialect {
   placeholder(n: number): string;
   /** SQL that is true when `haystack` contains the parameter `needle`. */
   contains(haystack: string, needle: string): string;
+  /** The larger and the smaller of two values. */
+  greatest(a: string, b: string): string;
+  least(a: string, b: string): string;
 }
 
 export const SQLITE: Dialect = {
   name: 'sqlite',
   placeholder: () => '?',
   contains: (h, n) => `instr(${h}, ${n}) > 0`,
+  greatest: (a, b) => `max(${a}, ${b})`,
+  least: (a, b) => `min(${a}, ${b})`,
 };
 
 export const POSTGRES: Dialect = {
   name: 'postgres',
   placeholder: (n) => `$${n}`,
   contains: (h, n) => `strpos(${h}, ${n}) > 0`,
+  greatest: (a, b) => `GREATEST(${a}, ${b})`,
+  least: (a, b) => `LEAST(${a}, ${b})`,
 };
 
 const COLUMN: Record<(typeof LIST_FIELDS)[number], string> = {
@@ -65,7 +72,12 @@ export class SqlBuilder {
 export function addFilter(b: SqlBuilder, f: EventFilter): void {
   for (const field of LIST_FIELDS) {
     const values = f[field];
-    if (!values || values.length === 0) continue;
+    if (!values) continue;
+    // An empty list matches nothing (a caller whose scope is empty reads nothing), never everything.
+    if (values.length === 0) {
+      b.and('1 = 0');
+      continue;
+    }
     const col = COLUMN[field];
     if (field === 'resource') {
       // `pods` matches pods and its subresources (pods/exec); `pods/exec` only itself.

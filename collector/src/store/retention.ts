@@ -3,7 +3,8 @@
  * are deleted in small batches (one short transaction each, yielding to the
  * event loop in between), so ingest is never blocked for long. Alerts,
  * recordings, approval requests that ended and grants that ended older than
- * the period go too. Each chain keeps a watermark of
+ * the period go too, and so do the console's rollups whose period ended before
+ * it (store.prune). Each chain keeps a watermark of
  * its last deleted event, from which `audit verify` continues the chain.
  */
 import { setTimeout as sleep, setImmediate as yieldToLoop } from 'node:timers/promises';

@@ -4,6 +4,8 @@
  * released migration: add the next one.
  */
 import { approvalOwnersSql, approvalTablesSql } from './approval-rows.ts';
+import { rollupTablesSql } from './rollup-sql.ts';
+
 export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE events (
@@ -106,4 +108,9 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   approvalTablesSql('INTEGER'),
   // Approval requests' owning replica, and replica heartbeats.
   approvalOwnersSql('INTEGER'),
+  // The console's rollups (rollup-sql.ts), filled from the stored events after it runs (SQLITE_ROLLUP_VERSION).
+  rollupTablesSql('sqlite'),
 ];
+
+/** The migration that creates the rollups: the store backfills them from its events right after it. */
+export const SQLITE_ROLLUP_VERSION = 6;

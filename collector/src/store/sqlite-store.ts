@@ -17,9 +17,20 @@ import type { ApprovalStore } from './approval-store.ts';
 import { type ExistingEvent, planBatch } from './ingest-plan.ts';
 import { addFilter, encodeTimeCursor, SQLITE, SqlBuilder, timeOrderedQuery } from './query-sql.ts';
 import { appendRecordingVia, compareChunk, planRecordingChunk } from './recording-append.ts';
+import { BACKFILL_PAGE, planRollups, type RolledEvent, rolledFromStored } from './rollup-plan.ts';
+import {
+  type RunSql,
+  readAccessReport,
+  readOverview,
+  readSessions,
+  rollupPrunes,
+  rollupWrites,
+  type SqlStatement,
+} from './rollup-sql.ts';
 import { sqliteApprovals } from './sqlite-approvals.ts';
-import { SQLITE_MIGRATIONS } from './sqlite-schema.ts';
+import { SQLITE_MIGRATIONS, SQLITE_ROLLUP_VERSION } from './sqlite-schema.ts';
 import type {
+  AccessReport,
   AlertFilter,
   ArrivalPage,
   AuditStore,
@@ -33,9 +44,12 @@ import type {
   IncomingWrite,
   IntegrityAlert,
   OutcomeOf,
+  OverviewCounts,
   QueryPage,
   Recording,
   RecordingOutcome,
+  RollupQuery,
+  SessionPage,
   StoredAlert,
   StoreStats,
 } from './store.ts';
@@ -118,6 +132,7 @@ export class SqliteStore implements AuditStore {
       }
       for (let v = current + 1; v <= SQLITE_MIGRATIONS.length; v++) {
         this.#db.exec(SQLITE_MIGRATIONS[v - 1] as string);
+        if (v === SQLITE_ROLLUP_VERSION) this.#backfillRollups();
         this.#db
           .prepare('INSERT INTO schema_version (version, applied_us) VALUES (?, ?)')
           .run(v, nowMicros());
@@ -128,6 +143,31 @@ export class SqliteStore implements AuditStore {
       throw err;
     }
   }
+
+  /** Fills the rollups from every stored event (once, in the migration that creates them). */
+  #backfillRollups(): void {
+    const page = this.#db.prepare(
+      'SELECT id, received_us, event_json FROM events WHERE id > ? ORDER BY id LIMIT ?',
+    );
+    let after = 0;
+    for (;;) {
+      const rows = page.all(after, BACKFILL_PAGE) as Row[];
+      const rolled: RolledEvent[] = [];
+      for (const r of rows) {
+        after = Number(r.id);
+        const e = rolledFromStored(String(r.event_json), Number(r.received_us));
+        if (e) rolled.push(e);
+      }
+      this.#runAll(rollupWrites(SQLITE, planRollups(rolled)));
+      if (rows.length < BACKFILL_PAGE) break;
+    }
+  }
+
+  #runAll(statements: readonly SqlStatement[]): void {
+    for (const s of statements) this.#stmt(s.sql).run(...(s.params as never[]));
+  }
+
+  readonly #read: RunSql = async (sql, params) => this.#db.prepare(sql).all(...(params as never[])) as Row[];
 
   schemaVersion(): number {
     return Number((this.#db.prepare('SELECT max(version) AS v FROM schema_version').get() as Row).v);
@@ -177,13 +217,17 @@ export class SqliteStore implements AuditStore {
       // After a batch of a chain is refused, later batches of that chain in the same
       // group would leave a gap that its resend fills: refuse them too (retryable).
       const refused = new Set<string>();
+      const fresh: RolledEvent[] = [];
       // Events first, so a chunk sees the events of its group; then the chunks, in arrival order.
       for (const [i, w] of writes.entries()) {
         if (isRecording(w)) continue;
         const o = this.#appendOne(refused.has(w.sidecarId) ? { ...w, rejectLeadingGap: true } : w);
         if (o.kind === 'rejected') refused.add(w.sidecarId);
+        else fresh.push(...o.events);
         out[i] = o;
       }
+      // Only the events newly stored are counted (never a resend's duplicates).
+      if (fresh.length > 0) this.#runAll(rollupWrites(SQLITE, planRollups(fresh)));
       for (const [i, w] of writes.entries()) {
         if (isRecording(w))
           out[i] = this.#recordOne(refused.has(w.sidecarId) ? { ...w, afterLoss: true } : w);
@@ -437,6 +481,8 @@ export class SqliteStore implements AuditStore {
         'DELETE FROM recording_chunks WHERE session_id IN (SELECT session_id FROM recordings WHERE updated_us < ?)',
       ).run(cutoffUs);
       this.#stmt('DELETE FROM recordings WHERE updated_us < ?').run(cutoffUs);
+      // The rollups once a pass, on its last call (the one that finds fewer expired events than it may delete).
+      if (expired.length < limit) this.#runAll(rollupPrunes(SQLITE, cutoffUs));
       if (expired.length === 0) return 0;
       const lastPerChain = new Map<string, Row>();
       for (const r of expired) lastPerChain.set(String(r.sidecar_id), r);
@@ -490,6 +536,39 @@ export class SqliteStore implements AuditStore {
         seq,
       ) as Row[]
     ).map((r) => String(r.hash));
+  }
+
+  async overview(q: RollupQuery): Promise<OverviewCounts> {
+    return readOverview(this.#read, SQLITE, q);
+  }
+
+  async listSessions(
+    q: RollupQuery,
+    page: { limit: number; cursor?: string },
+    nowUs: number,
+  ): Promise<SessionPage> {
+    return readSessions(this.#read, SQLITE, q, page, nowUs);
+  }
+
+  async accessReport(q: RollupQuery): Promise<AccessReport> {
+    return readAccessReport(this.#read, SQLITE, q);
+  }
+
+  async chainEventsFrom(sidecarId: string, fromSeq: number, limit: number): Promise<readonly ChainRow[]> {
+    return (
+      this.#stmt(
+        `SELECT ${CHAIN_ROW_COLUMNS} FROM events WHERE sidecar_id = ? AND seq >= ? ORDER BY seq, id LIMIT ?`,
+      ).all(sidecarId, fromSeq, limit) as Row[]
+    ).map(rowToChainRow);
+  }
+
+  async checkpointsBefore(beforeId: number | undefined, limit: number): Promise<readonly CheckpointRow[]> {
+    return (
+      this.#stmt(`SELECT ${CHECKPOINT_COLUMNS} FROM checkpoints WHERE id < ? ORDER BY id DESC LIMIT ?`).all(
+        beforeId ?? Number.MAX_SAFE_INTEGER,
+        limit,
+      ) as Row[]
+    ).map(rowToCheckpoint);
   }
 
   async ping(): Promise<void> {

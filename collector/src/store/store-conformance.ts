@@ -19,6 +19,7 @@ import { CheckpointWriter } from '../integrity/checkpoints-writer.ts';
 import { type EventSpec, makeChain, sampleEvent } from '../testing/test-events.ts';
 import { memoryLogger } from '../testing/test-harness.ts';
 import type { Dialect } from './query-sql.ts';
+import { rollupConformance } from './rollup-conformance.ts';
 import type {
   AuditStore,
   BatchOutcome,
@@ -935,5 +936,7 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
         await again.close();
       }
     });
+
+    rollupConformance(run);
   });
 }

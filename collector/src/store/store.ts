@@ -199,6 +199,91 @@ export interface CheckpointRow extends StoredCheckpoint {
   readonly id: number;
 }
 
+/** Which events an overview, sessions list or report covers: request times, `since` inclusive, `until` exclusive. */
+export interface RollupQuery {
+  readonly sinceUs: number;
+  readonly untilUs: number;
+  /** Only these namespaces (absent: every one). */
+  readonly namespace?: readonly string[];
+  readonly serviceAccount?: readonly string[];
+  readonly protocol?: readonly string[];
+  readonly pod?: readonly string[];
+}
+
+export interface OutcomeCounts {
+  readonly total: number;
+  readonly blocked: number;
+  readonly masked: number;
+  readonly approved: number;
+}
+
+/** The console's overview, from the rollups (rollup-sql.ts); times RFC 3339. */
+export interface OverviewCounts {
+  /** The range counted: `since` and `until` rounded to whole minutes. */
+  readonly since: string;
+  readonly until: string;
+  readonly bucketSeconds: number;
+  readonly series: readonly {
+    readonly t: string;
+    readonly allowed: number;
+    readonly blocked: number;
+    readonly masked: number;
+    readonly approved: number;
+  }[];
+  readonly byRule: readonly { readonly rule: string; readonly action: string; readonly count: number }[];
+  readonly byNamespace: readonly (OutcomeCounts & { readonly namespace: string })[];
+  readonly byProtocol: readonly (OutcomeCounts & { readonly protocol: string })[];
+  readonly agents: readonly (OutcomeCounts & {
+    readonly namespace: string;
+    readonly serviceAccount: string;
+    readonly pods: number;
+    readonly lastSeen: string;
+  })[];
+}
+
+export interface SessionSummary {
+  readonly sessionId: string;
+  /** exec, attach, portforward or postgres. */
+  readonly protocol: string;
+  readonly namespace: string;
+  readonly pod: string;
+  readonly serviceAccount: string;
+  readonly startedAt: string;
+  readonly lastAt: string;
+  readonly events: number;
+  readonly blocked: number;
+  readonly recording: boolean;
+  /** No event ended it and its last event is under 10 minutes old. */
+  readonly live: boolean;
+  readonly summary: string;
+}
+
+export interface SessionPage {
+  readonly items: readonly SessionSummary[];
+  readonly nextCursor?: string;
+}
+
+export interface AccessReportRow {
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  readonly category: 'read' | 'changed' | 'denied' | 'approved' | 'masked';
+  readonly protocol: string;
+  readonly verb: string;
+  readonly resource: string;
+  readonly count: number;
+  readonly first: string;
+  readonly last: string;
+}
+
+export interface AccessReport {
+  /** The range counted: whole UTC days around the one asked for. */
+  readonly since: string;
+  readonly until: string;
+  readonly rows: readonly AccessReportRow[];
+  /** More rows matched than a report holds (MAX_REPORT_ROWS). */
+  readonly truncated: boolean;
+}
+
 export interface AuditStore {
   readonly backend: 'embedded' | 'postgres';
   /** Approval requests, decisions and grants (approval-store.ts), in the same database. */
@@ -255,6 +340,16 @@ export interface AuditStore {
   listCheckpoints(afterId: number, limit: number): Promise<readonly CheckpointRow[]>;
   /** Hashes of the chain's stored events with this seq (several only after a reorder or tampering). */
   eventHashesAt(sidecarId: string, seq: number): Promise<readonly string[]>;
+  /** Counts for the console's overview, read from the rollups (not the events). */
+  overview(q: RollupQuery): Promise<OverviewCounts>;
+  /** Sessions active in the range, newest first by start (`protocol` filters by kind). */
+  listSessions(q: RollupQuery, page: { limit: number; cursor?: string }, nowUs: number): Promise<SessionPage>;
+  /** The access review: per identity, what it read, changed, was denied, had approved or masked. */
+  accessReport(q: RollupQuery): Promise<AccessReport>;
+  /** A chain's events with seq ≥ `fromSeq`, in seq order (then commit order). */
+  chainEventsFrom(sidecarId: string, fromSeq: number, limit: number): Promise<readonly ChainRow[]>;
+  /** Stored checkpoints newest first, before the row id `beforeId` (undefined: from the newest). */
+  checkpointsBefore(beforeId: number | undefined, limit: number): Promise<readonly CheckpointRow[]>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
