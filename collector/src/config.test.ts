@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseConfig } from '@chaperone/shared';
-import { COLLECTOR_SCHEMA, checkCollectorConfig, inClusterApiServer } from './config.ts';
+import { COLLECTOR_SCHEMA, checkCollectorConfig, inClusterApiServer, queryRbacEnabled } from './config.ts';
 
 const parse = (flags: Record<string, string | boolean>) => parseConfig(COLLECTOR_SCHEMA, { flags });
 
@@ -94,6 +94,25 @@ describe('collector configuration', () => {
       queryToken: 'x'.repeat(16),
     });
     assert.doesNotThrow(() => checkCollectorConfig(c));
+  });
+
+  // Fails if RBAC readers are on without the API server, off by default with it, or `on` starts without it: tried.
+  it('reads with RBAC when the collector talks to the API server, unless turned off; `on` insists', () => {
+    const local = { listenHost: '127.0.0.1', queryToken: 'x'.repeat(16) };
+    const cluster = { ...local, kubeApiServer: 'https://10.0.0.1' };
+    const inCluster = parse(cluster);
+    assert.equal(inCluster.queryRbac, 'auto');
+    assert.equal(inCluster.queryRbacCache, 10_000);
+    assert.equal(queryRbacEnabled(inCluster), true);
+    assert.equal(queryRbacEnabled(parse({ ...cluster, queryRbac: 'off' })), false);
+    const publicKeys = { ...local, jwksUrl: 'https://oidc.example/keys' };
+    assert.equal(queryRbacEnabled(parse(publicKeys)), false);
+    assert.throws(
+      () => checkCollectorConfig(parse({ ...publicKeys, queryRbac: 'on' })),
+      /--query-rbac on needs the API server/,
+    );
+    assert.doesNotThrow(() => checkCollectorConfig(parse({ ...cluster, queryRbac: 'on' })));
+    assert.equal(parse({ ...local, queryRbacCache: '0s' }).queryRbacCache, 0);
   });
 
   it('derives the in-cluster API server from the service environment', () => {

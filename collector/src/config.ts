@@ -86,6 +86,16 @@ export const COLLECTOR_SCHEMA = {
     description:
       'File of query tokens, each with the namespaces it may read: lines of `<token> <name> <ns>[,<ns>…]` (`*`: every namespace)',
   }),
+  queryRbac: oneOf(['auto', 'on', 'off'] as const, {
+    description:
+      'Kubernetes identities as query API readers, scoped by RBAC (list on events.chaperone.dev per namespace; ClusterRole chaperone-audit-reader): Kubernetes tokens checked with TokenReview, and OIDC ID tokens when there is no --oidc-group-namespaces. auto: when the collector talks to the API server; on: the same, refusing to start without it; off: only the configured tokens or OIDC',
+    default: 'auto',
+  }),
+  queryRbacCache: duration({
+    description:
+      'How long a query reader’s TokenReview and RBAC answers are reused (0s: asked on every request); a removed RoleBinding stops reads within it',
+    default: 10_000,
+  }),
   consoleProxyTokenHeader: string({
     description:
       'Off by default. WARNING: the console (/console/) then takes each approver’s bearer token from this request header (e.g. X-Forwarded-Access-Token), set by an authenticating proxy in front of the query listener; only safe when nothing reaches the query listener except through that proxy, and the proxy drops the header from what clients send',
@@ -239,6 +249,10 @@ export function checkCollectorConfig(c: CollectorConfig): void {
     problems.push(
       '--oidc-group-namespaces needs --query-auth oidc (tokens are scoped in --query-tokens-file)',
     );
+  if (c.queryRbac === 'on' && !usesApiServer(c))
+    problems.push(
+      '--query-rbac on needs the API server (TokenReview, SubjectAccessReview): set --kubeconfig or --kube-api-server, or run in a pod without --jwks-url',
+    );
   const needsKube = c.ingestAuth === 'tokenreview' || !c.jwksUrl;
   if (needsKube && !c.kubeconfig && !c.kubeApiServer)
     problems.push(
@@ -263,6 +277,20 @@ export function checkCollectorConfig(c: CollectorConfig): void {
       { details: { problems } },
     );
   }
+}
+
+/**
+ * Whether the collector talks to the API server: to verify sidecar tokens
+ * (TokenReview, or the issuer's keys there when no --jwks-url names them),
+ * or because it was told where the API server is.
+ */
+export function usesApiServer(c: CollectorConfig): boolean {
+  return c.ingestAuth === 'tokenreview' || !c.jwksUrl || Boolean(c.kubeconfig || c.kubeApiServer);
+}
+
+/** Whether Kubernetes identities read the query API, scoped by RBAC (--query-rbac). */
+export function queryRbacEnabled(c: CollectorConfig): boolean {
+  return c.queryRbac === 'on' || (c.queryRbac === 'auto' && usesApiServer(c));
 }
 
 /** Where the query API listens: --query-listen-host, or the ingest address. */

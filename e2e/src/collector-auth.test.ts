@@ -2,7 +2,9 @@
 // the TokenRequest API, verified by the collector with the issuer's keys
 // (JWKS) or with TokenReview. The token's pod is the identity: it opens only
 // its own pod's chain, and only pods Chaperone injected (label) in opted-in
-// namespaces (label) are let in, as the real API server says.
+// namespaces (label) are let in, as the real API server says. Readers of the
+// query API with a Kubernetes token see the namespaces RBAC grants them
+// (deploy/base/collector/reader-role.yaml), as the real API server's RBAC says.
 import assert from 'node:assert/strict';
 import { createPrivateKey } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,7 +29,7 @@ import { SignJWT } from 'jose';
 import YAML from 'yaml';
 import { type AgentPod, boundToken, createAgentPod, deletePod, tokenIssuer } from './collector-kube.ts';
 import { createNamespace, kubeInfo, type TestNamespace } from './environment.ts';
-import { waitForServiceAccount } from './injector-harness.ts';
+import { serviceAccountToken, waitForServiceAccount } from './injector-harness.ts';
 import { kubectl, kubectlJson } from './kubectl.ts';
 import { waitFor } from './process.ts';
 
@@ -37,6 +39,7 @@ async function start(
   dir: string,
   ingestAuth: 'jwks' | 'tokenreview',
   kubeconfig = kubeInfo().kubeconfigPath,
+  flags: Record<string, string> = {},
 ): Promise<RunningCollector> {
   const config = parseConfig(COLLECTOR_SCHEMA, {
     flags: {
@@ -51,6 +54,7 @@ async function start(
       tokenIssuer: tokenIssuer(),
       queryToken: QUERY_TOKEN,
       logLevel: 'warn',
+      ...flags,
     },
   });
   const logger = createLogger({
@@ -66,6 +70,11 @@ async function start(
 
 /** The collector's RBAC (it includes TokenReview, so the tests run both --ingest-auth modes with it). */
 const RBAC_FILES = [new URL('../../deploy/base/collector/rbac.yaml', import.meta.url)];
+/** The ClusterRole operators bind to let Kubernetes identities read the audit log. */
+const READER_ROLE = new URL('../../deploy/base/collector/reader-role.yaml', import.meta.url);
+
+/** A token of the ServiceAccount `name` for the API server's own audience (what kubectl would send). */
+const apiToken = (namespace: string, name: string) => serviceAccountToken(kubeInfo(), namespace, name);
 
 /**
  * A kubeconfig for the ServiceAccount `name` in `namespace` (a TokenRequest for the API
@@ -106,15 +115,7 @@ function collectorIdentity(
     });
     assert.equal(r.code, 0, r.stderr);
   }
-  const tr = kubectlJson(
-    kube.kubeconfigPath,
-    ['create', '--raw', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, '-f', '-'],
-    JSON.stringify({
-      apiVersion: 'authentication.k8s.io/v1',
-      kind: 'TokenRequest',
-      spec: { expirationSeconds: 3600 },
-    }),
-  ) as { status: { token: string } };
+  const token = apiToken(namespace, name);
   const kubeconfig = join(dir, `kubeconfig-${name}`);
   writeFileSync(
     kubeconfig,
@@ -131,7 +132,7 @@ function collectorIdentity(
           },
         },
       ],
-      users: [{ name: name, user: { token: tr.status.token } }],
+      users: [{ name: name, user: { token } }],
       contexts: [{ name: 'c', context: { cluster: 'k', user: name } }],
     }),
     { mode: 0o600 },
@@ -431,5 +432,169 @@ describe('collector authentication with the real control plane', () => {
     } finally {
       await fresh.close();
     }
+  });
+});
+
+interface EventJson {
+  auditID: string;
+  chaperone: { source: { namespace: string } };
+}
+
+async function query(
+  c: RunningCollector,
+  path: string,
+  token: string,
+): Promise<{ status: number; body: { items?: unknown[]; error?: { message: string } } }> {
+  const res = await fetch(`${c.queryUrl}${path}`, { headers: { authorization: `Bearer ${token}` } });
+  return { status: res.status, body: (await res.json()) as { items?: unknown[] } };
+}
+
+const namespacesOf = (items: unknown[] | undefined) =>
+  [...new Set((items as EventJson[]).map((e) => e.chaperone.source.namespace))].sort();
+
+// With --query-rbac-cache 0s every request asks the API server afresh, so a removed binding
+// counts as soon as the API server's RBAC has seen the removal (the default window is 10 s).
+describe('query readers with Kubernetes tokens, scoped by RBAC on the real control plane', () => {
+  const kube = kubeInfo();
+  let nsA: TestNamespace;
+  let nsB: TestNamespace;
+  let dir: string;
+  let collector: RunningCollector;
+  const tokens: Record<'a' | 'all' | 'none', string> = { a: '', all: '', none: '' };
+  const clusterObjects: string[] = [];
+  let eventOfB: string;
+
+  before(async () => {
+    nsA = await createNamespace('readers-a');
+    nsB = await createNamespace('readers-b');
+    dir = mkdtempSync(join(tmpdir(), 'chaperone-readers-'));
+    await waitForServiceAccount(kube, nsA.name);
+    await waitForServiceAccount(kube, nsB.name);
+    // The collector runs as a ServiceAccount with exactly the RBAC it is deployed with.
+    const identity = collectorIdentity(dir, nsA.name, 'collector', true);
+    clusterObjects.push(...identity.clusterObjects);
+    collector = await start(dir, 'jwks', identity.kubeconfig, { queryRbacCache: '0s' });
+    for (const p of [createAgentPod(nsA.name, 'agent-a'), createAgentPod(nsB.name, 'agent-b')]) {
+      const conn = await connectIngest({ url: collector.url, token: boundToken(p) });
+      assert.ok(conn.ok, conn.ok ? '' : conn.body);
+      assert.equal((await helloAndSend(conn, p)).type, 'ack');
+      conn.ws.close();
+    }
+    const all = await query(collector, `/v1/events?namespace=${nsB.name}`, QUERY_TOKEN);
+    const first = all.body.items?.[0] as EventJson | undefined;
+    assert.ok(first, 'the static token reads namespace B');
+    eventOfB = first.auditID;
+    // The shipped ClusterRole (renamed: cluster-wide objects must not meet a real installation's).
+    const role = YAML.parse(readFileSync(READER_ROLE, 'utf8')) as { metadata: { name: string } };
+    const roleName = `${role.metadata.name}-${nsA.name}`;
+    role.metadata.name = roleName;
+    const subject = (name: string) => [{ kind: 'ServiceAccount', name, namespace: nsA.name }];
+    const roleRef = { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: roleName };
+    const objects = [
+      role,
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name: 'reader-a', namespace: nsA.name },
+        roleRef,
+        subjects: subject('reader-a'),
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name: `reader-all-${nsA.name}` },
+        roleRef,
+        subjects: subject('reader-all'),
+      },
+    ];
+    clusterObjects.push(`clusterrole/${roleName}`, `clusterrolebinding/reader-all-${nsA.name}`);
+    for (const sa of ['reader-a', 'reader-all', 'reader-none']) {
+      const r = kubectl(kube.kubeconfigPath, ['create', 'serviceaccount', sa, '-n', nsA.name]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const r = kubectl(kube.kubeconfigPath, ['create', '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }),
+    });
+    assert.equal(r.code, 0, r.stderr);
+    tokens.a = apiToken(nsA.name, 'reader-a');
+    tokens.all = apiToken(nsA.name, 'reader-all');
+    tokens.none = apiToken(nsA.name, 'reader-none');
+    // RBAC reads bindings from a cache: wait until both grants show through the collector.
+    await waitFor(
+      async () =>
+        (await query(collector, '/v1/events', tokens.a)).body.items?.length &&
+        namespacesOf((await query(collector, '/v1/events', tokens.all)).body.items).length === 2,
+      { what: 'the API server’s RBAC to see the reader bindings', timeoutMs: 30_000, intervalMs: 250 },
+    );
+  });
+
+  after(async () => {
+    await collector?.close();
+    if (clusterObjects.length)
+      kubectl(kube.kubeconfigPath, ['delete', '--ignore-not-found', ...clusterObjects]);
+    await nsA?.delete();
+    await nsB?.delete();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  // Fails when the scope ignores RBAC (scopeOf answering '*', or every known namespace):
+  // namespace B's events are listed. Tried.
+  it('a RoleBinding in namespace A reads A, and B neither by name (403) nor unfiltered nor by id', async () => {
+    const events = await query(collector, '/v1/events', tokens.a);
+    assert.equal(events.status, 200);
+    assert.deepEqual(namespacesOf(events.body.items), [nsA.name]);
+    assert.equal(events.body.items?.length, 3);
+    const named = await query(collector, `/v1/events?namespace=${nsB.name}`, tokens.a);
+    assert.equal(named.status, 403);
+    assert.match(named.body.error?.message ?? '', new RegExp(`may not read namespace ${nsB.name}`));
+    assert.match(named.body.error?.message ?? '', new RegExp(`system:serviceaccount:${nsA.name}:reader-a`));
+    assert.equal((await query(collector, `/v1/events/${eventOfB}`, tokens.a)).status, 404);
+    const chains = (await query(collector, '/v1/chains', tokens.a)).body.items as {
+      owner: { namespace: string };
+    }[];
+    assert.deepEqual(
+      chains.map((c) => c.owner.namespace),
+      [nsA.name],
+    );
+  });
+
+  it('a ClusterRoleBinding reads every namespace; the static token still does', async () => {
+    for (const token of [tokens.all, QUERY_TOKEN]) {
+      const events = await query(collector, '/v1/events', token);
+      assert.equal(events.status, 200);
+      assert.deepEqual(namespacesOf(events.body.items), [nsA.name, nsB.name].sort());
+      assert.equal((await query(collector, `/v1/events/${eventOfB}`, token)).status, 200);
+    }
+  });
+
+  // Fails when an identity allowed nowhere is read as unscoped (an empty scope taken for "no
+  // filter"): every event is listed.
+  it('a token without a binding authenticates but reads nothing; a token the API server refuses is a 401', async () => {
+    const events = await query(collector, '/v1/events', tokens.none);
+    assert.equal(events.status, 200);
+    assert.deepEqual(events.body.items, []);
+    assert.deepEqual((await query(collector, '/v1/chains', tokens.none)).body.items, []);
+    assert.equal((await query(collector, `/v1/events?namespace=${nsA.name}`, tokens.none)).status, 403);
+    assert.equal((await query(collector, `/v1/events/${eventOfB}`, tokens.none)).status, 404);
+    const refused = await query(collector, '/v1/events', `${tokens.none.slice(0, -4)}AAAA`);
+    assert.equal(refused.status, 401);
+    assert.match(
+      refused.body.error?.message ?? '',
+      /not valid for this collector \(not one of its query tokens\), and the API server did not accept/,
+    );
+  });
+
+  // Fails when scopes are kept beyond --query-rbac-cache (0s here): the removed binding still reads.
+  it('removing the RoleBinding takes the namespace away', async () => {
+    const r = kubectl(kube.kubeconfigPath, ['delete', 'rolebinding', 'reader-a', '-n', nsA.name]);
+    assert.equal(r.code, 0, r.stderr);
+    // The API server's RBAC notices the removal on its own schedule; the collector asks every time.
+    await waitFor(
+      async () => (await query(collector, `/v1/events?namespace=${nsA.name}`, tokens.a)).status === 403,
+      { what: 'the removed RoleBinding to count', timeoutMs: 30_000, intervalMs: 250 },
+    );
+    const events = await query(collector, '/v1/events', tokens.a);
+    assert.equal(events.status, 200);
+    assert.deepEqual(events.body.items, []);
   });
 });

@@ -45,7 +45,8 @@ export interface ApproverAuthOptions {
   };
 }
 
-function issuerOf(token: string): string | undefined {
+/** The `iss` of a JWT, unverified (to choose who verifies it); undefined for anything else. */
+export function issuerOf(token: string): string | undefined {
   try {
     return decodeJwt(token).iss;
   } catch {

@@ -17,6 +17,7 @@ describe('query API authentication', () => {
     assert.deepEqual(await auth.authenticate('Bearer s3cret-query-token-1234'), {
       subject: 'static-token',
       namespaces: '*',
+      via: 'static',
     });
     await assert.rejects(auth.authenticate('Bearer nope'), /not valid/);
     await assert.rejects(auth.authenticate(undefined), /bearer token/);
@@ -40,14 +41,17 @@ describe('query API authentication', () => {
     assert.deepEqual(await auth.authenticate('Bearer aaaaaaaaaaaaaaaa-security'), {
       subject: 'security',
       namespaces: '*',
+      via: 'static',
     });
     assert.deepEqual(await auth.authenticate('Bearer bbbbbbbbbbbbbbbb-team-a'), {
       subject: 'team-a-reader',
       namespaces: new Set(['team-a', 'team-c']),
+      via: 'static',
     });
     assert.deepEqual(await auth.authenticate('Bearer cccccccccccccccc-team-b'), {
       subject: 'team-b-reader',
       namespaces: new Set(['team-b']),
+      via: 'static',
     });
     await assert.rejects(auth.authenticate('Bearer dddddddddddddddd-nobody'), /not valid/);
 
@@ -124,6 +128,7 @@ describe('query API authentication', () => {
           subject: 'alice',
           namespaces: '*',
           groups: ['security'],
+          via: 'oidc',
         },
       );
       await assert.rejects(
@@ -140,6 +145,7 @@ describe('query API authentication', () => {
         subject: 'carol',
         namespaces: '*',
         groups: [],
+        via: 'oidc',
       });
     });
 

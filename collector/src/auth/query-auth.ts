@@ -9,6 +9,8 @@
  * them on every route). A single static token reads every namespace; a
  * tokens file (`--query-tokens-file`) gives each token its own list, and a
  * group namespaces file (`--oidc-group-namespaces`) each OIDC group its own.
+ * Kubernetes identities, scoped by RBAC, are added in front of these by
+ * reader-auth.ts (--query-rbac).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ChaperoneError } from '@chaperone/shared';
@@ -26,6 +28,11 @@ export interface Principal {
   readonly groups?: readonly string[];
   /** OIDC with `usernameClaim`: that claim's value, unprefixed. */
   readonly username?: string;
+  /**
+   * How the caller proved who it is: a configured query token, an OIDC ID
+   * token, or a Kubernetes token the API server accepted (reader-auth.ts).
+   */
+  readonly via?: 'static' | 'oidc' | 'tokenreview';
 }
 
 export function inScope(scope: NamespaceScope, namespace: string): boolean {
@@ -77,7 +84,7 @@ export function scopedTokenAuth(tokens: readonly ScopedToken[]): QueryAuthentica
       let found: (typeof entries)[number] | undefined;
       for (const e of entries) if (timingSafeEqual(got, e.want) && !found) found = e;
       if (!found) throw new AuthError('unauthenticated', 'the token is not valid for this collector');
-      return { subject: found.name, namespaces: found.namespaces };
+      return { subject: found.name, namespaces: found.namespaces, via: 'static' };
     },
   };
 }
@@ -250,7 +257,7 @@ export function oidcAuth(opts: OidcOptions): QueryAuthenticator {
       const named = opts.usernameClaim ? { username: usernameOf(payload, opts.usernameClaim) } : {};
       if (opts.allowedGroups.length > 0 && !groups.some((g) => opts.allowedGroups.includes(g)))
         throw new AuthError('forbidden', `${subject} is not in a group allowed to read the audit log`);
-      if (!opts.groupNamespaces) return { subject, namespaces: '*', groups, ...named };
+      if (!opts.groupNamespaces) return { subject, namespaces: '*', groups, ...named, via: 'oidc' };
       const map = opts.groupNamespaces;
       const namespaces = unionScope(groups.flatMap((g) => map.get(g) ?? []));
       if (!namespaces)
@@ -258,7 +265,7 @@ export function oidcAuth(opts: OidcOptions): QueryAuthenticator {
           'forbidden',
           `${subject} is in no group that --oidc-group-namespaces lets read a namespace of the audit log`,
         );
-      return { subject, namespaces, groups, ...named };
+      return { subject, namespaces, groups, ...named, via: 'oidc' };
     },
   };
 }
