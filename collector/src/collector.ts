@@ -23,6 +23,7 @@ import { createApprovalMetrics } from './approvals/approval-metrics.ts';
 import { ApprovalService } from './approvals/approval-service.ts';
 import { ApprovalSocket } from './approvals/approval-socket.ts';
 import { approvalWebhook } from './approvals/approval-webhook.ts';
+import { AccessReview } from './auth/access-review.ts';
 import { ApprovalAccess } from './auth/approval-access.ts';
 import { type ApproverAuthenticator, approverAuth } from './auth/approver-auth.ts';
 import { JwksVerifier } from './auth/jwks-verifier.ts';
@@ -35,10 +36,18 @@ import {
   scopedTokenAuth,
   staticTokenAuth,
 } from './auth/query-auth.ts';
+import { ReaderAccess } from './auth/reader-access.ts';
+import { readerAuth } from './auth/reader-auth.ts';
 import type { TokenVerifier } from './auth/sidecar-identity.ts';
 import { TokenReviewVerifier } from './auth/token-review-verifier.ts';
 import { type CollectorMetrics, createCollectorMetrics } from './collector-metrics.ts';
-import { type CollectorConfig, checkCollectorConfig, queryListenHost } from './config.ts';
+import {
+  type CollectorConfig,
+  checkCollectorConfig,
+  queryListenHost,
+  queryRbacEnabled,
+  usesApiServer,
+} from './config.ts';
 import { openConsole, withConsole } from './console/index.ts';
 import { falcoSink } from './forward/falco-sink.ts';
 import { Forwarder } from './forward/forwarder.ts';
@@ -103,8 +112,7 @@ function tokenFile(path: string | undefined, what: string): (() => string | unde
  * --kube-ca-file and --kube-token-file (in a pod, the service account's).
  */
 function kubeClient(c: CollectorConfig, env: CollectorDeps['env']): KubeClient | undefined {
-  const needsKube = c.ingestAuth === 'tokenreview' || !c.jwksUrl || c.kubeconfig || c.kubeApiServer;
-  if (!needsKube) return undefined;
+  if (!usesApiServer(c)) return undefined;
   // The token file is re-read as it rotates, and a failed re-read keeps the last token
   // (the API server's 401 then says what is wrong); one that cannot be read at all fails here.
   if (!c.kubeconfig) readSecretFile(c.kubeTokenFile, "the collector's API server token (--kube-token-file)");
@@ -179,7 +187,11 @@ function createQueryAuth(c: CollectorConfig): QueryAuthenticator {
  * OIDC ID token of the query API's issuer. Group restrictions and namespace
  * scopes of query tokens do not apply: RBAC decides who approves where.
  */
-function createApproverAuth(c: CollectorConfig, kube: KubeClient): ApproverAuthenticator {
+function createApproverAuth(
+  c: CollectorConfig,
+  kube: KubeClient,
+  allowedGroups: readonly string[] = [],
+): ApproverAuthenticator {
   if (c.queryAuth !== 'oidc') return approverAuth({ kube });
   const issuer = c.oidcIssuer as string;
   return approverAuth({
@@ -189,12 +201,42 @@ function createApproverAuth(c: CollectorConfig, kube: KubeClient): ApproverAuthe
       auth: oidcAuth({
         issuer,
         audience: c.oidcAudience as string,
-        allowedGroups: [],
+        allowedGroups,
         groupsClaim: c.oidcGroupsClaim,
         usernameClaim: c.oidcUsernameClaim,
       }),
       prefixes: { usernamePrefix: c.oidcUsernamePrefix, groupsPrefix: c.oidcGroupsPrefix },
     },
+  });
+}
+
+/**
+ * The query API's readers with --query-rbac (reader-auth.ts has the order
+ * tokens are tried in): the configured tokens, or OIDC scoped by
+ * --oidc-group-namespaces, exactly as without it; Kubernetes tokens and
+ * otherwise OIDC ID tokens (still held to --oidc-allowed-groups), scoped by
+ * RBAC over the namespaces the store holds events of.
+ */
+function createReaderAuth(
+  c: CollectorConfig,
+  kube: KubeClient,
+  configured: QueryAuthenticator,
+  store: AuditStore,
+): QueryAuthenticator {
+  const cacheMs = c.queryRbacCache;
+  const access = new ReaderAccess({
+    // One answer per identity and namespace: room for a few hundred namespaces times a few hundred readers.
+    review: new AccessReview({ kube, cacheMs, maxCacheEntries: 100_000 }),
+    knownNamespaces: async () => (await store.listChains()).map((chain) => chain.owner.namespace),
+    namespacesCacheMs: Math.min(cacheMs, 5_000),
+  });
+  const scopedOidc = c.queryAuth === 'oidc' && c.oidcGroupNamespaces !== undefined;
+  return readerAuth({
+    ...(c.queryAuth === 'static' ? { tokens: configured } : {}),
+    ...(scopedOidc ? { oidc: { issuer: c.oidcIssuer as string, auth: configured } } : {}),
+    identities: scopedOidc ? approverAuth({ kube }) : createApproverAuth(c, kube, c.oidcAllowedGroups),
+    access,
+    cacheMs,
   });
 }
 
@@ -233,7 +275,8 @@ export async function startCollector(c: CollectorConfig, deps: CollectorDeps): P
     logger.warn(
       'no Kubernetes API access (only --jwks-url): sidecar tokens are verified, but whether their pods were injected in opted-in namespaces is not checked',
     );
-  const queryAuth = createQueryAuth(c);
+  const configuredQueryAuth = createQueryAuth(c);
+  const readers = kube !== undefined && queryRbacEnabled(c);
   const tls =
     c.tlsCertFile && c.tlsKeyFile
       ? {
@@ -298,9 +341,12 @@ export async function startCollector(c: CollectorConfig, deps: CollectorDeps): P
       });
       approvals = { service, socket };
     } else logger.warn('no Kubernetes API access: approvals (the review action) are not served');
+    // Made before the query API, whose chain route checks events against its signed checkpoints; started below.
+    const checkpoints = createCheckpointWriter(c, store, logger);
     const api = createHttpApi({
       store,
-      auth: queryAuth,
+      ...(checkpoints ? { checkpointKey: checkpoints.publicKey } : {}),
+      auth: readers ? createReaderAuth(c, kube, configuredQueryAuth, store) : configuredQueryAuth,
       logger: logger.child({ surface: 'query' }),
       metrics,
       approvals: createApprovalRoutes({
@@ -405,7 +451,6 @@ export async function startCollector(c: CollectorConfig, deps: CollectorDeps): P
       retention.start();
       cleanup.unshift(() => retention.stop());
     }
-    const checkpoints = createCheckpointWriter(c, store, logger);
     if (checkpoints) {
       checkpoints.start();
       // Last before the store closes: the final checkpoint covers every batch committed.
@@ -422,6 +467,7 @@ export async function startCollector(c: CollectorConfig, deps: CollectorDeps): P
         storage: store.backend,
         ingestAuth: c.ingestAuth,
         queryAuth: c.queryAuth,
+        queryRbac: readers,
         forwarders: forwarders.map((f) => f.name),
         retentionDays: c.retention / 86_400_000,
       },

@@ -52,21 +52,16 @@ const MAX_VALUES = 50;
 export function parseEventFilter(get: (name: string) => readonly string[], nowUs: number): EventFilter {
   const out: Record<string, unknown> = {};
   for (const field of LIST_FIELDS) {
-    const values = get(field)
-      .flatMap((v) => v.split(','))
-      .map((v) => v.trim())
-      .filter((v) => v.length > 0);
+    const values = listValues(get(field), field);
     if (values.length === 0) continue;
-    if (values.length > MAX_VALUES)
-      throw new ValidationError(field, `at most ${MAX_VALUES} values, got ${values.length}`);
     if (field === 'protocol') checkClosed(values, PROTOCOLS, field);
     if (field === 'decision') checkClosed(values, DECISION_ACTIONS, field);
-    out[field] = Object.freeze([...new Set(values)]);
+    out[field] = Object.freeze(values);
   }
   const since = get('since')[0];
   const until = get('until')[0];
-  if (since) out.sinceUs = bound(since, 'since', nowUs);
-  if (until) out.untilUs = bound(until, 'until', nowUs);
+  if (since) out.sinceUs = timeBound(since, 'since', nowUs);
+  if (until) out.untilUs = timeBound(until, 'until', nowUs);
   const q = get('q')[0];
   if (q !== undefined && q.length > 0) {
     if (q.length > 512) throw new ValidationError('q', 'must be at most 512 characters');
@@ -75,7 +70,19 @@ export function parseEventFilter(get: (name: string) => readonly string[], nowUs
   return Object.freeze(out) as EventFilter;
 }
 
-function bound(text: string, name: string, nowUs: number): number {
+/** A list parameter's values: repeated or comma-separated, trimmed, blanks dropped, each once (at most MAX_VALUES). */
+export function listValues(raw: readonly string[], field: string): string[] {
+  const values = raw
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter((v) => v.length > 0);
+  if (values.length > MAX_VALUES)
+    throw new ValidationError(field, `at most ${MAX_VALUES} values, got ${values.length}`);
+  return [...new Set(values)];
+}
+
+/** `since`/`until`: RFC 3339, or a duration ago (15m, 2h, 7d); a ValidationError naming `name` otherwise. */
+export function timeBound(text: string, name: string, nowUs: number): number {
   try {
     return parseTimeBound(text, nowUs);
   } catch {

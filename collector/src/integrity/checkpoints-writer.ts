@@ -21,7 +21,12 @@ import {
   type StoredCheckpoint,
   signCheckpoint,
 } from './checkpoints.ts';
-import { loadOrCreateSigningKey, loadSigningKey, type SigningKey } from './checkpoints-key.ts';
+import {
+  loadOrCreateSigningKey,
+  loadSigningKey,
+  type PublicKey,
+  type SigningKey,
+} from './checkpoints-key.ts';
 
 export interface CheckpointWriterOptions {
   store: AuditStore;
@@ -80,6 +85,11 @@ export class CheckpointWriter {
 
   constructor(opts: CheckpointWriterOptions) {
     this.#o = opts;
+  }
+
+  /** The signing key's public half (the query API checks checkpoints with it: query/chain-route.ts). */
+  get publicKey(): PublicKey {
+    return { publicKey: this.#o.key.publicKey, kid: this.#o.key.kid };
   }
 
   start(): void {

@@ -11,10 +11,13 @@
  *                                JSON {items, nextCursor} or JSONL (Accept: application/x-ndjson
  *                                or ?format=jsonl; the cursor is then in X-Next-Cursor)
  *   GET /v1/events/{auditID}     one event
+ *   GET /v1/events/{auditID}/chain   its place in its chain, re-verified (chain-route.ts)
  *   GET /v1/sessions/{id}        a session's events in order
- *   GET /v1/sessions/{id}/recording   the asciicast v2 recording as received
+ *   GET /v1/sessions, /v1/sessions/{id}/recording   sessions list, recording (session-routes.ts)
  *   GET /v1/alerts               integrity alerts (sidecarId, namespace, kind, since, limit)
  *   GET /v1/chains               every sidecar chain with owner and head
+ *   GET /v1/whoami, /v1/overview the caller, the console's overview (overview-routes.ts)
+ *   GET /v1/report               the access review, json, csv or markdown (report-routes.ts)
  *   GET /healthz, /readyz        unauthenticated probes
  *
  * Events are returned exactly as stored (the JSON the sidecar hashed). Every
@@ -29,16 +32,23 @@ import {
   toChaperoneError,
   ValidationError,
 } from '@chaperone/shared';
-import { inScope, type NamespaceScope, type Principal, type QueryAuthenticator } from '../auth/query-auth.ts';
+import { inScope, type Principal, type QueryAuthenticator } from '../auth/query-auth.ts';
 import { AuthError } from '../auth/sidecar-identity.ts';
 import type { CollectorMetrics } from '../collector-metrics.ts';
 import { parseEventFilter } from '../events/event-filter.ts';
 import { nowMicros, parseTimeBound } from '../events/time.ts';
+import type { PublicKey } from '../integrity/checkpoints-key.ts';
 import { ALERT_KINDS, type AlertKind, type AuditStore, type StoredAlert } from '../store/store.ts';
 import { visible } from '../text/visible-text.ts';
 import { type ApprovalRoutes, isApprovalPath } from './approval-routes.ts';
+import { chainRoute } from './chain-route.ts';
 import { limitOf, STATUS, sendError, sendJson } from './json-response.ts';
+import { checkNamespaces } from './namespace-scope.ts';
+import { overviewRoutes } from './overview-routes.ts';
+import type { QueryRoute } from './query-route.ts';
+import { reportRoutes } from './report-routes.ts';
 import { decodePathSegment, parseRequestTarget } from './request-target.ts';
+import { sessionRoutes } from './session-routes.ts';
 
 export interface HttpApiOptions {
   store: AuditStore;
@@ -47,6 +57,8 @@ export interface HttpApiOptions {
   metrics: CollectorMetrics;
   /** The approvers' API (approval-routes.ts): its own authentication, its own methods. */
   approvals?: ApprovalRoutes;
+  /** The checkpoints' public key: `/v1/events/{id}/chain` checks the newest signed checkpoint with it. */
+  checkpointKey?: PublicKey;
 }
 
 const MAX_SESSION_EVENTS = 100_000;
@@ -58,17 +70,6 @@ function wantsJsonl(req: IncomingMessage, params: URLSearchParams): boolean {
   if (format !== null) throw new ValidationError('format', 'must be json or jsonl');
   const accept = String(req.headers.accept ?? '');
   return /application\/(x-)?(ndjson|jsonl)/.test(accept);
-}
-
-/** Refuses a namespace outside the scope (403), naming it. */
-function checkNamespaces(scope: NamespaceScope, asked: readonly string[], subject: string): void {
-  if (scope === '*') return;
-  const outside = asked.filter((n) => !scope.has(n));
-  if (outside.length)
-    throw new ChaperoneError(
-      'forbidden',
-      `${visible(subject)} may not read namespace ${outside.map((n) => visible(n)).join(', ')}: ask the collector's operator for a token that covers it`,
-    );
 }
 
 /** The namespace an event's JSON names (its verified source: ingest refuses any other). */
@@ -98,6 +99,12 @@ async function probe(store: AuditStore, path: string, res: ServerResponse): Prom
 
 export function createHttpApi(opts: HttpApiOptions) {
   const { store, auth, logger } = opts;
+  const routes: readonly QueryRoute[] = [
+    overviewRoutes(store),
+    sessionRoutes(store),
+    chainRoute(store, opts.checkpointKey),
+    reportRoutes(store),
+  ];
 
   async function events(
     req: IncomingMessage,
@@ -187,21 +194,10 @@ export function createHttpApi(opts: HttpApiOptions) {
         throw new ChaperoneError('not_found', `no event with id ${visible(id)}`);
       return sendJson(res, 200, e);
     }
-    m = /^\/v1\/sessions\/([^/]+)(\/recording)?$/.exec(path);
+    for (const r of routes) if (await r({ req, res, url, who, nowUs: nowMicros() })) return;
+    m = /^\/v1\/sessions\/([^/]+)$/.exec(path);
     if (m) {
       const id = decodePathSegment(m[1] as string, 'session id');
-      if (m[2]) {
-        const rec = await store.getRecording(id);
-        if (!rec || !visibleTo(rec.namespace))
-          throw new ChaperoneError('not_found', `session ${visible(id)} has no recording`);
-        res.writeHead(200, {
-          'content-type': 'application/x-asciicast',
-          'content-disposition': `attachment; filename="${id.replace(/[^A-Za-z0-9._-]/g, '_')}.cast"`,
-          'cache-control': 'no-store',
-        });
-        res.end(rec.content);
-        return;
-      }
       const all = await store.sessionEvents(id, MAX_SESSION_EVENTS);
       // A session id is the sidecar's word: another namespace's events may claim it too.
       const events = who.namespaces === '*' ? all : all.filter((e) => visibleTo(eventNamespace(e)));
@@ -227,7 +223,7 @@ export function createHttpApi(opts: HttpApiOptions) {
     }
     throw new ChaperoneError(
       'not_found',
-      `no route ${visible(path)}: see /v1/events, /v1/sessions/{id}, /v1/alerts, /v1/chains`,
+      `no route ${visible(path)}: see /v1/events, /v1/sessions, /v1/alerts, /v1/chains, /v1/overview, /v1/report, /v1/whoami`,
     );
   }
 
