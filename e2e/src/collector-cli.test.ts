@@ -202,6 +202,36 @@ describe('chaperone audit and replay', () => {
     }
   });
 
+  it('audit report prints the access review as CSV, JSON or Markdown', () => {
+    const range = ['--since', '2026-01-01T00:00:00Z', '--until', '2026-02-01T00:00:00Z'];
+    const csv = run(['audit', 'report', ...range, '--format', 'csv']);
+    assert.equal(csv.status, 0, csv.stderr);
+    const lines = csv.stdout.trimEnd().split('\n');
+    assert.equal(lines[0], 'namespace,serviceAccount,category,protocol,verb,resource,count,first,last');
+    assert.ok(
+      lines.some((l) =>
+        /^agents,agent,denied,kubernetes,delete,secrets,4,2026-01-15T09:00:00\.010000Z,2026-01-15T09:00:00\.040000Z$/.test(
+          l,
+        ),
+      ),
+      csv.stdout,
+    );
+    const json = run(['audit', 'report', ...range, '--format', 'json', '--service-account', 'agent']);
+    assert.equal(json.status, 0, json.stderr);
+    const report = JSON.parse(json.stdout) as { rows: { category: string; count: number }[] };
+    const denied = report.rows.filter((r) => r.category === 'denied').reduce((n, r) => n + r.count, 0);
+    assert.equal(denied, 5, 'four secret deletes and one exec');
+    const md = run(['audit', 'report', ...range, '--namespace', 'agents']);
+    assert.equal(md.status, 0, md.stderr);
+    assert.match(md.stdout, /^# Access review 2026-01-01T00:00:00\.000000Z – 2026-02-01T00:00:00\.000000Z\n/);
+    assert.match(md.stdout, /\n## agents \/ agent\n/);
+    const none = run(['audit', 'report', ...range, '--format', 'json', '--namespace', 'elsewhere']);
+    assert.deepEqual((JSON.parse(none.stdout) as { rows: unknown[] }).rows, []);
+    const bad = run(['audit', 'report', '--since', 'last tuesday']);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /since/);
+  });
+
   it('audit verify reads the store offline and reports every chain', () => {
     const r = run(['audit', 'verify', '--data-dir', dataDir]);
     assert.equal(r.status, 0, r.stderr);

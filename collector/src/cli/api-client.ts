@@ -80,6 +80,13 @@ export function createApiClient(cfg: ApiClientConfig) {
     throw apiError(res);
   }
 
+  /** GET of a text answer (CSV, Markdown), as sent. */
+  async function text(path: string, params?: URLSearchParams): Promise<string> {
+    const res = await raw(path, params);
+    if (res.status >= 200 && res.status < 300) return res.body;
+    throw apiError(res);
+  }
+
   /** POST or DELETE with an optional JSON body; the JSON answer. */
   async function send<T>(method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const res = await raw(path, undefined, { method, ...(body !== undefined ? { body } : {}) });
@@ -87,7 +94,7 @@ export function createApiClient(cfg: ApiClientConfig) {
     throw apiError(res);
   }
 
-  return { raw, get, send };
+  return { raw, get, text, send };
 }
 
 function apiError(res: ApiResponse): ChaperoneError {

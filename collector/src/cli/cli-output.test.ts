@@ -125,6 +125,69 @@ describe('replay and export of a recording', () => {
   });
 });
 
+// `chaperone audit report` prints the access review the collector's /v1/report answers: CSV with
+// formulas defused, JSON, Markdown, and in each the agents' words shown, never sent to the
+// terminal. Fails if the report action prints the answer as is (raw ESC then reaches stdout),
+// if it drops the namespace filter, or if report-format.ts stops prefixing a formula: tried.
+describe('audit report', () => {
+  let c: TestCollector;
+  const since = ['--since', '2026-01-01T00:00:00Z', '--until', '2026-02-01T00:00:00Z'];
+  before(async () => {
+    const events = makeChain(TEST_SOURCE, 4, {
+      spec: (i) =>
+        i <= 2
+          ? { verb: 'delete', resource: `=cmd${EVIL}`, action: 'deny', rule: 'no-deletes' }
+          : { verb: 'get', resource: 'configmaps' },
+    });
+    c = await collectorWith(events);
+  });
+  after(async () => {
+    await c?.close();
+  });
+
+  it('prints CSV, JSON and Markdown, safe for a terminal and a spreadsheet', async () => {
+    const csv = await chaperone(c, ['audit', 'report', ...since, '--format', 'csv']);
+    assert.equal(csv.code, 0, csv.err);
+    assert.doesNotMatch(csv.out, ACTS, JSON.stringify(csv.out));
+    const lines = csv.out.trimEnd().split('\n');
+    assert.equal(lines[0], 'namespace,serviceAccount,category,protocol,verb,resource,count,first,last');
+    assert.match(
+      lines[1] ?? '',
+      /^agents,agent,read,kubernetes,get,configmaps,2,2026-01-15T09:00:00\.003000Z,/,
+    );
+    assert.match(lines[2] ?? '', /^agents,agent,denied,kubernetes,delete,"'=cmd\\x1b\]0;pwned/);
+    const json = await chaperone(c, ['audit', 'report', ...since, '--format', 'json']);
+    assert.equal(json.code, 0, json.err);
+    assert.doesNotMatch(json.out, ACTS);
+    const report = JSON.parse(json.out) as {
+      since: string;
+      rows: { category: string; resource: string; count: number }[];
+    };
+    assert.equal(report.since, '2026-01-01T00:00:00.000000Z');
+    assert.deepEqual(
+      report.rows.map((r) => [r.category, r.resource, r.count]),
+      [
+        ['read', 'configmaps', 2],
+        ['denied', `=cmd${EVIL}`, 2],
+      ],
+    );
+    const md = await chaperone(c, ['audit', 'report', ...since, '--format', 'markdown']);
+    assert.equal(md.code, 0, md.err);
+    assert.doesNotMatch(md.out, ACTS);
+    assert.match(md.out, /## agents \/ agent\n\n### Read\n/);
+    const other = await chaperone(c, [
+      'audit',
+      'report',
+      ...since,
+      '--namespace',
+      'elsewhere',
+      '--format',
+      'json',
+    ]);
+    assert.deepEqual((JSON.parse(other.out) as { rows: unknown[] }).rows, []);
+  });
+});
+
 /** The chaperone binary against the test collector's query API. */
 async function chaperone(
   c: TestCollector,

@@ -4,6 +4,7 @@
  *   chaperone audit query [filters]         search events (table, json, jsonl)
  *   chaperone audit tail [-f] [filters]     the newest events, then follow
  *   chaperone audit alerts                  integrity alerts
+ *   chaperone audit report                  the access review (csv, json, markdown)
  *   chaperone audit verify                  re-check the whole store offline, per sidecar
  *   chaperone replay <session>              a session's events in order, then its recording played
  *   chaperone recording export <session>    the recording as an asciicast v2 file for asciinema
@@ -304,6 +305,36 @@ export const register: RegisterCommands = (program, ctx) => {
     for (const a of res.items)
       print(`${a.detectedAt}  ${a.kind.padEnd(20)}  ${a.namespace}/${a.pod}  ${a.message}`);
     if (res.items.length === 0) print('no integrity alerts');
+  });
+
+  const report = audit
+    .command('report')
+    .description(
+      'The access review: per identity (namespace/service account), what it read, changed, was denied, had approved or masked, by whole UTC days',
+    )
+    .option('--since <time>', 'from this time: RFC 3339 or a duration ago (7d, 30d)', '30d')
+    .option('--until <time>', 'before this time: RFC 3339 or a duration ago')
+    .option('--namespace <ns>', 'only this namespace (repeatable)', collect, [])
+    .option('--service-account <name>', 'only this service account (repeatable)', collect, [])
+    .addOption(
+      new Option('--format <format>', 'csv, json or markdown')
+        .choices(['csv', 'json', 'markdown'])
+        .default('markdown'),
+    );
+  const reportConfig = withConfigOptions(report, CLIENT_SCHEMA, envFor(ctx, CLIENT_SCHEMA));
+  report.action(async (opts: Record<string, unknown>) => {
+    const api = createApiClient(reportConfig(opts));
+    const p = new URLSearchParams({ since: String(opts.since), format: String(opts.format) });
+    if (typeof opts.until === 'string') p.set('until', opts.until);
+    for (const ns of opts.namespace as string[]) p.append('namespace', ns);
+    for (const sa of opts.serviceAccount as string[]) p.append('serviceAccount', sa);
+    if (opts.format === 'json') {
+      printJson(await api.get('/v1/report', p), 2);
+      return;
+    }
+    const text = await api.text('/v1/report', p);
+    // Line by line, each shown and not interpreted (terminal-safe.ts): resources and verbs are the agents' words.
+    for (const line of text.replace(/\r?\n$/, '').split(/\r?\n/)) print(line);
   });
 
   const verify = audit
