@@ -1,8 +1,10 @@
 /**
  * Builds the console's page into a folder the collector serves
- * (console-assets.ts): `page/main.ts` bundled by esbuild into `app.js`,
- * `page/app.css` and `page/index.html` copied. Everything the page needs is in
- * these three files: no CDN, nothing fetched at run time.
+ * (console-assets.ts): `page/main.ts` bundled by esbuild into `app.js` (with
+ * the chart library uPlot and the asciinema player from node_modules), their
+ * style sheets and `page/app.css` bundled into `app.css`, and `page/index.html`
+ * copied. Everything the page needs is in these three files: no CDN, nothing
+ * fetched at run time.
  *
  *   node src/console/build-assets.ts [--outdir <dir>]   (default: collector/dist/console)
  *
@@ -14,6 +16,11 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const PAGE = fileURLToPath(new URL('./page/', import.meta.url));
+const CSS_IMPORTS = [
+  'uplot/dist/uPlot.min.css',
+  'asciinema-player/dist/bundle/asciinema-player.css',
+  './app.css',
+];
 export const DEFAULT_OUT_DIR = fileURLToPath(new URL('../../dist/console/', import.meta.url));
 
 export async function buildConsoleAssets(outDir: string): Promise<void> {
@@ -32,7 +39,20 @@ export async function buildConsoleAssets(outDir: string): Promise<void> {
     legalComments: 'none',
     logLevel: 'warning',
   });
-  await copyFile(`${PAGE}app.css`, `${outDir}/app.css`);
+  // The libraries' style sheets first, so the console's own rules win.
+  await esbuild.build({
+    stdin: {
+      contents: CSS_IMPORTS.map((f) => `@import ${JSON.stringify(f)};`).join('\n'),
+      resolveDir: PAGE,
+      loader: 'css',
+      sourcefile: 'styles.css',
+    },
+    outfile: `${outDir}/app.css`,
+    bundle: true,
+    minify: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
   await copyFile(`${PAGE}index.html`, `${outDir}/index.html`);
 }
 

@@ -22,6 +22,8 @@ const ASSETS: ConsoleAssets = new Map([
   ['app.css', Buffer.from('body{}')],
 ]);
 
+const RECORDING_PIECE = Buffer.concat([Buffer.from('[0.5,"o","'), Buffer.from('é').subarray(0, 1)]);
+
 interface Seen {
   method: string;
   url: string;
@@ -42,6 +44,24 @@ async function apiStandIn(req: IncomingMessage, res: ServerResponse, seen: Seen[
   if (req.url === '/v1/html') {
     res.writeHead(200, { 'content-type': 'text/html' });
     res.end('<script>alert(1)</script>');
+    return;
+  }
+  if (req.url === '/v1/report?format=csv') {
+    res.writeHead(200, {
+      'content-type': 'text/csv',
+      'content-disposition': 'attachment; filename="access-review.csv"',
+    });
+    res.end('namespace,serviceAccount\r\nshop,agent\r\n');
+    return;
+  }
+  if (req.url?.startsWith('/v1/sessions/s1/recording')) {
+    // A piece of a recording that ends inside a character (the first byte of é).
+    res.writeHead(200, {
+      'content-type': 'application/x-asciicast',
+      'content-disposition': 'attachment; filename="../s1 x.cast"',
+      'x-recording-size': '4096',
+    });
+    res.end(RECORDING_PIECE);
     return;
   }
   send(200, { items: [], echo: { method: req.method, url: req.url, body } });
@@ -99,9 +119,11 @@ describe('console handler', () => {
     assert.equal(res.status, 200);
     const csp = res.headers.get('content-security-policy') ?? '';
     assert.match(csp, /default-src 'self'/);
-    assert.match(csp, /script-src 'self'(;|$)/);
+    // Own files only; WebAssembly (the player's terminal) may be compiled, JavaScript never evaluated.
+    assert.match(csp, /script-src 'self' 'wasm-unsafe-eval'(;|$)/);
+    assert.match(csp, /style-src 'self'(;|$)/);
     assert.match(csp, /frame-ancestors 'none'/);
-    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+    assert.doesNotMatch(csp, /'unsafe-inline'|'unsafe-eval'|'unsafe-hashes'/);
     assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
     assert.equal(res.headers.get('referrer-policy'), 'no-referrer');
     assert.equal(
@@ -111,6 +133,22 @@ describe('console handler', () => {
     assert.equal((await fetch(`${base}/console/assets/..%2findex.html`)).status, 404);
     assert.equal((await fetch(`${base}/console`, { redirect: 'manual' })).status, 308);
     assert.equal((await fetch(`${base}/console/approvals/0f8fad5b-d9cb-469f-a165-70867728950e`)).status, 200);
+    // The page's own addresses: the same page, which reads the view from the address.
+    for (const p of [
+      '/console/events?namespace=shop&decision=deny',
+      '/console/events/8d3f0c2e-1b7a-4f59-9d0e-2a6b5c4d3e21',
+      '/console/sessions',
+      '/console/sessions/8d3f0c2e-1b7a-4f59-9d0e-2a6b5c4d3e21',
+      '/console/approvals',
+      '/console/access-review?since=30d',
+    ]) {
+      const page = await fetch(`${base}${p}`);
+      assert.equal(page.status, 200, p);
+      assert.equal(page.headers.get('content-type'), 'text/html; charset=utf-8', p);
+      assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/, p);
+    }
+    for (const p of ['/console/approvals/not-an-id', '/console/events/a/b', '/console/other'])
+      assert.equal((await fetch(`${base}${p}`)).status, 404, p);
     assert.equal(seen.length, 0, 'the page is served without calling the API');
   });
 
@@ -135,8 +173,14 @@ describe('console handler', () => {
   });
 
   it('signs in: an HttpOnly SameSite=Strict cookie; the token never comes back to the page', async () => {
+    seen = [];
     const { res, cookie, csrf } = await signIn();
     assert.equal(res.status, 200);
+    assert.deepEqual(
+      seen.map((s) => [s.url, s.authorization]),
+      [['/v1/whoami', `Bearer ${GOOD}`]],
+      'the token is checked by asking the API who it is',
+    );
     const setCookie = res.headers.get('set-cookie') ?? '';
     assert.match(setCookie, /; Path=\/console; HttpOnly; SameSite=Strict; Max-Age=\d+/);
     assert.doesNotMatch(setCookie, /Secure/, 'no Secure on plain HTTP, or the browser would drop it');
@@ -186,6 +230,30 @@ describe('console handler', () => {
       'API HTML is never served as a page',
     );
     assert.equal((await fetch(`${base}/console/api/v1/approvals`)).status, 401, 'no cookie, no call');
+  });
+
+  it('passes a report and a recording on as downloads, bytes and size as the API sent them', async () => {
+    const { cookie } = await signIn();
+    const csv = await fetch(`${base}/console/api/v1/report?format=csv`, { headers: { cookie } });
+    assert.equal(csv.headers.get('content-type'), 'text/csv; charset=utf-8');
+    assert.equal(csv.headers.get('content-disposition'), 'attachment; filename="access-review.csv"');
+    assert.equal(await csv.text(), 'namespace,serviceAccount\r\nshop,agent\r\n');
+    const rec = await fetch(`${base}/console/api/v1/sessions/s1/recording?offset=10`, {
+      headers: { cookie },
+    });
+    assert.equal(rec.headers.get('content-type'), 'application/x-asciicast; charset=utf-8');
+    assert.equal(rec.headers.get('x-recording-size'), '4096');
+    assert.equal(
+      rec.headers.get('content-disposition'),
+      'attachment',
+      'a file name that is not plain is dropped',
+    );
+    assert.deepEqual(
+      Buffer.from(await rec.arrayBuffer()),
+      RECORDING_PIECE,
+      'a character cut at the end is kept as bytes',
+    );
+    assert.equal(seen.at(-1)?.url, '/v1/sessions/s1/recording?offset=10');
   });
 
   it('refuses a state-changing call without the CSRF token, from another site, or not JSON', async () => {

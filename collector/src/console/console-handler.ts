@@ -2,7 +2,9 @@
  * The collector's web console on the query listener, under `/console/`:
  *
  *   GET    /console/                 the page (index.html; app.js and app.css under /console/assets/)
- *   GET    /console/approvals/{id}   the page showing one request (the link notifications carry)
+ *   GET    /console/{view}[/{id}]    the same page at one of its own addresses (page-routes.ts):
+ *                                    events, sessions, approvals (…/{id}: the link notifications
+ *                                    carry), access-review
  *   GET    /console/session          {signedIn, csrfToken?, expiresAt?, proxy}: whether this browser has a session
  *   POST   /console/session          {token}: sign in with a bearer token (checked by the API itself)
  *   DELETE /console/session          sign out
@@ -20,12 +22,13 @@
  * request; the console then opens (and refreshes) the session from it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { APPROVAL_ID, ChaperoneError, type Logger, toChaperoneError } from '@chaperone/shared';
+import { ChaperoneError, type Logger, toChaperoneError } from '@chaperone/shared';
 import { STATUS } from '../query/json-response.ts';
 import { parseRequestTarget } from '../query/request-target.ts';
 import { ASSET_TYPES, type AssetName, type ConsoleAssets, NOT_BUILT } from './console-assets.ts';
 import { CONSOLE_PATH, readCookie, sessionCookie, sessionCookieName } from './cookies.ts';
 import { type ApiAnswer, type ApiRequest, inProcessApi, type RequestHandler } from './in-process-api.ts';
+import { isPagePath } from './page/routes.ts';
 import { CSRF_HEADER, crossSiteReason, csrfTokenMatches, isJson } from './request-guard.ts';
 import { setSecurityHeaders } from './security-headers.ts';
 import {
@@ -53,8 +56,8 @@ export interface ConsoleOptions {
   readonly maxSessions?: number;
 }
 
-/** Where the sign-in token is checked: the list a signed-in approver sees first. */
-export const SIGN_IN_CHECK_PATH = '/v1/approvals?state=pending';
+/** Where the sign-in token is checked: who the token is, as the API reads it. */
+export const SIGN_IN_CHECK_PATH = '/v1/whoami';
 const MAX_BODY_BYTES = 64 * 1024;
 const API_PREFIX = `${CONSOLE_PATH}/api/`;
 
@@ -82,6 +85,28 @@ export function withConsole(api: RequestHandler, console: Console): RequestHandl
     return isConsolePath(path) ? console.handle(req, res) : api(req, res);
   };
 }
+
+/**
+ * The headers an API answer is passed on with. JSON as JSON; a CSV or Markdown
+ * report and a recording as what they are, always as an attachment (never
+ * rendered as a page of this origin); anything else as bytes to download. The
+ * API's file name is kept when it is a plain one.
+ */
+export function passedHeaders(a: Pick<ApiAnswer, 'contentType' | 'contentDisposition' | 'recordingSize'>) {
+  const type = /^\s*([a-z0-9.+/-]+)/i.exec(a.contentType)?.[1]?.toLowerCase() ?? '';
+  const headers: Record<string, string> = { 'cache-control': 'no-store' };
+  if (type === 'application/json') headers['content-type'] = 'application/json';
+  else {
+    headers['content-type'] = PASSED_TYPES.has(type) ? `${type}; charset=utf-8` : 'application/octet-stream';
+    const name = /^attachment;\s*filename="([A-Za-z0-9._-]{1,200})"$/.exec(a.contentDisposition ?? '')?.[1];
+    headers['content-disposition'] = name ? `attachment; filename="${name}"` : 'attachment';
+  }
+  if (a.recordingSize && /^\d{1,15}$/.test(a.recordingSize)) headers['x-recording-size'] = a.recordingSize;
+  return headers;
+}
+
+/** Types passed on as themselves (as downloads): the report's CSV and Markdown, a recording. */
+const PASSED_TYPES = new Set(['text/csv', 'text/markdown', 'application/x-asciicast']);
 
 function sendJson(res: ServerResponse, status: number, value: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
@@ -116,7 +141,7 @@ function proxyToken(req: IncomingMessage, name: string | undefined): string | un
 /** An API error's message, for the sign-in answer. */
 function apiMessage(a: ApiAnswer): string {
   try {
-    const m = (JSON.parse(a.body) as { error?: { message?: unknown } }).error?.message;
+    const m = (JSON.parse(a.body.toString('utf8')) as { error?: { message?: unknown } }).error?.message;
     if (typeof m === 'string') return m;
   } catch {}
   return `the API answered HTTP ${a.status}`;
@@ -246,12 +271,7 @@ export function createConsole(opts: ConsoleOptions): Console {
       sessions.end(s.id);
       setCookie(res, undefined);
     }
-    const json = /^application\/json\b/i.test(answer.contentType);
-    res.writeHead(answer.status, {
-      'content-type': json ? 'application/json' : 'application/octet-stream',
-      'cache-control': 'no-store',
-      ...(json ? {} : { 'content-disposition': 'attachment' }),
-    });
+    res.writeHead(answer.status, passedHeaders(answer));
     res.end(answer.body);
   }
 
@@ -288,10 +308,8 @@ export function createConsole(opts: ConsoleOptions): Console {
       res.writeHead(308, { location: `${CONSOLE_PATH}/` }).end();
       return;
     }
-    // The page, also at /console/approvals/<id>: the link a notification carries to one request.
-    const one = /^\/console\/approvals\/([^/]+)$/.exec(path);
-    if (path === `${CONSOLE_PATH}/` || (one && APPROVAL_ID.test(one[1] as string)))
-      return asset(res, 'index.html');
+    // The page, also at its own addresses (/console/events?…, /console/approvals/<id>, …).
+    if (isPagePath(path)) return asset(res, 'index.html');
     const m = /^\/console\/assets\/([a-z.]+)$/.exec(path);
     if (m && m[1] !== 'index.html' && Object.hasOwn(ASSET_TYPES, m[1] as string))
       return asset(res, m[1] as AssetName);

@@ -26,8 +26,15 @@ export interface ApiRequest {
 export interface ApiAnswer {
   readonly status: number;
   readonly contentType: string;
-  readonly body: string;
+  /** The API's `content-disposition` header, when it sent one. */
+  readonly contentDisposition?: string;
+  /** The API's `x-recording-size` header (a recording's total size when it was read from an offset). */
+  readonly recordingSize?: string;
+  /** The answer's bytes as the API sent them (a recording read from an offset may end inside a character). */
+  readonly body: Buffer;
 }
+
+const header = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
 
 /** Largest API answer the console passes on. */
 export const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
@@ -65,13 +72,17 @@ export function inProcessApi(handler: RequestHandler): (r: ApiRequest) => Promis
             chunks.push(c);
           });
           res.on('error', reject);
-          res.on('end', () =>
+          res.on('end', () => {
+            const disposition = header(res.headers['content-disposition']);
+            const size = header(res.headers['x-recording-size']);
             resolve({
               status: res.statusCode ?? 502,
               contentType: String(res.headers['content-type'] ?? ''),
-              body: Buffer.concat(chunks).toString('utf8'),
-            }),
-          );
+              ...(disposition ? { contentDisposition: disposition } : {}),
+              ...(size ? { recordingSize: size } : {}),
+              body: Buffer.concat(chunks),
+            });
+          });
         },
       );
       // An in-memory stream has no socket timeout: a timer of its own.

@@ -3,12 +3,17 @@
  * this origin's own script and style files (no inline script or style, no
  * eval, no framing, no plugins), no MIME sniffing, no referrer, and HSTS when
  * served over TLS.
+ *
+ * `'wasm-unsafe-eval'` lets the page compile WebAssembly, and nothing else: the
+ * asciinema player's terminal emulator is WebAssembly carried inside app.js
+ * (browsers refuse to compile any under a script-src without it). It does not
+ * allow eval(), new Function() or inline script.
  */
 import type { ServerResponse } from 'node:http';
 
 export const CONTENT_SECURITY_POLICY = [
   "default-src 'self'",
-  "script-src 'self'",
+  "script-src 'self' 'wasm-unsafe-eval'",
   "style-src 'self'",
   "img-src 'self'",
   "connect-src 'self'",

@@ -25,13 +25,12 @@ export function setCsrfToken(t: string | undefined): void {
   csrfToken = t ?? '';
 }
 
-async function call<T>(method: string, url: string, body?: unknown): Promise<T> {
+async function send(method: string, url: string, body?: unknown): Promise<Response> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (method !== 'GET') headers['x-csrf-token'] = csrfToken;
   if (body !== undefined) headers['content-type'] = 'application/json';
-  let res: Response;
   try {
-    res = await fetch(url, {
+    return await fetch(url, {
       method,
       headers,
       credentials: 'same-origin',
@@ -43,20 +42,27 @@ async function call<T>(method: string, url: string, body?: unknown): Promise<T> 
       `the collector could not be reached (${(err as Error).message}): check the connection and retry`,
     );
   }
+}
+
+/** The collector's error as an ApiFailure (its message when the answer carries one). */
+function failure(status: number, text: string): ApiFailure {
+  try {
+    const e = (JSON.parse(text) as { error?: { message?: unknown } }).error;
+    if (typeof e?.message === 'string') return new ApiFailure(status, e.message);
+  } catch {}
+  return new ApiFailure(status, `the collector answered HTTP ${status}`);
+}
+
+async function call<T>(method: string, url: string, body?: unknown): Promise<T> {
+  const res = await send(method, url, body);
   if (res.status === 204) return undefined as T;
   const text = await res.text();
-  let value: unknown;
+  if (!res.ok) throw failure(res.status, text);
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text) as T;
   } catch {
     throw new ApiFailure(res.status, `the collector answered HTTP ${res.status} with no JSON`);
   }
-  if (!res.ok) {
-    const e = (value as { error?: { message?: unknown; code?: unknown } }).error;
-    const message = typeof e?.message === 'string' ? e.message : `HTTP ${res.status}`;
-    throw new ApiFailure(res.status, message);
-  }
-  return value as T;
 }
 
 export const session = {
@@ -65,9 +71,19 @@ export const session = {
   signOut: () => call<void>('DELETE', '/console/session'),
 };
 
+/** The console's address of an API route below /v1/ (`events?namespace=a`), e.g. for a download link. */
+export const apiUrl = (path: string) => `/console/api/v1/${path}`;
+
 /** An API route below /v1/, through the console. */
 export const api = {
-  get: <T>(path: string) => call<T>('GET', `/console/api/v1/${path}`),
-  post: <T>(path: string, body: unknown) => call<T>('POST', `/console/api/v1/${path}`, body),
-  del: <T>(path: string) => call<T>('DELETE', `/console/api/v1/${path}`),
+  get: <T>(path: string) => call<T>('GET', apiUrl(path)),
+  /** A route's bytes as sent (a recording), and the X-Recording-Size the API gave with them. */
+  async bytes(path: string): Promise<{ bytes: Uint8Array; size: number | undefined }> {
+    const res = await send('GET', apiUrl(path));
+    if (!res.ok) throw failure(res.status, await res.text());
+    const size = res.headers.get('x-recording-size');
+    return { bytes: new Uint8Array(await res.arrayBuffer()), size: size === null ? undefined : Number(size) };
+  },
+  post: <T>(path: string, body: unknown) => call<T>('POST', apiUrl(path), body),
+  del: <T>(path: string) => call<T>('DELETE', apiUrl(path)),
 };

@@ -6,9 +6,15 @@ export interface ViewContext {
   failed(err: unknown): void;
 }
 
-/** A view: its element, filled by refresh(); tick() runs every second while it is shown. */
+/**
+ * A view: its element, filled by refresh(); refreshed again every few
+ * seconds when it `poll`s (approvals, a session that may be live), read once
+ * otherwise (a list whose reader pages and filters it); tick() runs every
+ * second while it is shown.
+ */
 export interface View {
   readonly root: HTMLElement;
+  readonly poll?: boolean;
   refresh(): Promise<void>;
   tick?(): void;
 }

@@ -4,11 +4,13 @@ import type { ApprovalView } from '@chaperone/shared';
 import { visible } from '../../cli/terminal-safe.ts';
 import {
   approvalProgress,
+  bucketName,
   describeObject,
   formatArgv,
   formatRemaining,
   formatTime,
   hiddenCharacters,
+  scopeText,
   shown,
   shownLines,
 } from './format.ts';
@@ -97,5 +99,20 @@ describe('page formatting', () => {
       }),
       true,
     );
+  });
+
+  it('names chart buckets and who is signed in', () => {
+    assert.equal(bucketName(60), 'minute');
+    assert.equal(bucketName(300), '5 minutes');
+    assert.equal(bucketName(3600), 'hour');
+    assert.equal(bucketName(21_600), '6 hours');
+    assert.equal(bucketName(86_400), 'day');
+    assert.equal(scopeText({ subject: 'alice', namespaces: '*' }), 'Signed in as alice (all namespaces)');
+    assert.equal(scopeText({ subject: 'bob', namespaces: ['shop'] }), 'Signed in as bob (namespace shop)');
+    assert.equal(
+      scopeText({ subject: 'eve\u202e', namespaces: ['a', 'b'] }),
+      'Signed in as eve\\u{202e} (namespaces a, b)',
+    );
+    assert.equal(scopeText({ subject: 'x', namespaces: [] }), 'Signed in as x (no namespaces)');
   });
 });

@@ -90,3 +90,22 @@ export function listCutShort(shown: number, total: number | undefined): string |
   if (total === undefined || total <= shown) return undefined;
   return `Showing ${shown} of ${total} pending requests, those expiring soonest first. Decide these, or use the CLI with --namespace to see the others.`;
 }
+
+/** A chart bucket's length in words: `5 minutes`, `hour`, `day`. */
+export function bucketName(seconds: number): string {
+  if (seconds % 86_400 === 0) return seconds === 86_400 ? 'day' : `${seconds / 86_400} days`;
+  if (seconds % 3600 === 0) return seconds === 3600 ? 'hour' : `${seconds / 3600} hours`;
+  if (seconds % 60 === 0) return seconds === 60 ? 'minute' : `${seconds / 60} minutes`;
+  return `${seconds} s`;
+}
+
+/** `Signed in as alice (all namespaces)` / `… (namespaces shop, web)`, from /v1/whoami. */
+export function scopeText(w: { subject: string; namespaces: '*' | readonly string[] }): string {
+  const scope =
+    w.namespaces === '*'
+      ? 'all namespaces'
+      : w.namespaces.length
+        ? `namespace${w.namespaces.length === 1 ? '' : 's'} ${w.namespaces.join(', ')}`
+        : 'no namespaces';
+  return shown(`Signed in as ${w.subject} (${scope})`);
+}

@@ -1,26 +1,37 @@
 /**
- * The approvals page's entry (bundled by build-assets.ts into app.js): asks
- * the collector whether this browser has a session, shows the sign-in form or
- * the views, polls the shown view every few seconds, and shows every failure
- * as the collector's own message.
+ * The console's entry (bundled by build-assets.ts into app.js): asks the
+ * collector whether this browser has a session, shows the sign-in form or
+ * the view the page's address names (routes.ts), says who is signed in and
+ * which namespaces they see (/v1/whoami), polls the views that follow
+ * changes every few seconds, and shows every failure as the collector's own
+ * message.
  */
-import { ApiFailure, type SessionInfo, session, setCsrfToken } from './api.ts';
+import { AccessReviewView } from './access-review-view.ts';
+import { ApiFailure, api, type SessionInfo, session, setCsrfToken } from './api.ts';
+import { ApprovalsView } from './approvals-view.ts';
 import type { View, ViewContext } from './context.ts';
 import { byId, replace } from './dom.ts';
-import { GrantsView } from './grants-view.ts';
-import { HistoryView } from './history-view.ts';
-import { PendingView } from './pending-view.ts';
+import { EventView } from './event-view.ts';
+import { EventsView } from './events-view.ts';
+import { scopeText } from './format.ts';
+import { OverviewView } from './overview-view.ts';
+import type { WhoAmI } from './query-types.ts';
 import { RequestView } from './request-view.ts';
+import { type Route, routeOf, sectionOf } from './routes.ts';
+import { SessionView } from './session-view.ts';
+import { SessionsView } from './sessions-view.ts';
 import { signInView } from './sign-in-view.ts';
 
 const POLL_MS = 3000;
+/** The approvals page's old addresses (`/console/#history`): now tabs of /console/approvals. */
+const OLD_TABS = new Set(['#pending', '#history', '#grants']);
 
 const viewBox = byId('view');
 const errorBox = byId('error');
 const nav = byId('nav');
+const who = byId('whoami');
 const signOutButton = byId<HTMLButtonElement>('sign-out');
 
-let views: Record<string, View> | undefined;
 let proxy = false;
 let shown: View | undefined;
 let poll: ReturnType<typeof setInterval> | undefined;
@@ -38,10 +49,10 @@ function stopTimers(): void {
 
 function signedOut(message?: string): void {
   stopTimers();
-  views = undefined;
   shown = undefined;
   setCsrfToken(undefined);
   nav.hidden = true;
+  who.hidden = true;
   signOutButton.hidden = true;
   showError(undefined);
   replace(
@@ -84,30 +95,58 @@ async function refreshShown(): Promise<void> {
   }
 }
 
-function show(name: string): void {
-  if (!views) return;
-  const v = views[name] ?? views.pending;
-  if (!v) return;
-  shown = v;
-  for (const a of nav.querySelectorAll('a')) a.classList.toggle('current', a.dataset.view === name);
-  replace(viewBox, v.root);
-  void refreshShown();
+function viewOf(r: Route, params: URLSearchParams): View {
+  switch (r.view) {
+    case 'overview':
+      return new OverviewView(params);
+    case 'events':
+      return new EventsView(params);
+    case 'event':
+      return new EventView(r.id, ctx);
+    case 'sessions':
+      return new SessionsView(params);
+    case 'session':
+      return new SessionView(r.id);
+    case 'approvals':
+      return new ApprovalsView(ctx);
+    case 'approval':
+      return new RequestView(r.id, ctx);
+    case 'access-review':
+      return new AccessReviewView(params);
+  }
+}
+
+async function showWho(): Promise<void> {
+  try {
+    const w = await api.get<WhoAmI>('whoami');
+    who.textContent = scopeText(w);
+    who.hidden = false;
+  } catch (err) {
+    ctx.failed(err);
+  }
 }
 
 function signedIn(s: SessionInfo): void {
   setCsrfToken(s.csrfToken);
-  views = { pending: new PendingView(ctx), history: new HistoryView(), grants: new GrantsView(ctx) };
-  const one = /^\/console\/approvals\/([^/]+)$/.exec(location.pathname);
-  if (one) views.request = new RequestView(decodeURIComponent(one[1] as string), ctx);
+  const route = routeOf(location.pathname) ?? { view: 'overview' };
+  const section = sectionOf(route);
+  for (const a of nav.querySelectorAll('a')) a.classList.toggle('current', a.dataset.view === section);
   nav.hidden = false;
   signOutButton.hidden = false;
   stopTimers();
-  poll = setInterval(() => void refreshShown(), POLL_MS);
+  const v = viewOf(route, new URLSearchParams(location.search));
+  shown = v;
+  replace(viewBox, v.root);
+  void showWho();
+  void refreshShown();
+  if (v.poll) poll = setInterval(() => void refreshShown(), POLL_MS);
   tick = setInterval(() => shown?.tick?.(), 1000);
-  show(location.hash.slice(1) || (views.request ? 'request' : 'pending'));
 }
 
-window.addEventListener('hashchange', () => show(location.hash.slice(1)));
+window.addEventListener('hashchange', () => {
+  const v = shown;
+  if (v instanceof ApprovalsView) void v.hashChanged()?.catch((err: unknown) => ctx.failed(err));
+});
 signOutButton.addEventListener('click', async () => {
   try {
     await session.signOut();
@@ -117,11 +156,14 @@ signOutButton.addEventListener('click', async () => {
   }
 });
 
-try {
-  const s = await session.get();
-  proxy = s.proxy;
-  if (s.signedIn) signedIn(s);
-  else signedOut();
-} catch (err) {
-  showError(err instanceof Error ? err.message : String(err));
-}
+if (location.pathname === '/console/' && OLD_TABS.has(location.hash))
+  location.replace(`/console/approvals${location.hash}`);
+else
+  try {
+    const s = await session.get();
+    proxy = s.proxy;
+    if (s.signedIn) signedIn(s);
+    else signedOut();
+  } catch (err) {
+    showError(err instanceof Error ? err.message : String(err));
+  }

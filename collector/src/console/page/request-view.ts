@@ -7,6 +7,7 @@ import { h, replace } from './dom.ts';
 
 export class RequestView implements View {
   readonly root = h('section', { class: 'request' });
+  readonly poll = true;
   readonly #id: string;
   readonly #ctx: ViewContext;
   #card: ApprovalCard | undefined;

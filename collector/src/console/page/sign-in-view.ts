@@ -18,7 +18,7 @@ export function signInView(opts: {
   const form = h(
     'form',
     { class: 'sign-in' },
-    h('h2', {}, 'Sign in to approve'),
+    h('h2', {}, 'Sign in to the console'),
     opts.message ? h('p', { class: 'error', role: 'alert' }, opts.message) : null,
     h(
       'p',
