@@ -38,25 +38,16 @@ import {
   type GrantView,
   type HeldAction,
 } from '@chaperone/shared';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { WebSocket } from 'undici';
 import { parse as parseYaml } from 'yaml';
 import { boundToken, clusterCollectorArgs, createAgentPod } from './collector-kube.ts';
 import { type CollectorProcess, startCollectorProcess } from './collector-process.ts';
+import { launchBrowser, newPage, signIn } from './console-browser.ts';
 import { createNamespace, kubeInfo, type TestNamespace } from './environment.ts';
 import { freePort } from './ports.ts';
 import { ensurePackages } from './system-packages.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const SCREENSHOT = fileURLToPath(new URL('../../docs/images/approvals-page.png', import.meta.url));
 const XSS = '<img src=x onerror="window.__xss=1">';
 const QUERY_TOKEN = 'console-e2e-query-token-0123456789';
@@ -84,6 +75,8 @@ function approvalsStandIn() {
     if (req.headers.authorization !== `Bearer ${APPROVER_TOKEN}`)
       return fail(res, 401, 'unauthenticated', 'the bearer token is not valid (TokenReview said no)');
     const user = 'alice@example.com';
+    if (req.method === 'GET' && url.pathname === '/v1/whoami')
+      return send(res, 200, { subject: user, namespaces: '*', via: 'static' });
     if (req.method === 'GET' && url.pathname === '/v1/approvals') {
       const state = url.searchParams.get('state') ?? 'pending';
       const all = [...approvals.values()].filter((a) =>
@@ -218,30 +211,6 @@ function holdAction(ingestUrl: string, token: string, action: HeldAction, summar
 
 // ---------------------------------------------------------------------------
 
-async function newPage(
-  context: BrowserContext,
-): Promise<{ page: Page; violations: string[]; errors: string[] }> {
-  const page = await context.newPage();
-  const violations: string[] = [];
-  const errors: string[] = [];
-  await page.exposeFunction('__cspViolation', (v: string) => violations.push(v));
-  // Init scripts come from the browser's debugging protocol, not the page: CSP does not apply to them.
-  await page.addInitScript(() => {
-    document.addEventListener('securitypolicyviolation', (e) =>
-      (window as unknown as { __cspViolation: (v: string) => void }).__cspViolation(
-        `${e.violatedDirective} ${e.blockedURI}`,
-      ),
-    );
-  });
-  page.on('pageerror', (e) => errors.push(e.message));
-  return { page, violations, errors };
-}
-
-async function signIn(page: Page, token: string): Promise<void> {
-  await page.locator('#token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-}
-
 describe('the approvals page in Chromium', () => {
   let dir: string;
   let collector: CollectorProcess;
@@ -299,12 +268,7 @@ describe('the approvals page in Chromium', () => {
     });
     await new Promise<void>((r) => otherSite.listen(0, '127.0.0.1', r));
 
-    context = await chromium.launchPersistentContext(join(dir, 'profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_FLAGS,
-      viewport: { width: 1200, height: 900 },
-    });
+    context = await launchBrowser(join(dir, 'profile'), { width: 1200, height: 900 });
   });
 
   after(async () => {
@@ -319,7 +283,7 @@ describe('the approvals page in Chromium', () => {
 
   it('the real collector serves the page; sign-in is checked by its query API; no inline script runs', async () => {
     const { page, violations, errors } = await newPage(context);
-    const res = await page.goto(`${collector.queryUrl}/console/`);
+    const res = await page.goto(`${collector.queryUrl}/console/approvals`);
     const csp = res?.headers()['content-security-policy'] ?? '';
     assert.match(csp, /default-src 'self'/);
     assert.match(csp, /frame-ancestors 'none'/);
@@ -396,7 +360,7 @@ describe('the approvals page in Chromium', () => {
     const denyId = String((await denyMe.pending).approvalId);
 
     const { page, violations, errors } = await newPage(context);
-    await page.goto(`${collector.queryUrl}/console/`);
+    await page.goto(`${collector.queryUrl}/console/approvals`);
     const card = page.locator(`article[data-id="${approveId}"]`);
     await card.waitFor({ timeout: 15_000 });
     await card.getByText(`${ns.name}/agent-0 (service account default)`).waitFor();
@@ -426,6 +390,7 @@ describe('the approvals page in Chromium', () => {
     await denyCard.getByText('Decided: denied.').waitFor();
     assert.equal((await denyMe.decided).state, 'denied');
 
+    // The page's old address of the tab (before the console had other views) still leads there.
     await page.goto(`${collector.queryUrl}/console/#history`);
     await page.locator(`tr[data-id="${approveId}"]`).getByText('approved', { exact: true }).waitFor();
     await page
@@ -447,7 +412,7 @@ describe('the approvals page in Chromium', () => {
     await grantCard.getByRole('button', { name: 'Approve' }).click();
     await grantCard.getByText('Decided: approved.').waitFor();
     const grantId = String((await grantMe.decided).grantId);
-    await page.goto(`${collector.queryUrl}/console/#grants`);
+    await page.goto(`${collector.queryUrl}/console/approvals#grants`);
     const grantRow = page.locator(`tr[data-id="${grantId}"]`);
     await grantRow.getByText('active', { exact: true }).waitFor();
     await grantRow.getByRole('button', { name: 'Revoke' }).click();
@@ -489,7 +454,7 @@ describe('the approvals page in Chromium', () => {
     for (const a of [scale, xss, sql]) standIn.approvals.set(a.id, a);
 
     const { page, violations, errors } = await newPage(context);
-    await page.goto(`${flows}/console/`);
+    await page.goto(`${flows}/console/approvals`);
     await signIn(page, APPROVER_TOKEN);
     const card = page.locator(`article[data-id="${xss.id}"]`);
     await card.waitFor();
@@ -554,7 +519,7 @@ describe('the approvals page in Chromium', () => {
     const target = pendingRequest({ summary: 'delete namespace shop' });
     standIn.approvals.set(target.id, target);
     const { page } = await newPage(context);
-    await page.goto(`${flows}/console/`);
+    await page.goto(`${flows}/console/approvals`);
     // Signed in from the previous test (same browser profile): the cookie is there.
     await page.getByRole('button', { name: 'Sign out' }).waitFor();
     const status = await page.evaluate(async (id) => {
@@ -608,7 +573,7 @@ describe('the approvals page in Chromium', () => {
     };
     standIn.grants.set(grant.id, grant);
     const { page, violations } = await newPage(context);
-    await page.goto(`${flows}/console/#grants`);
+    await page.goto(`${flows}/console/approvals#grants`);
     const row = page.locator(`tr[data-id="${grant.id}"]`);
     await row.getByText('active').waitFor();
     await row.getByRole('button', { name: 'Revoke' }).click();
@@ -661,7 +626,7 @@ describe('the approvals page in Chromium', () => {
     for (const a of [later, plain, bidi]) standIn.approvals.set(a.id, a);
     standIn.list.cap = 2;
     const { page, violations, errors } = await newPage(context);
-    await page.goto(`${flows}/console/`);
+    await page.goto(`${flows}/console/approvals`);
     await signIn(page, APPROVER_TOKEN);
     const card = page.locator(`article[data-id="${bidi.id}"]`);
     await card.waitFor();
