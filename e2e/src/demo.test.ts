@@ -122,6 +122,27 @@ describe('chaperone demo', () => {
       for (const action of ['allow', 'deny', 'mask'])
         assert.equal(summary.decisions[action] ?? 0, count(action), action);
       assert.ok(count('deny') >= 1 && count('mask') >= 1);
+      // The console shows the approver (its own token, RBAC in the demo's namespace) that
+      // namespace only, with the overview's totals counted as the stored events say.
+      assert.deepEqual(summary.console.namespaces, [summary.namespace]);
+      const approved = events.filter((e) => e.chaperone.decision.approval?.state === 'approved').length;
+      const blocked = events.filter(
+        (e) =>
+          e.chaperone.decision.action === 'deny' ||
+          (e.chaperone.decision.action === 'review' && e.chaperone.decision.approval?.state !== 'approved'),
+      ).length;
+      const masked = events.filter(
+        (e) => e.chaperone.decision.action === 'mask' || e.chaperone.maskedFields > 0,
+      ).length;
+      assert.deepEqual(
+        {
+          blocked: summary.console.blocked,
+          masked: summary.console.masked,
+          approved: summary.console.approved,
+        },
+        { blocked, masked, approved },
+      );
+      assert.ok(approved >= 1 && blocked >= 1 && masked >= 1);
       // By protocol: the summary's counts are the stored events', and each protocol was both
       // allowed and denied (exec and SQL too, not only the Kubernetes API).
       for (const protocol of ['kubernetes', 'exec', 'postgres']) {

@@ -60,6 +60,8 @@ export interface DemoSummary {
   rules: Record<string, { action: string; count: number }>;
   /** The exec sessions' ids, for `chaperone replay`. */
   execSessions: string[];
+  /** What the console shows the approver (its token, its RBAC): the namespaces it reads and the overview's totals. */
+  console: { namespaces: string[] | '*'; blocked: number; masked: number; approved: number };
 }
 
 interface Step {
@@ -74,6 +76,26 @@ class StepFailed extends ChaperoneError {
     });
     this.name = 'StepFailed';
   }
+}
+
+/** The console's view for a reader: who the token is (`/v1/whoami`) and the overview's totals of the last day. */
+async function consoleView(queryUrl: string, token: string): Promise<DemoSummary['console']> {
+  const get = async (path: string) => {
+    const res = await fetch(`${queryUrl}${path}`, { headers: { authorization: `Bearer ${token}` } });
+    if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status} ${await res.text()}`);
+    return res.json();
+  };
+  const who = (await get('/v1/whoami')) as { namespaces: string[] | '*' };
+  const overview = (await get('/v1/overview?since=24h')) as {
+    byNamespace: { blocked: number; masked: number; approved: number }[];
+  };
+  const sum = (k: 'blocked' | 'masked' | 'approved') => overview.byNamespace.reduce((n, r) => n + r[k], 0);
+  return {
+    namespaces: who.namespaces,
+    blocked: sum('blocked'),
+    masked: sum('masked'),
+    approved: sum('approved'),
+  };
 }
 
 export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
@@ -492,14 +514,22 @@ INSERT INTO users VALUES (1, 'ada', 'ada@example.com', '${USER_PASSWORD}-1'),
       { title: 'approvals', fix: 'see the collector and sidecar logs in the demo directory' },
       async () => {
         // An approver: a ServiceAccount with an ordinary Role (verb approve on
-        // approvals.chaperone.dev in the agents' namespace), using its own token.
+        // approvals.chaperone.dev in the agents' namespace, and the audit reader's
+        // get/list there, so the console shows it this namespace), using its own token.
         admin(
           ['apply', '-f', '-'],
           JSON.stringify({
             apiVersion: 'rbac.authorization.k8s.io/v1',
             kind: 'Role',
             metadata: { name: 'chaperone-approver', namespace: ns },
-            rules: [{ apiGroups: ['chaperone.dev'], resources: ['approvals'], verbs: ['approve'] }],
+            rules: [
+              { apiGroups: ['chaperone.dev'], resources: ['approvals'], verbs: ['approve'] },
+              {
+                apiGroups: ['chaperone.dev'],
+                resources: ['events', 'sessions', 'recordings', 'alerts', 'chains'],
+                verbs: ['get', 'list'],
+              },
+            ],
           }),
         );
         admin(['create', 'serviceaccount', 'approver', '-n', ns]);
@@ -609,6 +639,12 @@ INSERT INTO users VALUES (1, 'ada', 'ada@example.com', '${USER_PASSWORD}-1'),
       },
       (s) => `${s.events} events stored by the collector`,
     );
+    summary.console = await step(
+      { title: 'console', fix: 'see the collector log in the demo directory' },
+      () => consoleView(collector.queryUrl, readFileSync(approvals.tokenFile, 'utf8').trim()),
+      (c) =>
+        `the approver's token reads ${c.namespaces === '*' ? 'every namespace' : `namespace ${c.namespaces.join(', ')}`} (RBAC): blocked ${c.blocked}, masked ${c.masked}, approved ${c.approved} in the overview`,
+    );
 
     out('');
     out(`Summary for ${ns}/${pod.metadata.name} (from the collector's query API):`);
@@ -656,7 +692,7 @@ INSERT INTO users VALUES (1, 'ada', 'ada@example.com', '${USER_PASSWORD}-1'),
       `  chaperone approvals list --state all --collector-url ${collector.queryUrl} --token-file ${approvals.tokenFile}`,
     );
     out(
-      `  open ${collector.queryUrl}/console/ and sign in with the approver's token (${approvals.tokenFile})   # the approvals page`,
+      `  open ${collector.queryUrl}/console/ and sign in with the approver's token (${approvals.tokenFile})   # the console: overview, events, sessions, approvals, access review`,
     );
     out(`  curl -s ${sidecar.metricsUrl} | grep chaperone_blocked_total`);
     if (prometheus) {
@@ -748,6 +784,7 @@ async function summarise(
     protocols,
     rules,
     execSessions: [...execSessions],
+    console: { namespaces: [], blocked: 0, masked: 0, approved: 0 },
   };
 }
 
