@@ -144,6 +144,18 @@ describe('reader access (RBAC scope)', () => {
 const jwt = (iss: string) =>
   new UnsecuredJWT({ sub: 'alice' }).setIssuer(iss).setExpirationTime('5m').encode();
 
+/** Readers of TokenReview identities (alice reads everywhere) on a clock the test moves. */
+function clockedReader(t: number) {
+  const clock = { t };
+  const s = setup(new Map([['alice', new Set([''])]]), { clock });
+  const auth = readerAuth({
+    identities: approverAuth({ kube: s.kube }),
+    access: s.access,
+    now: () => clock.t,
+  });
+  return { clock, s, auth };
+}
+
 describe('reader authentication', () => {
   const STATIC = 'static-query-token-0123456789';
 
@@ -192,13 +204,7 @@ describe('reader authentication', () => {
 
   // Fails if accepted identities are not remembered, or remembered with a cache of 0: tried.
   it('remembers an accepted token for the cache window only', async () => {
-    const clock = { t: 5_000_000 };
-    const s = setup(new Map([['alice', new Set([''])]]), { clock });
-    const auth = readerAuth({
-      identities: approverAuth({ kube: s.kube }),
-      access: s.access,
-      now: () => clock.t,
-    });
+    const { clock, s, auth } = clockedReader(5_000_000);
     for (let i = 0; i < 5; i++) await auth.authenticate('Bearer kube-token-alice');
     assert.equal(s.tokenReviews.length, 1);
     clock.t += 10_001;
@@ -212,6 +218,23 @@ describe('reader authentication', () => {
     });
     for (let i = 0; i < 3; i++) await every.authenticate('Bearer kube-token-alice');
     assert.deepEqual([uncached.tokenReviews.length, uncached.reviews.length], [3, 3]);
+  });
+
+  // Fails if a refused token is reviewed again within the window, or concurrent requests each review: tried.
+  it('refuses a refused token from memory for the cache window, and reviews a token once at a time', async () => {
+    const { clock, s, auth } = clockedReader(7_000_000);
+    const made = Array.from({ length: 10 }, () => auth.authenticate('Bearer made-up-token'));
+    for (const r of made) await assert.rejects(r, /did not accept the token: invalid bearer token/);
+    await assert.rejects(auth.authenticate('Bearer made-up-token'), /did not accept the token/);
+    assert.equal(s.tokenReviews.length, 1, 'ten at once and one after: one TokenReview');
+    clock.t += 10_001;
+    await assert.rejects(auth.authenticate('Bearer made-up-token'), /did not accept the token/);
+    assert.equal(s.tokenReviews.length, 2, 'after the window: asked again');
+    const alice = await Promise.all(
+      Array.from({ length: 10 }, () => auth.authenticate('Bearer kube-token-alice')),
+    );
+    for (const p of alice) assert.equal(p.subject, 'alice');
+    assert.equal(s.tokenReviews.length, 3, 'ten at once: one TokenReview');
   });
 
   // Fails if ID tokens of the configured issuer reach TokenReview, or a group-file scope is replaced by RBAC: tried.

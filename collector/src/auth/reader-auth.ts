@@ -21,6 +21,9 @@
  * remembered by the token's hash for `cacheMs` (never past the token's
  * `exp`), as RBAC answers are, so a console polling the API costs the API
  * server little and a revoked token or binding stops working within it.
+ * A token the API server refused is refused from memory for as long, and a
+ * token is reviewed once at a time, so requests with made-up tokens cannot
+ * turn into a TokenReview each.
  */
 import { createHash } from 'node:crypto';
 import { decodeJwt } from 'jose';
@@ -55,19 +58,47 @@ function expiryOf(token: string): number {
 
 export function readerAuth(opts: ReaderAuthOptions): QueryAuthenticator {
   const cacheMs = opts.cacheMs ?? 10_000;
+  const maxEntries = opts.maxCacheEntries ?? 10_000;
   const known = new Map<string, { at: number; until: number; who: Approver }>();
+  const refused = new Map<string, { at: number; err: AuthError }>();
+  const asking = new Map<string, Promise<Approver>>();
+
+  function remember<V>(cache: Map<string, V>, key: string, value: V): void {
+    if (cacheMs <= 0) return;
+    if (cache.size >= maxEntries) cache.clear();
+    cache.set(key, value);
+  }
+
+  async function review(authorization: string, token: string, key: string): Promise<Approver> {
+    const now = opts.now?.() ?? Date.now();
+    try {
+      const who = await opts.identities.authenticate(authorization);
+      remember(known, key, { at: now, until: expiryOf(token), who });
+      return who;
+    } catch (err) {
+      // Only a refusal is remembered: an API server that could not answer is asked again.
+      if (err instanceof AuthError && err.code === 'unauthenticated')
+        remember(refused, key, { at: now, err });
+      throw err;
+    }
+  }
 
   async function identify(authorization: string, token: string): Promise<Approver> {
     const now = opts.now?.() ?? Date.now();
     const key = createHash('sha256').update(token).digest('base64');
     const hit = known.get(key);
     if (hit && now - hit.at < cacheMs && now < hit.until) return hit.who;
-    const who = await opts.identities.authenticate(authorization);
-    if (cacheMs > 0) {
-      if (known.size >= (opts.maxCacheEntries ?? 10_000)) known.clear();
-      known.set(key, { at: now, until: expiryOf(token), who });
+    const no = refused.get(key);
+    if (no && now - no.at < cacheMs) throw no.err;
+    const pending = asking.get(key);
+    if (pending) return pending;
+    const p = review(authorization, token, key);
+    asking.set(key, p);
+    try {
+      return await p;
+    } finally {
+      asking.delete(key);
     }
-    return who;
   }
 
   return {
