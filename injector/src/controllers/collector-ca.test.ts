@@ -86,7 +86,8 @@ const stored = (bundle: string, revision?: string): ConfigMap => ({
 
 describe('parseCaBundle', () => {
   it('keeps the certificates, one after the other', () => {
-    const crlf = testPki().ca.cert;
+    // A bundle written with CRLF line ends (as some tools and editors write PEM).
+    const crlf = testPki().ca.cert.replace(/\r?\n/g, '\r\n');
     assert.match(crlf, /\r\n/);
     assert.equal(parseCaBundle(`# ours\n${crlf}\n\n${caB}`, 'f'), `${crlf.replace(/\r\n/g, '\n')}${caB}`);
     assert.equal(parseCaBundle(`${caA}${caB}`, 'f'), `${caA}${caB}`);
