@@ -1,15 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import forge from 'node-forge';
 import { ChaperoneError } from '../errors.ts';
 import {
   children,
   namedBits,
+  octetString,
   oid,
   readOid,
   readTlv,
   sequence,
   setOf,
+  smallInteger,
   TAG,
   tlv,
   unsignedInteger,
@@ -125,5 +128,67 @@ describe('DER', () => {
     );
     assert.equal(x509Time(new Date(Date.UTC(2050, 0, 1)))[0], TAG.GENERALIZED_TIME);
     assert.throws(() => x509Time(new Date(Number.NaN)), /cannot be written as an X.509 time/);
+  });
+});
+
+// A second, independent reader: node-forge's ASN.1 decoder (strict) reads what
+// der.ts writes to the same OIDs, integers, times and nesting. node-forge made
+// the certificates before; it no longer runs outside tests.
+describe('DER read by another implementation (node-forge)', () => {
+  const arc = fc.oneof(fc.integer({ min: 0, max: 200 }), fc.integer({ min: 0, max: 2 ** 40 }));
+  const dotted = fc
+    .tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 39 }), fc.array(arc, { maxLength: 6 }))
+    .map(([a, b, rest]) => [a, b, ...rest].join('.'));
+  const fromDer = (der: Buffer) => forge.asn1.fromDer(forge.util.createBuffer(der.toString('binary')), true);
+  const bytesOf = (v: unknown) => Buffer.from(v as string, 'binary');
+
+  it('OIDs, integers and nesting read the same', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.tuple(dotted, fc.integer({ min: 0, max: 0xffff_ffff }), fc.uint8Array({ maxLength: 300 })),
+          {
+            maxLength: 5,
+          },
+        ),
+        (items) => {
+          const der = sequence(
+            ...items.map(([o, n, b]) => sequence(oid(o), smallInteger(n), octetString(b))),
+          );
+          const outer = fromDer(der);
+          const read = (outer.value as forge.asn1.Asn1[]).map((item) => {
+            const [o, n, b] = item.value as forge.asn1.Asn1[];
+            return [
+              forge.asn1.derToOid(forge.util.createBuffer(o?.value as string)),
+              Number.parseInt(bytesOf(n?.value).toString('hex') || '0', 16),
+              new Uint8Array(bytesOf(b?.value)),
+            ];
+          });
+          assert.deepEqual(read, items);
+        },
+      ),
+    );
+  });
+
+  it('times read as the same instant, UTCTime through 2049 and GeneralizedTime after', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: Date.UTC(1950, 0, 1) / 1000, max: Date.UTC(9999, 11, 31) / 1000 }),
+        (s) => {
+          const date = new Date(s * 1000);
+          const t = fromDer(x509Time(date));
+          const text = t.value as string;
+          const back =
+            t.type === forge.asn1.Type.UTCTIME
+              ? forge.asn1.utcTimeToDate(text)
+              : forge.asn1.generalizedTimeToDate(text);
+          assert.equal(
+            t.type,
+            date.getUTCFullYear() < 2050 ? forge.asn1.Type.UTCTIME : forge.asn1.Type.GENERALIZEDTIME,
+          );
+          assert.equal(back.getTime(), date.getTime());
+        },
+      ),
+    );
   });
 });
