@@ -16,12 +16,12 @@
  * Secret that cannot be read refuses the log (it would be shown unmasked).
  * A JSON field mask means nothing in a log and is not applied to one.
  */
-import { StreamMasker } from '../exec-text/index.ts';
 import type { PolicyStore } from '../policy-store.ts';
 import type { KubeRequestContext } from './context.ts';
 import { maskRuleSecrets, readSecretValues, type SecretValuesDeps } from './exec/secret-values.ts';
 import { passResponseHeaders } from './headers.ts';
 import type { ResponseSink, UpstreamError } from './http1/upstream-pool.ts';
+import { loadOnce } from './lazy-guard.ts';
 
 export interface TextStreamFilter {
   /** The next bytes of the log → what the agent gets now. */
@@ -57,8 +57,12 @@ export function isPodLog(ctx: KubeRequestContext): boolean {
 /** The built-in rule values the detectors find in pod logs are counted under. */
 export const LOG_DETECTORS_RULE = 'chaperone-mask-pod-logs';
 
+/** The detectors' code (../exec-text), loaded at the first pod log (or exec session) of the sidecar. */
+const streamMasker = loadOnce(async () => (await import('../exec-text/index.ts')).StreamMasker);
+
 /** The value detectors (and exact `values`), as a log filter. */
-export function valueDetectorFilter(values: readonly Buffer[] = []): TextStreamFilter {
+export async function valueDetectorFilter(values: readonly Buffer[] = []): Promise<TextStreamFilter> {
+  const StreamMasker = await streamMasker();
   const m = new StreamMasker(values.length > 0 ? { values } : {});
   return {
     push: (chunk) => m.push(chunk),

@@ -11,12 +11,11 @@
  */
 import type { SelfProtection } from '@chaperone/shared';
 import type { PolicyStore } from '../../policy-store.ts';
-import { afterApproval } from '../../review/after-approval.ts';
-import { holdKubeRequest } from '../../review/kube-hold.ts';
 import type { ReviewClient } from '../../review/review-client.ts';
 import type { Guard, KubeRequestContext } from '../context.ts';
 import { decideAction } from '../exec/exec-decision.ts';
 import { BodyTooLargeError } from '../http1/agent-connection.ts';
+import { loadOnce } from '../lazy-guard.ts';
 import { protobufObjectName } from '../protobuf-name.ts';
 import { impersonationHeaders, toAction } from '../request-info.ts';
 import { sendStatus, statusBody } from '../status.ts';
@@ -38,6 +37,18 @@ class BodyProblem extends Error {
     this.reason = reason;
   }
 }
+
+/**
+ * The hold and re-judging code (held actions, the secret detectors that mask
+ * what approvers read), loaded at the first request a rule sends for review.
+ */
+const reviewCode = loadOnce(async () => {
+  const [{ holdKubeRequest }, { afterApproval }] = await Promise.all([
+    import('../../review/kube-hold.ts'),
+    import('../../review/after-approval.ts'),
+  ]);
+  return { holdKubeRequest, afterApproval };
+});
 
 /** Reads the body (kept in ctx.body for forwarding) and the name of the object it creates. */
 async function nameFromBody(ctx: KubeRequestContext, limit: number): Promise<string | undefined> {
@@ -140,6 +151,7 @@ export function decide(
             return;
           }
         }
+        const { holdKubeRequest, afterApproval } = await reviewCode();
         const outcome = await holdKubeRequest(ctx, decision, reviews);
         if (outcome.state === 'approved') {
           // The policy may have changed during the hold: judged again, a decision other than this rule's review wins.
