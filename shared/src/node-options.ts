@@ -1,9 +1,26 @@
 /**
- * Node options the sidecar container runs with (the injector sets them as
- * NODE_OPTIONS; the sidecar benchmark runs the sidecar the same way).
+ * How the sidecar container's Node runs (the injector sets these in its
+ * environment; the sidecar benchmark runs the sidecar the same way). Measured
+ * in bench/results/footprint.notes.md ("V8 and allocator settings").
  *
- * A 2 MiB young generation (V8's default is 16 MiB per semi-space) keeps the
- * sidecar's peak RSS under load near 100 MiB instead of ~125 MiB, at no
- * measurable cost in CPU per request (bench/results/sidecar.md).
+ * Only flags Node allows in NODE_OPTIONS may go here: V8-only flags such as
+ * --optimize-for-size or --single-threaded-gc make node refuse to start.
+ *
+ * - `--max-semi-space-size=1`: a 1 MiB young generation (V8's default is 16
+ *   MiB per semi-space): ~2 MiB less private memory idle than with 2 MiB.
+ * - `--v8-pool-size=1`: one V8 background thread instead of four (GC and
+ *   compile helpers): fewer threads, stacks and malloc arenas (~0.2 MiB).
+ *
+ * No --max-old-space-size: Node sizes V8's heap from the container's memory
+ * limit (256Mi unless configured), and under 256 MB V8 also grows the heap
+ * least between full collections (~1.3× its live size; 4× with no limit on a
+ * large node). A fixed bound would not follow a raised limit.
  */
-export const SIDECAR_NODE_OPTIONS = '--max-semi-space-size=2';
+export const SIDECAR_NODE_OPTIONS = '--max-semi-space-size=1 --v8-pool-size=1';
+
+/**
+ * Environment the sidecar container runs with beside NODE_OPTIONS.
+ * MALLOC_ARENA_MAX=2: glibc makes at most two malloc arenas instead of one per
+ * thread that contends (up to 8 per core): ~1 MiB less private memory idle.
+ */
+export const SIDECAR_RUNTIME_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };

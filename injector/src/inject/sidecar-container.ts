@@ -24,7 +24,7 @@
  * /var/run/chaperone/agent-sa (write ca.crt, token, namespace there); the
  * spool at /var/run/chaperone/spool.
  */
-import { SIDECAR_NODE_OPTIONS } from '@chaperone/shared';
+import { SIDECAR_NODE_OPTIONS, SIDECAR_RUNTIME_ENV } from '@chaperone/shared';
 import type { Container, EnvVar, VolumeMount } from '../k8s-types.ts';
 import {
   AGENT_SA_VOLUME,
@@ -111,6 +111,7 @@ export function buildSidecar(settings: PodSettings, config: InjectionConfig, mod
     { name: 'CHAPERONE_LOG_LEVEL', value: settings.logLevel },
     { name: 'CHAPERONE_INJECTOR_NAMESPACE', value: config.injectorNamespace },
     { name: 'NODE_OPTIONS', value: SIDECAR_NODE_OPTIONS },
+    ...Object.entries(SIDECAR_RUNTIME_ENV).map(([name, value]) => ({ name, value })),
   ];
   if (config.collectorUrl) env.push({ name: 'CHAPERONE_COLLECTOR_URL', value: config.collectorUrl });
   if (hasCollectorCa(config)) {
