@@ -9,8 +9,14 @@
  *   node bench/src/sidecar-footprint.ts --quick    smoke run (1 round, 3 cold starts, short loads), writes nothing
  *   node bench/src/sidecar-footprint.ts --startup-only   only the cold starts beside the empty-node floor, writes nothing
  *   options: --rounds N, --starts N, --no-write,
- *            --alt-flags "<node flags>"   the sidecar also run with these flags added, in the same rounds
+ *            --alt-flags "<node flags>"   the sidecar also run with these flags added, in the same rounds;
+ *                                         repeatable; a NAME=value token goes to its environment instead
+ *            --memory-only   only the floors, the sidecar and the --alt-flags sets (memory, CPU per
+ *                            request), a summary printed, nothing written (an ablation)
  *   env BENCH_SIDECAR_NODE_FLAGS="…"   extra node flags for the sidecar (after SIDECAR_NODE_OPTIONS)
+ * The sidecar runs with its NODE_OPTIONS and environment (shared/src/node-options.ts) and the heap
+ * bound V8 derives from its container's default memory limit (CONTAINER_LIMIT_FLAGS);
+ * --alt-flags "--max-old-space-size=4096" shows a pod without a limit on a large node.
  *
  * Memory: private = RssAnon + RssShmem (/proc/<pid>/status), beside VmRSS and
  * PSS (/proc/<pid>/smaps_rollup); idle after 20 requests and a quiet second,
@@ -39,6 +45,7 @@ import {
   startPostgres,
   startProcess,
 } from '@chaperone/e2e';
+import { SIDECAR_RUNTIME_ENV } from '@chaperone/shared';
 import { createCA, issueCertificate } from '@chaperone/shared/tls';
 import pg from 'pg';
 import { Agent, Pool, WebSocket } from 'undici';
@@ -80,7 +87,7 @@ import { median, table } from './stats.ts';
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const startupOnly = argv.includes('--startup-only');
-const noWrite = quick || startupOnly || argv.includes('--no-write');
+const noWrite = quick || startupOnly || argv.includes('--memory-only') || argv.includes('--no-write');
 const num = (flag: string, fallback: number) => {
   const i = argv.indexOf(flag);
   return i !== -1 ? Number(argv[i + 1]) : fallback;
@@ -107,18 +114,48 @@ const undisturbed = <T>(what: string, measure: () => Promise<T>) =>
 
 // ---------------------------------------------------------------- memory and CPU per request
 
-type Config = 'node' | 'rawproxy' | 'sidecar' | 'sidecar-alt' | 'sidecar-db' | 'sidecar-exec';
-/** --alt-flags "<node flags>": the sidecar (no database) also with these flags, in the same rounds (an experiment). */
-const ALT_FLAGS = (argv.includes('--alt-flags') ? (argv[argv.indexOf('--alt-flags') + 1] ?? '') : '')
-  .split(/\s+/)
-  .filter(Boolean);
+/**
+ * Node sizes V8's heap from the container's memory limit (the cgroup's); the
+ * injected sidecar's default limit is 256Mi, from which V8 makes a 256 MB old
+ * generation, its smallest (and grows the heap least between full
+ * collections). This benchmark runs without a limit, so it gives the sidecar
+ * that bound, as a pod with the default limit has it.
+ */
+const CONTAINER_LIMIT_FLAGS = ['--max-old-space-size=256'];
+const FLAGS = [...SIDECAR_NODE_FLAGS, ...CONTAINER_LIMIT_FLAGS];
+
+/** `alt<N>`: the sidecar (no database) with the N-th --alt-flags set added, in the same rounds (an experiment). */
+type Config = 'node' | 'rawproxy' | 'sidecar' | `alt${number}` | 'sidecar-db' | 'sidecar-exec';
+/**
+ * --alt-flags "<node flags>" (repeatable): each set is one more configuration
+ * of the sidecar without a database. A NAME=value token is set in the
+ * sidecar's environment instead (e.g. MALLOC_ARENA_MAX=2).
+ */
+interface AltSet {
+  readonly flags: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly text: string;
+}
+const ALT_SETS: readonly AltSet[] = argv.flatMap((a, i) => {
+  if (a !== '--alt-flags') return [];
+  const tokens = (argv[i + 1] ?? '').split(/\s+/).filter(Boolean);
+  const isEnv = (t: string) => /^[A-Z_][A-Z0-9_]*=/.test(t);
+  const env = Object.fromEntries(
+    tokens.filter(isEnv).map((t) => [t.slice(0, t.indexOf('=')), t.slice(t.indexOf('=') + 1)]),
+  );
+  return [{ flags: tokens.filter((t) => !isEnv(t)), env, text: tokens.join(' ') }];
+});
+const altOf = (c: Config): AltSet | undefined =>
+  c.startsWith('alt') ? ALT_SETS[Number(c.slice(3))] : undefined;
+const ALTS = ALT_SETS.map((_, i) => `alt${i}` as const);
+/** --memory-only: the floors, the sidecar and its --alt-flags sets (memory and CPU per request), nothing else; writes nothing. */
+const memoryOnly = argv.includes('--memory-only');
 const CONFIGS: readonly Config[] = [
   'node',
   'rawproxy',
   'sidecar',
-  ...(ALT_FLAGS.length ? (['sidecar-alt'] as const) : []),
-  'sidecar-db',
-  'sidecar-exec',
+  ...ALTS,
+  ...(memoryOnly ? [] : (['sidecar-db', 'sidecar-exec'] as const)),
 ];
 type Scenario = 'get' | 'list';
 
@@ -268,7 +305,8 @@ async function runConfig(c: Config, env: Env, order: readonly Scenario[]): Promi
   }
   const dbPort = c === 'sidecar-db' ? await freePort() : 0;
   const t = await startSidecar(env.base, env.cp, {
-    nodeFlags: c === 'sidecar-alt' ? [...SIDECAR_NODE_FLAGS, ...ALT_FLAGS] : SIDECAR_NODE_FLAGS,
+    nodeFlags: [...FLAGS, ...(altOf(c)?.flags ?? [])],
+    env: altOf(c)?.env,
     ...(c === 'sidecar-db'
       ? { args: ['--databases', `${env.db.database}=${dbPort}`, '--databases-dir', env.databasesDir] }
       : {}),
@@ -298,6 +336,47 @@ async function runConfig(c: Config, env: Env, order: readonly Scenario[]): Promi
   }
 }
 
+/** --memory-only: each configuration's medians over rounds, CPU per request against the sidecar as configured. */
+function ablationSummary(mem: ReadonlyMap<Config, readonly ConfigRound[]>): string {
+  const rounds = (c: Config) => mem.get(c) ?? [];
+  const med = (c: Config, f: (r: ConfigRound) => number | undefined) =>
+    median(rounds(c).map((r) => f(r) ?? Number.NaN));
+  const each = (c: Config, f: (r: ConfigRound) => number | undefined, digits = 0) =>
+    rounds(c)
+      .map((r) => fmt(f(r), digits))
+      .join(' / ');
+  const vs = (c: Config, s: Scenario) => {
+    const x = med(c, (r) => r.load?.[s].cpuUsPerReq) / med('sidecar', (r) => r.load?.[s].cpuUsPerReq);
+    return Number.isFinite(x) ? `${x >= 1 ? '+' : ''}${fmt(100 * (x - 1))}%` : '–';
+  };
+  const rows = CONFIGS.map((c) => [
+    c === 'node' || c === 'rawproxy' || c === 'sidecar' ? c : `sidecar + ${altOf(c)?.text ?? c}`,
+    `${fmt(
+      med(c, (r) => r.idle.privateMiB),
+      1,
+    )} (${each(c, (r) => r.idle.privateMiB, 1)})`,
+    `${fmt(Math.max(...rounds(c).map((r) => r.peak?.privateMiB ?? Number.NaN)), 1)} (${each(c, (r) => r.peak?.privateMiB, 1)})`,
+    `${fmt(med(c, (r) => r.load?.get.cpuUsPerReq))} (${each(c, (r) => r.load?.get.cpuUsPerReq)})`,
+    vs(c, 'get'),
+    `${fmt(med(c, (r) => r.load?.list.cpuUsPerReq))} (${each(c, (r) => r.load?.list.cpuUsPerReq)})`,
+    vs(c, 'list'),
+    fmt(med(c, (r) => 100 * r.foreign)),
+  ]);
+  return table(
+    [
+      'Process',
+      'private idle MiB (rounds)',
+      'private peak MiB (rounds)',
+      'CPU µs/GET (rounds)',
+      'GET vs sidecar',
+      'CPU µs/LIST (rounds)',
+      'LIST vs sidecar',
+      'others %',
+    ],
+    rows,
+  );
+}
+
 // ---------------------------------------------------------------- start-up
 
 interface StartSample {
@@ -311,7 +390,7 @@ async function coldStart(base: SidecarBase, cp: ControlPlane): Promise<StartSamp
   const tlsDir = mkdtempSync(join(base.dir, 'tls-'));
   const a = foreignSnapshot();
   const t0 = performance.now();
-  const t = await startSidecar({ ...base, tlsDir }, cp, { nodeFlags: SIDECAR_NODE_FLAGS, readyPollMs: 5 });
+  const t = await startSidecar({ ...base, tlsDir }, cp, { nodeFlags: FLAGS, readyPollMs: 5 });
   const ms = performance.now() - t0;
   // Any child process the sidecar ran and reaped while starting: its CPU is ours, not others'.
   const childUs = childrenCpuUs(t.pid as number);
@@ -532,6 +611,11 @@ async function main(): Promise<void> {
       }
     }
 
+    if (memoryOnly) {
+      log(`\n${ablationSummary(mem)}\n(--memory-only: results not written)`);
+      return;
+    }
+
     const { starts, nodeStarts } = await coldStarts(env.base, cp);
 
     // The injector against the do-nothing webhook.
@@ -570,16 +654,17 @@ async function main(): Promise<void> {
     /** Peaks: the largest over rounds (when the heap grows varies from run to run). */
     const max = (c: Config, f: (r: ConfigRound) => number | undefined) =>
       Math.max(...rs(c).map((r) => f(r) ?? Number.NaN));
-    const label: Record<Config, string> = {
+    const label: Partial<Record<Config, string>> = {
       node: 'floor: empty `node` process',
       rawproxy: 'floor: raw TLS pass-through (sidecar-rawproxy.ts, types stripped ahead, run as JavaScript)',
       sidecar: 'sidecar, no database declared',
       'sidecar-db': 'sidecar, one PostgreSQL declared (queried once)',
       'sidecar-exec': 'sidecar, one exec TTY session open (idle = during the session)',
-      'sidecar-alt': `sidecar, no database declared, with node ${ALT_FLAGS.join(' ')} added (experiment)`,
     };
+    const labelOf = (c: Config) =>
+      label[c] ?? `sidecar, no database declared, with ${altOf(c)?.text} added (experiment)`;
     const memRows = CONFIGS.map((c) => [
-      label[c],
+      labelOf(c),
       fmt(
         med(c, (r) => r.idle.privateMiB),
         1,
@@ -611,7 +696,7 @@ async function main(): Promise<void> {
     const cpuRows = (['get', 'list'] as const).flatMap((s) =>
       CONFIGS.filter((c) => c !== 'node' && c !== 'sidecar-exec').map((c) => [
         s === 'get' ? 'GET ConfigMap' : 'LIST Secrets (masked through the sidecar)',
-        label[c],
+        labelOf(c),
         fmt(rps(c, s)),
         fmt(cpu(c, s)),
         rs(c)
@@ -690,7 +775,11 @@ async function main(): Promise<void> {
     const text = [
       '## Sidecar footprint per pod',
       '',
-      `Machine: ${formatMachine(machine)}. Upstream: a real kube-apiserver ${cp.version.gitVersion} (+ etcd), PostgreSQL ${db.version}, and the stand-in kubelet (a test double: no kubelet on this control plane), all on loopback on the same machine. Measured at ${codeLine}. Sidecar: the production bundle with node ${SIDECAR_NODE_FLAGS.join(' ') || '(no flags)'}.`,
+      `Machine: ${formatMachine(machine)}. Upstream: a real kube-apiserver ${cp.version.gitVersion} (+ etcd), PostgreSQL ${db.version}, and the stand-in kubelet (a test double: no kubelet on this control plane), all on loopback on the same machine. Measured at ${codeLine}. Sidecar: the production bundle with node ${SIDECAR_NODE_FLAGS.join(' ') || '(no flags)'} (its NODE_OPTIONS) and ${CONTAINER_LIMIT_FLAGS.join(' ')} (what V8 derives from the container's default 256Mi memory limit; this run has no limit)${Object.entries(
+        SIDECAR_RUNTIME_ENV,
+      )
+        .map(([k, v]) => `, ${k}=${v}`)
+        .join('')}.`,
       '',
       `Method: \`node bench/src/sidecar-footprint.ts\`. ${ROUNDS} rounds; each starts every process afresh, in a rotated (odd rounds reversed) order, and alternates the order of the GET and masked LIST loads; figures are medians over rounds. Private memory = RssAnon + RssShmem from /proc/<pid>/status (what one more pod adds on a node once the image's files are in the page cache), beside VmRSS and PSS (/proc/<pid>/smaps_rollup). Idle: after 20 GETs and a quiet second. Peak: largest 100 ms sample across wrk's GET and LIST loads, the largest over rounds (1 thread, ${CONNECTIONS} connections, ${WARM_S} s warm-up, ${RUN_S} s measured each); for the exec row, across the session (20 ms samples). CPU per request: utime + stime of the proxy from /proc over the measured run. Start-up: ${STARTS} cold starts, from spawning the sidecar to the first request answered through it (a fresh local certificate each time, policy loaded, upstream reached; readiness polled every 5 ms); the floor beside it is \`node -e ""\` from spawn to exit. Injector: the production bundle (certificates from files, no cluster calls on the request path) and the do-nothing webhook (same server code, run from its TypeScript source), fresh processes in alternating order; the first AdmissionReview after start (new connection), then an open-loop client (undici, 8 keep-alive connections) at a steady ${REVIEW_RATE} reviews/s for ${REVIEW_S} s after 2 s of warm-up. A measurement during which other processes or steal took ≥ ${100 * FOREIGN_LIMIT}% of the machine was repeated (up to ${MAX_ATTEMPTS} times, keeping the least disturbed); "others %" is that share. Others took a median ${fmt(100 * median(allForeign))}% (max ${fmt(100 * Math.max(...allForeign))}%) over the kept measurements. Run took ${minutes} min.`,
       '',

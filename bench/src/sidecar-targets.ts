@@ -24,11 +24,11 @@ import {
   startProcess,
   waitFor,
 } from '@chaperone/e2e';
-import { SIDECAR_NODE_OPTIONS } from '@chaperone/shared';
+import { SIDECAR_NODE_OPTIONS, SIDECAR_RUNTIME_ENV } from '@chaperone/shared';
 import { createCA, issueCertificate } from '@chaperone/shared/tls';
 import { childPids, getOnce } from './sidecar-load.ts';
 
-/** What the injected sidecar runs with (NODE_OPTIONS), plus an experiment's flags (env BENCH_SIDECAR_NODE_FLAGS). */
+/** What the injected sidecar runs with (NODE_OPTIONS; its environment: startSidecar), plus an experiment's flags (env BENCH_SIDECAR_NODE_FLAGS). */
 export const SIDECAR_NODE_FLAGS = [
   ...SIDECAR_NODE_OPTIONS.split(/\s+/),
   ...(process.env.BENCH_SIDECAR_NODE_FLAGS ?? '').split(/\s+/),
@@ -320,6 +320,8 @@ export interface SidecarStartOptions {
   readonly args?: readonly string[];
   /** How often to ask whether it serves yet (start-up timing wants a short interval; default 100 ms). */
   readonly readyPollMs?: number;
+  /** Extra environment variables, e.g. MALLOC_ARENA_MAX. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 const GiB = 1024 ** 3;
@@ -393,7 +395,13 @@ export async function startSidecar(
     command: process.execPath,
     args,
     logFile: join(run, 'sidecar.log'),
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' },
+    // The environment the injected container gives it (MALLOC_ARENA_MAX), then an experiment's.
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? '/tmp',
+      ...SIDECAR_RUNTIME_ENV,
+      ...opts.env,
+    },
     // Anything node writes to its working directory (V8 logs with --perf-basic-prof, reports) stays in the temp dir.
     cwd: run,
   });
