@@ -206,6 +206,13 @@ interface Generation {
   readonly user: string;
 }
 
+/** An allow decision with the policy and user it was made under. */
+interface KeptAllow {
+  readonly policy: CompiledPolicy;
+  readonly user: string;
+  readonly decision: Decision;
+}
+
 /** Masks as a comparable key: a statement checked under masks with the same key needs no new check. */
 function maskKey(masks: readonly SqlMask[]): string {
   return JSON.stringify(masks);
@@ -259,10 +266,12 @@ export class PostgresSession {
   #toAgent: Buffer[] = [];
   readonly #tracker: ResponseTracker<Judged>;
   /** Allow decisions at Bind, by prepared statement, with the policy and user they were made under (#bindDecision). */
-  readonly #allowedBinds = new WeakMap<
-    Judged,
-    { readonly policy: CompiledPolicy; readonly user: string; readonly decision: Decision }
-  >();
+  readonly #allowedBinds = new WeakMap<Judged, KeptAllow>();
+  /**
+   * Allow decisions of query strings' statements, by the classified statement (the classifier's caches
+   * give the same object for the same text, or the same literal shape), the same way (#judge).
+   */
+  readonly #allowedStatements = new WeakMap<SqlStatement, KeptAllow>();
   /** Prepared statements by name (protocol Parse and SQL PREPARE share one namespace). */
   readonly #prepared = new Map<string, Judged>();
   /** Portals by name: what their statement was judged at Bind (undefined for an empty query's portal). */
@@ -851,7 +860,7 @@ export class PostgresSession {
     const receivedAt = new Date();
     const { classified, statements, executed: targets } = this.#classify(text);
     const decidedUnder = this.#generation();
-    const decisions = statements.map((s) => this.#decide(s));
+    const decisions = statements.map((s) => this.#keptAllow(this.#allowedStatements, s, s));
     const overheadMs = Number(process.hrtime.bigint() - t0) / 1e6 / Math.max(1, statements.length);
     return statements.map((statement, i) => {
       const c = classified[i] as ClassifiedStatement;
@@ -978,16 +987,25 @@ export class PostgresSession {
    * again at every Bind (a review is held each time).
    */
   #bindDecision(prepared: Judged): Decision {
+    return this.#keptAllow(this.#allowedBinds, prepared, prepared.statement);
+  }
+
+  /**
+   * The decision on `statement`: an allow kept under `key` is reused while the
+   * policy and user are those it was decided under (the same inputs to the
+   * same evaluation); anything else is decided afresh, and an allow is kept.
+   */
+  #keptAllow<K extends object>(kept: WeakMap<K, KeptAllow>, key: K, statement: SqlStatement): Decision {
     const policy = this.#o.policy.current;
     const user = this.#o.identity.user.username;
-    const kept = this.#allowedBinds.get(prepared);
-    if (kept?.policy === policy && kept.user === user) {
-      const d = kept.decision;
-      this.#o.metrics.sqlStatements.inc({ kind: prepared.statement.kind, action: d.action, rule: d.rule });
+    const k = kept.get(key);
+    if (k?.policy === policy && k.user === user) {
+      const d = k.decision;
+      this.#o.metrics.sqlStatements.inc({ kind: statement.kind, action: d.action, rule: d.rule });
       return d;
     }
-    const d = this.#decide(prepared.statement);
-    if (d.action === 'allow') this.#allowedBinds.set(prepared, { policy, user, decision: d });
+    const d = this.#decide(statement);
+    if (d.action === 'allow') kept.set(key, { policy, user, decision: d });
     return d;
   }
 

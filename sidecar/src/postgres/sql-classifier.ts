@@ -12,10 +12,20 @@
  * statements with a `problem`, which the policy's built-in rule denies.
  *
  * Results are cached by query text (a bounded LRU): agents repeat queries.
+ * A string that differs from a cached one only in literal values reuses its
+ * classification without a parse where that is provably the same judgement
+ * (sql-literal-shape.ts says when, and why).
  */
 import type { SqlStatement } from '@chaperone/shared';
 import { Lru } from './lru.ts';
 import { emptyMaskFacts, type MaskFacts, maskFacts, mergeMaskFacts } from './mask-facts.ts';
+import {
+  digitRunsAreIntegers,
+  digitTemplate,
+  isConstantToken,
+  literalShapeKey,
+  literalsInert,
+} from './sql-literal-shape.ts';
 import {
   backslashProblem,
   deeperThan,
@@ -52,8 +62,11 @@ export interface Classification {
 }
 
 export interface ClassifierStats {
+  /** Strings classified from a cache (by text, or by literal shape). */
   hits: number;
   misses: number;
+  /** Of the hits, those found by literal shape (sql-literal-shape.ts). */
+  shapeHits: number;
 }
 
 /** Texts longer than this are classified but not cached. */
@@ -62,7 +75,6 @@ const MAX_CACHED_TEXT = 64 * 1024;
 const MAX_FINGERPRINTED_TEXT = 4096;
 /** How deep code bodies are read (a function body's DO block's …). */
 const MAX_BODY_DEPTH = 4;
-const CONSTANT_TOKENS = new Set(['SCONST', 'USCONST', 'BCONST', 'XCONST', 'ICONST', 'FCONST']);
 const COMMENT_TOKENS = new Set(['SQL_COMMENT', 'C_COMMENT']);
 
 let loading: Promise<Parser> | undefined;
@@ -137,12 +149,18 @@ export class SqlClassifier {
   readonly #pg: Parser;
   readonly #cache: Lru<string, Classification>;
   readonly #fingerprints: Lru<string, string>;
-  readonly stats: ClassifierStats = { hits: 0, misses: 0 };
+  /** Classifications whose literals decided nothing, by literal shape (sql-literal-shape.ts). */
+  readonly #shapes: Lru<string, Classification>;
+  /** The same, by digit template, for strings whose only literals that vary are integers (sql-literal-shape.ts). */
+  readonly #templates: Lru<string, Classification>;
+  readonly stats: ClassifierStats = { hits: 0, misses: 0, shapeHits: 0 };
 
   constructor(parser: Parser, cacheEntries = 2048) {
     this.#pg = parser;
     this.#cache = new Lru(cacheEntries);
     this.#fingerprints = new Lru(cacheEntries);
+    this.#shapes = new Lru(cacheEntries);
+    this.#templates = new Lru(cacheEntries);
   }
 
   static async create(cacheEntries?: number): Promise<SqlClassifier> {
@@ -155,14 +173,42 @@ export class SqlClassifier {
       this.stats.hits++;
       return cached;
     }
+    if (text.trim() === '') return { statements: [] };
+    const template = text.length <= MAX_CACHED_TEXT ? digitTemplate(text) : undefined;
+    const templated = template === undefined ? undefined : this.#templates.get(template);
+    if (templated) {
+      this.stats.hits++;
+      this.stats.shapeHits++;
+      return templated;
+    }
+    const bytes = Buffer.from(text, 'utf8');
+    // One scan of the whole string serves the literal shape, the string reading and every
+    // statement's redaction (redacted from the tokens: no second pass through libpg-query's
+    // normalisation, which also takes seconds on a deep tree).
+    const tokens = text.length <= MAX_CACHED_TEXT ? this.#scan(text) : undefined;
+    const shape = tokens ? literalShapeKey(tokens, redactTokens(bytes, tokens, 0, bytes.length)) : undefined;
+    const same = shape === undefined ? undefined : this.#shapes.get(shape);
+    if (same) {
+      this.stats.hits++;
+      this.stats.shapeHits++;
+      return same;
+    }
     this.stats.misses++;
-    const c = this.#classify(text);
+    const c = this.#classify(text, bytes, tokens ?? this.#scan(text), shape);
     if (text.length <= MAX_CACHED_TEXT) this.#cache.set(text, c);
+    if (template !== undefined && tokens && shape !== undefined && this.#shapes.get(shape) === c) {
+      if (digitRunsAreIntegers(bytes, tokens)) this.#templates.set(template, c);
+    }
     return c;
   }
 
-  #classify(text: string): Classification {
-    if (text.trim() === '') return { statements: [] };
+  /** `shape`: the string's literal-shape key, under which its classification is kept when its literals decide nothing. */
+  #classify(
+    text: string,
+    bytes: Buffer,
+    tokens: ScanToken[] | undefined,
+    shape: string | undefined,
+  ): Classification {
     let tree: { stmts?: { stmt?: unknown; stmt_location?: number; stmt_len?: number }[] };
     try {
       tree = this.#pg.parseSync(text);
@@ -175,21 +221,17 @@ export class SqlClassifier {
               tables: [],
               problem: `the parser refused it: ${parserMessage(err)}`,
             },
-            text: this.redact(text),
+            text: redactTokens(bytes, tokens, 0, bytes.length),
             fingerprint: '',
             mask: emptyMaskFacts(),
           },
         ],
       };
     }
-    const bytes = Buffer.from(text, 'utf8');
-    // One scan of the whole string serves both the string reading and every statement's redaction
-    // (redacted from the tokens: no second pass through libpg-query's normalisation, which also
-    // takes seconds on a deep tree).
-    const tokens = this.#scan(text);
     const strings = stringReading(tokens);
-    return {
-      statements: (tree.stmts ?? []).map((raw) => {
+    const stmts = tree.stmts ?? [];
+    const classification = {
+      statements: stmts.map((raw) => {
         // "stmt_location" and "stmt_len" are byte offsets; a missing length means "to the end".
         const start = raw.stmt_location ?? 0;
         const end = raw.stmt_len ? start + raw.stmt_len : bytes.length;
@@ -211,6 +253,15 @@ export class SqlClassifier {
         }
       }),
     };
+    // Kept by shape only when read without a problem (a denial is judged afresh each time).
+    if (
+      shape !== undefined &&
+      tokens !== undefined &&
+      classification.statements.every((s) => s.statement.problem === undefined) &&
+      inertLiterals(stmts, tokens)
+    )
+      this.#shapes.set(shape, classification);
+    return classification;
   }
 
   /**
@@ -451,6 +502,18 @@ export class SqlClassifier {
   }
 }
 
+/** literalsInert of a parsed string; false when its tree cannot be walked (it is then not cached by shape). */
+function inertLiterals(stmts: readonly { stmt?: unknown }[], tokens: readonly ScanToken[]): boolean {
+  try {
+    return literalsInert(
+      stmts.map((s) => s.stmt),
+      tokens,
+    );
+  } catch {
+    return false;
+  }
+}
+
 /** Code bodies with the text of the statement that carries them (a function's CREATE FUNCTION). */
 /** The string reading of a scanned text (see #stringReading); tokens undefined: the scanner refused it. */
 function stringReading(
@@ -507,11 +570,7 @@ function redactTokens(
       continue;
     }
     // The scanner names some constants UNKNOWN (B'…', X'…', U&'…'): recognise them by their opening.
-    if (
-      CONSTANT_TOKENS.has(t.tokenName) ||
-      /^(?:[BbXxEeNn]'|[Uu]&'|')/.test(t.text) ||
-      /^\$[^0-9]/.test(t.text)
-    ) {
+    if (isConstantToken(t)) {
       out += `$${next++}`;
       continue;
     }
