@@ -15,6 +15,8 @@
  *     --only a,b        just these targets (direct, pgbouncer, sidecar, pipe); no report
  *     --profile simple|prepared   runs the sidecar from its sources with --cpu-prof under that
  *                       mode and prints where its time goes (sidecar-profile.ts)
+ *     --top N           functions listed by --profile (default 30)
+ *     --no-docs         writes bench/results/postgres.md but does not rebuild docs/benchmarks.md
  *     --stall-only      only the parse-stall measurement (below), no report
  *
  * Parse stall: the parser runs on the sidecar's event loop, so a long query
@@ -458,7 +460,9 @@ async function main(): Promise<void> {
       const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
       if (!file) throw new Error('the sidecar wrote no CPU profile');
       log(`${profile}: ${s.tps.toFixed(0)} tps, ${s.cpuUs?.toFixed(1)} µs CPU per statement`);
-      console.log(formatSummary(summariseProfile(join(profDir, file)), s.statements, 30));
+      console.log(
+        formatSummary(summariseProfile(join(profDir, file)), s.statements, Number(arg('--top') ?? 30)),
+      );
       return;
     }
 
@@ -549,7 +553,7 @@ async function main(): Promise<void> {
         'Reproduce: `node bench/src/postgres-pgbench.ts` (add `--pipe` for the Node relay row, `--profile simple|prepared` for a CPU profile of the sidecar, `--stall-only` for the parse stall alone).',
       ].join('\n');
       writeFileSync(fileURLToPath(new URL('../results/postgres.md', import.meta.url)), `${text}\n`);
-      log(`wrote ${writeReport()}`);
+      if (!process.argv.includes('--no-docs')) log(`wrote ${writeReport()}`);
     }
   } finally {
     await cp.stop();
