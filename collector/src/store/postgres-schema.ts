@@ -6,6 +6,7 @@
  * slow transaction from another replica can never be skipped.
  */
 import { approvalOwnersSql, approvalTablesSql } from './approval-rows.ts';
+import { checkpointIndexTableSql } from './checkpoint-index.ts';
 import { rollupTablesSql } from './rollup-sql.ts';
 
 export const POSTGRES_MIGRATIONS: readonly string[] = [
@@ -114,7 +115,12 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   approvalOwnersSql('BIGINT'),
   // The console's rollups (rollup-sql.ts), filled from the stored events after it runs (POSTGRES_ROLLUP_VERSION).
   rollupTablesSql('postgres'),
+  // The newest checkpoint per chain (checkpoint-index.ts), filled from the stored checkpoints after it runs.
+  checkpointIndexTableSql('BIGINT'),
 ];
 
 /** The migration that creates the rollups: the store backfills them from its events right after it. */
 export const POSTGRES_ROLLUP_VERSION = 6;
+
+/** The migration that creates checkpoint_chains: the store fills it from its checkpoints right after it. */
+export const POSTGRES_CHECKPOINT_INDEX_VERSION = 7;

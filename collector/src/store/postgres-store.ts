@@ -23,10 +23,15 @@ import { type EventRow, ROW_COLUMNS, ROW_KEYS } from '../events/event-row.ts';
 import { microsToRfc3339, nowMicros, rfc3339ToMicros } from '../events/time.ts';
 import type { StoredCheckpoint } from '../integrity/checkpoints.ts';
 import type { ApprovalStore } from './approval-store.ts';
+import { CHECKPOINT_INDEX_PAGE, indexCheckpoint, newestCheckpointSql } from './checkpoint-index.ts';
 import { type ExistingEvent, planBatch } from './ingest-plan.ts';
 import { type PostgresApprovals, postgresApprovals } from './postgres-approvals.ts';
 import { copyFrom, copyValue } from './postgres-copy.ts';
-import { POSTGRES_MIGRATIONS, POSTGRES_ROLLUP_VERSION } from './postgres-schema.ts';
+import {
+  POSTGRES_CHECKPOINT_INDEX_VERSION,
+  POSTGRES_MIGRATIONS,
+  POSTGRES_ROLLUP_VERSION,
+} from './postgres-schema.ts';
 import { addFilter, encodeTimeCursor, POSTGRES, SqlBuilder, timeOrderedQuery } from './query-sql.ts';
 import {
   appendRecordingVia,
@@ -34,6 +39,7 @@ import {
   type HeldRecording,
   planRecordingChunk,
 } from './recording-append.ts';
+import { readRecordingBytes, readRecordingInfo } from './recording-read.ts';
 import { BACKFILL_PAGE, planRollups, type RolledEvent, rolledFromStored } from './rollup-plan.ts';
 import {
   type RunSql,
@@ -63,6 +69,7 @@ import type {
   OverviewCounts,
   QueryPage,
   Recording,
+  RecordingInfo,
   RecordingOutcome,
   RollupQuery,
   SessionPage,
@@ -181,6 +188,7 @@ export class PostgresStore implements AuditStore {
       for (let v = current + 1; v <= latest; v++) {
         await c.query(POSTGRES_MIGRATIONS[v - 1] as string);
         if (v === POSTGRES_ROLLUP_VERSION) await backfillRollups(c);
+        if (v === POSTGRES_CHECKPOINT_INDEX_VERSION) await backfillCheckpointIndex(c);
         await c.query('INSERT INTO schema_version (version, applied_us) VALUES ($1, $2)', [v, nowMicros()]);
       }
     });
@@ -481,6 +489,14 @@ export class PostgresStore implements AuditStore {
     return rowToRecording(r.rows[0], chunks.rows);
   }
 
+  async recordingInfo(sessionId: string): Promise<RecordingInfo | undefined> {
+    return readRecordingInfo(this.#read, POSTGRES, sessionId);
+  }
+
+  async readRecording(sessionId: string, offset: number, length: number): Promise<Buffer | undefined> {
+    return readRecordingBytes(this.#read, POSTGRES, sessionId, offset, length);
+  }
+
   async listAlerts(filter: AlertFilter, limit: number): Promise<readonly StoredAlert[]> {
     const b = new SqlBuilder(POSTGRES);
     if (filter.sidecarId) b.and(`sidecar_id = ${b.p(filter.sidecarId)}`);
@@ -602,11 +618,18 @@ export class PostgresStore implements AuditStore {
   }
 
   async appendCheckpoint(cp: StoredCheckpoint): Promise<void> {
-    await this.#pool.query('INSERT INTO checkpoints (created_us, kid, jws) VALUES ($1, $2, $3)', [
-      cp.createdUs,
-      cp.kid,
-      cp.jws,
-    ]);
+    await this.#tx(async (c) => {
+      const r = await c.query(
+        'INSERT INTO checkpoints (created_us, kid, jws) VALUES ($1, $2, $3) RETURNING id',
+        [cp.createdUs, cp.kid, cp.jws],
+      );
+      await runAll(c, indexCheckpoint(POSTGRES, Number(r.rows[0].id), cp.jws));
+    });
+  }
+
+  async newestCheckpointFor(sidecarId: string): Promise<CheckpointRow | undefined> {
+    const r = await this.#pool.query(newestCheckpointSql(POSTGRES), [sidecarId]);
+    return r.rows[0] ? rowToCheckpoint(r.rows[0]) : undefined;
   }
 
   async listCheckpoints(afterId: number, limit: number): Promise<readonly CheckpointRow[]> {
@@ -735,6 +758,22 @@ async function backfillRollups(c: pg.ClientBase): Promise<void> {
     }
     await runAll(c, rollupWrites(POSTGRES, planRollups(rolled)));
     if (r.rows.length < BACKFILL_PAGE) break;
+  }
+}
+
+/** Fills checkpoint_chains from every stored checkpoint (once, in the migration that creates it). */
+async function backfillCheckpointIndex(c: pg.ClientBase): Promise<void> {
+  let after = 0;
+  for (;;) {
+    const r = await c.query('SELECT id, jws FROM checkpoints WHERE id > $1 ORDER BY id LIMIT $2', [
+      after,
+      CHECKPOINT_INDEX_PAGE,
+    ]);
+    for (const row of r.rows) {
+      after = Number(row.id);
+      await runAll(c, indexCheckpoint(POSTGRES, after, String(row.jws)));
+    }
+    if (r.rows.length < CHECKPOINT_INDEX_PAGE) break;
   }
 }
 

@@ -4,6 +4,7 @@
  * released migration: add the next one.
  */
 import { approvalOwnersSql, approvalTablesSql } from './approval-rows.ts';
+import { checkpointIndexTableSql } from './checkpoint-index.ts';
 import { rollupTablesSql } from './rollup-sql.ts';
 
 export const SQLITE_MIGRATIONS: readonly string[] = [
@@ -110,7 +111,12 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   approvalOwnersSql('INTEGER'),
   // The console's rollups (rollup-sql.ts), filled from the stored events after it runs (SQLITE_ROLLUP_VERSION).
   rollupTablesSql('sqlite'),
+  // The newest checkpoint per chain (checkpoint-index.ts), filled from the stored checkpoints after it runs.
+  checkpointIndexTableSql('INTEGER'),
 ];
 
 /** The migration that creates the rollups: the store backfills them from its events right after it. */
 export const SQLITE_ROLLUP_VERSION = 6;
+
+/** The migration that creates checkpoint_chains: the store fills it from its checkpoints right after it. */
+export const SQLITE_CHECKPOINT_INDEX_VERSION = 7;

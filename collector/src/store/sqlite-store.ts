@@ -14,9 +14,11 @@ import { ROW_COLUMNS, ROW_KEYS } from '../events/event-row.ts';
 import { microsToRfc3339, nowMicros, rfc3339ToMicros } from '../events/time.ts';
 import type { StoredCheckpoint } from '../integrity/checkpoints.ts';
 import type { ApprovalStore } from './approval-store.ts';
+import { CHECKPOINT_INDEX_PAGE, indexCheckpoint, newestCheckpointSql } from './checkpoint-index.ts';
 import { type ExistingEvent, planBatch } from './ingest-plan.ts';
 import { addFilter, encodeTimeCursor, SQLITE, SqlBuilder, timeOrderedQuery } from './query-sql.ts';
 import { appendRecordingVia, compareChunk, planRecordingChunk } from './recording-append.ts';
+import { readRecordingBytes, readRecordingInfo } from './recording-read.ts';
 import { BACKFILL_PAGE, planRollups, type RolledEvent, rolledFromStored } from './rollup-plan.ts';
 import {
   type RunSql,
@@ -28,7 +30,11 @@ import {
   type SqlStatement,
 } from './rollup-sql.ts';
 import { sqliteApprovals } from './sqlite-approvals.ts';
-import { SQLITE_MIGRATIONS, SQLITE_ROLLUP_VERSION } from './sqlite-schema.ts';
+import {
+  SQLITE_CHECKPOINT_INDEX_VERSION,
+  SQLITE_MIGRATIONS,
+  SQLITE_ROLLUP_VERSION,
+} from './sqlite-schema.ts';
 import type {
   AccessReport,
   AlertFilter,
@@ -47,6 +53,7 @@ import type {
   OverviewCounts,
   QueryPage,
   Recording,
+  RecordingInfo,
   RecordingOutcome,
   RollupQuery,
   SessionPage,
@@ -133,6 +140,7 @@ export class SqliteStore implements AuditStore {
       for (let v = current + 1; v <= SQLITE_MIGRATIONS.length; v++) {
         this.#db.exec(SQLITE_MIGRATIONS[v - 1] as string);
         if (v === SQLITE_ROLLUP_VERSION) this.#backfillRollups();
+        if (v === SQLITE_CHECKPOINT_INDEX_VERSION) this.#backfillCheckpointIndex();
         this.#db
           .prepare('INSERT INTO schema_version (version, applied_us) VALUES (?, ?)')
           .run(v, nowMicros());
@@ -161,6 +169,24 @@ export class SqliteStore implements AuditStore {
       this.#runAll(rollupWrites(SQLITE, planRollups(rolled)));
       if (rows.length < BACKFILL_PAGE) break;
     }
+  }
+
+  /** Fills checkpoint_chains from every stored checkpoint (once, in the migration that creates it). */
+  #backfillCheckpointIndex(): void {
+    const page = this.#db.prepare(`SELECT id, jws FROM checkpoints WHERE id > ? ORDER BY id LIMIT ?`);
+    let after = 0;
+    for (;;) {
+      const rows = page.all(after, CHECKPOINT_INDEX_PAGE) as Row[];
+      for (const r of rows) {
+        after = Number(r.id);
+        this.#indexCheckpoint(after, String(r.jws));
+      }
+      if (rows.length < CHECKPOINT_INDEX_PAGE) break;
+    }
+  }
+
+  #indexCheckpoint(id: number, jws: string): void {
+    this.#runAll(indexCheckpoint(SQLITE, id, jws));
   }
 
   #runAll(statements: readonly SqlStatement[]): void {
@@ -424,6 +450,14 @@ export class SqliteStore implements AuditStore {
     return rowToRecording(r, chunks);
   }
 
+  async recordingInfo(sessionId: string): Promise<RecordingInfo | undefined> {
+    return readRecordingInfo(this.#read, SQLITE, sessionId);
+  }
+
+  async readRecording(sessionId: string, offset: number, length: number): Promise<Buffer | undefined> {
+    return readRecordingBytes(this.#read, SQLITE, sessionId, offset, length);
+  }
+
   async listAlerts(filter: AlertFilter, limit: number): Promise<readonly StoredAlert[]> {
     const b = new SqlBuilder(SQLITE);
     if (filter.sidecarId) b.and(`sidecar_id = ${b.p(filter.sidecarId)}`);
@@ -511,13 +545,19 @@ export class SqliteStore implements AuditStore {
   }
 
   async appendCheckpoint(cp: StoredCheckpoint): Promise<void> {
-    this.#write(() =>
-      this.#stmt('INSERT INTO checkpoints (created_us, kid, jws) VALUES (?, ?, ?)').run(
+    this.#write(() => {
+      const r = this.#stmt('INSERT INTO checkpoints (created_us, kid, jws) VALUES (?, ?, ?)').run(
         cp.createdUs,
         cp.kid,
         cp.jws,
-      ),
-    );
+      );
+      this.#indexCheckpoint(Number(r.lastInsertRowid), cp.jws);
+    });
+  }
+
+  async newestCheckpointFor(sidecarId: string): Promise<CheckpointRow | undefined> {
+    const r = this.#stmt(newestCheckpointSql(SQLITE)).get(sidecarId) as Row | undefined;
+    return r ? rowToCheckpoint(r) : undefined;
   }
 
   async listCheckpoints(afterId: number, limit: number): Promise<readonly CheckpointRow[]> {

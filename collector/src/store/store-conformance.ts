@@ -18,8 +18,11 @@ import { CheckpointCheck } from '../integrity/checkpoints-verify.ts';
 import { CheckpointWriter } from '../integrity/checkpoints-writer.ts';
 import { type EventSpec, makeChain, sampleEvent } from '../testing/test-events.ts';
 import { memoryLogger } from '../testing/test-harness.ts';
+import { checkpointChainIds } from './checkpoint-index.ts';
+import { POSTGRES_CHECKPOINT_INDEX_VERSION } from './postgres-schema.ts';
 import type { Dialect } from './query-sql.ts';
 import { rollupConformance } from './rollup-conformance.ts';
+import { SQLITE_CHECKPOINT_INDEX_VERSION } from './sqlite-schema.ts';
 import type {
   AuditStore,
   BatchOutcome,
@@ -687,6 +690,53 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
       assert.equal((await s.getRecording('sess-g'))?.content, header + line);
     });
 
+    // Fails when a backend cuts the bytes from the wrong chunk or offset (an offset inside a chunk, a
+    // piece across chunks, a multi-byte character cut), reads past the recording's end, or reports
+    // another size or namespace than the recording has.
+    run('reads part of a recording from its chunks, and its size without its bytes', async (s) => {
+      stored((await s.append([batch(POD_A, sessionChain(POD_A, 'sess-r'))]))[0]);
+      const lines = [
+        '{"version":2,"width":80,"height":24}\n',
+        '[0.1,"o","h\u00e9 ✓ é"]\n',
+        '[0.2,"o","ünïcödé ✓✓✓"]\n',
+        '[0.3,"i","ls\\r"]\n',
+      ];
+      let at = 0;
+      for (const line of lines) {
+        await s.appendRecording('sess-r', POD_A.sidecarId, POD_A, at, line);
+        at += Buffer.byteLength(line);
+      }
+      const all = Buffer.from(lines.join(''), 'utf8');
+      const info = await s.recordingInfo('sess-r');
+      assert.deepEqual(
+        [info?.sessionId, info?.sidecarId, info?.namespace, info?.pod, info?.size],
+        ['sess-r', POD_A.sidecarId, POD_A.namespace, POD_A.pod, all.length],
+      );
+      assert.equal(info?.updatedAt, (await s.getRecording('sess-r'))?.updatedAt);
+      for (const [offset, length] of [
+        [0, all.length],
+        [0, 5],
+        [3, 40],
+        [Buffer.byteLength(lines[0] as string), 1],
+        [Buffer.byteLength(lines[0] as string) + 12, 3],
+        [all.length - 4, 100],
+        [all.length, 10],
+        [7, all.length * 2],
+      ] as const)
+        assert.deepEqual(
+          await s.readRecording('sess-r', offset, length),
+          all.subarray(offset, offset + length),
+          `offset ${offset}, length ${length}`,
+        );
+      // In pieces, as the console reads it: the same bytes.
+      const pieces: Buffer[] = [];
+      for (let o = 0; o < all.length; o += 7)
+        pieces.push((await s.readRecording('sess-r', o, 7)) ?? Buffer.alloc(0));
+      assert.deepEqual(Buffer.concat(pieces), all);
+      assert.equal(await s.recordingInfo('sess-none'), undefined);
+      assert.equal(await s.readRecording('sess-none', 0, 10), undefined);
+    });
+
     run('retention removes old recordings with their chunks', async (s) => {
       const header = '{"version":2,"width":80,"height":24}\n';
       const old = RECEIVED - 3_600_000_000;
@@ -922,6 +972,40 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
         [['watermark_forged', 10]],
       ]);
     });
+
+    // Fails when storing a checkpoint does not record it for each chain it lists, an older one
+    // replaces a newer, or the migration does not fill the table from the stored checkpoints.
+    run(
+      'finds the newest checkpoint listing a chain by chain, also for checkpoints stored before',
+      async (s, h) => {
+        await checkpointedStore(s);
+        await s.appendCheckpoint({ createdUs: RECEIVED + 5, kid: 'k1', jws: 'not.a.checkpoint' });
+        // Expected from the stored checkpoints themselves, newest first.
+        const listing = async (store: AuditStore, sidecarId: string) =>
+          (await store.listCheckpoints(0, 100))
+            .filter((c) => checkpointChainIds(c.jws).includes(sidecarId))
+            .at(-1);
+        const newestA = await listing(s, POD_A.sidecarId);
+        const newestB = await listing(s, POD_B.sidecarId);
+        assert.ok(newestA && newestB && newestA.id > newestB.id, 'A was signed again after B');
+        assert.deepEqual(await s.newestCheckpointFor(POD_A.sidecarId), newestA);
+        assert.deepEqual(await s.newestCheckpointFor(POD_B.sidecarId), newestB);
+        assert.equal(await s.newestCheckpointFor('sc-unknown'), undefined);
+        // A store from before the table: the migration fills it from the checkpoints.
+        await s.close();
+        const version =
+          h.dialect.name === 'sqlite' ? SQLITE_CHECKPOINT_INDEX_VERSION : POSTGRES_CHECKPOINT_INDEX_VERSION;
+        await h.exec('DROP TABLE checkpoint_chains', []);
+        await h.exec(`DELETE FROM schema_version WHERE version >= ${version}`, []);
+        const again = await h.reopen();
+        try {
+          assert.deepEqual(await again.newestCheckpointFor(POD_A.sidecarId), newestA);
+          assert.deepEqual(await again.newestCheckpointFor(POD_B.sidecarId), newestB);
+        } finally {
+          await again.close();
+        }
+      },
+    );
 
     run('survives a restart: data kept, migrations not repeated', async (s, h) => {
       const events = makeChain(POD_A, 3);

@@ -2,7 +2,15 @@
 
 import { COMPARABLE_COLUMNS } from '../events/event-row.ts';
 import { microsToRfc3339 } from '../events/time.ts';
-import type { AlertKind, ChainInfo, ChainRow, CheckpointRow, Recording, StoredAlert } from './store.ts';
+import type {
+  AlertKind,
+  ChainInfo,
+  ChainRow,
+  CheckpointRow,
+  Recording,
+  RecordingInfo,
+  StoredAlert,
+} from './store.ts';
 
 type Row = Record<string, unknown>;
 
@@ -70,6 +78,18 @@ export function rowToRecording(r: Row, chunks: readonly Row[]): Recording {
     namespace: String(r.namespace),
     pod: String(r.pod),
     content: chunks.map((c) => String(c.data)).join(''),
+    updatedAt: microsToRfc3339(num(r.updated_us)),
+  };
+}
+
+/** A recording's row, without its bytes. */
+export function rowToRecordingInfo(r: Row): RecordingInfo {
+  return {
+    sessionId: String(r.session_id),
+    sidecarId: String(r.sidecar_id),
+    namespace: String(r.namespace),
+    pod: String(r.pod),
+    size: num(r.size),
     updatedAt: microsToRfc3339(num(r.updated_us)),
   };
 }

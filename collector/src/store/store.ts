@@ -176,6 +176,17 @@ export interface Recording {
   readonly updatedAt: string;
 }
 
+/** A recording's row without its bytes: enough to authorise a read and say how long it is. */
+export interface RecordingInfo {
+  readonly sessionId: string;
+  readonly sidecarId: string;
+  readonly namespace: string;
+  readonly pod: string;
+  /** Bytes stored (UTF-8). */
+  readonly size: number;
+  readonly updatedAt: string;
+}
+
 export interface QueryPage {
   readonly limit: number;
   readonly cursor?: string;
@@ -320,7 +331,16 @@ export interface AuditStore {
     offset: number,
     chunk: string,
   ): Promise<{ size: number }>;
+  /** The whole recording (tools and tests; a reader that may meet a large one uses `readRecording`). */
   getRecording(sessionId: string): Promise<Recording | undefined>;
+  /** A recording's owner, namespace and size, without reading its bytes. */
+  recordingInfo(sessionId: string): Promise<RecordingInfo | undefined>;
+  /**
+   * Up to `length` bytes of a recording from byte `offset` (fewer at its end;
+   * may end inside a UTF-8 character), read from the chunks that hold them
+   * only; undefined when there is no such recording.
+   */
+  readRecording(sessionId: string, offset: number, length: number): Promise<Buffer | undefined>;
   listAlerts(filter: AlertFilter, limit: number): Promise<readonly StoredAlert[]>;
   getForwardCursor(name: string): Promise<string | undefined>;
   setForwardCursor(name: string, cursor: string): Promise<void>;
@@ -348,6 +368,12 @@ export interface AuditStore {
   accessReport(q: RollupQuery): Promise<AccessReport>;
   /** A chain's events with seq ≥ `fromSeq`, in seq order (then commit order). */
   chainEventsFrom(sidecarId: string, fromSeq: number, limit: number): Promise<readonly ChainRow[]>;
+  /**
+   * The newest stored checkpoint whose payload lists the chain (its payload
+   * read unverified when it was stored: the caller verifies the signature),
+   * looked up by chain, not by reading the checkpoints.
+   */
+  newestCheckpointFor(sidecarId: string): Promise<CheckpointRow | undefined>;
   /** Stored checkpoints newest first, before the row id `beforeId` (undefined: from the newest). */
   checkpointsBefore(beforeId: number | undefined, limit: number): Promise<readonly CheckpointRow[]>;
   ping(): Promise<void>;
