@@ -21,8 +21,6 @@ import type { QueryRoute } from './query-route.ts';
 import { decodePathSegment } from './request-target.ts';
 
 export const MAX_CHECKED = 10_000;
-/** Checkpoints looked through (newest first) for the chain's newest entry. */
-const MAX_CHECKPOINTS = 5_000;
 const PAGE = 500;
 
 interface SignedHead {
@@ -32,27 +30,23 @@ interface SignedHead {
   readonly jws: string;
 }
 
-/** The newest stored checkpoint that lists the chain (payload read unverified; verified by the caller). */
+/**
+ * The newest stored checkpoint that lists the chain, found by chain
+ * (store/checkpoint-index.ts); its payload read unverified here, verified by the caller.
+ */
 async function newestListing(store: AuditStore, sidecarId: string): Promise<SignedHead | undefined> {
-  let before: number | undefined;
-  for (let seen = 0; seen < MAX_CHECKPOINTS; ) {
-    const rows = await store.checkpointsBefore(before, PAGE);
-    for (const r of rows) {
-      before = r.id;
-      seen++;
-      try {
-        const payload = JSON.parse(Buffer.from(r.jws.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
-          timeUs?: number;
-          chains?: { sidecarId?: string; seq?: number; hash?: string }[];
-        };
-        const entry = payload.chains?.find((c) => c.sidecarId === sidecarId);
-        if (entry && typeof entry.seq === 'number' && typeof entry.hash === 'string')
-          return { seq: entry.seq, hash: entry.hash, timeUs: Number(payload.timeUs), jws: r.jws };
-      } catch {
-        // not a checkpoint we can read: the signature check of `audit verify` reports it
-      }
-    }
-    if (rows.length < PAGE) break;
+  const r = await store.newestCheckpointFor(sidecarId);
+  if (!r) return undefined;
+  try {
+    const payload = JSON.parse(Buffer.from(r.jws.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
+      timeUs?: number;
+      chains?: { sidecarId?: string; seq?: number; hash?: string }[];
+    };
+    const entry = payload.chains?.find((c) => c.sidecarId === sidecarId);
+    if (entry && typeof entry.seq === 'number' && typeof entry.hash === 'string')
+      return { seq: entry.seq, hash: entry.hash, timeUs: Number(payload.timeUs), jws: r.jws };
+  } catch {
+    // not a checkpoint we can read: the signature check of `audit verify` reports it
   }
   return undefined;
 }

@@ -144,8 +144,19 @@ describe('console query routes', () => {
       { token: TOKENS.all, name: 'security', namespaces: '*' },
       { token: TOKENS.a, name: 'team-a-reader', namespaces: new Set(['team-a']) },
     ]);
+    // The real store, except the two reads that cost the size of what is stored: the routes must not
+    // load a whole recording (they read it in pieces) nor look through the checkpoints (found by chain).
+    const costly = new Set<PropertyKey>(['getRecording', 'checkpointsBefore']);
+    const routesStore = new Proxy(store, {
+      get(target, name) {
+        if (costly.has(name))
+          return () => Promise.reject(new Error(`the routes called store.${String(name)}`));
+        const v = Reflect.get(target, name, target);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
     const handle = createHttpApi({
-      store,
+      store: routesStore,
       auth: {
         async authenticate(authorization) {
           // An OIDC-style principal for one token, to show `via` passes through.
@@ -299,6 +310,39 @@ describe('console query routes', () => {
     assert.equal((await fetchAs(TOKENS.a, '/v1/sessions/sess-b/recording?offset=0')).status, 404);
   });
 
+  it('serves a recording in pieces of at most `length` bytes, and whole as a download', async () => {
+    const whole = Buffer.from('{"version":2,"width":80,"height":24}\n[0.1,"o","hé"]\n', 'utf8');
+    const download = await fetchAs(TOKENS.a, '/v1/sessions/sess-a/recording');
+    assert.deepEqual(
+      [download.status, download.headers.get('content-length'), download.headers.get('content-disposition')],
+      [200, String(whole.length), 'attachment; filename="sess-a.cast"'],
+    );
+    assert.deepEqual(Buffer.from(await download.arrayBuffer()), whole);
+    // Pieces of 5 bytes (one ends inside "é"): together, the recording's bytes.
+    const pieces: Buffer[] = [];
+    for (let offset = 0; offset < whole.length; ) {
+      const r = await fetchAs(TOKENS.a, `/v1/sessions/sess-a/recording?offset=${offset}&length=5`);
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get('x-recording-size'), String(whole.length));
+      const piece = Buffer.from(await r.arrayBuffer());
+      assert.equal(piece.length, Math.min(5, whole.length - offset));
+      pieces.push(piece);
+      offset += piece.length;
+    }
+    assert.deepEqual(Buffer.concat(pieces), whole);
+    for (const bad of [
+      'offset=0&length=0',
+      `offset=0&length=${4 * 1024 * 1024 + 1}`,
+      'length=5',
+      'offset=0&length=x',
+    ])
+      assert.equal((await fetchAs(TOKENS.a, `/v1/sessions/sess-a/recording?${bad}`)).status, 400, bad);
+    assert.equal((await fetchAs(TOKENS.a, '/v1/sessions/sess-b/recording?offset=0&length=5')).status, 404);
+    // The session's own answer says whether it has a recording, from the recording's row alone.
+    const sess = await get(TOKENS.a, '/v1/sessions/sess-a');
+    assert.deepEqual([sess.status, sess.body.recording], [200, true]);
+  });
+
   it('places an event in its chain and verifies it up to the signed checkpoint', async () => {
     const e = eventsA[1] as AuditEvent;
     const r = await get(TOKENS.a, `/v1/events/${e.auditID}/chain`);
@@ -375,7 +419,7 @@ describe('console query routes', () => {
     ).text();
     assert.match(md, /^# Access review /);
     assert.match(md, /## team-b \/ bot/);
-    assert.match(md, /\| kubernetes \| delete \| =HYPERLINK\("x"\) \| 3 \|/);
+    assert.match(md, /\| kubernetes \| delete \| `=HYPERLINK\("x"\)` \| 3 \|/);
     assert.equal((await get(TOKENS.all, '/v1/report?format=xml')).status, 400);
   });
   // Fails if an empty scope is read as "no filter" on any route (scopedNamespaces returning

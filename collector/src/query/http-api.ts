@@ -43,6 +43,7 @@ import { visible } from '../text/visible-text.ts';
 import { type ApprovalRoutes, isApprovalPath } from './approval-routes.ts';
 import { chainRoute } from './chain-route.ts';
 import { limitOf, STATUS, sendError, sendJson } from './json-response.ts';
+import { loggedQuery } from './logged-query.ts';
 import { checkNamespaces } from './namespace-scope.ts';
 import { overviewRoutes } from './overview-routes.ts';
 import type { QueryRoute } from './query-route.ts';
@@ -202,7 +203,7 @@ export function createHttpApi(opts: HttpApiOptions) {
       // A session id is the sidecar's word: another namespace's events may claim it too.
       const events = who.namespaces === '*' ? all : all.filter((e) => visibleTo(eventNamespace(e)));
       if (events.length === 0) throw new ChaperoneError('not_found', `no events for session ${visible(id)}`);
-      const rec = await store.getRecording(id);
+      const rec = await store.recordingInfo(id);
       const recording = rec !== undefined && visibleTo(rec.namespace);
       if (wantsJsonl(req, params)) {
         res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
@@ -259,7 +260,10 @@ export function createHttpApi(opts: HttpApiOptions) {
         if (!(err instanceof AuthError)) logger.warn({ err: e }, 'query authentication unavailable');
         throw e;
       }
-      logger.info({ subject: principal.subject, path: url.pathname, query: url.search }, 'audit query');
+      logger.info(
+        { subject: principal.subject, path: url.pathname, query: loggedQuery(url.searchParams) },
+        'audit query',
+      );
       await route(req, res, url, principal);
     } catch (err) {
       const e = toChaperoneError(err);

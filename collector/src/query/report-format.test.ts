@@ -60,18 +60,34 @@ describe('access review formats', () => {
     );
   });
 
-  it('shows Markdown cells as text: no table break, link, HTML or control character', () => {
-    assert.equal(markdownCell('a|b'), 'a\\|b');
-    assert.equal(markdownCell('[x](http://e) <img src=x>'), '\\[x\\](http://e) \\<img src=x\\>');
-    // Written out, then its backslash escaped: Markdown renders `\x1b`.
-    assert.equal(markdownCell('\x1b[2Jx\ny'), '\\\\x1b\\[2Jx\\\\x0ay');
+  it('shows Markdown cells as text: no table break, link, autolink, HTML or control character', () => {
+    for (const [value, cell] of [
+      ['a|b', '`a\\|b`'],
+      ['[x](http://e) <img src=x>', '`[x](http://e) <img src=x>`'],
+      // Written out: a code span shows `\x1b` as it is.
+      ['\x1b[2Jx\ny', '`\\x1b[2Jx\\x0ay`'],
+      // GitHub links these in text, never in a code span.
+      ['https://evil.example/x', '`https://evil.example/x`'],
+      ['www.evil.example', '`www.evil.example`'],
+      ['boss@evil.example', '`boss@evil.example`'],
+      // Backticks in the value cannot close the span: a longer fence, padded where the value touches it.
+      ['a`b``c', '```a`b``c```'],
+      ['`https://x.example`', '`` `https://x.example` ``'],
+      [' www.x.example', '`  www.x.example `'],
+      ['a_b_', '`a_b_`'],
+      // Plain names stay as they are.
+      ['', ''],
+      ['pods/exec', 'pods/exec'],
+      ['kube-system', 'kube-system'],
+    ] as const)
+      assert.equal(markdownCell(value), cell, JSON.stringify(value));
     const md = reportMarkdown(REPORT, '2026-02-01T00:00:00.000000Z');
     assert.match(md, /^# Access review 2026-01-01T00:00:00.000000Z – 2026-01-31T00:00:00.000000Z\n/);
     assert.match(
       md,
       /\n## team-a \/ agent\n\n### Read\n\n\| protocol \| verb \| resource \| count \| first \| last \|\n/,
     );
-    assert.match(md, /\n### Denied\n\n[^#]*\| postgres \| drop \| app\/a,b \| 1 \|/);
+    assert.match(md, /\n### Denied\n\n[^#]*\| postgres \| drop \| `app\/a,b` \| 1 \|/);
     assert.match(reportMarkdown({ ...REPORT, rows: [] }, 'now'), /No activity in this range\./);
   });
 });

@@ -8,8 +8,13 @@
  *
  * Markdown: a section per identity (namespace/serviceAccount), a table per
  * category; every cell is shown, not interpreted: control and invisible
- * characters written out (text/visible-text.ts), Markdown's own characters
- * escaped, so a value cannot close the table, add a link or raw HTML.
+ * characters written out (text/visible-text.ts); a value of more than
+ * letters, digits, spaces, `/` and `-` is then put in a code span fenced with
+ * more backticks than it holds, its pipes escaped (the table takes `\|` out
+ * before reading the cell). Nothing in a code span is Markdown:
+ * a value cannot close the table, add a link or raw HTML, nor become an
+ * autolink (GitHub links a bare `https://…`, `www.…` or e-mail address in
+ * text, which escaping its characters does not prevent).
  */
 import type { AccessReport, AccessReportRow } from '../store/store.ts';
 import { visible } from '../text/visible-text.ts';
@@ -38,9 +43,20 @@ export function reportCsv(report: AccessReport): string {
   return `${lines.join('\r\n')}\r\n`;
 }
 
-/** A Markdown table cell showing `value` as text. */
+/** Letters, digits, spaces, `/` and `-`: nothing Markdown reads, nothing a link can be made of. */
+const PLAIN = /^[A-Za-z0-9 /-]*$/;
+
+/** A Markdown table cell (or heading part) showing `value` as text: as it is when plain, else a code span. */
 export function markdownCell(value: string | number): string {
-  return visible(String(value)).replace(/[\\`*_[\]<>|#&!~]/g, (c) => `\\${c}`);
+  const shown = visible(String(value));
+  if (PLAIN.test(shown)) return shown;
+  const text = shown.replaceAll('|', '\\|');
+  const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
+  const fence = '`'.repeat(longest + 1);
+  // A span's content starting and ending with a space loses one each side: pad when it starts or ends
+  // with a space or a backtick (which would join the fence), unless it is only spaces (kept as is).
+  const pad = /^[ `]|[ `]$/.test(text) && text.trim() !== '' ? ' ' : '';
+  return `${fence}${pad}${text}${pad}${fence}`;
 }
 
 const CATEGORY_TITLES: Record<AccessReportRow['category'], string> = {
@@ -79,7 +95,8 @@ export function reportMarkdown(report: AccessReport, generatedAt: string): strin
       );
     }
     out.push(
-      `| ${[r.protocol, r.verb, r.resource, r.count, r.first, r.last].map((v) => markdownCell(v)).join(' | ')} |`,
+      // The count and the times are the collector's own (digits, RFC 3339): shown as they are.
+      `| ${[r.protocol, r.verb, r.resource].map((v) => markdownCell(v)).join(' | ')} | ${r.count} | ${r.first} | ${r.last} |`,
     );
   }
   return `${out.join('\n')}\n`;
