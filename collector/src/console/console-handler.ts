@@ -5,15 +5,19 @@
  *   GET    /console/{view}[/{id}]    the same page at one of its own addresses (page-routes.ts):
  *                                    events, sessions, approvals (…/{id}: the link notifications
  *                                    carry), access-review
- *   GET    /console/session          {signedIn, csrfToken?, expiresAt?, proxy}: whether this browser has a session
- *   POST   /console/session          {token}: sign in with a bearer token (checked by the API itself)
+ *   GET    /console/session          {signedIn, csrfToken?, expiresAt?, can?: {read, approve}, proxy}:
+ *                                    whether this browser has a session, and what its token may do
+ *   POST   /console/session          {token}: sign in with a bearer token, checked by the API itself:
+ *                                    a token the query API (/v1/whoami) or the approvers' API
+ *                                    (/v1/approvals) accepts opens a session
  *   DELETE /console/session          sign out
  *   *      /console/api/v1/...       the API route /v1/..., called with the session's token
  *
  * The console authorises nothing itself: every data call is the query API's
  * own route, called in-process (in-process-api.ts) with `Authorization:
  * Bearer <the session's token>`, and the API's answer (items, or its error)
- * is what the page shows. The console adds the browser's side: a session
+ * is what the page shows; an answer is passed on as it arrives (a report or a
+ * whole recording is never held in memory here). The console adds the browser's side: a session
  * cookie instead of a token in the page, CSRF checks (request-guard.ts) on
  * every state-changing request, and strict security headers.
  *
@@ -22,12 +26,13 @@
  * request; the console then opens (and refreshes) the session from it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
 import { ChaperoneError, type Logger, toChaperoneError } from '@chaperone/shared';
 import { STATUS } from '../query/json-response.ts';
 import { parseRequestTarget } from '../query/request-target.ts';
 import { ASSET_TYPES, type AssetName, type ConsoleAssets, NOT_BUILT } from './console-assets.ts';
 import { CONSOLE_PATH, readCookie, sessionCookie, sessionCookieName } from './cookies.ts';
-import { type ApiAnswer, type ApiRequest, inProcessApi, type RequestHandler } from './in-process-api.ts';
+import { type ApiAnswer, type ApiHead, inProcessApi, type RequestHandler } from './in-process-api.ts';
 import { isPagePath } from './page/routes.ts';
 import { CSRF_HEADER, crossSiteReason, csrfTokenMatches, isJson } from './request-guard.ts';
 import { setSecurityHeaders } from './security-headers.ts';
@@ -36,6 +41,7 @@ import {
   DEFAULT_ABSOLUTE_MS,
   DEFAULT_IDLE_MS,
   DEFAULT_MAX_SESSIONS,
+  type SessionAbilities,
   SessionStore,
   tokenHash,
 } from './session-store.ts';
@@ -56,8 +62,13 @@ export interface ConsoleOptions {
   readonly maxSessions?: number;
 }
 
-/** Where the sign-in token is checked: who the token is, as the API reads it. */
+/** Where the sign-in token is checked: who the token is, as the query API reads it. */
 export const SIGN_IN_CHECK_PATH = '/v1/whoami';
+/**
+ * And whether the approvers' API takes it (its own authentication: with
+ * `--query-rbac off` a Kubernetes approver's token is no query token).
+ */
+export const APPROVE_CHECK_PATH = '/v1/approvals?state=pending&limit=1';
 const MAX_BODY_BYTES = 64 * 1024;
 const API_PREFIX = `${CONSOLE_PATH}/api/`;
 
@@ -92,7 +103,7 @@ export function withConsole(api: RequestHandler, console: Console): RequestHandl
  * rendered as a page of this origin); anything else as bytes to download. The
  * API's file name is kept when it is a plain one.
  */
-export function passedHeaders(a: Pick<ApiAnswer, 'contentType' | 'contentDisposition' | 'recordingSize'>) {
+export function passedHeaders(a: ApiHead) {
   const type = /^\s*([a-z0-9.+/-]+)/i.exec(a.contentType)?.[1]?.toLowerCase() ?? '';
   const headers: Record<string, string> = { 'cache-control': 'no-store' };
   if (type === 'application/json') headers['content-type'] = 'application/json';
@@ -158,7 +169,7 @@ export function createConsole(opts: ConsoleOptions): Console {
   });
   const sweep = setInterval(() => sessions.sweep(), 60_000);
   sweep.unref();
-  const callApi: (r: ApiRequest) => Promise<ApiAnswer> = inProcessApi(opts.api);
+  const api = inProcessApi(opts.api);
   const cookieName = sessionCookieName(tls);
 
   const setCookie = (res: ServerResponse, s: ConsoleSession | undefined) =>
@@ -206,15 +217,32 @@ export function createConsole(opts: ConsoleOptions): Console {
       throw new ChaperoneError('usage', 'send the request body as JSON (Content-Type: application/json)');
   }
 
-  function sessionView(s: ConsoleSession | undefined) {
+  /** What the token may do: each API's own answer (200) to it, and those answers. */
+  async function abilitiesOf(
+    token: string,
+  ): Promise<{ can: SessionAbilities; whoami: ApiAnswer; approvals: ApiAnswer }> {
+    const [whoami, approvals] = await Promise.all([
+      api.call({ method: 'GET', path: SIGN_IN_CHECK_PATH, token }),
+      api.call({ method: 'GET', path: APPROVE_CHECK_PATH, token }),
+    ]);
+    return { can: { read: whoami.status === 200, approve: approvals.status === 200 }, whoami, approvals };
+  }
+
+  async function sessionView(s: ConsoleSession | undefined) {
     const proxy = Boolean(opts.proxyTokenHeader);
     if (!s) return { signedIn: false, proxy };
+    if (!s.can) {
+      // A proxy's session was opened without a check: its abilities are asked for (kept once both APIs answered).
+      const { can, whoami, approvals } = await abilitiesOf(s.token);
+      if (whoami.status < 500 && approvals.status < 500) s.can = can;
+    }
     return {
       signedIn: true,
       proxy,
       csrfToken: s.csrf,
       source: s.source,
       expiresAt: new Date(sessions.expiresAt(s)).toISOString(),
+      ...(s.can ? { can: s.can } : {}),
     };
   }
 
@@ -231,20 +259,33 @@ export function createConsole(opts: ConsoleOptions): Console {
         'usage',
         'paste one bearer token (e.g. from `kubectl create token <service-account>` or your OIDC login)',
       );
-    const check = await callApi({ method: 'GET', path: SIGN_IN_CHECK_PATH, token: token.trim() });
-    if (check.status === 401) {
-      logger.info('console sign-in refused: the API did not accept the token');
-      throw new ChaperoneError('unauthenticated', `the token was not accepted: ${apiMessage(check)}`);
+    // Only a token one of the APIs accepts (200) opens a session: a 401, a 403 or an error does not.
+    const { can, whoami, approvals } = await abilitiesOf(token.trim());
+    if (!can.read && !can.approve) {
+      if (whoami.status >= 500 || approvals.status >= 500)
+        throw new ChaperoneError(
+          'unavailable',
+          `the token could not be checked: ${apiMessage(whoami.status >= 500 ? whoami : approvals)}`,
+        );
+      logger.info(
+        { whoami: whoami.status, approvals: approvals.status },
+        'console sign-in refused: neither API accepted the token',
+      );
+      if (whoami.status === 401 && approvals.status === 401)
+        throw new ChaperoneError('unauthenticated', `the token was not accepted: ${apiMessage(whoami)}`);
+      throw new ChaperoneError(
+        'forbidden',
+        `the token may neither read the audit log (${apiMessage(whoami)}) nor decide approvals (${apiMessage(approvals)}): ask for a role that grants one of them`,
+      );
     }
-    if (check.status >= 500)
-      throw new ChaperoneError('unavailable', `the token could not be checked: ${apiMessage(check)}`);
     // A new id at every sign-in (never one the browser brought), and the session it had ends.
     const previous = readCookie(req.headers.cookie, cookieName);
     if (previous) sessions.end(previous);
     const s = sessions.create(token.trim(), 'token');
+    s.can = can;
     setCookie(res, s);
-    logger.info({ sessions: sessions.size }, 'console sign-in');
-    sendJson(res, 200, sessionView(s));
+    logger.info({ sessions: sessions.size, can }, 'console sign-in');
+    sendJson(res, 200, await sessionView(s));
   }
 
   async function forward(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -260,7 +301,7 @@ export function createConsole(opts: ConsoleOptions): Console {
     if (!path.startsWith('/v1/'))
       throw new ChaperoneError('not_found', 'the console passes on only /v1/ routes');
     const body = method === 'POST' ? await readBody(req) : undefined;
-    const answer = await callApi({
+    const answer = await api.stream({
       method,
       path: `${path}${url.search}`,
       token: s.token,
@@ -272,7 +313,10 @@ export function createConsole(opts: ConsoleOptions): Console {
       setCookie(res, undefined);
     }
     res.writeHead(answer.status, passedHeaders(answer));
-    res.end(answer.body);
+    // Passed on as it arrives; a failure half-way (or the browser leaving) cuts both ends.
+    await pipeline(answer.body, res).catch((err: unknown) =>
+      logger.debug({ err, path }, 'an API answer was not passed on whole'),
+    );
   }
 
   function asset(res: ServerResponse, name: AssetName): void {
@@ -286,7 +330,7 @@ export function createConsole(opts: ConsoleOptions): Console {
     const path = url.pathname;
     if (path.startsWith(API_PREFIX)) return forward(req, res, url);
     if (path === `${CONSOLE_PATH}/session`) {
-      if (req.method === 'GET') return sendJson(res, 200, sessionView(sessionOf(req, res)));
+      if (req.method === 'GET') return sendJson(res, 200, await sessionView(sessionOf(req, res)));
       if (req.method === 'POST') return signIn(req, res);
       if (req.method === 'DELETE') {
         const s = sessions.use(readCookie(req.headers.cookie, cookieName));

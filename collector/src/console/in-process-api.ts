@@ -23,29 +23,75 @@ export interface ApiRequest {
   readonly body?: string;
 }
 
-export interface ApiAnswer {
+/** An API answer's status and the headers the console passes on. */
+export interface ApiHead {
   readonly status: number;
   readonly contentType: string;
   /** The API's `content-disposition` header, when it sent one. */
   readonly contentDisposition?: string;
   /** The API's `x-recording-size` header (a recording's total size when it was read from an offset). */
   readonly recordingSize?: string;
+}
+
+export interface ApiAnswer extends ApiHead {
   /** The answer's bytes as the API sent them (a recording read from an offset may end inside a character). */
   readonly body: Buffer;
 }
 
+/** An answer whose body is still arriving: read it (or pipe it on) as it comes. */
+export interface ApiStream extends ApiHead {
+  readonly body: IncomingMessage;
+}
+
+export interface InProcessApi {
+  /** The whole answer, at most MAX_ANSWER_BYTES (the console's own checks: small JSON answers). */
+  call(r: ApiRequest): Promise<ApiAnswer>;
+  /**
+   * The answer as it arrives, for the console to pass on: nothing of it is
+   * held here, so a large report or a whole recording (up to the API's own
+   * limits) reaches the browser at the pace the browser reads it.
+   */
+  stream(r: ApiRequest): Promise<ApiStream>;
+}
+
 const header = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
 
-/** Largest API answer the console passes on. */
+/** Largest API answer `call` reads into memory. */
 export const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
 const API_TIMEOUT_MS = 30_000;
 
-export function inProcessApi(handler: RequestHandler): (r: ApiRequest) => Promise<ApiAnswer> {
+function headOf(res: IncomingMessage): ApiHead {
+  const disposition = header(res.headers['content-disposition']);
+  const size = header(res.headers['x-recording-size']);
+  return {
+    status: res.statusCode ?? 502,
+    contentType: String(res.headers['content-type'] ?? ''),
+    ...(disposition ? { contentDisposition: disposition } : {}),
+    ...(size ? { recordingSize: size } : {}),
+  };
+}
+
+async function readAll(res: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of res as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > MAX_ANSWER_BYTES) {
+      res.destroy();
+      throw new Error(`the API's answer is larger than ${MAX_ANSWER_BYTES} bytes`);
+    }
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks);
+}
+
+export function inProcessApi(handler: RequestHandler): InProcessApi {
   const server = createServer((req, res) => {
     handler(req, res).catch(() => res.destroy());
   });
-  return (r) =>
-    new Promise<ApiAnswer>((resolve, reject) => {
+  /** Sends the request; resolves with the response once its head arrived (within API_TIMEOUT_MS). */
+  const send = (r: ApiRequest) =>
+    new Promise<IncomingMessage>((resolve, reject) => {
       const [client, serverSide] = duplexPair();
       server.emit('connection', serverSide);
       const headers: Record<string, string> = {
@@ -61,31 +107,11 @@ export function inProcessApi(handler: RequestHandler): (r: ApiRequest) => Promis
       const req = request(
         { method: r.method, path: r.path, headers, createConnection: () => client },
         (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size > MAX_ANSWER_BYTES) {
-              res.destroy(new Error(`the API's answer is larger than ${MAX_ANSWER_BYTES} bytes`));
-              return;
-            }
-            chunks.push(c);
-          });
-          res.on('error', reject);
-          res.on('end', () => {
-            const disposition = header(res.headers['content-disposition']);
-            const size = header(res.headers['x-recording-size']);
-            resolve({
-              status: res.statusCode ?? 502,
-              contentType: String(res.headers['content-type'] ?? ''),
-              ...(disposition ? { contentDisposition: disposition } : {}),
-              ...(size ? { recordingSize: size } : {}),
-              body: Buffer.concat(chunks),
-            });
-          });
+          clearTimeout(timer);
+          resolve(res);
         },
       );
-      // An in-memory stream has no socket timeout: a timer of its own.
+      // An in-memory stream has no socket timeout: a timer of its own, until the answer begins.
       const timer = setTimeout(
         () => req.destroy(new Error(`the API did not answer within ${API_TIMEOUT_MS / 1000} s`)),
         API_TIMEOUT_MS,
@@ -94,4 +120,22 @@ export function inProcessApi(handler: RequestHandler): (r: ApiRequest) => Promis
       req.on('error', reject);
       req.end(r.body);
     });
+  return {
+    async call(r) {
+      const res = await send(r);
+      const timer = setTimeout(
+        () => res.destroy(new Error(`the API did not finish its answer within ${API_TIMEOUT_MS / 1000} s`)),
+        API_TIMEOUT_MS,
+      );
+      try {
+        return { ...headOf(res), body: await readAll(res) };
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    async stream(r) {
+      const res = await send(r);
+      return { ...headOf(res), body: res };
+    },
+  };
 }

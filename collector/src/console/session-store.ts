@@ -21,6 +21,14 @@ export interface ConsoleSession {
   readonly source: SessionSource;
   readonly createdAt: number;
   lastSeen: number;
+  /** What the token may do, as the API answered when it was checked (a proxy's session: on first use). */
+  can?: SessionAbilities;
+}
+
+/** What a session's token may do: read the audit log (the query API), decide approvals (the approvers' API). */
+export interface SessionAbilities {
+  readonly read: boolean;
+  readonly approve: boolean;
 }
 
 export interface SessionStoreOptions {

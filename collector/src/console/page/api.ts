@@ -17,6 +17,8 @@ export interface SessionInfo {
   readonly proxy: boolean;
   readonly csrfToken?: string;
   readonly expiresAt?: string;
+  /** What the session's token may do: read the audit log (query API), decide approvals (approvers' API). */
+  readonly can?: { readonly read: boolean; readonly approve: boolean };
 }
 
 let csrfToken = '';

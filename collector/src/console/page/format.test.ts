@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import type { ApprovalView } from '@chaperone/shared';
 import { visible } from '../../cli/terminal-safe.ts';
 import {
+  abilityText,
   approvalProgress,
   bucketName,
   describeObject,
@@ -114,5 +115,11 @@ describe('page formatting', () => {
       'Signed in as eve\\u{202e} (namespaces a, b)',
     );
     assert.equal(scopeText({ subject: 'x', namespaces: [] }), 'Signed in as x (no namespaces)');
+  });
+
+  it('says what a session may do', () => {
+    assert.equal(abilityText({ read: true, approve: true }), 'may read the audit log and decide approvals');
+    assert.equal(abilityText({ read: true, approve: false }), 'may read the audit log, not decide approvals');
+    assert.equal(abilityText({ read: false, approve: true }), 'may decide approvals, not read the audit log');
   });
 });

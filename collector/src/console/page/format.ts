@@ -109,3 +109,12 @@ export function scopeText(w: { subject: string; namespaces: '*' | readonly strin
         : 'no namespaces';
   return shown(`Signed in as ${w.subject} (${scope})`);
 }
+
+/** What a session may do, in words (the page's header). */
+export function abilityText(can: { readonly read: boolean; readonly approve: boolean }): string {
+  if (can.read && can.approve) return 'may read the audit log and decide approvals';
+  if (can.read) return 'may read the audit log, not decide approvals';
+  return can.approve
+    ? 'may decide approvals, not read the audit log'
+    : 'may neither read the audit log nor decide approvals';
+}

@@ -13,7 +13,7 @@ import type { View, ViewContext } from './context.ts';
 import { byId, replace } from './dom.ts';
 import { EventView } from './event-view.ts';
 import { EventsView } from './events-view.ts';
-import { scopeText } from './format.ts';
+import { abilityText, scopeText } from './format.ts';
 import { OverviewView } from './overview-view.ts';
 import type { WhoAmI } from './query-types.ts';
 import { RequestView } from './request-view.ts';
@@ -116,10 +116,17 @@ function viewOf(r: Route, params: URLSearchParams): View {
   }
 }
 
-async function showWho(): Promise<void> {
+async function showWho(can: SessionInfo['can']): Promise<void> {
+  const abilities = can ? ` — ${abilityText(can)}` : '';
+  if (can && !can.read) {
+    // An approver the query API does not know (whoami would refuse the token).
+    who.textContent = `Signed in${abilities}`;
+    who.hidden = false;
+    return;
+  }
   try {
     const w = await api.get<WhoAmI>('whoami');
-    who.textContent = scopeText(w);
+    who.textContent = `${scopeText(w)}${abilities}`;
     who.hidden = false;
   } catch (err) {
     ctx.failed(err);
@@ -128,7 +135,8 @@ async function showWho(): Promise<void> {
 
 function signedIn(s: SessionInfo): void {
   setCsrfToken(s.csrfToken);
-  const route = routeOf(location.pathname) ?? { view: 'overview' };
+  // A session that may only decide approvals starts at them (the overview reads the audit log).
+  const route = routeOf(location.pathname) ?? { view: s.can?.read === false ? 'approvals' : 'overview' };
   const section = sectionOf(route);
   for (const a of nav.querySelectorAll('a')) a.classList.toggle('current', a.dataset.view === section);
   nav.hidden = false;
@@ -137,7 +145,7 @@ function signedIn(s: SessionInfo): void {
   const v = viewOf(route, new URLSearchParams(location.search));
   shown = v;
   replace(viewBox, v.root);
-  void showWho();
+  void showWho(s.can);
   void refreshShown();
   if (v.poll) poll = setInterval(() => void refreshShown(), POLL_MS);
   tick = setInterval(() => shown?.tick?.(), 1000);

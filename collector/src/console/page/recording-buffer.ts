@@ -1,9 +1,19 @@
 /**
  * A recording as it grows: the asciicast v2 text read so far and the byte
- * offset to read the rest from (`/v1/sessions/{id}/recording?offset=N`).
+ * offset to read the rest from (`/v1/sessions/{id}/recording?offset=N&length=M`,
+ * at most RECORDING_PIECE bytes an answer: `readToEnd` reads piece after piece).
  * Bytes are decoded as a stream, so a piece that ends inside a UTF-8
  * character is completed by the next. Pure (tested in Node).
  */
+/** Bytes asked for per read: what the API answers at most (session-routes.ts, MAX_RECORDING_READ). */
+export const RECORDING_PIECE = 4 * 1024 * 1024;
+
+/** Reads up to `length` bytes from `offset`: the bytes, and the recording's size now (X-Recording-Size). */
+export type PieceReader = (
+  offset: number,
+  length: number,
+) => Promise<{ bytes: Uint8Array; size: number | undefined }>;
+
 export class RecordingBuffer {
   #offset = 0;
   #text = '';
@@ -26,6 +36,20 @@ export class RecordingBuffer {
     this.#offset += bytes.length;
     this.#text += this.#decoder.decode(bytes, { stream: true });
     return true;
+  }
+
+  /**
+   * Reads from `offset` to the recording's end as the API gives it, a piece
+   * at a time; true when anything new came.
+   */
+  async readToEnd(read: PieceReader): Promise<boolean> {
+    let grew = false;
+    for (;;) {
+      const { bytes, size } = await read(this.#offset, RECORDING_PIECE);
+      if (!this.push(bytes)) return grew;
+      grew = true;
+      if (size === undefined || this.#offset >= size) return grew;
+    }
   }
 
   /** The time (seconds) of the last complete event line, 0 with none. */

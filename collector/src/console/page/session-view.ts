@@ -1,7 +1,7 @@
 /**
  * One session (/console/sessions/{id}): an exec session's recording in the
- * asciinema player (followed while the session runs: the view polls the
- * recording from the offset it has), a database session as its stream of
+ * asciinema player (read in pieces to its end first; followed while the
+ * session runs: the view polls the recording from the offset it has), a database session as its stream of
  * statements with their decisions, and every event of the session, each
  * linked to its detail.
  */
@@ -90,8 +90,11 @@ export class SessionView implements View {
   async #followRecording(id: string, wasLive: boolean): Promise<void> {
     const before = this.#recording.duration;
     const first = this.#recording.offset === 0;
-    const { bytes } = await api.bytes(`sessions/${id}/recording?offset=${this.#recording.offset}`);
-    if (!this.#recording.push(bytes) && !first) return;
+    // The whole recording (what was added, when following) before the player starts: piece by piece.
+    const grew = await this.#recording.readToEnd((offset, length) =>
+      api.bytes(`sessions/${id}/recording?offset=${offset}&length=${length}`),
+    );
+    if (!grew && !first) return;
     if (first) replace(this.#recordingBox, h('h3', {}, 'Recording'), this.#player.el);
     // Live: play what was added from where the player was; ended: start at the beginning.
     this.#player.show(this.#recording.text, {

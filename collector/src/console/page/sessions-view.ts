@@ -38,7 +38,7 @@ export class SessionsView implements View {
           { name: 'namespace', label: 'Namespace' },
           { name: 'pod', label: 'Pod' },
           { name: 'serviceAccount', label: 'Service account' },
-          { name: 'protocol', label: 'Protocol', choices: ['exec', 'attach', 'postgres'] },
+          { name: 'protocol', label: 'Protocol', choices: ['exec', 'attach', 'portforward', 'postgres'] },
           { name: 'since', label: 'Since', placeholder: '24h' },
           { name: 'until', label: 'Until', placeholder: 'now' },
         ],
