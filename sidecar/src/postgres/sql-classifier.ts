@@ -22,6 +22,7 @@ import { emptyMaskFacts, type MaskFacts, maskFacts, mergeMaskFacts } from './mas
 import {
   digitRunsAreIntegers,
   digitTemplate,
+  isCommentToken,
   isConstantToken,
   literalShapeKey,
   literalsInert,
@@ -75,7 +76,6 @@ const MAX_CACHED_TEXT = 64 * 1024;
 const MAX_FINGERPRINTED_TEXT = 4096;
 /** How deep code bodies are read (a function body's DO block's …). */
 const MAX_BODY_DEPTH = 4;
-const COMMENT_TOKENS = new Set(['SQL_COMMENT', 'C_COMMENT']);
 
 let loading: Promise<Parser> | undefined;
 
@@ -565,7 +565,7 @@ function redactTokens(
     if (t.start > at)
       out += /\S/.test(bytes.toString('utf8', at, t.start)) ? ' ' : bytes.toString('utf8', at, t.start);
     at = t.end;
-    if (COMMENT_TOKENS.has(t.tokenName)) {
+    if (isCommentToken(t)) {
       out += ' ';
       continue;
     }

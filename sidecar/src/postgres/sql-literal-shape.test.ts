@@ -80,6 +80,43 @@ describe('classification cache by literal shape', () => {
     }
   });
 
+  it('white space inside a quoted name is part of the shape', () => {
+    // The audit text collapses white space everywhere, in a quoted name too: "a b" and "a  b" are different tables.
+    for (const [a, b] of [
+      ['SELECT * FROM "a b" WHERE id = 1', 'SELECT * FROM "a  b" WHERE id = 2'],
+      ['SELECT * FROM "a b" WHERE id = 1', 'SELECT * FROM "a\tb" WHERE id = 1'],
+      ['SELECT * FROM t WHERE "a b" = 1', 'SELECT * FROM t WHERE "a\nb" = 2'],
+      ['SELECT * FROM U&"a b" WHERE id = 1', 'SELECT * FROM U&"a  b" WHERE id = 1'],
+    ] as const) {
+      const { shapeHit, second } = pair(a, b);
+      assert.equal(shapeHit, false, `${b} after ${a}`);
+      assert.deepStrictEqual(second, fresh(b), b);
+    }
+    assert.ok(pair('SELECT * FROM "a  b" WHERE id = 1', 'SELECT * FROM  "a  b"  WHERE id = 2').shapeHit);
+    // Names made of letters and white space of every kind (a no-break space is part of an unquoted name).
+    const name = fc
+      .array(fc.constantFrom('a', 'b', ' ', '  ', '\t', '\n', '\u00a0'), { minLength: 1, maxLength: 4 })
+      .map((p) => p.join(''));
+    const c = new SqlClassifier(parser);
+    fc.assert(
+      fc.property(name, name, fc.nat(99), fc.boolean(), (table, column, n, quoted) => {
+        const q = (x: string) => (quoted ? `"${x}"` : `a${x.replace(/\s/g, '\u00a0')}`);
+        const sql = `SELECT * FROM ${q(table)} WHERE ${q(column)} = ${n}`;
+        assert.deepStrictEqual(c.classify(sql), fresh(sql), sql);
+      }),
+      { numRuns: 300 },
+    );
+    assert.ok(c.stats.shapeHits > 0, 'some statements came from the cache by shape');
+  });
+
+  it("a U&'…' string keeps the statement out of the cache (the parser reads its escapes, and may refuse them)", () => {
+    const b = "SELECT * FROM t WHERE c = U&'\\+0'";
+    const { shapeHit, second } = pair("SELECT * FROM t WHERE c = U&'x'", b);
+    assert.equal(shapeHit, false);
+    assert.match(second.statements[0]?.statement.problem ?? '', /parser refused/);
+    assert.deepStrictEqual(second, fresh(b));
+  });
+
   it('whatever the digits, a classification from the cache is the one a parse gives', () => {
     const digits = fc.oneof(fc.nat(12), fc.nat(), fc.constantFrom(0, 7, 1_000_000_000, 9_999_999_999));
     const templates = [

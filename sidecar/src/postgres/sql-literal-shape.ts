@@ -7,16 +7,22 @@
  *
  * 1. `literalShapeKey`: the key. It is built from the scanner's tokens (the
  *    real PostgreSQL scanner, the same one the parser reads): every token
- *    verbatim except constants, which become `$n`, plus the token type of each
- *    constant (ICONST, FCONST, SCONST, …). Two strings with the same key have
- *    the same token sequence, constant types included, apart from the
- *    constants' values (comments and the amount of white space aside, which
- *    the grammar never sees). The grammar chooses its productions by token
- *    type, so their parse trees have the same shape; a constant's value only
- *    lands in a leaf, unless a grammar action looks at it (FLOAT(p), a minus
- *    folded into a number, UESCAPE, …), which `literalsInert` refuses.
+ *    verbatim except constants, which become their token type (ICONST,
+ *    FCONST, SCONST, …), each token kept apart from the next, then the
+ *    string's redaction (the audit text, every constant as `$n`). Two strings
+ *    with the same key have the same token sequence, constant types included,
+ *    apart from the constants' values (comments and the amount of white space
+ *    between tokens aside, which the grammar never sees), and the same
+ *    redaction. The redaction alone would not do: it collapses white space
+ *    inside a token too, and `"a  b"` and `"a b"` name different tables. The
+ *    grammar chooses its productions by token type, so their parse trees have
+ *    the same shape; a constant's value only lands in a leaf, unless a grammar
+ *    action looks at it (FLOAT(p), a minus folded into a number, UESCAPE, …),
+ *    which `literalsInert` refuses.
  *    A string with a plain '…' string holding a backslash has no key: how it
- *    reads depends on its value (sql-reading.ts).
+ *    reads depends on its value (sql-reading.ts). Nor has one with a `U&'…'`
+ *    string: the parser, not the scanner, reads its escapes, and refuses a
+ *    string whose escapes are invalid.
  *
  * 2. `literalsInert`: whether a classified string's literals could not have
  *    decided anything. It holds when the string is one statement and every
@@ -39,11 +45,17 @@
 import { isPlainStringWithBackslash, type ScanToken } from './sql-reading.ts';
 
 const CONSTANT_TOKENS = new Set(['SCONST', 'USCONST', 'BCONST', 'XCONST', 'ICONST', 'FCONST']);
+const COMMENT_TOKENS = new Set(['SQL_COMMENT', 'C_COMMENT']);
 const COMPARISONS = new Set(['=', '<>', '!=', '<', '>', '<=', '>=']);
-/** Keys longer than this are not kept. */
-const MAX_KEY_LENGTH = 4096;
+/** Keys longer than this are not kept (a key holds the string's tokens and its redaction). */
+const MAX_KEY_LENGTH = 8192;
 
 type Obj = Record<string, unknown>;
+
+/** Whether a token is a comment (SQL_COMMENT or C_COMMENT). */
+export function isCommentToken(t: ScanToken): boolean {
+  return COMMENT_TOKENS.has(t.tokenName);
+}
 
 /** Whether a token is a literal constant (the scanner names some UNKNOWN: B'…', X'…', U&'…'). */
 export function isConstantToken(t: ScanToken): boolean {
@@ -58,13 +70,21 @@ export function isConstantToken(t: ScanToken): boolean {
  * undefined when the string has no literal to vary or must not be keyed.
  */
 export function literalShapeKey(tokens: readonly ScanToken[], redacted: string): string | undefined {
-  const types: string[] = [];
+  const parts: string[] = [];
+  let constants = 0;
+  let length = redacted.length;
   for (const t of tokens) {
-    if (isPlainStringWithBackslash(t)) return undefined;
-    if (isConstantToken(t)) types.push(t.tokenName);
+    if (isPlainStringWithBackslash(t) || /^[Uu]&'/.test(t.text)) return undefined;
+    if (isCommentToken(t)) continue;
+    // A constant is its type; any other token is itself, whole (a quoted name's white space included).
+    const part = isConstantToken(t) ? `\u0001${t.tokenName}` : t.text;
+    if (isConstantToken(t)) constants++;
+    length += part.length + 1;
+    if (part.includes('\u0000') || length > MAX_KEY_LENGTH) return undefined;
+    parts.push(part);
   }
-  if (types.length === 0 || redacted.length > MAX_KEY_LENGTH) return undefined;
-  return `${types.join(',')}\u0000${redacted}`;
+  if (constants === 0) return undefined;
+  return `${parts.join('\u0000')}\u0000\u0000${redacted}`;
 }
 
 function obj(v: unknown): Obj | undefined {
