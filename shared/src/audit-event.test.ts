@@ -13,7 +13,7 @@ import {
   validateAuditEvent,
   verifyChain,
 } from './audit-event.ts';
-import { canonicalJson, sha256Hex } from './canonical-json.ts';
+import { canonicalJson, deepFreeze, sha256Hex } from './canonical-json.ts';
 import { ValidationError } from './errors.ts';
 
 /** The chain hash by its definition, written plainly: sha256 of the canonical JSON without chaperone.hash. */
@@ -227,3 +227,148 @@ describe('chainEventText', () => {
     assert.equal(fast.event.chaperone.hash, definitionHash(fast.event));
   });
 });
+
+describe('chainEventText on events of any content', () => {
+  /** Strings JSON escapes or encodes in unusual ways: lone surrogates, controls, U+2028/9, astral, long runs. */
+  const oddString = fc.oneof(
+    fc.string({ unit: 'binary' }),
+    fc.string({
+      unit: fc.constantFrom(
+        '\u2028',
+        '\u2029',
+        '\u0000',
+        '\u001f',
+        '\u007f',
+        '"',
+        '\\',
+        '\ud800',
+        '\udfff',
+        'é',
+        '😀',
+        'a',
+      ),
+    }),
+    fc
+      .tuple(
+        fc.string({ unit: 'binary', minLength: 1, maxLength: 4 }),
+        fc.integer({ min: 1000, max: 20_000 }),
+      )
+      .map(([s, n]) => s.repeat(n)),
+  );
+  const unknownValue = fc.letrec((tie) => ({
+    v: fc.oneof(
+      { depthSize: 'small' },
+      oddString,
+      fc.jsonValue({ maxDepth: 2 }),
+      fc.array(tie('v'), { maxLength: 3 }),
+      fc.dictionary(oddString, fc.oneof(tie('v'), fc.constant(undefined)), { maxKeys: 4 }),
+    ),
+  })).v;
+  type Order = 'sorted' | 'reversed' | 'as built';
+  function ordered(v: unknown, order: Order): unknown {
+    if (order === 'as built' || Array.isArray(v) || v === null || typeof v !== 'object') return v;
+    const keys = Object.keys(v).sort();
+    if (order === 'reversed') keys.reverse();
+    return Object.fromEntries(keys.map((k) => [k, ordered((v as Record<string, unknown>)[k], order)]));
+  }
+  const event = fc
+    .record({
+      uri: oddString,
+      ua: fc.option(oddString, { nil: undefined }),
+      message: fc.option(oddString, { nil: undefined }),
+      annotations: fc.dictionary(oddString, oddString, { maxKeys: 4 }),
+      requestObject: fc.option(unknownValue, { nil: undefined }),
+      responseObject: fc.option(unknownValue, { nil: undefined }),
+      sql: fc.option(fc.record({ text: oddString, tables: fc.array(oddString, { maxLength: 3 }) }), {
+        nil: undefined,
+      }),
+      argv: fc.option(fc.array(oddString, { maxLength: 3 }), { nil: undefined }),
+      latency: fc.option(fc.double({ min: 0, max: 1e6, noNaN: true }), { nil: undefined }),
+      frozenIdentity: fc.boolean(),
+      order: fc.constantFrom<Order>('sorted', 'reversed', 'as built'),
+    })
+    .map((r): UnchainedEvent => {
+      const e = sample(3);
+      const user = {
+        groups: ['system:serviceaccounts', r.uri],
+        username: 'system:serviceaccount:agents:agent',
+      };
+      const source = e.chaperone.source;
+      const built: UnchainedEvent = {
+        ...e,
+        requestURI: r.uri,
+        userAgent: r.ua,
+        annotations: r.annotations,
+        requestObject: r.requestObject,
+        responseObject: r.responseObject,
+        user: r.frozenIdentity ? deepFreeze(user) : user,
+        chaperone: {
+          ...e.chaperone,
+          source: r.frozenIdentity ? deepFreeze({ ...source }) : source,
+          decision: { ...e.chaperone.decision, message: r.message },
+          latencyMs: r.latency,
+          ...(r.sql
+            ? { sql: { statements: [{ kind: 'select', tables: r.sql.tables }], text: r.sql.text } }
+            : {}),
+          ...(r.argv ? { exec: { argv: r.argv } } : {}),
+        },
+      };
+      // Frozen members stay the objects they are (reordering would copy them).
+      const { user: u, chaperone, ...rest } = built;
+      const { source: s, ...fields } = chaperone;
+      return {
+        ...(ordered(rest, r.order) as Omit<UnchainedEvent, 'user' | 'chaperone'>),
+        user: u,
+        chaperone: {
+          ...(ordered(fields, r.order) as Omit<UnchainedEvent['chaperone'], 'source'>),
+          source: s,
+        },
+      };
+    });
+
+  // Fails if the chain members are placed or encoded wrongly, or if the encoder keeps a stale text (tried).
+  it('gives the bytes and hash of the generic canonical JSON, and the collector recomputes both from the text', () => {
+    fc.assert(
+      fc.property(
+        event,
+        fc.integer({ min: 1, max: 2 ** 50 }),
+        fc.constantFrom(GENESIS_HASH, 'ab'.repeat(32)),
+        (e, seq, prev) => {
+          const { event: chained, text } = chainEventText(e, seq, prev);
+          assert.equal(text, canonicalJson(chained));
+          assert.equal(chained.chaperone.hash, definitionHash(chained));
+          // The event as given, with its chain members added, and nothing else changed.
+          const { seq: s, prevHash: p, hash: _h, ...fields } = chained.chaperone;
+          assert.deepEqual([s, p], [seq, prev]);
+          assert.deepEqual({ ...chained, chaperone: fields }, e);
+          assert.equal(canonicalJson({ ...chained, chaperone: fields }), canonicalJson(e));
+          const stored = canonicalEventForms(JSON.parse(text) as AuditEvent);
+          assert.equal(sha256Hex(stored.unhashed), chained.chaperone.hash);
+          assert.equal(stored.withHash(chained.chaperone.hash), text);
+          // A second event sharing the same (possibly frozen) members encodes the same way.
+          const again = chainEventText(e, seq, prev);
+          assert.equal(again.text, text);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('places seq, prevHash and hash among the members in canonical order when the rest are', () => {
+    const e = sample(1);
+    const sorted = { ...e, chaperone: ordered(e.chaperone, 'sorted') as UnchainedEvent['chaperone'] };
+    const keys = Object.keys(chainEventText(sorted, 4, GENESIS_HASH).event.chaperone);
+    assert.deepEqual(keys, [...keys].sort());
+    assert.ok(keys.includes('hash') && keys.includes('prevHash') && keys.includes('seq'));
+  });
+
+  // The bytes the chain produced before the encoder learned its shortcuts: the collector's stored events hash this way.
+  it('gives the same bytes as it always has for a fixed event', () => {
+    const { event: chained, text } = chainEventText(sample(2), 42, 'cd'.repeat(32));
+    assert.equal(text, GOLDEN_TEXT);
+    assert.equal(chained.chaperone.hash, '2950433391ea87b2f6c4142a240d76760e486320983a6d90c47f5ca2946f47e5');
+  });
+});
+
+const GOLDEN_TEXT =
+  '{"annotations":{"authorization.k8s.io/decision":"allow","authorization.k8s.io/reason":"rule mask-secrets"},"apiVersion":"audit.k8s.io/v1","auditID":"6f0c1a52-0d1e-4c7e-9a0b-000000000002","chaperone":{"decision":{"action":"mask","reason":"rule_matched","rule":"mask-secrets"},"hash":"2950433391ea87b2f6c4142a240d76760e486320983a6d90c47f5ca2946f47e5","latencyMs":0.42,"maskedFields":2,"prevHash":"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd","protocol":"kubernetes","schemaVersion":1,"seq":42,"sessionId":"sess-1","source":{"namespace":"agents","pod":"agent-0","serviceAccount":"agent","sidecarId":"agents/agent-0/uid-1"}},"kind":"Event","level":"Metadata","objectRef":{"apiVersion":"v1","name":"db","namespace":"agents","resource":"secrets"},"requestReceivedTimestamp":"2026-11-22T10:00:02.000000Z","requestURI":"/api/v1/namespaces/agents/secrets/db","responseStatus":{"code":200,"metadata":{}},"sourceIPs":["127.0.0.1"],"stage":"ResponseComplete","stageTimestamp":"2026-11-22T10:00:02.000412Z","user":{"groups":["system:serviceaccounts"],"username":"system:serviceaccount:agents:agent"},"userAgent":"kubectl/v1.32.4","verb":"get"}';

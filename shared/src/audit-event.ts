@@ -287,11 +287,41 @@ export function chainEventText(
   seq: number,
   prevHash: string,
 ): { event: AuditEvent; text: string } {
-  const chaperone = { ...event.chaperone, seq, prevHash, hash: '' };
+  const chaperone = withChainFields(event.chaperone, seq, prevHash);
   const chained = { ...event, chaperone } as AuditEvent;
   const forms = canonicalEventForms(chained);
   chaperone.hash = sha256Hex(forms.unhashed);
   return { event: chained, text: forms.withHash(chaperone.hash) };
+}
+
+/** The members chaining adds, in canonical order. */
+const CHAIN_KEYS = ['hash', 'prevHash', 'seq'] as const;
+
+/**
+ * `{ ...fields, seq, prevHash, hash: '' }` with the members in canonical
+ * order when those of `fields` are (as the sidecar builds them): the
+ * encoder then has no keys to sort. Same members and values either way.
+ */
+function withChainFields(
+  fields: UnchainedEvent['chaperone'],
+  seq: number,
+  prevHash: string,
+): ChaperoneFields {
+  const added = { hash: '', prevHash, seq };
+  const out: Record<string, unknown> = {};
+  let next = 0;
+  for (const k of Object.keys(fields)) {
+    for (; next < CHAIN_KEYS.length && (CHAIN_KEYS[next] as string) < k; next++) {
+      const c = CHAIN_KEYS[next] as (typeof CHAIN_KEYS)[number];
+      out[c] = added[c];
+    }
+    if (k !== 'hash' && k !== 'prevHash' && k !== 'seq') out[k] = (fields as Record<string, unknown>)[k];
+  }
+  for (; next < CHAIN_KEYS.length; next++) {
+    const c = CHAIN_KEYS[next] as (typeof CHAIN_KEYS)[number];
+    out[c] = added[c];
+  }
+  return out as unknown as ChaperoneFields;
 }
 
 /** Places an event in a chain: sets seq, prevHash and hash. Pure. */

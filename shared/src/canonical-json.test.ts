@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { canonicalJson, MAX_CANONICAL_DEPTH } from './canonical-json.ts';
+import { canonicalJson, deepFreeze, MAX_CANONICAL_DEPTH } from './canonical-json.ts';
 
 /** The definition, written plainly: sorted keys, undefined members left out, JSON's own scalars. */
 function reference(v: unknown): string {
@@ -73,5 +73,51 @@ describe('canonicalJson', () => {
     const shared = { x: 1 };
     const twice = nest(100, [shared, shared]);
     assert.equal(canonicalJson(twice), reference(twice));
+  });
+
+  it('encodes a deeply frozen value as the definition does, every time it meets it', () => {
+    const value = fc.dictionary(fc.string({ unit: 'binary' }), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 6 });
+    fc.assert(
+      fc.property(value, (v) => {
+        const frozen = deepFreeze(structuredClone(v));
+        const expected = reference(v);
+        for (let i = 0; i < 3; i++) {
+          assert.equal(canonicalJson(frozen), expected);
+          assert.equal(canonicalJson({ a: [frozen], b: frozen }), `{"a":[${expected}],"b":${expected}}`);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  // Fails if the encoder keeps the text of an object frozen only at its top (tried: the stale text comes back).
+  it('follows changes inside a value frozen only at its top, or holding an accessor', () => {
+    const inner = { n: 1 };
+    const shallow = Object.freeze({ inner, list: [1] });
+    assert.equal(canonicalJson(shallow), '{"inner":{"n":1},"list":[1]}');
+    inner.n = 2;
+    shallow.list.push(3);
+    assert.equal(canonicalJson(shallow), '{"inner":{"n":2},"list":[1,3]}');
+    let calls = 0;
+    const accessor = Object.freeze({
+      get n() {
+        return ++calls;
+      },
+    });
+    assert.equal(canonicalJson(accessor), '{"n":1}');
+    assert.equal(canonicalJson(accessor), '{"n":2}');
+  });
+
+  it('refuses a frozen value past MAX_CANONICAL_DEPTH however often it was encoded shallower', () => {
+    const leaf = deepFreeze({ k: { k: { k: 'x' } } });
+    assert.equal(canonicalJson(leaf), '{"k":{"k":{"k":"x"}}}');
+    assert.equal(
+      canonicalJson(nest(MAX_CANONICAL_DEPTH - 3, leaf)),
+      reference(nest(MAX_CANONICAL_DEPTH - 3, leaf)),
+    );
+    assert.throws(
+      () => canonicalJson(nest(MAX_CANONICAL_DEPTH - 2, leaf)),
+      /nest more than 1000 levels deep/,
+    );
   });
 });

@@ -43,6 +43,40 @@ function keyPrefix(k: string): string {
 }
 
 /**
+ * The canonical text of deeply frozen objects (an identity's `user` and
+ * `source`, carried by every event of a sidecar): such an object cannot
+ * change, so it is encoded once. `null` marks a frozen object that is not
+ * frozen all the way down (or nests deeper than MAX_FROZEN_HEIGHT): encoded
+ * every time. Only objects nested less than CHECK_CYCLES_BELOW deep use it,
+ * so the depth limit applies as if each were encoded in place.
+ */
+const frozenTexts = new WeakMap<object, string | null>();
+const MAX_FROZEN_HEIGHT = 8;
+
+/** Whether `value` and everything in it are frozen data (no accessors), at most `height` levels of it. */
+function deeplyFrozen(value: object, height: number): boolean {
+  if (height === 0 || !Object.isFrozen(value)) return false;
+  for (const d of Object.values(Object.getOwnPropertyDescriptors(value))) {
+    if (!('value' in d)) return false;
+    const v: unknown = d.value;
+    if (typeof v === 'object' && v !== null && !deeplyFrozen(v, height - 1)) return false;
+  }
+  return true;
+}
+
+/**
+ * Freezes `value` and every object in it, and gives it back: for values
+ * every event carries (canonicalJson then encodes them once).
+ */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/**
  * Whether `keys` are already in canonical order. Objects built member by
  * member in that order (the sidecar's audit events) then need no sort, which
  * would allocate a work array per object.
@@ -67,6 +101,11 @@ function enc(value: unknown, depth: number): string {
       throw new Unencodable();
   }
   if (value === null) return 'null';
+  const frozen = depth < CHECK_CYCLES_BELOW && Object.isFrozen(value);
+  if (frozen) {
+    const text = frozenTexts.get(value);
+    if (text) return text;
+  }
   const tracked = depth >= CHECK_CYCLES_BELOW;
   if (tracked) {
     if (depth >= MAX_CANONICAL_DEPTH || onPath.has(value)) throw new Unencodable();
@@ -98,6 +137,8 @@ function enc(value: unknown, depth: number): string {
     out += '}';
   }
   if (tracked) onPath.delete(value);
+  if (frozen && !frozenTexts.has(value))
+    frozenTexts.set(value, deeplyFrozen(value, MAX_FROZEN_HEIGHT) ? out : null);
   return out;
 }
 

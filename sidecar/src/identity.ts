@@ -3,7 +3,7 @@
  * own projected token (falling back to the downward-API values), plus the pod
  * itself. Both end up in every audit event.
  */
-import type { EventSource, UserInfo } from '@chaperone/shared';
+import { deepFreeze, type EventSource, type UserInfo } from '@chaperone/shared';
 
 export interface Identity {
   readonly user: UserInfo;
@@ -40,7 +40,8 @@ export function buildIdentity(
   const serviceAccount = k?.serviceaccount?.name ?? pod.serviceAccount;
   const podUID = k?.pod?.uid ?? pod.uid;
   const username = claims?.sub ?? `system:serviceaccount:${namespace}:${serviceAccount}`;
-  return {
+  // Frozen: every audit event carries these objects, and their canonical text is then encoded once.
+  return deepFreeze({
     // Members in canonical (sorted) order, as every audit event carries them (see recorder.ts).
     user: {
       ...(k?.pod?.name ? { extra: { 'authentication.kubernetes.io/pod-name': [k.pod.name] } } : {}),
@@ -55,5 +56,5 @@ export function buildIdentity(
       serviceAccount,
       sidecarId: `${pod.namespace}/${pod.name}/${podUID || 'no-uid'}`,
     },
-  };
+  });
 }
