@@ -50,9 +50,10 @@ test('the young generation stays within the semi-space bound under allocation ch
   assert.equal(r.status, 0, r.stderr);
   const mostBytes = Number(r.stdout);
   assert.ok(mostBytes > 0, `new space size read: ${r.stdout}`);
-  // Two semi-spaces of at most semiMiB each, plus a page or two V8 counts
-  // beside them; without the bound it reaches tens of MiB.
-  assert.ok(mostBytes <= 4 * semiMiB * 2 ** 20, `new space grew to ${mostBytes} bytes`);
+  // Two semi-spaces of at most semiMiB each, plus pages V8 counts beside them
+  // (3–6 MiB measured with a 1 MiB bound, on a loaded machine too); without the
+  // bound it reaches 64 MiB here. The margin keeps the test from depending on load.
+  assert.ok(mostBytes <= 16 * semiMiB * 2 ** 20, `new space grew to ${mostBytes} bytes`);
 });
 
 test('V8 runs as many background worker threads as the options say', () => {
