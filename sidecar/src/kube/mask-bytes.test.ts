@@ -174,6 +174,44 @@ describe('maskJsonBytes', () => {
     assert.equal(r?.masked, 15);
   });
 
+  it('masks a last-applied copy seen before exactly as the first time, for each set of fields and base64 rule', () => {
+    // The same copy under options that mask it differently, each twice (the second time from what was remembered).
+    const copy = JSON.stringify({ data: { p: CANARY }, stringData: { q: CANARY } });
+    const value = { kind: 'Secret', metadata: { name: 's', annotations: { [LAST]: copy } } };
+    const base64 = { fields: ['data', 'stringData'], secrets: true };
+    const text = { fields: base64.fields, secrets: false };
+    const stringOnly = { fields: ['stringData'], secrets: true };
+    const seen: string[] = [];
+    for (const opts of [base64, text, stringOnly, base64, text, stringOnly]) {
+      assert.ok(check(value, opts));
+      const r = maskJsonBytes(Buffer.from(JSON.stringify(value)), opts);
+      seen.push(JSON.parse(r?.body.toString() ?? '{}').metadata.annotations[LAST]);
+    }
+    assert.deepEqual(seen.slice(3), seen.slice(0, 3));
+    assert.equal(new Set(seen).size, 3);
+    assert.equal(seen[2]?.includes(CANARY), true, 'data is not masked when only stringData is');
+    assert.equal(seen[0]?.includes(CANARY), false);
+  });
+
+  it('masks each Secret of a list from its own copy when several copies are remembered', () => {
+    const items = Array.from({ length: 6 }, (_, i) => ({
+      kind: 'Secret',
+      metadata: {
+        name: `s${i % 3}`,
+        annotations: { [LAST]: JSON.stringify({ kind: 'Secret', data: { [`k${i % 3}`]: CANARY } }) },
+      },
+      data: { [`k${i % 3}`]: CANARY },
+    }));
+    const value = { kind: 'SecretList', items };
+    const opts = { fields: ['data', 'stringData'], secrets: true };
+    for (let round = 0; round < 2; round++) {
+      assert.ok(check(value, opts));
+      const r = maskJsonBytes(Buffer.from(JSON.stringify(value)), opts);
+      assert.equal(r?.masked, 12);
+      assert.equal(r?.body.toString().includes(CANARY), false);
+    }
+  });
+
   it('gives up (for the ordinary path) on duplicate deciding keys, bad structure and trailing bytes', () => {
     const opts = { fields: ['data'], secrets: true };
     for (const text of [

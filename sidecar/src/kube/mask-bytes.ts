@@ -20,6 +20,7 @@ import {
   type MaskOptions,
   maskLastApplied,
 } from './mask.ts';
+import { MaskedCopyCache } from './masked-copy-cache.ts';
 
 const MAX_DEPTH = 1000;
 
@@ -61,18 +62,34 @@ const STRUCTURAL = new Set(['kind', 'type', 'object', 'rows', 'items', 'metadata
 
 const MASKED_TEXT_JSON = JSON.stringify(MASKED_TEXT);
 
-const lengthCache = new WeakMap<readonly string[], Set<number>>();
+/**
+ * What is kept per set of masked fields, found by the fields' names (a
+ * decision may carry a new array of the same fields at every request).
+ * Bounded: a policy names few sets, but it may be replaced over time.
+ */
+interface FieldState {
+  /** UTF-8 lengths of every key the masker looks at. */
+  readonly lengths: Set<number>;
+  /** Masked last-applied copies, for responses about Secrets and about anything else. */
+  readonly copies: readonly [MaskedCopyCache, MaskedCopyCache];
+}
+const MAX_FIELD_SETS = 8;
+const fieldStates = new Map<string, FieldState>();
 
-/** UTF-8 lengths of every key the masker looks at, for these options. */
-function keyLengths(opts: MaskOptions): Set<number> {
-  let set = lengthCache.get(opts.fields);
-  if (!set) {
-    set = new Set(
-      [...STRUCTURAL, 'annotations', LAST_APPLIED, ...opts.fields].map((k) => Buffer.byteLength(k)),
-    );
-    lengthCache.set(opts.fields, set);
+function fieldState(opts: MaskOptions): FieldState {
+  const id = JSON.stringify(opts.fields);
+  let state = fieldStates.get(id);
+  if (!state) {
+    if (fieldStates.size >= MAX_FIELD_SETS) fieldStates.clear();
+    state = {
+      lengths: new Set(
+        [...STRUCTURAL, 'annotations', LAST_APPLIED, ...opts.fields].map((k) => Buffer.byteLength(k)),
+      ),
+      copies: [new MaskedCopyCache(), new MaskedCopyCache()],
+    };
+    fieldStates.set(id, state);
   }
-  return set;
+  return state;
 }
 const MASKED_BASE64_JSON = JSON.stringify(MASKED_BASE64);
 
@@ -82,10 +99,14 @@ class Scanner {
   lastKey = '';
   /** Lengths (in bytes) of the keys that matter. */
   readonly #lengths: Set<number>;
+  /** Last-applied copies masked before, with these options. */
+  readonly #copies: MaskedCopyCache;
 
   constructor(buf: Buffer, opts: MaskOptions) {
     this.buf = buf;
-    this.#lengths = keyLengths(opts);
+    const state = fieldState(opts);
+    this.#lengths = state.lengths;
+    this.#copies = state.copies[opts.secrets ? 1 : 0];
   }
 
   ws(pos: number): number {
@@ -414,8 +435,11 @@ class Scanner {
 
   /** The annotation holds a copy of the object as a JSON string: masked as maskBody masks it. */
   lastApplied(start: number, end: number, opts: MaskOptions): { edit: Edit; masked: number } {
-    const r = maskLastApplied(this.decode(start, end), opts);
-    return { edit: { start, end, text: JSON.stringify(r.text) }, masked: r.masked };
+    const r = this.#copies.get(this.buf, start, end, () => {
+      const m = maskLastApplied(this.decode(start, end), opts);
+      return { text: JSON.stringify(m.text), masked: m.masked };
+    });
+    return { edit: { start, end, text: r.text }, masked: r.masked };
   }
 
   output(edits: Edit[]): Buffer {
