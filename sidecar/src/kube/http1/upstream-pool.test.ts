@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { createCA, issueCertificate } from '@chaperone/shared/tls';
 import type { ResponseHead } from './response-decoder.ts';
 import { type UpstreamError, UpstreamPool, type UpstreamRequest } from './upstream-pool.ts';
@@ -195,6 +196,46 @@ describe('upstream pool', () => {
       assert.equal(whileFull, 0, 'data arrived while the sink was full');
     } finally {
       await pl.close();
+    }
+  });
+
+  it('presents the client certificate current at each new connection', async () => {
+    const client = (commonName: string) => issueCertificate({ ca, commonName, server: false, client: true });
+    const certs = [client('first'), client('second')];
+    let current = certs[0];
+    const seen: string[] = [];
+    const tls = createTlsServer(
+      { cert: leaf.cert, key: leaf.key, ca: ca.cert, requestCert: true, rejectUnauthorized: false },
+      (s: TLSSocket) => {
+        seen.push(String(s.getPeerCertificate().subject?.CN));
+        s.end();
+      },
+    );
+    await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
+    const pl = new UpstreamPool({
+      host: '127.0.0.1',
+      port: (tls.address() as AddressInfo).port,
+      ca: ca.cert,
+      clientCertificate: () => current,
+    });
+    const connectOnce = () =>
+      new Promise<void>((resolve, reject) => {
+        const socket = pl.openSocket();
+        socket.on('data', () => {});
+        socket.once('close', () => resolve());
+        socket.once('error', reject);
+      });
+    try {
+      await connectOnce();
+      await connectOnce();
+      current = certs[1];
+      await connectOnce();
+      current = undefined;
+      await connectOnce();
+      assert.deepEqual(seen, ['first', 'first', 'second', 'undefined']);
+    } finally {
+      await pl.close();
+      await new Promise((r) => tls.close(r));
     }
   });
 });

@@ -9,7 +9,7 @@
  * (reset before any response byte) is retried once on a new connection when
  * it is safe to repeat (GET, HEAD, OPTIONS), as Go's and undici's clients do.
  */
-import { connect, type TLSSocket } from 'node:tls';
+import { connect, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { HttpParseError } from './http-parse-error.ts';
 import { ResponseDecoder, type ResponseHead } from './response-decoder.ts';
 
@@ -156,6 +156,8 @@ export class UpstreamPool {
   readonly #idle: Connection[] = [];
   readonly #open = new Set<Connection>();
   #closed = false;
+  /** The TLS context of new connections and the client certificate it holds: made again when that changes. */
+  #tls: { cert: string | undefined; key: string | undefined; context: SecureContext } | undefined;
   /**
    * One timer for every deadline (response timeouts, idle connections),
    * checked SWEEP_MS apart: no timer is created per request.
@@ -222,19 +224,35 @@ export class UpstreamPool {
    * that takes the connection over (a WebSocket upgrade). The caller owns it.
    */
   openSocket(): TLSSocket {
-    const { host, port, ca, servername } = this.#opts;
-    const client = this.#opts.clientCertificate?.();
+    const { host, port, servername } = this.#opts;
     const socket = connect({
       host,
       port,
-      ...(ca !== undefined ? { ca } : {}),
+      secureContext: this.#secureContext(),
       ...(servername ? { servername } : {}),
       ...(this.#opts.insecureSkipTlsVerify ? { rejectUnauthorized: false } : {}),
-      ...(client ? { cert: client.cert, key: client.key } : {}),
       ALPNProtocols: ['http/1.1'],
     });
     socket.setNoDelay(true);
     return socket;
+  }
+
+  /**
+   * The trusted CA and the current client certificate as a TLS context, made
+   * once and again only when the certificate changes (making one parses the
+   * certificates and key: milliseconds per connection otherwise).
+   */
+  #secureContext(): SecureContext {
+    const client = this.#opts.clientCertificate?.();
+    const known = this.#tls;
+    if (known && known.cert === client?.cert && known.key === client?.key) return known.context;
+    const { ca } = this.#opts;
+    const context = createSecureContext({
+      ...(ca !== undefined ? { ca } : {}),
+      ...(client ? { cert: client.cert, key: client.key } : {}),
+    });
+    this.#tls = { cert: client?.cert, key: client?.key, context };
+    return context;
   }
 
   #connect(): Connection {
