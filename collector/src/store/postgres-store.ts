@@ -674,14 +674,6 @@ export class PostgresStore implements AuditStore {
     return r.rows.map(rowToChainRow);
   }
 
-  async checkpointsBefore(beforeId: number | undefined, limit: number): Promise<readonly CheckpointRow[]> {
-    const r = await this.#pool.query(
-      `SELECT ${CHECKPOINT_COLUMNS} FROM checkpoints WHERE id < $1 ORDER BY id DESC LIMIT $2`,
-      [beforeId ?? Number.MAX_SAFE_INTEGER, limit],
-    );
-    return r.rows.map(rowToCheckpoint);
-  }
-
   async ping(): Promise<void> {
     await this.#pool.query('SELECT 1');
   }

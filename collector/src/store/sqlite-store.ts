@@ -602,15 +602,6 @@ export class SqliteStore implements AuditStore {
     ).map(rowToChainRow);
   }
 
-  async checkpointsBefore(beforeId: number | undefined, limit: number): Promise<readonly CheckpointRow[]> {
-    return (
-      this.#stmt(`SELECT ${CHECKPOINT_COLUMNS} FROM checkpoints WHERE id < ? ORDER BY id DESC LIMIT ?`).all(
-        beforeId ?? Number.MAX_SAFE_INTEGER,
-        limit,
-      ) as Row[]
-    ).map(rowToCheckpoint);
-  }
-
   async ping(): Promise<void> {
     this.#stmt('SELECT 1').get();
   }

@@ -374,8 +374,6 @@ export interface AuditStore {
    * looked up by chain, not by reading the checkpoints.
    */
   newestCheckpointFor(sidecarId: string): Promise<CheckpointRow | undefined>;
-  /** Stored checkpoints newest first, before the row id `beforeId` (undefined: from the newest). */
-  checkpointsBefore(beforeId: number | undefined, limit: number): Promise<readonly CheckpointRow[]>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
