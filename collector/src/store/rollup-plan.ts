@@ -24,8 +24,9 @@ import { type EventRow, toEventRow } from '../events/event-row.ts';
 export const COUNT_SPANS = [60, 900, 3600, 21_600, 86_400] as const;
 export const DAY_US = 86_400_000_000;
 
-export const ACCESS_CATEGORIES = ['read', 'changed', 'denied', 'approved', 'masked'] as const;
-export type AccessCategory = (typeof ACCESS_CATEGORIES)[number];
+import { ACCESS_CATEGORIES, type AccessCategory } from '../events/console-answers.ts';
+
+export { ACCESS_CATEGORIES, type AccessCategory };
 
 interface Outcomes {
   total: number;

@@ -12,6 +12,7 @@
  * serialised by its row (locked in session-id order).
  */
 import type { ChainHead, ChainProblem } from '@chaperone/shared';
+import type { AccessReport, OverviewCounts, SessionPage } from '../events/console-answers.ts';
 import type { EventFilter } from '../events/event-filter.ts';
 import type { IncomingEvent } from '../events/incoming-event.ts';
 import type { StoredCheckpoint } from '../integrity/checkpoints.ts';
@@ -221,79 +222,14 @@ export interface RollupQuery {
   readonly pod?: readonly string[];
 }
 
-export interface OutcomeCounts {
-  readonly total: number;
-  readonly blocked: number;
-  readonly masked: number;
-  readonly approved: number;
-}
-
-/** The console's overview, from the rollups (rollup-sql.ts); times RFC 3339. */
-export interface OverviewCounts {
-  /** The range counted: `since` and `until` rounded to whole minutes. */
-  readonly since: string;
-  readonly until: string;
-  readonly bucketSeconds: number;
-  readonly series: readonly {
-    readonly t: string;
-    readonly allowed: number;
-    readonly blocked: number;
-    readonly masked: number;
-    readonly approved: number;
-  }[];
-  readonly byRule: readonly { readonly rule: string; readonly action: string; readonly count: number }[];
-  readonly byNamespace: readonly (OutcomeCounts & { readonly namespace: string })[];
-  readonly byProtocol: readonly (OutcomeCounts & { readonly protocol: string })[];
-  readonly agents: readonly (OutcomeCounts & {
-    readonly namespace: string;
-    readonly serviceAccount: string;
-    readonly pods: number;
-    readonly lastSeen: string;
-  })[];
-}
-
-export interface SessionSummary {
-  readonly sessionId: string;
-  /** exec, attach, portforward or postgres. */
-  readonly protocol: string;
-  readonly namespace: string;
-  readonly pod: string;
-  readonly serviceAccount: string;
-  readonly startedAt: string;
-  readonly lastAt: string;
-  readonly events: number;
-  readonly blocked: number;
-  readonly recording: boolean;
-  /** No event ended it and its last event is under 10 minutes old. */
-  readonly live: boolean;
-  readonly summary: string;
-}
-
-export interface SessionPage {
-  readonly items: readonly SessionSummary[];
-  readonly nextCursor?: string;
-}
-
-export interface AccessReportRow {
-  readonly namespace: string;
-  readonly serviceAccount: string;
-  readonly category: 'read' | 'changed' | 'denied' | 'approved' | 'masked';
-  readonly protocol: string;
-  readonly verb: string;
-  readonly resource: string;
-  readonly count: number;
-  readonly first: string;
-  readonly last: string;
-}
-
-export interface AccessReport {
-  /** The range counted: whole UTC days around the one asked for. */
-  readonly since: string;
-  readonly until: string;
-  readonly rows: readonly AccessReportRow[];
-  /** More rows matched than a report holds (MAX_REPORT_ROWS). */
-  readonly truncated: boolean;
-}
+export type {
+  AccessReport,
+  AccessReportRow,
+  OutcomeCounts,
+  OverviewCounts,
+  SessionPage,
+  SessionSummary,
+} from '../events/console-answers.ts';
 
 export interface AuditStore {
   readonly backend: 'embedded' | 'postgres';

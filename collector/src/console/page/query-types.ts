@@ -5,6 +5,12 @@
  * audit events (`AuditEvent` of @chaperone/shared), already masked.
  */
 import type { AuditEvent } from '@chaperone/shared';
+import type {
+  AccessReportRow,
+  OutcomeCounts,
+  OverviewCounts,
+  SessionSummary,
+} from '../../events/console-answers.ts';
 
 export interface WhoAmI {
   readonly subject: string;
@@ -13,50 +19,14 @@ export interface WhoAmI {
 }
 
 /** Blocked, masked and approved counts (and the total) of one group. */
-export interface Counts {
-  readonly total: number;
-  readonly blocked: number;
-  readonly masked: number;
-  readonly approved: number;
-}
+export type Counts = OutcomeCounts;
 
-export interface Overview {
-  readonly since: string;
-  readonly until: string;
-  readonly bucketSeconds: number;
-  readonly series: readonly {
-    readonly t: string;
-    readonly allowed: number;
-    readonly blocked: number;
-    readonly masked: number;
-    readonly approved: number;
-  }[];
-  readonly byRule: readonly { readonly rule: string; readonly action: string; readonly count: number }[];
-  readonly byNamespace: readonly (Counts & { readonly namespace: string })[];
-  readonly byProtocol: readonly (Counts & { readonly protocol: string })[];
+/** /v1/overview: the store's counts, and the newest blocked events as stored. */
+export interface Overview extends OverviewCounts {
   readonly latestBlocked: readonly AuditEvent[];
-  readonly agents: readonly (Counts & {
-    readonly namespace: string;
-    readonly serviceAccount: string;
-    readonly pods: number;
-    readonly lastSeen: string;
-  })[];
 }
 
-export interface SessionSummary {
-  readonly sessionId: string;
-  readonly protocol: string;
-  readonly namespace: string;
-  readonly pod: string;
-  readonly serviceAccount: string;
-  readonly startedAt: string;
-  readonly lastAt: string;
-  readonly events: number;
-  readonly blocked: number;
-  readonly recording: boolean;
-  readonly live: boolean;
-  readonly summary: string;
-}
+export type { SessionSummary };
 
 export interface Page<T> {
   readonly items: readonly T[];
@@ -84,19 +54,7 @@ export interface ChainPosition {
   };
 }
 
-export const REPORT_CATEGORIES = ['read', 'changed', 'denied', 'approved', 'masked'] as const;
-
-export interface ReportRow {
-  readonly namespace: string;
-  readonly serviceAccount: string;
-  readonly category: (typeof REPORT_CATEGORIES)[number];
-  readonly protocol: string;
-  readonly verb: string;
-  readonly resource: string;
-  readonly count: number;
-  readonly first: string;
-  readonly last: string;
-}
+export type ReportRow = AccessReportRow;
 
 export interface Report {
   readonly since: string;
