@@ -400,4 +400,100 @@ describe('PostgreSQL guard: masks added after a statement was prepared', () => {
     assert.equal(await exists('copied'), false);
     assert.equal(await exists('copied2'), false);
   });
+
+  // Fails if what a statement does to prepared statements were taken only when its answer comes
+  // back (session.ts #sending): a Bind or an EXECUTE sent behind `DEALLOCATE src; PREPARE src AS …`
+  // reaches the server after it, but would be judged by the old src — and copy the passwords.
+  it('judges a Bind or EXECUTE sent behind a statement that prepares its name again by what the server runs', async () => {
+    const c = await RawClient.open(db.port, 'app');
+    const exists = (table: string) =>
+      db.direct(async (d) => (await d.query('SELECT to_regclass($1) AS t', [table])).rows[0].t !== null);
+    try {
+      await reload(MASK_PASSWORDS, true);
+      c.send(msg('Q', 'PREPARE piped_src AS SELECT 1 AS id'));
+      assert.equal(code(await c.until('Z')), undefined);
+      c.send(msg('P', 'piped_copy', 'CREATE TABLE piped AS EXECUTE piped_src', 0), msg('S'));
+      assert.deepEqual(kinds(await c.until('Z')), ['1', 'Z']);
+      // All in one write: the guard reads them before the server answers the first.
+      c.send(
+        msg('Q', 'DEALLOCATE piped_src; PREPARE piped_src AS SELECT password FROM users'),
+        bind('', 'piped_copy'),
+        execute(''),
+        msg('S'),
+        msg('Q', 'CREATE TABLE piped2 AS EXECUTE piped_src'),
+      );
+      const answers = await c.until('Z', 3);
+      const errors = answers.filter(([t]) => t === 'E').map(([, b]) => errorCode(b));
+      assert.deepEqual(errors, ['42501', '42501'], 'the Bind and the EXECUTE are both refused');
+    } finally {
+      c.close();
+      await reload(POLICY, false);
+    }
+    assert.equal(await exists('piped'), false);
+    assert.equal(await exists('piped2'), false);
+  });
+
+  // Fails without the classifier's refusal of code bodies that touch prepared statements
+  // (sql-classifier.ts #readSqlBody): the DO block would swap what src holds behind the guard.
+  it('refuses server-side code that prepares, runs or drops prepared statements', async () => {
+    const c = await RawClient.open(db.port, 'app');
+    try {
+      await reload(CODE_AND_MASKS, true);
+      c.send(msg('Q', 'PREPARE body_src AS SELECT 1 AS id'));
+      assert.equal(code(await c.until('Z')), undefined);
+      for (const body of [
+        'DO $$ BEGIN DEALLOCATE body_src; PREPARE body_src AS SELECT 2 AS id; END $$',
+        'CREATE FUNCTION swap() RETURNS int LANGUAGE sql AS $f$ DEALLOCATE body_src; SELECT 1 $f$',
+      ]) {
+        c.send(msg('Q', body));
+        const refused = await c.until('Z');
+        assert.equal(code(refused), '42501', body);
+        assert.match(message(refused), /prepares, runs or drops a prepared statement/);
+      }
+      c.send(msg('Q', 'EXECUTE body_src'));
+      const ran = await c.until('Z');
+      assert.equal(code(ran), undefined, 'the session and its prepared statement are as they were');
+      assert.ok(!Buffer.concat(ran.map(([, b]) => b)).includes(CANARY));
+    } finally {
+      c.close();
+      await reload(POLICY, false);
+    }
+  });
+
+  // Fails if prepared statements were kept over dynamic SQL (session.ts #sending): the guard cannot
+  // read what it ran, here a swap of k for an expression over the masked column.
+  it('forgets every prepared statement when dynamic SQL ran, and refuses their Binds', async () => {
+    const c = await RawClient.open(db.port, 'app');
+    const received: Buffer[] = [];
+    try {
+      await reload(CODE_AND_MASKS, true);
+      c.send(msg('P', 'k', 'SELECT 1 AS id', 0), msg('S'));
+      assert.deepEqual(kinds(await c.until('Z')), ['1', 'Z']);
+      c.send(
+        msg(
+          'Q',
+          "DO $$ BEGIN EXECUTE 'DEALLOCATE k'; EXECUTE 'PREPARE k AS SELECT lower(password) FROM users'; END $$",
+        ),
+      );
+      assert.equal(code(await c.until('Z')), undefined, 'a rule allows dynamic SQL here');
+      c.send(bind('', 'k'), execute(''), msg('S'));
+      const refused = await c.until('Z');
+      received.push(...refused.map(([, b]) => b));
+      assert.deepEqual(kinds(refused), ['E', 'Z']);
+      assert.equal(code(refused), '26000');
+      assert.match(message(refused), /prepare it again/);
+      c.send(msg('Q', 'EXECUTE k'));
+      const executed = await c.until('Z');
+      received.push(...executed.map(([, b]) => b));
+      assert.equal(code(executed), '42501');
+    } finally {
+      c.close();
+      await reload(POLICY, false);
+    }
+    assert.ok(!Buffer.concat(received).includes(CANARY), 'the canary never reached the client');
+  });
 });
+
+/** MASK_PASSWORDS, with DO blocks and dynamic SQL allowed. */
+const CODE_AND_MASKS = `${MASK_PASSWORDS}    - { name: code, match: { sql: { statements: [do, dynamic-sql, prepare, deallocate, select] } }, action: allow }
+`;

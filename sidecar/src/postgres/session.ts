@@ -220,6 +220,13 @@ function maskKey(masks: readonly SqlMask[]): string {
 
 /** Kinds after which the catalog's cached answers may be out of date. */
 const CHANGES_DEFINITIONS = ['ddl', 'do', 'dynamic-sql', 'call'];
+/**
+ * Statements after which the guard no longer knows what the session's portals
+ * hold: a cursor declared or closed in SQL shares their names, and code run on
+ * the server (a DO block, a procedure) may open or close cursors by any name.
+ */
+const REPLACES_PORTALS = new Set(['DeclareCursorStmt', 'ClosePortalStmt']);
+const RUNS_CODE = ['do', 'call', 'dynamic-sql'];
 /** A client that has not finished its start-up by then is dropped (the server's authentication_timeout is 1 min). */
 export const STARTUP_TIMEOUT_MS = 60_000;
 /**
@@ -278,6 +285,15 @@ export class PostgresSession {
   readonly #portals = new Map<string, Judged | undefined>();
   /** Names of prepared statements whose query is empty (nothing to judge or record). */
   readonly #emptyPrepared = new Set<string>();
+  /**
+   * Statements sent that change prepared statements and not answered yet: the
+   * number of the last one sent, by the name it changes ('*': every name).
+   * What a statement prepares is taken when it completes only if no statement
+   * sent after it changes that name (#sending, #done).
+   */
+  readonly #changing = new Map<string, number>();
+  readonly #changeNumber = new WeakMap<Run<Judged>, number>();
+  #changes = 0;
   /** For each Parse in flight, what its name held before (restored if the server refuses the Parse). */
   readonly #parseUndo: { name: string; before: Judged | undefined; wasEmpty: boolean }[] = [];
   /** After a denied Parse: discard until Sync, as the server does after an error. */
@@ -703,6 +719,8 @@ export class PostgresSession {
     const discarded = this.#tracker.discarding && expect.t !== 'sync';
     this.#tracker.expect(expect);
     if (discarded) return;
+    if (expect.t === 'query') for (const run of expect.runs) this.#sending(run);
+    else if (expect.t === 'execute' && expect.run) this.#sending(expect.run);
     // What can run code (a function may change client_encoding), and what makes the server report it.
     if (expect.t === 'query' || expect.t === 'bind' || expect.t === 'execute') this.#unreported = true;
     if (expect.t === 'bind' || expect.t === 'execute') this.#unsyncedRun = true;
@@ -762,7 +780,7 @@ export class PostgresSession {
           : here.has(name) || cleared
             ? here.get(name)
             : this.#prepared.get(name);
-      if (c.deallocates === '*') {
+      if (c.deallocates === '*' || c.statement.kinds?.includes('dynamic-sql')) {
         cleared = true;
         here.clear();
       } else if (c.deallocates !== undefined) here.set(c.deallocates, undefined);
@@ -941,7 +959,7 @@ export class PostgresSession {
         `(bind of prepared statement "${m.statement}")`,
         '26000',
         'chaperone-sql-unknown-statement',
-        `prepared statement "${m.statement}" is not one the guard saw prepared (or it was refused); the Bind is refused`,
+        `prepared statement "${m.statement}" is not one the guard knows (it was not prepared through the guard, it was refused, or a statement sent since may have changed it: DEALLOCATE, PREPARE, DISCARD ALL, dynamic SQL); the Bind is refused: prepare it again`,
       );
       return;
     }
@@ -1099,7 +1117,7 @@ export class PostgresSession {
         `(execute of portal "${m.portal}")`,
         '34000',
         'chaperone-sql-unknown-portal',
-        `portal "${m.portal}" was not created by a Bind the guard saw (a cursor declared in SQL is read with FETCH); the Execute is refused`,
+        `portal "${m.portal}" was not created by a Bind the guard saw, or a statement sent since may have replaced it (a cursor declared or closed in SQL, a DO block, a procedure); a cursor declared in SQL is read with FETCH, and a portal is bound again with Bind; the Execute is refused`,
       );
       return;
     }
@@ -1832,6 +1850,40 @@ export class PostgresSession {
   }
 
   /**
+   * What a statement sent to run changes in what the guard knows of the
+   * session's prepared statements and portals, from the moment it is sent:
+   * the server runs what comes after it only after it, so a Bind or an
+   * EXECUTE sent behind `DEALLOCATE q; PREPARE q AS …` is not judged as the
+   * old q. The names it drops or prepares are forgotten now; what it prepares
+   * is known when it completes (#done). Code the guard cannot read (dynamic
+   * SQL) may have changed any of them: all are forgotten. A cursor declared
+   * or closed in SQL, a DO block or a procedure may replace a portal: portals
+   * are forgotten. A Bind or Execute of a forgotten name is refused.
+   */
+  #sending(run: Run<Judged>): void {
+    const { classified: c, statement } = run.about;
+    const kinds = statement.kinds ?? [];
+    const all = c.deallocates === '*' || kinds.includes('dynamic-sql');
+    const names = all ? ['*'] : [c.deallocates, c.prepares?.name].filter((n) => n !== undefined);
+    if (names.length > 0) {
+      const n = ++this.#changes;
+      this.#changeNumber.set(run, n);
+      for (const name of names) {
+        this.#changing.set(name, n);
+        if (name === '*') {
+          this.#prepared.clear();
+          this.#emptyPrepared.clear();
+        } else {
+          this.#prepared.delete(name);
+          this.#emptyPrepared.delete(name);
+        }
+      }
+    }
+    if (all || REPLACES_PORTALS.has(statement.kind) || kinds.some((k) => RUNS_CODE.includes(k)))
+      this.#portals.clear();
+  }
+
+  /**
    * A Parse the server refused (a name in use: 42P05) leaves the name as it
    * was, empty or not: an empty statement the guard took for it would let a
    * Bind of the statement still there run undecided.
@@ -1853,19 +1905,19 @@ export class PostgresSession {
   ): void {
     const j = run.about;
     const completed = outcome.tag !== undefined;
+    const changed = this.#changeNumber.get(run);
+    if (changed !== undefined) {
+      const { prepares, deallocates } = j.classified;
+      // Taken only if nothing sent after it changes the name: the server runs that next.
+      const latest = Math.max(this.#changing.get('*') ?? 0, this.#changing.get(prepares?.name ?? '*') ?? 0);
+      if (completed && prepares && latest === changed) {
+        this.#prepared.set(prepares.name, { ...j, statement: prepares.statement });
+        this.#emptyPrepared.delete(prepares.name);
+      }
+      for (const name of [prepares?.name, deallocates, '*'])
+        if (name !== undefined && this.#changing.get(name) === changed) this.#changing.delete(name);
+    }
     if (completed) {
-      const c = j.classified;
-      if (c.prepares) {
-        this.#prepared.set(c.prepares.name, { ...j, statement: c.prepares.statement });
-        this.#emptyPrepared.delete(c.prepares.name);
-      }
-      if (c.deallocates === '*') {
-        this.#prepared.clear();
-        this.#emptyPrepared.clear();
-      } else if (c.deallocates !== undefined) {
-        this.#prepared.delete(c.deallocates);
-        this.#emptyPrepared.delete(c.deallocates);
-      }
       if ((j.statement.kinds ?? []).some((k) => CHANGES_DEFINITIONS.includes(k))) {
         this.#o.catalog.invalidate();
         this.#definitionsChanged = true;

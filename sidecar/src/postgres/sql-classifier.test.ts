@@ -271,6 +271,28 @@ const TABLE: [string, string, Expect[]][] = [
     'DO $$ BEGIN nonsense here; END $$',
     [{ problem: /DO block could not be read/ }],
   ],
+  // Server-side code may not change the session's prepared statements: the guard judges EXECUTE and
+  // Bind by what it saw prepared, and a body run later could swap what a name holds.
+  [
+    'a DO block that prepares a statement',
+    'DO $$ BEGIN PREPARE q AS DELETE FROM t; END $$',
+    [{ kind: 'DoStmt', problem: /DO block prepares, runs or drops a prepared statement/ }],
+  ],
+  [
+    'a SQL function that drops a prepared statement',
+    'CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $f$ DEALLOCATE q; SELECT 1 $f$',
+    [{ problem: /function body prepares, runs or drops a prepared statement/ }],
+  ],
+  [
+    'a SQL function that runs a prepared statement',
+    "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'CREATE TABLE c AS EXECUTE q'",
+    [{ problem: /function body prepares, runs or drops a prepared statement/ }],
+  ],
+  [
+    'a PL/pgSQL function that discards everything',
+    'CREATE PROCEDURE p() LANGUAGE plpgsql AS $f$ BEGIN DISCARD ALL; END $f$',
+    [{ problem: /function body prepares, runs or drops a prepared statement/ }],
+  ],
   [
     'PREPARE counts as what it prepares',
     'PREPARE p (int) AS DELETE FROM t WHERE id = $1',

@@ -123,7 +123,7 @@ export function executeOf(
   if (!prepared) {
     return {
       ...execute,
-      problem: `EXECUTE ${name}: no statement named "${name}" was prepared through the guard in this session`,
+      problem: `EXECUTE ${name}: the guard knows no statement named "${name}" in this session (it was not prepared through the guard, or a statement sent since may have changed it: DEALLOCATE, PREPARE, DISCARD ALL, dynamic SQL); prepare it again`,
     };
   }
   if (prepared.kinds?.includes('execute')) {
@@ -410,6 +410,11 @@ export class SqlClassifier {
       }
       const own = bytes.toString('utf8', start, end);
       const f = statementFacts(s.stmt, expression);
+      if (f.prepares !== undefined || f.executes !== undefined || f.deallocates !== undefined) {
+        owner.problems.push(
+          `the ${body.owner === 'do' ? 'DO block' : 'function body'} prepares, runs or drops a prepared statement (PREPARE, EXECUTE, DEALLOCATE, DISCARD ALL); prepared statements share one namespace with the session, and the guard judges EXECUTE and every Bind by what it saw prepared, so code run on the server may not change them: prepare and run statements from the client instead`,
+        );
+      }
       const nested = withStatement(f.bodies.splice(0), own);
       addFacts(owner, f);
       masks.push(maskFacts(s.stmt, false));
