@@ -157,4 +157,26 @@ describe('ResponseTracker', () => {
     t.expect({ t: 'sync' });
     assert.equal(t.discarding, false);
   });
+
+  // Fails if a refused or discarded Bind went untold: the session would keep the portal bound to a
+  // statement the server never bound it to (session.ts #sendBind).
+  it("tells a Bind's sender whether the server bound it, refused it, or discarded it", () => {
+    const { t } = tracker();
+    const told: [string, boolean][] = [];
+    const bind = (name: string) => ({ t: 'bind' as const, settle: (ok: boolean) => told.push([name, ok]) });
+    t.expect(bind('bound'));
+    t.expect(bind('refused'));
+    t.expect(bind('discarded'));
+    t.expect({ t: 'sync' });
+    for (const m of decode(enc.emptyMessage('2'), error('42P03'), enc.readyForQuery('I'))) t.backend(m);
+    t.expect({ t: 'execute', run: run('fails') });
+    for (const m of decode(error('22012'))) t.backend(m);
+    t.expect(bind('after the error'));
+    assert.deepEqual(told, [
+      ['bound', true],
+      ['refused', false],
+      ['discarded', false],
+      ['after the error', false],
+    ]);
+  });
 });

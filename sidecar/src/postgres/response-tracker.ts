@@ -27,7 +27,8 @@ export type Entry<T> =
   | { readonly t: 'refused' }
   | { readonly t: 'parse'; readonly name: string }
   | { readonly t: 'refused-parse' }
-  | { readonly t: 'bind' }
+  /** `settle`: told whether the server bound the portal (false also when it discarded the Bind). */
+  | { readonly t: 'bind'; readonly settle?: (ok: boolean) => void }
   | { readonly t: 'describe' }
   /** A Describe of the portal the sidecar sends before an Execute, to read the columns it returns: its answer stays with the sidecar. */
   | { readonly t: 'own-describe'; readonly run: Run<T> | undefined }
@@ -109,6 +110,8 @@ export class ResponseTracker<T> {
       this.#on.done(e.run, outcome);
     } else if (e.t === 'parse') {
       this.#on.parsed(e.name, false);
+    } else if (e.t === 'bind') {
+      e.settle?.(false);
     }
   }
 
@@ -129,9 +132,11 @@ export class ResponseTracker<T> {
         if (e?.t === 'parse') this.#on.parsed(e.name, true);
         return;
       }
-      case 'BindComplete':
-        this.#shift(['bind'], m.type);
+      case 'BindComplete': {
+        const e = this.#shift(['bind'], m.type);
+        if (e?.t === 'bind') e.settle?.(true);
         return;
+      }
       case 'CloseComplete':
         this.#shift(['close'], m.type);
         return;
@@ -179,6 +184,7 @@ export class ResponseTracker<T> {
         const failed = this.#queue.shift() as Entry<T>;
         if (failed.t === 'execute' && failed.run) this.#on.done(failed.run, { sqlstate });
         if (failed.t === 'parse') this.#on.parsed(failed.name, false);
+        if (failed.t === 'bind') failed.settle?.(false);
         // A simple Query sent before the Sync is discarded too, unanswered.
         while (this.#queue.length > 0 && this.#queue[0]?.t !== 'sync') {
           this.#drop(this.#queue.shift() as Entry<T>, DISCARDED, sqlstate);

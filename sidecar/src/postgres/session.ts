@@ -286,16 +286,36 @@ export class PostgresSession {
   /** Names of prepared statements whose query is empty (nothing to judge or record). */
   readonly #emptyPrepared = new Set<string>();
   /**
-   * Statements sent that change prepared statements and not answered yet: the
-   * number of the last one sent, by the name it changes ('*': every name).
-   * What a statement prepares is taken when it completes only if no statement
-   * sent after it changes that name (#sending, #done).
+   * Changes of names sent to the server (a Parse, a Bind of a portal, a
+   * Close, a statement that prepares, drops or may replace them): the number
+   * of the last one sent, by `s:<name>` for a prepared statement and
+   * `p:<name>` for a portal (`s:*`, `p:*`: every one). An answer (a Parse's,
+   * a Bind's, a statement's end) is taken only from the last change of its
+   * name (#latest). Emptied whenever no change waits for an answer.
    */
   readonly #changing = new Map<string, number>();
+  /** Changes waiting for the server's answer, with the batch (#batch) they were sent in. */
+  readonly #unanswered = new Map<number, number>();
+  /** The change a statement sent to run makes (#sending). */
   readonly #changeNumber = new WeakMap<Run<Judged>, number>();
   #changes = 0;
-  /** For each Parse in flight, what its name held before (restored if the server refuses the Parse). */
-  readonly #parseUndo: { name: string; before: Judged | undefined; wasEmpty: boolean }[] = [];
+  /**
+   * Counts the Syncs and Queries sent. Within one batch a failure makes the
+   * server discard what follows, so a Bind may be judged by a Parse not yet
+   * answered; after the Sync it may not (#namesGate).
+   */
+  #batch = 0;
+  /** A message waits until no change of names sent in an earlier batch is unanswered (#namesGate). */
+  #namesWait = false;
+  /** For each Parse in flight, what its name held before, restored if the server refuses the Parse (#parsed). */
+  readonly #parseUndo: {
+    name: string;
+    before: Judged | undefined;
+    wasEmpty: boolean;
+    change: number;
+    /** No other change of the name waited for an answer when it was sent: `before` is what the server holds. */
+    settled: boolean;
+  }[] = [];
   /** After a denied Parse: discard until Sync, as the server does after an error. */
   #discarding = false;
   readonly #denials = new Map<number, Buffer>();
@@ -669,6 +689,7 @@ export class PostgresSession {
     if (this.#discarding && m.type !== 'Sync' && m.type !== 'Terminate') return;
     switch (m.type) {
       case 'Query':
+        if (this.#namesGate(m)) return;
         if (m.raw.length > this.#o.maxParsedSqlBytes) this.#tooLong('Query', m.raw.length);
         else if (!this.#encodingGate(m, m.query)) this.#query(m.query, m.raw);
         return;
@@ -677,15 +698,17 @@ export class PostgresSession {
         else if (!this.#encodingGate(m, m.query)) this.#parse(m);
         return;
       case 'Bind':
-        this.#bind(m);
+        if (!this.#namesGate(m)) this.#bind(m);
         return;
       case 'Describe':
         this.#forward(m.raw, { t: 'describe' });
         return;
       case 'Execute':
-        this.#execute(m);
+        if (!this.#namesGate(m)) this.#execute(m);
         return;
       case 'Close':
+        // A Close of a name that does not exist succeeds: the name is gone either way, unless discarded.
+        this.#change([`${m.target === 'S' ? 's' : 'p'}:${m.name}`], false);
         if (m.target === 'S') {
           this.#prepared.delete(m.name);
           this.#emptyPrepared.delete(m.name);
@@ -721,6 +744,7 @@ export class PostgresSession {
     if (discarded) return;
     if (expect.t === 'query') for (const run of expect.runs) this.#sending(run);
     else if (expect.t === 'execute' && expect.run) this.#sending(expect.run);
+    if (expect.t === 'sync' || expect.t === 'query' || expect.t === 'refused') this.#batch++;
     // What can run code (a function may change client_encoding), and what makes the server report it.
     if (expect.t === 'query' || expect.t === 'bind' || expect.t === 'execute') this.#unreported = true;
     if (expect.t === 'bind' || expect.t === 'execute') this.#unsyncedRun = true;
@@ -947,8 +971,7 @@ export class PostgresSession {
    */
   #bind(m: Extract<FrontendMessage, { type: 'Bind' }>): void {
     if (this.#emptyPrepared.has(m.statement)) {
-      this.#portals.set(m.portal, undefined);
-      this.#forward(m.raw, { t: 'bind' });
+      this.#sendBind(m, undefined);
       return;
     }
     this.#portals.delete(m.portal);
@@ -1059,8 +1082,25 @@ export class PostgresSession {
         this.#emptyPrepared.delete('');
         return;
       }
-      this.#portals.set(m.portal, judged[0]);
-      this.#forward(m.raw, { t: 'bind' });
+      this.#sendBind(m, judged[0]);
+    });
+  }
+
+  /**
+   * Sends a Bind: its portal holds `judged` (undefined: an empty query) from
+   * now on, and is forgotten if the server refuses the Bind (a portal of that
+   * name exists: 42P03) or discards it.
+   */
+  #sendBind(m: Extract<FrontendMessage, { type: 'Bind' }>, judged: Judged | undefined): void {
+    const key = `p:${m.portal}`;
+    const change = this.#change([key], true);
+    this.#portals.set(m.portal, judged);
+    this.#forward(m.raw, {
+      t: 'bind',
+      settle: (ok) => {
+        if (!ok && this.#latest(key, change)) this.#portals.delete(m.portal);
+        this.#answered(change);
+      },
     });
   }
 
@@ -1419,7 +1459,7 @@ export class PostgresSession {
     }
     // The server has not yet said whether a copy started or ended, or reported its settings: what
     // the agent sent next means waits for that.
-    if (this.#copy === 'starting' || this.#copy === 'ending' || this.#encodingWait) {
+    if (this.#copy === 'starting' || this.#copy === 'ending' || this.#encodingWait || this.#namesWait) {
       this.#flush();
       return;
     }
@@ -1462,10 +1502,14 @@ export class PostgresSession {
         return;
       }
       const first = judged[0];
+      const key = `s:${m.name}`;
+      const settled = !this.#changing.has(key) && !this.#changing.has('s:*');
       this.#parseUndo.push({
         name: m.name,
         before: this.#prepared.get(m.name),
         wasEmpty: this.#emptyPrepared.has(m.name),
+        change: this.#change([key], true),
+        settled,
       });
       if (first && judged.length === 1) this.#prepared.set(m.name, { ...first, paramTypes: m.paramTypes });
       else this.#prepared.delete(m.name);
@@ -1761,10 +1805,10 @@ export class PostgresSession {
           this.#o.catalog.invalidate();
         }
         this.#toAgent.push(m.raw);
-        if (settled && this.#encodingWait) {
-          this.#encodingWait = false;
-          this.#release();
-        }
+        const waiting = this.#encodingWait || this.#namesWait;
+        if (settled) this.#encodingWait = false;
+        if (this.#namesSettled()) this.#namesWait = false;
+        if (waiting && !this.#encodingWait && !this.#namesWait) this.#release();
         return;
       }
       case 'RowDescription':
@@ -1865,37 +1909,87 @@ export class PostgresSession {
     const kinds = statement.kinds ?? [];
     const all = c.deallocates === '*' || kinds.includes('dynamic-sql');
     const names = all ? ['*'] : [c.deallocates, c.prepares?.name].filter((n) => n !== undefined);
-    if (names.length > 0) {
-      const n = ++this.#changes;
-      this.#changeNumber.set(run, n);
-      for (const name of names) {
-        this.#changing.set(name, n);
-        if (name === '*') {
-          this.#prepared.clear();
-          this.#emptyPrepared.clear();
-        } else {
-          this.#prepared.delete(name);
-          this.#emptyPrepared.delete(name);
-        }
+    const portals = all || REPLACES_PORTALS.has(statement.kind) || kinds.some((k) => RUNS_CODE.includes(k));
+    if (names.length === 0 && !portals) return;
+    const keys = names.map((n) => `s:${n}`);
+    if (portals) keys.push('p:*');
+    this.#changeNumber.set(run, this.#change(keys, true));
+    for (const name of names) {
+      if (name === '*') {
+        this.#prepared.clear();
+        this.#emptyPrepared.clear();
+      } else {
+        this.#prepared.delete(name);
+        this.#emptyPrepared.delete(name);
       }
     }
-    if (all || REPLACES_PORTALS.has(statement.kind) || kinds.some((k) => RUNS_CODE.includes(k)))
-      this.#portals.clear();
+    if (portals) this.#portals.clear();
+  }
+
+  /** Records a change of names (`s:…`, `p:…`) sent now; `answered`: an answer of the server will settle it (#answered). */
+  #change(keys: readonly string[], answered: boolean): number {
+    const n = ++this.#changes;
+    for (const k of keys) this.#changing.set(k, n);
+    if (answered) this.#unanswered.set(n, this.#batch);
+    return n;
+  }
+
+  /** Whether change `n` is the last one sent of `key` (nothing sent after it changes that name). */
+  #latest(key: string, n: number): boolean {
+    const every = `${key.slice(0, 2)}*`;
+    return Math.max(this.#changing.get(every) ?? 0, this.#changing.get(key) ?? 0) === n;
+  }
+
+  /** The server answered change `n` (or discarded it); with none left waiting, a held message goes on at the next ReadyForQuery. */
+  #answered(n: number): void {
+    this.#unanswered.delete(n);
+    if (this.#unanswered.size === 0) this.#changing.clear();
+  }
+
+  /**
+   * A Query, Bind or Execute waits while a change of names sent before the
+   * last Sync (or Query) is unanswered: the server may have refused it (a
+   * name in use), and what follows the Sync runs anyway, with the name as
+   * the server holds it. Within one batch nothing waits: after a failure the
+   * server discards the rest of the batch. True when `m` was held here.
+   */
+  #namesGate(m: FrontendMessage): boolean {
+    if (this.#unanswered.size === 0) return false;
+    for (const batch of this.#unanswered.values()) {
+      if (batch < this.#batch) {
+        this.#namesWait = true;
+        this.#held = [m];
+        this.#agent.pause();
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Whether a message held by #namesGate may go on. */
+  #namesSettled(): boolean {
+    for (const batch of this.#unanswered.values()) if (batch < this.#batch) return false;
+    return true;
   }
 
   /**
    * A Parse the server refused (a name in use: 42P05) leaves the name as it
    * was, empty or not: an empty statement the guard took for it would let a
-   * Bind of the statement still there run undecided.
+   * Bind of the statement still there run undecided. What it was is known
+   * only when nothing else changed the name while the Parse was unanswered;
+   * otherwise the name is forgotten. A change of the name sent after the
+   * Parse decides what it holds.
    */
   #parsed(name: string, ok: boolean): void {
     const undo = this.#parseUndo.shift();
-    if (!ok && undo && undo.name === name) {
-      if (undo.before) this.#prepared.set(name, undo.before);
+    if (!undo || undo.name !== name) return;
+    if (!ok && this.#latest(`s:${name}`, undo.change)) {
+      if (undo.settled && undo.before) this.#prepared.set(name, undo.before);
       else this.#prepared.delete(name);
-      if (undo.wasEmpty) this.#emptyPrepared.add(name);
+      if (undo.settled && undo.wasEmpty) this.#emptyPrepared.add(name);
       else this.#emptyPrepared.delete(name);
     }
+    this.#answered(undo.change);
   }
 
   /** A statement the server ended (or never ran): its event, and what it changed in the session's prepared statements. */
@@ -1907,15 +2001,13 @@ export class PostgresSession {
     const completed = outcome.tag !== undefined;
     const changed = this.#changeNumber.get(run);
     if (changed !== undefined) {
-      const { prepares, deallocates } = j.classified;
+      const prepares = j.classified.prepares;
       // Taken only if nothing sent after it changes the name: the server runs that next.
-      const latest = Math.max(this.#changing.get('*') ?? 0, this.#changing.get(prepares?.name ?? '*') ?? 0);
-      if (completed && prepares && latest === changed) {
+      if (completed && prepares && this.#latest(`s:${prepares.name}`, changed)) {
         this.#prepared.set(prepares.name, { ...j, statement: prepares.statement });
         this.#emptyPrepared.delete(prepares.name);
       }
-      for (const name of [prepares?.name, deallocates, '*'])
-        if (name !== undefined && this.#changing.get(name) === changed) this.#changing.delete(name);
+      this.#answered(changed);
     }
     if (completed) {
       if ((j.statement.kinds ?? []).some((k) => CHANGES_DEFINITIONS.includes(k))) {
