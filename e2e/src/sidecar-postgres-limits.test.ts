@@ -42,8 +42,11 @@ async function code(p: Promise<unknown>): Promise<{ code?: string; message: stri
 
 /** Waits until the sidecar has closed `n` database sessions in all (its debug log says each). */
 async function sessionsClosed(n: number): Promise<void> {
+  // Counted when the socket has closed, which is when the cap counts it out (the session ends before).
   await waitFor(
-    async () => (readFileSync(db.sidecar.logFile, 'utf8').match(/"msg":"session closed"/g)?.length ?? 0) >= n,
+    async () =>
+      (readFileSync(db.sidecar.logFile, 'utf8').match(/"msg":"database connection closed"/g)?.length ?? 0) >=
+      n,
     { what: `the sidecar to close ${n} database sessions`, timeoutMs: 10_000, intervalMs: 50 },
   );
 }

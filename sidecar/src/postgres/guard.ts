@@ -198,6 +198,7 @@ export async function startPostgresGuard(o: PostgresGuardOptions): Promise<Postg
         socket.once('close', () => {
           open--;
           sockets.delete(socket);
+          log.debug({ open }, 'database connection closed');
         });
         new PostgresSession(socket, {
           database: db.name,
