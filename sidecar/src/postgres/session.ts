@@ -247,6 +247,21 @@ function runs(d: Decision): boolean {
   );
 }
 
+/**
+ * The decision on a PREPARE that a review rule matches: it runs, and the
+ * statement it prepares is asked about at each EXECUTE or Bind of it, with
+ * the values (one approval per execution, none for the PREPARE).
+ */
+function preparedOnly(d: Decision): Decision {
+  return {
+    action: 'allow',
+    rule: d.rule,
+    reason: d.reason,
+    message: `PREPARE runs nothing; rule "${d.rule}" asks a human about each EXECUTE of what it prepares (${d.message})`,
+    ...(d.sqlMasks ? { sqlMasks: d.sqlMasks } : {}),
+  };
+}
+
 /** A review not asked yet: a prepared statement's, asked at its Bind with the values (#bind). */
 function awaitsBind(d: Decision): boolean {
   return d.action === 'review' && d.approval === undefined;
@@ -840,6 +855,8 @@ export class PostgresSession {
       case 'deny':
         return d;
       case 'review':
+        // PREPARE runs nothing: what it prepares is asked about at each EXECUTE or Bind of it.
+        if (statement.kind === 'PrepareStmt') return preparedOnly(d);
         if (this.#o.reviews) return d;
         return {
           ...d,
