@@ -179,4 +179,18 @@ describe('ResponseTracker', () => {
       ['after the error', false],
     ]);
   });
+
+  // Fails if a ReadyForQuery were not paired with the Sync or Query it answers (session.ts
+  // #portalsEnded would forget portals of batches whose transaction has not ended).
+  it('tells which Sync or Query a ReadyForQuery answered, past a Query the server discarded', () => {
+    const { t } = tracker();
+    t.expect({ t: 'parse', name: 'p' });
+    t.expect({ t: 'query', runs: [run('discarded')], next: 0, batch: 1 });
+    t.expect({ t: 'sync', batch: 2 });
+    t.expect({ t: 'query', runs: [run('next')], next: 0, batch: 3 });
+    for (const m of decode(error('42P01'), enc.readyForQuery('I'))) t.backend(m);
+    assert.equal(t.readied?.batch, 2);
+    for (const m of decode(enc.commandComplete('SELECT 1'), enc.readyForQuery('I'))) t.backend(m);
+    assert.equal(t.readied?.batch, 3);
+  });
 });

@@ -21,10 +21,13 @@ export interface Run<T> {
 }
 
 export type Entry<T> =
-  /** An allowed simple Query: its statements end one CommandComplete (or EmptyQueryResponse) at a time. */
-  | { readonly t: 'query'; readonly runs: Run<T>[]; next: number }
+  /**
+   * An allowed simple Query: its statements end one CommandComplete (or EmptyQueryResponse) at a time.
+   * `batch` (here, on `refused` and on `sync`): the sender's number for what this ReadyForQuery ends (#readied).
+   */
+  | { readonly t: 'query'; readonly runs: Run<T>[]; next: number; readonly batch?: number }
   /** A statement the sidecar replaced with one that fails (a denial): its ErrorResponse is the sidecar's. */
-  | { readonly t: 'refused' }
+  | { readonly t: 'refused'; readonly batch?: number }
   | { readonly t: 'parse'; readonly name: string }
   | { readonly t: 'refused-parse' }
   /** `settle`: told whether the server bound the portal (false also when it discarded the Bind). */
@@ -34,7 +37,7 @@ export type Entry<T> =
   | { readonly t: 'own-describe'; readonly run: Run<T> | undefined }
   | { readonly t: 'execute'; readonly run: Run<T> | undefined }
   | { readonly t: 'close' }
-  | { readonly t: 'sync' };
+  | { readonly t: 'sync'; readonly batch?: number };
 
 export interface TrackerEvents<T> {
   /** A statement ended: completed (rows, when the tag counts them), failed (sqlstate), or never ran. */
@@ -53,6 +56,7 @@ export class ResponseTracker<T> {
   #now: () => bigint;
   /** After an error in the extended protocol with no Sync sent yet: the server discards everything until one. */
   #skipping = false;
+  #readied: Extract<Entry<T>, { t: 'query' | 'refused' | 'sync' }> | undefined;
 
   constructor(on: TrackerEvents<T>, now: () => bigint = () => process.hrtime.bigint()) {
     this.#on = on;
@@ -66,6 +70,11 @@ export class ResponseTracker<T> {
   /** A ReadyForQuery is still to come (a Query, a refused one, or a Sync waits for its answer). */
   get awaitsReady(): boolean {
     return this.#queue.some((e) => e.t === 'query' || e.t === 'refused' || e.t === 'sync');
+  }
+
+  /** The Query, refused Query or Sync the last ReadyForQuery answered. */
+  get readied(): Extract<Entry<T>, { t: 'query' | 'refused' | 'sync' }> | undefined {
+    return this.#readied;
   }
 
   /** After an error in the extended protocol, until Sync: what is sent now the server discards unanswered. */
@@ -200,8 +209,10 @@ export class ResponseTracker<T> {
           return;
         }
         if (first > 0) this.#on.mismatch(`ReadyForQuery while expecting ${this.#queue[0]?.t}`);
+        const answered = this.#queue[first] as Extract<Entry<T>, { t: 'query' | 'refused' | 'sync' }>;
         for (const e of this.#queue.splice(0, first + 1))
           this.#drop(e, 'the server ended the request before it');
+        this.#readied = answered;
         return;
       }
       default:

@@ -227,6 +227,16 @@ const CHANGES_DEFINITIONS = ['ddl', 'do', 'dynamic-sql', 'call'];
  */
 const REPLACES_PORTALS = new Set(['DeclareCursorStmt', 'ClosePortalStmt']);
 const RUNS_CODE = ['do', 'call', 'dynamic-sql'];
+/** What the server sends for a portal that holds a statement; an empty query's gets EmptyQueryResponse (and NoData). */
+const RESULT_MESSAGES = new Set([
+  'RowDescription',
+  'DataRow',
+  'CommandComplete',
+  'PortalSuspended',
+  'CopyInResponse',
+  'CopyOutResponse',
+  'CopyBothResponse',
+]);
 /** A client that has not finished its start-up by then is dropped (the server's authentication_timeout is 1 min). */
 export const STARTUP_TIMEOUT_MS = 60_000;
 /**
@@ -298,6 +308,8 @@ export class PostgresSession {
   readonly #prepared = new Map<string, Judged>();
   /** Portals by name: what their statement was judged at Bind (undefined for an empty query's portal). */
   readonly #portals = new Map<string, Judged | undefined>();
+  /** The batch (#batch) each portal was bound in: the server drops it when that batch's transaction ends. */
+  readonly #portalBatch = new Map<string, number>();
   /** Names of prepared statements whose query is empty (nothing to judge or record). */
   readonly #emptyPrepared = new Set<string>();
   /**
@@ -755,11 +767,12 @@ export class PostgresSession {
     this.#toUpstream.push(raw);
     // After an error the server discards everything until Sync, unanswered and unrun.
     const discarded = this.#tracker.discarding && expect.t !== 'sync';
-    this.#tracker.expect(expect);
+    const ends = expect.t === 'sync' || expect.t === 'query' || expect.t === 'refused';
+    this.#tracker.expect(ends ? { ...expect, batch: this.#batch } : expect);
     if (discarded) return;
     if (expect.t === 'query') for (const run of expect.runs) this.#sending(run);
     else if (expect.t === 'execute' && expect.run) this.#sending(expect.run);
-    if (expect.t === 'sync' || expect.t === 'query' || expect.t === 'refused') this.#batch++;
+    if (ends) this.#batch++;
     // What can run code (a function may change client_encoding), and what makes the server report it.
     if (expect.t === 'query' || expect.t === 'bind' || expect.t === 'execute') this.#unreported = true;
     if (expect.t === 'bind' || expect.t === 'execute') this.#unsyncedRun = true;
@@ -1112,6 +1125,7 @@ export class PostgresSession {
     const key = `p:${m.portal}`;
     const change = this.#change([key], true);
     this.#portals.set(m.portal, judged);
+    this.#portalBatch.set(m.portal, this.#batch);
     this.#forward(m.raw, {
       t: 'bind',
       settle: (ok) => {
@@ -1169,13 +1183,7 @@ export class PostgresSession {
    */
   #execute(m: Extract<FrontendMessage, { type: 'Execute' }>): void {
     if (!this.#portals.has(m.portal)) {
-      this.#refuseProtocol(
-        'Execute',
-        `(execute of portal "${m.portal}")`,
-        '34000',
-        'chaperone-sql-unknown-portal',
-        `portal "${m.portal}" was not created by a Bind the guard saw, or a statement sent since may have replaced it (a cursor declared or closed in SQL, a DO block, a procedure); a cursor declared in SQL is read with FETCH, and a portal is bound again with Bind; the Execute is refused`,
-      );
+      this.#unknownPortal(m);
       return;
     }
     const bound = this.#portals.get(m.portal);
@@ -1188,8 +1196,24 @@ export class PostgresSession {
     else this.#maskedAgain(now, now.decision.sqlMasks ?? [], (j) => this.#executeAs(m, j));
   }
 
+  /** Refuses an Execute of a portal the guard does not know. */
+  #unknownPortal(m: Extract<FrontendMessage, { type: 'Execute' }>): void {
+    this.#refuseProtocol(
+      'Execute',
+      `(execute of portal "${m.portal}")`,
+      '34000',
+      'chaperone-sql-unknown-portal',
+      `portal "${m.portal}" was not created by a Bind the guard saw, or a statement sent since may have replaced it (a cursor declared or closed in SQL, a DO block, a procedure); a cursor declared in SQL is read with FETCH, and a portal is bound again with Bind; the Execute is refused`,
+    );
+  }
+
   /** Sends an Execute of a portal bound as `judged` (undefined: an empty query's), or refuses it. */
   #executeAs(m: Extract<FrontendMessage, { type: 'Execute' }>, judged: Judged | undefined): void {
+    // Checked again after a mask check: the server may have refused the Bind meanwhile (#sendBind).
+    if (!this.#portals.has(m.portal)) {
+      this.#unknownPortal(m);
+      return;
+    }
     if (judged) {
       // Fail closed here too: a statement prepared earlier does not run while its event cannot be kept.
       const refused: Judged[] = [{ ...judged, receivedAt: new Date() }];
@@ -1790,6 +1814,16 @@ export class PostgresSession {
 
   #fromUpstream(m: BackendMessage): void {
     if (this.#copyProgress(m)) return;
+    if (RESULT_MESSAGES.has(m.type) && this.#emptyPortalAnswered()) {
+      // Nothing the guard did not judge reaches the agent, and nothing runs unrecorded.
+      this.#log.warn({ message: m.type }, 'the server ran a portal the guard knew as an empty query');
+      this.#toAgent = [];
+      this.#fatal(
+        '08P01',
+        'the server answered an Execute of a portal bound to an empty query with a result: the portal was replaced behind the guard (by code run on the server); the session is ended',
+      );
+      return;
+    }
     switch (m.type) {
       case 'ErrorResponse': {
         const ours =
@@ -1811,6 +1845,7 @@ export class PostgresSession {
       case 'ReadyForQuery': {
         this.#tracker.backend(m);
         this.#endResult();
+        if (m.status === 'I') this.#portalsEnded(this.#tracker.readied?.batch);
         if (this.#tracker.pending === 0) this.#denials.clear();
         // No other ReadyForQuery is coming and nothing ran unsynced: every setting a statement
         // changed has been reported (ParameterStatus comes before ReadyForQuery).
@@ -1961,6 +1996,32 @@ export class PostgresSession {
   #answered(n: number): void {
     this.#unanswered.delete(n);
     if (this.#unanswered.size === 0) this.#changing.clear();
+    // Held messages go on once the changes they wait for are answered, ReadyForQuery or not (after an
+    // error the server discards a Query, and answers nothing until the Sync still held here). Not
+    // from within the tracker's handling of the answer: once it is done.
+    if (this.#namesWait && this.#namesSettled())
+      queueMicrotask(() =>
+        this.#contained('names settled', () => {
+          if (!this.#namesWait || !this.#namesSettled() || this.#phase === 'closed') return;
+          this.#namesWait = false;
+          if (!this.#encodingWait) this.#release();
+        }),
+      );
+  }
+
+  /**
+   * The transaction of the batches up to `batch` ended (ReadyForQuery, idle):
+   * the server dropped every portal bound in them, and the guard forgets them,
+   * so that a portal a function declares later under the same name is not
+   * taken for the one bound.
+   */
+  #portalsEnded(batch: number | undefined): void {
+    if (batch === undefined) return;
+    for (const [name, b] of this.#portalBatch) {
+      if (b > batch) continue;
+      this.#portalBatch.delete(name);
+      this.#portals.delete(name);
+    }
   }
 
   /**
@@ -1981,6 +2042,12 @@ export class PostgresSession {
       }
     }
     return false;
+  }
+
+  /** The server is answering an Execute (or the sidecar's Describe before it) of a portal judged empty. */
+  #emptyPortalAnswered(): boolean {
+    const head = this.#tracker.head;
+    return (head?.t === 'execute' || head?.t === 'own-describe') && head.run === undefined;
   }
 
   /** Whether a message held by #namesGate may go on. */

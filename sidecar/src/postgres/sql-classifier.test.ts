@@ -294,6 +294,21 @@ const TABLE: [string, string, Expect[]][] = [
     [{ problem: /function body prepares, runs or drops a prepared statement/ }],
   ],
   [
+    'a SQL function that closes and declares a cursor',
+    'CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $f$ CLOSE p; DECLARE p CURSOR FOR SELECT 1; SELECT 1 $f$',
+    [{ problem: /function body declares or closes a cursor by name/ }],
+  ],
+  [
+    'a PL/pgSQL function that closes a cursor (a bound cursor variable is named after itself)',
+    'CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $f$ DECLARE p CURSOR FOR SELECT 1; BEGIN CLOSE p; OPEN p; END $f$',
+    [{ problem: /function body declares or closes a cursor by name/ }],
+  ],
+  [
+    'a PL/pgSQL function that opens a cursor and lets the transaction close it',
+    'CREATE FUNCTION f() RETURNS refcursor LANGUAGE plpgsql AS $f$ DECLARE c refcursor; BEGIN OPEN c FOR SELECT 1; RETURN c; END $f$',
+    [{ kinds: ['create', 'create-function', 'ddl', 'select', 'write'] }],
+  ],
+  [
     'PREPARE counts as what it prepares',
     'PREPARE p (int) AS DELETE FROM t WHERE id = $1',
     [{ kinds: ['delete', 'prepare', 'write'], tables: ['t'] }],

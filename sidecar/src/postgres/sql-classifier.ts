@@ -415,6 +415,9 @@ export class SqlClassifier {
           `the ${body.owner === 'do' ? 'DO block' : 'function body'} prepares, runs or drops a prepared statement (PREPARE, EXECUTE, DEALLOCATE, DISCARD ALL); prepared statements share one namespace with the session, and the guard judges EXECUTE and every Bind by what it saw prepared, so code run on the server may not change them: prepare and run statements from the client instead`,
         );
       }
+      const type = nodeType(s.stmt);
+      if (type === 'DeclareCursorStmt' || type === 'ClosePortalStmt')
+        owner.problems.push(closesCursors(body));
       const nested = withStatement(f.bodies.splice(0), own);
       addFacts(owner, f);
       masks.push(maskFacts(s.stmt, false));
@@ -459,6 +462,7 @@ export class SqlClassifier {
         if (k === 'PLpgSQL_stmt_dynexecute' || k === 'PLpgSQL_stmt_dynfors' || k === 'dynquery') {
           owner.kinds.add('dynamic-sql');
         }
+        if (k === 'PLpgSQL_stmt_close') owner.problems.push(closesCursors(body));
         if (k === 'PLpgSQL_expr' && typeof x === 'object' && x !== null) {
           const e = x as { query?: unknown; parseMode?: unknown };
           if (typeof e.query !== 'string') continue;
@@ -505,6 +509,18 @@ export class SqlClassifier {
     if (parts.subscripted) this.#readSqlBody(owner, body, `SELECT ${parts.target}`, depth, masks, true);
     this.#readSqlBody(owner, body, `SELECT ${parts.value}`, depth, masks, true);
   }
+}
+
+/**
+ * Why code that declares or closes a cursor by name is refused: cursors and
+ * the protocol's portals share one namespace with the session (a PL/pgSQL
+ * cursor variable is named after itself), and the guard judges an Execute by
+ * what it saw bound to the portal, so code run on the server may not close
+ * one and open another under its name. A cursor a function opens is closed
+ * when the transaction ends (or use FOR … IN … loops).
+ */
+function closesCursors(body: CodeBody): string {
+  return `the ${body.owner === 'do' ? 'DO block' : 'function body'} declares or closes a cursor by name (DECLARE … CURSOR, CLOSE); cursors share their names with the session's portals, which the guard judges by what it saw bound, so code run on the server may not close or declare them: let the transaction close the cursors a function opens, or loop with FOR … IN …`;
 }
 
 /** literalsInert of a parsed string; false when its tree cannot be walked (it is then not cached by shape). */
