@@ -124,6 +124,12 @@ const result = await esbuild.build({
 if (result.metafile) {
   await writeFile(`${OUT_DIR}/meta.json`, JSON.stringify(result.metafile));
 }
+// The entry runs node with the V8 flags Node does not take from NODE_OPTIONS (shared/src/node-options.ts).
+const { SIDECAR_V8_FLAGS } = await import('@chaperone/shared');
+const entry = `${OUT_DIR}/chaperone.mjs`;
+const code = await readFile(entry, 'utf8');
+if (!code.startsWith('#!/usr/bin/env node\n')) throw new Error(`${entry} does not start with its #! line`);
+await writeFile(entry, `#!/usr/bin/env -S node ${SIDECAR_V8_FLAGS}\n${code.slice(code.indexOf('\n') + 1)}`);
 // The SQL parser's WebAssembly, beside the chunk that loads it (sidecar/src/postgres/sql-classifier.ts).
 await copyFile(
   createRequire(`${ROOT}sidecar/package.json`).resolve('libpg-query/wasm/libpg-query.wasm'),

@@ -51,7 +51,7 @@ import {
   startProcess,
   waitFor,
 } from '@chaperone/e2e';
-import { SIDECAR_NODE_OPTIONS } from '@chaperone/shared';
+import { SIDECAR_NODE_OPTIONS, SIDECAR_V8_FLAGS } from '@chaperone/shared';
 import { Agent, WebSocket } from 'undici';
 import { formatMachine, machineInfo } from './machine.ts';
 import { writeReport } from './report.ts';
@@ -86,6 +86,7 @@ const POD = 'exec-target';
 const CONTAINER = 'main';
 const SIDECAR_NODE_FLAGS = [
   ...SIDECAR_NODE_OPTIONS.split(/\s+/).filter(Boolean),
+  ...SIDECAR_V8_FLAGS.split(/\s+/).filter(Boolean),
   ...(CPU_PROF_DIR !== undefined ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR] : []),
 ];
 

@@ -24,13 +24,17 @@ import {
   startProcess,
   waitFor,
 } from '@chaperone/e2e';
-import { SIDECAR_NODE_OPTIONS, SIDECAR_RUNTIME_ENV } from '@chaperone/shared';
+import { SIDECAR_NODE_OPTIONS, SIDECAR_RUNTIME_ENV, SIDECAR_V8_FLAGS } from '@chaperone/shared';
 import { createCA, issueCertificate } from '@chaperone/shared/tls';
 import { childPids, getOnce } from './sidecar-load.ts';
 
-/** What the injected sidecar runs with (NODE_OPTIONS; its environment: startSidecar), plus an experiment's flags (env BENCH_SIDECAR_NODE_FLAGS). */
+/**
+ * What the injected sidecar runs with (NODE_OPTIONS, the image's V8 flags; its environment: startSidecar),
+ * plus an experiment's flags (env BENCH_SIDECAR_NODE_FLAGS).
+ */
 export const SIDECAR_NODE_FLAGS = [
   ...SIDECAR_NODE_OPTIONS.split(/\s+/),
+  ...SIDECAR_V8_FLAGS.split(/\s+/),
   ...(process.env.BENCH_SIDECAR_NODE_FLAGS ?? '').split(/\s+/),
 ].filter(Boolean);
 

@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { SIDECAR_V8_FLAGS } from '@chaperone/shared';
 import { createNamespace, type TestNamespace } from './environment.ts';
 import { kubectl } from './kubectl.ts';
 import { type SidecarUnderTest, startSidecar } from './sidecar-harness.ts';
@@ -41,6 +42,15 @@ describe('the production bundle', () => {
     assert.equal(r.status, 0, `node scripts/build.ts failed: ${r.stderr}`);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
+
+  // Fails if the entry lost the V8 flags Node refuses in NODE_OPTIONS (scripts/build.ts): the image
+  // runs the file itself, and the SQL parser would take 50–100 MiB more per pod.
+  it('runs node with the V8 flags of shared/src/node-options.ts, as an executable', () => {
+    const first = readFileSync(entry, 'utf8').split('\n', 1)[0];
+    assert.equal(first, `#!/usr/bin/env -S node ${SIDECAR_V8_FLAGS}`);
+    const r = spawnSync(entry, ['--version'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+  });
 
   it('runs the CLI and loads a command only when it runs', () => {
     const help = run('--help');

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DependencyError } from '@chaperone/shared';
+import { DependencyError, SIDECAR_V8_FLAGS } from '@chaperone/shared';
 import { Agent, request } from 'undici';
 import { type KubeInfo, kubeInfo } from './environment.ts';
 import { kubectl, kubectlJson } from './kubectl.ts';
@@ -108,6 +108,8 @@ export async function startSidecar(opts: StartSidecarOptions): Promise<SidecarUn
   const [kubePort, metricsPort] = (await freePorts(2)) as [number, number];
   const logFile = join(dir, 'sidecar.log');
   const args = [
+    // As the image runs it (its V8 flags; the tests do not set its NODE_OPTIONS, which only size memory).
+    ...SIDECAR_V8_FLAGS.split(/\s+/),
     opts.entry ?? BIN,
     'sidecar',
     '--pod-name',

@@ -19,6 +19,20 @@
 export const SIDECAR_NODE_OPTIONS = '--max-semi-space-size=1 --v8-pool-size=1';
 
 /**
+ * V8 flags Node refuses in NODE_OPTIONS, so the image's `chaperone` command
+ * passes them on its first line (scripts/build.ts writes `#!/usr/bin/env -S
+ * node …`), for every command.
+ *
+ * - `--liftoff-only`: WebAssembly (the SQL parser, libpg-query) stays in V8's
+ *   baseline compiler and is never recompiled by the optimizing one. Measured
+ *   on this machine after 30,000 parses of distinct statements: 21.6 MiB
+ *   private against 70–120 MiB by default (the optimized code and its
+ *   compilation), at 29.2 against 27.9 µs per parse; the guard's caches
+ *   leave the parser out of most statements' path. JavaScript is unaffected.
+ */
+export const SIDECAR_V8_FLAGS = '--liftoff-only';
+
+/**
  * Environment the sidecar container runs with beside NODE_OPTIONS.
  * MALLOC_ARENA_MAX=2: glibc makes at most two malloc arenas instead of one per
  * thread that contends (up to 8 per core): ~1 MiB less private memory idle.
