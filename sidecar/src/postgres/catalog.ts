@@ -29,6 +29,8 @@ export interface CatalogColumn {
   readonly typeOid: number;
   /** A generated column: the attribute numbers of the columns it is computed from. */
   readonly generatedFrom?: readonly number[];
+  /** A generated column (stored): COPY without a column list leaves it out. */
+  readonly generated?: true;
 }
 
 export interface CatalogRelation {
@@ -41,6 +43,11 @@ export interface CatalogRelation {
   readonly columns: ReadonlyMap<number, CatalogColumn>;
   /** What it reaches, itself excluded: inheritance children and partitions, and what a view's or rule's definition reads (transitively). */
   readonly members: readonly { readonly schema: string; readonly name: string; readonly kind: string }[];
+  /**
+   * The tables it inherits from or is a partition of (transitively): their
+   * rows include its rows, so their masks and rules cover it too.
+   */
+  readonly ancestors: readonly { readonly schema: string; readonly name: string; readonly kind: string }[];
   /** Functions its triggers (and its members') run: they see every row written. */
   readonly triggerFunctions: readonly number[];
   /** Functions its rules or view definition (and its members') call. */
@@ -95,7 +102,8 @@ SELECT c.oid::pg_catalog.text, n.nspname, c.relname, c.relkind::pg_catalog.text,
                  ON d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND d.objid = ad.oid
               WHERE ad.adrelid = a.attrelid AND ad.adnum = a.attnum AND a.attgenerated <> ''
                 AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = a.attrelid
-                AND d.refobjsubid > 0 AND d.refobjsubid <> a.attnum)) ORDER BY a.attnum)::pg_catalog.text
+                AND d.refobjsubid > 0 AND d.refobjsubid <> a.attnum),
+            a.attgenerated <> '') ORDER BY a.attnum)::pg_catalog.text
      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
   (SELECT pg_catalog.jsonb_agg(DISTINCT pg_catalog.jsonb_build_array(mn.nspname, m.relname, m.relkind::pg_catalog.text))::pg_catalog.text
@@ -108,7 +116,13 @@ SELECT c.oid::pg_catalog.text, n.nspname, c.relname, c.relkind::pg_catalog.text,
      FROM reach r JOIN pg_catalog.pg_rewrite w ON w.ev_class = r.oid
      JOIN pg_catalog.pg_depend d
        ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = w.oid
-    WHERE r.start = c.oid AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass)
+    WHERE r.start = c.oid AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass),
+  (WITH RECURSIVE up(oid, depth) AS (
+     SELECT i.inhparent, 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid
+     UNION
+     SELECT i.inhparent, u.depth + 1 FROM up u JOIN pg_catalog.pg_inherits i ON i.inhrelid = u.oid WHERE u.depth < 16)
+   SELECT pg_catalog.jsonb_agg(DISTINCT pg_catalog.jsonb_build_array(an.nspname, a.relname, a.relkind::pg_catalog.text))::pg_catalog.text
+     FROM up JOIN pg_catalog.pg_class a ON a.oid = up.oid JOIN pg_catalog.pg_namespace an ON an.oid = a.relnamespace)
 FROM start s JOIN pg_catalog.pg_class c ON c.oid = s.oid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`;
 
 const BY_OID = 'SELECT pg_catalog.unnest($1::pg_catalog.oid[])';
@@ -145,19 +159,28 @@ function oidList(text: string | null | undefined): number[] {
 function relationOf(r: Row): CatalogRelation {
   const columns = new Map<number, CatalogColumn>();
   // json_build_array gives oid values as numbers or strings depending on the server: both are read.
-  const attributes = JSON.parse(r[4] ?? '[]') as [number, string, number | string, number[] | null][];
-  for (const [attnum, name, typeOid, from] of attributes) {
+  const attributes = JSON.parse(r[4] ?? '[]') as [
+    number,
+    string,
+    number | string,
+    number[] | null,
+    boolean,
+  ][];
+  for (const [attnum, name, typeOid, from, generated] of attributes) {
     columns.set(Number(attnum), {
       name,
       typeOid: Number(typeOid),
       ...(from && from.length > 0 ? { generatedFrom: from.map(Number) } : {}),
+      ...(generated === true ? { generated: true as const } : {}),
     });
   }
-  const members = (JSON.parse(r[5] ?? '[]') as [string, string, string][]).map(([schema, name, kind]) => ({
-    schema,
-    name,
-    kind,
-  }));
+  const relationsIn = (text: string | null | undefined) =>
+    (JSON.parse(text ?? '[]') as [string, string, string][]).map(([schema, name, kind]) => ({
+      schema,
+      name,
+      kind,
+    }));
+  const members = relationsIn(r[5]);
   return {
     oid: Number(r[0]),
     schema: r[1] ?? '',
@@ -165,6 +188,7 @@ function relationOf(r: Row): CatalogRelation {
     kind: r[3] ?? '',
     columns,
     members,
+    ancestors: relationsIn(r[8]),
     triggerFunctions: oidList(r[6]),
     ruleFunctions: oidList(r[7]),
   };

@@ -28,6 +28,7 @@ const rel = (
     kind,
     columns: new Map(cols.map(([n, t], i) => [i + 1, { name: n, typeOid: t }])),
     members: [],
+    ancestors: [],
     triggerFunctions: [],
     ruleFunctions: [],
     ...more,

@@ -110,7 +110,8 @@ class Review {
     if (s.facts.copy) names.add(s.facts.copy.relation);
     const looked = new Map<string, { masks: RelationMasks; found: readonly CatalogRelation[] }>();
     for (const n of names) looked.set(n, await this.#relation(n));
-    if (depth === 0 && [...looked.values()].some((l) => l.masks.masks.length > 0)) this.reaches = true;
+    // Also through code it runs (depth > 0): an error raised there can quote a row of a masked table.
+    if ([...looked.values()].some((l) => l.masks.masks.length > 0)) this.reaches = true;
     const denial = maskDenial(
       s.facts,
       s.functions,
@@ -192,7 +193,8 @@ class Review {
     const tables = found.filter((r) => r.kind === 'r' || r.kind === 'p' || r.kind === 'm' || r.kind === 'f');
     const plans = tables.map((r) => {
       const attnums = new Map([...r.columns].map(([n, c]) => [c.name, n]));
-      const names = copy.columns ?? [...r.columns.values()].map((c) => c.name);
+      // Without a column list the server copies every column but the generated ones.
+      const names = copy.columns ?? [...r.columns.values()].filter((c) => !c.generated).map((c) => c.name);
       const over = [...new Set([...masks.masks, ...relationMasks(r, this.#masks)])];
       return names.map((n): ColumnPlan => {
         const attnum = attnums.get(n) ?? -1;

@@ -34,6 +34,7 @@ const users: CatalogRelation = {
     [5, { name: 'token', typeOid: 1043 }],
   ]),
   members: [],
+  ancestors: [],
   triggerFunctions: [],
   ruleFunctions: [],
 };
@@ -79,6 +80,28 @@ describe('resultPlan: which result columns are masked', () => {
     assert.deepEqual(
       plan.map((c) => c.maskedBy),
       ['mask-secrets', undefined, 'mask-secrets'],
+    );
+  });
+});
+
+describe('resultPlan: children and partitions', () => {
+  // Fails if a relation took only its own and its members' masks (result-masker.ts relationMasks): a
+  // partition or inheritance child of the masked table, read by its own name, would come back whole.
+  it("masks a child's or partition's columns of the names masked in the table it belongs to", () => {
+    const child: CatalogRelation = {
+      ...users,
+      oid: 16600,
+      name: 'users_2026',
+      ancestors: [{ schema: 'public', name: 'users', kind: 'p' }],
+    };
+    const plan = resultPlan(
+      [field('password', child.oid, 2, 25), field('id', child.oid, 1, 23)],
+      (o) => (o === child.oid ? child : undefined),
+      masks,
+    );
+    assert.deepEqual(
+      plan.map((c) => c.maskedBy),
+      ['mask-secrets', undefined],
     );
   });
 });

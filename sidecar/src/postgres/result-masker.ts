@@ -47,9 +47,13 @@ export function catalogName(schema: string, name: string): string {
   return `${sqlIdent(schema)}.${sqlIdent(name)}`;
 }
 
-/** The masks over a relation's columns by name: its own and those of the tables it contains or reads. */
+/**
+ * The masks over a relation's columns by name: its own, those of the tables
+ * it contains or reads, and those of the tables it inherits from or is a
+ * partition of (read by its own name, a child's rows are the parent's).
+ */
 export function relationMasks(rel: CatalogRelation, masks: readonly SqlMask[]): SqlMask[] {
-  const names = [catalogName(rel.schema, rel.name), ...rel.members.map((m) => catalogName(m.schema, m.name))];
+  const names = [rel, ...rel.members, ...rel.ancestors].map((m) => catalogName(m.schema, m.name));
   return [...new Set(names.flatMap((n) => masksOfCatalogTable(masks, n)))];
 }
 

@@ -63,6 +63,7 @@ import {
   type Decision,
   evaluate,
   type Logger,
+  masksOfCatalogTable,
   masksOfWrittenTable,
   type SelfProtection,
   type SqlMask,
@@ -87,7 +88,14 @@ import { emptyMaskFacts, mergeMaskFacts, storedMaskFacts } from './mask-facts.ts
 import { type CopyPlan, reviewMasks } from './mask-review.ts';
 import { ProtocolError } from './protocol.ts';
 import { ResponseTracker, type Run } from './response-tracker.ts';
-import { type ColumnPlan, maskRow, masksAny, resultPlan, withoutValues } from './result-masker.ts';
+import {
+  type ColumnPlan,
+  catalogName,
+  maskRow,
+  masksAny,
+  resultPlan,
+  withoutValues,
+} from './result-masker.ts';
 import { sqlAction } from './sql-action.ts';
 import { type ClassifiedStatement, executeOf, type SqlClassifier } from './sql-classifier.ts';
 import { connectUpstream, UpstreamError, type UpstreamSession } from './upstream.ts';
@@ -1805,9 +1813,17 @@ export class PostgresSession {
     for (const [rule, n] of masked) run.masked.set(rule, (run.masked.get(rule) ?? 0) + n);
   }
 
-  /** An error or notice: without what could hold a masked value, when the statement reads masked tables. */
+  /**
+   * An error or notice: without what could hold a masked value, when the
+   * statement reads masked tables (itself or through code it runs), or when
+   * the error names a masked table (a constraint checked there, a cascade).
+   */
   #notice(m: Extract<BackendMessage, { type: 'ErrorResponse' | 'NoticeResponse' }>): Buffer {
-    if (!this.#tracker.current()?.about.readsMasked) return m.raw;
+    const { s: schema, t: table } = m.fields;
+    const namesMasked =
+      table !== undefined &&
+      masksOfCatalogTable(this.#currentMasks(), catalogName(schema ?? 'public', table)).length > 0;
+    if (!namesMasked && !this.#tracker.current()?.about.readsMasked) return m.raw;
     const f = withoutValues(m.fields);
     return m.type === 'ErrorResponse' ? enc.errorResponse(f) : enc.noticeResponse(f);
   }
