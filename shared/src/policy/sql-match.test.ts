@@ -217,6 +217,30 @@ describe('SQL rules', () => {
     });
   }
 
+  // Fails if a restrictive rule's tables matched only the names a statement writes (sql-match.ts
+  // sqlTest): a DELETE through a view over billing.payments would not be denied.
+  it('a restrictive rule matches the tables the catalog says a statement reaches; an allow rule does not', () => {
+    const through = st({
+      kind: 'DeleteStmt',
+      kinds: ['delete', 'write'],
+      tables: ['payments_v'],
+      writes: ['payments_v'],
+      reaches: ['billing.payments'],
+    });
+    const d = evaluate(q('app', through), policy, protection);
+    assert.deepEqual([d.action, d.rule], ['deny', 'protect-payments']);
+    const allowOnly = parsePolicy(`
+apiVersion: chaperone.dev/v1alpha1
+kind: GuardrailPolicy
+metadata: { name: p }
+spec:
+  defaultAction: deny
+  rules:
+    - { name: views, match: { sql: { statements: [delete], tables: [payments_v] } }, action: allow }
+`);
+    assert.equal(evaluate(q('app', through), allowOnly, protection).action, 'allow');
+  });
+
   it("the deny message is the rule's message", () => {
     const d = evaluate(q('app', st({ kind: 'DropStmt', tables: ['x'] })), policy, protection);
     assert.equal(d.message, 'Agents may not drop or empty tables.');

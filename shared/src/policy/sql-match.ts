@@ -412,8 +412,8 @@ function schemaMatcher(globs: readonly string[]): (schema: string) => boolean {
 /**
  * The test a rule's `sql` conditions make of an action: all of them must
  * hold on one statement. A restrictive rule (deny, review, mask) matches what
- * a statement reaches: any of its kinds, tables, columns or functions; a
- * statement that reaches every column (`*`, a whole-row reference, COPY of a
+ * a statement reaches: any of its kinds, tables (those the catalog says it
+ * reaches too: `reaches`), columns or functions; a statement that reaches every column (`*`, a whole-row reference, COPY of a
  * whole table) matches any `columns`; one that reaches a whole schema matches
  * `tables` in it. An allow rule matches only what it names: every kind,
  * table, column and function of the statement must be named.
@@ -432,6 +432,7 @@ export function sqlTest(m: NonNullable<RuleMatch['sql']>, restrictive: boolean):
     if (
       tables &&
       !s.tables.some((t) => tables(t)) &&
+      !(s.reaches ?? []).some((t) => tables(t)) &&
       !(s.schemas ?? []).some((x) => x === '*' || schemas?.(x))
     )
       return false;

@@ -58,6 +58,15 @@ export interface SqlStatement {
   readonly functions?: readonly string[];
   /** Schemas reached as a whole (`DROP SCHEMA s`, `GRANT … ON ALL TABLES IN SCHEMA s`). */
   readonly schemas?: readonly string[];
+  /**
+   * Relations the statement reaches without naming them, as the database's
+   * catalog says (`schema.name`): the tables a view it names reads, the
+   * partitions and inheritance children of a table it names, and the tables
+   * one it names inherits from or is a partition of. A restrictive rule's
+   * `tables` matches them too; an allow rule names only what the statement
+   * names.
+   */
+  readonly reaches?: readonly string[];
   /** Why the guard could not read the statement: it is then denied whatever the policy says. */
   readonly problem?: string;
 }

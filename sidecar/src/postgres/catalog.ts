@@ -319,6 +319,11 @@ export class Catalog implements CatalogReader {
     this.#now = o.now ?? Date.now;
   }
 
+  /** Counts the invalidations: an answer remembered under an older count may be out of date. */
+  get generation(): number {
+    return this.#generation;
+  }
+
   /** Forgets every answer (a statement through the guard changed a definition). */
   invalidate(): void {
     this.#generation++;

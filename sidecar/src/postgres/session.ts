@@ -85,7 +85,7 @@ import * as enc from './encode.ts';
 import { FrontendDecoder, type FrontendMessage } from './frontend-decoder.ts';
 import { maskDenial } from './mask-check.ts';
 import { emptyMaskFacts, mergeMaskFacts, storedMaskFacts } from './mask-facts.ts';
-import { type CopyPlan, reviewMasks } from './mask-review.ts';
+import { type CopyPlan, reviewMasks, splitName } from './mask-review.ts';
 import { ProtocolError } from './protocol.ts';
 import { ResponseTracker, type Run } from './response-tracker.ts';
 import {
@@ -171,7 +171,7 @@ export interface SessionOptions {
   /** Why this connection is refused at its startup message (too many connections), if it is. */
   readonly refuse?: string;
   /** The database's catalog, read on the sidecar's own connection (for masking). */
-  readonly catalog: CatalogReader & { invalidate(): void };
+  readonly catalog: CatalogReader & { invalidate(): void; readonly generation: number };
   /** Holds statements a review rule matches until a human decides (absent: they are denied). */
   readonly reviews?: ReviewClient;
 }
@@ -235,6 +235,8 @@ const CHANGES_DEFINITIONS = ['ddl', 'do', 'dynamic-sql', 'call'];
  */
 const REPLACES_PORTALS = new Set(['DeclareCursorStmt', 'ClosePortalStmt']);
 const RUNS_CODE = ['do', 'call', 'dynamic-sql'];
+/** Relation names a session remembers what they reach (#afterCatalog); past it, it starts again. */
+const MAX_REACHED_NAMES = 4096;
 /** What the server sends for a portal that holds a statement; an empty query's gets EmptyQueryResponse (and NoData). */
 const RESULT_MESSAGES = new Set([
   'RowDescription',
@@ -312,6 +314,18 @@ export class PostgresSession {
    * give the same object for the same text, or the same literal shape), the same way (#judge).
    */
   readonly #allowedStatements = new WeakMap<SqlStatement, KeptAllow>();
+  /** The last string classified (#classify). */
+  #lastRead: { text: string; classified: readonly ClassifiedStatement[]; hit: boolean } | undefined;
+  /**
+   * What the catalog says each relation named (as written) reaches, under the
+   * catalog generation it was read in (#afterCatalog, #reached).
+   */
+  readonly #reachedBy = new Map<
+    string,
+    { readonly generation: number; readonly reaches: readonly string[] }
+  >();
+  /** Whether the policy in force has deny or review rules on tables (#tableRules). */
+  #tableRulesOf: { policy: CompiledPolicy; has: boolean } | undefined;
   /** Prepared statements by name (protocol Parse and SQL PREPARE share one namespace). */
   readonly #prepared = new Map<string, Judged>();
   /** Portals by name: what their statement was judged at Bind (undefined for an empty query's portal). */
@@ -822,14 +836,24 @@ export class PostgresSession {
    * prepares under its name (a DEALLOCATE or DISCARD ALL there leaves it
    * unknown), as the server runs them in order, else what was prepared before.
    */
-  #classify(text: string): {
+  #classify(
+    text: string,
+    counted = true,
+  ): {
     classified: readonly ClassifiedStatement[];
     statements: SqlStatement[];
     executed: (Prepared | undefined)[];
   } {
-    const hits = this.#o.classifier.stats.hits;
-    const classified = this.#o.classifier.classify(text).statements;
-    this.#o.metrics.sqlParseCache.inc({ result: this.#o.classifier.stats.hits > hits ? 'hit' : 'miss' });
+    // A string read before its catalog lookups (#afterCatalog) is read once: texts over the cache's limit are not kept.
+    let last = this.#lastRead;
+    if (last?.text !== text) {
+      const hits = this.#o.classifier.stats.hits;
+      const classified = this.#o.classifier.classify(text).statements;
+      last = { text, classified, hit: this.#o.classifier.stats.hits > hits };
+      this.#lastRead = last;
+    }
+    const classified = last.classified;
+    if (counted) this.#o.metrics.sqlParseCache.inc({ result: last.hit ? 'hit' : 'miss' });
     const here = new Map<string, Prepared | undefined>();
     let cleared = false;
     const executed = classified.map((c, index) => {
@@ -865,8 +889,20 @@ export class PostgresSession {
    * after an approval).
    */
   #decide(statement: SqlStatement, counted = true): Decision {
+    const reached = this.#reached(statement);
+    if (!reached) {
+      const d: Decision = {
+        action: 'deny',
+        rule: 'chaperone-sql-tables-unverifiable',
+        reason: 'self_protection',
+        message: `rules on tables are in force, and the guard could not read the database's catalog to see what ${statement.tables.join(', ')} reach (the tables a view reads, partitions, inheritance); the statement is denied: send it again`,
+      };
+      if (counted)
+        this.#o.metrics.sqlStatements.inc({ kind: statement.kind, action: d.action, rule: d.rule });
+      return d;
+    }
     const d = evaluate(
-      sqlAction(this.#o.database, [statement], this.#o.identity.user.username),
+      sqlAction(this.#o.database, [reached], this.#o.identity.user.username),
       this.#o.policy.current,
       this.#o.protection,
     );
@@ -887,6 +923,79 @@ export class PostgresSession {
       case 'mask':
         return d;
     }
+  }
+
+  /** Whether the policy in force has deny or review rules on tables: only they read what the catalog says a statement reaches. */
+  #tableRules(): boolean {
+    const policy = this.#o.policy.current;
+    if (this.#tableRulesOf?.policy !== policy) {
+      const has = policy.policy.rules.some(
+        (r) => (r.action === 'deny' || r.action === 'review') && r.match.sql?.tables !== undefined,
+      );
+      this.#tableRulesOf = { policy, has };
+    }
+    return this.#tableRulesOf.has;
+  }
+
+  /**
+   * The statement with what the catalog says it reaches (`reaches`: the
+   * tables a view it names reads, partitions, inheritance), when rules on
+   * tables are in force; undefined when a relation it names was never looked
+   * up (an answer older than the catalog's last invalidation is used until
+   * the next lookup: a Query, Parse or Bind looks again, #afterCatalog).
+   */
+  #reached(s: SqlStatement): SqlStatement | undefined {
+    if (s.tables.length >= 0) return s;
+    const extra = new Set<string>();
+    for (const t of s.tables) {
+      const known = this.#reachedBy.get(t);
+      if (!known) return undefined;
+      for (const r of known.reaches) extra.add(r);
+    }
+    return extra.size === 0 ? s : { ...s, reaches: [...extra].sort() };
+  }
+
+  /**
+   * Runs `then` once the catalog has said what the relations `statements`
+   * name reach (when rules on tables are in force): at once when every one
+   * is known under the catalog's current generation, else after looking them
+   * up (the agent's later messages wait). A lookup that fails leaves the name
+   * unknown, and a statement naming it is denied (#decide).
+   */
+  #afterCatalog(statements: readonly SqlStatement[], then: () => void): void {
+    if (!this.#tableRules()) {
+      then();
+      return;
+    }
+    const generation = this.#o.catalog.generation;
+    const missing = [...new Set(statements.flatMap((s) => s.tables))].filter(
+      (t) => this.#reachedBy.get(t)?.generation !== generation,
+    );
+    if (missing.length === 0) {
+      then();
+      return;
+    }
+    this.#hold(
+      (async () => {
+        for (const t of missing) {
+          const { schema, name } = splitName(t);
+          try {
+            const found = await this.#o.catalog.relationsNamed(schema, name);
+            const reaches = found.flatMap((r) =>
+              [...r.members, ...r.ancestors].map((m) => catalogName(m.schema, m.name)),
+            );
+            if (this.#reachedBy.size >= MAX_REACHED_NAMES) this.#reachedBy.clear();
+            this.#reachedBy.set(t, { generation, reaches: [...new Set(reaches)].sort() });
+          } catch (err) {
+            this.#log.warn(
+              { err: (err as Error).message },
+              'the catalog could not say what a relation reaches',
+            );
+          }
+        }
+        if (this.#phase !== 'closed') then();
+      })(),
+    );
   }
 
   /** The masks in force for this session's database now (what the rows of a result are masked by). */
@@ -1008,6 +1117,15 @@ export class PostgresSession {
    * every Bind is decided.
    */
   #bind(m: Extract<FrontendMessage, { type: 'Bind' }>): void {
+    const prepared = this.#prepared.get(m.statement);
+    const named = prepared ? [prepared.statement, this.#retargeted(prepared)?.statement] : [];
+    this.#afterCatalog(
+      named.filter((s) => s !== undefined),
+      () => this.#bindRead(m),
+    );
+  }
+
+  #bindRead(m: Extract<FrontendMessage, { type: 'Bind' }>): void {
     if (this.#emptyPrepared.has(m.statement)) {
       this.#sendBind(m, undefined);
       return;
@@ -1084,7 +1202,9 @@ export class PostgresSession {
       return d;
     }
     const d = this.#decide(statement);
-    if (d.action === 'allow') kept.set(key, { policy, user, decision: d });
+    // A decision that read the catalog (rules on tables) may change with it: not kept.
+    if (d.action === 'allow' && !(this.#tableRules() && statement.tables.length > 0))
+      kept.set(key, { policy, user, decision: d });
     return d;
   }
 
@@ -1528,6 +1648,10 @@ export class PostgresSession {
   }
 
   #query(text: string, raw: Buffer): void {
+    this.#afterCatalog(this.#classify(text, false).statements, () => this.#queryRead(text, raw));
+  }
+
+  #queryRead(text: string, raw: Buffer): void {
     this.#afterApproval(this.#judge(text), (approved) =>
       this.#afterMaskReview(approved, (judged) => {
         const refusal = this.#refusal(judged);
@@ -1544,6 +1668,10 @@ export class PostgresSession {
 
   /** A Parse a review rule matches is not held: its Binds are, each with its values (#bind). */
   #parse(m: Extract<FrontendMessage, { type: 'Parse' }>): void {
+    this.#afterCatalog(this.#classify(m.query, false).statements, () => this.#parseRead(m));
+  }
+
+  #parseRead(m: Extract<FrontendMessage, { type: 'Parse' }>): void {
     this.#afterMaskReview(this.#judge(m.query), (judged) => {
       const refusal = this.#refusal(judged, true);
       if (refusal) {
