@@ -38,6 +38,26 @@ spec:
 ${moreRules}`;
 }
 
+/** A policy that allows everything and masks users.password (rule `mask-passwords`). */
+export const MASK_USER_PASSWORDS = `apiVersion: chaperone.dev/v1alpha1
+kind: GuardrailPolicy
+metadata: { name: databases }
+spec:
+  defaultAction: allow
+  rules:
+    - name: mask-passwords
+      match: { sql: { tables: [users], columns: [password] } }
+      action: mask
+`;
+
+/** Setup: users (id, password) with a harmless password in row 1 and `canary` in row 2. */
+export function usersWithCanary(canary: string): (c: pg.Client) => Promise<void> {
+  return async (c) => {
+    await c.query('CREATE TABLE users (id int PRIMARY KEY, password text)');
+    await c.query(`INSERT INTO users VALUES (1, 'harmless'), (2, '${canary}')`);
+  };
+}
+
 /** Whether `table` exists, asked on a connection straight to the server. */
 export async function tableExists(db: GuardedDatabase, table: string): Promise<boolean> {
   return db.direct(async (c) => (await c.query('SELECT to_regclass($1) AS t', [table])).rows[0].t !== null);

@@ -8,19 +8,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from './process.ts';
-import { type GuardedDatabase, startGuardedDatabase, tableExists } from './sidecar-postgres-harness.ts';
+import {
+  type GuardedDatabase,
+  MASK_USER_PASSWORDS,
+  startGuardedDatabase,
+  tableExists,
+  usersWithCanary,
+} from './sidecar-postgres-harness.ts';
 import { errorCode, RawClient } from './sidecar-postgres-raw.ts';
 
-const MASK_PASSWORDS = `apiVersion: chaperone.dev/v1alpha1
-kind: GuardrailPolicy
-metadata: { name: databases }
-spec:
-  defaultAction: allow
-  rules:
-    - name: mask-passwords
-      match: { sql: { tables: [users], columns: [password] } }
-      action: mask
-`;
 const CANARY = 'canary-names-5d13a8';
 
 const { msg } = RawClient;
@@ -35,11 +31,8 @@ describe('PostgreSQL guard: what a name holds when the server runs it', () => {
     db = await startGuardedDatabase({
       name: 'pg-names',
       pod: 'agent-pg-names',
-      policy: MASK_PASSWORDS,
-      setup: async (c) => {
-        await c.query('CREATE TABLE users (id int PRIMARY KEY, password text)');
-        await c.query(`INSERT INTO users VALUES (1, 'harmless'), (2, '${CANARY}')`);
-      },
+      policy: MASK_USER_PASSWORDS,
+      setup: usersWithCanary(CANARY),
     });
   });
   after(async () => {

@@ -10,7 +10,12 @@ import type { AuditEvent } from '@chaperone/shared';
 import { readSpoolDir } from '@chaperone/sidecar';
 import pg from 'pg';
 import { waitFor } from './process.ts';
-import { type GuardedDatabase, startGuardedDatabase } from './sidecar-postgres-harness.ts';
+import {
+  type GuardedDatabase,
+  MASK_USER_PASSWORDS,
+  startGuardedDatabase,
+  usersWithCanary,
+} from './sidecar-postgres-harness.ts';
 import { errorCode, RawClient } from './sidecar-postgres-raw.ts';
 
 /** Everything allowed: what is under test is what the guard sees, not which rule denies. */
@@ -248,16 +253,7 @@ describe('PostgreSQL guard: fail closed at Bind and Execute', () => {
 });
 
 /** The edit that masks users.password while a session has statements prepared (and a portal bound) that read it. */
-const MASK_PASSWORDS = `apiVersion: chaperone.dev/v1alpha1
-kind: GuardrailPolicy
-metadata: { name: databases }
-spec:
-  defaultAction: allow
-  rules:
-    - name: mask-passwords
-      match: { sql: { tables: [users], columns: [password] } }
-      action: mask
-`;
+const MASK_PASSWORDS = MASK_USER_PASSWORDS;
 const CANARY = 'canary-reload-7c2e91';
 
 describe('PostgreSQL guard: masks added after a statement was prepared', () => {
@@ -267,10 +263,7 @@ describe('PostgreSQL guard: masks added after a statement was prepared', () => {
       name: 'pg-remask',
       pod: 'agent-pg-remask',
       policy: POLICY,
-      setup: async (c) => {
-        await c.query('CREATE TABLE users (id int PRIMARY KEY, password text)');
-        await c.query(`INSERT INTO users VALUES (1, 'harmless'), (2, '${CANARY}')`);
-      },
+      setup: usersWithCanary(CANARY),
     });
   });
   after(async () => {
