@@ -98,6 +98,8 @@ export interface BoundPodOptions {
   readonly annotations?: Readonly<Record<string, string>>;
   /** Post the Running status a kubelet would (default true). */
   readonly running?: boolean;
+  /** Let the ServiceAccount admission plugin mount the service account's token, as it does by default (default false). */
+  readonly token?: boolean;
 }
 
 /**
@@ -125,7 +127,7 @@ export async function createBoundPod(
     },
     spec: {
       nodeName: opts.node,
-      automountServiceAccountToken: false,
+      automountServiceAccountToken: opts.token ?? false,
       containers: opts.containers.map((c) => ({
         name: c.name,
         image: c.image ?? 'registry.invalid/standin:never-pulled',

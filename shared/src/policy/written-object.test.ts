@@ -373,6 +373,74 @@ const table: [string, WrittenObject, string[]][] = [
     },
     [],
   ],
+  // RBAC that opens the API server to callers around the guard (rbacEscapes).
+  [
+    'a RoleBinding of the edit role to anonymous callers',
+    {
+      action: k({ apiGroup: 'rbac.authorization.k8s.io', resource: 'rolebindings' }),
+      object: {
+        roleRef: { kind: 'ClusterRole', name: 'edit' },
+        subjects: [
+          { kind: 'ServiceAccount', name: 'agent', namespace: 'agents' },
+          { kind: 'User', name: 'system:anonymous' },
+        ],
+      },
+    },
+    ['chaperone-no-open-grants'],
+  ],
+  [
+    'a ClusterRoleBinding patched to every authenticated caller (dry-run result)',
+    {
+      action: k({
+        verb: 'patch',
+        apiGroup: 'rbac.authorization.k8s.io',
+        resource: 'clusterrolebindings',
+        name: 'b',
+      }),
+      previous: { subjects: [{ kind: 'ServiceAccount', name: 'agent', namespace: 'agents' }] },
+      object: { subjects: [{ kind: 'Group', name: 'system:authenticated' }] },
+    },
+    ['chaperone-no-open-grants'],
+  ],
+  [
+    'a RoleBinding to a ServiceAccount',
+    {
+      action: k({ apiGroup: 'rbac.authorization.k8s.io', resource: 'rolebindings' }),
+      object: { subjects: [{ kind: 'ServiceAccount', name: 'builder', namespace: 'agents' }] },
+    },
+    [],
+  ],
+  [
+    "a patch of one of Kubernetes' own ClusterRoles",
+    {
+      action: k({
+        verb: 'patch',
+        apiGroup: 'rbac.authorization.k8s.io',
+        resource: 'clusterroles',
+        name: 'system:public-info-viewer',
+      }),
+      object: { metadata: { name: 'system:public-info-viewer' }, rules: [] },
+    },
+    ['chaperone-no-open-grants'],
+  ],
+  [
+    'a ClusterRole that aggregates into view',
+    {
+      action: k({ apiGroup: 'rbac.authorization.k8s.io', resource: 'clusterroles' }),
+      object: {
+        metadata: { name: 'more', labels: { 'rbac.authorization.k8s.io/aggregate-to-view': 'true' } },
+      },
+    },
+    ['chaperone-no-open-grants'],
+  ],
+  [
+    'a ClusterRole of its own',
+    {
+      action: k({ apiGroup: 'rbac.authorization.k8s.io', resource: 'clusterroles' }),
+      object: { metadata: { name: 'reader' }, rules: [] },
+    },
+    [],
+  ],
   [
     'a patch that copies a Secret value into an annotation (dry-run result)',
     {
@@ -518,6 +586,9 @@ describe('writeCheckOf', () => {
     [{ apiGroup: 'networking.k8s.io', resource: 'networkpolicies' }, 'network-policy'],
     [{ resource: 'persistentvolumeclaims' }, 'persistent-volume-claim'],
     [{ resource: 'persistentvolumes' }, undefined],
+    [{ apiGroup: 'rbac.authorization.k8s.io', resource: 'rolebindings' }, 'rbac'],
+    [{ verb: 'patch', apiGroup: 'rbac.authorization.k8s.io', resource: 'clusterroles' }, 'rbac'],
+    [{ apiGroup: 'rbac.authorization.k8s.io', resource: 'roles' }, undefined],
     [{ resource: 'configmaps' }, undefined],
     [{ apiGroup: 'example.com', resource: 'deployments' }, 'custom-resource'],
     [

@@ -32,6 +32,7 @@ export type WriteCheck =
   | 'secret'
   | 'network-policy'
   | 'persistent-volume-claim'
+  | 'rbac'
   | 'custom-resource';
 
 /** Secret types the API server or its controllers turn into credentials it accepts. */
@@ -62,7 +63,70 @@ export function writeCheckOf(action: Action): WriteCheck | undefined {
     return 'network-policy';
   }
   if (group === '' && action.resource === 'persistentvolumeclaims') return 'persistent-volume-claim';
+  if (group === 'rbac.authorization.k8s.io' && RBAC_CHECKED.has(action.resource)) return 'rbac';
   return undefined;
+}
+
+const RBAC_CHECKED = new Set(['rolebindings', 'clusterrolebindings', 'clusterroles']);
+
+/**
+ * Subjects that stand for callers with no credential of their own, or for
+ * every caller the API server knows: the agent's own container reaches the
+ * API server (the pod's network policy lets the sidecar through), so a role
+ * granted to one of them is a route around the guard.
+ */
+const OPEN_SUBJECTS: readonly (readonly [string, string])[] = [
+  ['User', 'system:anonymous'],
+  ['Group', 'system:unauthenticated'],
+  ['Group', 'system:authenticated'],
+];
+
+const AGGREGATE_LABEL_PREFIX = 'rbac.authorization.k8s.io/aggregate-to-';
+
+/**
+ * RBAC writes that would open the API server to callers around the guard:
+ * a binding to an open subject; a change to a `system:` ClusterRole (which
+ * Kubernetes binds to unauthenticated and authenticated callers); a
+ * ClusterRole that aggregates into others (view, edit, admin: bound to whoever
+ * an administrator chose).
+ */
+function rbacEscapes(w: WrittenObject): Escape[] {
+  const out: Escape[] = [];
+  if (w.action.resource === 'rolebindings' || w.action.resource === 'clusterrolebindings') {
+    const subjects = field(w.object, 'subjects');
+    (Array.isArray(subjects) ? subjects : []).forEach((s, i) => {
+      const kind = field(s, 'kind');
+      const name = field(s, 'name');
+      if (!OPEN_SUBJECTS.some(([k, n]) => k === kind && n === name)) return;
+      out.push({
+        rule: 'chaperone-no-open-grants',
+        field: `subjects[${i}]`,
+        message: `a binding to ${String(kind)} ${String(name)} grants the role to callers with no credential of their own or to every caller, who would reach the API server around the guard; bind a ServiceAccount or a named user instead`,
+      });
+    });
+    return out;
+  }
+  const name = field(w.object, 'metadata', 'name') ?? w.action.name;
+  if (typeof name === 'string' && name.startsWith('system:')) {
+    out.push({
+      rule: 'chaperone-no-open-grants',
+      field: 'metadata.name',
+      message: `${name} is a ClusterRole of Kubernetes' own, bound to unauthenticated or authenticated callers: changing it from inside the guard could open the API server around it`,
+    });
+  }
+  const labels = field(w.object, 'metadata', 'labels');
+  const aggregates = isObj(labels)
+    ? Object.keys(labels).filter((k) => k.startsWith(AGGREGATE_LABEL_PREFIX))
+    : [];
+  if (aggregates.length > 0) {
+    out.push({
+      rule: 'chaperone-no-open-grants',
+      field: `metadata.labels[${aggregates[0]}]`,
+      message:
+        'a ClusterRole with an aggregate-to label adds its rules to the roles that aggregate it (view, edit, admin), which may be bound to anyone: aggregation is for an administrator',
+    });
+  }
+  return out;
 }
 
 /**
@@ -288,6 +352,8 @@ export function writtenObjectEscapes(w: WrittenObject, protection: SelfProtectio
       return networkPolicyEscapes(w);
     case 'persistent-volume-claim':
       return volumeClaimEscapes(w);
+    case 'rbac':
+      return rbacEscapes(w);
     case 'custom-resource':
       return customResourceEscapes(w, protection);
     default:

@@ -53,6 +53,8 @@ export interface KubeRequestContext {
   execProblem?: { code: number; reason: string; message: string };
   /** Why the exec or attach target container is a Chaperone sidecar (exec-target.ts): refused by decide. */
   execIntoSidecar?: string;
+  /** Why the exec or attach target container holds a credential outside the guard (token-holders.ts): refused by decide. */
+  execIntoToken?: string;
 }
 
 /** The query of every request without one: shared, never mutated. */

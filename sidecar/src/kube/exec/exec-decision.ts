@@ -42,19 +42,31 @@ export function decideArgvs(
 
 /** The built-in rule exec and attach into a sidecar are refused under. */
 export const NO_EXEC_INTO_SIDECAR_RULE = 'chaperone-no-exec-into-sidecar';
+/** The built-in rule exec and attach next to a credential outside the guard are refused under. */
+export const NO_EXEC_NEXT_TO_TOKENS_RULE = 'chaperone-no-exec-next-to-tokens';
 
 /**
  * `evaluate` for any action; for exec, also every argv the request's argv
  * runs. `intoSidecar` (why the target container is a Chaperone sidecar,
- * exec-target.ts) refuses an exec or attach under the built-in rule first.
+ * exec-target.ts) and `intoToken` (why it holds a service-account token
+ * outside the guard, token-holders.ts) refuse an exec or attach under a
+ * built-in rule first.
  */
 export function decideAction(
   action: Action,
   policy: CompiledPolicy,
   protection: SelfProtection,
   intoSidecar?: string,
+  intoToken?: string,
 ): Decision {
   const x = action.exec;
+  if (x && intoSidecar === undefined && intoToken !== undefined && x.kind !== 'portforward')
+    return {
+      action: 'deny',
+      rule: NO_EXEC_NEXT_TO_TOKENS_RULE,
+      reason: 'self_protection',
+      message: `${x.kind} into the container ${JSON.stringify(x.container ?? '')} is not allowed: ${intoToken}; exec into a pod Chaperone guards, or have an administrator set automountServiceAccountToken: false on this one`,
+    };
   if (x && intoSidecar !== undefined && x.kind !== 'portforward')
     return {
       action: 'deny',

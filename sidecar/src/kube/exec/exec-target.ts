@@ -24,8 +24,10 @@
  * reaches into one (sidecar-containers.ts: found by its environment,
  * command, image, or as a debug container targeting one), `ctx.execIntoSidecar`
  * says why, and the decide guard refuses the session under the built-in
- * rule, whatever the policy says. A pod that cannot be read refuses the
- * session (the guard cannot tell what the container is).
+ * rule, whatever the policy says; so does a container of a pod Chaperone
+ * does not guard that holds a service-account token (`ctx.execIntoToken`,
+ * token-holders.ts). A pod that cannot be read refuses the session (the
+ * guard cannot tell what the container is).
  *
  * Requests that are not exec or attach sessions lose the WebSocket answering
  * that newContext set up for them.
@@ -37,6 +39,7 @@ import { UNREADABLE_RULE } from '../guards/request-reading.ts';
 import { sendStatus, statusBody } from '../status.ts';
 import { podSidecars } from './sidecar-containers.ts';
 import { readTargetPod, type TargetPod, type TargetPodOptions } from './target-pod.ts';
+import { tokenOutsideGuard } from './token-holders.ts';
 
 export type ExecTargetOptions = TargetPodOptions;
 
@@ -80,6 +83,8 @@ export function execTarget(o: ExecTargetOptions): Guard {
         }
         const why = container === undefined ? undefined : podSidecars(read.pod).containers.get(container);
         if (why !== undefined) ctx.execIntoSidecar = why;
+        const token = container === undefined ? undefined : tokenOutsideGuard(read.pod, container);
+        if (token !== undefined) ctx.execIntoToken = token;
       }
     }
     ctx.info = {

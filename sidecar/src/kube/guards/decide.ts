@@ -124,7 +124,7 @@ export function decide(
     }
     const action = toAction(info, { user, impersonation: impersonationHeaders(ctx.req.headers) });
     // For exec, also each argv the command runs through a wrapper (`sh -c 'rm x'`).
-    const decision = decideAction(action, policy.current, protection, ctx.execIntoSidecar);
+    const decision = decideAction(action, policy.current, protection, ctx.execIntoSidecar, ctx.execIntoToken);
     ctx.info = info;
     ctx.action = action;
     ctx.decision = decision;
@@ -155,7 +155,13 @@ export function decide(
         const outcome = await holdKubeRequest(ctx, decision, reviews);
         if (outcome.state === 'approved') {
           // The policy may have changed during the hold: judged again, a decision other than this rule's review wins.
-          const now = decideAction(action, policy.current, protection, ctx.execIntoSidecar);
+          const now = decideAction(
+            action,
+            policy.current,
+            protection,
+            ctx.execIntoSidecar,
+            ctx.execIntoToken,
+          );
           const after = afterApproval(decision, now);
           if (after === undefined) return next(ctx);
           ctx.decision = {
