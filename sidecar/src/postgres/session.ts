@@ -945,7 +945,7 @@ export class PostgresSession {
    * the next lookup: a Query, Parse or Bind looks again, #afterCatalog).
    */
   #reached(s: SqlStatement): SqlStatement | undefined {
-    if (s.tables.length >= 0) return s;
+    if (s.tables.length === 0 || !this.#tableRules()) return s;
     const extra = new Set<string>();
     for (const t of s.tables) {
       const known = this.#reachedBy.get(t);
