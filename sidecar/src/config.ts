@@ -150,6 +150,11 @@ export const sidecarSchema = {
     default: 256 * 1024,
     min: 1024,
   }),
+  databaseCatalogTtl: duration({
+    description:
+      "how long the sidecar trusts what a database's catalog said (a relation's columns and what it reaches, for masks and rules on tables); changes made outside the guard are seen after this at the latest",
+    default: 30_000,
+  }),
   databaseStartupTimeout: duration({
     description: 'time a database client has to finish its start-up (SSL negotiation and startup message)',
     default: 60_000,

@@ -297,6 +297,7 @@ export async function runSidecar(
         maxParsedSqlBytes: config.maxSqlParseBytes,
         connectTimeoutMs: config.databaseConnectTimeout,
         startupTimeoutMs: config.databaseStartupTimeout,
+        catalogTtlMs: config.databaseCatalogTtl,
         maxConnections: config.maxDatabaseConnections,
         credentialsPollMs: config.policyPollInterval,
         reviews,

@@ -126,8 +126,11 @@ SELECT c.oid::pg_catalog.text, n.nspname, c.relname, c.relkind::pg_catalog.text,
 FROM start s JOIN pg_catalog.pg_class c ON c.oid = s.oid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`;
 
 const BY_OID = 'SELECT pg_catalog.unnest($1::pg_catalog.oid[])';
+// pg_temp names the session's own temporary schema (pg_temp_N): which one is not known on this
+// connection, so every temporary schema's relation of that name is taken.
 const BY_NAME = `SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relname = $1 AND ($2::pg_catalog.text IS NULL OR n.nspname = $2)`;
+  WHERE c.relname = $1 AND ($2::pg_catalog.text IS NULL OR n.nspname = $2
+    OR ($2 = 'pg_temp' AND n.nspname OPERATOR(pg_catalog.~) '^pg_temp_[0-9]+$'))`;
 
 const FUNCTIONS = (
   where: string,
@@ -317,6 +320,11 @@ export class Catalog implements CatalogReader {
   constructor(o: CatalogOptions) {
     this.#o = o;
     this.#now = o.now ?? Date.now;
+  }
+
+  /** How long an answer is trusted (CatalogOptions.ttlMs). */
+  get ttlMs(): number {
+    return this.#o.ttlMs;
   }
 
   /** Counts the invalidations: an answer remembered under an older count may be out of date. */

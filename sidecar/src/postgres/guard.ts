@@ -80,6 +80,8 @@ export interface PostgresGuardOptions {
   readonly connectTimeoutMs: number;
   /** How long a client may take to finish its start-up (session.ts STARTUP_TIMEOUT_MS). */
   readonly startupTimeoutMs?: number;
+  /** How long the catalog's answers are trusted (CATALOG_TTL_MS). */
+  readonly catalogTtlMs?: number;
   /** Agent connections served at once per declared database (MAX_CONNECTIONS_PER_DATABASE). */
   readonly maxConnections?: number;
   readonly credentialsPollMs: number;
@@ -177,7 +179,7 @@ export async function startPostgresGuard(o: PostgresGuardOptions): Promise<Postg
         credentials: () => credentials.current,
         connectTimeoutMs: o.connectTimeoutMs,
         maxMessageBytes: o.maxMessageBytes,
-        ttlMs: CATALOG_TTL_MS,
+        ttlMs: o.catalogTtlMs ?? CATALOG_TTL_MS,
         log,
       });
       catalogs.push(catalog);

@@ -78,7 +78,7 @@ import type { ReviewClient } from '../review/review-client.ts';
 import { judgedAgain, reviewStatement } from '../review/sql-hold.ts';
 import { rowsOf, statementEvent } from './audit-event.ts';
 import type { BackendDecoder, BackendMessage, FieldDescription } from './backend-decoder.ts';
-import type { CatalogReader } from './catalog.ts';
+import type { CatalogFunction, CatalogReader } from './catalog.ts';
 import { CopyMasker } from './copy-masker.ts';
 import type { CredentialStore, Credentials } from './credentials.ts';
 import * as enc from './encode.ts';
@@ -171,7 +171,11 @@ export interface SessionOptions {
   /** Why this connection is refused at its startup message (too many connections), if it is. */
   readonly refuse?: string;
   /** The database's catalog, read on the sidecar's own connection (for masking). */
-  readonly catalog: CatalogReader & { invalidate(): void; readonly generation: number };
+  readonly catalog: CatalogReader & {
+    invalidate(): void;
+    readonly generation: number;
+    readonly ttlMs: number;
+  };
   /** Holds statements a review rule matches until a human decides (absent: they are denied). */
   readonly reviews?: ReviewClient;
 }
@@ -235,6 +239,42 @@ const CHANGES_DEFINITIONS = ['ddl', 'do', 'dynamic-sql', 'call'];
  */
 const REPLACES_PORTALS = new Set(['DeclareCursorStmt', 'ClosePortalStmt']);
 const RUNS_CODE = ['do', 'call', 'dynamic-sql'];
+/** Statements whose relations the database links (views, partitions, inheritance, rules): #linkDefinitions. */
+const LINKS_RELATIONS = new Set(['ViewStmt', 'CreateStmt', 'AlterTableStmt', 'RuleStmt']);
+/**
+ * The #reachedBy keys of what a statement names: `r:` a relation as written,
+ * `f:` a function as called.
+ */
+function reachKeys(s: SqlStatement): string[] {
+  return [...s.tables.map((t) => `r:${t}`), ...(s.functions ?? []).map((f) => `f:${f}`)];
+}
+
+/** What a relation's or function's code reaches and does (#reachOf). */
+interface Reach {
+  readonly reaches: readonly string[];
+  readonly kinds: readonly string[];
+}
+
+/** Kinds of a function's own definition (CREATE FUNCTION), not of what its body does. */
+const DEFINING_KINDS = new Set(['create', 'create-function', 'ddl', 'write']);
+/** Kinds of a body's statements that write (the body's `write` is told from the definition's by these). */
+const WRITING_KINDS = new Set([
+  'insert',
+  'update',
+  'delete',
+  'merge',
+  'truncate',
+  'drop',
+  'alter',
+  'copy-from',
+  'grant',
+  'revoke',
+  'create-role',
+  'comment',
+]);
+
+/** How deep code (function bodies, triggers) is followed for what it reaches (#reachOf). */
+const MAX_CODE_DEPTH = 3;
 /** Relation names a session remembers what they reach (#afterCatalog); past it, it starts again. */
 const MAX_REACHED_NAMES = 4096;
 /** What the server sends for a portal that holds a statement; an empty query's gets EmptyQueryResponse (and NoData). */
@@ -322,8 +362,16 @@ export class PostgresSession {
    */
   readonly #reachedBy = new Map<
     string,
-    { readonly generation: number; readonly reaches: readonly string[] }
+    {
+      readonly generation: number;
+      readonly until: number;
+      readonly reaches: readonly string[];
+      /** What the code it runs (a function's body, a relation's triggers and rules) does. */
+      readonly kinds: readonly string[];
+    }
   >();
+  /** Relations linked by definitions this session sent and the catalog may not show yet, by unqualified name (#linkDefinitions). */
+  readonly #links = new Map<string, { readonly names: Set<string>; readonly batch: number }>();
   /** Whether the policy in force has deny or review rules on tables (#tableRules). */
   #tableRulesOf: { policy: CompiledPolicy; has: boolean } | undefined;
   /** Prepared statements by name (protocol Parse and SQL PREPARE share one namespace). */
@@ -945,14 +993,24 @@ export class PostgresSession {
    * the next lookup: a Query, Parse or Bind looks again, #afterCatalog).
    */
   #reached(s: SqlStatement): SqlStatement | undefined {
-    if (s.tables.length === 0 || !this.#tableRules()) return s;
+    const functions = s.functions ?? [];
+    if ((s.tables.length === 0 && functions.length === 0) || !this.#tableRules()) return s;
     const extra = new Set<string>();
-    for (const t of s.tables) {
-      const known = this.#reachedBy.get(t);
+    const kinds = new Set(s.kinds ?? []);
+    const before = kinds.size;
+    for (const key of reachKeys(s)) {
+      const known = this.#reachedBy.get(key);
       if (!known) return undefined;
       for (const r of known.reaches) extra.add(r);
+      for (const k of known.kinds) kinds.add(k);
     }
-    return extra.size === 0 ? s : { ...s, reaches: [...extra].sort() };
+    for (const t of s.tables) for (const r of this.#links.get(splitName(t).name)?.names ?? []) extra.add(r);
+    if (extra.size === 0 && kinds.size === before) return s;
+    return {
+      ...s,
+      ...(extra.size > 0 ? { reaches: [...extra].sort() } : {}),
+      ...(kinds.size > before ? { kinds: [...kinds].sort() } : {}),
+    };
   }
 
   /**
@@ -968,34 +1026,114 @@ export class PostgresSession {
       return;
     }
     const generation = this.#o.catalog.generation;
-    const missing = [...new Set(statements.flatMap((s) => s.tables))].filter(
-      (t) => this.#reachedBy.get(t)?.generation !== generation,
-    );
+    const now = Date.now();
+    const fresh = (key: string) => {
+      const known = this.#reachedBy.get(key);
+      // Changes made outside the guard are seen once an answer is older than the catalog's trust.
+      return known !== undefined && known.generation === generation && known.until > now;
+    };
+    const missing = [...new Set(statements.flatMap(reachKeys))].filter((k) => !fresh(k));
     if (missing.length === 0) {
       then();
       return;
     }
     this.#hold(
       (async () => {
-        for (const t of missing) {
-          const { schema, name } = splitName(t);
+        const done = new Map<string, Reach>();
+        for (const key of missing) {
           try {
-            const found = await this.#o.catalog.relationsNamed(schema, name);
-            const reaches = found.flatMap((r) =>
-              [...r.members, ...r.ancestors].map((m) => catalogName(m.schema, m.name)),
-            );
-            if (this.#reachedBy.size >= MAX_REACHED_NAMES) this.#reachedBy.clear();
-            this.#reachedBy.set(t, { generation, reaches: [...new Set(reaches)].sort() });
+            await this.#reachOf(key, 0, done, fresh);
           } catch (err) {
-            this.#log.warn(
-              { err: (err as Error).message },
-              'the catalog could not say what a relation reaches',
-            );
+            this.#log.warn({ err: (err as Error).message }, 'the catalog could not say what a name reaches');
           }
         }
-        if (this.#phase !== 'closed') then();
+        if (this.#phase === 'closed') return;
+        // A definition committed meanwhile (the catalog was told to forget): what was read may be old.
+        if (this.#o.catalog.generation !== generation) this.#afterCatalog(statements, then);
+        else then();
       })(),
     );
+  }
+
+  /**
+   * What a relation (`r:` key) or a function (`f:` key) reaches, as the
+   * catalog says, remembered in #reachedBy: a relation's members and
+   * ancestors and what the code of its triggers and rules names; a
+   * function's body's tables and what they reach. Code is read to a depth of
+   * MAX_CODE_DEPTH (deeper, it reaches what it names only). The server
+   * resolves the names in a PL/pgSQL body when it runs, so a body's tables are
+   * looked up as they stand now, not as they stood when the function was made.
+   */
+  async #reachOf(
+    key: string,
+    depth: number,
+    done: Map<string, Reach>,
+    fresh: (key: string) => boolean,
+  ): Promise<Reach> {
+    const known = done.get(key) ?? (fresh(key) ? this.#reachedBy.get(key) : undefined);
+    if (known) return known;
+    done.set(key, { reaches: [], kinds: [] }); // a cycle reaches nothing more through itself
+    const generation = this.#o.catalog.generation;
+    const { schema, name } = splitName(key.slice(2));
+    const out = new Set<string>();
+    const kinds = new Set<string>();
+    let code: readonly CatalogFunction[];
+    if (key.startsWith('r:')) {
+      const found = await this.#o.catalog.relationsNamed(schema, name);
+      for (const r of found)
+        for (const m of [...r.members, ...r.ancestors]) out.add(catalogName(m.schema, m.name));
+      const oids = found.flatMap((r) => [...r.triggerFunctions, ...r.ruleFunctions]);
+      code = oids.length > 0 ? await this.#o.catalog.functionsByOid(oids) : [];
+    } else {
+      code = await this.#o.catalog.functionsNamed(schema, name);
+    }
+    for (const f of code) {
+      if (f.definition === undefined) continue;
+      for (const c of this.#o.classifier.classify(f.definition).statements) {
+        const body = c.statement;
+        for (const t of body.tables) out.add(t);
+        // What the code does, not its own definition (create, ddl; write only with what writes).
+        const does = (body.kinds ?? []).filter((k) => !DEFINING_KINDS.has(k));
+        for (const k of does) kinds.add(k);
+        if (does.some((k) => WRITING_KINDS.has(k))) kinds.add('write');
+        if (depth >= MAX_CODE_DEPTH) continue;
+        for (const k of reachKeys(body)) {
+          const inner = await this.#reachOf(k, depth + 1, done, fresh);
+          for (const r of inner.reaches) out.add(r);
+          for (const x of inner.kinds) kinds.add(x);
+        }
+      }
+    }
+    const reach: Reach = { reaches: [...out].sort(), kinds: [...kinds].sort() };
+    done.set(key, reach);
+    if (this.#reachedBy.size >= MAX_REACHED_NAMES) this.#reachedBy.clear();
+    this.#reachedBy.set(key, { generation, until: Date.now() + this.#o.catalog.ttlMs, ...reach });
+    return reach;
+  }
+
+  /**
+   * Links the relations a definition names to each other (a view and what it
+   * reads, a partition or child and its parent, a rule and what its action
+   * writes), for the statements sent after it: the sidecar's own catalog
+   * connection does not see them until they are committed, and not before
+   * they run. Over-cautious on purpose (every relation the statement names
+   * reaches every other); undone when its transaction ends (#linksEnded),
+   * from when the catalog says what is committed.
+   */
+  #linkDefinitions(s: SqlStatement): void {
+    if (!LINKS_RELATIONS.has(s.kind) || s.tables.length < 2 || !this.#tableRules()) return;
+    for (const t of s.tables) {
+      const key = splitName(t).name;
+      const link = this.#links.get(key) ?? { names: new Set<string>(), batch: this.#batch };
+      for (const u of s.tables) if (u !== t) link.names.add(u);
+      this.#links.set(key, { names: link.names, batch: this.#batch });
+    }
+  }
+
+  /** The transaction of the batches up to `batch` ended: what it defined is the catalog's to say now. */
+  #linksEnded(batch: number | undefined): void {
+    if (batch === undefined) return;
+    for (const [key, link] of this.#links) if (link.batch <= batch) this.#links.delete(key);
   }
 
   /** The masks in force for this session's database now (what the rows of a result are masked by). */
@@ -1049,7 +1187,12 @@ export class PostgresSession {
     const receivedAt = new Date();
     const { classified, statements, executed: targets } = this.#classify(text);
     const decidedUnder = this.#generation();
-    const decisions = statements.map((s) => this.#keptAllow(this.#allowedStatements, s, s));
+    // In order: a definition earlier in the string links the relations it names for the statements after it.
+    const decisions = statements.map((s) => {
+      const d = this.#keptAllow(this.#allowedStatements, s, s);
+      this.#linkDefinitions(s);
+      return d;
+    });
     const overheadMs = Number(process.hrtime.bigint() - t0) / 1e6 / Math.max(1, statements.length);
     return statements.map((statement, i) => {
       const c = classified[i] as ClassifiedStatement;
@@ -1989,7 +2132,10 @@ export class PostgresSession {
       case 'ReadyForQuery': {
         this.#tracker.backend(m);
         this.#endResult();
-        if (m.status === 'I') this.#portalsEnded(this.#tracker.readied?.batch);
+        if (m.status === 'I') {
+          this.#portalsEnded(this.#tracker.readied?.batch);
+          this.#linksEnded(this.#tracker.readied?.batch);
+        }
         if (this.#tracker.pending === 0) this.#denials.clear();
         // No other ReadyForQuery is coming and nothing ran unsynced: every setting a statement
         // changed has been reported (ParameterStatus comes before ReadyForQuery).

@@ -1,0 +1,185 @@
+// The PostgreSQL guard's rules on tables where the catalog the sidecar reads on its own connection
+// and the server the agent talks to see different relations under one name: a view made in the
+// same query string or in the agent's open transaction, a temporary view named through `pg_temp`,
+// a view made after a function naming it, a view made outside the guard while a session is open,
+// and a prepared statement bound again after its view was replaced. Real PostgreSQL behind a real
+// `chaperone sidecar`; the agent is psql or node-postgres. Every attempt targets its own row of
+// orders, and the row must still be there after it.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { type GuardedDatabase, noDropPolicy, startGuardedDatabase } from './sidecar-postgres-harness.ts';
+
+const CANARY = 'canary-names-tables-81c4e2';
+const POLICY = noDropPolicy(
+  'names-tables',
+  `    - { name: mask-passwords, match: { sql: { tables: [users], columns: [password] } }, action: mask }
+    - name: keep-orders
+      match: { protocols: [postgres], sql: { statements: [delete, update, truncate, alter, drop], tables: [orders] } }
+      action: deny
+      message: Orders are kept.
+    - name: ledger-closed
+      match: { protocols: [postgres], sql: { tables: [ledger] } }
+      action: deny
+      message: The ledger is closed.
+`,
+);
+
+let db: GuardedDatabase;
+const CATALOG_TTL_MS = 1000;
+
+/** psql as the agent, each `-c` a query string of its own on one session. */
+function psql(...sql: string[]) {
+  const r = spawnSync(
+    'psql',
+    ['-X', '-w', '-A', '-t', '-v', 'VERBOSITY=verbose', ...sql.flatMap((s) => ['-c', s])],
+    {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        PGHOST: '127.0.0.1',
+        PGPORT: String(db.port),
+        PGDATABASE: 'app',
+        PGUSER: 'agent',
+        PGCONNECT_TIMEOUT: '10',
+      },
+    },
+  );
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, all: `${r.stdout}\n${r.stderr}` };
+}
+
+function agent(): pg.Client {
+  return new pg.Client({ host: '127.0.0.1', port: db.port, database: 'app', user: 'agent' });
+}
+
+async function orderKept(id: number): Promise<boolean> {
+  return db.direct(
+    async (c) => (await c.query('SELECT count(*)::int AS n FROM orders WHERE id = $1', [id])).rows[0].n === 1,
+  );
+}
+
+before(async () => {
+  db = await startGuardedDatabase({
+    name: 'pg-names-tables',
+    pod: 'agent-names-tables',
+    policy: POLICY,
+    // Changes made outside the guard are seen after this (the last test waits for it).
+    extraArgs: ['--database-catalog-ttl', `${CATALOG_TTL_MS}ms`],
+    setup: async (c) => {
+      await c.query(`
+        CREATE TABLE orders (id int PRIMARY KEY, note text);
+        INSERT INTO orders SELECT g, 'order ' || g FROM generate_series(1, 9) g;
+        CREATE TABLE spare (id int PRIMARY KEY, note text);
+        CREATE VIEW t_swap AS SELECT * FROM spare;
+        CREATE TABLE ledger (id int, amount int);
+        INSERT INTO ledger VALUES (1, 100);
+        CREATE TABLE users (id int PRIMARY KEY, password text);
+        INSERT INTO users VALUES (1, '${CANARY}');
+      `);
+    },
+  });
+});
+
+after(async () => await db?.stop());
+
+describe('PostgreSQL guard: a denied table behind a name the catalog cannot see yet', () => {
+  // Fails without #linkDefinitions (session.ts): every name of a query string is looked up before
+  // any of it runs, so t_same does not exist yet and reaches nothing, and the server would make the
+  // view and delete the row of orders.
+  it('denies a DELETE through a view made earlier in the same query string', async () => {
+    const r = psql('CREATE VIEW t_same AS SELECT * FROM orders; DELETE FROM t_same WHERE id = 2');
+    assert.match(r.stderr, /42501: Orders are kept\./, r.stdout);
+    assert.ok(await orderKept(2), 'row 2 of orders was deleted');
+  });
+
+  // Fails without #linkDefinitions: the catalog connection reads committed rows only, and the view
+  // made in the agent's open transaction is invisible to it.
+  it("denies a DELETE through a view made in the agent's open transaction", async () => {
+    const r = psql(
+      'BEGIN',
+      'CREATE VIEW t_open AS SELECT * FROM orders',
+      'DELETE FROM t_open WHERE id = 3',
+      'COMMIT',
+    );
+    assert.match(r.stderr, /42501: Orders are kept\./, r.stdout);
+    assert.ok(await orderKept(3), 'row 3 of orders was deleted');
+  });
+
+  // Fails if `pg_temp.t_tmp` were looked up in a schema literally named pg_temp (catalog.ts
+  // BY_NAME): the session's temporary schema is pg_temp_N. The same view named without a schema is
+  // found either way.
+  it('denies a DELETE through a temporary view named pg_temp.<view>', async () => {
+    const r = psql(
+      'CREATE TEMP VIEW t_tmp AS SELECT * FROM orders',
+      'DELETE FROM t_tmp WHERE id = 4',
+      'DELETE FROM pg_temp.t_tmp WHERE id = 4',
+    );
+    const denials = r.stderr.match(/42501: Orders are kept\./g) ?? [];
+    assert.equal(denials.length, 2, r.all);
+    assert.ok(await orderKept(4), 'row 4 of orders was deleted');
+  });
+});
+
+describe('PostgreSQL guard: a denied table behind a name bound after it was judged', () => {
+  // Fails without #reachOf's reading of the functions a statement calls: a PL/pgSQL body names its
+  // tables as text and the server resolves them at each call; the CREATE FUNCTION was judged when
+  // t_late did not exist, and the call names no table at all.
+  it('denies a call of a function whose table became a view over a denied table', async () => {
+    for (const sql of [
+      'CREATE FUNCTION purge(i int) RETURNS void LANGUAGE plpgsql AS $$ BEGIN DELETE FROM t_late WHERE id = i; END $$',
+      'CREATE VIEW t_late AS SELECT * FROM orders',
+    ]) {
+      const made = psql(sql);
+      assert.equal(made.code, 0, `${sql}: ${made.stderr}`);
+    }
+    const r = psql('SELECT purge(5)');
+    assert.match(r.stderr, /42501/, r.stdout);
+    assert.ok(await orderKept(5), 'row 5 of orders was deleted');
+  });
+
+  // Fails if a Bind did not look the view up again (session.ts #bind → #afterCatalog): the view
+  // replaced through the guard invalidates the catalog, and the statement prepared before it now
+  // deletes from orders.
+  it('denies a Bind of a prepared DELETE after its view was replaced by one over orders', async () => {
+    const c = agent();
+    await c.connect();
+    try {
+      const del = { name: 'del_swap', text: 'DELETE FROM t_swap WHERE id = $1', values: [6] };
+      await c.query(del);
+      await c.query('CREATE OR REPLACE VIEW t_swap AS SELECT * FROM orders');
+      await assert.rejects(c.query(del), /Orders are kept\./);
+    } finally {
+      await c.end();
+    }
+    assert.ok(await orderKept(6), 'row 6 of orders was deleted');
+  });
+
+  // Fails if what a session learnt a name reaches (session.ts #reachedBy) were kept until a statement
+  // through the guard invalidates the catalog: a view made outside the guard (a migration) would not
+  // be seen by a session that looked its name up before, however long after.
+  it('denies a read through a view made outside the guard once the catalog cache has expired', async () => {
+    const c = agent();
+    await c.connect();
+    try {
+      await assert.rejects(c.query('SELECT count(*) FROM t_outside'), /does not exist/);
+      await db.direct((d) => d.query('CREATE VIEW t_outside AS SELECT * FROM ledger'));
+      await sleep(CATALOG_TTL_MS * 1.5); // past the catalog's trust (--database-catalog-ttl)
+      await assert.rejects(c.query('SELECT amount FROM t_outside'), /The ledger is closed\./);
+    } finally {
+      await c.end();
+    }
+  });
+});
+
+describe('PostgreSQL guard: masked values leaving by a notification', () => {
+  // Fails if a masked column given to pg_notify (an expression over it) were allowed: the payload
+  // would carry it.
+  it('denies pg_notify of a masked column', () => {
+    const r = psql('LISTEN c', "SELECT pg_notify('c', password) FROM users");
+    assert.match(r.stderr, /42501: column "password" of masked table users/, r.stdout);
+    assert.doesNotMatch(r.all, new RegExp(CANARY));
+  });
+});
