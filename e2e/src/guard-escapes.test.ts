@@ -22,19 +22,10 @@ import { Agent, request } from 'undici';
 import { createNamespace, kubeInfo, type TestNamespace } from './environment.ts';
 import { type KubectlResult, kubectl } from './kubectl.ts';
 import { waitFor } from './process.ts';
-import { type SidecarUnderTest, startSidecar } from './sidecar-harness.ts';
+import { ALLOW_ALL, type SidecarUnderTest, startSidecar } from './sidecar-harness.ts';
 
 const CANARY = 'canary-escape-5e1b9c-do-not-leak';
 const CANARY_B64 = Buffer.from(CANARY).toString('base64');
-
-const ALLOW_ALL = `apiVersion: chaperone.dev/v1alpha1
-kind: GuardrailPolicy
-metadata: { name: allow-everything }
-spec:
-  defaultAction: allow
-  rules:
-    - { name: everything, match: {}, action: allow }
-`;
 
 /** A fresh certificate request (openssl, an ordinary e2e dependency); its key is thrown away. */
 function certificateRequest(): string {

@@ -18,6 +18,16 @@ import { type ManagedProcess, startProcess, waitFor } from './process.ts';
 import { loopbackListenerFlags, writeAgentKubeconfig } from './sidecar-local.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/chaperone.ts', import.meta.url));
+
+/** A policy that allows everything: what is under test is what only the built-in rules stop. */
+export const ALLOW_ALL = `apiVersion: chaperone.dev/v1alpha1
+kind: GuardrailPolicy
+metadata: { name: allow-everything }
+spec:
+  defaultAction: allow
+  rules:
+    - { name: everything, match: {}, action: allow }
+`;
 export const SA_PATH = 'var/run/secrets/kubernetes.io/serviceaccount';
 
 export interface SidecarUnderTest {

@@ -12,19 +12,10 @@ import { createNamespace, kubeInfo, type TestNamespace } from './environment.ts'
 import { kubectl } from './kubectl.ts';
 import { createBoundPod } from './kubelet/node.ts';
 import { type ExecStage, execStageSkip, startExecStage } from './sidecar-exec-stage.ts';
-import { type SidecarUnderTest, startSidecar } from './sidecar-harness.ts';
+import { ALLOW_ALL, type SidecarUnderTest, startSidecar } from './sidecar-harness.ts';
 
 const CANARY = 'canary-ways-around-7c41d2-do-not-leak';
 const CANARY_B64 = Buffer.from(CANARY).toString('base64');
-
-const ALLOW_ALL = `apiVersion: chaperone.dev/v1alpha1
-kind: GuardrailPolicy
-metadata: { name: allow-everything }
-spec:
-  defaultAction: allow
-  rules:
-    - { name: everything, match: {}, action: allow }
-`;
 
 describe('sidecar: ways around the Kubernetes API guard', () => {
   const kube = kubeInfo();

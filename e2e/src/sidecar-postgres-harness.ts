@@ -5,6 +5,7 @@
  * would), a namespace for the sidecar's identity, and a free port for the
  * listener agents connect to.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +57,27 @@ export function usersWithCanary(canary: string): (c: pg.Client) => Promise<void>
     await c.query('CREATE TABLE users (id int PRIMARY KEY, password text)');
     await c.query(`INSERT INTO users VALUES (1, 'harmless'), (2, '${canary}')`);
   };
+}
+
+/** psql as the agent through the sidecar, each of `sql` a query string of its own on one session (verbose errors). */
+export function psqlAsAgent(db: GuardedDatabase, ...sql: string[]) {
+  const r = spawnSync(
+    'psql',
+    ['-X', '-w', '-A', '-t', '-v', 'VERBOSITY=verbose', ...sql.flatMap((s) => ['-c', s])],
+    {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        PGHOST: '127.0.0.1',
+        PGPORT: String(db.port),
+        PGDATABASE: 'app',
+        PGUSER: 'agent',
+        PGCONNECT_TIMEOUT: '10',
+      },
+    },
+  );
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, all: `${r.stdout}\n${r.stderr}` };
 }
 
 /** Whether `table` exists, asked on a connection straight to the server. */

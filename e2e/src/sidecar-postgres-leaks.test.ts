@@ -6,9 +6,13 @@
 // masked column, must reach the agent nowhere. The schema is the application's, made outside the
 // guard before the sidecar starts.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { type GuardedDatabase, noDropPolicy, startGuardedDatabase } from './sidecar-postgres-harness.ts';
+import {
+  type GuardedDatabase,
+  noDropPolicy,
+  psqlAsAgent,
+  startGuardedDatabase,
+} from './sidecar-postgres-harness.ts';
 
 const CANARY = 'canary-leaks-5d7a31';
 const MASKED = '**masked**';
@@ -29,21 +33,7 @@ const POLICY = noDropPolicy(
 
 let db: GuardedDatabase;
 
-function psql(sql: string) {
-  const r = spawnSync('psql', ['-X', '-w', '-A', '-t', '-v', 'VERBOSITY=verbose', '-c', sql], {
-    encoding: 'utf8',
-    timeout: 30_000,
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      PGHOST: '127.0.0.1',
-      PGPORT: String(db.port),
-      PGDATABASE: 'app',
-      PGUSER: 'agent',
-      PGCONNECT_TIMEOUT: '10',
-    },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr, all: `${r.stdout}\n${r.stderr}` };
-}
+const psql = (...sql: string[]) => psqlAsAgent(db, ...sql);
 
 before(async () => {
   db = await startGuardedDatabase({

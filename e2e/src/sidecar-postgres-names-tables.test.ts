@@ -6,11 +6,15 @@
 // `chaperone sidecar`; the agent is psql or node-postgres. Every attempt targets its own row of
 // orders, and the row must still be there after it.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { type GuardedDatabase, noDropPolicy, startGuardedDatabase } from './sidecar-postgres-harness.ts';
+import {
+  type GuardedDatabase,
+  noDropPolicy,
+  psqlAsAgent,
+  startGuardedDatabase,
+} from './sidecar-postgres-harness.ts';
 
 const CANARY = 'canary-names-tables-81c4e2';
 const POLICY = noDropPolicy(
@@ -30,26 +34,7 @@ const POLICY = noDropPolicy(
 let db: GuardedDatabase;
 const CATALOG_TTL_MS = 1000;
 
-/** psql as the agent, each `-c` a query string of its own on one session. */
-function psql(...sql: string[]) {
-  const r = spawnSync(
-    'psql',
-    ['-X', '-w', '-A', '-t', '-v', 'VERBOSITY=verbose', ...sql.flatMap((s) => ['-c', s])],
-    {
-      encoding: 'utf8',
-      timeout: 30_000,
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        PGHOST: '127.0.0.1',
-        PGPORT: String(db.port),
-        PGDATABASE: 'app',
-        PGUSER: 'agent',
-        PGCONNECT_TIMEOUT: '10',
-      },
-    },
-  );
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr, all: `${r.stdout}\n${r.stderr}` };
-}
+const psql = (...sql: string[]) => psqlAsAgent(db, ...sql);
 
 function agent(): pg.Client {
   return new pg.Client({ host: '127.0.0.1', port: db.port, database: 'app', user: 'agent' });
