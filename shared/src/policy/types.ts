@@ -67,6 +67,13 @@ export interface SqlStatement {
    * names.
    */
   readonly reaches?: readonly string[];
+  /**
+   * A definition that makes the relations it names other names for each
+   * other: a view and what it reads, a rule and what it acts on, a partition
+   * or inheritance child and its parent (CREATE TABLE … PARTITION OF /
+   * INHERITS, ALTER TABLE … ATTACH PARTITION / INHERIT).
+   */
+  readonly linksRelations?: true;
   /** Why the guard could not read the statement: it is then denied whatever the policy says. */
   readonly problem?: string;
 }

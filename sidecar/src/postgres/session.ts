@@ -65,6 +65,7 @@ import {
   type Logger,
   masksOfCatalogTable,
   masksOfWrittenTable,
+  qualifiedNameMatcher,
   type SelfProtection,
   type SqlMask,
   type SqlStatement,
@@ -239,8 +240,6 @@ const CHANGES_DEFINITIONS = ['ddl', 'do', 'dynamic-sql', 'call'];
  */
 const REPLACES_PORTALS = new Set(['DeclareCursorStmt', 'ClosePortalStmt']);
 const RUNS_CODE = ['do', 'call', 'dynamic-sql'];
-/** Statements whose relations the database links (views, partitions, inheritance, rules): #linkDefinitions. */
-const LINKS_RELATIONS = new Set(['ViewStmt', 'CreateStmt', 'AlterTableStmt', 'RuleStmt']);
 /**
  * The #reachedBy keys of what a statement names: `r:` a relation as written,
  * `f:` a function as called.
@@ -372,6 +371,10 @@ export class PostgresSession {
   >();
   /** Relations linked by definitions this session sent and the catalog may not show yet, by unqualified name (#linkDefinitions). */
   readonly #links = new Map<string, { readonly names: Set<string>; readonly batch: number }>();
+  /** The deny and review rules on tables of the policy in force, with their table matchers (#newName). */
+  #protectedOf:
+    | { policy: CompiledPolicy; rules: { name: string; tables: (name: string) => boolean }[] }
+    | undefined;
   /** Whether the policy in force has deny or review rules on tables (#tableRules). */
   #tableRulesOf: { policy: CompiledPolicy; has: boolean } | undefined;
   /** Prepared statements by name (protocol Parse and SQL PREPARE share one namespace). */
@@ -949,11 +952,12 @@ export class PostgresSession {
         this.#o.metrics.sqlStatements.inc({ kind: statement.kind, action: d.action, rule: d.rule });
       return d;
     }
-    const d = evaluate(
+    const evaluated = evaluate(
       sqlAction(this.#o.database, [reached], this.#o.identity.user.username),
       this.#o.policy.current,
       this.#o.protection,
     );
+    const d = this.#newName(reached, evaluated) ?? evaluated;
     if (counted) this.#o.metrics.sqlStatements.inc({ kind: statement.kind, action: d.action, rule: d.rule });
     switch (d.action) {
       case 'allow':
@@ -971,6 +975,37 @@ export class PostgresSession {
       case 'mask':
         return d;
     }
+  }
+
+  /**
+   * A definition that would give a table a deny or review rule names another
+   * name (a view over it, a rule on it, a partition or child of it) is
+   * refused: code run later resolves names when it runs (a function's body,
+   * an operator's, a default's, a policy's), so a name made now could reach
+   * the table where the guard does not look. An administrator makes such
+   * definitions; an allow that the policy gives them is not enough.
+   */
+  #newName(s: SqlStatement, d: Decision): Decision | undefined {
+    if (!s.linksRelations || (d.action !== 'allow' && d.action !== 'mask') || !this.#tableRules())
+      return undefined;
+    const policy = this.#o.policy.current;
+    if (this.#protectedOf?.policy !== policy) {
+      const rules = policy.policy.rules
+        .filter((r) => (r.action === 'deny' || r.action === 'review') && r.match.sql?.tables !== undefined)
+        .map((r) => ({ name: r.name, tables: qualifiedNameMatcher(r.match.sql?.tables ?? [], true) }));
+      this.#protectedOf = { policy, rules };
+    }
+    for (const t of [...s.tables, ...(s.reaches ?? [])]) {
+      const rule = this.#protectedOf.rules.find((r) => r.tables(t));
+      if (!rule) continue;
+      return {
+        action: 'deny',
+        rule: 'chaperone-sql-no-new-names',
+        reason: 'self_protection',
+        message: `this definition would give ${t}, which rule "${rule.name}" names, another name (a view over it, a rule on it, a partition or child of it) that code run later could reach it by; an administrator can make it`,
+      };
+    }
+    return undefined;
   }
 
   /** Whether the policy in force has deny or review rules on tables: only they read what the catalog says a statement reaches. */
@@ -1087,6 +1122,9 @@ export class PostgresSession {
     } else {
       code = await this.#o.catalog.functionsNamed(schema, name);
     }
+    // An aggregate runs its support functions (transition, final, …).
+    const support = code.flatMap((f) => f.support);
+    if (support.length > 0) code = [...code, ...(await this.#o.catalog.functionsByOid(support))];
     for (const f of code) {
       if (f.definition === undefined) continue;
       for (const c of this.#o.classifier.classify(f.definition).statements) {
@@ -1096,8 +1134,11 @@ export class PostgresSession {
         const does = (body.kinds ?? []).filter((k) => !DEFINING_KINDS.has(k));
         for (const k of does) kinds.add(k);
         if (does.some((k) => WRITING_KINDS.has(k))) kinds.add('write');
-        if (depth >= MAX_CODE_DEPTH) continue;
-        for (const k of reachKeys(body)) {
+        const further = reachKeys(body);
+        // Deeper than the guard reads: what it reaches is not known, and a statement reaching it is denied.
+        if (depth >= MAX_CODE_DEPTH && further.length > 0)
+          throw new Error(`code nested more than ${MAX_CODE_DEPTH} calls deep`);
+        for (const k of further) {
           const inner = await this.#reachOf(k, depth + 1, done, fresh);
           for (const r of inner.reaches) out.add(r);
           for (const x of inner.kinds) kinds.add(x);
@@ -1121,7 +1162,7 @@ export class PostgresSession {
    * from when the catalog says what is committed.
    */
   #linkDefinitions(s: SqlStatement): void {
-    if (!LINKS_RELATIONS.has(s.kind) || s.tables.length < 2 || !this.#tableRules()) return;
+    if (!s.linksRelations || s.tables.length < 2 || !this.#tableRules()) return;
     for (const t of s.tables) {
       const key = splitName(t).name;
       const link = this.#links.get(key) ?? { names: new Set<string>(), batch: this.#batch };

@@ -105,6 +105,7 @@ export function toSqlStatement(f: StatementFacts): SqlStatement {
   if (f.functions.size > 0) s.functions = [...f.functions].sort();
   if (f.schemas.size > 0) s.schemas = [...f.schemas].sort();
   if (f.unqualified) s.unqualified = true;
+  if (f.linksRelations) s.linksRelations = true;
   if (problems.size > 0) s.problem = [...problems].join('; ');
   return s as unknown as SqlStatement;
 }

@@ -35,6 +35,8 @@ export interface StatementFacts {
   readonly bodies: CodeBody[];
   /** A top-level DELETE or UPDATE without WHERE. */
   unqualified: boolean;
+  /** A definition that makes the relations it names other names for each other (see SqlStatement.linksRelations). */
+  linksRelations?: boolean;
   /** `PREPARE name AS …`: the name, and what was prepared (for EXECUTE). */
   prepares?: { readonly name: string; readonly facts: StatementFacts };
   /** `EXECUTE name`. */
@@ -697,15 +699,24 @@ function node(type: string, b: Obj, ctx: Ctx): void {
             addKinds(ctx, 'drop');
             if (typeof cmd.name === 'string') f.columns.add(cmd.name);
           }
+          // A partition attached, a parent added: rows of one are the other's.
+          if (cmd?.subtype === 'AT_AttachPartition' || cmd?.subtype === 'AT_AddInherit')
+            f.linksRelations = true;
         }
       }
+      if (type === 'CreateStmt') {
+        const inherits = Array.isArray(b.inhRelations) && b.inhRelations.length > 0;
+        if (inherits || b.partbound !== undefined) f.linksRelations = true;
+      }
       if (type === 'RuleStmt') {
+        f.linksRelations = true;
         // A rule's actions run whenever the rule fires.
         for (const a of Array.isArray(b.actions) ? b.actions : []) inner(a, ctx, true);
       }
       fields(b, ctx, ['relation', 'funcname', 'actions']);
       return;
     case 'ViewStmt':
+      f.linksRelations = true;
       writeRange(ctx, b.view);
       fields(b, ctx, ['view']);
       return;
