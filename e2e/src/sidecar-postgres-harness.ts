@@ -80,6 +80,28 @@ export function psqlAsAgent(db: GuardedDatabase, ...sql: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, all: `${r.stdout}\n${r.stderr}` };
 }
 
+/**
+ * Rules on tables (YAML list items, indented 4, for noDropPolicy): `keep-orders` denies deleting,
+ * updating, emptying, altering and dropping orders ("Orders are kept."); `ledger-closed` denies
+ * every statement on ledger ("The ledger is closed.").
+ */
+export const TABLE_RULES = `    - name: keep-orders
+      match: { protocols: [postgres], sql: { statements: [delete, update, truncate, alter, drop], tables: [orders] } }
+      action: deny
+      message: Orders are kept.
+    - name: ledger-closed
+      match: { protocols: [postgres], sql: { tables: [ledger] } }
+      action: deny
+      message: The ledger is closed.
+`;
+
+/** Whether row `id` of orders is still there, asked on a connection straight to the server. */
+export async function orderKept(db: GuardedDatabase, id: number): Promise<boolean> {
+  return db.direct(
+    async (c) => (await c.query('SELECT count(*)::int AS n FROM orders WHERE id = $1', [id])).rows[0].n === 1,
+  );
+}
+
 /** Whether `table` exists, asked on a connection straight to the server. */
 export async function tableExists(db: GuardedDatabase, table: string): Promise<boolean> {
   return db.direct(async (c) => (await c.query('SELECT to_regclass($1) AS t', [table])).rows[0].t !== null);

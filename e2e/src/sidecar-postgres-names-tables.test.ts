@@ -11,24 +11,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import {
   type GuardedDatabase,
+  orderKept as harnessOrderKept,
   noDropPolicy,
   psqlAsAgent,
   startGuardedDatabase,
+  TABLE_RULES,
 } from './sidecar-postgres-harness.ts';
 
 const CANARY = 'canary-names-tables-81c4e2';
 const POLICY = noDropPolicy(
   'names-tables',
   `    - { name: mask-passwords, match: { sql: { tables: [users], columns: [password] } }, action: mask }
-    - name: keep-orders
-      match: { protocols: [postgres], sql: { statements: [delete, update, truncate, alter, drop], tables: [orders] } }
-      action: deny
-      message: Orders are kept.
-    - name: ledger-closed
-      match: { protocols: [postgres], sql: { tables: [ledger] } }
-      action: deny
-      message: The ledger is closed.
-`,
+${TABLE_RULES}`,
 );
 
 let db: GuardedDatabase;
@@ -40,11 +34,7 @@ function agent(): pg.Client {
   return new pg.Client({ host: '127.0.0.1', port: db.port, database: 'app', user: 'agent' });
 }
 
-async function orderKept(id: number): Promise<boolean> {
-  return db.direct(
-    async (c) => (await c.query('SELECT count(*)::int AS n FROM orders WHERE id = $1', [id])).rows[0].n === 1,
-  );
-}
+const orderKept = (id: number) => harnessOrderKept(db, id);
 
 before(async () => {
   db = await startGuardedDatabase({

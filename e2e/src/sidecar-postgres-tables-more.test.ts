@@ -8,33 +8,20 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
   type GuardedDatabase,
+  orderKept as harnessOrderKept,
   noDropPolicy,
   psqlAsAgent,
   startGuardedDatabase,
+  TABLE_RULES,
 } from './sidecar-postgres-harness.ts';
 
-const POLICY = noDropPolicy(
-  'tables-more',
-  `    - name: keep-orders
-      match: { protocols: [postgres], sql: { statements: [delete, update, truncate, alter, drop], tables: [orders] } }
-      action: deny
-      message: Orders are kept.
-    - name: ledger-closed
-      match: { protocols: [postgres], sql: { tables: [ledger] } }
-      action: deny
-      message: The ledger is closed.
-`,
-);
+const POLICY = noDropPolicy('tables-more', TABLE_RULES);
 
 let db: GuardedDatabase;
 
 const psql = (...sql: string[]) => psqlAsAgent(db, ...sql);
 
-async function orderKept(id: number): Promise<boolean> {
-  return db.direct(
-    async (c) => (await c.query('SELECT count(*)::int AS n FROM orders WHERE id = $1', [id])).rows[0].n === 1,
-  );
-}
+const orderKept = (id: number) => harnessOrderKept(db, id);
 
 const zapBody = (returns: string, ret: string, id: string) =>
   `RETURNS ${returns} LANGUAGE plpgsql AS $$ BEGIN DELETE FROM t_late WHERE id = ${id}; RETURN ${ret}; END $$`;
