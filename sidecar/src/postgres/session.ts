@@ -232,14 +232,14 @@ function maskKey(masks: readonly SqlMask[]): string {
 }
 
 /** Kinds after which the catalog's cached answers may be out of date. */
-const CHANGES_DEFINITIONS = ['ddl', 'do', 'dynamic-sql', 'call'];
+const RUNS_CODE = ['do', 'call', 'dynamic-sql'];
+const CHANGES_DEFINITIONS = ['ddl', ...RUNS_CODE];
 /**
  * Statements after which the guard no longer knows what the session's portals
  * hold: a cursor declared or closed in SQL shares their names, and code run on
  * the server (a DO block, a procedure) may open or close cursors by any name.
  */
 const REPLACES_PORTALS = new Set(['DeclareCursorStmt', 'ClosePortalStmt']);
-const RUNS_CODE = ['do', 'call', 'dynamic-sql'];
 /**
  * The #reachedBy keys of what a statement names: `r:` a relation as written,
  * `f:` a function as called.
@@ -371,12 +371,10 @@ export class PostgresSession {
   >();
   /** Relations linked by definitions this session sent and the catalog may not show yet, by unqualified name (#linkDefinitions). */
   readonly #links = new Map<string, { readonly names: Set<string>; readonly batch: number }>();
-  /** The deny and review rules on tables of the policy in force, with their table matchers (#newName). */
-  #protectedOf:
+  /** The deny and review rules on tables of the policy in force, with their table matchers (#rulesOnTables). */
+  #rulesOnTablesOf:
     | { policy: CompiledPolicy; rules: { name: string; tables: (name: string) => boolean }[] }
     | undefined;
-  /** Whether the policy in force has deny or review rules on tables (#tableRules). */
-  #tableRulesOf: { policy: CompiledPolicy; has: boolean } | undefined;
   /** Prepared statements by name (protocol Parse and SQL PREPARE share one namespace). */
   readonly #prepared = new Map<string, Judged>();
   /** Portals by name: what their statement was judged at Bind (undefined for an empty query's portal). */
@@ -812,7 +810,7 @@ export class PostgresSession {
         if (m.target === 'S') {
           this.#prepared.delete(m.name);
           this.#emptyPrepared.delete(m.name);
-        } else this.#portals.delete(m.name);
+        } else this.#dropPortal(m.name);
         this.#forward(m.raw, { t: 'close' });
         return;
       case 'Sync':
@@ -988,15 +986,9 @@ export class PostgresSession {
   #newName(s: SqlStatement, d: Decision): Decision | undefined {
     if (!s.linksRelations || (d.action !== 'allow' && d.action !== 'mask') || !this.#tableRules())
       return undefined;
-    const policy = this.#o.policy.current;
-    if (this.#protectedOf?.policy !== policy) {
-      const rules = policy.policy.rules
-        .filter((r) => (r.action === 'deny' || r.action === 'review') && r.match.sql?.tables !== undefined)
-        .map((r) => ({ name: r.name, tables: qualifiedNameMatcher(r.match.sql?.tables ?? [], true) }));
-      this.#protectedOf = { policy, rules };
-    }
+    const rules = this.#rulesOnTables();
     for (const t of [...s.tables, ...(s.reaches ?? [])]) {
-      const rule = this.#protectedOf.rules.find((r) => r.tables(t));
+      const rule = rules.find((r) => r.tables(t));
       if (!rule) continue;
       return {
         action: 'deny',
@@ -1008,16 +1000,21 @@ export class PostgresSession {
     return undefined;
   }
 
+  /** The deny and review rules on tables of the policy in force, each with a matcher of its `tables`. */
+  #rulesOnTables(): readonly { name: string; tables: (name: string) => boolean }[] {
+    const policy = this.#o.policy.current;
+    if (this.#rulesOnTablesOf?.policy !== policy) {
+      const rules = policy.policy.rules
+        .filter((r) => (r.action === 'deny' || r.action === 'review') && r.match.sql?.tables !== undefined)
+        .map((r) => ({ name: r.name, tables: qualifiedNameMatcher(r.match.sql?.tables ?? [], true) }));
+      this.#rulesOnTablesOf = { policy, rules };
+    }
+    return this.#rulesOnTablesOf.rules;
+  }
+
   /** Whether the policy in force has deny or review rules on tables: only they read what the catalog says a statement reaches. */
   #tableRules(): boolean {
-    const policy = this.#o.policy.current;
-    if (this.#tableRulesOf?.policy !== policy) {
-      const has = policy.policy.rules.some(
-        (r) => (r.action === 'deny' || r.action === 'review') && r.match.sql?.tables !== undefined,
-      );
-      this.#tableRulesOf = { policy, has };
-    }
-    return this.#tableRulesOf.has;
+    return this.#rulesOnTables().length > 0;
   }
 
   /**
@@ -1049,17 +1046,20 @@ export class PostgresSession {
   }
 
   /**
-   * Runs `then` once the catalog has said what the relations `statements`
-   * name reach (when rules on tables are in force): at once when every one
+   * Runs `then` once the catalog has said what the relations the statements
+   * `named` gives name reach (when rules on tables are in force; otherwise
+   * they are not even read, so as to stay off the path of every statement):
+   * at once when every one
    * is known under the catalog's current generation, else after looking them
    * up (the agent's later messages wait). A lookup that fails leaves the name
    * unknown, and a statement naming it is denied (#decide).
    */
-  #afterCatalog(statements: readonly SqlStatement[], then: () => void): void {
+  #afterCatalog(named: () => readonly SqlStatement[], then: () => void): void {
     if (!this.#tableRules()) {
       then();
       return;
     }
+    const statements = named();
     const generation = this.#o.catalog.generation;
     const now = Date.now();
     const fresh = (key: string) => {
@@ -1084,7 +1084,7 @@ export class PostgresSession {
         }
         if (this.#phase === 'closed') return;
         // A definition committed meanwhile (the catalog was told to forget): what was read may be old.
-        if (this.#o.catalog.generation !== generation) this.#afterCatalog(statements, then);
+        if (this.#o.catalog.generation !== generation) this.#afterCatalog(() => statements, then);
         else then();
       })(),
     );
@@ -1301,10 +1301,13 @@ export class PostgresSession {
    * every Bind is decided.
    */
   #bind(m: Extract<FrontendMessage, { type: 'Bind' }>): void {
-    const prepared = this.#prepared.get(m.statement);
-    const named = prepared ? [prepared.statement, this.#retargeted(prepared)?.statement] : [];
     this.#afterCatalog(
-      named.filter((s) => s !== undefined),
+      () => {
+        const prepared = this.#prepared.get(m.statement);
+        if (!prepared) return [];
+        const retargeted = this.#retargeted(prepared)?.statement;
+        return retargeted ? [prepared.statement, retargeted] : [prepared.statement];
+      },
       () => this.#bindRead(m),
     );
   }
@@ -1314,7 +1317,7 @@ export class PostgresSession {
       this.#sendBind(m, undefined);
       return;
     }
-    this.#portals.delete(m.portal);
+    this.#dropPortal(m.portal);
     const prepared = this.#prepared.get(m.statement);
     if (!prepared) {
       this.#refuseProtocol(
@@ -1441,7 +1444,7 @@ export class PostgresSession {
     this.#forward(m.raw, {
       t: 'bind',
       settle: (ok) => {
-        if (!ok && this.#latest(key, change)) this.#portals.delete(m.portal);
+        if (!ok && this.#latest(key, change)) this.#dropPortal(m.portal);
         this.#answered(change);
       },
     });
@@ -1531,7 +1534,7 @@ export class PostgresSession {
       const refused: Judged[] = [{ ...judged, receivedAt: new Date() }];
       const refusal = this.#refusal(refused);
       if (refusal) {
-        this.#portals.delete(m.portal);
+        this.#dropPortal(m.portal);
         this.#refuse(refused, refusal, 'parse');
         this.#prepared.delete('');
         this.#emptyPrepared.delete('');
@@ -1832,7 +1835,10 @@ export class PostgresSession {
   }
 
   #query(text: string, raw: Buffer): void {
-    this.#afterCatalog(this.#classify(text, false).statements, () => this.#queryRead(text, raw));
+    this.#afterCatalog(
+      () => this.#classify(text, false).statements,
+      () => this.#queryRead(text, raw),
+    );
   }
 
   #queryRead(text: string, raw: Buffer): void {
@@ -1852,7 +1858,10 @@ export class PostgresSession {
 
   /** A Parse a review rule matches is not held: its Binds are, each with its values (#bind). */
   #parse(m: Extract<FrontendMessage, { type: 'Parse' }>): void {
-    this.#afterCatalog(this.#classify(m.query, false).statements, () => this.#parseRead(m));
+    this.#afterCatalog(
+      () => this.#classify(m.query, false).statements,
+      () => this.#parseRead(m),
+    );
   }
 
   #parseRead(m: Extract<FrontendMessage, { type: 'Parse' }>): void {
@@ -2306,7 +2315,7 @@ export class PostgresSession {
         this.#emptyPrepared.delete(name);
       }
     }
-    if (portals) this.#portals.clear();
+    if (portals) this.#dropPortal();
   }
 
   /** Records a change of names (`s:…`, `p:…`) sent now; `answered`: an answer of the server will settle it (#answered). */
@@ -2340,6 +2349,17 @@ export class PostgresSession {
       );
   }
 
+  /** Forgets portal `name` (every portal when undefined). */
+  #dropPortal(name?: string): void {
+    if (name === undefined) {
+      this.#portals.clear();
+      this.#portalBatch.clear();
+    } else {
+      this.#portals.delete(name);
+      this.#portalBatch.delete(name);
+    }
+  }
+
   /**
    * The transaction of the batches up to `batch` ended (ReadyForQuery, idle):
    * the server dropped every portal bound in them, and the guard forgets them,
@@ -2350,8 +2370,7 @@ export class PostgresSession {
     if (batch === undefined) return;
     for (const [name, b] of this.#portalBatch) {
       if (b > batch) continue;
-      this.#portalBatch.delete(name);
-      this.#portals.delete(name);
+      this.#dropPortal(name);
     }
   }
 
