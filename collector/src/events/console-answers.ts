@@ -62,13 +62,17 @@ export interface SessionPage {
   readonly nextCursor?: string;
 }
 
-export interface AccessReportRow {
+/** What an access review counts by: identity, category, protocol, verb and resource. */
+export interface AccessKey {
   readonly namespace: string;
   readonly serviceAccount: string;
   readonly category: AccessCategory;
   readonly protocol: string;
   readonly verb: string;
   readonly resource: string;
+}
+
+export interface AccessReportRow extends AccessKey {
   readonly count: number;
   readonly first: string;
   readonly last: string;

@@ -17,16 +17,13 @@
  * rollup rows in one order (no deadlocks).
  */
 import type { AuditEvent } from '@chaperone/shared';
+import type { AccessCategory, AccessKey } from '../events/console-answers.ts';
 import { type EventFacts, eventFacts } from '../events/event-facts.ts';
 import { type EventRow, toEventRow } from '../events/event-row.ts';
 
 /** Rollup periods, in seconds (each divides the next): a minute, a quarter hour, an hour, 6 hours, a UTC day. */
 export const COUNT_SPANS = [60, 900, 3600, 21_600, 86_400] as const;
 export const DAY_US = 86_400_000_000;
-
-import { ACCESS_CATEGORIES, type AccessCategory } from '../events/console-answers.ts';
-
-export { ACCESS_CATEGORIES, type AccessCategory };
 
 interface Outcomes {
   total: number;
@@ -54,14 +51,8 @@ export interface AgentDelta extends Outcomes {
   lastUs: number;
 }
 
-export interface AccessDelta {
+export interface AccessDelta extends AccessKey {
   readonly dayUs: number;
-  readonly namespace: string;
-  readonly serviceAccount: string;
-  readonly category: AccessCategory;
-  readonly protocol: string;
-  readonly verb: string;
-  readonly resource: string;
   count: number;
   firstUs: number;
   lastUs: number;

@@ -12,11 +12,11 @@
  * never coarser than its bucket. The access report counts whole UTC days.
  */
 import { ValidationError } from '@chaperone/shared';
+import { ACCESS_CATEGORIES } from '../events/console-answers.ts';
 import { microsToRfc3339 } from '../events/time.ts';
 import type { Dialect } from './query-sql.ts';
 import { SqlBuilder } from './query-sql.ts';
 import {
-  ACCESS_CATEGORIES,
   type AccessDelta,
   type AgentDelta,
   COUNT_SPANS,
