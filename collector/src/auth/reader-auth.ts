@@ -69,8 +69,7 @@ export function readerAuth(opts: ReaderAuthOptions): QueryAuthenticator {
     cache.set(key, value);
   }
 
-  async function review(authorization: string, token: string, key: string): Promise<Approver> {
-    const now = opts.now?.() ?? Date.now();
+  async function review(authorization: string, token: string, key: string, now: number): Promise<Approver> {
     try {
       const who = await opts.identities.authenticate(authorization);
       remember(known, key, { at: now, until: expiryOf(token), who });
@@ -92,7 +91,7 @@ export function readerAuth(opts: ReaderAuthOptions): QueryAuthenticator {
     if (no && now - no.at < cacheMs) throw no.err;
     const pending = asking.get(key);
     if (pending) return pending;
-    const p = review(authorization, token, key);
+    const p = review(authorization, token, key, now);
     asking.set(key, p);
     try {
       return await p;
