@@ -226,25 +226,31 @@ async function startGuard(env: Env): Promise<Running> {
 
 const PIPE = fileURLToPath(new URL('./postgres-pipe.ts', import.meta.url));
 
+/** The diagnostic relays (postgres-pipe.ts): the flag each runs with (none: bytes only), and its row's label. */
+const RELAYS = {
+  pipe: { flag: '', label: 'Node relay (diagnostic)' },
+  'pipe-audit': { flag: '--audit', label: 'Node relay + one audit event per statement (floor)' },
+  'pipe-audit-batched': {
+    flag: '--audit-batched',
+    label: 'the same, events written once per event-loop turn (floor)',
+  },
+} as const;
+type RelayName = keyof typeof RELAYS;
+
 /** A diagnostic relay (postgres-pipe.ts): bytes only, or with audit events written one by one or per turn. */
-async function startPipe(env: Env, audit: '' | '--audit' | '--audit-batched'): Promise<Running> {
+async function startPipe(env: Env, name: RelayName): Promise<Running> {
+  const { flag } = RELAYS[name];
   const dir = mkdtempSync(join(env.root, 'pipe-'));
   const port = await freePort();
   const proc = startProcess({
-    name: `node relay${audit}`,
+    name: `node relay${flag}`,
     command: process.execPath,
-    args: [
-      PIPE,
-      String(port),
-      '127.0.0.1',
-      String(env.db.port),
-      ...(audit ? [audit, join(dir, 'spool')] : []),
-    ],
+    args: [PIPE, String(port), '127.0.0.1', String(env.db.port), ...(flag ? [flag, join(dir, 'spool')] : [])],
     logFile: join(dir, 'pipe.log'),
   });
   await waitAccepting(port, 'the Node relay to accept connections', proc);
   return {
-    name: audit === '' ? 'pipe' : audit === '--audit' ? 'pipe-audit' : 'pipe-audit-batched',
+    name,
     port,
     password: env.db.password,
     pids: () => [proc.pid],
@@ -267,11 +273,9 @@ async function start(name: TargetName, env: Env): Promise<Running> {
     case 'sidecar':
       return startGuard(env);
     case 'pipe':
-      return startPipe(env, '');
     case 'pipe-audit':
-      return startPipe(env, '--audit');
     case 'pipe-audit-batched':
-      return startPipe(env, '--audit-batched');
+      return startPipe(env, name);
   }
 }
 
@@ -518,13 +522,7 @@ async function main(): Promise<void> {
         const mem = mems.length ? median(mems) : Number.NaN;
         rows.push([
           `\`-M ${mode}\``,
-          name === 'pipe'
-            ? 'Node relay (diagnostic)'
-            : name === 'pipe-audit'
-              ? 'Node relay + one audit event per statement (floor)'
-              : name === 'pipe-audit-batched'
-                ? 'the same, events written once per event-loop turn (floor)'
-                : name,
+          name in RELAYS ? RELAYS[name as RelayName].label : name,
           tps.toFixed(0),
           ratio(tps, direct),
           Number.isNaN(bouncer) ? 'n/a' : ratio(tps, bouncer),
