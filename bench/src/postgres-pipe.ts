@@ -25,9 +25,8 @@
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
 import { chainEventText, GENESIS_HASH } from '@chaperone/shared';
-import { Spool } from '@chaperone/sidecar';
+import { Spool, spoolRecord } from '@chaperone/sidecar';
 import { sqlStatementEvent } from './audit-event.ts';
 
 const [portArg, host, upstreamPort, flag, auditDir] = process.argv.slice(2);
@@ -58,12 +57,7 @@ function openBatchFile(dir: string): { fd: number } {
 function chainBatched(): void {
   const { event, text } = chainEventText(sqlStatementEvent(++events), head.seq + 1, head.hash);
   head = { seq: event.chaperone.seq, hash: event.chaperone.hash };
-  const length = Buffer.byteLength(text);
-  const record = Buffer.allocUnsafe(8 + length);
-  record.writeUInt32BE(length, 0);
-  record.write(text, 8, 'utf8');
-  record.writeUInt32BE(crc32(record.subarray(8)), 4);
-  records.push(record);
+  records.push(spoolRecord(text));
 }
 
 /** One write for every record of the turn, then the answers that waited for it. */

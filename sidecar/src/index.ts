@@ -1,5 +1,5 @@
 export { type ChainConflict, Shipper, type ShipperOptions } from './audit/shipper.ts';
-export { readSpoolDir, Spool } from './audit/spool.ts';
+export { readSpoolDir, Spool, spoolRecord } from './audit/spool.ts';
 export { register } from './cli.ts';
 export { type SidecarConfig, sidecarSchema } from './config.ts';
 export { type RunningSidecar, runSidecar } from './main.ts';

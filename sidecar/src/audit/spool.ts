@@ -120,6 +120,18 @@ function isRecordingPayload(payload: unknown): boolean {
   return (payload as { kind?: unknown })?.kind === RECORDING_KIND;
 }
 
+/**
+ * A record as the spool writes it (header, then the UTF-8 text encoded straight
+ * into it: no intermediate buffer). `length`: the text's UTF-8 byte length.
+ */
+export function spoolRecord(text: string, length = Buffer.byteLength(text, 'utf8')): Buffer {
+  const record = Buffer.allocUnsafe(HEADER + length);
+  record.writeUInt32BE(length, 0);
+  record.write(text, HEADER, 'utf8');
+  record.writeUInt32BE(crc32(record.subarray(HEADER)), 4);
+  return record;
+}
+
 export class SpoolError extends ChaperoneError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('unavailable', message, options);
@@ -349,11 +361,7 @@ export class Spool {
     if (length > MAX_RECORD_BYTES) {
       throw new SpoolError(`${what()} is ${length} bytes; the limit is ${MAX_RECORD_BYTES}`);
     }
-    // The text encoded straight into the record: no intermediate buffer.
-    const record = Buffer.allocUnsafe(HEADER + length);
-    record.writeUInt32BE(length, 0);
-    record.write(text, HEADER, 'utf8');
-    record.writeUInt32BE(crc32(record.subarray(HEADER)), 4);
+    const record = spoolRecord(text, length);
     let seg = this.#segments.at(-1);
     try {
       if (!seg || seg.size >= this.#segmentBytes) seg = this.#newSegment();
