@@ -22,7 +22,7 @@ import { Agent, request } from 'undici';
 import { createNamespace, kubeInfo, type TestNamespace } from './environment.ts';
 import { type KubectlResult, kubectl } from './kubectl.ts';
 import { waitFor } from './process.ts';
-import { ALLOW_ALL, type SidecarUnderTest, startSidecar } from './sidecar-harness.ts';
+import { ALLOW_ALL, requestAsAgent, type SidecarUnderTest, startSidecar } from './sidecar-harness.ts';
 
 const CANARY = 'canary-escape-5e1b9c-do-not-leak';
 const CANARY_B64 = Buffer.from(CANARY).toString('base64');
@@ -67,18 +67,8 @@ describe('guard escapes: refused by built-in rules, whatever the policy', () => 
   };
   const admin = (args: string[], input?: string) =>
     kubectl(kube.kubeconfigPath, args, input !== undefined ? { input } : {});
-  const raw = async (method: string, path: string, body?: unknown, type = 'application/json') => {
-    const r = await request(`${sc.url}${path}`, {
-      method: method as 'GET',
-      dispatcher,
-      headers: {
-        authorization: `Bearer ${sc.agentToken}`,
-        accept: 'application/json',
-        ...(body !== undefined ? { 'content-type': type } : {}),
-      },
-      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
-    });
-    const text = await r.body.text();
+  const raw = async (method: string, path: string, body?: unknown, type?: string) => {
+    const { status, text } = await requestAsAgent(sc, dispatcher, method, path, body, type);
     seen.push(text);
     let json: Record<string, unknown> = {};
     try {
@@ -86,7 +76,7 @@ describe('guard escapes: refused by built-in rules, whatever the policy', () => 
     } catch {
       // not JSON: the tests assert on status and text
     }
-    return { status: r.statusCode, text, json };
+    return { status, text, json };
   };
   let adminDispatcher: Agent | undefined;
   /** The API server itself, as the admin (to show what the guard stands in front of). */

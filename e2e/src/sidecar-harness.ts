@@ -81,6 +81,31 @@ function requestToken(kube: KubeInfo, namespace: string, sa: string): string {
   return tr.status.token;
 }
 
+/**
+ * One HTTPS request through the sidecar as the agent (its placeholder token), on `dispatcher` (one
+ * that trusts sc.agentCa); a body that is not a string is sent as JSON.
+ */
+export async function requestAsAgent(
+  sc: SidecarUnderTest,
+  dispatcher: Agent,
+  method: string,
+  path: string,
+  body?: unknown,
+  type = 'application/json',
+): Promise<{ status: number; text: string }> {
+  const r = await request(`${sc.url}${path}`, {
+    method: method as 'GET',
+    dispatcher,
+    headers: {
+      authorization: `Bearer ${sc.agentToken}`,
+      accept: 'application/json',
+      ...(body !== undefined ? { 'content-type': type } : {}),
+    },
+    ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+  });
+  return { status: r.statusCode, text: await r.body.text() };
+}
+
 export async function startSidecar(opts: StartSidecarOptions): Promise<SidecarUnderTest> {
   const kube = kubeInfo();
   const pod = opts.pod ?? 'agent-0';

@@ -12,7 +12,7 @@ import { createNamespace, kubeInfo, type TestNamespace } from './environment.ts'
 import { kubectl } from './kubectl.ts';
 import { createBoundPod } from './kubelet/node.ts';
 import { type ExecStage, execStageSkip, startExecStage } from './sidecar-exec-stage.ts';
-import { ALLOW_ALL, type SidecarUnderTest, startSidecar } from './sidecar-harness.ts';
+import { ALLOW_ALL, requestAsAgent, type SidecarUnderTest, startSidecar } from './sidecar-harness.ts';
 
 const CANARY = 'canary-ways-around-7c41d2-do-not-leak';
 const CANARY_B64 = Buffer.from(CANARY).toString('base64');
@@ -25,19 +25,8 @@ describe('sidecar: ways around the Kubernetes API guard', () => {
   let direct: Agent;
 
   /** Through the sidecar, as the agent (its placeholder token). */
-  const agent = async (method: string, path: string, body?: unknown, type = 'application/json') => {
-    const r = await request(`${sc.url}${path}`, {
-      method: method as 'GET',
-      dispatcher,
-      headers: {
-        authorization: `Bearer ${sc.agentToken}`,
-        accept: 'application/json',
-        ...(body !== undefined ? { 'content-type': type } : {}),
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    return { status: r.statusCode, text: await r.body.text() };
-  };
+  const agent = (method: string, path: string, body?: unknown, type?: string) =>
+    requestAsAgent(sc, dispatcher, method, path, body, type);
   /** Straight to the API server from inside the pod, with no credential (the agent holds none). */
   const anonymous = async (path: string) => {
     const r = await request(`${kube.server}${path}`, {

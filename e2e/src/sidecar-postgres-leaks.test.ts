@@ -72,9 +72,8 @@ describe('PostgreSQL guard: masked rows under another name', () => {
     assert.deepEqual(r.stdout.trim().split('\n'), [`1|${MASKED}`, `9|${MASKED}`, `1|${MASKED}`]);
   });
 
-  // Fails now: the catalog walk (catalog.ts RELATIONS, edges parent → child only) gives a relation
-  // the masks of its descendants but not of its ancestors, so users_archive and members_low, read by
-  // their own names, carry no mask, and neither the result masker nor the mask check applies.
+  // users_archive inherits from users and members_low is a partition of members: read by their own
+  // names, they carry their ancestors' masks, for the result masker and for the mask check.
   for (const sql of [
     'SELECT id, password FROM users_archive',
     'SELECT id, password FROM members_low',

@@ -14,6 +14,7 @@ import {
   type GuardedDatabase,
   MASK_USER_PASSWORDS,
   startGuardedDatabase,
+  tableExists,
   usersWithCanary,
 } from './sidecar-postgres-harness.ts';
 import { errorCode, RawClient } from './sidecar-postgres-raw.ts';
@@ -358,8 +359,6 @@ describe('PostgreSQL guard: masks added after a statement was prepared', () => {
   // passwords into a table no mask names.
   it('judges a statement that runs another by name with what that name holds when it runs', async () => {
     const c = await RawClient.open(db.port, 'app');
-    const exists = (table: string) =>
-      db.direct(async (d) => (await d.query('SELECT to_regclass($1) AS t', [table])).rows[0].t !== null);
     try {
       await reload(MASK_PASSWORDS, true);
       c.send(msg('Q', 'PREPARE src AS SELECT 1 AS id'));
@@ -390,8 +389,8 @@ describe('PostgreSQL guard: masks added after a statement was prepared', () => {
       c.close();
       await reload(POLICY, false);
     }
-    assert.equal(await exists('copied'), false);
-    assert.equal(await exists('copied2'), false);
+    assert.equal(await tableExists(db, 'copied'), false);
+    assert.equal(await tableExists(db, 'copied2'), false);
   });
 
   // Fails if what a statement does to prepared statements were taken only when its answer comes
@@ -399,8 +398,6 @@ describe('PostgreSQL guard: masks added after a statement was prepared', () => {
   // reaches the server after it, but would be judged by the old src — and copy the passwords.
   it('judges a Bind or EXECUTE sent behind a statement that prepares its name again by what the server runs', async () => {
     const c = await RawClient.open(db.port, 'app');
-    const exists = (table: string) =>
-      db.direct(async (d) => (await d.query('SELECT to_regclass($1) AS t', [table])).rows[0].t !== null);
     try {
       await reload(MASK_PASSWORDS, true);
       c.send(msg('Q', 'PREPARE piped_src AS SELECT 1 AS id'));
@@ -422,8 +419,8 @@ describe('PostgreSQL guard: masks added after a statement was prepared', () => {
       c.close();
       await reload(POLICY, false);
     }
-    assert.equal(await exists('piped'), false);
-    assert.equal(await exists('piped2'), false);
+    assert.equal(await tableExists(db, 'piped'), false);
+    assert.equal(await tableExists(db, 'piped2'), false);
   });
 
   // Fails without the classifier's refusal of code bodies that touch prepared statements
