@@ -4,7 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import YAML from 'yaml';
-import { checkInject } from './check-inject.ts';
+import type { MutatingWebhook } from '../admission/webhook-configuration.ts';
+import { namespaceSelector, WEBHOOK_NAME } from '../admission/webhook-configuration.ts';
+import { INJECT_LABEL, INJECTOR_CONFIG_ANNOTATION, REVISION_LABEL } from '../names.ts';
+import { checkInject, configFrom } from './check-inject.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'check-inject-'));
 const ctx = { version: '0.1.0', env: { HOME: dir } };
@@ -66,5 +69,42 @@ describe('check-inject (offline, from manifests)', () => {
       checkInject({ target: 'a/b', output: 'text', offline: true }, ctx),
       /needs a cluster/,
     );
+  });
+});
+
+describe('check-inject: whose settings judge a live pod', () => {
+  const hook = (revision: string) => ({
+    name: WEBHOOK_NAME,
+    admissionReviewVersions: ['v1'],
+    clientConfig: { url: 'https://127.0.0.1:1/inject' },
+    rules: [],
+    namespaceSelector: namespaceSelector(revision, []),
+  });
+  const configuration = (name: string, revision: string, image: string) => ({
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: {
+      name,
+      annotations: {
+        [INJECTOR_CONFIG_ANNOTATION]: JSON.stringify({ image, kubePort: 6443, excludedNamespaces: [] }),
+      },
+    },
+    webhooks: [hook(revision)] as unknown as MutatingWebhook[],
+  });
+  const other = configuration('chaperone-injector-rother', 'other', 'example/other:1');
+  const mine = configuration('chaperone-injector-rmine', 'mine', 'example/mine:1');
+
+  it('takes the settings of the configuration that selects the namespace, not the first listed', () => {
+    const labels = { [INJECT_LABEL]: 'enabled', [REVISION_LABEL]: 'mine' };
+    const { config, note } = configFrom([other, mine], '0.1.0', labels);
+    assert.equal(config.image, 'example/mine:1');
+    assert.equal(note, undefined);
+  });
+
+  it('falls back to the defaults, saying so, when no configuration selecting it publishes settings', () => {
+    const labels = { [INJECT_LABEL]: 'enabled', [REVISION_LABEL]: 'nobody' };
+    const { config, note } = configFrom([other, mine], '0.1.0', labels);
+    assert.notEqual(config.image, 'example/other:1');
+    assert.match(note ?? '', /not published/);
   });
 });

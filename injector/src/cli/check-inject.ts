@@ -10,8 +10,9 @@ import { ChaperoneError, parseConfig, UsageError } from '@chaperone/shared';
 import { KubeClient, resolveKubeConnection } from '@chaperone/shared/kube';
 import YAML from 'yaml';
 import { explainInjection, formatReport, type InjectionReport } from '../admission/explain-injection.ts';
+import { unmetRequirement } from '../admission/label-selector.ts';
 import type { MutatingWebhookConfiguration } from '../admission/webhook-configuration.ts';
-import { WEBHOOK_CONFIGURATIONS_PATH } from '../admission/webhook-configuration.ts';
+import { WEBHOOK_CONFIGURATIONS_PATH, WEBHOOK_NAME } from '../admission/webhook-configuration.ts';
 import type { InjectionConfig } from '../inject/injection-config.ts';
 import { podInManifest } from '../inject/workload.ts';
 import type { Pod } from '../k8s-types.ts';
@@ -53,11 +54,26 @@ function defaultConfig(version: string): InjectionConfig {
   return injectionConfigFrom(parseConfig(injectorSchema(version), { env: {} }), version, false);
 }
 
-function configFrom(
+/**
+ * The settings of the injector that would answer for this namespace: those
+ * published on a webhook configuration selecting it, so that another
+ * injector's settings on the same cluster are never used to judge a pod.
+ */
+export function configFrom(
   webhooks: readonly MutatingWebhookConfiguration[],
   version: string,
+  namespaceLabels?: Record<string, string>,
 ): { config: InjectionConfig; note?: string } {
-  for (const w of webhooks) {
+  const selecting =
+    namespaceLabels === undefined
+      ? webhooks
+      : webhooks.filter((w) => {
+          const hook = w.webhooks?.find((h) => h.name === WEBHOOK_NAME);
+          return (
+            hook !== undefined && unmetRequirement(hook.namespaceSelector, namespaceLabels) === undefined
+          );
+        });
+  for (const w of selecting) {
     const raw = w.metadata.annotations?.[INJECTOR_CONFIG_ANNOTATION];
     if (!raw) continue;
     try {
@@ -122,7 +138,7 @@ export async function checkInject(
       const pod = await cluster.client.get<Pod>(`/api/v1/namespaces/${namespace}/pods/${name}`);
       if (!pod) throw new ChaperoneError('not_found', `pod ${namespace}/${name} does not exist`);
       const facts = await clusterFacts(cluster, namespace);
-      const { config, note } = configFrom(facts.webhooks, ctx.version);
+      const { config, note } = configFrom(facts.webhooks, ctx.version, facts.namespaceLabels);
       if (note) notes.push(note);
       reports.push(
         explainInjection({ pod, namespace, live: true, ...facts, config, target: `${namespace}/${name}` }),
@@ -153,7 +169,7 @@ export async function checkInject(
           cache.set(namespace, facts);
         }
         const { config, note } = facts
-          ? configFrom(facts.webhooks, ctx.version)
+          ? configFrom(facts.webhooks, ctx.version, facts.namespaceLabels)
           : { config: defaultConfig(ctx.version), note: 'offline: using the default injection settings' };
         if (note && !notes.includes(note)) notes.push(note);
         const report = explainInjection({
