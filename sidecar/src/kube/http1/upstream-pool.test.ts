@@ -89,6 +89,49 @@ describe('upstream pool', () => {
     }
   });
 
+  it('sets no timer when idle: deadlines are watched while requests are out, then only the idle expiry', async () => {
+    route = (_q, r) => r.end('ok');
+    const pl = new UpstreamPool({ host: '127.0.0.1', port, ca: ca.cert, idleTimeoutMs: 300 });
+    try {
+      assert.equal(pl.watching, 'nothing', 'a new pool sets no timer');
+      await get(pl, '/');
+      assert.equal(pl.size, 1);
+      await new Promise((r) => setTimeout(r, 150));
+      assert.equal(pl.watching, 'idle', 'one timeout for the idle connection, no interval');
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(pl.size, 0, 'the idle connection was closed when it expired');
+      assert.equal(pl.watching, 'nothing');
+      // A request after that watches deadlines again: a silent server still times out.
+      route = () => {};
+      await assert.rejects(
+        get(pl, '/', { headersTimeoutMs: 150 }),
+        (e: UpstreamError) => e.kind === 'headers-timeout',
+      );
+    } finally {
+      await pl.close();
+    }
+    assert.equal(pl.watching, 'nothing');
+  });
+
+  it('wakes for no open watch: a response with no body deadline sets no timer once its head is in', async () => {
+    let finish: () => void = () => {};
+    route = (_q, r) => {
+      r.writeHead(200, { 'content-type': 'application/json' });
+      r.write('{"type":"ADDED"}\n');
+      finish = () => r.end();
+    };
+    const pl = pool();
+    try {
+      const watch = get(pl, '/watch', { bodyTimeoutMs: 0 });
+      await new Promise((r) => setTimeout(r, 250));
+      assert.equal(pl.watching, 'nothing', 'the watch has no deadline to check');
+      finish();
+      assert.equal((await watch).body, '{"type":"ADDED"}\n');
+    } finally {
+      await pl.close();
+    }
+  });
+
   it('retries a GET once when the server closed the idle connection', async () => {
     route = (_q, r) => r.end('fresh');
     const pl = pool();

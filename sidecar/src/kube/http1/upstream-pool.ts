@@ -132,6 +132,7 @@ class Pending implements Exchange {
     this.deadline = ms > 0 ? Date.now() + ms : 0;
     this.timeoutMs = ms;
     this.timeoutKind = kind;
+    if (this.deadline !== 0) this.pool.watchDeadlines();
   }
 
   clearTimer(): void {
@@ -159,29 +160,59 @@ export class UpstreamPool {
   /** The TLS context of new connections and the client certificate it holds: made again when that changes. */
   #tls: { cert: string | undefined; key: string | undefined; context: SecureContext } | undefined;
   /**
-   * One timer for every deadline (response timeouts, idle connections),
-   * checked SWEEP_MS apart: no timer is created per request.
+   * One timer for every deadline (response timeouts, idle connections): while
+   * a request with a deadline is out, an interval checks them SWEEP_MS apart
+   * (no timer per request); once none is (watches have no body deadline),
+   * one timeout waits for the first idle connection to expire, and an idle
+   * pool sets no timer at all (an idle pod is not woken ten times a second).
    */
-  readonly #sweep: NodeJS.Timeout;
+  #timer: NodeJS.Timeout | undefined;
+  /** Whether #timer is the interval of a pool with requests out. */
+  #sweeping = false;
 
   constructor(opts: UpstreamPoolOptions) {
     this.#opts = opts;
-    this.#sweep = setInterval(() => this.#check(), SWEEP_MS);
-    this.#sweep.unref();
+  }
+
+  /** A request has a deadline: deadlines are checked SWEEP_MS apart until none has. */
+  watchDeadlines(): void {
+    if (this.#sweeping || this.#closed) return;
+    clearTimeout(this.#timer);
+    this.#timer = setInterval(() => this.#check(), SWEEP_MS);
+    this.#timer.unref();
+    this.#sweeping = true;
   }
 
   #check(): void {
     const now = Date.now();
     const idleLimit = this.#opts.idleTimeoutMs ?? 30_000;
+    let busy = false;
+    let firstExpiry = Number.POSITIVE_INFINITY;
     // discard() deletes from the set: safe while iterating a Set.
     for (const conn of this.#open) {
       const p = conn.current;
       if (p) {
-        if (p.deadline !== 0 && now >= p.deadline) p.timedOut();
-      } else if (conn.idleSince !== 0 && now - conn.idleSince >= idleLimit) {
-        this.discard(conn);
+        if (p.deadline === 0) continue;
+        busy = true;
+        if (now >= p.deadline) p.timedOut();
+      } else if (conn.idleSince !== 0) {
+        if (now - conn.idleSince >= idleLimit) this.discard(conn);
+        else firstExpiry = Math.min(firstExpiry, conn.idleSince + idleLimit);
       }
     }
+    if (busy) return;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#sweeping = false;
+    if (firstExpiry !== Number.POSITIVE_INFINITY && !this.#closed) {
+      this.#timer = setTimeout(() => this.#check(), Math.max(firstExpiry - now, SWEEP_MS));
+      this.#timer.unref();
+    }
+  }
+
+  /** What sets a timer now: requests with deadlines (checked SWEEP_MS apart), idle connections to expire, or nothing. */
+  get watching(): 'requests' | 'idle' | 'nothing' {
+    return this.#sweeping ? 'requests' : this.#timer ? 'idle' : 'nothing';
   }
 
   /** Open connections (busy and idle). */
@@ -399,7 +430,9 @@ export class UpstreamPool {
 
   async close(): Promise<void> {
     this.#closed = true;
-    clearInterval(this.#sweep);
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#sweeping = false;
     // discard() deletes from the set: safe while iterating a Set.
     for (const conn of this.#open) {
       const p = conn.current;
