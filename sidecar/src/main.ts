@@ -130,11 +130,10 @@ export async function runSidecar(
         metrics.auditWriteFailures.inc();
         log.error({ err }, 'could not flush the audit spool to disk; retrying at the next flush');
       },
+      // On disk within 200 ms of being written; a spool with nothing new sets no timer.
+      flushWithinMs: 200,
     });
     cleanups.push(() => spool.close());
-    const syncTimer = setInterval(() => spool.syncInBackground(), 200);
-    syncTimer.unref();
-    cleanups.push(() => clearInterval(syncTimer));
     metrics.watchSpool(spool);
 
     const upstream = local

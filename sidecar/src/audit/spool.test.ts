@@ -39,6 +39,26 @@ describe('audit spool', () => {
     again.close();
   });
 
+  it('flushes within flushWithinMs of a write, and sets no timer while nothing is new', async () => {
+    const s = Spool.open(dir, { maxBytes: 1 << 20, flushWithinMs: 50 });
+    try {
+      assert.equal(s.flushDue, false, 'an idle spool sets no timer');
+      s.append(ev(1));
+      s.append(ev(2));
+      assert.equal(s.onDisk, false);
+      assert.equal(s.flushDue, true, 'the first write arms one flush');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(s.onDisk, true, 'flushed in the background');
+      assert.equal(s.flushDue, false, 'and no timer is left');
+      s.append(ev(3));
+      assert.equal(s.flushDue, true, 'a later write arms it again');
+    } finally {
+      s.close();
+    }
+    assert.equal(s.flushDue, false);
+    assert.equal(readSpoolDir(dir).length, 3);
+  });
+
   it('a torn last record is detected and cut off; nothing before it is lost', () => {
     const s = Spool.open(dir, { maxBytes: 1 << 20 });
     for (let i = 1; i <= 5; i++) s.append(ev(i));

@@ -65,6 +65,12 @@ export interface SpoolOptions {
   onRecovery?: (what: string) => void;
   /** Told when a background flush fails (the records stay due for the next flush). */
   onSyncError?: (err: Error) => void;
+  /**
+   * Flush in the background at most this long after a record is written
+   * (a timer armed by the first write not yet on disk, so an idle spool sets
+   * none). 0 or absent: only when `sync` or `syncInBackground` is called.
+   */
+  flushWithinMs?: number;
   /** The positional write the spool uses (fs.writeSync); tests pass one that fails like a full or broken disk. */
   write?: (fd: number, buffer: Buffer, offset: number, length: number, position: number) => number;
 }
@@ -162,6 +168,10 @@ export class Spool {
   #dirty = false;
   /** The segment whose fdatasync is running on the thread pool, if any. */
   #syncing: Segment | undefined;
+  readonly #flushWithinMs: number;
+  /** The background flush due for records not yet on disk (flushWithinMs). */
+  #flushTimer: NodeJS.Timeout | undefined;
+  #closed = false;
   #listeners = new Set<() => void>();
   readonly #onSyncError: (err: Error) => void;
   readonly #write: NonNullable<SpoolOptions['write']>;
@@ -174,6 +184,18 @@ export class Spool {
     this.#write = opts.write ?? writeSync;
     this.#maxBytes = opts.maxBytes;
     this.#segmentBytes = opts.segmentBytes ?? 4 * 1024 * 1024;
+    this.#flushWithinMs = opts.flushWithinMs ?? 0;
+  }
+
+  /** Records are written that are not on disk yet: a background flush is due within flushWithinMs. */
+  #markDirty(): void {
+    this.#dirty = true;
+    if (this.#flushWithinMs <= 0 || this.#flushTimer || this.#closed) return;
+    this.#flushTimer = setTimeout(() => {
+      this.#flushTimer = undefined;
+      this.syncInBackground();
+    }, this.#flushWithinMs);
+    this.#flushTimer.unref();
   }
 
   static open(dir: string, opts: SpoolOptions): Spool {
@@ -308,6 +330,16 @@ export class Spool {
     return this.#nextPos - 1;
   }
 
+  /** Whether every record written is known to be on disk (flushed, no flush running). */
+  get onDisk(): boolean {
+    return !this.#dirty && this.#syncing === undefined;
+  }
+
+  /** Whether a background flush is waiting on its timer (flushWithinMs). */
+  get flushDue(): boolean {
+    return this.#flushTimer !== undefined;
+  }
+
   hasCapacity(): boolean {
     return this.#unackedBytes < this.#maxBytes;
   }
@@ -386,7 +418,7 @@ export class Spool {
     this.#track(seg, pos, seq, seg.size, record.length);
     seg.size += record.length;
     seg.lastPos = pos;
-    this.#dirty = true;
+    this.#markDirty();
     return pos;
   }
 
@@ -539,6 +571,8 @@ export class Spool {
       const seg = segs[i];
       if (!seg || seg.fd < 0) {
         this.#syncing = undefined;
+        // Written while this flush ran (or it failed): due again.
+        if (this.#dirty) this.#markDirty();
         return;
       }
       this.#syncing = seg;
@@ -555,6 +589,9 @@ export class Spool {
   }
 
   close(): void {
+    this.#closed = true;
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
     this.#dirty = this.#dirty || this.#syncing !== undefined;
     this.sync();
     for (const s of this.#segments) {
