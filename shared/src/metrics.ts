@@ -26,10 +26,24 @@ export interface RegistryOptions {
   defaultMetrics?: boolean;
 }
 
+/**
+ * How often the event loop's delay is sampled for the default `nodejs_eventloop_lag_*`
+ * metrics. prom-client's default (10 ms) wakes every process a hundred times a second,
+ * idle or not: in an idle sidecar that was ~7 ms of CPU per second and ~100 wake-ups
+ * (bench/src/sidecar-footprint.ts measures it). Once a second still catches every stall
+ * of a second or more, and a shorter one in proportion to its length.
+ */
+export const EVENT_LOOP_SAMPLE_MS = 1000;
+
 export function createRegistry(opts: RegistryOptions): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ component: opts.component });
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+  if (opts.defaultMetrics !== false)
+    collectDefaultMetrics({
+      register: registry,
+      prefix: METRIC_PREFIX,
+      eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS,
+    });
   return registry;
 }
 
