@@ -100,6 +100,8 @@ const RUN_S = quick ? 3 : 8;
 const REVIEW_RATE = 200;
 const REVIEW_S = quick ? 3 : 10;
 const KEYS = 40;
+/** How long an idle process is watched for its CPU and wake-ups. */
+const IDLE_S = quick ? 2 : 5;
 const CORES = machineInfo().cores;
 const POD = 'footprint-exec';
 const CONTAINER = 'main';
@@ -165,8 +167,15 @@ interface LoadSample {
   readonly foreign: number;
 }
 
+/** What an idle process costs while nothing happens: CPU and how often its main thread wakes. */
+interface IdleCost {
+  readonly cpuMsPerS: number;
+  readonly wakeupsPerS: number;
+}
+
 interface ConfigRound {
   readonly idle: Footprint;
+  readonly idleCost?: IdleCost;
   readonly peak?: Footprint;
   readonly load?: Record<Scenario, LoadSample>;
   readonly foreign: number;
@@ -208,12 +217,36 @@ async function idleAfterWarmup(t: Target, fx: Fixtures): Promise<Footprint> {
   return footprint(t.pid as number);
 }
 
+/** Voluntary and involuntary context switches of a process's main thread (each one a wake-up or a preemption). */
+function mainThreadSwitches(pid: number): number {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const n = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? Number.NaN);
+  return n('voluntary_ctxt_switches') + n('nonvoluntary_ctxt_switches');
+}
+
+/** CPU and main-thread wake-ups of an idle process over IDLE_S seconds (no requests, timers only). */
+async function idleCost(pid: number): Promise<IdleCost> {
+  const c0 = cpuOf([pid]);
+  const w0 = mainThreadSwitches(pid);
+  const t0 = performance.now();
+  await sleep(IDLE_S * 1000);
+  const s = (performance.now() - t0) / 1000;
+  return { cpuMsPerS: (cpuOf([pid]) - c0) / 1000 / s, wakeupsPerS: (mainThreadSwitches(pid) - w0) / s };
+}
+
 async function loaded(t: Target, fx: Fixtures, order: readonly Scenario[]): Promise<ConfigRound> {
   const idle = await idleAfterWarmup(t, fx);
+  const cost = await idleCost(t.pid as number);
   const sampler = samplePeak(t.pid as number);
   const load = {} as Record<Scenario, LoadSample>;
   for (const s of order) load[s] = await measureLoad(t, s === 'get' ? fx.getPath : fx.listPath);
-  return { idle, peak: sampler.stop(), load, foreign: Math.max(load.get.foreign, load.list.foreign) };
+  return {
+    idle,
+    idleCost: cost,
+    peak: sampler.stop(),
+    load,
+    foreign: Math.max(load.get.foreign, load.list.foreign),
+  };
 }
 
 /** One query through the sidecar's PostgreSQL listener (the parser and session code load here). */
@@ -290,7 +323,7 @@ async function runConfig(c: Config, env: Env, order: readonly Scenario[]): Promi
     });
     try {
       await sleep(1000);
-      return { idle: footprint(proc.pid), foreign: 0 };
+      return { idle: footprint(proc.pid), idleCost: await idleCost(proc.pid), foreign: 0 };
     } finally {
       await proc.stop(2000);
     }
@@ -336,6 +369,10 @@ async function runConfig(c: Config, env: Env, order: readonly Scenario[]): Promi
   }
 }
 
+function idleText(c: IdleCost | undefined): string {
+  return c ? `; idle ${fmt(c.cpuMsPerS, 1)} ms CPU/s, ${fmt(c.wakeupsPerS)} wake-ups/s` : '';
+}
+
 /** --memory-only: each configuration's medians over rounds, CPU per request against the sidecar as configured. */
 function ablationSummary(mem: ReadonlyMap<Config, readonly ConfigRound[]>): string {
   const rounds = (c: Config) => mem.get(c) ?? [];
@@ -356,6 +393,10 @@ function ablationSummary(mem: ReadonlyMap<Config, readonly ConfigRound[]>): stri
       1,
     )} (${each(c, (r) => r.idle.privateMiB, 1)})`,
     `${fmt(Math.max(...rounds(c).map((r) => r.peak?.privateMiB ?? Number.NaN)), 1)} (${each(c, (r) => r.peak?.privateMiB, 1)})`,
+    `${fmt(
+      med(c, (r) => r.idleCost?.cpuMsPerS),
+      1,
+    )} / ${fmt(med(c, (r) => r.idleCost?.wakeupsPerS))}`,
     `${fmt(med(c, (r) => r.load?.get.cpuUsPerReq))} (${each(c, (r) => r.load?.get.cpuUsPerReq)})`,
     vs(c, 'get'),
     `${fmt(med(c, (r) => r.load?.list.cpuUsPerReq))} (${each(c, (r) => r.load?.list.cpuUsPerReq)})`,
@@ -367,6 +408,7 @@ function ablationSummary(mem: ReadonlyMap<Config, readonly ConfigRound[]>): stri
       'Process',
       'private idle MiB (rounds)',
       'private peak MiB (rounds)',
+      'idle CPU ms/s / wake-ups/s',
       'CPU µs/GET (rounds)',
       'GET vs sidecar',
       'CPU µs/LIST (rounds)',
@@ -606,7 +648,7 @@ async function main(): Promise<void> {
           ? `  GET ${fmt(r.load.get.rps)} req/s ${fmt(r.load.get.cpuUsPerReq)} µs/req, LIST ${fmt(r.load.list.rps)} req/s ${fmt(r.load.list.cpuUsPerReq)} µs/req`
           : '';
         log(
-          `  ${c.padEnd(12)} private ${fmt(r.idle.privateMiB, 1)} MiB idle${r.peak ? `, ${fmt(r.peak.privateMiB, 1)} peak` : ''}; RSS ${fmt(r.idle.rssMiB, 1)}; PSS ${fmt(r.idle.pssMiB, 1)}${load}; others ${fmt(100 * r.foreign)}%`,
+          `  ${c.padEnd(12)} private ${fmt(r.idle.privateMiB, 1)} MiB idle${r.peak ? `, ${fmt(r.peak.privateMiB, 1)} peak` : ''}; RSS ${fmt(r.idle.rssMiB, 1)}; PSS ${fmt(r.idle.pssMiB, 1)}${idleText(r.idleCost)}${load}; others ${fmt(100 * r.foreign)}%`,
         );
       }
     }
@@ -806,6 +848,28 @@ async function main(): Promise<void> {
         med('sidecar-db', (r) => r.declared?.rssMiB),
         1,
       )}); the row above is after one query through it and the loads.`,
+      '',
+      '### Idle: CPU and wake-ups while nothing happens',
+      '',
+      `Over ${IDLE_S} s after the idle memory sample (no requests; the process's timers only): CPU (utime + stime) per second, and how often its main thread was switched in (voluntary and involuntary context switches per second, from /proc/<pid>/status). What every idle pod costs its node.`,
+      '',
+      table(
+        ['Process', 'CPU ms/s', 'rounds', 'wake-ups/s', 'rounds'],
+        CONFIGS.filter((c) => c !== 'sidecar-exec').map((c) => [
+          labelOf(c),
+          fmt(
+            med(c, (r) => r.idleCost?.cpuMsPerS),
+            2,
+          ),
+          rs(c)
+            .map((r) => fmt(r.idleCost?.cpuMsPerS, 2))
+            .join(' / '),
+          fmt(med(c, (r) => r.idleCost?.wakeupsPerS)),
+          rs(c)
+            .map((r) => fmt(r.idleCost?.wakeupsPerS))
+            .join(' / '),
+        ]),
+      ),
       '',
       '### CPU per request against the raw TLS pass-through',
       '',
