@@ -3,8 +3,11 @@
  * deployed process runs no TypeScript (Node's type stripping alone costs about
  * 17 MiB of RSS) and loads only the code of the command it runs.
  *
- *   dist/chaperone.mjs     the CLI: command registration only
+ *   dist/chaperone.mjs     the entry: turns on the compile cache, then loads the CLI
+ *   dist/chunks/cli.mjs    the CLI: command registration only
  *   dist/chunks/*.mjs      one chunk per lazily imported command, plus shared code
+ *   dist/compile-cache/    V8's code for the chunks, made at build time
+ *                          (scripts/warm-compile-cache.ts): a cold start compiles less
  *
  * Dependencies from node_modules are bundled too (node:* built-ins stay
  * external), so the runtime image needs no node_modules and each command loads
@@ -90,7 +93,8 @@ await rm(OUT_DIR, { recursive: true, force: true });
 const result = await esbuild.build({
   absWorkingDir: ROOT,
   entryPoints: {
-    chaperone: 'bin/chaperone.ts',
+    // Loaded by dist/chaperone.mjs (written below) once the compile cache is on.
+    'chunks/cli': 'bin/chaperone.ts',
     // The collector's parse worker is started from a file beside the chunk that starts it
     // (collector/src/ingest/ingest-parser.ts looks for ingest-parse-worker.mjs next to itself).
     'chunks/ingest-parse-worker': 'collector/src/ingest/ingest-parse-worker.ts',
@@ -124,12 +128,27 @@ const result = await esbuild.build({
 if (result.metafile) {
   await writeFile(`${OUT_DIR}/meta.json`, JSON.stringify(result.metafile));
 }
-// The entry runs node with the V8 flags Node does not take from NODE_OPTIONS (shared/src/node-options.ts).
+// The entry runs node with the V8 flags Node does not take from NODE_OPTIONS (shared/src/node-options.ts),
+// and turns on the compile cache beside it before the CLI's chunks load: a module compiled before that
+// would not use it, hence a file of its own that imports nothing statically. process.getBuiltinModule
+// (not `import`) leaves node:module's other exports unread; on a Node without it the CLI says which
+// Node it needs.
 const { SIDECAR_V8_FLAGS } = await import('@chaperone/shared');
-const entry = `${OUT_DIR}/chaperone.mjs`;
-const code = await readFile(entry, 'utf8');
-if (!code.startsWith('#!/usr/bin/env node\n')) throw new Error(`${entry} does not start with its #! line`);
-await writeFile(entry, `#!/usr/bin/env -S node ${SIDECAR_V8_FLAGS}\n${code.slice(code.indexOf('\n') + 1)}`);
+await writeFile(
+  `${OUT_DIR}/chaperone.mjs`,
+  `#!/usr/bin/env -S node ${SIDECAR_V8_FLAGS}
+// chaperone: V8's code for the chunks, made when the bundle was built (scripts/warm-compile-cache.ts), then the CLI.
+const cache = decodeURIComponent(new URL('./compile-cache', import.meta.url).pathname);
+try {
+  if (process.getBuiltinModule?.('node:fs').existsSync(cache))
+    process.getBuiltinModule('node:module').enableCompileCache?.({ directory: cache, portable: true });
+} catch {
+  // Without the cache the chunks are compiled as usual.
+}
+await import('./chunks/cli.mjs');
+`,
+  { mode: 0o755 },
+);
 // The SQL parser's WebAssembly, beside the chunk that loads it (sidecar/src/postgres/sql-classifier.ts).
 await copyFile(
   createRequire(`${ROOT}sidecar/package.json`).resolve('libpg-query/wasm/libpg-query.wasm'),
@@ -138,4 +157,7 @@ await copyFile(
 // The web console's page, beside the chunks that serve it (collector/src/console/console-assets.ts).
 const { buildConsoleAssets } = await import('@chaperone/collector/build-console');
 await buildConsoleAssets(`${OUT_DIR}/console`);
+// Last, once every chunk is in place.
+const { warmCompileCache } = await import('./warm-compile-cache.ts');
+warmCompileCache(OUT_DIR);
 process.stdout.write(`build: ${OUT_DIR}/chaperone.mjs\n`);

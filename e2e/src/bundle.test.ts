@@ -52,6 +52,29 @@ describe('the production bundle', () => {
     assert.equal(r.status, 0, r.stderr);
   });
 
+  // Fails if the entry stopped turning the cache on before the chunks load, or if the build's warm-up ran
+  // node with other V8 flags than the entry's (Node keeps a cache per flag set): every chunk the CLI loads
+  // would then be compiled from its source at each start (docs/benchmarks.md, start-up).
+  it('starts from the compile cache made at build time, for every chunk it loads', () => {
+    const r = spawnSync(entry, ['--version'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, NODE_DEBUG_NATIVE: 'COMPILE_CACHE' },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const verdicts = [
+      ...r.stderr.matchAll(/V8 code cache for ESM \S+\/(chunks\/[^/\s]+\.mjs) was (\w+(?: \w+)?)/g),
+    ];
+    assert.ok(
+      verdicts.some(([, f, v]) => f === 'chunks/cli.mjs' && v === 'accepted'),
+      `chunks/cli.mjs from the cache:\n${r.stderr.slice(0, 2000)}`,
+    );
+    assert.deepEqual(
+      verdicts.filter(([, , v]) => v !== 'accepted').map(([, f, v]) => `${f}: ${v}`),
+      [],
+    );
+  });
+
   it('runs the CLI and loads a command only when it runs', () => {
     const help = run('--help');
     assert.equal(help.status, 0, help.stderr);
