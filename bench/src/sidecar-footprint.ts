@@ -9,8 +9,10 @@
  *   node bench/src/sidecar-footprint.ts --quick    smoke run (1 round, 3 cold starts, short loads), writes nothing
  *   node bench/src/sidecar-footprint.ts --startup-only   only the cold starts beside the empty-node floor, writes nothing
  *   options: --rounds N, --starts N, --no-write,
- *            --alt-flags "<node flags>"   the sidecar also run with these flags added, in the same rounds;
+ *            --alt-flags "<node flags>"   the sidecar also run with these flags added, in the same rounds
+ *                                         (with --startup-only: cold starts interleaved with the sidecar's);
  *                                         repeatable; a NAME=value token goes to its environment instead
+ *                                         (NODE_DISABLE_COMPILE_CACHE=1: without the bundle's compile cache)
  *            --memory-only   only the floors, the sidecar and the --alt-flags sets (memory, CPU per
  *                            request), a summary printed, nothing written (an ablation)
  *   env BENCH_SIDECAR_NODE_FLAGS="…"   extra node flags for the sidecar (after SIDECAR_NODE_OPTIONS)
@@ -427,12 +429,16 @@ interface StartSample {
 }
 
 /** Process start to the first request answered through the sidecar: a fresh local certificate each time. */
-async function coldStart(base: SidecarBase, cp: ControlPlane): Promise<StartSample> {
+async function coldStart(base: SidecarBase, cp: ControlPlane, alt?: AltSet): Promise<StartSample> {
   await waitForQuiet(CORES, FOREIGN_LIMIT, 5000);
   const tlsDir = mkdtempSync(join(base.dir, 'tls-'));
   const a = foreignSnapshot();
   const t0 = performance.now();
-  const t = await startSidecar({ ...base, tlsDir }, cp, { nodeFlags: FLAGS, readyPollMs: 5 });
+  const t = await startSidecar({ ...base, tlsDir }, cp, {
+    nodeFlags: [...FLAGS, ...(alt?.flags ?? [])],
+    readyPollMs: 5,
+    ...(alt ? { env: alt.env } : {}),
+  });
   const ms = performance.now() - t0;
   // Any child process the sidecar ran and reaped while starting: its CPU is ours, not others'.
   const childUs = childrenCpuUs(t.pid as number);
@@ -446,13 +452,21 @@ async function coldStart(base: SidecarBase, cp: ControlPlane): Promise<StartSamp
 async function coldStarts(
   base: SidecarBase,
   cp: ControlPlane,
+  /** Run beside each start, before it in odd starts and after it in even ones (--startup-only's --alt-flags). */
+  beside?: () => Promise<void>,
 ): Promise<{ starts: StartSample[]; nodeStarts: number[] }> {
   const starts: StartSample[] = [];
   const nodeStarts: number[] = [];
   for (let i = 0; i < STARTS; i++) {
-    if (i % 2 === 1) nodeStarts.push(emptyNodeMs());
+    if (i % 2 === 1) {
+      nodeStarts.push(emptyNodeMs());
+      await beside?.();
+    }
     starts.push(await coldStart(base, cp));
-    if (i % 2 === 0) nodeStarts.push(emptyNodeMs());
+    if (i % 2 === 0) {
+      nodeStarts.push(emptyNodeMs());
+      await beside?.();
+    }
     log(
       `  cold start ${i + 1}/${STARTS}: ${fmt(starts[i]?.ms, 1)} ms (others ${fmt(100 * (starts[i]?.foreign ?? 0))}%)`,
     );
@@ -460,17 +474,28 @@ async function coldStarts(
   return { starts, nodeStarts };
 }
 
-/** --startup-only: the control plane and the cold starts alone (a quick check of start-up work). */
+/**
+ * --startup-only: the control plane and the cold starts alone (a quick check of start-up work);
+ * with --alt-flags, each set's cold starts too, interleaved with the sidecar's as it ships.
+ */
 async function startupOnlyRun(): Promise<void> {
   const cp = await startControlPlane({ log });
   const root = benchRoot();
   try {
     const base = sidecarBase(root, cp, createFixtures(cp));
-    const { starts, nodeStarts } = await coldStarts(base, cp);
+    sidecarEntry(FLAGS); // the bundle is built before the first start, not during it
+    const alts = new Map<AltSet, number[]>(ALT_SETS.map((a) => [a, []]));
+    const { starts, nodeStarts } = await coldStarts(base, cp, async () => {
+      for (const [alt, times] of alts) times.push((await coldStart(base, cp, alt)).ms);
+    });
     const ms = starts.map((s) => s.ms);
     log(
       `sidecar spawn → first answered request: median ${fmt(median(ms))} ms (max ${fmt(Math.max(...ms))}); each: ${ms.map((m) => fmt(m)).join(' / ')}`,
     );
+    for (const [alt, times] of alts)
+      log(
+        `  with ${alt.text}: median ${fmt(median(times))} ms (max ${fmt(Math.max(...times))}); each: ${times.map((m) => fmt(m)).join(' / ')}`,
+      );
     log(
       `floor \`node -e ""\`: median ${fmt(median(nodeStarts))} ms; others took a median ${fmt(100 * median(starts.map((s) => s.foreign)))}% during the starts`,
     );
