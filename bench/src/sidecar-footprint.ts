@@ -31,7 +31,7 @@
  * repeated, keeping the least disturbed; "others %" records it.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -226,14 +226,30 @@ function mainThreadSwitches(pid: number): number {
   return n('voluntary_ctxt_switches') + n('nonvoluntary_ctxt_switches');
 }
 
+/**
+ * Time on CPU of all of a process's threads, in ns (/proc/<pid>/task/<tid>/schedstat): an idle
+ * process runs for microseconds at a time, far below the 10 ms ticks of utime and stime.
+ */
+function onCpuNs(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return ns;
+}
+
 /** CPU and main-thread wake-ups of an idle process over IDLE_S seconds (no requests, timers only). */
 async function idleCost(pid: number): Promise<IdleCost> {
-  const c0 = cpuOf([pid]);
+  const c0 = onCpuNs(pid);
   const w0 = mainThreadSwitches(pid);
   const t0 = performance.now();
   await sleep(IDLE_S * 1000);
   const s = (performance.now() - t0) / 1000;
-  return { cpuMsPerS: (cpuOf([pid]) - c0) / 1000 / s, wakeupsPerS: (mainThreadSwitches(pid) - w0) / s };
+  return { cpuMsPerS: (onCpuNs(pid) - c0) / 1e6 / s, wakeupsPerS: (mainThreadSwitches(pid) - w0) / s };
 }
 
 async function loaded(t: Target, fx: Fixtures, order: readonly Scenario[]): Promise<ConfigRound> {
@@ -876,7 +892,7 @@ async function main(): Promise<void> {
       '',
       '### Idle: CPU and wake-ups while nothing happens',
       '',
-      `Over ${IDLE_S} s after the idle memory sample (no requests; the process's timers only): CPU (utime + stime) per second, and how often its main thread was switched in (voluntary and involuntary context switches per second, from /proc/<pid>/status). What every idle pod costs its node.`,
+      `Over ${IDLE_S} s after the idle memory sample (no requests; the process's timers only): CPU per second (time on CPU of all its threads, /proc/<pid>/task/*/schedstat), and how often its main thread was switched in (voluntary and involuntary context switches per second, from /proc/<pid>/status). What every idle pod costs its node.`,
       '',
       table(
         ['Process', 'CPU ms/s', 'rounds', 'wake-ups/s', 'rounds'],
