@@ -9,11 +9,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 // One file each instead of prom-client's index (see prom-client-lib.d.ts).
 import Counter from 'prom-client/lib/counter.js';
-import collectDefaultMetrics from 'prom-client/lib/defaultMetrics.js';
 import Gauge from 'prom-client/lib/gauge.js';
 import Histogram from 'prom-client/lib/histogram.js';
 import Registry from 'prom-client/lib/registry.js';
 import { ChaperoneError } from './errors.ts';
+import { registerProcessMetrics } from './process-metrics.ts';
 
 export type { Counter, Gauge, Histogram, Registry };
 
@@ -26,24 +26,10 @@ export interface RegistryOptions {
   defaultMetrics?: boolean;
 }
 
-/**
- * How often the event loop's delay is sampled for the default `nodejs_eventloop_lag_*`
- * metrics. prom-client's default (10 ms) wakes every process a hundred times a second,
- * idle or not: in an idle sidecar that was ~7 ms of CPU per second and ~100 wake-ups
- * (bench/src/sidecar-footprint.ts measures it). Once a second still catches every stall
- * of a second or more, and a shorter one in proportion to its length.
- */
-export const EVENT_LOOP_SAMPLE_MS = 1000;
-
 export function createRegistry(opts: RegistryOptions): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ component: opts.component });
-  if (opts.defaultMetrics !== false)
-    collectDefaultMetrics({
-      register: registry,
-      prefix: METRIC_PREFIX,
-      eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS,
-    });
+  if (opts.defaultMetrics !== false) registerProcessMetrics(registry, METRIC_PREFIX);
   return registry;
 }
 

@@ -17,6 +17,15 @@ declare module 'prom-client/lib/gauge.js' {
 declare module 'prom-client/lib/histogram.js' {
   export { Histogram as default } from 'prom-client';
 }
+/** Only the tests use it: to hold registerProcessMetrics to prom-client's default metric names. */
 declare module 'prom-client/lib/defaultMetrics.js' {
   export { collectDefaultMetrics as default } from 'prom-client';
+}
+/** prom-client's default process metrics, one module each: `(registry, config) => void`. */
+declare module 'prom-client/lib/metrics/*.js' {
+  const register: (
+    registry: import('prom-client').Registry,
+    config: { readonly prefix?: string; readonly labels?: Readonly<Record<string, string>> },
+  ) => void;
+  export default register;
 }
