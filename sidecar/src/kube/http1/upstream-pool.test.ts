@@ -113,20 +113,25 @@ describe('upstream pool', () => {
     assert.equal(pl.watching, 'nothing');
   });
 
-  it('wakes for no open watch: a response with no body deadline sets no timer once its head is in', async () => {
+  it('wakes for no open watch: a response with no body deadline sets no timer once its head is in; its connection still expires when idle', async () => {
     let finish: () => void = () => {};
     route = (_q, r) => {
       r.writeHead(200, { 'content-type': 'application/json' });
       r.write('{"type":"ADDED"}\n');
       finish = () => r.end();
     };
-    const pl = pool();
+    const pl = new UpstreamPool({ host: '127.0.0.1', port, ca: ca.cert, idleTimeoutMs: 300 });
     try {
       const watch = get(pl, '/watch', { bodyTimeoutMs: 0 });
       await new Promise((r) => setTimeout(r, 250));
       assert.equal(pl.watching, 'nothing', 'the watch has no deadline to check');
       finish();
       assert.equal((await watch).body, '{"type":"ADDED"}\n');
+      // The watch ended on a keep-alive connection: its idle expiry is still watched.
+      assert.equal(pl.size, 1);
+      assert.equal(pl.watching, 'idle');
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(pl.size, 0, 'the connection was closed once idle for longer than idleTimeoutMs');
     } finally {
       await pl.close();
     }

@@ -72,6 +72,8 @@ export interface UpstreamPoolOptions {
 const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** How often deadlines are checked: timeouts fire up to this late. */
 const SWEEP_MS = 100;
+/** Idle connections are closed after this long unless the options say otherwise. */
+const IDLE_TIMEOUT_MS = 30_000;
 
 class Connection {
   readonly socket: TLSSocket;
@@ -185,7 +187,7 @@ export class UpstreamPool {
 
   #check(): void {
     const now = Date.now();
-    const idleLimit = this.#opts.idleTimeoutMs ?? 30_000;
+    const idleLimit = this.#opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
     let busy = false;
     let firstExpiry = Number.POSITIVE_INFINITY;
     // discard() deletes from the set: safe while iterating a Set.
@@ -204,10 +206,14 @@ export class UpstreamPool {
     clearInterval(this.#timer);
     this.#timer = undefined;
     this.#sweeping = false;
-    if (firstExpiry !== Number.POSITIVE_INFINITY && !this.#closed) {
-      this.#timer = setTimeout(() => this.#check(), Math.max(firstExpiry - now, SWEEP_MS));
-      this.#timer.unref();
-    }
+    if (firstExpiry !== Number.POSITIVE_INFINITY) this.#expireIdleIn(firstExpiry - now);
+  }
+
+  /** One timeout for the first idle connection to expire (no request with a deadline is out). */
+  #expireIdleIn(ms: number): void {
+    if (this.#closed) return;
+    this.#timer = setTimeout(() => this.#check(), Math.max(ms, SWEEP_MS));
+    this.#timer.unref();
   }
 
   /** What sets a timer now: requests with deadlines (checked SWEEP_MS apart), idle connections to expire, or nothing. */
@@ -228,7 +234,14 @@ export class UpstreamPool {
       );
       return p;
     }
-    this.#dispatch(p, this.#idle.pop());
+    let reuse = this.#idle.pop();
+    const idleLimit = this.#opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+    // One idle for longer than the limit (its expiry not yet checked) may be closed at the other end.
+    while (reuse && Date.now() - reuse.idleSince >= idleLimit) {
+      this.discard(reuse);
+      reuse = this.#idle.pop();
+    }
+    this.#dispatch(p, reuse);
     return p;
   }
 
@@ -411,6 +424,8 @@ export class UpstreamPool {
     conn.socket.resume();
     conn.idleSince = Date.now();
     this.#idle.push(conn);
+    // With no timer pending (the request had no deadline left, e.g. a watch), its expiry needs one.
+    if (!this.#timer) this.#expireIdleIn(this.#opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS);
   }
 
   /** Closes a connection that must not be reused. */
