@@ -180,6 +180,19 @@ for (const version of [4, 5] as const) {
       assert.equal(end?.responseStatus?.reason, 'NonZeroExitCode');
     });
 
+    it('records the exit code of a command whose status comes after the agent left', async () => {
+      const path = `${EXEC}?command=late&command=300&container=app&stdout=true`;
+      const s = await agent(sc.base, path, V5);
+      // As kubectl cp does: gone once the output it wanted is in, without waiting for the status.
+      await new Promise<void>((resolve) => {
+        const check = () => (s.output(1).includes('done') ? resolve() : setTimeout(check, 5));
+        check();
+      });
+      s.ws.close(1000);
+      const [, end] = await eventsOf(sc, path, 2);
+      assert.equal(end?.chaperone.exec?.exitCode, 0);
+    });
+
     it('relays stderr', async () => {
       const s = await agent(sc.base, `${EXEC}?command=warn&command=careful&container=app&stderr=true`, V5);
       await s.closed;

@@ -372,7 +372,12 @@ export class ExecSession {
 
   #upstreamMessage(m: ChannelData, raw: Buffer | undefined): void {
     const agent = this.#agent;
-    if (agent.closeSent) return;
+    if (agent.closeSent) {
+      // The agent is gone (kubectl cp leaves once the archive is read): nothing goes to it, but a
+      // status already on its way still tells the session's record how the command ended.
+      if (m.channel === ERROR) this.#keepStatus(m.data);
+      return;
+    }
     if (m.channel === STDOUT || m.channel === STDERR) {
       this.#grace?.refresh();
       if (m.data.length === 0) {
@@ -392,13 +397,17 @@ export class ExecSession {
     }
     if (m.channel === ERROR) {
       this.#flushOutput();
-      if (this.#statusSize + m.data.length <= MAX_STATUS_BYTES) {
-        this.#statusBytes.push(Buffer.from(m.data));
-        this.#statusSize += m.data.length;
-      }
+      this.#keepStatus(m.data);
     }
     const t = toAgent(this.#up?.protocol ?? agent.protocol, agent.protocol, m);
     if (t) this.#sendChannel(agent, t.channel, t.data);
+  }
+
+  /** The status channel's bytes, for the session's record (up to MAX_STATUS_BYTES). */
+  #keepStatus(data: Buffer): void {
+    if (this.#statusSize + data.length > MAX_STATUS_BYTES) return;
+    this.#statusBytes.push(Buffer.from(data));
+    this.#statusSize += data.length;
   }
 
   /** Output the filter released on its own (after a pause). */

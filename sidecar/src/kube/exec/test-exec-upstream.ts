@@ -210,6 +210,18 @@ export async function startFakeExecUpstream(version: 4 | 5): Promise<FakeExecUps
       case 'exit':
         finish(exitStatus(Number(argv[1])));
         break;
+      case 'late': {
+        // `late <ms>`: prints a line, then takes <ms> to exit; meanwhile it reads nothing (a close from
+        // the other end waits), so its status is already on the way when the close comes.
+        ws.send(frame(1, 'done\n'));
+        const socket = (ws as unknown as { _socket: import('node:net').Socket })._socket;
+        socket.pause();
+        setTimeout(() => {
+          ws.send(frame(3, SUCCESS));
+          socket.resume();
+        }, Number(argv[1]));
+        break;
+      }
       case 'flood': {
         // Writes `argv[1]` bytes as fast as its socket takes them (never more than 1 MiB waiting), then succeeds.
         const total = Number(argv[1]);
