@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import {
   appendFileSync,
+  fdatasync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -14,6 +15,12 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { GENESIS_HASH, verifyChain } from '@chaperone/shared';
 import { testEvent as ev } from '@chaperone/shared/testing';
 import { readSpoolDir, readSpoolRecordings, Spool } from './spool.ts';
+
+/** Waits (up to 5 s) for `ok`; fails the test if it never holds. */
+async function until(ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(ok(), 'the condition was not met within 5 s');
+}
 
 describe('audit spool', () => {
   let dir: string;
@@ -47,8 +54,7 @@ describe('audit spool', () => {
       s.append(ev(2));
       assert.equal(s.onDisk, false);
       assert.equal(s.flushDue, true, 'the first write arms one flush');
-      await new Promise((r) => setTimeout(r, 300));
-      assert.equal(s.onDisk, true, 'flushed in the background');
+      await until(() => s.onDisk);
       assert.equal(s.flushDue, false, 'and no timer is left');
       s.append(ev(3));
       assert.equal(s.flushDue, true, 'a later write arms it again');
@@ -57,6 +63,56 @@ describe('audit spool', () => {
     }
     assert.equal(s.flushDue, false);
     assert.equal(readSpoolDir(dir).length, 3);
+  });
+
+  it('a background flush reaches every segment written since the last one, however many it rotated through', async () => {
+    const synced = new Set<number>();
+    const s = Spool.open(dir, {
+      maxBytes: 1 << 20,
+      segmentBytes: 2000,
+      fdatasync: (fd, done) => {
+        synced.add(fd);
+        fdatasync(fd, done);
+      },
+    });
+    try {
+      for (let i = 1; i <= 30; i++) s.append(ev(i));
+      const segments = readdirSync(dir).filter((n) => n.startsWith('segment-')).length;
+      assert.ok(segments > 3, `the spool rotated through ${segments} segments`);
+      s.syncInBackground();
+      await until(() => s.onDisk);
+      assert.equal(synced.size, segments, 'each segment was flushed');
+    } finally {
+      s.close();
+    }
+  });
+
+  it('says when a background flush fails and flushes again; nothing is said once it is closed', async () => {
+    const errors: string[] = [];
+    let mode: 'fail' | 'real' | 'hold' = 'fail';
+    let held: (() => void) | undefined;
+    const s = Spool.open(dir, {
+      maxBytes: 1 << 20,
+      flushWithinMs: 20,
+      onSyncError: (err) => errors.push(err.message),
+      fdatasync: (fd, done) => {
+        if (mode === 'fail') {
+          mode = 'real';
+          done(new Error('EIO: the disk failed'));
+        } else if (mode === 'hold') held = () => done(new Error('EBADF: bad file descriptor'));
+        else fdatasync(fd, done);
+      },
+    });
+    s.append(ev(1));
+    await until(() => s.onDisk);
+    assert.deepEqual(errors, ['EIO: the disk failed']);
+    // A flush still running when the spool closes: its failure (the file is closed) is not an error to report.
+    mode = 'hold';
+    s.append(ev(2));
+    await until(() => held !== undefined);
+    s.close();
+    held?.();
+    assert.deepEqual(errors, ['EIO: the disk failed']);
   });
 
   it('a torn last record is detected and cut off; nothing before it is lost', () => {

@@ -73,6 +73,8 @@ export interface SpoolOptions {
   flushWithinMs?: number;
   /** The positional write the spool uses (fs.writeSync); tests pass one that fails like a full or broken disk. */
   write?: (fd: number, buffer: Buffer, offset: number, length: number, position: number) => number;
+  /** The background flush (fs.fdatasync); tests pass one that records, delays or fails. */
+  fdatasync?: (fd: number, done: (err: Error | null) => void) => void;
 }
 
 interface Segment {
@@ -83,6 +85,10 @@ interface Segment {
   size: number;
   /** Position of its last record. */
   lastPos: number;
+  /** Records written to it by this process… */
+  writes: number;
+  /** …of which the first `synced` are known to be on disk (an fdatasync that began after them succeeded). */
+  synced: number;
 }
 
 interface IndexEntry {
@@ -165,7 +171,6 @@ export class Spool {
   #acked = 0;
   /** Every record before this place (segment number, offset) is acknowledged. */
   #ackedPosition = { segment: 0, offset: 0 };
-  #dirty = false;
   /** The segment whose fdatasync is running on the thread pool, if any. */
   #syncing: Segment | undefined;
   readonly #flushWithinMs: number;
@@ -175,6 +180,7 @@ export class Spool {
   #listeners = new Set<() => void>();
   readonly #onSyncError: (err: Error) => void;
   readonly #write: NonNullable<SpoolOptions['write']>;
+  readonly #fdatasync: NonNullable<SpoolOptions['fdatasync']>;
   /** Why the last append failed, until an append succeeds again. */
   #writeFailure: string | undefined;
 
@@ -182,6 +188,7 @@ export class Spool {
     this.dir = dir;
     this.#onSyncError = opts.onSyncError ?? (() => {});
     this.#write = opts.write ?? writeSync;
+    this.#fdatasync = opts.fdatasync ?? fdatasync;
     this.#maxBytes = opts.maxBytes;
     this.#segmentBytes = opts.segmentBytes ?? 4 * 1024 * 1024;
     this.#flushWithinMs = opts.flushWithinMs ?? 0;
@@ -189,7 +196,6 @@ export class Spool {
 
   /** Records are written that are not on disk yet: a background flush is due within flushWithinMs. */
   #markDirty(): void {
-    this.#dirty = true;
     if (this.#flushWithinMs <= 0 || this.#flushTimer || this.#closed) return;
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = undefined;
@@ -224,7 +230,15 @@ export class Spool {
       const path = join(this.dir, name);
       const fd = openSync(path, 'r+');
       const size = fstatSync(fd).size;
-      const seg: Segment = { number: Number(name.slice(8, 28)), path, fd, size, lastPos: 0 };
+      const seg: Segment = {
+        number: Number(name.slice(8, 28)),
+        path,
+        fd,
+        size,
+        lastPos: 0,
+        writes: 0,
+        synced: 0,
+      };
       const valid = this.#scan(seg, size);
       if (valid < size) {
         report(`${name}: cut off ${size - valid} bytes of a torn or corrupt record at offset ${valid}`);
@@ -332,7 +346,12 @@ export class Spool {
 
   /** Whether every record written is known to be on disk (flushed, no flush running). */
   get onDisk(): boolean {
-    return !this.#dirty && this.#syncing === undefined;
+    return this.#syncing === undefined && this.#unsynced().length === 0;
+  }
+
+  /** Open segments holding records not known to be on disk. */
+  #unsynced(): Segment[] {
+    return this.#segments.filter((seg) => seg.fd >= 0 && seg.writes > seg.synced);
   }
 
   /** Whether a background flush is waiting on its timer (flushWithinMs). */
@@ -418,6 +437,7 @@ export class Spool {
     this.#track(seg, pos, seq, seg.size, record.length);
     seg.size += record.length;
     seg.lastPos = pos;
+    seg.writes++;
     this.#markDirty();
     return pos;
   }
@@ -433,7 +453,7 @@ export class Spool {
     const number = Math.max((this.#segments.at(-1)?.number ?? 0) + 1, this.#head.seq + 1);
     const path = join(this.dir, segmentName(number));
     const fd = openSync(path, 'w+');
-    const seg: Segment = { number, path, fd, size: 0, lastPos: 0 };
+    const seg: Segment = { number, path, fd, size: 0, lastPos: 0, writes: 0, synced: 0 };
     this.#segments.push(seg);
     return seg;
   }
@@ -552,36 +572,42 @@ export class Spool {
 
   /** Flushes written records to the disk, blocking until they are. */
   sync(): void {
-    if (!this.#dirty) return;
-    this.#dirty = false;
-    for (const seg of this.#segments.slice(-2)) fdatasyncSync(seg.fd);
+    for (const seg of this.#unsynced()) {
+      const upTo = seg.writes;
+      fdatasyncSync(seg.fd);
+      seg.synced = upTo;
+    }
   }
 
   /**
    * Flushes written records to the disk on the thread pool, so the event
-   * loop (and every request in flight) does not wait for the disk. At most
-   * one runs at a time; a segment being flushed is not deleted meanwhile.
+   * loop (and every request in flight) does not wait for the disk: every
+   * segment written since its last flush, however many the spool rotated
+   * through. At most one runs at a time; one due meanwhile runs when it ends.
+   * A segment being flushed is not deleted meanwhile.
    */
   syncInBackground(): void {
-    if (!this.#dirty || this.#syncing) return;
-    this.#dirty = false;
-    // The previous segment too, in case the spool rotated since the last flush.
-    const segs = this.#segments.slice(-2);
+    if (this.#syncing) return;
+    const due = this.#unsynced();
     const next = (i: number) => {
-      const seg = segs[i];
-      if (!seg || seg.fd < 0) {
+      const seg = due[i];
+      if (!seg) {
         this.#syncing = undefined;
-        // Written while this flush ran (or it failed): due again.
-        if (this.#dirty) this.#markDirty();
+        // Written while this flush ran, or a flush failed: due again.
+        if (this.#unsynced().length > 0) this.#markDirty();
         return;
       }
+      // Acknowledged and deleted since the flush began: nothing left to keep.
+      if (seg.fd < 0) {
+        next(i + 1);
+        return;
+      }
+      const upTo = seg.writes;
       this.#syncing = seg;
-      fdatasync(seg.fd, (err) => {
-        if (err) {
-          // Not on disk yet: flush again next time, and say so.
-          this.#dirty = true;
-          this.#onSyncError(err);
-        }
+      this.#fdatasync(seg.fd, (err) => {
+        if (!err) seg.synced = Math.max(seg.synced, upTo);
+        // Not on disk yet: flushed again next time, and said (unless the spool closed under it).
+        else if (!this.#closed) this.#onSyncError(err);
         next(i + 1);
       });
     };
@@ -592,7 +618,7 @@ export class Spool {
     this.#closed = true;
     clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
-    this.#dirty = this.#dirty || this.#syncing !== undefined;
+    // Every segment not known to be on disk, one whose background flush is still running included.
     this.sync();
     for (const s of this.#segments) {
       closeSync(s.fd);
