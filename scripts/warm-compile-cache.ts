@@ -37,7 +37,7 @@ export function warmCompileCache(dist: string): void {
   ].join('\n');
   const r = spawnSync(
     process.execPath,
-    [...SIDECAR_V8_FLAGS.split(/\s+/), '--input-type=module', '-e', code],
+    [...SIDECAR_V8_FLAGS.split(/\s+/).filter(Boolean), '--input-type=module', '-e', code],
     { encoding: 'utf8', timeout: 120_000, env: { ...process.env, NODE_OPTIONS: '' } },
   );
   if (r.status !== 0)
