@@ -101,10 +101,22 @@ describe('check-inject: whose settings judge a live pod', () => {
     assert.equal(note, undefined);
   });
 
-  it('falls back to the defaults, saying so, when no configuration selecting it publishes settings', () => {
+  it('falls back to the defaults, saying so, when the configuration selecting it publishes no settings', () => {
+    const bare = { ...mine, metadata: { name: 'chaperone-injector-rmine' } };
+    const labels = { [INJECT_LABEL]: 'enabled', [REVISION_LABEL]: 'mine' };
+    const { config, note } = configFrom([other, bare], '0.1.0', labels);
+    assert.notEqual(
+      config.image,
+      'example/other:1',
+      'not the settings of an injector that does not answer here',
+    );
+    assert.match(note ?? '', /not published/);
+  });
+
+  it('takes any published settings, without a note, for a namespace no configuration selects', () => {
     const labels = { [INJECT_LABEL]: 'enabled', [REVISION_LABEL]: 'nobody' };
     const { config, note } = configFrom([other, mine], '0.1.0', labels);
-    assert.notEqual(config.image, 'example/other:1');
-    assert.match(note ?? '', /not published/);
+    assert.equal(config.image, 'example/other:1');
+    assert.equal(note, undefined);
   });
 });

@@ -54,39 +54,41 @@ function defaultConfig(version: string): InjectionConfig {
   return injectionConfigFrom(parseConfig(injectorSchema(version), { env: {} }), version, false);
 }
 
+/** The injection settings an injector published on its webhook configuration, if it did. */
+function publishedSettings(w: MutatingWebhookConfiguration): InjectionConfig | undefined {
+  const raw = w.metadata.annotations?.[INJECTOR_CONFIG_ANNOTATION];
+  if (!raw) return undefined;
+  try {
+    const c = JSON.parse(raw) as InjectionConfig;
+    if (typeof c.image === 'string' && typeof c.kubePort === 'number' && Array.isArray(c.excludedNamespaces))
+      return c;
+  } catch {
+    // not readable: as if not published
+  }
+  return undefined;
+}
+
 /**
  * The settings of the injector that would answer for this namespace: those
  * published on a webhook configuration selecting it, so that another
  * injector's settings on the same cluster are never used to judge a pod.
+ * When none selects it (the pod is not injected there), any injector's
+ * published settings describe what injection would do.
  */
 export function configFrom(
   webhooks: readonly MutatingWebhookConfiguration[],
   version: string,
   namespaceLabels?: Record<string, string>,
 ): { config: InjectionConfig; note?: string } {
-  const selecting =
-    namespaceLabels === undefined
-      ? webhooks
-      : webhooks.filter((w) => {
-          const hook = w.webhooks?.find((h) => h.name === WEBHOOK_NAME);
-          return (
-            hook !== undefined && unmetRequirement(hook.namespaceSelector, namespaceLabels) === undefined
-          );
-        });
-  for (const w of selecting) {
-    const raw = w.metadata.annotations?.[INJECTOR_CONFIG_ANNOTATION];
-    if (!raw) continue;
-    try {
-      const c = JSON.parse(raw) as InjectionConfig;
-      if (
-        typeof c.image === 'string' &&
-        typeof c.kubePort === 'number' &&
-        Array.isArray(c.excludedNamespaces)
-      )
-        return { config: c };
-    } catch {
-      // fall through to defaults
-    }
+  const selects = (w: MutatingWebhookConfiguration) => {
+    if (namespaceLabels === undefined) return true;
+    const hook = w.webhooks?.find((h) => h.name === WEBHOOK_NAME);
+    return hook !== undefined && unmetRequirement(hook.namespaceSelector, namespaceLabels) === undefined;
+  };
+  const selecting = webhooks.filter(selects);
+  for (const w of selecting.length > 0 ? selecting : webhooks) {
+    const config = publishedSettings(w);
+    if (config) return { config };
   }
   return {
     config: defaultConfig(version),
