@@ -64,6 +64,16 @@ function serveJwks(jwks: object): Promise<{ server: Server; url: string }> {
   });
 }
 
+/** The last lines of a log, for an error that points at it. */
+function logTail(file: string, lines = 15): string {
+  try {
+    const text = readFileSync(file, 'utf8').trimEnd();
+    return text === '' ? '(empty)' : text.split('\n').slice(-lines).join('\n');
+  } catch (err) {
+    return `(unreadable: ${(err as Error).message})`;
+  }
+}
+
 async function ready(url: string): Promise<boolean> {
   try {
     return (await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) })).ok;
@@ -118,10 +128,11 @@ export async function startEmbeddedCollector(o: EmbeddedCollectorOptions): Promi
   const deadline = Date.now() + (o.readyTimeoutMs ?? 60_000);
   while (!((await ready(url)) && (await ready(queryUrl)))) {
     if (child.exitCode !== null || Date.now() > deadline) {
+      const why = child.exitCode !== null ? `it exited with ${child.exitCode}` : 'it was not ready in time';
       await stop();
       throw new ChaperoneError(
         'unavailable',
-        `the embedded collector did not start (its log: ${logFile}); give --collector-url to ship elsewhere`,
+        `the embedded collector did not start: ${why}; the end of its log (${logFile}):\n${logTail(logFile)}\ngive --collector-url to ship elsewhere`,
       );
     }
     await new Promise((r) => setTimeout(r, 100));
