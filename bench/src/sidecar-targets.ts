@@ -8,6 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -326,6 +327,11 @@ export interface SidecarStartOptions {
   readonly readyPollMs?: number;
   /** Extra environment variables, e.g. MALLOC_ARENA_MAX. */
   readonly env?: Readonly<Record<string, string>>;
+  /**
+   * Also ask, this often from the spawn on, what the injected pod's startup probe asks (GET /healthz
+   * on the metrics port, injector/src/inject/sidecar-container.ts), and note when it first passes.
+   */
+  readonly probePollMs?: number;
 }
 
 const GiB = 1024 ** 3;
@@ -359,7 +365,14 @@ export async function startSidecar(
   base: SidecarBase,
   cp: ControlPlane,
   opts: SidecarStartOptions = {},
-): Promise<Target & { readonly spoolDir: string; readonly runDir: string }> {
+): Promise<
+  Target & {
+    readonly spoolDir: string;
+    readonly runDir: string;
+    /** performance.now() when the startup probe first passed (with probePollMs). */
+    readonly probePassedAt: number | undefined;
+  }
+> {
   const [kubePort, metricsPort] = (await freePorts(2)) as [number, number];
   const run = mkdtempSync(join(base.dir, 'run-'));
   const spoolDir = join(run, 'spool');
@@ -410,13 +423,29 @@ export async function startSidecar(
     cwd: run,
   });
   const origin = `https://127.0.0.1:${kubePort}`;
+  let probePassedAt: number | undefined;
+  let probing = opts.probePollMs !== undefined;
+  const probe = (async () => {
+    while (probing) {
+      if (await healthz(metricsPort)) {
+        probePassedAt = performance.now();
+        return;
+      }
+      await new Promise((r) => setTimeout(r, opts.probePollMs));
+    }
+  })();
   try {
     await waitServing(origin, 'placeholder', proc, `the sidecar to serve ${origin}`, opts.readyPollMs);
+    // The probe passes when the metrics port listens, which comes last in the sidecar's start.
+    await Promise.race([probe, new Promise((r) => setTimeout(r, 10_000))]);
   } catch (err) {
     await proc.stop(2000);
     throw err;
+  } finally {
+    probing = false;
   }
   return {
+    probePassedAt,
     name: 'sidecar',
     origin,
     token: 'placeholder-token-the-agent-holds',
@@ -430,6 +459,18 @@ export async function startSidecar(
       rmSync(spoolDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Whether GET /healthz on a local port answers 200 (within 1 s, as the injected probes' timeout). */
+function healthz(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpGet({ host: '127.0.0.1', port, path: '/healthz', timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
 }
 
 /** A fresh temp root for one benchmark run. */
