@@ -172,8 +172,12 @@ export class UpstreamPool {
   /** Whether #timer is the interval of a pool with requests out. */
   #sweeping = false;
 
+  /** How long a connection may stay idle (below the server's own idle timeout). */
+  readonly #idleLimit: number;
+
   constructor(opts: UpstreamPoolOptions) {
     this.#opts = opts;
+    this.#idleLimit = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
   }
 
   /** A request has a deadline: deadlines are checked SWEEP_MS apart until none has. */
@@ -187,7 +191,6 @@ export class UpstreamPool {
 
   #check(): void {
     const now = Date.now();
-    const idleLimit = this.#opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
     let busy = false;
     let firstExpiry = Number.POSITIVE_INFINITY;
     // discard() deletes from the set: safe while iterating a Set.
@@ -198,8 +201,8 @@ export class UpstreamPool {
         busy = true;
         if (now >= p.deadline) p.timedOut();
       } else if (conn.idleSince !== 0) {
-        if (now - conn.idleSince >= idleLimit) this.discard(conn);
-        else firstExpiry = Math.min(firstExpiry, conn.idleSince + idleLimit);
+        if (now - conn.idleSince >= this.#idleLimit) this.discard(conn);
+        else firstExpiry = Math.min(firstExpiry, conn.idleSince + this.#idleLimit);
       }
     }
     if (busy) return;
@@ -235,9 +238,8 @@ export class UpstreamPool {
       return p;
     }
     let reuse = this.#idle.pop();
-    const idleLimit = this.#opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
-    // One idle for longer than the limit (its expiry not yet checked) may be closed at the other end.
-    while (reuse && Date.now() - reuse.idleSince >= idleLimit) {
+    // One idle past the limit (its timer not yet run: the event loop was busy) may be closed at the other end.
+    while (reuse && Date.now() - reuse.idleSince >= this.#idleLimit) {
       this.discard(reuse);
       reuse = this.#idle.pop();
     }
@@ -425,7 +427,7 @@ export class UpstreamPool {
     conn.idleSince = Date.now();
     this.#idle.push(conn);
     // With no timer pending (the request had no deadline left, e.g. a watch), its expiry needs one.
-    if (!this.#timer) this.#expireIdleIn(this.#opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS);
+    if (!this.#timer) this.#expireIdleIn(this.#idleLimit);
   }
 
   /** Closes a connection that must not be reused. */
