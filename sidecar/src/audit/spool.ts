@@ -194,8 +194,8 @@ export class Spool {
     this.#flushWithinMs = opts.flushWithinMs ?? 0;
   }
 
-  /** Records are written that are not on disk yet: a background flush is due within flushWithinMs. */
-  #markDirty(): void {
+  /** A record is written that is not on disk yet: a background flush is due within flushWithinMs (one timer for all). */
+  #flushSoon(): void {
     if (this.#flushWithinMs <= 0 || this.#flushTimer || this.#closed) return;
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = undefined;
@@ -438,7 +438,7 @@ export class Spool {
     seg.size += record.length;
     seg.lastPos = pos;
     seg.writes++;
-    this.#markDirty();
+    this.#flushSoon();
     return pos;
   }
 
@@ -594,7 +594,7 @@ export class Spool {
       if (!seg) {
         this.#syncing = undefined;
         // Written while this flush ran, or a flush failed: due again.
-        if (this.#unsynced().length > 0) this.#markDirty();
+        if (this.#unsynced().length > 0) this.#flushSoon();
         return;
       }
       // Acknowledged and deleted since the flush began: nothing left to keep.
