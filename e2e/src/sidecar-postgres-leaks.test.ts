@@ -12,6 +12,7 @@ import {
   noDropPolicy,
   psqlAsAgent,
   startGuardedDatabase,
+  TABLE_RULES,
 } from './sidecar-postgres-harness.ts';
 
 const CANARY = 'canary-leaks-5d7a31';
@@ -20,15 +21,7 @@ const POLICY = noDropPolicy(
   'leaks',
   `    - { name: mask-passwords, match: { sql: { tables: [users, members], columns: [password] } }, action: mask }
     - { name: mask-card-numbers, match: { sql: { tables: [cards], columns: [number] } }, action: mask }
-    - name: keep-orders
-      match: { protocols: [postgres], sql: { statements: [delete, update, truncate], tables: [orders] } }
-      action: deny
-      message: Orders are kept.
-    - name: ledger-closed
-      match: { protocols: [postgres], sql: { tables: [ledger] } }
-      action: deny
-      message: The ledger is closed.
-`,
+${TABLE_RULES}`,
 );
 
 let db: GuardedDatabase;
