@@ -11,9 +11,9 @@
  * Pure: the pod in, the reason (or undefined) out.
  */
 import { INJECTED_LABEL } from '@chaperone/shared';
+// Where the kubelet mounts a pod's service-account token (client-go's in-cluster config reads it there).
+import { IN_CLUSTER_DIR as TOKEN_DIR } from '@chaperone/shared/kube';
 
-/** Where the kubelet mounts a pod's service-account token (client-go's in-cluster config reads it there). */
-const TOKEN_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 /** A legacy token Secret's name: `<service account>-token-<5 characters>`. */
 const LEGACY_TOKEN_SECRET = /-token-[a-z0-9]{5}$/;
 
