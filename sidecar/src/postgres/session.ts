@@ -1389,8 +1389,9 @@ export class PostgresSession {
       return d;
     }
     const d = this.#decide(statement);
-    // A decision that read the catalog (rules on tables) may change with it: not kept.
-    if (d.action === 'allow' && !(this.#tableRules() && statement.tables.length > 0))
+    // A decision that read the catalog (rules on tables; what the relations and functions it names
+    // reach, #reached) may change with it: not kept.
+    if (d.action === 'allow' && !(this.#tableRules() && reachKeys(statement).length > 0))
       kept.set(key, { policy, user, decision: d });
     return d;
   }
