@@ -57,4 +57,53 @@ describe('tokenOutsideGuard', () => {
       undefined,
     );
   });
+
+  it('finds a token Secret pulled into a projected volume, and a container that reaches other containers or the node', () => {
+    assert.match(
+      tokenOutsideGuard(
+        pod(
+          [{ name: 'mix', projected: { sources: [{ secret: { name: 'builder-token-x9z2k' } }] } }],
+          [{ name: 'mix', mountPath: '/m' }],
+        ),
+        'app',
+      ) ?? '',
+      /token Secret "builder-token-x9z2k"/,
+    );
+    const two = (extra: Record<string, unknown>) => ({
+      metadata: { name: 'p' },
+      spec: {
+        volumes: [projected, { name: 'root', hostPath: { path: '/' } }],
+        containers: [{ name: 'app' }, { name: 'holder', volumeMounts: [atTokenDir] }],
+        ...extra,
+      },
+    });
+    assert.match(
+      tokenOutsideGuard(two({ shareProcessNamespace: true }), 'app') ?? '',
+      /shared process namespace.*"holder"/,
+    );
+    assert.match(tokenOutsideGuard(two({ hostPID: true }), 'app') ?? '', /hostPID/);
+    const app = (c: Record<string, unknown>) => ({
+      ...two({}),
+      spec: { ...two({}).spec, containers: [{ name: 'app', ...c }] },
+    });
+    assert.match(
+      tokenOutsideGuard(app({ securityContext: { privileged: true } }), 'app') ?? '',
+      /privileged/,
+    );
+    assert.match(
+      tokenOutsideGuard(app({ volumeMounts: [{ name: 'root', mountPath: '/host' }] }), 'app') ?? '',
+      /host path volume "root"/,
+    );
+    // A shared process namespace with no token in any container reaches none.
+    assert.equal(
+      tokenOutsideGuard(
+        {
+          metadata: { name: 'p' },
+          spec: { shareProcessNamespace: true, containers: [{ name: 'app' }, { name: 'b' }] },
+        },
+        'app',
+      ),
+      undefined,
+    );
+  });
 });
