@@ -13,6 +13,9 @@
  *                                         (with --startup-only: cold starts interleaved with the sidecar's);
  *                                         repeatable; a NAME=value token goes to its environment instead
  *                                         (NODE_DISABLE_COMPILE_CACHE=1: without the bundle's compile cache)
+ *            --alt-bundle <dist/chaperone.mjs>   another build of the sidecar (e.g. the base of a change,
+ *                                         built with `node scripts/build.ts --outdir DIR`), run like an
+ *                                         --alt-flags set; repeatable
  *            --memory-only   only the floors, the sidecar and the --alt-flags sets (memory, CPU per
  *                            request), a summary printed, nothing written (an ablation)
  *   env BENCH_SIDECAR_NODE_FLAGS="…"   extra node flags for the sidecar (after SIDECAR_NODE_OPTIONS)
@@ -31,7 +34,15 @@
  * repeated, keeping the least disturbed; "others %" records it.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -139,8 +150,18 @@ interface AltSet {
   readonly flags: readonly string[];
   readonly env: Readonly<Record<string, string>>;
   readonly text: string;
+  /** --alt-bundle: this build's entry instead of the current sources' bundle. */
+  readonly entry?: string;
 }
-const ALT_SETS: readonly AltSet[] = argv.flatMap((a, i) => {
+const ALT_SETS: readonly AltSet[] = argv.flatMap((a, i): AltSet[] => {
+  if (a === '--alt-bundle') {
+    const entry = argv[i + 1] ?? '';
+    if (!existsSync(entry))
+      throw new Error(
+        `--alt-bundle ${entry}: no such file (build one with node scripts/build.ts --outdir DIR)`,
+      );
+    return [{ flags: [], env: {}, text: `the build at ${entry}`, entry }];
+  }
   if (a !== '--alt-flags') return [];
   const tokens = (argv[i + 1] ?? '').split(/\s+/).filter(Boolean);
   const isEnv = (t: string) => /^[A-Z_][A-Z0-9_]*=/.test(t);
@@ -358,6 +379,7 @@ async function runConfig(c: Config, env: Env, order: readonly Scenario[]): Promi
   const t = await startSidecar(env.base, env.cp, {
     nodeFlags: [...FLAGS, ...(altOf(c)?.flags ?? [])],
     env: altOf(c)?.env,
+    entry: altOf(c)?.entry,
     ...(c === 'sidecar-db'
       ? { args: ['--databases', `${env.db.database}=${dbPort}`, '--databases-dir', env.databasesDir] }
       : {}),
@@ -456,7 +478,7 @@ async function coldStart(base: SidecarBase, cp: ControlPlane, alt?: AltSet): Pro
     nodeFlags: [...FLAGS, ...(alt?.flags ?? [])],
     readyPollMs: 5,
     probePollMs: 5,
-    ...(alt ? { env: alt.env } : {}),
+    ...(alt ? { env: alt.env, entry: alt.entry } : {}),
   });
   const ms = performance.now() - t0;
   const probeMs = t.probePassedAt === undefined ? Number.NaN : t.probePassedAt - t0;

@@ -332,6 +332,8 @@ export interface SidecarStartOptions {
    * on the metrics port, injector/src/inject/sidecar-container.ts), and note when it first passes.
    */
   readonly probePollMs?: number;
+  /** Another build's entry (dist/chaperone.mjs) instead of the current sources' bundle: a code change against its base, in the same rounds. */
+  readonly entry?: string;
 }
 
 const GiB = 1024 ** 3;
@@ -378,7 +380,7 @@ export async function startSidecar(
   const spoolDir = join(run, 'spool');
   const args = [
     ...(opts.nodeFlags ?? []),
-    sidecarEntry(opts.nodeFlags ?? []),
+    opts.entry ?? sidecarEntry(opts.nodeFlags ?? []),
     'sidecar',
     '--pod-name',
     'agent-0',
