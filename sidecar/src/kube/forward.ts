@@ -15,7 +15,7 @@ import type { ResponseHead } from './http1/response-decoder.ts';
 import type { Exchange, ResponseSink, UpstreamError } from './http1/upstream-pool.ts';
 import { LineSplitter } from './line-splitter.ts';
 import { type MaskOptions, maskBody } from './mask.ts';
-import { maskJsonBytes } from './mask-bytes.ts';
+import { type MaskedBytes, maskJsonBytes } from './mask-bytes.ts';
 import { withheldStatus } from './mask-status.ts';
 import {
   detectorsOnLogs,
@@ -133,7 +133,7 @@ function passThrough(
 function maskDocument(
   raw: Buffer,
   maskOpts: MaskOptions,
-): { body: Buffer | string; masked: number } | undefined {
+): { body: MaskedBytes | string; masked: number } | undefined {
   const fast = maskJsonBytes(raw, maskOpts);
   if (fast) return fast;
   let doc: unknown;
@@ -205,7 +205,7 @@ function maskWhole(
         done();
         return;
       }
-      let out: Buffer | string = '';
+      let out: MaskedBytes | string = '';
       if (size > 0) {
         const masked = maskDocument(
           chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size),
@@ -225,8 +225,12 @@ function maskWhole(
         out = masked.body;
       }
       const headers = passResponseHeaders(head, true);
-      headers.push('content-length', String(typeof out === 'string' ? Buffer.byteLength(out) : out.length));
+      headers.push(
+        'content-length',
+        String(typeof out === 'string' ? Buffer.byteLength(out) : out.byteLength),
+      );
       ctx.res.writeHead(head.statusCode, headers);
+      // A masked document is written straight into the buffer the answer is sent from.
       ctx.res.end(out);
       // Reading the body is transfer time; parsing, masking and writing are ours.
       ctx.overheadNs += process.hrtime.bigint() - t3;
@@ -280,7 +284,10 @@ function maskStream(
           const masked = maskDocument(line, maskOpts);
           if (!masked) throw new Error('an event is not JSON');
           ctx.maskedFields += masked.masked;
-          out.push(typeof masked.body === 'string' ? Buffer.from(masked.body, 'utf8') : masked.body, NEWLINE);
+          out.push(
+            typeof masked.body === 'string' ? Buffer.from(masked.body, 'utf8') : masked.body.toBuffer(),
+            NEWLINE,
+          );
         }
       } catch (err) {
         cut(`chaperone: watch stream could not be masked: ${(err as Error).message}`);

@@ -37,7 +37,14 @@ function check(value: unknown, opts: MaskOptions, text = JSON.stringify(value)):
   const fast = maskJsonBytes(Buffer.from(text, 'utf8'), opts);
   if (!fast) return false;
   const expected = slow(value, opts);
-  assert.deepEqual(normalise(JSON.parse(fast.body.toString('utf8'))), normalise(expected.value));
+  const whole = fast.body.toBuffer();
+  assert.equal(whole.length, fast.body.byteLength);
+  // Written into a caller's buffer at an offset: the same bytes, and nothing beside them touched.
+  const into = Buffer.alloc(whole.length + 5, 0x2a);
+  assert.equal(fast.body.copyTo(into, 3), whole.length + 3);
+  assert.deepEqual(into.subarray(3, 3 + whole.length), whole);
+  assert.equal(into.toString('latin1', 0, 3) + into.toString('latin1', whole.length + 3), '*****');
+  assert.deepEqual(normalise(JSON.parse(whole.toString('utf8'))), normalise(expected.value));
   assert.equal(fast.masked, expected.masked);
   return true;
 }
@@ -144,12 +151,38 @@ describe('maskJsonBytes', () => {
     assert.ok(handled > 1900, `the byte path should handle nearly every input (handled ${handled} of 2000)`);
   });
 
+  it('gives the same when the keys that decide are written with escapes', () => {
+    // Any "kind" or "data" token (a key, or a value) written another way decodes to the same string.
+    const escaped: readonly [string, string][] = [
+      ['"kind"', '"\\u006bind"'],
+      ['"data"', '"d\\u0061ta"'],
+      ['"items"', '"item\\u0073"'],
+      ['"metadata"', '"met\\u0061data"'],
+      ['"stringData"', '"stringD\\u0061ta"'],
+    ];
+    fc.assert(
+      fc.property(body, options, fc.subarray([0, 1, 2, 3, 4]), (value, opts, which) => {
+        let text = JSON.stringify(value);
+        for (const i of which) text = text.replaceAll(...(escaped[i] as [string, string]));
+        check(value, opts, text);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('leaves a policy with more masked fields than it tracks to the decoding path', () => {
+    const fields = Array.from({ length: 30 }, (_, i) => `f${i}`);
+    const text = JSON.stringify({ kind: 'ConfigMap', f3: { k: 'v' } });
+    assert.equal(maskJsonBytes(Buffer.from(text), { fields, secrets: false }), undefined);
+    assert.ok(maskJsonBytes(Buffer.from(text), { fields: fields.slice(0, 24), secrets: false }));
+  });
+
   it('keeps every byte it does not mask, white space included', () => {
     const text = '{ "kind" : "Secret",\n "data" : { "a" : "eA==" , "b":null },\n "x": [1, {"data":"y"}] }';
     const r = maskJsonBytes(Buffer.from(text), { fields: ['data'], secrets: true });
     assert.ok(r);
     assert.equal(
-      r.body.toString(),
+      r.body.toBuffer().toString(),
       '{ "kind" : "Secret",\n "data" : { "a" : "KiptYXNrZWQqKg==" , "b":null },\n "x": [1, {"data":"y"}] }',
     );
     assert.equal(r.masked, 1);
@@ -170,7 +203,7 @@ describe('maskJsonBytes', () => {
       fields: ['data', 'stringData'],
       secrets: true,
     });
-    assert.equal(r?.body.toString().includes(CANARY), false);
+    assert.equal(r?.body.toBuffer().toString().includes(CANARY), false);
     assert.equal(r?.masked, 15);
   });
 
@@ -185,7 +218,7 @@ describe('maskJsonBytes', () => {
     for (const opts of [base64, text, stringOnly, base64, text, stringOnly]) {
       assert.ok(check(value, opts));
       const r = maskJsonBytes(Buffer.from(JSON.stringify(value)), opts);
-      seen.push(JSON.parse(r?.body.toString() ?? '{}').metadata.annotations[LAST]);
+      seen.push(JSON.parse(r?.body.toBuffer().toString() ?? '{}').metadata.annotations[LAST]);
     }
     assert.deepEqual(seen.slice(3), seen.slice(0, 3));
     assert.equal(new Set(seen).size, 3);
@@ -208,7 +241,7 @@ describe('maskJsonBytes', () => {
       assert.ok(check(value, opts));
       const r = maskJsonBytes(Buffer.from(JSON.stringify(value)), opts);
       assert.equal(r?.masked, 12);
-      assert.equal(r?.body.toString().includes(CANARY), false);
+      assert.equal(r?.body.toBuffer().toString().includes(CANARY), false);
     }
   });
 
@@ -233,6 +266,9 @@ describe('maskJsonBytes', () => {
     const text = '{"kind":"Se\\u0063ret","d\\u0061ta":{"k":"v"}}';
     const r = maskJsonBytes(Buffer.from(text), { fields: ['data'], secrets: false });
     assert.ok(r);
-    assert.deepEqual(JSON.parse(r.body.toString()), { kind: 'Secret', data: { k: 'KiptYXNrZWQqKg==' } });
+    assert.deepEqual(JSON.parse(r.body.toBuffer().toString()), {
+      kind: 'Secret',
+      data: { k: 'KiptYXNrZWQqKg==' },
+    });
   });
 });

@@ -39,22 +39,93 @@ class GiveUp extends Error {}
 const DEPTH_STACK = new Uint8Array(MAX_DEPTH);
 const GIVE_UP = new GiveUp();
 
-interface Edit {
-  readonly start: number;
-  readonly end: number;
-  readonly text: string;
+/**
+ * The edits a scan has kept so far, in the order of their position (the scan
+ * never goes back): parallel arrays that grow and are cut back, so a scan
+ * allocates per edit, not per object. An object's parts leave their edits in
+ * the log as they are read; when the object ends and its shape is known, the
+ * edits of the parts that do not count are cut out (see Scanner#body).
+ */
+class EditLog {
+  length = 0;
+  readonly start: number[] = [];
+  readonly end: number[] = [];
+  /** The replacement, JSON text; undefined while a field value waits for its object's kind. */
+  readonly text: (string | undefined)[] = [];
+  /** Values this edit masks. */
+  readonly count: number[] = [];
+  /**
+   * Set on the edits of a masked field of the object being read: the field's
+   * name for a map value (its text depends on the object's kind), true for a
+   * string value. Cleared when the object ends.
+   */
+  readonly field: (string | boolean)[] = [];
+
+  push(start: number, end: number, text: string | undefined, count: number, field: string | boolean): void {
+    const i = this.length++;
+    this.start[i] = start;
+    this.end[i] = end;
+    this.text[i] = text;
+    this.count[i] = count;
+    this.field[i] = field;
+  }
+
+  /** Moves edit `from` to `to` (to < from). */
+  move(from: number, to: number): void {
+    this.start[to] = this.start[from] as number;
+    this.end[to] = this.end[from] as number;
+    this.text[to] = this.text[from];
+    this.count[to] = this.count[from] as number;
+    this.field[to] = this.field[from] as string | boolean;
+  }
+
+  /** Keeps, of the edits from `from` on, only those in [a, b). */
+  keepOnly(from: number, a: number, b: number): void {
+    let w = from;
+    for (let i = a; i < b; i++) this.move(i, w++);
+    this.length = w;
+  }
 }
 
-interface Result {
-  /** One past the value. */
-  readonly end: number;
-  readonly edits: Edit[];
-  readonly masked: number;
-}
+/**
+ * A masked JSON document: its input's bytes with the edits applied, written
+ * straight into a caller's buffer (nothing is joined in between).
+ */
+export class MaskedBytes {
+  readonly #buf: Buffer;
+  readonly #log: EditLog;
+  /** Length in bytes of the masked document. */
+  readonly byteLength: number;
 
-interface MapValue {
-  readonly end: number;
-  readonly values: { start: number; end: number }[];
+  constructor(buf: Buffer, log: EditLog) {
+    this.#buf = buf;
+    this.#log = log;
+    let len = buf.length;
+    for (let i = 0; i < log.length; i++) {
+      len += Buffer.byteLength(log.text[i] as string) - ((log.end[i] as number) - (log.start[i] as number));
+    }
+    this.byteLength = len;
+  }
+
+  /** Writes the masked document into `out` at `at`; returns the position after it. */
+  copyTo(out: Buffer, at: number): number {
+    const { start, end, text } = this.#log;
+    let from = 0;
+    for (let i = 0; i < this.#log.length; i++) {
+      at += this.#buf.copy(out, at, from, start[i]);
+      at += out.write(text[i] as string, at, 'utf8');
+      from = end[i] as number;
+    }
+    return at + this.#buf.copy(out, at, from);
+  }
+
+  /** The masked document in a buffer of its own (the input itself when nothing was replaced). */
+  toBuffer(): Buffer {
+    if (this.#log.length === 0) return this.#buf;
+    const out = Buffer.allocUnsafe(this.byteLength);
+    this.copyTo(out, 0);
+    return out;
+  }
 }
 
 /** Members whose value decides the shape of an object (see maskBody). */
@@ -68,8 +139,16 @@ const MASKED_TEXT_JSON = JSON.stringify(MASKED_TEXT);
  * Bounded: a policy names few sets, but it may be replaced over time.
  */
 interface FieldState {
-  /** UTF-8 lengths of every key the masker looks at. */
-  readonly lengths: Set<number>;
+  /** Every key the masker looks at, as UTF-8 bytes, by length (a key of another length is not decoded). */
+  readonly keys: ReadonlyMap<number, readonly { readonly bytes: Buffer; readonly text: string }[]>;
+  /**
+   * A bit for each member name an object may have only once (the structural
+   * ones and the masked fields); undefined when there are too many for the
+   * bits of a number (then the byte path gives up and the decoding path masks).
+   */
+  readonly bits: ReadonlyMap<string, number> | undefined;
+  /** The masked fields. */
+  readonly fields: ReadonlySet<string>;
   /** Masked last-applied copies, for responses about Secrets and about anything else. */
   readonly copies: readonly [MaskedCopyCache, MaskedCopyCache];
 }
@@ -81,10 +160,18 @@ function fieldState(opts: MaskOptions): FieldState {
   let state = fieldStates.get(id);
   if (!state) {
     if (fieldStates.size >= MAX_FIELD_SETS) fieldStates.clear();
+    const keys = new Map<number, { bytes: Buffer; text: string }[]>();
+    for (const text of new Set([...STRUCTURAL, 'annotations', LAST_APPLIED, ...opts.fields])) {
+      const bytes = Buffer.from(text, 'utf8');
+      const same = keys.get(bytes.length);
+      if (same) same.push({ bytes, text });
+      else keys.set(bytes.length, [{ bytes, text }]);
+    }
+    const once = [...new Set([...STRUCTURAL, ...opts.fields])];
     state = {
-      lengths: new Set(
-        [...STRUCTURAL, 'annotations', LAST_APPLIED, ...opts.fields].map((k) => Buffer.byteLength(k)),
-      ),
+      keys,
+      bits: once.length <= 30 ? new Map(once.map((k, i) => [k, 1 << i])) : undefined,
+      fields: new Set(opts.fields),
       copies: [new MaskedCopyCache(), new MaskedCopyCache()],
     };
     fieldStates.set(id, state);
@@ -95,17 +182,22 @@ const MASKED_BASE64_JSON = JSON.stringify(MASKED_BASE64);
 
 class Scanner {
   readonly buf: Buffer;
-  /** The text of the key last read by key(), or '' when it cannot matter. */
-  lastKey = '';
-  /** Lengths (in bytes) of the keys that matter. */
-  readonly #lengths: Set<number>;
+  /** The text of the key last read by key(), or undefined when it cannot matter. */
+  lastKey: string | undefined;
+  readonly log = new EditLog();
+  readonly #keys: FieldState['keys'];
+  readonly #bits: ReadonlyMap<string, number>;
+  readonly #fields: ReadonlySet<string>;
   /** Last-applied copies masked before, with these options. */
   readonly #copies: MaskedCopyCache;
 
   constructor(buf: Buffer, opts: MaskOptions) {
     this.buf = buf;
     const state = fieldState(opts);
-    this.#lengths = state.lengths;
+    if (!state.bits) throw GIVE_UP;
+    this.#keys = state.keys;
+    this.#bits = state.bits;
+    this.#fields = state.fields;
     this.#copies = state.copies[opts.secrets ? 1 : 0];
   }
 
@@ -211,16 +303,25 @@ class Scanner {
     const b = this.buf;
     if (b[pos] !== QUOTE) throw GIVE_UP;
     const end = this.strEnd(pos);
-    // Only keys that could matter are decoded: the length rules out most (escapes change it, so keys with them are decoded too).
-    const length = end - pos - 2;
-    if (this.#lengths.has(length)) this.lastKey = this.decode(pos, end);
-    else {
-      this.lastKey = '';
-      for (let i = pos + 1; i < end - 1; i++) {
-        if (b[i] === BACKSLASH) {
-          this.lastKey = this.decode(pos, end);
-          break;
+    // Only keys that could matter are read: compared byte by byte with those of their length
+    // (escapes change a key's length, so keys with them are decoded).
+    this.lastKey = undefined;
+    const same = this.#keys.get(end - pos - 2);
+    if (same) {
+      for (const k of same) {
+        const t = k.bytes;
+        let i = 0;
+        while (i < t.length && b[pos + 1 + i] === t[i]) i++;
+        if (i === t.length) {
+          this.lastKey = k.text;
+          return end;
         }
+      }
+    }
+    for (let i = pos + 1; i < end - 1; i++) {
+      if (b[i] === BACKSLASH) {
+        this.lastKey = this.decode(pos, end);
+        break;
       }
     }
     return end;
@@ -250,21 +351,30 @@ class Scanner {
 
   /**
    * maskBody on the value at `pos`, in one pass: the members that may matter
-   * are parsed as they come, each shape's edits kept apart, and the shape is
-   * decided when the object ends (its members may come in any order).
+   * are parsed as they come, each part leaving its edits in the log, and the
+   * shape is decided when the object ends (its members may come in any
+   * order): the edits of the parts that do not count for it are cut out.
+   * Returns one past the value; the edits it keeps are the log's from where
+   * it began.
    */
-  body(pos: number, opts: MaskOptions): Result {
+  body(pos: number, opts: MaskOptions): number {
     const b = this.buf;
-    if (b[pos] !== OPEN_OBJ) return { end: this.skip(pos), edits: [], masked: 0 };
+    if (b[pos] !== OPEN_OBJ) return this.skip(pos);
+    const log = this.log;
+    const from = log.length;
     let kindPresent = false;
     let kind = '';
     let typeIsString = false;
-    let object: Result | undefined;
-    let rows: Result | undefined;
-    let items: Result | undefined;
-    let meta: Result | undefined;
-    const fields: { key: string; map: MapValue | undefined; start: number; end: number }[] = [];
-    const seen = new Set<string>();
+    // Where each part's edits are in the log: [a, b), or -1 when the part is absent.
+    let objectA = -1;
+    let objectB = -1;
+    let rowsA = -1;
+    let rowsB = -1;
+    let itemsA = -1;
+    let itemsB = -1;
+    let metaA = -1;
+    let metaB = -1;
+    let seen = 0;
     let p = this.ws(pos + 1);
     if (b[p] === CLOSE_OBJ) p = -(p + 1);
     while (p >= 0) {
@@ -272,20 +382,19 @@ class Scanner {
       const key = this.lastKey;
       const start = this.colon(keyEnd);
       let end: number;
-      const structural = STRUCTURAL.has(key);
-      const field = opts.fields.includes(key);
-      if (structural || field) {
-        if (seen.has(key) || (structural && field)) throw GIVE_UP;
-        seen.add(key);
+      const bit = key === undefined ? undefined : this.#bits.get(key);
+      const field = bit !== undefined && this.#fields.has(key as string);
+      if (bit !== undefined) {
+        if ((seen & bit) !== 0 || (field && STRUCTURAL.has(key as string))) throw GIVE_UP;
+        seen |= bit;
       }
       const c = b[start];
       if (field) {
-        let map: MapValue | undefined;
-        if (c === OPEN_OBJ) {
-          map = this.map(start);
-          end = map.end;
-        } else end = this.skip(start);
-        fields.push({ key, map, start, end });
+        if (c === OPEN_OBJ) end = this.map(start, key as string);
+        else {
+          end = this.skip(start);
+          if (c === QUOTE && end - start > 2) log.push(start, end, MASKED_TEXT_JSON, 1, true);
+        }
       } else if (key === 'kind') {
         kindPresent = true;
         end = this.skip(start);
@@ -294,89 +403,79 @@ class Scanner {
         end = this.skip(start);
         typeIsString = c === QUOTE;
       } else if (key === 'object' && c === OPEN_OBJ) {
-        object = this.body(start, opts);
-        end = object.end;
+        objectA = log.length;
+        end = this.body(start, opts);
+        objectB = log.length;
       } else if (key === 'rows' && c === OPEN_ARR) {
-        rows = this.rows(start, opts);
-        end = rows.end;
+        rowsA = log.length;
+        end = this.array(start, ROW, opts);
+        rowsB = log.length;
       } else if (key === 'items' && c === OPEN_ARR) {
-        items = this.items(start, opts);
-        end = items.end;
+        itemsA = log.length;
+        end = this.array(start, BODY, opts);
+        itemsB = log.length;
       } else if (key === 'metadata' && c === OPEN_OBJ) {
-        meta = this.meta(start, opts);
-        end = meta.end;
+        metaA = log.length;
+        end = this.meta(start, opts);
+        metaB = log.length;
       } else end = this.skip(start);
       p = this.next(end, CLOSE_OBJ);
     }
     const end = -p;
-    if (kind === 'Status') return { end, edits: [], masked: 0 };
-    if (typeIsString && object && !kindPresent) return { ...object, end };
-    if (kind === 'Table' && rows) return { ...rows, end };
-    if (items && (kind.endsWith('List') || kind === '')) return { ...items, end };
-    // A resource: its masked fields and its last-applied copy.
-    const edits: Edit[] = meta ? meta.edits : [];
-    let masked = meta ? meta.masked : 0;
-    for (const f of fields) {
-      const base64 = isBase64Field(f.key, kind, opts);
-      if (f.map) {
-        const text = base64 ? MASKED_BASE64_JSON : MASKED_TEXT_JSON;
-        for (const v of f.map.values) edits.push({ start: v.start, end: v.end, text });
-        masked += f.map.values.length;
-      } else if (b[f.start] === QUOTE && f.end - f.start > 2) {
-        edits.push({ start: f.start, end: f.end, text: MASKED_TEXT_JSON });
-        masked++;
+    if (kind === 'Status') log.length = from;
+    else if (typeIsString && objectA !== -1 && !kindPresent) log.keepOnly(from, objectA, objectB);
+    else if (kind === 'Table' && rowsA !== -1) log.keepOnly(from, rowsA, rowsB);
+    else if (itemsA !== -1 && (kind.endsWith('List') || kind === '')) log.keepOnly(from, itemsA, itemsB);
+    else {
+      // A resource: its last-applied copy and its masked fields. (Any other shape cut out this
+      // object's field edits with the parts that do not count.)
+      let w = from;
+      for (let i = from; i < log.length; i++) {
+        const f = log.field[i];
+        if (f === false && !(i >= metaA && i < metaB)) continue;
+        if (typeof f === 'string')
+          log.text[i] = isBase64Field(f, kind, opts) ? MASKED_BASE64_JSON : MASKED_TEXT_JSON;
+        if (w !== i) log.move(i, w);
+        log.field[w] = false;
+        w++;
       }
+      log.length = w;
     }
-    return { end, edits, masked };
+    return end;
   }
 
-  /** The values (other than null) of a map object, to be masked. */
-  map(pos: number): MapValue {
+  /** The values (other than null) of a masked field's map object, into the log; returns one past it. */
+  map(pos: number, field: string): number {
     const b = this.buf;
-    const values: { start: number; end: number }[] = [];
     let p = this.ws(pos + 1);
-    if (b[p] === CLOSE_OBJ) return { end: p + 1, values };
+    if (b[p] === CLOSE_OBJ) return p + 1;
     while (p >= 0) {
       const start = this.colon(this.skipKey(p));
       const end = this.skip(start);
       if (!(end - start === 4 && b[start] === 0x6e && b.toString('latin1', start, end) === 'null')) {
-        values.push({ start, end });
+        this.log.push(start, end, undefined, 1, field);
       }
       p = this.next(end, CLOSE_OBJ);
     }
-    return { end: -p, values };
+    return -p;
   }
 
-  /** The elements of the array at `pos`, each handled by `element`, their edits gathered. */
-  array(pos: number, element: (p: number) => Result): Result {
-    const edits: Edit[] = [];
-    let masked = 0;
+  /** The elements of the array at `pos`: each object masked as a body (BODY) or as a Table's row (ROW). */
+  array(pos: number, element: typeof BODY | typeof ROW, opts: MaskOptions): number {
     let p = this.ws(pos + 1);
-    if (this.buf[p] === CLOSE_ARR) return { end: p + 1, edits, masked };
+    if (this.buf[p] === CLOSE_ARR) return p + 1;
     while (p >= 0) {
-      const r = element(p);
-      for (const e of r.edits) edits.push(e);
-      masked += r.masked;
-      p = this.next(r.end, CLOSE_ARR);
+      const end = element === BODY ? this.body(p, opts) : this.row(p, opts);
+      p = this.next(end, CLOSE_ARR);
     }
-    return { end: -p, edits, masked };
+    return -p;
   }
 
-  /** A list's items: each object masked as a body. */
-  items(pos: number, opts: MaskOptions): Result {
-    return this.array(pos, (p) => this.body(p, opts));
-  }
-
-  /** A Table's rows: the `object` of each row masked as a body. */
-  rows(pos: number, opts: MaskOptions): Result {
-    return this.array(pos, (p) => this.row(p, opts));
-  }
-
-  /** One row of a Table (anything but an object is skipped). */
-  row(pos: number, opts: MaskOptions): Result {
+  /** One row of a Table: the `object` member masked as a body (anything but an object is skipped). */
+  row(pos: number, opts: MaskOptions): number {
     const b = this.buf;
-    if (b[pos] !== OPEN_OBJ) return { end: this.skip(pos), edits: [], masked: 0 };
-    let object: Result | undefined;
+    if (b[pos] !== OPEN_OBJ) return this.skip(pos);
+    let object = false;
     let q = this.ws(pos + 1);
     if (b[q] === CLOSE_OBJ) q = -(q + 1);
     while (q >= 0) {
@@ -384,22 +483,20 @@ class Scanner {
       let vEnd: number;
       if (this.lastKey === 'object') {
         if (object) throw GIVE_UP;
-        object = this.body(start, opts);
-        vEnd = object.end;
+        object = true;
+        vEnd = this.body(start, opts);
       } else vEnd = this.skip(start);
       q = this.next(vEnd, CLOSE_OBJ);
     }
-    return { end: -q, edits: object?.edits ?? [], masked: object?.masked ?? 0 };
+    return -q;
   }
 
   /** metadata: the last-applied-configuration annotation, a copy of the object as a string. */
-  meta(pos: number, opts: MaskOptions): Result {
+  meta(pos: number, opts: MaskOptions): number {
     const b = this.buf;
-    const edits: Edit[] = [];
-    let masked = 0;
     let sawAnnotations = false;
     let p = this.ws(pos + 1);
-    if (b[p] === CLOSE_OBJ) return { end: p + 1, edits, masked };
+    if (b[p] === CLOSE_OBJ) return p + 1;
     while (p >= 0) {
       const start = this.colon(this.key(p));
       const key = this.lastKey;
@@ -419,9 +516,11 @@ class Scanner {
             if (sawLast) throw GIVE_UP;
             sawLast = true;
             if (b[vStart] === QUOTE) {
-              const r = this.lastApplied(vStart, vEnd, opts);
-              edits.push(r.edit);
-              masked += r.masked;
+              const r = this.#copies.get(b, vStart, vEnd, () => {
+                const m = maskLastApplied(this.decode(vStart, vEnd), opts);
+                return { text: JSON.stringify(m.text), masked: m.masked };
+              });
+              this.log.push(vStart, vEnd, r.text, r.masked, false);
             }
           }
           q = this.next(vEnd, CLOSE_OBJ);
@@ -430,45 +529,39 @@ class Scanner {
       } else end = this.skip(start);
       p = this.next(end, CLOSE_OBJ);
     }
-    return { end: -p, edits, masked };
-  }
-
-  /** The annotation holds a copy of the object as a JSON string: masked as maskBody masks it. */
-  lastApplied(start: number, end: number, opts: MaskOptions): { edit: Edit; masked: number } {
-    const r = this.#copies.get(this.buf, start, end, () => {
-      const m = maskLastApplied(this.decode(start, end), opts);
-      return { text: JSON.stringify(m.text), masked: m.masked };
-    });
-    return { edit: { start, end, text: r.text }, masked: r.masked };
-  }
-
-  output(edits: Edit[]): Buffer {
-    if (edits.length === 0) return this.buf;
-    edits.sort((x, y) => x.start - y.start);
-    const parts: Buffer[] = [];
-    let at = 0;
-    for (const e of edits) {
-      if (e.start < at) throw GIVE_UP; // overlapping edits cannot happen on well-formed input
-      parts.push(this.buf.subarray(at, e.start), Buffer.from(e.text, 'utf8'));
-      at = e.end;
-    }
-    parts.push(this.buf.subarray(at));
-    return Buffer.concat(parts);
+    return -p;
   }
 }
+
+const BODY = 0;
+const ROW = 1;
+
 /**
- * Masks a JSON response body given as bytes. Returns the masked bytes and how
- * many values were replaced, or undefined when the body is not a shape this
- * path handles with certainty (then decode, maskBody and encode instead).
+ * Masks a JSON response body given as bytes. Returns the masked document
+ * (valid as long as `buf`'s bytes are) and how many values were replaced, or
+ * undefined when the body is not a shape this path handles with certainty
+ * (then decode, maskBody and encode instead).
  */
-export function maskJsonBytes(buf: Buffer, opts: MaskOptions): { body: Buffer; masked: number } | undefined {
-  const s = new Scanner(buf, opts);
+export function maskJsonBytes(
+  buf: Buffer,
+  opts: MaskOptions,
+): { body: MaskedBytes; masked: number } | undefined {
   try {
+    const s = new Scanner(buf, opts);
     const start = s.ws(0);
     if (buf[start] !== OPEN_OBJ) return undefined;
-    const r = s.body(start, opts);
-    if (s.ws(r.end) !== buf.length) return undefined;
-    return { body: s.output(r.edits), masked: r.masked };
+    const end = s.body(start, opts);
+    if (s.ws(end) !== buf.length) return undefined;
+    const { log } = s;
+    let masked = 0;
+    let at = 0;
+    for (let i = 0; i < log.length; i++) {
+      // Kept edits come in order and never overlap on well-formed input.
+      if ((log.start[i] as number) < at) return undefined;
+      at = log.end[i] as number;
+      masked += log.count[i] as number;
+    }
+    return { body: new MaskedBytes(buf, log), masked };
   } catch (err) {
     if (err instanceof GiveUp) return undefined;
     throw err;

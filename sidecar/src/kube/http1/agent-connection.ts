@@ -150,6 +150,33 @@ export class AgentRequest {
 
 type HeaderValue = string | number;
 
+/**
+ * A body that writes itself into the buffer the response is sent from (a
+ * masked document, mask-bytes.ts MaskedBytes), so it is never joined into a
+ * buffer of its own first. It is read only while end() runs.
+ */
+export interface PiecewiseBody {
+  readonly byteLength: number;
+  /** Writes the body into `out` at `at`; returns the position after it. */
+  copyTo(out: Buffer, at: number): number;
+}
+
+type Body = Buffer | string | PiecewiseBody;
+
+function byteLengthOf(data: Body | undefined): number {
+  if (data === undefined) return 0;
+  if (typeof data === 'string') return Buffer.byteLength(data);
+  return Buffer.isBuffer(data) ? data.length : data.byteLength;
+}
+
+/** The body as a Buffer or string (a piecewise body written into a buffer of its own). */
+function joined(data: Body): Buffer | string {
+  if (typeof data === 'string' || Buffer.isBuffer(data)) return data;
+  const out = Buffer.allocUnsafe(data.byteLength);
+  data.copyTo(out, 0);
+  return out;
+}
+
 /** Responses up to this size are copied into one buffer and written at once. */
 const SINGLE_WRITE_BYTES = 64 * 1024;
 
@@ -254,15 +281,12 @@ export class AgentResponse {
     return this.#send(data, false);
   }
 
-  end(data?: Buffer | string): void {
+  end(data?: Body): void {
     if (this.destroyed || this.writableFinished) return;
-    if (!this.headersSent) {
-      const len = data === undefined ? 0 : typeof data === 'string' ? Buffer.byteLength(data) : data.length;
-      this.writeHead(200, { 'content-length': len });
-    }
+    if (!this.headersSent) this.writeHead(200, { 'content-length': byteLengthOf(data) });
     const divert = this.#divert;
     if (divert) {
-      if (data !== undefined) this.#keep(data);
+      if (data !== undefined) this.#keep(joined(data));
       this.writableFinished = true;
       let socket: Socket;
       try {
@@ -284,9 +308,9 @@ export class AgentResponse {
    * chunked) and, at the end, the last chunk. Small responses go out as one
    * buffer in one write; large ones as a corked vector.
    */
-  #send(data: Buffer | string | undefined, last: boolean): boolean {
+  #send(data: Body | undefined, last: boolean): boolean {
     const socket = this.#conn.socket;
-    const len = data === undefined ? 0 : typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+    const len = byteLengthOf(data);
     const framed = this.#chunked && len > 0;
     // Head and framing are latin1 text (header values are, as in Node): one byte per character.
     const pre = framed ? `${this.#head}${len.toString(16)}\r\n` : this.#head;
@@ -298,13 +322,14 @@ export class AgentResponse {
       const out = Buffer.allocUnsafe(total);
       let at = out.write(pre, 0, 'latin1');
       if (typeof data === 'string') at += out.write(data, at, 'utf8');
-      else if (data !== undefined) at += data.copy(out, at);
+      else if (Buffer.isBuffer(data)) at += data.copy(out, at);
+      else if (data !== undefined) at = data.copyTo(out, at);
       if (post) out.write(post, at, 'latin1');
       return socket.write(out) && !socket.writableNeedDrain;
     }
     socket.cork();
     if (pre) socket.write(pre, 'latin1');
-    const ok = data === undefined || len === 0 ? true : socket.write(data);
+    const ok = data === undefined || len === 0 ? true : socket.write(joined(data));
     if (post) socket.write(post, 'latin1');
     socket.uncork();
     return ok && !socket.writableNeedDrain;
