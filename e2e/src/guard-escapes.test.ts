@@ -867,13 +867,17 @@ describe('guard escapes: refused by built-in rules, whatever the policy', () => 
   });
 
   describe('reading a write one way', () => {
-    it('a server-side apply that creates never lands as an update of an object that appeared meanwhile', async () => {
+    it('a server-side apply that creates never lands as an unchecked update of an object that appeared meanwhile', async () => {
       // A validating webhook plays the other writer: during the sidecar's dry run of the
       // agent's apply, it creates the object (as the admin) before letting the dry run through.
+      // The checked creation is held to a resourceVersion no stored object has, so the API server
+      // refuses it (409); the guard then reads the object that appeared, checks the apply again as
+      // an update of it (a second dry run), and only that lands.
       const ca = createCA({ commonName: 'race webhook CA' });
       const leaf = issueCertificate({ ca, commonName: 'race-webhook', ipAddresses: ['127.0.0.1'] });
       const label = `race-${ns.name}`;
       let raced = false;
+      let racedDryRuns = 0;
       let probes = 0;
       let raceFailure = '';
       const review = (req: IncomingMessage, res: ServerResponse) => {
@@ -884,6 +888,7 @@ describe('guard escapes: refused by built-in rules, whatever the policy', () => 
             request: { uid: string; dryRun?: boolean; name?: string };
           };
           if (r.request.dryRun && r.request.name === 'probe') probes++;
+          if (r.request.dryRun && r.request.name === 'raced') racedDryRuns++;
           if (r.request.dryRun && r.request.name === 'raced' && !raced) {
             raced = true;
             const made = admin(
@@ -991,7 +996,9 @@ describe('guard escapes: refused by built-in rules, whatever the policy', () => 
         );
         assert.ok(raced, 'the webhook saw the dry run');
         assert.equal(raceFailure, '', 'the webhook created the object during the dry run');
-        assert.equal(r.status, 409, r.text);
+        assert.equal(r.status, 200, r.text);
+        // Two at least: the object's controller may write its status meanwhile, and each conflict is checked again.
+        assert.ok(racedDryRuns >= 2, 'the apply was checked again against the object that appeared');
         const stored = admin([
           'get',
           'deployment',
@@ -1002,7 +1009,7 @@ describe('guard escapes: refused by built-in rules, whatever the policy', () => 
           'jsonpath={.metadata.labels}',
         ]);
         assert.match(stored.stdout, /"writer":"other"/);
-        assert.equal(stored.stdout.includes('applied'), false, stored.stdout);
+        assert.match(stored.stdout, /"applied":"agent"/);
       } finally {
         admin(['delete', 'validatingwebhookconfiguration', hook, '--ignore-not-found']);
         server.close();

@@ -30,6 +30,15 @@ export interface KubeRequestContext {
   decision?: Decision;
   /** The request body, when a guard had to read it (it is then sent upstream from here). */
   body?: Buffer;
+  /**
+   * Set by the object check when the write carries a resourceVersion
+   * precondition that the guard added (the agent's had none): a 409 Conflict
+   * to it means only that the object changed since the guard read it. Forward
+   * then hands the 409 to this instead of to the agent: the write is checked
+   * again against the object as it is now; true means ctx.body is to be sent
+   * again, false that it was answered.
+   */
+  retryConflict?: () => Promise<boolean>;
   /** Values masked in the response. */
   maskedFields: number;
   /** The sidecar's own time so far, in ns (excludes waiting for the upstream). */

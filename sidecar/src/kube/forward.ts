@@ -366,90 +366,117 @@ export function forward(opts: ForwardOptions): Handler {
       }
     }
     const longRunning = ctx.info?.verb === 'watch' || queryFlag(ctx.query, 'follow');
-    const head = upstreamHead(
-      req,
-      opts.upstream.host,
-      opts.upstream.authorization,
-      ctx.auditID,
-      accept,
-      body?.length,
-    );
-
-    await new Promise<void>((resolve, reject) => {
-      let exchange: Exchange | undefined;
-      const x: ExchangeControl = { abort: () => exchange?.abort(), resume: () => exchange?.resume() };
-      const done = () => resolve();
-      let sink: ResponseSink;
-      if (logFilter)
-        sink = filteredLog(ctx, logFilter, {
-          resume: () => x.resume(),
-          failed: (err) => upstreamFailure(ctx, err, opts),
-          done,
-        });
-      else if (!mask) sink = passThrough(ctx, opts, x, done);
-      else {
-        const maskOpts: MaskOptions = {
-          fields: decision?.maskFields ?? DEFAULT_MASK_FIELDS,
-          secrets: ctx.info?.resource === 'secrets',
-        };
-        sink = longRunning
-          ? maskStream(ctx, opts, maskOpts, x, done)
-          : maskWhole(ctx, opts, maskOpts, x, done);
-      }
-      // An exception inside a callback must not escape into the socket's event handler.
-      const guarded: ResponseSink = {
-        onHead: (h) => {
-          if (h.statusCode === 401) opts.upstream.refreshToken();
-          try {
-            sink.onHead(h);
-            // A stream's first bytes may be long in coming (a watch with no events yet): the
-            // client hears the head now, as it would from the API server.
-            if (longRunning && ctx.res.headersSent) ctx.res.flushHeaders();
-          } catch (err) {
-            x.abort();
-            reject(err);
-          }
-        },
-        onData: (d) => {
-          try {
-            return sink.onData(d);
-          } catch (err) {
-            x.abort();
-            reject(err);
-            return true;
-          }
-        },
-        onEnd: () => {
-          try {
-            sink.onEnd();
-          } catch (err) {
-            reject(err);
-          }
-        },
-        onError: (e) => {
-          try {
-            sink.onError(e);
-          } catch (err) {
-            reject(err);
-          }
-        },
-      };
-      ctx.overheadNs += elapsed(ctx.startNs);
-      exchange = opts.upstream.pool.request(
-        {
-          method: req.method,
-          head,
-          body,
-          headersTimeoutMs: opts.timeoutMs,
-          bodyTimeoutMs: longRunning ? 0 : opts.timeoutMs,
-        },
-        guarded,
-      );
-      res.onClose(() => {
-        if (!res.writableFinished) exchange?.abort();
-        resolve();
-      });
+    let exchange: Exchange | undefined;
+    let settle: ((outcome: 'done' | 'conflict') => void) | undefined;
+    res.onClose(() => {
+      if (!res.writableFinished) exchange?.abort();
+      settle?.('done');
     });
+    for (let first = true; ; first = false) {
+      const head = upstreamHead(
+        req,
+        opts.upstream.host,
+        opts.upstream.authorization,
+        ctx.auditID,
+        accept,
+        body?.length,
+      );
+      const outcome = await new Promise<'done' | 'conflict'>((resolve, reject) => {
+        settle = resolve;
+        if (res.destroyed) {
+          resolve('done');
+          return;
+        }
+        const x: ExchangeControl = { abort: () => exchange?.abort(), resume: () => exchange?.resume() };
+        const done = () => resolve('done');
+        // A 409 to the guard's own precondition is not the agent's to see: read, dropped, checked again.
+        let conflict = false;
+        let sink: ResponseSink;
+        if (logFilter)
+          sink = filteredLog(ctx, logFilter, {
+            resume: () => x.resume(),
+            failed: (err) => upstreamFailure(ctx, err, opts),
+            done,
+          });
+        else if (!mask) sink = passThrough(ctx, opts, x, done);
+        else {
+          const maskOpts: MaskOptions = {
+            fields: decision?.maskFields ?? DEFAULT_MASK_FIELDS,
+            secrets: ctx.info?.resource === 'secrets',
+          };
+          sink = longRunning
+            ? maskStream(ctx, opts, maskOpts, x, done)
+            : maskWhole(ctx, opts, maskOpts, x, done);
+        }
+        // An exception inside a callback must not escape into the socket's event handler.
+        const guarded: ResponseSink = {
+          onHead: (h) => {
+            if (h.statusCode === 401) opts.upstream.refreshToken();
+            if (h.statusCode === 409 && ctx.retryConflict && !ctx.res.headersSent) {
+              conflict = true;
+              return;
+            }
+            try {
+              sink.onHead(h);
+              // A stream's first bytes may be long in coming (a watch with no events yet): the
+              // client hears the head now, as it would from the API server.
+              if (longRunning && ctx.res.headersSent) ctx.res.flushHeaders();
+            } catch (err) {
+              x.abort();
+              reject(err);
+            }
+          },
+          onData: (d) => {
+            if (conflict) return true;
+            try {
+              return sink.onData(d);
+            } catch (err) {
+              x.abort();
+              reject(err);
+              return true;
+            }
+          },
+          onEnd: () => {
+            if (conflict) {
+              resolve('conflict');
+              return;
+            }
+            try {
+              sink.onEnd();
+            } catch (err) {
+              reject(err);
+            }
+          },
+          onError: (e) => {
+            if (conflict) {
+              upstreamFailure(ctx, e, opts);
+              resolve('done');
+              return;
+            }
+            try {
+              sink.onError(e);
+            } catch (err) {
+              reject(err);
+            }
+          },
+        };
+        if (first) ctx.overheadNs += elapsed(ctx.startNs);
+        exchange = opts.upstream.pool.request(
+          {
+            method: req.method,
+            head,
+            body,
+            headersTimeoutMs: opts.timeoutMs,
+            bodyTimeoutMs: longRunning ? 0 : opts.timeoutMs,
+          },
+          guarded,
+        );
+      });
+      if (outcome === 'done') break;
+      const retry = ctx.retryConflict;
+      if (!retry || !(await retry())) break;
+      body = ctx.body;
+    }
     if ((mask || logFilter) && ctx.maskedFields > 0) {
       opts.metrics.maskedFields.inc(
         { protocol: 'kubernetes', rule: logFilter?.rule ?? decision?.rule ?? 'unknown' },

@@ -220,6 +220,93 @@ describe('object check', () => {
     );
   });
 
+  describe('the object changed under the guard (a controller wrote its status meanwhile)', () => {
+    const CONFLICT = {
+      kind: 'Status',
+      status: 'Failure',
+      reason: 'Conflict',
+      code: 409,
+      message: 'modified',
+    };
+    /** The stored object's resourceVersion, moved on by each conflict. */
+    let rv = 7;
+    /** Answers a 409 to the first `n` writes (dry runs or real) that carry a precondition. */
+    const conflicts = (n: number, which: 'dry' | 'real' | 'both') => {
+      let left = n;
+      rv = 7;
+      dryResult = DEPLOYMENT;
+      custom = (req, res, body) => {
+        if (req.method === 'GET' && (req.url ?? '').startsWith(DEP)) {
+          answer(res, 200, {
+            ...DEPLOYMENT,
+            metadata: { ...DEPLOYMENT.metadata, resourceVersion: String(rv) },
+          });
+          return true;
+        }
+        const dry = (req.url ?? '').includes('dryRun=All');
+        if (req.method === 'PATCH' && left > 0 && (which === 'both' || (which === 'dry') === dry)) {
+          left--;
+          rv++;
+          answer(res, 409, CONFLICT);
+          return true;
+        }
+        if (req.method === 'PATCH' && !dry) {
+          answer(res, 200, JSON.parse(body));
+          return true;
+        }
+        return false;
+      };
+    };
+    const patch = () =>
+      send('PATCH', DEP, '{"metadata":{"labels":{"x":"y"}}}', 'application/merge-patch+json');
+    const writes = () => seen.filter((s) => s.method === 'PATCH' && !s.url.includes('dryRun'));
+
+    it('a conflict at the dry run or at the write is checked again against the object as it is now', async () => {
+      for (const which of ['dry', 'real'] as const) {
+        seen = [];
+        conflicts(2, which);
+        const r = await patch();
+        assert.equal(r.status, 200, `${which}: ${r.text}`);
+        // Each attempt reads the object again; what lands holds the last resourceVersion read.
+        assert.equal(seen.filter((s) => s.method === 'GET' && s.url === DEP).length, 3, which);
+        assert.match(writes().at(-1)?.body ?? '', /"resourceVersion":"9"/, which);
+        // Every write that reaches the API server for real carries the request's own Audit-ID, the guard's reads derived ones.
+        const own = writes().at(-1)?.auditID ?? '';
+        assert.ok(own !== '' && writes().every((w) => w.auditID === own), which);
+        const reads = seen.filter((s) => s.method === 'GET');
+        assert.ok(
+          reads.every((g) => g.auditID !== own && g.auditID.startsWith(own)),
+          which,
+        );
+      }
+      custom = undefined;
+    });
+
+    it('gives up after as many tries as the API server gives a patch, and passes the 409 on', async () => {
+      seen = [];
+      conflicts(100, 'both');
+      const r = await patch();
+      custom = undefined;
+      assert.equal(r.status, 409);
+      assert.equal(r.body.reason, 'Conflict');
+      assert.equal(seen.filter((s) => s.method === 'GET' && s.url === DEP).length, 6);
+    });
+
+    it("the agent's own stale resourceVersion is its conflict: passed on, not tried again", async () => {
+      seen = [];
+      conflicts(1, 'real');
+      const r = await send(
+        'PATCH',
+        DEP,
+        '{"metadata":{"resourceVersion":"7","labels":{"x":"y"}}}',
+        'application/merge-patch+json',
+      );
+      custom = undefined;
+      assert.equal(r.status, 409);
+      assert.equal(seen.filter((s) => s.method === 'GET' && s.url === DEP).length, 1);
+    });
+  });
+
   it('refuses bodies it cannot read one way', async () => {
     const pods = '/api/v1/namespaces/a/pods';
     assert.equal((await send('POST', pods, 'k8s\0', 'application/vnd.kubernetes.protobuf')).status, 415);

@@ -68,6 +68,13 @@ export interface ObjectCheckOptions {
 }
 
 const JSON_PATCH = 'application/json-patch+json';
+
+/**
+ * How many times a write is checked again when the object changed under the
+ * guard's precondition: as often as the API server retries a patch that meets
+ * a conflict (maxRetryWhenPatchConflicts).
+ */
+const MAX_CONFLICT_RETRIES = 5;
 const APPLY_PATCH = 'application/apply-patch+yaml';
 
 /**
@@ -149,6 +156,11 @@ interface Sent {
   readonly body: Buffer;
   /** The agent's body as parsed. */
   readonly request: unknown;
+  /**
+   * The precondition is the guard's: the agent's write had none, so a 409
+   * Conflict to it means only that the object changed since it was read.
+   */
+  readonly guardPrecondition: boolean;
 }
 
 /**
@@ -186,7 +198,11 @@ function preconditioned(ctx: KubeRequestContext, body: Buffer, current: string |
   if (type === JSON_PATCH) {
     if (!Array.isArray(doc.value))
       throw new Refusal(400, 'BadRequest', 'a JSON patch must be an array of operations');
-    return { body: Buffer.from(jsonPatchWithResourceVersion(doc, rv), 'utf8'), request: doc.value };
+    return {
+      body: Buffer.from(jsonPatchWithResourceVersion(doc, rv), 'utf8'),
+      request: doc.value,
+      guardPrecondition: true,
+    };
   }
   if (!isObj(doc.value)) throw new Refusal(400, 'BadRequest', 'the request body must be a JSON object');
   const meta = doc.value.metadata;
@@ -209,9 +225,13 @@ function preconditioned(ctx: KubeRequestContext, body: Buffer, current: string |
         `the object has been modified (resourceVersion ${String(own)} is not the current ${current}); read it again and retry`,
       );
     }
-    return { body, request: doc.value };
+    return { body, request: doc.value, guardPrecondition: false };
   }
-  return { body: Buffer.from(withResourceVersion(doc, rv), 'utf8'), request: doc.value };
+  return {
+    body: Buffer.from(withResourceVersion(doc, rv), 'utf8'),
+    request: doc.value,
+    guardPrecondition: true,
+  };
 }
 
 /** A JSON patch of an object whose values the guard masks: only operations that carry their own value. */
@@ -277,29 +297,65 @@ export function objectCheck(opts: ObjectCheckOptions): Guard {
     const maskedJsonPatch =
       action?.verb === 'patch' && ctx.decision?.action === 'mask' && type === JSON_PATCH;
     if (!action || (!check && !maskedJsonPatch)) return next(ctx);
-    let decision: Decision | undefined;
-    try {
-      const body = await readBody(ctx, opts.maxRequestBytes);
-      if (maskedJsonPatch) decision = checkMaskedJsonPatch(ctx, body);
-      if (!decision && check) decision = await checkObject(ctx, check, body);
-    } catch (caught) {
-      const err =
-        caught instanceof UpstreamError
-          ? upstreamRefusal(caught, opts)
-          : caught instanceof TooDeepError
-            ? new Refusal(400, 'BadRequest', `the object cannot be checked: ${caught.message}`)
-            : caught;
-      if (!(err instanceof Refusal)) throw err;
-      if (err.relay) {
-        relay(ctx, err.relay);
-        return;
+    let retries = 0;
+    /** The agent's body as it came (ctx.body becomes what is sent). */
+    let original: Buffer | undefined;
+    /**
+     * Checks the write against the object as it is now. True: send ctx.body
+     * on; false: answered here. A 409 to the guard's own precondition (the
+     * object changed between the guard's read and its dry run) checks again,
+     * as the API server retries a patch that meets a conflict.
+     */
+    const judge = async (): Promise<boolean> => {
+      for (;;) {
+        const state = { guardPrecondition: false };
+        let decision: Decision | undefined;
+        try {
+          original ??= await readBody(ctx, opts.maxRequestBytes);
+          if (maskedJsonPatch) decision = checkMaskedJsonPatch(ctx, original);
+          if (!decision && check) decision = await checkObject(ctx, check, original, state);
+        } catch (caught) {
+          const err =
+            caught instanceof UpstreamError
+              ? upstreamRefusal(caught, opts)
+              : caught instanceof TooDeepError
+                ? new Refusal(400, 'BadRequest', `the object cannot be checked: ${caught.message}`)
+                : caught;
+          if (!(err instanceof Refusal)) throw err;
+          if (err.relay?.status === 409 && state.guardPrecondition && retries < MAX_CONFLICT_RETRIES) {
+            retries++;
+            continue;
+          }
+          if (err.relay) {
+            relay(ctx, err.relay);
+            return false;
+          }
+          const message = `chaperone: ${err.message}`;
+          ctx.answered = { code: err.code, reason: err.reason, message };
+          sendStatus(ctx.res, statusBody(err.code, err.reason, message));
+          return false;
+        }
+        if (decision) {
+          deny(ctx, decision);
+          return false;
+        }
+        // The write goes on with the guard's precondition: if the object changes before it lands,
+        // forward hands the 409 back here instead of to the agent.
+        if (state.guardPrecondition && retries < MAX_CONFLICT_RETRIES) {
+          ctx.retryConflict = () => {
+            retries++;
+            ctx.retryConflict = undefined;
+            return judge();
+          };
+        } else ctx.retryConflict = undefined;
+        return true;
       }
-      const message = `chaperone: ${err.message}`;
-      ctx.answered = { code: err.code, reason: err.reason, message };
-      sendStatus(ctx.res, statusBody(err.code, err.reason, message));
-      return;
-    }
-    if (!decision) return next(ctx);
+    };
+    if (await judge()) return next(ctx);
+  };
+
+  /** Answers a write the object rules refuse. */
+  function deny(ctx: KubeRequestContext, decision: Decision): void {
     ctx.decision = decision;
     const message = `chaperone: denied by rule "${decision.rule}": ${decision.message}`;
     const info = ctx.info;
@@ -313,13 +369,14 @@ export function objectCheck(opts: ObjectCheckOptions): Guard {
         causes: (decision.causes ?? []).map((c) => ({ reason: c.rule, message: c.message, field: c.field })),
       }),
     );
-  };
+  }
 
   /** The object the write would store, checked; the body to send is left in ctx.body. */
   async function checkObject(
     ctx: KubeRequestContext,
     check: NonNullable<ReturnType<typeof writeCheckOf>>,
     body: Buffer,
+    state: { guardPrecondition: boolean },
   ): Promise<Decision | undefined> {
     const action = ctx.action;
     if (!action) return undefined;
@@ -361,6 +418,7 @@ export function objectCheck(opts: ObjectCheckOptions): Guard {
         );
       }
       const sent = preconditioned(ctx, body, rv);
+      state.guardPrecondition = sent.guardPrecondition;
       request = sent.request;
       const q = ctx.req.url.includes('?') ? '&' : '?';
       const dry = await call(ctx, ctx.req.method, `${ctx.req.url}${q}dryRun=All`, sent.body);
