@@ -170,6 +170,21 @@ describe('maskJsonBytes', () => {
     );
   });
 
+  it('leaves objects nested deeper than its limit to the decoding path, never running out of stack', () => {
+    for (const [open, close] of [
+      ['{"type":"x","object":', '}'],
+      ['{"items":[', ']}'],
+      ['{"kind":"Table","rows":[{"object":', '}]}'],
+    ]) {
+      for (const depth of [999, 5000]) {
+        const text = `${(open as string).repeat(depth)}{"kind":"Secret","data":{"k":"dg=="}}${(close as string).repeat(depth)}`;
+        const r = maskJsonBytes(Buffer.from(text), { fields: ['data'], secrets: true });
+        if (depth === 999) assert.ok(r && r.masked === 1, `${open} × ${depth}`);
+        else assert.equal(r, undefined, `${open} × ${depth}`);
+      }
+    }
+  });
+
   it('leaves a policy with more masked fields than it tracks to the decoding path', () => {
     const fields = Array.from({ length: 30 }, (_, i) => `f${i}`);
     const text = JSON.stringify({ kind: 'ConfigMap', f3: { k: 'v' } });

@@ -185,6 +185,8 @@ class Scanner {
   /** The text of the key last read by key(), or undefined when it cannot matter. */
   lastKey: string | undefined;
   readonly log = new EditLog();
+  /** Objects body() is inside (lists, rows and events nest them): beyond MAX_DEPTH it gives up. */
+  #depth = 0;
   readonly #keys: FieldState['keys'];
   readonly #bits: ReadonlyMap<string, number>;
   readonly #fields: ReadonlySet<string>;
@@ -360,6 +362,7 @@ class Scanner {
   body(pos: number, opts: MaskOptions): number {
     const b = this.buf;
     if (b[pos] !== OPEN_OBJ) return this.skip(pos);
+    if (++this.#depth > MAX_DEPTH) throw GIVE_UP;
     const log = this.log;
     const from = log.length;
     let kindPresent = false;
@@ -441,6 +444,7 @@ class Scanner {
       }
       log.length = w;
     }
+    this.#depth--;
     return end;
   }
 
@@ -563,7 +567,8 @@ export function maskJsonBytes(
     }
     return { body: new MaskedBytes(buf, log), masked };
   } catch (err) {
-    if (err instanceof GiveUp) return undefined;
+    // Nesting deep enough to run out of stack is left to the decoding path too.
+    if (err instanceof GiveUp || err instanceof RangeError) return undefined;
     throw err;
   }
 }
