@@ -867,47 +867,29 @@ describe('guard escapes: refused by built-in rules, whatever the policy', () => 
   });
 
   describe('reading a write one way', () => {
-    it('a server-side apply that creates never lands as an unchecked update of an object that appeared meanwhile', async () => {
-      // A validating webhook plays the other writer: during the sidecar's dry run of the
-      // agent's apply, it creates the object (as the admin) before letting the dry run through.
-      // The checked creation is held to a resourceVersion no stored object has, so the API server
-      // refuses it (409); the guard then reads the object that appeared, checks the apply again as
-      // an update of it (a second dry run), and only that lands.
+    /**
+     * A validating webhook that plays another writer: `during` runs (as the admin) when the API
+     * server asks it about a dry run of the named Deployment, before the dry run is let through.
+     * Waits until the webhook is called, runs `fn`, removes it.
+     */
+    const withRaceWebhook = async (
+      name: string,
+      during: (operation: string) => void,
+      fn: () => Promise<void>,
+    ): Promise<void> => {
       const ca = createCA({ commonName: 'race webhook CA' });
       const leaf = issueCertificate({ ca, commonName: 'race-webhook', ipAddresses: ['127.0.0.1'] });
       const label = `race-${ns.name}`;
-      let raced = false;
-      let racedDryRuns = 0;
       let probes = 0;
-      let raceFailure = '';
       const review = (req: IncomingMessage, res: ServerResponse) => {
         const chunks: Buffer[] = [];
         req.on('data', (c: Buffer) => chunks.push(c));
         req.on('end', () => {
           const r = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-            request: { uid: string; dryRun?: boolean; name?: string };
+            request: { uid: string; dryRun?: boolean; name?: string; operation: string };
           };
           if (r.request.dryRun && r.request.name === 'probe') probes++;
-          if (r.request.dryRun && r.request.name === 'raced') racedDryRuns++;
-          if (r.request.dryRun && r.request.name === 'raced' && !raced) {
-            raced = true;
-            const made = admin(
-              ['create', '-n', ns.name, '-f', '-'],
-              JSON.stringify({
-                apiVersion: 'apps/v1',
-                kind: 'Deployment',
-                metadata: { name: 'raced', labels: { writer: 'other' } },
-                spec: {
-                  selector: { matchLabels: { app: 'raced' } },
-                  template: {
-                    metadata: { labels: { app: 'raced' } },
-                    spec: { containers: [{ name: 'a', image: 'nginx' }] },
-                  },
-                },
-              }),
-            );
-            if (made.code !== 0) raceFailure = made.stderr;
-          }
+          if (r.request.dryRun && r.request.name === name) during(r.request.operation);
           const body = JSON.stringify({
             apiVersion: 'admission.k8s.io/v1',
             kind: 'AdmissionReview',
@@ -919,7 +901,7 @@ describe('guard escapes: refused by built-in rules, whatever the policy', () => 
       };
       const server = createServer({ cert: leaf.cert, key: leaf.key }, review);
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-      const hook = `race-${ns.name}`;
+      const hook = `race-${name}-${ns.name}`;
       try {
         ok(
           admin(
@@ -959,61 +941,120 @@ describe('guard escapes: refused by built-in rules, whatever the policy', () => 
             const probe = await adminRaw(
               'POST',
               `/apis/apps/v1/namespaces/${ns.name}/deployments?dryRun=All`,
-              JSON.stringify({
-                apiVersion: 'apps/v1',
-                kind: 'Deployment',
-                metadata: { name: 'probe', labels: { race: label } },
-                spec: {
-                  selector: { matchLabels: { app: 'p' } },
-                  template: {
-                    metadata: { labels: { app: 'p' } },
-                    spec: { containers: [{ name: 'a', image: 'x' }] },
-                  },
-                },
-              }),
+              JSON.stringify(deployment('probe', { race: label }, {})),
             );
             return probe.status === 201 && probes > 0;
           },
           { what: 'the race webhook to be called', timeoutMs: 20_000 },
         );
-        const r = await raw(
-          'PATCH',
-          `/apis/apps/v1/namespaces/${ns.name}/deployments/raced?fieldManager=agent`,
-          JSON.stringify({
-            apiVersion: 'apps/v1',
-            kind: 'Deployment',
-            // Fields of its own, and the other writer's values where both write: no apply conflict.
-            metadata: { name: 'raced', labels: { race: label, applied: 'agent' } },
-            spec: {
-              selector: { matchLabels: { app: 'raced' } },
-              template: {
-                metadata: { labels: { app: 'raced' } },
-                spec: { containers: [{ name: 'a', image: 'nginx' }] },
-              },
-            },
-          }),
-          'application/apply-patch+yaml',
-        );
-        assert.ok(raced, 'the webhook saw the dry run');
-        assert.equal(raceFailure, '', 'the webhook created the object during the dry run');
-        assert.equal(r.status, 200, r.text);
-        // Two at least: the object's controller may write its status meanwhile, and each conflict is checked again.
-        assert.ok(racedDryRuns >= 2, 'the apply was checked again against the object that appeared');
-        const stored = admin([
-          'get',
-          'deployment',
-          'raced',
-          '-n',
-          ns.name,
-          '-o',
-          'jsonpath={.metadata.labels}',
-        ]);
-        assert.match(stored.stdout, /"writer":"other"/);
-        assert.match(stored.stdout, /"applied":"agent"/);
+        await fn();
       } finally {
         admin(['delete', 'validatingwebhookconfiguration', hook, '--ignore-not-found']);
         server.close();
       }
+    };
+    const deployment = (name: string, labels: Record<string, string>, podSpec: Record<string, unknown>) => ({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name, labels },
+      spec: {
+        selector: { matchLabels: { app: name } },
+        template: {
+          metadata: { labels: { app: name } },
+          spec: { containers: [{ name: 'a', image: 'nginx' }], ...podSpec },
+        },
+      },
+    });
+
+    it('a server-side apply that creates never lands as an unchecked update of an object that appeared meanwhile', async () => {
+      // During the sidecar's dry run of the agent's apply, the other writer creates the object.
+      // The checked creation is held to a resourceVersion no stored object has, so the API server
+      // refuses it (409); the guard then reads the object that appeared, checks the apply again as
+      // an update of it (a second dry run), and only that lands.
+      const label = `race-${ns.name}`;
+      let raced = false;
+      let racedDryRuns = 0;
+      let raceFailure = '';
+      await withRaceWebhook(
+        'raced',
+        () => {
+          racedDryRuns++;
+          if (raced) return;
+          raced = true;
+          const made = admin(
+            ['create', '-n', ns.name, '-f', '-'],
+            JSON.stringify(deployment('raced', { writer: 'other' }, {})),
+          );
+          if (made.code !== 0) raceFailure = made.stderr;
+        },
+        async () => {
+          const r = await raw(
+            'PATCH',
+            `/apis/apps/v1/namespaces/${ns.name}/deployments/raced?fieldManager=agent`,
+            // Fields of its own, and the other writer's values where both write: no apply conflict.
+            JSON.stringify(deployment('raced', { race: label, applied: 'agent' }, {})),
+            'application/apply-patch+yaml',
+          );
+          assert.ok(raced, 'the webhook saw the dry run');
+          assert.equal(raceFailure, '', 'the webhook created the object during the dry run');
+          assert.equal(r.status, 200, r.text);
+          // Two at least: the object's controller may write its status meanwhile, and each conflict is checked again.
+          assert.ok(racedDryRuns >= 2, 'the apply was checked again against the object that appeared');
+          const stored = admin([
+            'get',
+            'deployment',
+            'raced',
+            '-n',
+            ns.name,
+            '-o',
+            'jsonpath={.metadata.labels}',
+          ]);
+          assert.match(stored.stdout, /"writer":"other"/);
+          assert.match(stored.stdout, /"applied":"agent"/);
+        },
+      );
+    });
+
+    it('a server-side apply checked as an update never creates the object when it is deleted meanwhile', async () => {
+      // An admin's Deployment whose template the agent could not create (host network). An apply that
+      // leaves the template as it is passes as an update; during its dry run the object is deleted.
+      // An apply creates what is gone, whatever resourceVersion it holds, so the guard holds it to the
+      // object's uid too: the API server refuses the write (409), the guard reads again, finds nothing,
+      // and checks the apply as the create it would now be, which the host-network rule refuses.
+      const label = `race-${ns.name}`;
+      const doomed = deployment('doomed', { race: label }, { hostNetwork: true });
+      ok(admin(['create', '-n', ns.name, '-f', '-'], JSON.stringify(doomed)));
+      let deleted = '';
+      await withRaceWebhook(
+        'doomed',
+        (operation) => {
+          if (operation !== 'UPDATE' || deleted) return;
+          const gone = admin(['delete', 'deployment', 'doomed', '-n', ns.name, '--wait=false']);
+          deleted = gone.code === 0 ? 'yes' : gone.stderr;
+        },
+        async () => {
+          const r = await raw(
+            'PATCH',
+            `/apis/apps/v1/namespaces/${ns.name}/deployments/doomed?fieldManager=agent`,
+            JSON.stringify(deployment('doomed', { race: label, applied: 'agent' }, { hostNetwork: true })),
+            'application/apply-patch+yaml',
+          );
+          assert.equal(deleted, 'yes', 'the webhook deleted the object during the dry run');
+          assert.equal(r.status, 403, r.text);
+          assert.match(r.text, /chaperone-no-host-namespaces/);
+          const stored = admin([
+            'get',
+            'deployment',
+            'doomed',
+            '-n',
+            ns.name,
+            '--ignore-not-found',
+            '-o',
+            'name',
+          ]);
+          assert.equal(stored.stdout.trim(), '', 'nothing was created');
+        },
+      );
     });
 
     it('an apply body with a character YAML reads as a line break is refused; the API server reads it otherwise', async () => {

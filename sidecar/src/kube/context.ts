@@ -33,12 +33,14 @@ export interface KubeRequestContext {
   /**
    * Set by the object check when the write carries a resourceVersion
    * precondition that the guard added (the agent's had none): a 409 Conflict
-   * to it means only that the object changed since the guard read it. Forward
-   * then hands the 409 to this instead of to the agent: the write is checked
-   * again against the object as it is now; true means ctx.body is to be sent
-   * again, false that it was answered.
+   * to it may mean only that the object changed since the guard read it.
+   * Forward then hands the 409's body to this instead of passing it on:
+   * undefined means the conflict is the agent's (a field manager's, in an
+   * apply) and goes to it as it came; otherwise the write is checked again
+   * against the object as it is now, and the promise says whether ctx.body is
+   * to be sent again (true) or was answered (false).
    */
-  retryConflict?: () => Promise<boolean>;
+  retryConflict?: (status: Buffer) => Promise<boolean> | undefined;
   /** Values masked in the response. */
   maskedFields: number;
   /** The sidecar's own time so far, in ns (excludes waiting for the upstream). */

@@ -367,7 +367,9 @@ export function forward(opts: ForwardOptions): Handler {
     }
     const longRunning = ctx.info?.verb === 'watch' || queryFlag(ctx.query, 'follow');
     let exchange: Exchange | undefined;
-    let settle: ((outcome: 'done' | 'conflict') => void) | undefined;
+    /** 'done', or a conflict handed back to the object check (whether to send ctx.body again). */
+    type Outcome = 'done' | { readonly again: Promise<boolean> };
+    let settle: ((outcome: Outcome) => void) | undefined;
     res.onClose(() => {
       if (!res.writableFinished) exchange?.abort();
       settle?.('done');
@@ -381,7 +383,7 @@ export function forward(opts: ForwardOptions): Handler {
         accept,
         body?.length,
       );
-      const outcome = await new Promise<'done' | 'conflict'>((resolve, reject) => {
+      const outcome = await new Promise<Outcome>((resolve, reject) => {
         settle = resolve;
         if (res.destroyed) {
           resolve('done');
@@ -389,8 +391,9 @@ export function forward(opts: ForwardOptions): Handler {
         }
         const x: ExchangeControl = { abort: () => exchange?.abort(), resume: () => exchange?.resume() };
         const done = () => resolve('done');
-        // A 409 to the guard's own precondition is not the agent's to see: read, dropped, checked again.
-        let conflict = false;
+        // A 409 to the guard's own precondition is held back (up to 64 KiB: a Status) and handed to the
+        // object check, which checks the write again, or gives it back to be passed on as it came.
+        let held: { head: ResponseHead; chunks: Buffer[]; size: number } | undefined;
         let sink: ResponseSink;
         if (logFilter)
           sink = filteredLog(ctx, logFilter, {
@@ -413,7 +416,7 @@ export function forward(opts: ForwardOptions): Handler {
           onHead: (h) => {
             if (h.statusCode === 401) opts.upstream.refreshToken();
             if (h.statusCode === 409 && ctx.retryConflict && !ctx.res.headersSent) {
-              conflict = true;
+              held = { head: h, chunks: [], size: 0 };
               return;
             }
             try {
@@ -427,7 +430,11 @@ export function forward(opts: ForwardOptions): Handler {
             }
           },
           onData: (d) => {
-            if (conflict) return true;
+            if (held) {
+              held.size += d.length;
+              if (held.size <= 64 * 1024) held.chunks.push(d);
+              return true;
+            }
             try {
               return sink.onData(d);
             } catch (err) {
@@ -437,18 +444,26 @@ export function forward(opts: ForwardOptions): Handler {
             }
           },
           onEnd: () => {
-            if (conflict) {
-              resolve('conflict');
-              return;
-            }
             try {
+              if (held) {
+                const status = Buffer.concat(held.chunks);
+                // A Status cut at 64 KiB does not read as the agent's own conflict: checked again.
+                const again = ctx.retryConflict?.(status);
+                if (again) {
+                  resolve({ again });
+                  return;
+                }
+                // The agent's own conflict: passed on as it came.
+                sink.onHead(held.head);
+                if (status.length > 0) sink.onData(status);
+              }
               sink.onEnd();
             } catch (err) {
               reject(err);
             }
           },
           onError: (e) => {
-            if (conflict) {
+            if (held) {
               upstreamFailure(ctx, e, opts);
               resolve('done');
               return;
@@ -472,9 +487,7 @@ export function forward(opts: ForwardOptions): Handler {
           guarded,
         );
       });
-      if (outcome === 'done') break;
-      const retry = ctx.retryConflict;
-      if (!retry || !(await retry())) break;
+      if (outcome === 'done' || !(await outcome.again)) break;
       body = ctx.body;
     }
     if ((mask || logFilter) && ctx.maskedFields > 0) {

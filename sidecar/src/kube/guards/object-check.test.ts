@@ -292,6 +292,99 @@ describe('object check', () => {
       assert.equal(seen.filter((s) => s.method === 'GET' && s.url === DEP).length, 6);
     });
 
+    it("a field manager's conflict in an apply is the agent's: passed on as it came, not tried again", async () => {
+      const FIELD_CONFLICT = {
+        kind: 'Status',
+        status: 'Failure',
+        reason: 'Conflict',
+        code: 409,
+        message: 'Apply failed with 1 conflict: conflict with "other": .spec.replicas',
+        details: {
+          causes: [
+            { reason: 'FieldManagerConflict', message: 'conflict with "other"', field: '.spec.replicas' },
+          ],
+        },
+      };
+      for (const at of ['dry', 'real'] as const) {
+        seen = [];
+        custom = (req, res) => {
+          if (!(req.url ?? '').startsWith(DEP)) return false;
+          const dry = (req.url ?? '').includes('dryRun=All');
+          if (req.method === 'GET')
+            answer(res, 200, { ...DEPLOYMENT, metadata: { ...DEPLOYMENT.metadata, uid: 'u' } });
+          else if (dry === (at === 'dry')) answer(res, 409, FIELD_CONFLICT);
+          else answer(res, 200, DEPLOYMENT);
+          return true;
+        };
+        const r = await send(
+          'PATCH',
+          `${DEP}?fieldManager=agent`,
+          JSON.stringify({
+            apiVersion: 'apps/v1',
+            kind: 'Deployment',
+            metadata: { name: 'web' },
+            spec: { replicas: 3 },
+          }),
+          'application/apply-patch+yaml',
+        );
+        custom = undefined;
+        assert.equal(r.status, 409, at);
+        assert.match(r.body.message ?? '', /Apply failed with 1 conflict/, at);
+        assert.equal(r.body.details?.causes?.[0]?.field, '.spec.replicas', at);
+        assert.equal(seen.filter((x) => x.method === 'GET' && x.url === DEP).length, 1, at);
+      }
+    });
+
+    it("an apply checked as an update is held to the object's uid too (an apply of a deleted object would create it)", async () => {
+      seen = [];
+      dryResult = DEPLOYMENT;
+      custom = (req, res) => {
+        if (req.method !== 'GET' || !(req.url ?? '').startsWith(DEP)) return false;
+        answer(res, 200, { ...DEPLOYMENT, metadata: { ...DEPLOYMENT.metadata, uid: 'uid-of-web' } });
+        return true;
+      };
+      const apply = (metadata: object) =>
+        send(
+          'PATCH',
+          `${DEP}?fieldManager=agent`,
+          JSON.stringify({
+            apiVersion: 'apps/v1',
+            kind: 'Deployment',
+            metadata: { name: 'web', ...metadata },
+          }),
+          'application/apply-patch+yaml',
+        );
+      try {
+        assert.equal((await apply({})).status, 200);
+        const [, dry, , real] = seen;
+        assert.deepEqual(JSON.parse(dry?.body ?? '').metadata, {
+          resourceVersion: '7',
+          uid: 'uid-of-web',
+          name: 'web',
+        });
+        assert.equal(real?.body, dry?.body);
+        // A uid of the agent's own is the API server's to hold it to: left as it is.
+        seen = [];
+        assert.equal((await apply({ uid: 'its-own' })).status, 200);
+        assert.deepEqual(JSON.parse(seen[1]?.body ?? '').metadata, {
+          resourceVersion: '7',
+          name: 'web',
+          uid: 'its-own',
+        });
+        // A merge patch cannot create: no uid added.
+        seen = [];
+        await send('PATCH', DEP, '{"metadata":{"labels":{"x":"y"}}}', 'application/merge-patch+json');
+        assert.equal(JSON.parse(seen[1]?.body ?? '').metadata.uid, undefined);
+        // A stored object without a uid (no API server keeps one): the apply cannot be held, so it is refused.
+        custom = undefined;
+        const bare = await apply({});
+        assert.equal(bare.status, 502);
+        assert.match(bare.body.message ?? '', /no uid/);
+      } finally {
+        custom = undefined;
+      }
+    });
+
     it("the agent's own stale resourceVersion is its conflict: passed on, not tried again", async () => {
       seen = [];
       conflicts(1, 'real');

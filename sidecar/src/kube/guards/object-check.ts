@@ -15,12 +15,18 @@
  *   merge, strategic-merge and apply bodies; a last `replace` operation for
  *   JSON patches); the result is checked against the current object; then the
  *   same preconditioned write is forwarded, so exactly the checked result is
- *   stored — or, if the object changed in between, the agent gets the API
- *   server's 409 Conflict and can retry. When there is no current object (a
- *   server-side apply that creates), the precondition is resourceVersion
- *   "1", which no stored object has (etcd's first write is revision 2): the
- *   API server creates the object, but answers 409 if it appeared meanwhile,
- *   rather than apply the checked creation as an unchecked update.
+ *   stored. If the object changed in between, the API server answers 409 to
+ *   the guard's precondition: the write is then checked again against the
+ *   object as it is now and sent again (up to MAX_CONFLICT_RETRIES times, as
+ *   the API server retries a patch; then the agent gets the 409). A 409 to a
+ *   precondition of the agent's own is its answer. When there is no current
+ *   object (a server-side apply that creates), the precondition is
+ *   resourceVersion "1", which no stored object has (etcd's first write is
+ *   revision 2): the API server creates the object, but answers 409 if it
+ *   appeared meanwhile, and the apply is checked again as an update of it.
+ *   An apply checked as an update also carries the object's uid, so it cannot
+ *   create the object if it is deleted meanwhile (the API server refuses to
+ *   create an object a uid is given for); it is then checked again as a create.
  * - pods and templates (and custom resources with new pod specs) also need
  *   their namespace to be opted in: its labels are read fresh for every such
  *   write (no cache: a namespace's opt-in can change at any time, and these
@@ -32,7 +38,7 @@
  *
  * The guard's own calls (the current object, dry runs, the namespace) carry
  * Audit-IDs derived from the request's; only the agent's write carries the
- * request's own.
+ * request's own (each attempt of it, when a conflict sends it again).
  */
 import {
   check,
@@ -146,6 +152,27 @@ function strict(body: Buffer, what: string): StrictJson {
   }
 }
 
+/**
+ * A 409 that reading the object again cannot resolve: a server-side apply's
+ * conflict with another field manager (the agent must force it or leave the
+ * field). Any other 409 to a write the guard preconditioned is taken for the
+ * guard's precondition failing (the object changed, or was deleted under an
+ * apply held to its uid).
+ */
+function agentsConflict(status: Buffer): boolean {
+  try {
+    const s = JSON.parse(status.toString('utf8')) as { details?: { causes?: { reason?: unknown }[] } };
+    return (s.details?.causes ?? []).some((c) => c?.reason === 'FieldManagerConflict');
+  } catch {
+    return false;
+  }
+}
+
+function uidOf(v: unknown): string | undefined {
+  const uid = isObj(v) && isObj(v.metadata) ? v.metadata.uid : undefined;
+  return typeof uid === 'string' && uid !== '' ? uid : undefined;
+}
+
 function resourceVersionOf(v: unknown): string | undefined {
   const rv = isObj(v) && isObj(v.metadata) ? v.metadata.resourceVersion : undefined;
   return typeof rv === 'string' && rv !== '' ? rv : undefined;
@@ -166,9 +193,18 @@ interface Sent {
 /**
  * The body sent (dry run and real write alike): the agent's, with a
  * precondition on `rv`, or — with no current object — one that only a create
- * can meet.
+ * can meet. A server-side apply creates the object when it is gone, whatever
+ * its resourceVersion says, so an apply checked as an update of the current
+ * object also carries that object's uid: the API server refuses to create an
+ * object with a uid given ("no existing object was found", 409), and the
+ * write is then checked again as the create it would be.
  */
-function preconditioned(ctx: KubeRequestContext, body: Buffer, current: string | undefined): Sent {
+function preconditioned(
+  ctx: KubeRequestContext,
+  body: Buffer,
+  current: string | undefined,
+  currentUid: string | undefined,
+): Sent {
   const method = ctx.req.method;
   const type = mediaType(ctx.req.headers['content-type']);
   if (method === 'PUT') {
@@ -227,8 +263,17 @@ function preconditioned(ctx: KubeRequestContext, body: Buffer, current: string |
     }
     return { body, request: doc.value, guardPrecondition: false };
   }
+  // An apply with a uid of its own is held to it by the API server already.
+  const holdUid = type === APPLY_PATCH && current !== undefined && meta?.uid === undefined;
+  if (holdUid && currentUid === undefined) {
+    throw new Refusal(
+      502,
+      'BadGateway',
+      'the stored object has no uid, so the apply cannot be held to it (an apply of a deleted object would create it unchecked)',
+    );
+  }
   return {
-    body: Buffer.from(withResourceVersion(doc, rv), 'utf8'),
+    body: Buffer.from(withResourceVersion(doc, rv, holdUid ? currentUid : undefined), 'utf8'),
     request: doc.value,
     guardPrecondition: true,
   };
@@ -322,7 +367,12 @@ export function objectCheck(opts: ObjectCheckOptions): Guard {
                 ? new Refusal(400, 'BadRequest', `the object cannot be checked: ${caught.message}`)
                 : caught;
           if (!(err instanceof Refusal)) throw err;
-          if (err.relay?.status === 409 && state.guardPrecondition && retries < MAX_CONFLICT_RETRIES) {
+          if (
+            err.relay?.status === 409 &&
+            state.guardPrecondition &&
+            retries < MAX_CONFLICT_RETRIES &&
+            !agentsConflict(err.relay.body)
+          ) {
             retries++;
             continue;
           }
@@ -342,7 +392,8 @@ export function objectCheck(opts: ObjectCheckOptions): Guard {
         // The write goes on with the guard's precondition: if the object changes before it lands,
         // forward hands the 409 back here instead of to the agent.
         if (state.guardPrecondition && retries < MAX_CONFLICT_RETRIES) {
-          ctx.retryConflict = () => {
+          ctx.retryConflict = (status) => {
+            if (agentsConflict(status)) return undefined;
             retries++;
             ctx.retryConflict = undefined;
             return judge();
@@ -417,7 +468,7 @@ export function objectCheck(opts: ObjectCheckOptions): Guard {
           'the stored object has no resourceVersion, so the write cannot be held to it',
         );
       }
-      const sent = preconditioned(ctx, body, rv);
+      const sent = preconditioned(ctx, body, rv, uidOf(previous));
       state.guardPrecondition = sent.guardPrecondition;
       request = sent.request;
       const q = ctx.req.url.includes('?') ? '&' : '?';

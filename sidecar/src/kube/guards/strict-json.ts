@@ -165,23 +165,24 @@ export function readStrictJson(body: Buffer): StrictJson {
 }
 
 /**
- * The JSON object `doc` with `metadata.resourceVersion` set to `rv`, written
- * into its text (every other byte kept: numbers are never re-encoded).
- * `doc` must be an object whose `metadata`, if present, is an object without
- * a resourceVersion.
+ * The JSON object `doc` with `metadata.resourceVersion` set to `rv` (and
+ * `metadata.uid` to `uid`, when given), written into its text (every other
+ * byte kept: numbers are never re-encoded). `doc` must be an object whose
+ * `metadata`, if present, is an object without a resourceVersion (nor a uid,
+ * when one is given).
  */
-export function withResourceVersion(doc: StrictJson, rv: string): string {
-  const value = JSON.stringify(rv);
+export function withResourceVersion(doc: StrictJson, rv: string, uid?: string): string {
+  const members = `"resourceVersion":${JSON.stringify(rv)}${uid === undefined ? '' : `,"uid":${JSON.stringify(uid)}`}`;
   const meta = doc.top.find((m) => m.key === 'metadata');
   if (meta) {
     // metadata's value starts with '{': insert right after it.
     const at = meta.start + 1;
     const empty = /^\s*\}/.test(doc.text.slice(at, meta.end));
-    return `${doc.text.slice(0, at)}"resourceVersion":${value}${empty ? '' : ','}${doc.text.slice(at)}`;
+    return `${doc.text.slice(0, at)}${members}${empty ? '' : ','}${doc.text.slice(at)}`;
   }
   const open = doc.text.indexOf('{');
   const empty = doc.top.length === 0;
-  return `${doc.text.slice(0, open + 1)}"metadata":{"resourceVersion":${value}}${empty ? '' : ','}${doc.text.slice(open + 1)}`;
+  return `${doc.text.slice(0, open + 1)}"metadata":{${members}}${empty ? '' : ','}${doc.text.slice(open + 1)}`;
 }
 
 /** A JSON patch (an array of operations) with a last operation setting metadata.resourceVersion to `rv`. */
