@@ -1057,6 +1057,39 @@ describe('guard escapes: refused by built-in rules, whatever the policy', () => 
       );
     });
 
+    it('a JSON patch that sets a stale resourceVersion gets the 409 the API server gives it', async () => {
+      ok(admin(['create', '-n', ns.name, '-f', '-'], JSON.stringify(deployment('versioned', { v: '1' }, {}))));
+      const path = `/apis/apps/v1/namespaces/${ns.name}/deployments/versioned`;
+      const ops = (rv: string) =>
+        JSON.stringify([
+          { op: 'replace', path: '/metadata/resourceVersion', value: rv },
+          { op: 'add', path: '/metadata/labels/patched', value: rv },
+        ]);
+      // The API server holds a JSON patch to the resourceVersion it sets (the guard sends such a patch as it is).
+      const direct = await adminRaw('PATCH', path, ops('1'), 'application/json-patch+json');
+      assert.equal(direct.status, 409, direct.text);
+      const stale = await raw('PATCH', path, ops('1'), 'application/json-patch+json');
+      assert.equal(stale.status, 409, stale.text);
+      // At the current version it lands (the deployment controller may move the version on meanwhile).
+      await waitFor(
+        async () => {
+          const rv = admin([
+            'get',
+            'deployment',
+            'versioned',
+            '-n',
+            ns.name,
+            '-o',
+            'jsonpath={.metadata.resourceVersion}',
+          ]);
+          return (
+            (await raw('PATCH', path, ops(rv.stdout.trim()), 'application/json-patch+json')).status === 200
+          );
+        },
+        { what: 'a patch at the current resourceVersion to land', timeoutMs: 10_000 },
+      );
+    });
+
     it('an apply body with a character YAML reads as a line break is refused; the API server reads it otherwise', async () => {
       // NEL inside a JSON string: JSON keeps it, the API server's YAML reader folds it to a space.
       const body = (name: string) =>

@@ -187,6 +187,42 @@ describe('object check', () => {
     ]);
   });
 
+  it('a JSON patch that sets the resourceVersion holds itself to it: a stale one is a 409, a current one is sent as it is', async () => {
+    seen = [];
+    const ops = (rv: string) => [
+      { op: 'replace', path: '/metadata/resourceVersion', value: rv },
+      { op: 'add', path: '/metadata/labels/x', value: 'y' },
+    ];
+    const stale = await send('PATCH', DEP, JSON.stringify(ops('3')), 'application/json-patch+json');
+    assert.equal(stale.status, 409);
+    assert.match(stale.body.message ?? '', /resourceVersion 3 is not the current 7/);
+    assert.deepEqual(
+      seen.map((x) => x.method),
+      ['GET'],
+    );
+    // At the version read: sent as the agent wrote it; a conflict at the write is the agent's, not tried again.
+    seen = [];
+    custom = (req, res) => {
+      if (req.method !== 'PATCH' || (req.url ?? '').includes('dryRun')) return false;
+      answer(res, 409, {
+        kind: 'Status',
+        status: 'Failure',
+        reason: 'Conflict',
+        code: 409,
+        message: 'modified',
+      });
+      return true;
+    };
+    try {
+      const r = await send('PATCH', DEP, JSON.stringify(ops('7')), 'application/json-patch+json');
+      assert.equal(r.status, 409);
+      assert.equal(seen.filter((x) => x.method === 'GET' && x.url === DEP).length, 1);
+      assert.deepEqual(JSON.parse(seen.at(-1)?.body ?? ''), ops('7'));
+    } finally {
+      custom = undefined;
+    }
+  });
+
   it('refuses what the dry run shows, and records the rule', async () => {
     seen = [];
     dryResult = { ...DEPLOYMENT, spec: { template: { spec: { hostNetwork: true } } } };

@@ -153,6 +153,30 @@ function strict(body: Buffer, what: string): StrictJson {
 }
 
 /**
+ * The resourceVersion a JSON patch sets, when its last operation that
+ * touches it sets it to a string (`add` or `replace` of
+ * /metadata/resourceVersion, or of /metadata with one in it); undefined
+ * otherwise (the guard's precondition is then appended after the patch).
+ */
+function ownJsonPatchResourceVersion(ops: readonly unknown[]): string | undefined {
+  let own: string | undefined;
+  for (const op of ops) {
+    if (!isObj(op) || typeof op.path !== 'string') continue;
+    const path = op.path;
+    if (path !== '' && path !== '/metadata' && !path.startsWith('/metadata/resourceVersion')) continue;
+    const sets = op.op === 'add' || op.op === 'replace';
+    const value =
+      sets && path === '/metadata/resourceVersion'
+        ? op.value
+        : sets && path === '/metadata' && isObj(op.value)
+          ? op.value.resourceVersion
+          : undefined;
+    own = typeof value === 'string' && value !== '' ? value : undefined;
+  }
+  return own;
+}
+
+/**
  * A 409 that reading the object again cannot resolve: a server-side apply's
  * conflict with another field manager (the agent must force it or leave the
  * field). Any other 409 to a write the guard preconditioned is taken for the
@@ -234,6 +258,20 @@ function preconditioned(
   if (type === JSON_PATCH) {
     if (!Array.isArray(doc.value))
       throw new Refusal(400, 'BadRequest', 'a JSON patch must be an array of operations');
+    // A patch that sets the resourceVersion holds itself to it: the API server refuses it unless the
+    // object is at that version. It must be the version the guard read (or the object changed since),
+    // and the guard adds nothing: a conflict is the agent's own.
+    const own = ownJsonPatchResourceVersion(doc.value);
+    if (own !== undefined) {
+      if (own !== current) {
+        throw new Refusal(
+          409,
+          'Conflict',
+          `the object has been modified (resourceVersion ${own} is not the current ${current ?? '(none: the object does not exist)'}); read it again and retry`,
+        );
+      }
+      return { body, request: doc.value, guardPrecondition: false };
+    }
     return {
       body: Buffer.from(jsonPatchWithResourceVersion(doc, rv), 'utf8'),
       request: doc.value,
