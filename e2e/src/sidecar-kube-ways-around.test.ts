@@ -174,6 +174,42 @@ describe('sidecar: exec into pods the guard does not hold', { skip: execStageSki
         token,
       });
     }
+    // A token Secret made by hand, under a name of its choosing (as since Kubernetes 1.24), and an ordinary one.
+    const secret = (name: string, type: string, annotations: Record<string, string>) =>
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name, annotations },
+        type,
+        stringData: { k: 'v' },
+      });
+    for (const made of [
+      kubectl(kubeInfo().kubeconfigPath, ['create', '-n', plain.name, '-f', '-'], {
+        input: secret('build-credentials', 'kubernetes.io/service-account-token', {
+          'kubernetes.io/service-account.name': 'default',
+        }),
+      }),
+      kubectl(kubeInfo().kubeconfigPath, ['create', '-n', plain.name, '-f', '-'], {
+        input: secret('app-config', 'Opaque', {}),
+      }),
+    ])
+      assert.equal(made.code, 0, made.stderr);
+    for (const [name, from] of [
+      ['env-token', 'build-credentials'],
+      ['env-plain', 'app-config'],
+    ] as const) {
+      await createBoundPod(kubeInfo().kubeconfigPath, {
+        namespace: plain.name,
+        name,
+        node: stage.node.name,
+        containers: [
+          {
+            name: 'app',
+            env: [{ name: 'CREDENTIAL', valueFrom: { secretKeyRef: { name: from, key: 'k' } } }],
+          },
+        ],
+      });
+    }
   });
   after(async () => {
     await plain?.delete();
@@ -204,6 +240,21 @@ describe('sidecar: exec into pods the guard does not hold', { skip: execStageSki
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /chaperone-no-exec-next-to-tokens/);
     assert.match(r.stderr, /holds the token Secret "default-token-|holds a projected service-account token/);
+  });
+
+  // Fails if the guard took only Secrets named <sa>-token-xxxxx for tokens: it reads each Secret's type.
+  it('exec into an unguarded pod with a token Secret of any name in its environment is refused; an ordinary Secret is not', async () => {
+    const before = stage.standin.requests.filter((r) => r.kind === 'exec').length;
+    const exec = (pod: string) =>
+      stage.agent(['exec', '-n', plain.name, pod, '-c', 'app', '--', 'echo', 'reached']);
+    const r = await exec('env-token');
+    assert.equal(stage.standin.requests.filter((q) => q.kind === 'exec').length - before, 0, r.stdout);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /chaperone-no-exec-next-to-tokens/);
+    assert.match(r.stderr, /token Secret "build-credentials" in its environment/);
+    const ok = await exec('env-plain');
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /reached/);
   });
 
   // Fails if the rule refused every pod the guard does not hold: one with no token holds nothing to leak.

@@ -87,6 +87,9 @@ export interface PodContainer {
   readonly stdinOnce?: boolean;
   readonly tty?: boolean;
   readonly command?: readonly string[];
+  /** As in a pod spec (values taken from Secrets, say). */
+  readonly env?: readonly object[];
+  readonly envFrom?: readonly object[];
 }
 
 export interface BoundPodOptions {
@@ -132,6 +135,8 @@ export async function createBoundPod(
         name: c.name,
         image: c.image ?? 'registry.invalid/standin:never-pulled',
         ...(c.command ? { command: c.command } : {}),
+        ...(c.env ? { env: c.env } : {}),
+        ...(c.envFrom ? { envFrom: c.envFrom } : {}),
         ...(c.stdin ? { stdin: true } : {}),
         ...(c.stdinOnce ? { stdinOnce: true } : {}),
         ...(c.tty ? { tty: true } : {}),

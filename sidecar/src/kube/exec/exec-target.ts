@@ -26,7 +26,8 @@
  * says why, and the decide guard refuses the session under the built-in
  * rule, whatever the policy says; so does a container of a pod Chaperone
  * does not guard that holds a service-account token (`ctx.execIntoToken`,
- * token-holders.ts). A pod that cannot be read refuses the session (the
+ * token-holders.ts; the types of the Secrets such a pod uses are read for it,
+ * token-secrets.ts). A pod that cannot be read refuses the session (the
  * guard cannot tell what the container is).
  *
  * Requests that are not exec or attach sessions lose the WebSocket answering
@@ -39,7 +40,8 @@ import { UNREADABLE_RULE } from '../guards/request-reading.ts';
 import { sendStatus, statusBody } from '../status.ts';
 import { podSidecars } from './sidecar-containers.ts';
 import { readTargetPod, type TargetPod, type TargetPodOptions } from './target-pod.ts';
-import { tokenOutsideGuard } from './token-holders.ts';
+import { secretsUsed, tokenOutsideGuard } from './token-holders.ts';
+import { readTokenSecrets } from './token-secrets.ts';
 
 export type ExecTargetOptions = TargetPodOptions;
 
@@ -83,8 +85,19 @@ export function execTarget(o: ExecTargetOptions): Guard {
         }
         const why = container === undefined ? undefined : podSidecars(read.pod).containers.get(container);
         if (why !== undefined) ctx.execIntoSidecar = why;
-        const token = container === undefined ? undefined : tokenOutsideGuard(read.pod, container);
-        if (token !== undefined) ctx.execIntoToken = token;
+        if (container !== undefined) {
+          // A token Secret may have any name: the types of the Secrets an unguarded pod uses are read.
+          const used = secretsUsed(read.pod);
+          const secrets =
+            used.length === 0
+              ? { tokens: new Set<string>() }
+              : await readTokenSecrets(o, ctx, info.namespace, used);
+          const token =
+            'unknown' in secrets
+              ? `the pod is not guarded by Chaperone, and ${secrets.unknown}, so the guard cannot tell whether container ${JSON.stringify(container)} holds a service-account token; guard the pod, or let the agent's service account read its Secrets`
+              : tokenOutsideGuard(read.pod, container, secrets.tokens);
+          if (token !== undefined) ctx.execIntoToken = token;
+        }
       }
     }
     ctx.info = {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { tokenOutsideGuard } from './token-holders.ts';
+import { secretsUsed, tokenOutsideGuard } from './token-holders.ts';
 
 const pod = (volumes: unknown[], mounts: unknown[], labels: Record<string, string> = {}) => ({
   metadata: { name: 'p', labels },
@@ -105,5 +105,74 @@ describe('tokenOutsideGuard', () => {
       ),
       undefined,
     );
+  });
+
+  it('finds a token Secret of any name, given as one, in a volume, a projected volume or the environment', () => {
+    const tokens = new Set(['build-credentials']);
+    const withEnv = (c: Record<string, unknown>, volumes: unknown[] = []) => ({
+      metadata: { name: 'p' },
+      spec: { containers: [{ name: 'app', ...c }, { name: 'other' }], volumes },
+    });
+    const envRef = {
+      env: [{ name: 'TOKEN', valueFrom: { secretKeyRef: { name: 'build-credentials', key: 'token' } } }],
+    };
+    assert.match(
+      tokenOutsideGuard(withEnv(envRef), 'app', tokens) ?? '',
+      /token Secret "build-credentials" in its environment \(env "TOKEN"\)/,
+    );
+    assert.match(
+      tokenOutsideGuard(
+        withEnv({ envFrom: [{ secretRef: { name: 'build-credentials' } }] }),
+        'app',
+        tokens,
+      ) ?? '',
+      /in its environment \(envFrom\)/,
+    );
+    const vol = { name: 'v', secret: { secretName: 'build-credentials' } };
+    assert.match(
+      tokenOutsideGuard(withEnv({ volumeMounts: [{ name: 'v', mountPath: '/c' }] }, [vol]), 'app', tokens) ??
+        '',
+      /token Secret "build-credentials" \(mounted at "\/c"\)/,
+    );
+    const proj = { name: 'v', projected: { sources: [{ secret: { name: 'build-credentials' } }] } };
+    assert.ok(
+      tokenOutsideGuard(withEnv({ volumeMounts: [{ name: 'v', mountPath: '/c' }] }, [proj]), 'app', tokens),
+    );
+    // The same Secret not known as a token, and another container than the one using it: nothing.
+    assert.equal(tokenOutsideGuard(withEnv(envRef), 'app'), undefined);
+    assert.equal(tokenOutsideGuard(withEnv(envRef), 'other', tokens), undefined);
+    // Guarded: nothing to read, nothing held.
+    const guarded = {
+      ...withEnv(envRef),
+      metadata: { name: 'p', labels: { 'chaperone.dev/injected': 'true' } },
+    };
+    assert.equal(tokenOutsideGuard(guarded, 'app', tokens), undefined);
+    assert.deepEqual(secretsUsed(guarded), []);
+  });
+
+  it('names every Secret an unguarded pod uses, once', () => {
+    const p = {
+      metadata: { name: 'p' },
+      spec: {
+        volumes: [
+          { name: 'a', secret: { secretName: 's1' } },
+          { name: 'b', projected: { sources: [{ secret: { name: 's2' } }, { configMap: { name: 'c' } }] } },
+          { name: 'c', configMap: { name: 'not-a-secret' } },
+        ],
+        containers: [
+          {
+            name: 'x',
+            env: [
+              { name: 'A', valueFrom: { secretKeyRef: { name: 's3', key: 'k' } } },
+              { name: 'B', value: 'v' },
+            ],
+          },
+        ],
+        initContainers: [
+          { name: 'i', envFrom: [{ secretRef: { name: 's1' } }, { configMapRef: { name: 'c' } }] },
+        ],
+      },
+    };
+    assert.deepEqual(secretsUsed(p).sort(), ['s1', 's2', 's3']);
   });
 });

@@ -6,9 +6,13 @@
  * value detector), and with it the agent could reach the API server around
  * the guard. Read from the stored pod, after the ServiceAccount admission
  * plugin added its token volume (a `kube-api-access-*` projected volume, or a
- * `<sa>-token-*` Secret volume on older clusters).
+ * `<sa>-token-*` Secret volume on older clusters). A token Secret can have any
+ * name (since Kubernetes 1.24 they are made by hand): the caller reads the
+ * types of the Secrets the pod uses (secretsUsed) and passes those of type
+ * `kubernetes.io/service-account-token`, found in volumes and in the
+ * environment (env and envFrom) alike.
  *
- * Pure: the pod in, the reason (or undefined) out.
+ * Pure: the pod and the token Secrets' names in, the reason (or undefined) out.
  */
 import { INJECTED_LABEL } from '@chaperone/shared';
 // Where the kubelet mounts a pod's service-account token (client-go's in-cluster config reads it there).
@@ -25,17 +29,44 @@ function list<T>(v: unknown): T[] {
   return Array.isArray(v) ? (v.filter((x) => typeof x === 'object' && x !== null) as T[]) : [];
 }
 
+/** The Secrets a volume holds (a secret volume, or secret sources of a projected one). */
+function volumeSecrets(v: Record<string, unknown> | undefined): unknown[] {
+  if (!v) return [];
+  const projected = v.projected as { sources?: unknown } | undefined;
+  return [
+    (v.secret as { secretName?: unknown } | undefined)?.secretName,
+    ...list<Record<string, unknown>>(projected?.sources).map(
+      (s) => (s.secret as { name?: unknown } | undefined)?.name,
+    ),
+  ];
+}
+
+/** The Secrets a container's environment takes values from (env valueFrom.secretKeyRef, envFrom secretRef). */
+function envSecrets(c: { env?: unknown; envFrom?: unknown }): { name: unknown; env: string }[] {
+  return [
+    ...list<{ name?: unknown; valueFrom?: { secretKeyRef?: { name?: unknown } } }>(c.env).map((e) => ({
+      name: e.valueFrom?.secretKeyRef?.name,
+      env: `env ${JSON.stringify(e.name)}`,
+    })),
+    ...list<{ secretRef?: { name?: unknown } }>(c.envFrom).map((e) => ({
+      name: e.secretRef?.name,
+      env: 'envFrom',
+    })),
+  ];
+}
+
 /** Why the volume holds a service-account token, if it does. */
-function tokenVolume(v: Record<string, unknown> | undefined): string | undefined {
+function tokenVolume(
+  v: Record<string, unknown> | undefined,
+  tokens: ReadonlySet<string>,
+): string | undefined {
   if (!v) return undefined;
   const projected = v.projected as { sources?: unknown } | undefined;
   const sources = list<Record<string, unknown>>(projected?.sources);
   if (sources.some((s) => s.serviceAccountToken !== undefined)) return 'a projected service-account token';
-  const secrets = [
-    (v.secret as { secretName?: unknown } | undefined)?.secretName,
-    ...sources.map((s) => (s.secret as { name?: unknown } | undefined)?.name),
-  ];
-  const secret = secrets.find((n) => typeof n === 'string' && LEGACY_TOKEN_SECRET.test(n));
+  const secret = volumeSecrets(v).find(
+    (n) => typeof n === 'string' && (tokens.has(n) || LEGACY_TOKEN_SECRET.test(n)),
+  );
   return secret === undefined ? undefined : `the token Secret ${JSON.stringify(secret)}`;
 }
 
@@ -65,15 +96,18 @@ function reachesBeyond(
   return undefined;
 }
 
-/** Why `c` holds a service-account token among its own mounts, if it does. */
+/** Why `c` holds a service-account token among its own mounts or in its environment, if it does. */
 function ownToken(
-  c: { volumeMounts?: unknown },
+  c: Container,
   volumes: ReadonlyMap<unknown, Record<string, unknown>>,
+  tokens: ReadonlySet<string>,
 ): string | undefined {
+  const env = envSecrets(c).find((e) => typeof e.name === 'string' && tokens.has(e.name));
+  if (env) return `the token Secret ${JSON.stringify(env.name)} in its environment (${env.env})`;
   for (const m of list<{ name?: unknown; mountPath?: unknown }>(c.volumeMounts)) {
     const path = typeof m.mountPath === 'string' ? m.mountPath : '';
     const why =
-      tokenVolume(volumes.get(m.name)) ??
+      tokenVolume(volumes.get(m.name), tokens) ??
       (path === TOKEN_DIR || path.startsWith(`${TOKEN_DIR}/`)
         ? 'the service-account token directory'
         : undefined);
@@ -82,30 +116,69 @@ function ownToken(
   return undefined;
 }
 
-type Container = Named & { volumeMounts?: unknown; securityContext?: unknown };
+type Container = Named & {
+  volumeMounts?: unknown;
+  securityContext?: unknown;
+  env?: unknown;
+  envFrom?: unknown;
+};
 
-/** Why `container` of `pod` holds a service-account token outside the guard, or undefined. */
-export function tokenOutsideGuard(pod: unknown, container: string): string | undefined {
-  const p = pod as { metadata?: { labels?: Record<string, unknown> }; spec?: Record<string, unknown> } | null;
-  if (p?.metadata?.labels?.[INJECTED_LABEL] === 'true') return undefined;
-  const spec = p?.spec ?? {};
-  const all = [
+type PodShape = { metadata?: { labels?: Record<string, unknown> }; spec?: Record<string, unknown> } | null;
+
+function guarded(p: PodShape): boolean {
+  return p?.metadata?.labels?.[INJECTED_LABEL] === 'true';
+}
+
+function containersOf(spec: Record<string, unknown>): Container[] {
+  return [
     ...list<Container>(spec.containers),
     ...list<Container>(spec.initContainers),
     ...list<Container>(spec.ephemeralContainers),
   ];
+}
+
+/**
+ * The names of the Secrets the containers of a pod Chaperone does not guard
+ * use, in volumes or in their environment: whose types the caller reads
+ * before tokenOutsideGuard (none for a guarded pod).
+ */
+export function secretsUsed(pod: unknown): string[] {
+  const p = pod as PodShape;
+  if (guarded(p)) return [];
+  const spec = p?.spec ?? {};
+  const names = [
+    ...list<Record<string, unknown>>(spec.volumes).flatMap((v) => volumeSecrets(v)),
+    ...containersOf(spec).flatMap((c) => envSecrets(c).map((e) => e.name)),
+  ];
+  return [...new Set(names.filter((n): n is string => typeof n === 'string' && n !== ''))];
+}
+
+/**
+ * Why `container` of `pod` holds a service-account token outside the guard,
+ * or undefined. `tokens`: the Secrets of the pod's namespace that are
+ * service-account tokens (of those secretsUsed names).
+ */
+export function tokenOutsideGuard(
+  pod: unknown,
+  container: string,
+  tokens: ReadonlySet<string> = new Set(),
+): string | undefined {
+  const p = pod as PodShape;
+  if (guarded(p)) return undefined;
+  const spec = p?.spec ?? {};
+  const all = containersOf(spec);
   const c = all.find((x) => x.name === container);
   if (!c) return undefined;
   const volumes = new Map(
     list<Named & Record<string, unknown>>(spec.volumes).map((v) => [v.name, v] as const),
   );
   const why =
-    ownToken(c, volumes) ??
+    ownToken(c, volumes, tokens) ??
     reachesBeyond(
       spec,
       c,
       volumes,
-      all.filter((x) => ownToken(x, volumes) !== undefined).map((x) => String(x.name)),
+      all.filter((x) => ownToken(x, volumes, tokens) !== undefined).map((x) => String(x.name)),
     );
   return why === undefined
     ? undefined
