@@ -175,4 +175,27 @@ describe('tokenOutsideGuard', () => {
     };
     assert.deepEqual(secretsUsed(p).sort(), ['s1', 's2', 's3']);
   });
+
+  it('finds a volume shared with a container that holds a token and could copy it there', () => {
+    const p = (holderMount: Record<string, unknown>, shared: Record<string, unknown>) => ({
+      metadata: { name: 'p' },
+      spec: {
+        volumes: [projected, { name: 'shared', ...shared }],
+        initContainers: [
+          {
+            name: 'copier',
+            volumeMounts: [atTokenDir, { name: 'shared', mountPath: '/out', ...holderMount }],
+          },
+        ],
+        containers: [{ name: 'app', volumeMounts: [{ name: 'shared', mountPath: '/in' }] }],
+      },
+    });
+    assert.match(
+      tokenOutsideGuard(p({}, { emptyDir: {} }), 'app') ?? '',
+      /the volume "shared" it shares with container "copier", which holds a token/,
+    );
+    // The holder cannot write there: mounted read-only, or a kind the kubelet mounts read-only.
+    assert.equal(tokenOutsideGuard(p({ readOnly: true }, { emptyDir: {} }), 'app'), undefined);
+    assert.equal(tokenOutsideGuard(p({}, { configMap: { name: 'c' } }), 'app'), undefined);
+  });
 });

@@ -73,14 +73,16 @@ function tokenVolume(
 /**
  * Why `c` reaches what other containers of the pod, or of the node, hold:
  * the pod's shared process namespace (another container's files through
- * /proc/<pid>/root), or the node's (host PID, a privileged container, a host
- * path: every pod's token on the node).
+ * /proc/<pid>/root), a volume it shares with a token-holding container that
+ * could copy the token into it (an init container writing an emptyDir), or
+ * the node's (host PID, a privileged container, a host path: every pod's
+ * token on the node).
  */
 function reachesBeyond(
   spec: Record<string, unknown>,
-  c: { securityContext?: unknown; volumeMounts?: unknown },
+  c: Container,
   volumes: ReadonlyMap<unknown, Record<string, unknown>>,
-  holders: readonly string[],
+  holders: readonly Container[],
 ): string | undefined {
   if (spec.hostPID === true)
     return 'the node’s processes (hostPID), and through them every pod’s token there';
@@ -92,7 +94,32 @@ function reachesBeyond(
   if (host)
     return `the node's files (host path volume ${JSON.stringify(host.name)}), every pod's token there among them`;
   if (spec.shareProcessNamespace === true && holders.length > 0)
-    return `the pod's shared process namespace, through which it reads the token container ${JSON.stringify(holders[0])} holds`;
+    return `the pod's shared process namespace, through which it reads the token container ${JSON.stringify(holders[0]?.name)} holds`;
+  const shared = sharedWritable(c, volumes, holders);
+  if (shared)
+    return `the volume ${JSON.stringify(shared.volume)} it shares with container ${JSON.stringify(shared.holder)}, which holds a token and can copy it there`;
+  return undefined;
+}
+
+/** Volume kinds the kubelet mounts read-only whatever the mount says (nothing can be written into them). */
+const READ_ONLY_KINDS = ['configMap', 'secret', 'projected', 'downwardAPI'];
+
+/** A volume `c` mounts that a token-holding container mounts too, and could write the token into. */
+function sharedWritable(
+  c: { name?: unknown; volumeMounts?: unknown },
+  volumes: ReadonlyMap<unknown, Record<string, unknown>>,
+  holders: readonly Container[],
+): { volume: string; holder: string } | undefined {
+  const mine = new Set(list<{ name?: unknown }>(c.volumeMounts).map((m) => m.name));
+  for (const h of holders) {
+    if (h.name === c.name) continue;
+    for (const m of list<{ name?: unknown; readOnly?: unknown }>(h.volumeMounts)) {
+      const v = volumes.get(m.name);
+      if (!v || !mine.has(m.name) || m.readOnly === true) continue;
+      if (READ_ONLY_KINDS.some((k) => v[k] !== undefined)) continue;
+      return { volume: String(m.name), holder: String(h.name) };
+    }
+  }
   return undefined;
 }
 
@@ -178,7 +205,7 @@ export function tokenOutsideGuard(
       spec,
       c,
       volumes,
-      all.filter((x) => ownToken(x, volumes, tokens) !== undefined).map((x) => String(x.name)),
+      all.filter((x) => ownToken(x, volumes, tokens) !== undefined),
     );
   return why === undefined
     ? undefined
