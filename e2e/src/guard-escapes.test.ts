@@ -1058,7 +1058,9 @@ describe('guard escapes: refused by built-in rules, whatever the policy', () => 
     });
 
     it('a JSON patch that sets a stale resourceVersion gets the 409 the API server gives it', async () => {
-      ok(admin(['create', '-n', ns.name, '-f', '-'], JSON.stringify(deployment('versioned', { v: '1' }, {}))));
+      ok(
+        admin(['create', '-n', ns.name, '-f', '-'], JSON.stringify(deployment('versioned', { v: '1' }, {}))),
+      );
       const path = `/apis/apps/v1/namespaces/${ns.name}/deployments/versioned`;
       const ops = (rv: string) =>
         JSON.stringify([
