@@ -149,6 +149,57 @@ describe('sidecar: ways around the Kubernetes API guard', () => {
       ]);
     }
   });
+  // Fails if only ClusterRoles named system: were held: a Role an administrator granted to anonymous callers
+  // (as kubeadm does in kube-public) is found by the bindings that name it.
+  it('a Role an administrator granted to anonymous callers cannot be widened', async () => {
+    const admin = (args: string[], input?: string) =>
+      kubectl(kube.kubeconfigPath, args, input ? { input } : {});
+    const role = {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: 'cluster-info-reader', namespace: ns.name },
+      rules: [
+        { apiGroups: [''], resources: ['configmaps'], resourceNames: ['cluster-info'], verbs: ['get'] },
+      ],
+    };
+    const binding = {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'cluster-info-reader', namespace: ns.name },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'cluster-info-reader' },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'system:anonymous' }],
+    };
+    for (const o of [role, binding]) {
+      const made = admin(['create', '-f', '-'], JSON.stringify(o));
+      assert.equal(made.code, 0, made.stderr);
+    }
+    try {
+      const r = await agent(
+        'PATCH',
+        `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns.name}/roles/cluster-info-reader`,
+        [{ op: 'add', path: '/rules/-', value: { apiGroups: [''], resources: ['secrets'], verbs: ['get'] } }],
+        'application/json-patch+json',
+      );
+      const leaked = await anonymous(`/api/v1/namespaces/${ns.name}/secrets/canary`);
+      assert.equal(
+        leaked.text.includes(CANARY_B64),
+        false,
+        `with no credential, straight from the API server, the agent read the Secret unmasked (the guard answered the patch ${r.status})`,
+      );
+      assert.equal(r.status, 403, r.text);
+      assert.match(r.text, /chaperone-no-open-grants/);
+      assert.match(r.text, /cluster-info-reader to User system:anonymous/);
+      // A Role granted to no one open can still be changed.
+      const own = await agent('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns.name}/roles`, {
+        ...role,
+        metadata: { name: 'own-role', namespace: ns.name },
+      });
+      assert.equal(own.status, 201, own.text);
+    } finally {
+      admin(['delete', 'rolebinding,role', 'cluster-info-reader', '-n', ns.name, '--ignore-not-found']);
+      admin(['delete', 'role', 'own-role', '-n', ns.name, '--ignore-not-found']);
+    }
+  });
 });
 
 // A pod outside the guard (a namespace that did not opt in) holds its service

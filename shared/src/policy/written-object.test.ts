@@ -442,6 +442,24 @@ const table: [string, WrittenObject, string[]][] = [
     [],
   ],
   [
+    'a Role that a binding grants to anonymous callers',
+    {
+      action: k({ verb: 'patch', apiGroup: 'rbac.authorization.k8s.io', resource: 'roles', name: 'r' }),
+      object: { metadata: { name: 'r' }, rules: [] },
+      openBindings: ['RoleBinding ns/r to User system:anonymous'],
+    },
+    ['chaperone-no-open-grants'],
+  ],
+  [
+    'a Role granted to no open subject, under a system: name (only ClusterRoles of that name are Kubernetes’ own)',
+    {
+      action: k({ apiGroup: 'rbac.authorization.k8s.io', resource: 'roles' }),
+      object: { metadata: { name: 'system:mine' }, rules: [] },
+      openBindings: [],
+    },
+    [],
+  ],
+  [
     'a patch that copies a Secret value into an annotation (dry-run result)',
     {
       action: k({ verb: 'patch', resource: 'secrets', name: 's' }),
@@ -588,7 +606,7 @@ describe('writeCheckOf', () => {
     [{ resource: 'persistentvolumes' }, undefined],
     [{ apiGroup: 'rbac.authorization.k8s.io', resource: 'rolebindings' }, 'rbac'],
     [{ verb: 'patch', apiGroup: 'rbac.authorization.k8s.io', resource: 'clusterroles' }, 'rbac'],
-    [{ apiGroup: 'rbac.authorization.k8s.io', resource: 'roles' }, undefined],
+    [{ apiGroup: 'rbac.authorization.k8s.io', resource: 'roles' }, 'rbac'],
     [{ resource: 'configmaps' }, undefined],
     [{ apiGroup: 'example.com', resource: 'deployments' }, 'custom-resource'],
     [

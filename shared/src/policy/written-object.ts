@@ -67,7 +67,28 @@ export function writeCheckOf(action: Action): WriteCheck | undefined {
   return undefined;
 }
 
-const RBAC_CHECKED = new Set(['rolebindings', 'clusterrolebindings', 'clusterroles']);
+const RBAC_CHECKED = new Set(['rolebindings', 'clusterrolebindings', 'clusterroles', 'roles']);
+
+/**
+ * For a write to a Role or ClusterRole: whether the role needs the bindings
+ * that grant it read (every binding that names it), to learn whether it is
+ * already granted to open subjects.
+ */
+export function needsRoleBindings(action: Action): boolean {
+  return (
+    action.apiGroup === 'rbac.authorization.k8s.io' &&
+    (action.resource === 'roles' || action.resource === 'clusterroles') &&
+    action.verb !== 'delete' &&
+    action.verb !== 'deletecollection'
+  );
+}
+
+/** Whether a binding's subject is one of OPEN_SUBJECTS. */
+export function isOpenSubject(subject: unknown): boolean {
+  const kind = field(subject, 'kind');
+  const name = field(subject, 'name');
+  return OPEN_SUBJECTS.some(([k, n]) => k === kind && n === name);
+}
 
 /**
  * Subjects that stand for callers with no credential of their own, or for
@@ -97,7 +118,7 @@ function rbacEscapes(w: WrittenObject): Escape[] {
     (Array.isArray(subjects) ? subjects : []).forEach((s, i) => {
       const kind = field(s, 'kind');
       const name = field(s, 'name');
-      if (!OPEN_SUBJECTS.some(([k, n]) => k === kind && n === name)) return;
+      if (!isOpenSubject(s)) return;
       out.push({
         rule: 'chaperone-no-open-grants',
         field: `subjects[${i}]`,
@@ -107,7 +128,15 @@ function rbacEscapes(w: WrittenObject): Escape[] {
     return out;
   }
   const name = field(w.object, 'metadata', 'name') ?? w.action.name;
-  if (typeof name === 'string' && name.startsWith('system:')) {
+  const open = w.openBindings?.[0];
+  if (open !== undefined) {
+    out.push({
+      rule: 'chaperone-no-open-grants',
+      field: 'rules',
+      message: `the role is granted to callers with no credential of their own or to every caller (${open}), who would reach the API server around the guard: changing it from inside the guard could open more to them`,
+    });
+  }
+  if (w.action.resource === 'clusterroles' && typeof name === 'string' && name.startsWith('system:')) {
     out.push({
       rule: 'chaperone-no-open-grants',
       field: 'metadata.name',
@@ -149,6 +178,12 @@ export interface WrittenObject {
   readonly namespaceLabels?: Readonly<Record<string, unknown>> | null;
   /** The request body as parsed (JSON), when it was read: values it holds are the writer's own. */
   readonly request?: unknown;
+  /**
+   * For a Role or ClusterRole (needsRoleBindings): the bindings that grant
+   * it to open subjects, described ("RoleBinding kube-public/x to User
+   * system:anonymous"); empty when none.
+   */
+  readonly openBindings?: readonly string[];
 }
 
 function field(o: unknown, ...path: string[]): unknown {

@@ -44,8 +44,10 @@ import {
   check,
   checkWrittenObject,
   type Decision,
+  isOpenSubject,
   maskedJsonPatchEscapes,
   needsNamespace,
+  needsRoleBindings,
   type SelfProtection,
   TooDeepError,
   writeCheckOf,
@@ -372,6 +374,61 @@ export function objectCheck(opts: ObjectCheckOptions): Guard {
     return isObj(labels) ? labels : {};
   };
 
+  /**
+   * The bindings that grant a Role or ClusterRole to open subjects (callers
+   * with no credential, or every caller): for a Role, the RoleBindings of its
+   * namespace; for a ClusterRole, every ClusterRoleBinding and RoleBinding.
+   * Read fresh for every such write (they are rare); a list that cannot be
+   * read refuses the write.
+   */
+  async function roleOpenBindings(
+    ctx: KubeRequestContext,
+    action: NonNullable<KubeRequestContext['action']>,
+  ) {
+    const name = action.name;
+    const cluster = action.resource === 'clusterroles';
+    const roleKind = cluster ? 'ClusterRole' : 'Role';
+    if (name === undefined) return [];
+    const base = '/apis/rbac.authorization.k8s.io/v1';
+    const lists = cluster
+      ? [`${base}/clusterrolebindings`, `${base}/rolebindings`]
+      : action.namespace === undefined
+        ? []
+        : [`${base}/namespaces/${encodeURIComponent(action.namespace)}/rolebindings`];
+    const found: string[] = [];
+    for (const target of lists) {
+      const r = await call(ctx, 'GET', target);
+      if (r.status !== 200) {
+        throw new Refusal(
+          503,
+          'ServiceUnavailable',
+          `cannot list the bindings of ${roleKind} ${name} to check who it is granted to (the API server answered ${r.status} to ${target}); the pod's service account needs list on rolebindings and clusterrolebindings`,
+        );
+      }
+      const doc = readJson(r, 'listing the bindings');
+      const items = isObj(doc) && Array.isArray(doc.items) ? doc.items : [];
+      for (const b of items) {
+        if (!isObj(b) || !isObj(b.roleRef) || b.roleRef.kind !== roleKind || b.roleRef.name !== name)
+          continue;
+        const meta = isObj(b.metadata) ? b.metadata : {};
+        const bindingKind =
+          typeof b.kind === 'string'
+            ? b.kind
+            : target.endsWith('/clusterrolebindings')
+              ? 'ClusterRoleBinding'
+              : 'RoleBinding';
+        for (const subject of Array.isArray(b.subjects) ? b.subjects : []) {
+          if (!isOpenSubject(subject)) continue;
+          const where = typeof meta.namespace === 'string' ? `${meta.namespace}/` : '';
+          found.push(
+            `${bindingKind} ${where}${String(meta.name)} to ${String((subject as Obj).kind)} ${String((subject as Obj).name)}`,
+          );
+        }
+      }
+    }
+    return found;
+  }
+
   return (next) => async (ctx) => {
     const action = ctx.action;
     const check = action ? writeCheckOf(action) : undefined;
@@ -532,6 +589,7 @@ export function objectCheck(opts: ObjectCheckOptions): Guard {
     const labels = needsNamespace(check, object, previous)
       ? await namespaceLabels(ctx, action.namespace)
       : undefined;
+    const openBindings = needsRoleBindings(action) ? await roleOpenBindings(ctx, action) : undefined;
     return checkWrittenObject(
       {
         action,
@@ -539,6 +597,7 @@ export function objectCheck(opts: ObjectCheckOptions): Guard {
         ...(previous !== undefined ? { previous } : {}),
         ...(labels !== undefined ? { namespaceLabels: labels } : {}),
         ...(request !== undefined ? { request } : {}),
+        ...(openBindings !== undefined ? { openBindings } : {}),
       },
       opts.protection,
     );
