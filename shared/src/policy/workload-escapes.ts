@@ -66,6 +66,22 @@ const DANGEROUS_CAPABILITIES = new Set([
   'SYSLOG',
 ]);
 
+/**
+ * Added capabilities that reach the node's files or other processes (every
+ * pod's token on the node among them): the node-reaching part of
+ * DANGEROUS_CAPABILITIES.
+ */
+export const NODE_REACHING_CAPABILITIES: ReadonlySet<string> = new Set([
+  'ALL',
+  'SYS_ADMIN',
+  'SYS_PTRACE',
+  'SYS_MODULE',
+  'SYS_RAWIO',
+  'DAC_READ_SEARCH',
+  'BPF',
+  'PERFMON',
+]);
+
 /** CSI drivers that put secret values into files. */
 const SECRET_CSI_DRIVERS = new Set(['secrets-store.csi.k8s.io']);
 

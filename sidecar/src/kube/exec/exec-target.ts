@@ -87,15 +87,18 @@ export function execTarget(o: ExecTargetOptions): Guard {
         if (why !== undefined) ctx.execIntoSidecar = why;
         if (container !== undefined) {
           // A token Secret may have any name: the types of the Secrets an unguarded pod uses are read.
-          const used = secretsUsed(read.pod);
+          // Read only when the pod shows no token without them.
+          const plain = tokenOutsideGuard(read.pod, container);
+          const used = plain === undefined ? secretsUsed(read.pod) : [];
           const secrets =
             used.length === 0
               ? { tokens: new Set<string>() }
               : await readTokenSecrets(o, ctx, info.namespace, used);
           const token =
-            'unknown' in secrets
+            plain ??
+            ('unknown' in secrets
               ? `the pod is not guarded by Chaperone, and ${secrets.unknown}, so the guard cannot tell whether container ${JSON.stringify(container)} holds a service-account token; guard the pod, or let the agent's service account read its Secrets`
-              : tokenOutsideGuard(read.pod, container, secrets.tokens);
+              : tokenOutsideGuard(read.pod, container, secrets.tokens));
           if (token !== undefined) ctx.execIntoToken = token;
         }
       }

@@ -37,13 +37,25 @@ describe('tokenOutsideGuard', () => {
     );
   });
 
-  it('leaves alone a guarded pod, a container without a token, and a token mounted only elsewhere', () => {
-    assert.equal(
-      tokenOutsideGuard(pod([projected], [atTokenDir], { 'chaperone.dev/injected': 'true' }), 'app'),
-      undefined,
+  it('leaves alone a guarded pod and a pod whose containers hold no token; a token in another container counts', () => {
+    const injected = {
+      metadata: { name: 'p', labels: { 'chaperone.dev/injected': 'true' } },
+      spec: {
+        volumes: [projected],
+        containers: [{ name: 'app', volumeMounts: [atTokenDir] }],
+        initContainers: [
+          { name: 'chaperone-sidecar', env: [{ name: 'CHAPERONE_KUBE_PORT', value: '6443' }] },
+        ],
+      },
+    };
+    assert.equal(tokenOutsideGuard(injected, 'app'), undefined);
+    // The label alone (anyone may set it outside opted-in namespaces) does not make a pod guarded.
+    assert.match(
+      tokenOutsideGuard(pod([projected], [atTokenDir], { 'chaperone.dev/injected': 'true' }), 'app') ?? '',
+      /projected service-account token/,
     );
     assert.equal(tokenOutsideGuard(pod([projected], []), 'app'), undefined);
-    assert.equal(
+    assert.match(
       tokenOutsideGuard(
         {
           ...pod([projected], []),
@@ -53,8 +65,8 @@ describe('tokenOutsideGuard', () => {
           },
         },
         'app',
-      ),
-      undefined,
+      ) ?? '',
+      /container "other" of the same pod/,
     );
   });
 
@@ -79,7 +91,15 @@ describe('tokenOutsideGuard', () => {
     });
     assert.match(
       tokenOutsideGuard(two({ shareProcessNamespace: true }), 'app') ?? '',
-      /shared process namespace.*"holder"/,
+      /"holder" of the same pod.*and here their processes/,
+    );
+    // A debug container pointed at a token holder (kubectl debug --target) shares its processes.
+    assert.match(
+      tokenOutsideGuard(
+        two({ ephemeralContainers: [{ name: 'debugger', targetContainerName: 'holder' }] }),
+        'debugger',
+      ) ?? '',
+      /"holder" of the same pod/,
     );
     assert.match(tokenOutsideGuard(two({ hostPID: true }), 'app') ?? '', /hostPID/);
     const app = (c: Record<string, unknown>) => ({
@@ -93,6 +113,21 @@ describe('tokenOutsideGuard', () => {
     assert.match(
       tokenOutsideGuard(app({ volumeMounts: [{ name: 'root', mountPath: '/host' }] }), 'app') ?? '',
       /host path volume "root"/,
+    );
+    for (const cap of ['DAC_READ_SEARCH', 'CAP_SYS_ADMIN', 'sys_ptrace']) {
+      assert.match(
+        tokenOutsideGuard(app({ securityContext: { capabilities: { add: [cap] } } }), 'app') ?? '',
+        /the capability (DAC_READ_SEARCH|SYS_ADMIN|SYS_PTRACE)/,
+        cap,
+      );
+    }
+    assert.equal(
+      tokenOutsideGuard(app({ securityContext: { capabilities: { add: ['NET_BIND_SERVICE'] } } }), 'app'),
+      undefined,
+    );
+    assert.match(
+      tokenOutsideGuard(app({ securityContext: { windowsOptions: { hostProcess: true } } }), 'app') ?? '',
+      /Windows host process/,
     );
     // A shared process namespace with no token in any container reaches none.
     assert.equal(
@@ -138,13 +173,21 @@ describe('tokenOutsideGuard', () => {
     assert.ok(
       tokenOutsideGuard(withEnv({ volumeMounts: [{ name: 'v', mountPath: '/c' }] }, [proj]), 'app', tokens),
     );
-    // The same Secret not known as a token, and another container than the one using it: nothing.
+    // The same Secret not known as a token: nothing; another container of the pod: within reach.
     assert.equal(tokenOutsideGuard(withEnv(envRef), 'app'), undefined);
-    assert.equal(tokenOutsideGuard(withEnv(envRef), 'other', tokens), undefined);
+    assert.match(
+      tokenOutsideGuard(withEnv(envRef), 'other', tokens) ?? '',
+      /container "app" of the same pod/,
+    );
     // Guarded: nothing to read, nothing held.
     const guarded = {
-      ...withEnv(envRef),
       metadata: { name: 'p', labels: { 'chaperone.dev/injected': 'true' } },
+      spec: {
+        ...withEnv(envRef).spec,
+        initContainers: [
+          { name: 'chaperone-sidecar', env: [{ name: 'CHAPERONE_KUBE_PORT', value: '6443' }] },
+        ],
+      },
     };
     assert.equal(tokenOutsideGuard(guarded, 'app', tokens), undefined);
     assert.deepEqual(secretsUsed(guarded), []);
@@ -176,7 +219,7 @@ describe('tokenOutsideGuard', () => {
     assert.deepEqual(secretsUsed(p).sort(), ['s1', 's2', 's3']);
   });
 
-  it('finds a volume shared with a container that holds a token and could copy it there', () => {
+  it('finds a container that holds a token in the same pod, an init container copying it among them', () => {
     const p = (holderMount: Record<string, unknown>, shared: Record<string, unknown>) => ({
       metadata: { name: 'p' },
       spec: {
@@ -190,12 +233,13 @@ describe('tokenOutsideGuard', () => {
         containers: [{ name: 'app', volumeMounts: [{ name: 'shared', mountPath: '/in' }] }],
       },
     });
-    assert.match(
-      tokenOutsideGuard(p({}, { emptyDir: {} }), 'app') ?? '',
-      /the volume "shared" it shares with container "copier", which holds a token/,
-    );
-    // The holder cannot write there: mounted read-only, or a kind the kubelet mounts read-only.
-    assert.equal(tokenOutsideGuard(p({ readOnly: true }, { emptyDir: {} }), 'app'), undefined);
-    assert.equal(tokenOutsideGuard(p({}, { configMap: { name: 'c' } }), 'app'), undefined);
+    // Whatever they share: a volume, or only memory and the network.
+    for (const [mount, shared] of [
+      [{}, { emptyDir: {} }],
+      [{ readOnly: true }, { emptyDir: {} }],
+      [{}, { configMap: { name: 'c' } }],
+    ] as const) {
+      assert.match(tokenOutsideGuard(p(mount, shared), 'app') ?? '', /container "copier" of the same pod/);
+    }
   });
 });

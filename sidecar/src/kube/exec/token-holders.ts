@@ -10,13 +10,20 @@
  * name (since Kubernetes 1.24 they are made by hand): the caller reads the
  * types of the Secrets the pod uses (secretsUsed) and passes those of type
  * `kubernetes.io/service-account-token`, found in volumes and in the
- * environment (env and envFrom) alike.
+ * environment (env and envFrom) alike. A container also counts as holding a
+ * token when it reaches the node (host PID, privileged, a node-reaching
+ * capability, a Windows host process, a host path), or when another
+ * container of its pod does either: containers of a pod share memory, the
+ * network and volumes (and, with a shared process namespace or a debug
+ * container's target, processes). A pod counts as guarded only when it is
+ * labelled injected and a Chaperone sidecar is in it.
  *
  * Pure: the pod and the token Secrets' names in, the reason (or undefined) out.
  */
-import { INJECTED_LABEL } from '@chaperone/shared';
+import { INJECTED_LABEL, NODE_REACHING_CAPABILITIES } from '@chaperone/shared';
 // Where the kubelet mounts a pod's service-account token (client-go's in-cluster config reads it there).
 import { IN_CLUSTER_DIR as TOKEN_DIR } from '@chaperone/shared/kube';
+import { podSidecars } from './sidecar-containers.ts';
 
 /** A legacy token Secret's name: `<service account>-token-<5 characters>`. */
 const LEGACY_TOKEN_SECRET = /-token-[a-z0-9]{5}$/;
@@ -71,55 +78,35 @@ function tokenVolume(
 }
 
 /**
- * Why `c` reaches what other containers of the pod, or of the node, hold:
- * the pod's shared process namespace (another container's files through
- * /proc/<pid>/root), a volume it shares with a token-holding container that
- * could copy the token into it (an init container writing an emptyDir), or
- * the node's (host PID, a privileged container, a host path: every pod's
- * token on the node).
+ * Why `c` reaches the node (every pod's token there): the node's processes
+ * (host PID), a privileged container, a Windows host process, a capability
+ * that reaches the node's files or processes, or a host path volume.
  */
-function reachesBeyond(
+function reachesNode(
   spec: Record<string, unknown>,
   c: Container,
   volumes: ReadonlyMap<unknown, Record<string, unknown>>,
-  holders: readonly Container[],
 ): string | undefined {
   if (spec.hostPID === true)
     return 'the node’s processes (hostPID), and through them every pod’s token there';
-  if ((c.securityContext as { privileged?: unknown } | undefined)?.privileged === true)
-    return 'a privileged container, which reaches every pod’s token on the node';
+  const sc = (c.securityContext ?? {}) as {
+    privileged?: unknown;
+    windowsOptions?: { hostProcess?: unknown };
+    capabilities?: { add?: unknown };
+  };
+  if (sc.privileged === true) return 'a privileged container, which reaches every pod’s token on the node';
+  if (sc.windowsOptions?.hostProcess === true)
+    return 'a Windows host process, which reaches every pod’s token on the node';
+  const cap = (Array.isArray(sc.capabilities?.add) ? sc.capabilities.add : [])
+    .map((x) => String(x).toUpperCase().replace(/^CAP_/, ''))
+    .find((x) => NODE_REACHING_CAPABILITIES.has(x));
+  if (cap !== undefined)
+    return `the capability ${cap}, which reaches the node's files or processes, every pod's token among them`;
   const host = list<{ name?: unknown }>(c.volumeMounts).find(
     (m) => volumes.get(m.name)?.hostPath !== undefined,
   );
   if (host)
     return `the node's files (host path volume ${JSON.stringify(host.name)}), every pod's token there among them`;
-  if (spec.shareProcessNamespace === true && holders.length > 0)
-    return `the pod's shared process namespace, through which it reads the token container ${JSON.stringify(holders[0]?.name)} holds`;
-  const shared = sharedWritable(c, volumes, holders);
-  if (shared)
-    return `the volume ${JSON.stringify(shared.volume)} it shares with container ${JSON.stringify(shared.holder)}, which holds a token and can copy it there`;
-  return undefined;
-}
-
-/** Volume kinds the kubelet mounts read-only whatever the mount says (nothing can be written into them). */
-const READ_ONLY_KINDS = ['configMap', 'secret', 'projected', 'downwardAPI'];
-
-/** A volume `c` mounts that a token-holding container mounts too, and could write the token into. */
-function sharedWritable(
-  c: { name?: unknown; volumeMounts?: unknown },
-  volumes: ReadonlyMap<unknown, Record<string, unknown>>,
-  holders: readonly Container[],
-): { volume: string; holder: string } | undefined {
-  const mine = new Set(list<{ name?: unknown }>(c.volumeMounts).map((m) => m.name));
-  for (const h of holders) {
-    if (h.name === c.name) continue;
-    for (const m of list<{ name?: unknown; readOnly?: unknown }>(h.volumeMounts)) {
-      const v = volumes.get(m.name);
-      if (!v || !mine.has(m.name) || m.readOnly === true) continue;
-      if (READ_ONLY_KINDS.some((k) => v[k] !== undefined)) continue;
-      return { volume: String(m.name), holder: String(h.name) };
-    }
-  }
   return undefined;
 }
 
@@ -152,8 +139,9 @@ type Container = Named & {
 
 type PodShape = { metadata?: { labels?: Record<string, unknown> }; spec?: Record<string, unknown> } | null;
 
+/** Guarded: labelled as injected, and a Chaperone sidecar is there (outside opted-in namespaces anyone may set the label). */
 function guarded(p: PodShape): boolean {
-  return p?.metadata?.labels?.[INJECTED_LABEL] === 'true';
+  return p?.metadata?.labels?.[INJECTED_LABEL] === 'true' && podSidecars(p).containers.size > 0;
 }
 
 function containersOf(spec: Record<string, unknown>): Container[] {
@@ -199,14 +187,18 @@ export function tokenOutsideGuard(
   const volumes = new Map(
     list<Named & Record<string, unknown>>(spec.volumes).map((v) => [v.name, v] as const),
   );
+  // Containers of a pod share memory (/dev/shm), the network (localhost) and may share volumes and processes:
+  // a token any of them holds, or can reach through the node, is within reach of every other.
+  const other = all.find(
+    (x) =>
+      x.name !== container && (ownToken(x, volumes, tokens) ?? reachesNode(spec, x, volumes)) !== undefined,
+  );
   const why =
     ownToken(c, volumes, tokens) ??
-    reachesBeyond(
-      spec,
-      c,
-      volumes,
-      all.filter((x) => ownToken(x, volumes, tokens) !== undefined),
-    );
+    reachesNode(spec, c, volumes) ??
+    (other
+      ? `what container ${JSON.stringify(other.name)} of the same pod can hand it (a token: containers of a pod share memory, the network and volumes${spec.shareProcessNamespace === true ? ', and here their processes' : ''})`
+      : undefined);
   return why === undefined
     ? undefined
     : `the pod is not guarded by Chaperone, and container ${JSON.stringify(container)} holds ${why}, which the session's output could carry out of the guard's custody`;
