@@ -67,3 +67,24 @@ describe('decideAction: an exec argv is judged through its wrappers', () => {
     assert.equal(d.rule, 'chaperone-no-exec-into-sidecar');
   });
 });
+
+describe('decideAction: next to a token outside the guard', () => {
+  const why =
+    'the pod is not guarded by Chaperone, and container "app" holds the token Secret "build-credentials"';
+  // Fails if the token refusal came first: it names the pod's containers and Secrets to an agent the policy keeps out.
+  it('a session the policy refuses gets the policy’s refusal, which says nothing of the pod', () => {
+    const d = decideAction(exec(['rm', '-rf', '/']), policy, protection, undefined, why);
+    assert.equal(d.rule, 'no-rm');
+    assert.equal(d.message.includes('build-credentials'), false);
+  });
+
+  it('a session the policy allows or would hold is refused, saying why', () => {
+    for (const argv of [['ls'], ['psql']]) {
+      const d = decideAction(exec(argv), policy, protection, undefined, why);
+      assert.equal(d.action, 'deny', argv[0]);
+      assert.equal(d.rule, 'chaperone-no-exec-next-to-tokens', argv[0]);
+      assert.match(d.message, /build-credentials/);
+    }
+    assert.equal(decideAction(exec(['ls']), policy, protection).action, 'allow');
+  });
+});

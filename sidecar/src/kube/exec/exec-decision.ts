@@ -50,7 +50,9 @@ export const NO_EXEC_NEXT_TO_TOKENS_RULE = 'chaperone-no-exec-next-to-tokens';
  * runs. `intoSidecar` (why the target container is a Chaperone sidecar,
  * exec-target.ts) and `intoToken` (why it holds a service-account token
  * outside the guard, token-holders.ts) refuse an exec or attach under a
- * built-in rule first.
+ * built-in rule: into a sidecar before the policy; next to a token after a
+ * policy that refuses it anyway (whose answer then says nothing of the pod),
+ * before one that allows or holds it.
  */
 export function decideAction(
   action: Action,
@@ -60,13 +62,6 @@ export function decideAction(
   intoToken?: string,
 ): Decision {
   const x = action.exec;
-  if (x && intoSidecar === undefined && intoToken !== undefined && x.kind !== 'portforward')
-    return {
-      action: 'deny',
-      rule: NO_EXEC_NEXT_TO_TOKENS_RULE,
-      reason: 'self_protection',
-      message: `${x.kind} into the container ${JSON.stringify(x.container ?? '')} is not allowed: ${intoToken}; exec into a pod Chaperone guards, or have an administrator set automountServiceAccountToken: false on this one`,
-    };
   if (x && intoSidecar !== undefined && x.kind !== 'portforward')
     return {
       action: 'deny',
@@ -75,7 +70,18 @@ export function decideAction(
       message: `${x.kind} into the container ${JSON.stringify(x.container ?? '')} is not allowed: ${intoSidecar}, so it is (or reaches into) a Chaperone sidecar, which holds the pod's credentials and audit trail`,
     };
   const decision = evaluate(action, policy, protection);
-  if (!action.exec || decision.action === 'deny' || action.exec.argv.length === 0) return decision;
-  const inner = decideArgvs(action, execArgvs(action.exec.argv), policy, protection);
-  return inner === undefined ? decision : moreRestrictive(decision, inner);
+  const inner =
+    !action.exec || decision.action === 'deny' || action.exec.argv.length === 0
+      ? undefined
+      : decideArgvs(action, execArgvs(action.exec.argv), policy, protection);
+  const judged = inner === undefined ? decision : moreRestrictive(decision, inner);
+  // The policy's own refusal first: the token refusal describes the pod (its containers, Secrets,
+  // mounts), which an agent the policy keeps out of the pod is not told.
+  if (judged.action === 'deny' || !x || intoToken === undefined || x.kind === 'portforward') return judged;
+  return {
+    action: 'deny',
+    rule: NO_EXEC_NEXT_TO_TOKENS_RULE,
+    reason: 'self_protection',
+    message: `${x.kind} into the container ${JSON.stringify(x.container ?? '')} is not allowed: ${intoToken}; exec into a pod Chaperone guards, or have an administrator take the token out of this one`,
+  };
 }
