@@ -190,6 +190,8 @@ export interface UpstreamCall {
   readonly timeoutMs: number;
   /** Answers larger than this fail the call. */
   readonly maxBytes: number;
+  /** The Accept header (default application/json): a constant of the caller's, never the agent's. */
+  readonly accept?: string;
 }
 
 /** What the API server takes as an Audit-ID (longer or other ids are replaced by its own). */
@@ -214,10 +216,12 @@ export function derivedAuditID(auditID: string, n: number): string {
 export function upstreamCall(upstream: Upstream, call: UpstreamCall): Promise<UpstreamReply> {
   // Written into the request head as is.
   if (!AUDIT_ID.test(call.auditID)) return Promise.reject(new Error('invalid Audit-ID'));
+  if (call.accept !== undefined && /[\r\n]/.test(call.accept))
+    return Promise.reject(new Error('invalid Accept'));
   let head =
     `${call.method} ${call.target} HTTP/1.1\r\nhost: ${upstream.host}\r\n` +
     `authorization: ${upstream.authorization}\r\naudit-id: ${call.auditID}\r\n` +
-    'accept: application/json\r\nuser-agent: chaperone-sidecar\r\n';
+    `accept: ${call.accept ?? 'application/json'}\r\nuser-agent: chaperone-sidecar\r\n`;
   if (call.body !== undefined) {
     head += `content-type: ${call.contentType ?? 'application/json'}\r\ncontent-length: ${call.body.length}\r\n`;
   }

@@ -3,8 +3,11 @@
  * (type `kubernetes.io/service-account-token`: since Kubernetes 1.24 they are
  * made by hand, under any name), read with the sidecar's own credentials
  * under Audit-IDs derived from the request's, before an exec or attach is
- * decided (token-holders.ts judges with them). Only the type is looked at;
- * the Secret's values are dropped unread.
+ * decided (token-holders.ts judges with them). Each is asked for as a Table
+ * (the API server's printed columns, Type among them, and the object's
+ * metadata only), so the Secret's values never reach the sidecar; an answer
+ * that is the Secret itself (a server that does not print Tables) is read for
+ * its type alone.
  *
  * A Secret that does not exist holds nothing. One that cannot be read makes
  * the answer unknown: the session is then refused, since the guard cannot
@@ -20,6 +23,25 @@ export const MAX_SECRETS_READ = 16;
 
 /** Largest Secret (the API server's limit is 1 MiB of data, before base64). */
 const MAX_SECRET_BYTES = 2 << 20;
+
+/** A Table of printed columns with the object's metadata only (no data), or the object where Tables are not printed. */
+const TABLE_ACCEPT = 'application/json;as=Table;v=v1;g=meta.k8s.io, application/json';
+
+/** The Secret's type, from its Table (the Type column) or from the Secret itself. */
+function typeOf(doc: unknown): unknown {
+  const d = doc as {
+    kind?: unknown;
+    type?: unknown;
+    columnDefinitions?: { name?: unknown }[];
+    rows?: { cells?: unknown[] }[];
+  } | null;
+  if (d?.kind !== 'Table') return d?.type;
+  const column = Array.isArray(d.columnDefinitions)
+    ? d.columnDefinitions.findIndex((c) => c?.name === 'Type')
+    : -1;
+  const row = Array.isArray(d.rows) ? d.rows[0] : undefined;
+  return column >= 0 && Array.isArray(row?.cells) ? row.cells[column] : undefined;
+}
 
 export type TokenSecrets = { readonly tokens: ReadonlySet<string> } | { readonly unknown: string };
 
@@ -48,6 +70,7 @@ export async function readTokenSecrets(
         auditID: derivedAuditID(ctx.auditID, call),
         timeoutMs: o.timeoutMs,
         maxBytes: MAX_SECRET_BYTES,
+        accept: TABLE_ACCEPT,
       }));
     } catch (err) {
       return { unknown: `the Secret ${JSON.stringify(name)} could not be read (${(err as Error).message})` };
@@ -55,7 +78,7 @@ export async function readTokenSecrets(
     if (status === 404) continue;
     let type: unknown;
     try {
-      type = (JSON.parse(body.toString('utf8')) as { type?: unknown }).type;
+      type = typeOf(JSON.parse(body.toString('utf8')));
     } catch {
       type = undefined;
     }
