@@ -112,6 +112,16 @@ describe('sidecar: ways around the Kubernetes API guard', () => {
     });
   }
 
+  /** Asks the API server for the canary Secret with no credential, as the agent's container could: nothing. */
+  const noAnonymousRead = async (answered: string) => {
+    const leaked = await anonymous(`/api/v1/namespaces/${ns.name}/secrets/canary`);
+    assert.equal(
+      leaked.text.includes(CANARY_B64),
+      false,
+      `with no credential, straight from the API server, the agent read the Secret unmasked (the guard answered ${answered})`,
+    );
+  };
+
   // Fails without the same rule's refusal of writes to Kubernetes' own system: ClusterRoles.
   it('a ClusterRole that system:unauthenticated is bound to cannot be widened', async () => {
     const role = 'system:public-info-viewer';
@@ -131,12 +141,7 @@ describe('sidecar: ways around the Kubernetes API guard', () => {
         ],
         'application/json-patch+json',
       );
-      const leaked = await anonymous(`/api/v1/namespaces/${ns.name}/secrets/canary`);
-      assert.equal(
-        leaked.text.includes(CANARY_B64),
-        false,
-        `with no credential, straight from the API server, the agent read the Secret unmasked (the guard answered the patch ${r.status})`,
-      );
+      await noAnonymousRead(`the patch ${r.status}`);
       assert.equal(r.status, 403, r.text);
     } finally {
       kubectl(kube.kubeconfigPath, [
@@ -169,7 +174,13 @@ describe('sidecar: ways around the Kubernetes API guard', () => {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'cluster-info-reader' },
       subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'system:anonymous' }],
     };
-    for (const o of [role, binding]) {
+    // The second binding names a Role that does not exist yet.
+    const early = {
+      ...binding,
+      metadata: { name: 'cluster-info-reader-2', namespace: ns.name },
+      roleRef: { ...binding.roleRef, name: 'cluster-info-reader-2' },
+    };
+    for (const o of [role, binding, early]) {
       const made = admin(['create', '-f', '-'], JSON.stringify(o));
       assert.equal(made.code, 0, made.stderr);
     }
@@ -180,15 +191,19 @@ describe('sidecar: ways around the Kubernetes API guard', () => {
         [{ op: 'add', path: '/rules/-', value: { apiGroups: [''], resources: ['secrets'], verbs: ['get'] } }],
         'application/json-patch+json',
       );
-      const leaked = await anonymous(`/api/v1/namespaces/${ns.name}/secrets/canary`);
-      assert.equal(
-        leaked.text.includes(CANARY_B64),
-        false,
-        `with no credential, straight from the API server, the agent read the Secret unmasked (the guard answered the patch ${r.status})`,
-      );
+      await noAnonymousRead(`the patch ${r.status}`);
       assert.equal(r.status, 403, r.text);
       assert.match(r.text, /chaperone-no-open-grants/);
       assert.match(r.text, /cluster-info-reader to User system:anonymous/);
+      // A Role made under a name an administrator already granted to anonymous callers: refused too.
+      const made = await agent('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns.name}/roles`, {
+        ...role,
+        metadata: { name: 'cluster-info-reader-2', namespace: ns.name },
+        rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }],
+      });
+      await noAnonymousRead(`the create ${made.status}`);
+      assert.equal(made.status, 403, made.text);
+      assert.match(made.text, /cluster-info-reader-2 to User system:anonymous/);
       // A Role granted to no one open can still be changed.
       const own = await agent('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns.name}/roles`, {
         ...role,
@@ -197,6 +212,7 @@ describe('sidecar: ways around the Kubernetes API guard', () => {
       assert.equal(own.status, 201, own.text);
     } finally {
       admin(['delete', 'rolebinding,role', 'cluster-info-reader', '-n', ns.name, '--ignore-not-found']);
+      admin(['delete', 'rolebinding,role', 'cluster-info-reader-2', '-n', ns.name, '--ignore-not-found']);
       admin(['delete', 'role', 'own-role', '-n', ns.name, '--ignore-not-found']);
     }
   });

@@ -384,19 +384,21 @@ export function objectCheck(opts: ObjectCheckOptions): Guard {
   async function roleOpenBindings(
     ctx: KubeRequestContext,
     action: NonNullable<KubeRequestContext['action']>,
+    name: string,
   ) {
-    const name = action.name;
     const cluster = action.resource === 'clusterroles';
     const roleKind = cluster ? 'ClusterRole' : 'Role';
-    if (name === undefined) return [];
     const base = '/apis/rbac.authorization.k8s.io/v1';
-    const lists = cluster
-      ? [`${base}/clusterrolebindings`, `${base}/rolebindings`]
+    const lists: [target: string, bindingKind: string][] = cluster
+      ? [
+          [`${base}/clusterrolebindings`, 'ClusterRoleBinding'],
+          [`${base}/rolebindings`, 'RoleBinding'],
+        ]
       : action.namespace === undefined
         ? []
-        : [`${base}/namespaces/${encodeURIComponent(action.namespace)}/rolebindings`];
+        : [[`${base}/namespaces/${encodeURIComponent(action.namespace)}/rolebindings`, 'RoleBinding']];
     const found: string[] = [];
-    for (const target of lists) {
+    for (const [target, bindingKind] of lists) {
       const r = await call(ctx, 'GET', target);
       if (r.status !== 200) {
         throw new Refusal(
@@ -411,18 +413,11 @@ export function objectCheck(opts: ObjectCheckOptions): Guard {
         if (!isObj(b) || !isObj(b.roleRef) || b.roleRef.kind !== roleKind || b.roleRef.name !== name)
           continue;
         const meta = isObj(b.metadata) ? b.metadata : {};
-        const bindingKind =
-          typeof b.kind === 'string'
-            ? b.kind
-            : target.endsWith('/clusterrolebindings')
-              ? 'ClusterRoleBinding'
-              : 'RoleBinding';
+        const where = typeof meta.namespace === 'string' ? `${meta.namespace}/` : '';
         for (const subject of Array.isArray(b.subjects) ? b.subjects : []) {
           if (!isOpenSubject(subject)) continue;
-          const where = typeof meta.namespace === 'string' ? `${meta.namespace}/` : '';
-          found.push(
-            `${bindingKind} ${where}${String(meta.name)} to ${String((subject as Obj).kind)} ${String((subject as Obj).name)}`,
-          );
+          const { kind, name: who } = subject as Obj;
+          found.push(`${bindingKind} ${where}${String(meta.name)} to ${String(kind)} ${String(who)}`);
         }
       }
     }
@@ -589,7 +584,13 @@ export function objectCheck(opts: ObjectCheckOptions): Guard {
     const labels = needsNamespace(check, object, previous)
       ? await namespaceLabels(ctx, action.namespace)
       : undefined;
-    const openBindings = needsRoleBindings(action) ? await roleOpenBindings(ctx, action) : undefined;
+    // The role's name as written: a create names it in its body (a binding may name a role before it exists).
+    const meta = isObj(object) && isObj(object.metadata) ? object.metadata : undefined;
+    const roleName = typeof meta?.name === 'string' ? meta.name : action.name;
+    const openBindings =
+      needsRoleBindings(action) && roleName !== undefined
+        ? await roleOpenBindings(ctx, action, roleName)
+        : undefined;
     return checkWrittenObject(
       {
         action,
