@@ -1092,6 +1092,44 @@ describe('guard escapes: refused by built-in rules, whatever the policy', () => 
       );
     });
 
+    it('a resourceVersion copied into place is refused; one written in another case is not a precondition, to the API server either', async () => {
+      ok(admin(['create', '-n', ns.name, '-f', '-'], JSON.stringify(deployment('cased', { v: '1' }, {}))));
+      const path = `/apis/apps/v1/namespaces/${ns.name}/deployments/cased`;
+      const copied = JSON.stringify([
+        { op: 'copy', from: '/metadata/labels/v', path: '/metadata/resourceVersion' },
+        { op: 'add', path: '/metadata/labels/copied', value: 'yes' },
+      ]);
+      // The API server holds the patch to the copied value ("1", long gone): a precondition the guard
+      // would not see, so it refuses the patch rather than hold it to the version it read.
+      const direct = await adminRaw('PATCH', path, copied, 'application/json-patch+json');
+      assert.equal(direct.status, 409, direct.text);
+      const viaGuard = await raw('PATCH', path, copied, 'application/json-patch+json');
+      assert.equal(viaGuard.status, 400, viaGuard.text);
+      assert.match(viaGuard.text, /copies or moves a value to \/metadata\/resourceVersion/);
+      // Field names are read case-sensitively: "resourceversion" holds a patch to nothing, directly or
+      // through the guard (which still holds it to the version it read), and is not stored.
+      const lower = (label: string) =>
+        JSON.stringify([
+          { op: 'add', path: '/metadata/resourceversion', value: '1' },
+          { op: 'add', path: `/metadata/labels/${label}`, value: 'yes' },
+        ]);
+      const lowerDirect = await adminRaw('PATCH', path, lower('direct'), 'application/json-patch+json');
+      assert.equal(lowerDirect.status, 200, lowerDirect.text);
+      const lowerGuard = await raw('PATCH', path, lower('guarded'), 'application/json-patch+json');
+      assert.equal(lowerGuard.status, 200, lowerGuard.text);
+      const merged = await raw(
+        'PATCH',
+        path,
+        JSON.stringify({ metadata: { resourceversion: '1', labels: { merged: 'yes' } } }),
+        'application/merge-patch+json',
+      );
+      assert.equal(merged.status, 200, merged.text);
+      const stored = admin(['get', 'deployment', 'cased', '-n', ns.name, '-o', 'json']);
+      const meta = (JSON.parse(stored.stdout) as { metadata: Record<string, unknown> }).metadata;
+      assert.equal(meta.resourceversion, undefined);
+      assert.deepEqual(meta.labels, { v: '1', direct: 'yes', guarded: 'yes', merged: 'yes' });
+    });
+
     it('an apply body with a character YAML reads as a line break is refused; the API server reads it otherwise', async () => {
       // NEL inside a JSON string: JSON keeps it, the API server's YAML reader folds it to a space.
       const body = (name: string) =>

@@ -223,6 +223,48 @@ describe('object check', () => {
     }
   });
 
+  it('a JSON patch that copies or moves a value into the resourceVersion is refused; one that removes it gets the precondition', async () => {
+    for (const op of [
+      { op: 'copy', from: '/metadata/labels/v', path: '/metadata/resourceVersion' },
+      { op: 'move', from: '/metadata/labels/v', path: '/metadata/resourceVersion' },
+      { op: 'copy', from: '/spec/template/metadata', path: '/metadata' },
+      { op: 'move', from: '/spec', path: '' },
+    ]) {
+      seen = [];
+      const r = await send('PATCH', DEP, JSON.stringify([op]), 'application/json-patch+json');
+      assert.equal(r.status, 400, JSON.stringify(op));
+      assert.match(r.body.message ?? '', /copies or moves a value to/);
+      assert.deepEqual(
+        seen.map((x) => x.method),
+        ['GET'],
+      );
+    }
+    // A version set, then removed: the last word is the removal, so the guard's precondition goes after it.
+    seen = [];
+    const removed = [
+      { op: 'replace', path: '/metadata/resourceVersion', value: '3' },
+      { op: 'remove', path: '/metadata/resourceVersion' },
+    ];
+    const r = await send('PATCH', DEP, JSON.stringify(removed), 'application/json-patch+json');
+    assert.equal(r.status, 200);
+    assert.deepEqual(JSON.parse(seen.at(-1)?.body ?? ''), [
+      ...removed,
+      { op: 'replace', path: '/metadata/resourceVersion', value: '7' },
+    ]);
+    // A whole object replaced holds itself to the version it carries.
+    seen = [];
+    const whole = [
+      {
+        op: 'replace',
+        path: '',
+        value: { ...DEPLOYMENT, metadata: { ...DEPLOYMENT.metadata, resourceVersion: '3' } },
+      },
+    ];
+    const stale = await send('PATCH', DEP, JSON.stringify(whole), 'application/json-patch+json');
+    assert.equal(stale.status, 409);
+    assert.match(stale.body.message ?? '', /resourceVersion 3 is not the current 7/);
+  });
+
   it('refuses what the dry run shows, and records the rule', async () => {
     seen = [];
     dryResult = { ...DEPLOYMENT, spec: { template: { spec: { hostNetwork: true } } } };

@@ -155,10 +155,13 @@ function strict(body: Buffer, what: string): StrictJson {
 }
 
 /**
- * The resourceVersion a JSON patch sets, when its last operation that
- * touches it sets it to a string (`add` or `replace` of
- * /metadata/resourceVersion, or of /metadata with one in it); undefined
- * otherwise (the guard's precondition is then appended after the patch).
+ * The resourceVersion a JSON patch sets, by its last operation that touches
+ * it: an `add` or `replace` of /metadata/resourceVersion with a string, or of
+ * /metadata or the whole object with one in it. Undefined when the last one
+ * sets none (a `remove`, or a /metadata without one): the guard's
+ * precondition is then appended after the patch. A `copy` or `move` into it
+ * takes its value from elsewhere in the object, which the API server reads as
+ * the patch's precondition and the guard would not: refused.
  */
 function ownJsonPatchResourceVersion(ops: readonly unknown[]): string | undefined {
   let own: string | undefined;
@@ -166,13 +169,27 @@ function ownJsonPatchResourceVersion(ops: readonly unknown[]): string | undefine
     if (!isObj(op) || typeof op.path !== 'string') continue;
     const path = op.path;
     if (path !== '' && path !== '/metadata' && !path.startsWith('/metadata/resourceVersion')) continue;
-    const sets = op.op === 'add' || op.op === 'replace';
+    if (op.op === 'copy' || op.op === 'move') {
+      throw new Refusal(
+        400,
+        'BadRequest',
+        `a JSON patch that copies or moves a value to ${path || 'the whole object'} sets the resourceVersion from elsewhere in the object, which the guard cannot hold it to; set it with add or replace and a string`,
+      );
+    }
+    if (op.op !== 'add' && op.op !== 'replace') {
+      if (op.op === 'remove') own = undefined;
+      continue;
+    }
     const value =
-      sets && path === '/metadata/resourceVersion'
+      path === '/metadata/resourceVersion'
         ? op.value
-        : sets && path === '/metadata' && isObj(op.value)
-          ? op.value.resourceVersion
-          : undefined;
+        : path === '/metadata'
+          ? isObj(op.value)
+            ? op.value.resourceVersion
+            : undefined
+          : path === ''
+            ? resourceVersionOf(op.value)
+            : undefined; // below a string: the API server refuses the patch
     own = typeof value === 'string' && value !== '' ? value : undefined;
   }
   return own;
