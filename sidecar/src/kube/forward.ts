@@ -323,6 +323,207 @@ function maskStream(
   };
 }
 
+/** 'done', or a conflict handed back to the object check (whether to send ctx.body again). */
+type Outcome = 'done' | { readonly again: Promise<boolean> };
+
+/** How the answers to one request are read: the same for each time it is sent. */
+interface ExchangePlan {
+  readonly decision: KubeRequestContext['decision'];
+  /** The answer is masked as JSON (whole, or event by event for a stream). */
+  readonly mask: boolean;
+  /** The answer is a pod's log, streamed through this filter. */
+  readonly logFilter: TextStreamFilter | undefined;
+  /** A watch or a followed log: no body deadline, the head sent at once. */
+  readonly longRunning: boolean;
+  /** The Accept header sent upstream instead of the agent's (a masked answer must be JSON). */
+  readonly accept: string | undefined;
+}
+
+/** The exchange under way, and how to end the wait for it: for the agent going away. */
+interface InFlight {
+  exchange: Exchange | undefined;
+  settle: ((outcome: Outcome) => void) | undefined;
+}
+
+/** The sink that writes the answer to the agent, as the plan says. */
+function answerSink(
+  ctx: KubeRequestContext,
+  opts: ForwardOptions,
+  plan: ExchangePlan,
+  control: ExchangeControl,
+  done: () => void,
+): ResponseSink {
+  if (plan.logFilter) {
+    return filteredLog(ctx, plan.logFilter, {
+      resume: () => control.resume(),
+      failed: (err) => upstreamFailure(ctx, err, opts),
+      done,
+    });
+  }
+  if (!plan.mask) return passThrough(ctx, opts, control, done);
+  const maskOpts: MaskOptions = {
+    fields: plan.decision?.maskFields ?? DEFAULT_MASK_FIELDS,
+    secrets: ctx.info?.resource === 'secrets',
+  };
+  return plan.longRunning
+    ? maskStream(ctx, opts, maskOpts, control, done)
+    : maskWhole(ctx, opts, maskOpts, control, done);
+}
+
+/**
+ * The sink of one exchange: the answer's sink, except that a 409 to the
+ * guard's own precondition is held back (up to 64 KiB: a Status) and handed
+ * to the object check, which checks the write again, or gives it back to be
+ * passed on as it came. An exception inside a callback must not escape into
+ * the socket's event handler: it ends the exchange instead.
+ */
+class ExchangeSink implements ResponseSink {
+  readonly #ctx: KubeRequestContext;
+  readonly #opts: ForwardOptions;
+  readonly #sink: ResponseSink;
+  readonly #control: ExchangeControl;
+  readonly #longRunning: boolean;
+  readonly #resolve: (outcome: Outcome) => void;
+  readonly #reject: (err: unknown) => void;
+  #held: { head: ResponseHead; chunks: Buffer[]; size: number } | undefined;
+
+  constructor(
+    ctx: KubeRequestContext,
+    opts: ForwardOptions,
+    sink: ResponseSink,
+    control: ExchangeControl,
+    longRunning: boolean,
+    resolve: (outcome: Outcome) => void,
+    reject: (err: unknown) => void,
+  ) {
+    this.#ctx = ctx;
+    this.#opts = opts;
+    this.#sink = sink;
+    this.#control = control;
+    this.#longRunning = longRunning;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  onHead(h: ResponseHead): void {
+    const ctx = this.#ctx;
+    if (h.statusCode === 401) this.#opts.upstream.refreshToken();
+    if (h.statusCode === 409 && ctx.retryConflict && !ctx.res.headersSent) {
+      this.#held = { head: h, chunks: [], size: 0 };
+      return;
+    }
+    try {
+      this.#sink.onHead(h);
+      // A stream's first bytes may be long in coming (a watch with no events yet): the
+      // client hears the head now, as it would from the API server.
+      if (this.#longRunning && ctx.res.headersSent) ctx.res.flushHeaders();
+    } catch (err) {
+      this.#control.abort();
+      this.#reject(err);
+    }
+  }
+
+  onData(d: Buffer): boolean {
+    const held = this.#held;
+    if (held) {
+      held.size += d.length;
+      if (held.size <= 64 * 1024) held.chunks.push(d);
+      return true;
+    }
+    try {
+      return this.#sink.onData(d);
+    } catch (err) {
+      this.#control.abort();
+      this.#reject(err);
+      return true;
+    }
+  }
+
+  onEnd(): void {
+    try {
+      const held = this.#held;
+      if (held) {
+        const status = Buffer.concat(held.chunks);
+        // A Status cut at 64 KiB does not read as the agent's own conflict: checked again.
+        const again = this.#ctx.retryConflict?.(status);
+        if (again) {
+          this.#resolve({ again });
+          return;
+        }
+        // The agent's own conflict: passed on as it came.
+        this.#sink.onHead(held.head);
+        if (status.length > 0) this.#sink.onData(status);
+      }
+      this.#sink.onEnd();
+    } catch (err) {
+      this.#reject(err);
+    }
+  }
+
+  onError(e: UpstreamError): void {
+    if (this.#held) {
+      upstreamFailure(this.#ctx, e, this.#opts);
+      this.#resolve('done');
+      return;
+    }
+    try {
+      this.#sink.onError(e);
+    } catch (err) {
+      this.#reject(err);
+    }
+  }
+}
+
+/** Sends the request once and answers the agent; resolves when that is over, or with a conflict to check again. */
+function exchangeOnce(
+  ctx: KubeRequestContext,
+  opts: ForwardOptions,
+  plan: ExchangePlan,
+  body: Buffer | undefined,
+  first: boolean,
+  flight: InFlight,
+): Promise<Outcome> {
+  const head = upstreamHead(
+    ctx.req,
+    opts.upstream.host,
+    opts.upstream.authorization,
+    ctx.auditID,
+    plan.accept,
+    body?.length,
+  );
+  return new Promise<Outcome>((resolve, reject) => {
+    flight.settle = resolve;
+    if (ctx.res.destroyed) {
+      resolve('done');
+      return;
+    }
+    const control: ExchangeControl = {
+      abort: () => flight.exchange?.abort(),
+      resume: () => flight.exchange?.resume(),
+    };
+    const sink = new ExchangeSink(
+      ctx,
+      opts,
+      answerSink(ctx, opts, plan, control, () => resolve('done')),
+      control,
+      plan.longRunning,
+      resolve,
+      reject,
+    );
+    if (first) ctx.overheadNs += elapsed(ctx.startNs);
+    flight.exchange = opts.upstream.pool.request(
+      {
+        method: ctx.req.method,
+        head,
+        body,
+        headersTimeoutMs: opts.timeoutMs,
+        bodyTimeoutMs: plan.longRunning ? 0 : opts.timeoutMs,
+      },
+      sink,
+    );
+  });
+}
+
 export function forward(opts: ForwardOptions): Handler {
   return async (ctx) => {
     const { req, res } = ctx;
@@ -365,128 +566,20 @@ export function forward(opts: ForwardOptions): Handler {
         return;
       }
     }
-    const longRunning = ctx.info?.verb === 'watch' || queryFlag(ctx.query, 'follow');
-    let exchange: Exchange | undefined;
-    /** 'done', or a conflict handed back to the object check (whether to send ctx.body again). */
-    type Outcome = 'done' | { readonly again: Promise<boolean> };
-    let settle: ((outcome: Outcome) => void) | undefined;
+    const plan: ExchangePlan = {
+      decision,
+      mask,
+      logFilter,
+      longRunning: ctx.info?.verb === 'watch' || queryFlag(ctx.query, 'follow'),
+      accept,
+    };
+    const flight: InFlight = { exchange: undefined, settle: undefined };
     res.onClose(() => {
-      if (!res.writableFinished) exchange?.abort();
-      settle?.('done');
+      if (!res.writableFinished) flight.exchange?.abort();
+      flight.settle?.('done');
     });
     for (let first = true; ; first = false) {
-      const head = upstreamHead(
-        req,
-        opts.upstream.host,
-        opts.upstream.authorization,
-        ctx.auditID,
-        accept,
-        body?.length,
-      );
-      const outcome = await new Promise<Outcome>((resolve, reject) => {
-        settle = resolve;
-        if (res.destroyed) {
-          resolve('done');
-          return;
-        }
-        const x: ExchangeControl = { abort: () => exchange?.abort(), resume: () => exchange?.resume() };
-        const done = () => resolve('done');
-        // A 409 to the guard's own precondition is held back (up to 64 KiB: a Status) and handed to the
-        // object check, which checks the write again, or gives it back to be passed on as it came.
-        let held: { head: ResponseHead; chunks: Buffer[]; size: number } | undefined;
-        let sink: ResponseSink;
-        if (logFilter)
-          sink = filteredLog(ctx, logFilter, {
-            resume: () => x.resume(),
-            failed: (err) => upstreamFailure(ctx, err, opts),
-            done,
-          });
-        else if (!mask) sink = passThrough(ctx, opts, x, done);
-        else {
-          const maskOpts: MaskOptions = {
-            fields: decision?.maskFields ?? DEFAULT_MASK_FIELDS,
-            secrets: ctx.info?.resource === 'secrets',
-          };
-          sink = longRunning
-            ? maskStream(ctx, opts, maskOpts, x, done)
-            : maskWhole(ctx, opts, maskOpts, x, done);
-        }
-        // An exception inside a callback must not escape into the socket's event handler.
-        const guarded: ResponseSink = {
-          onHead: (h) => {
-            if (h.statusCode === 401) opts.upstream.refreshToken();
-            if (h.statusCode === 409 && ctx.retryConflict && !ctx.res.headersSent) {
-              held = { head: h, chunks: [], size: 0 };
-              return;
-            }
-            try {
-              sink.onHead(h);
-              // A stream's first bytes may be long in coming (a watch with no events yet): the
-              // client hears the head now, as it would from the API server.
-              if (longRunning && ctx.res.headersSent) ctx.res.flushHeaders();
-            } catch (err) {
-              x.abort();
-              reject(err);
-            }
-          },
-          onData: (d) => {
-            if (held) {
-              held.size += d.length;
-              if (held.size <= 64 * 1024) held.chunks.push(d);
-              return true;
-            }
-            try {
-              return sink.onData(d);
-            } catch (err) {
-              x.abort();
-              reject(err);
-              return true;
-            }
-          },
-          onEnd: () => {
-            try {
-              if (held) {
-                const status = Buffer.concat(held.chunks);
-                // A Status cut at 64 KiB does not read as the agent's own conflict: checked again.
-                const again = ctx.retryConflict?.(status);
-                if (again) {
-                  resolve({ again });
-                  return;
-                }
-                // The agent's own conflict: passed on as it came.
-                sink.onHead(held.head);
-                if (status.length > 0) sink.onData(status);
-              }
-              sink.onEnd();
-            } catch (err) {
-              reject(err);
-            }
-          },
-          onError: (e) => {
-            if (held) {
-              upstreamFailure(ctx, e, opts);
-              resolve('done');
-              return;
-            }
-            try {
-              sink.onError(e);
-            } catch (err) {
-              reject(err);
-            }
-          },
-        };
-        if (first) ctx.overheadNs += elapsed(ctx.startNs);
-        exchange = opts.upstream.pool.request(
-          {
-            method: req.method,
-            head,
-            body,
-            headersTimeoutMs: opts.timeoutMs,
-            bodyTimeoutMs: longRunning ? 0 : opts.timeoutMs,
-          },
-          guarded,
-        );
-      });
+      const outcome = await exchangeOnce(ctx, opts, plan, body, first, flight);
       if (outcome === 'done' || !(await outcome.again)) break;
       body = ctx.body;
     }
