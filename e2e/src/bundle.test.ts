@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { SIDECAR_V8_FLAGS } from '@chaperone/shared';
 import { createNamespace, type TestNamespace } from './environment.ts';
 import { kubectl } from './kubectl.ts';
+import { waitFor } from './process.ts';
 import { type SidecarUnderTest, startSidecar } from './sidecar-harness.ts';
 
 const BUILD = fileURLToPath(new URL('../../scripts/build.ts', import.meta.url));
@@ -179,6 +180,21 @@ describe('the production bundle', () => {
       assert.equal(secret.code, 0, secret.stderr);
       assert.equal(secret.stdout.includes(Buffer.from(CANARY).toString('base64')), false);
       assert.match(secret.stdout, /"password": "KiptYXNrZWQqKg=="/);
+    });
+
+    // Fails if the image's node lost --expose-gc (shared/src/node-options.ts) or the sidecar stopped
+    // giving back what start-up took once quiet: a pod would keep its peak memory for as long as it lives.
+    it('gives memory back once quiet (the collection its V8 flags expose)', async () => {
+      const released = await waitFor(
+        async () => {
+          const text = await (await fetch(sc.metricsUrl)).text();
+          const m = /^chaperone_sidecar_memory_releases_total\{[^}]*\} (\d+)/m.exec(text);
+          return m && Number(m[1]) >= 1 ? text : undefined;
+        },
+        // Scraped every 2 s: scrapes every 100 ms would keep it from ever being quiet.
+        { what: 'a memory release after start-up', timeoutMs: 30_000, intervalMs: 2000 },
+      );
+      assert.match(released, /^chaperone_sidecar_memory_released_bytes_total\{[^}]*\} [1-9]/m);
     });
   });
 });

@@ -26,6 +26,7 @@ import { kubePipeline } from './kube/pipeline.ts';
 import { startKubeServers } from './kube/server.ts';
 import { Upstream } from './kube/upstream.ts';
 import { ensureLocalTls } from './local-tls.ts';
+import { startMemoryRelease } from './memory-release.ts';
 import { sidecarMetrics } from './metrics.ts';
 import { PolicyStore } from './policy-store.ts';
 import { ReviewClient } from './review/review-client.ts';
@@ -315,6 +316,15 @@ export async function runSidecar(
     cleanups.push(() => reviews.close());
     const metricsServer = await serveMetrics(registry, config.metricsAddress, config.metricsPort);
     cleanups.push(() => metricsServer.close());
+    // What start-up took, and each burst's garbage, given back once quiet (memory-release.ts).
+    const memory = startMemoryRelease({
+      log,
+      onRelease: (r) => {
+        metrics.memoryReleases.inc();
+        metrics.memoryReleasedBytes.inc(r.freedBytes);
+      },
+    });
+    cleanups.push(() => memory.stop());
 
     log.info(
       {
@@ -324,6 +334,7 @@ export async function runSidecar(
         policy: policy.state,
         ...(databases ? { databases: Object.fromEntries(databases) } : {}),
         spool: { dir: config.spoolDir, unacknowledged: spool.depth },
+        memoryRelease: memory.enabled,
         agentCa: tls && existsSync(config.agentSaDir) ? `${config.agentSaDir}/ca.crt` : undefined,
       },
       'sidecar ready',

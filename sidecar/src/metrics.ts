@@ -155,6 +155,14 @@ export function sidecarMetrics(registry: Registry, opts: SidecarMetricsOptions) 
       name: 'chaperone_local_certificate_expiry_timestamp_seconds',
       help: "Expiry of the sidecar's serving certificate",
     }),
+    memoryReleases: counter(registry, {
+      name: 'chaperone_sidecar_memory_releases_total',
+      help: 'Collections run to give memory back once the sidecar was quiet after start-up or a burst of requests',
+    }),
+    memoryReleasedBytes: counter(registry, {
+      name: 'chaperone_sidecar_memory_released_bytes_total',
+      help: 'Bytes of V8 heap and the memory it held outside given back by those collections',
+    }),
   };
 }
 

@@ -1,0 +1,106 @@
+/**
+ * Gives memory back to the node once the sidecar is quiet after start-up or
+ * after a burst of requests.
+ *
+ * V8 keeps the pages its heap grew into, and the garbage of a burst (the
+ * Buffers of the bodies among it) until a full collection; an idle process
+ * gets none by itself, so a sidecar that served one burst kept the private
+ * memory of its peak for as long as it lived (measured in
+ * bench/results/footprint.notes.md, "Memory after a burst"). Every `checkMs`
+ * (5 s), when the process used less than `quietCpuMs` of CPU since the last
+ * check (1% of the interval: a request now and then stays under it) and
+ * its V8 heap with the memory it holds outside (Buffers) has grown by
+ * `growthBytes` since the last release, one collection that aims at memory runs
+ * (V8's "last resort": the heap compacted, its free pages returned). It takes
+ * 15–50 ms on the main thread, which is why it waits for a quiet moment. The
+ * first check after start-up releases what starting took.
+ *
+ * The collection is `globalThis.gc`, there when node runs with --expose-gc
+ * (the image's `chaperone` command passes it: shared/src/node-options.ts);
+ * without it nothing is released.
+ */
+import { getHeapStatistics } from 'node:v8';
+import type { Logger } from '@chaperone/shared';
+
+/** What `globalThis.gc` takes under --expose-gc. */
+type Collect = (opts: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
+
+export interface MemoryReleaseOptions {
+  /** The collection (default: `globalThis.gc`, if node exposes it). */
+  readonly collect?: Collect | undefined;
+  /** How often the process is looked at, in ms. */
+  readonly checkMs?: number;
+  /** CPU used since the last check under which the process counts as quiet, in ms (default: 1% of `checkMs`). */
+  readonly quietCpuMs?: number;
+  /** Growth of the heap and the memory it holds outside since the last release that is worth one, in bytes. */
+  readonly growthBytes?: number;
+  /** Told of each release (what it took, what it gave back). */
+  readonly onRelease?: (r: { readonly ms: number; readonly freedBytes: number }) => void;
+  readonly log?: Logger;
+  /** For tests: CPU used so far (µs), and the heap with what it holds outside (bytes). */
+  readonly cpuUs?: () => number;
+  readonly heldBytes?: () => number;
+  readonly now?: () => number;
+}
+
+export interface MemoryRelease {
+  /** Whether releases can happen (node exposes the collection). */
+  readonly enabled: boolean;
+  /** Looks at the process once, as the timer does; true when it released memory. */
+  check(): boolean;
+  stop(): void;
+}
+
+function exposedCollect(): Collect | undefined {
+  const gc = (globalThis as { gc?: unknown }).gc;
+  return typeof gc === 'function' ? (gc as Collect) : undefined;
+}
+
+function cpuUsedUs(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+}
+
+/** V8's heap as committed, with the memory it holds outside it (ArrayBuffer backing stores and the like). */
+function heapAndExternalBytes(): number {
+  const h = getHeapStatistics();
+  return h.total_heap_size + h.external_memory;
+}
+
+export function startMemoryRelease(opts: MemoryReleaseOptions = {}): MemoryRelease {
+  const collect = 'collect' in opts ? opts.collect : exposedCollect();
+  const checkMs = opts.checkMs ?? 5000;
+  const quietUs = (opts.quietCpuMs ?? checkMs / 100) * 1000;
+  const growth = opts.growthBytes ?? 2 * 1024 * 1024;
+  const cpuUs = opts.cpuUs ?? cpuUsedUs;
+  const held = opts.heldBytes ?? heapAndExternalBytes;
+  const now = opts.now ?? (() => performance.now());
+  let lastCpu = cpuUs();
+  /** What the heap held after the last release; none yet: the first quiet check releases start-up's. */
+  let base = Number.NEGATIVE_INFINITY;
+  const check = (): boolean => {
+    const cpu = cpuUs();
+    const quiet = cpu - lastCpu < quietUs;
+    lastCpu = cpu;
+    if (!collect || !quiet) return false;
+    const before = held();
+    if (before < base + growth) return false;
+    const t0 = now();
+    collect({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    const ms = now() - t0;
+    base = held();
+    // The collection's own CPU is not the process's work: the next check starts after it.
+    lastCpu = cpuUs();
+    const freedBytes = Math.max(0, before - base);
+    opts.log?.debug({ ms: Math.round(ms), freedBytes }, 'memory released after a quiet moment');
+    opts.onRelease?.({ ms, freedBytes });
+    return true;
+  };
+  const timer = collect ? setInterval(check, checkMs) : undefined;
+  timer?.unref();
+  return {
+    enabled: collect !== undefined,
+    check,
+    stop: () => clearInterval(timer),
+  };
+}
