@@ -24,7 +24,7 @@
  * --alt-flags "--max-old-space-size=4096" shows a pod without a limit on a large node.
  *
  * Memory: private = RssAnon + RssShmem (/proc/<pid>/status), beside VmRSS and
- * PSS (/proc/<pid>/smaps_rollup); idle after 20 requests and a quiet second,
+ * PSS (/proc/<pid>/smaps_rollup); idle after 20 requests and 7 quiet seconds,
  * peak = the largest 100 ms sample across the GET and masked LIST loads
  * (wrk). Configurations: no database declared; one real PostgreSQL declared
  * and queried once through the sidecar; an exec TTY session open through the
@@ -113,6 +113,11 @@ const RUN_S = quick ? 3 : 8;
 const REVIEW_RATE = 200;
 const REVIEW_S = quick ? 3 : 10;
 const KEYS = 40;
+/**
+ * How long after the loads the memory a pod keeps is sampled: long enough for the sidecar's release
+ * after a burst (sidecar/src/memory-release.ts checks every 5 s and waits for a quiet interval).
+ */
+const AFTER_LOAD_S = quick ? 6 : 12;
 /** How long an idle process is watched for its CPU and wake-ups. */
 const IDLE_S = quick ? 2 : 5;
 const CORES = machineInfo().cores;
@@ -200,6 +205,8 @@ interface ConfigRound {
   readonly idle: Footprint;
   readonly idleCost?: IdleCost;
   readonly peak?: Footprint;
+  /** AFTER_LOAD_S after the loads ended, nothing sent meanwhile. */
+  readonly afterLoad?: Footprint;
   readonly load?: Record<Scenario, LoadSample>;
   readonly foreign: number;
   /** With a database: idle before the first connection to it. */
@@ -231,12 +238,19 @@ async function measureLoad(t: Target, path: string): Promise<LoadSample> {
   });
 }
 
+/**
+ * How long a process is left alone after its first 20 GETs before its idle memory is sampled: what a
+ * pod settles to, the sidecar's release of what start-up took included (sidecar/src/memory-release.ts
+ * looks 5 s after it is ready).
+ */
+const IDLE_SETTLE_S = 7;
+
 async function idleAfterWarmup(t: Target, fx: Fixtures): Promise<Footprint> {
   for (let i = 0; i < 20; i++) {
     const r = await getOnce(t.origin, fx.getPath, t.token);
     if (r.status !== 200) throw new Error(`${t.name}: GET answered ${r.status}: ${r.body.slice(0, 200)}`);
   }
-  await sleep(1000);
+  await sleep(IDLE_SETTLE_S * 1000);
   return footprint(t.pid as number);
 }
 
@@ -279,10 +293,13 @@ async function loaded(t: Target, fx: Fixtures, order: readonly Scenario[]): Prom
   const sampler = samplePeak(t.pid as number);
   const load = {} as Record<Scenario, LoadSample>;
   for (const s of order) load[s] = await measureLoad(t, s === 'get' ? fx.getPath : fx.listPath);
+  const peak = sampler.stop();
+  await sleep(AFTER_LOAD_S * 1000);
   return {
     idle,
     idleCost: cost,
-    peak: sampler.stop(),
+    peak,
+    afterLoad: footprint(t.pid as number),
     load,
     foreign: Math.max(load.get.foreign, load.list.foreign),
   };
@@ -434,6 +451,10 @@ function ablationSummary(mem: ReadonlyMap<Config, readonly ConfigRound[]>): stri
     )} (${each(c, (r) => r.idle.privateMiB, 1)})`,
     `${fmt(Math.max(...rounds(c).map((r) => r.peak?.privateMiB ?? Number.NaN)), 1)} (${each(c, (r) => r.peak?.privateMiB, 1)})`,
     `${fmt(
+      med(c, (r) => r.afterLoad?.privateMiB),
+      1,
+    )} (${each(c, (r) => r.afterLoad?.privateMiB, 1)})`,
+    `${fmt(
       med(c, (r) => r.idleCost?.cpuMsPerS),
       1,
     )} / ${fmt(med(c, (r) => r.idleCost?.wakeupsPerS))}`,
@@ -448,6 +469,7 @@ function ablationSummary(mem: ReadonlyMap<Config, readonly ConfigRound[]>): stri
       'Process',
       'private idle MiB (rounds)',
       'private peak MiB (rounds)',
+      `private ${AFTER_LOAD_S} s after the loads MiB (rounds)`,
       'idle CPU ms/s / wake-ups/s',
       'CPU µs/GET (rounds)',
       'GET vs sidecar',
@@ -787,6 +809,10 @@ async function main(): Promise<void> {
         1,
       ),
       fmt(
+        med(c, (r) => r.afterLoad?.privateMiB),
+        1,
+      ),
+      fmt(
         med(c, (r) => r.idle.rssMiB),
         1,
       ),
@@ -895,7 +921,7 @@ async function main(): Promise<void> {
         .map(([k, v]) => `, ${k}=${v}`)
         .join('')}.`,
       '',
-      `Method: \`node bench/src/sidecar-footprint.ts\`. ${ROUNDS} rounds; each starts every process afresh, in a rotated (odd rounds reversed) order, and alternates the order of the GET and masked LIST loads; figures are medians over rounds. Private memory = RssAnon + RssShmem from /proc/<pid>/status (what one more pod adds on a node once the image's files are in the page cache), beside VmRSS and PSS (/proc/<pid>/smaps_rollup). Idle: after 20 GETs and a quiet second. Peak: largest 100 ms sample across wrk's GET and LIST loads, the largest over rounds (1 thread, ${CONNECTIONS} connections, ${WARM_S} s warm-up, ${RUN_S} s measured each); for the exec row, across the session (20 ms samples). CPU per request: utime + stime of the proxy from /proc over the measured run. Start-up: ${STARTS} cold starts, from spawning the sidecar to the first request answered through it (a fresh local certificate each time, policy loaded, upstream reached; readiness polled every 5 ms), and to the injected pod's startup probe passing (GET /healthz on the metrics port, which listens last; polled every 5 ms from the spawn); the floor beside it is \`node -e ""\` from spawn to exit. Injector: the production bundle (certificates from files, no cluster calls on the request path) and the do-nothing webhook (same server code, run from its TypeScript source), fresh processes in alternating order; the first AdmissionReview after start (new connection), then an open-loop client (undici, 8 keep-alive connections) at a steady ${REVIEW_RATE} reviews/s for ${REVIEW_S} s after 2 s of warm-up. A measurement during which other processes or steal took ≥ ${100 * FOREIGN_LIMIT}% of the machine was repeated (up to ${MAX_ATTEMPTS} times, keeping the least disturbed); "others %" is that share. Others took a median ${fmt(100 * median(allForeign))}% (max ${fmt(100 * Math.max(...allForeign))}%) over the kept measurements. Run took ${minutes} min.`,
+      `Method: \`node bench/src/sidecar-footprint.ts\`. ${ROUNDS} rounds; each starts every process afresh, in a rotated (odd rounds reversed) order, and alternates the order of the GET and masked LIST loads; figures are medians over rounds. Private memory = RssAnon + RssShmem from /proc/<pid>/status (what one more pod adds on a node once the image's files are in the page cache), beside VmRSS and PSS (/proc/<pid>/smaps_rollup). Idle: after 20 GETs and ${IDLE_SETTLE_S} quiet seconds (what a pod settles to; the sidecar gives back what start-up took 5 s after it is ready). Peak: largest 100 ms sample across wrk's GET and LIST loads, the largest over rounds (1 thread, ${CONNECTIONS} connections, ${WARM_S} s warm-up, ${RUN_S} s measured each); for the exec row, across the session (20 ms samples). After the loads: ${AFTER_LOAD_S} s after the last load ended, nothing sent meanwhile (what a pod keeps after a burst). CPU per request: utime + stime of the proxy from /proc over the measured run. Start-up: ${STARTS} cold starts, from spawning the sidecar to the first request answered through it (a fresh local certificate each time, policy loaded, upstream reached; readiness polled every 5 ms), and to the injected pod's startup probe passing (GET /healthz on the metrics port, which listens last; polled every 5 ms from the spawn); the floor beside it is \`node -e ""\` from spawn to exit. Injector: the production bundle (certificates from files, no cluster calls on the request path) and the do-nothing webhook (same server code, run from its TypeScript source), fresh processes in alternating order; the first AdmissionReview after start (new connection), then an open-loop client (undici, 8 keep-alive connections) at a steady ${REVIEW_RATE} reviews/s for ${REVIEW_S} s after 2 s of warm-up. A measurement during which other processes or steal took ≥ ${100 * FOREIGN_LIMIT}% of the machine was repeated (up to ${MAX_ATTEMPTS} times, keeping the least disturbed); "others %" is that share. Others took a median ${fmt(100 * median(allForeign))}% (max ${fmt(100 * Math.max(...allForeign))}%) over the kept measurements. Run took ${minutes} min.`,
       '',
       '### Memory (MiB)',
       '',
@@ -904,6 +930,7 @@ async function main(): Promise<void> {
           'Process',
           'private idle',
           'private peak',
+          `private ${AFTER_LOAD_S} s after the loads`,
           'RSS idle',
           'RSS peak',
           'PSS idle',
