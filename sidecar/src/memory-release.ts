@@ -7,7 +7,7 @@
  * gets none by itself, so a sidecar that served one burst kept the private
  * memory of its peak for as long as it lived (measured in
  * bench/results/footprint.notes.md, "Memory after a burst"). Every `checkMs`
- * (5 s), when the process used less than `quietCpuMs` of CPU since the last
+ * (2 s), when the process used less than `quietCpuMs` of CPU since the last
  * check (1% of the interval: a request now and then stays under it) and
  * its V8 heap with the memory it holds outside (Buffers) has grown by
  * `growthBytes` since the last release, one collection that aims at memory runs
@@ -69,7 +69,7 @@ function heapAndExternalBytes(): number {
 
 export function startMemoryRelease(opts: MemoryReleaseOptions = {}): MemoryRelease {
   const collect = 'collect' in opts ? opts.collect : exposedCollect();
-  const checkMs = opts.checkMs ?? 5000;
+  const checkMs = opts.checkMs ?? 2000;
   const quietUs = (opts.quietCpuMs ?? checkMs / 100) * 1000;
   const growth = opts.growthBytes ?? 2 * 1024 * 1024;
   const cpuUs = opts.cpuUs ?? cpuUsedUs;
