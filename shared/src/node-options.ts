@@ -41,5 +41,15 @@ export const SIDECAR_V8_FLAGS = '--liftoff-only --expose-gc';
  * Environment the sidecar container runs with beside NODE_OPTIONS.
  * MALLOC_ARENA_MAX=2: glibc makes at most two malloc arenas instead of one per
  * thread that contends (up to 8 per core): ~1 MiB less private memory idle.
+ * MALLOC_MMAP_THRESHOLD_=4096: blocks of 4 KiB and more (Buffers: bodies, TLS
+ * reads) get pages of their own, returned to the node when freed, instead of
+ * a place in glibc's heap, which freed Buffers left fragmented and never
+ * shrank after a burst. With the sidecar's memory release
+ * (sidecar/src/memory-release.ts), private memory 12 s after the benchmark's
+ * loads was 28.6–30.9 MiB against 34.8–40.8 without it, in the same rounds;
+ * CPU per request within the rounds' spread (bench/results/footprint.notes.md).
  */
-export const SIDECAR_RUNTIME_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
+export const SIDECAR_RUNTIME_ENV: Readonly<Record<string, string>> = {
+  MALLOC_ARENA_MAX: '2',
+  MALLOC_MMAP_THRESHOLD_: '4096',
+};
