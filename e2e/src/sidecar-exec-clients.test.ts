@@ -81,7 +81,12 @@ describe('sidecar: kubectl cp and @kubernetes/client-node exec', { skip: execSta
       timeoutMs: 10_000,
     });
     assert.equal(end.chaperone.exec?.argv.includes('cf'), true, JSON.stringify(end.chaperone.exec?.argv));
-    assert.equal(end.chaperone.exec?.exitCode, 0);
+    // kubectl may close the session as soon as the archive is whole, before the kubelet's status frame is
+    // read (the two come over different sockets): the exit code is recorded when it came, and is then 0.
+    assert.ok(
+      end.chaperone.exec?.exitCode === undefined || end.chaperone.exec.exitCode === 0,
+      JSON.stringify(end.chaperone.exec),
+    );
     assert.equal(end.chaperone.exec?.stdin, false);
   });
 
