@@ -251,6 +251,25 @@ describe('object check', () => {
       ...removed,
       { op: 'replace', path: '/metadata/resourceVersion', value: '7' },
     ]);
+    // Moved out of the object, the version is gone as with a remove: the guard's precondition goes after it.
+    seen = [];
+    const movedOut = [
+      { op: 'replace', path: '/metadata/resourceVersion', value: '7' },
+      { op: 'move', from: '/metadata/resourceVersion', path: '/metadata/labels/v' },
+    ];
+    const m = await send('PATCH', DEP, JSON.stringify(movedOut), 'application/json-patch+json');
+    assert.equal(m.status, 200);
+    assert.deepEqual(JSON.parse(seen.at(-1)?.body ?? ''), [
+      ...movedOut,
+      { op: 'replace', path: '/metadata/resourceVersion', value: '7' },
+    ]);
+    // A key that only begins like it is another key: its copy is no version.
+    seen = [];
+    const other = [{ op: 'copy', from: '/metadata/name', path: '/metadata/resourceVersionNote' }];
+    assert.equal(
+      (await send('PATCH', DEP, JSON.stringify(other), 'application/json-patch+json')).status,
+      200,
+    );
     // A whole object replaced holds itself to the version it carries.
     seen = [];
     const whole = [

@@ -154,6 +154,18 @@ function strict(body: Buffer, what: string): StrictJson {
   }
 }
 
+const RESOURCE_VERSION_POINTER = '/metadata/resourceVersion';
+
+/** Whether a JSON pointer names metadata.resourceVersion, something in it, or something holding it. */
+function touchesResourceVersion(pointer: string): boolean {
+  return (
+    pointer === '' ||
+    pointer === '/metadata' ||
+    pointer === RESOURCE_VERSION_POINTER ||
+    pointer.startsWith(`${RESOURCE_VERSION_POINTER}/`)
+  );
+}
+
 /**
  * The resourceVersion a JSON patch sets, by its last operation that touches
  * it: an `add` or `replace` of /metadata/resourceVersion with a string, or of
@@ -167,8 +179,10 @@ function ownJsonPatchResourceVersion(ops: readonly unknown[]): string | undefine
   let own: string | undefined;
   for (const op of ops) {
     if (!isObj(op) || typeof op.path !== 'string') continue;
+    // A move out of it takes the version away, as a remove does: the write would then be unconditional.
+    if (op.op === 'move' && typeof op.from === 'string' && touchesResourceVersion(op.from)) own = undefined;
     const path = op.path;
-    if (path !== '' && path !== '/metadata' && !path.startsWith('/metadata/resourceVersion')) continue;
+    if (!touchesResourceVersion(path)) continue;
     if (op.op === 'copy' || op.op === 'move') {
       throw new Refusal(
         400,
@@ -181,7 +195,7 @@ function ownJsonPatchResourceVersion(ops: readonly unknown[]): string | undefine
       continue;
     }
     const value =
-      path === '/metadata/resourceVersion'
+      path === RESOURCE_VERSION_POINTER
         ? op.value
         : path === '/metadata'
           ? isObj(op.value)
