@@ -218,7 +218,7 @@ describe('stand-in kubelet through the real API server', {
         '--',
         'sh',
         '-c',
-        'stty size; read x; stty size',
+        'read x; stty size; read x; stty size',
       ],
       { env: { ...process.env, KUBECONFIG: kube.kubeconfigPath }, stdio: ['pipe', 'pipe', 'pipe', 'pipe'] },
     );
@@ -227,6 +227,10 @@ describe('stand-in kubelet through the real API server', {
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (screen += d));
     const resize = child.stdio[3] as NodeJS.WritableStream;
     resize.write('100 30\n');
+    // The command waits for a line before its first `stty size`: the first size reaches the
+    // terminal only once the stand-in has it, as on a real node, where the process may start first.
+    await resized(100, 30);
+    child.stdin!.write('\r');
     await waitFor(async () => /30 100/.test(screen), { what: 'the first `stty size`', timeoutMs: 15_000 });
     resize.write('120 40\n');
     // kubectl turns SIGWINCH into a resize event; type only once the stand-in has it.
@@ -324,7 +328,7 @@ describe('stand-in kubelet through the real API server', {
           ns.name,
           pod,
           'main',
-          ['sh', '-c', 'stty size; read x; stty size'],
+          ['sh', '-c', 'read x; stty size; read x; stty size'],
           terminal,
           null,
           stdin,
@@ -333,6 +337,10 @@ describe('stand-in kubelet through the real API server', {
         )
         .catch(reject);
     });
+    // client-node sends the first size once connected; the command may start before it lands,
+    // so it reads a line first and the test types only once the stand-in has the size.
+    await resized(90, 20);
+    stdin.write('\r');
     await waitFor(async () => /20 90/.test(out.text()), { what: 'the first `stty size`', timeoutMs: 15_000 });
     Object.assign(terminal, { columns: 132, rows: 43 });
     terminal.emit('resize');
