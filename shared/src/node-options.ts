@@ -29,13 +29,20 @@ export const SIDECAR_NODE_OPTIONS = '--max-semi-space-size=1 --v8-pool-size=1';
  *   private against 70–120 MiB by default (the optimized code and its
  *   compilation), at 29.2 against 27.9 µs per parse; the guard's caches
  *   leave the parser out of most statements' path. JavaScript is unaffected.
+ * - `--no-sparkplug`: no baseline machine code; functions run in the
+ *   interpreter until V8's optimizing compilers take the hot ones. The baseline
+ *   code was ~0.9 MB of an idle sidecar's heap (its code space 1.3 → 0.25 MB);
+ *   without it, idle private memory was 1.1–1.3 MiB lower in each of 5 rounds
+ *   and the peak lower in 4 of them, with CPU per request inside the rounds'
+ *   spread (medians per masked LIST 801 against 958 µs, per GET 327 against
+ *   323; bench/results/footprint.notes.md, "Compiled code at idle").
  * - `--expose-gc`: the sidecar gives memory back once it is quiet after
  *   start-up or a burst (sidecar/src/memory-release.ts): a collection that
  *   aims at memory, which V8 runs only on request. After the benchmark's
  *   loads it took a sidecar's private memory from ~53 to ~36 MiB, and ~2.7
  *   MiB off the idle figure after start-up.
  */
-export const SIDECAR_V8_FLAGS = '--liftoff-only --expose-gc';
+export const SIDECAR_V8_FLAGS = '--liftoff-only --no-sparkplug --expose-gc';
 
 /**
  * Environment the sidecar container runs with beside NODE_OPTIONS.
