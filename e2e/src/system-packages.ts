@@ -33,11 +33,17 @@ export function ensurePackages(packages: readonly string[], why: string, log: (l
   }
   log(`installing ${missing.join(' ')} with apt-get (${why})`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  // Test files run in parallel and may install at the same time: wait for dpkg's lock
+  // (as e2e/scripts/build-kube.sh does) instead of failing on "Could not get lock".
+  const lock = ['-o', 'DPkg::Lock::Timeout=600'];
   const install = () =>
-    spawnSync('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { env, encoding: 'utf8' });
+    spawnSync('apt-get', [...lock, 'install', '-y', '--no-install-recommends', ...missing], {
+      env,
+      encoding: 'utf8',
+    });
   let r = install();
   if (r.status !== 0) {
-    execFileSync('apt-get', ['update', '-q'], { env, stdio: 'ignore' });
+    execFileSync('apt-get', [...lock, 'update', '-q'], { env, stdio: 'ignore' });
     r = install();
   }
   if (r.status !== 0) {
