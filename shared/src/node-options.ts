@@ -53,8 +53,11 @@ export const SIDECAR_V8_FLAGS = '--liftoff-only --no-sparkplug --expose-gc';
  * a place in glibc's heap, which freed Buffers left fragmented and never
  * shrank after a burst. With the sidecar's memory release
  * (sidecar/src/memory-release.ts), private memory 12 s after the benchmark's
- * loads was 28.6–30.9 MiB against 34.8–40.8 without it, in the same rounds;
- * CPU per request within the rounds' spread (bench/results/footprint.notes.md).
+ * loads was 28.6–30.9 MiB against 34.8–40.8 without it, in the same rounds.
+ * Its cost: an mmap and a munmap per such block. On a paravirtualised machine
+ * (later runs) the masked LIST took 25–45% more CPU with it than without
+ * (bench/results/footprint.notes.md, "The masked LIST's dear processes"); on
+ * the machine it was chosen on, CPU stayed within the rounds' spread.
  */
 export const SIDECAR_RUNTIME_ENV: Readonly<Record<string, string>> = {
   MALLOC_ARENA_MAX: '2',
