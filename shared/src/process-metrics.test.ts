@@ -45,4 +45,24 @@ describe('process metrics', () => {
     assert.equal(again.get('x_nodejs_eventloop_lag_max_seconds'), max);
     assert.ok(Number.isFinite(again.get('x_nodejs_eventloop_lag_mean_seconds')));
   });
+
+  it("counts the process's CPU time since it started, user and system adding up to the total", async () => {
+    const registry = new Registry();
+    const before = process.cpuUsage();
+    registerProcessMetrics(registry, 'x_');
+    const first = await values(registry);
+    const user = first.get('x_process_cpu_user_seconds_total') ?? Number.NaN;
+    const system = first.get('x_process_cpu_system_seconds_total') ?? Number.NaN;
+    // What this process used before the metrics were registered counts too.
+    assert.ok(user >= before.user / 1e6, `user ${user} s, ${before.user / 1e6} s used before registering`);
+    assert.ok(system >= before.system / 1e6, `system ${system} s`);
+    assert.ok(Math.abs((first.get('x_process_cpu_seconds_total') ?? 0) - (user + system)) < 1e-9);
+    const until = process.cpuUsage().user + 50_000;
+    while (process.cpuUsage().user < until) {
+      // busy: 50 ms of user CPU
+    }
+    const second = await values(registry);
+    const more = (second.get('x_process_cpu_user_seconds_total') ?? 0) - user;
+    assert.ok(more >= 0.05, `the busy loop's 50 ms show (${more} s more)`);
+  });
 });
