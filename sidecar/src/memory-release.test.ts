@@ -1,16 +1,18 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { startMemoryRelease } from './memory-release.ts';
+import { startMemoryRelease, V8_BYTECODE_OLD_AGE } from './memory-release.ts';
 
 const MiB = 1024 * 1024;
 
 /** A process whose CPU and heap the test moves by hand, and a collection that records its calls. */
 function fakeProcess() {
-  const p = { cpuUs: 0, held: 30 * MiB, collections: 0, afterCollect: 20 * MiB };
+  const p = { cpuUs: 0, held: 30 * MiB, collections: 0, afterCollect: 20 * MiB, calls: [] as string[] };
   const release = startMemoryRelease({
+    setV8Flags: (flags) => p.calls.push(flags),
     collect: (o) => {
       assert.deepEqual(o, { type: 'major', execution: 'sync', flavor: 'last-resort' });
+      p.calls.push('collect');
       p.collections++;
       p.held = p.afterCollect;
       p.cpuUs += 40_000; // the collection's own CPU
@@ -62,6 +64,32 @@ describe('memory release', () => {
     }
   });
 
+  it("drops start-up's unused bytecode at the first release only, then puts V8's bytecode age back", () => {
+    const { p, release } = fakeProcess();
+    try {
+      assert.equal(release.check(), true);
+      assert.deepEqual(p.calls, [
+        '--bytecode-old-age=1',
+        'collect',
+        `--bytecode-old-age=${V8_BYTECODE_OLD_AGE}`,
+      ]);
+      p.held = 30 * MiB;
+      p.calls.length = 0;
+      assert.equal(release.check(), true);
+      assert.deepEqual(p.calls, ['collect']);
+    } finally {
+      release.stop();
+    }
+  });
+
+  it("puts back V8's own bytecode age (node --v8-options)", () => {
+    const out = spawnSync(process.execPath, ['--v8-options'], { encoding: 'utf8' });
+    assert.equal(out.status, 0, out.stderr);
+    const m = /--bytecode-old-age \(.*\)\s+type: int\s+default: --bytecode-old-age=(\d+)/.exec(out.stdout);
+    assert.ok(m, 'node --v8-options lists --bytecode-old-age');
+    assert.equal(Number(m[1]), V8_BYTECODE_OLD_AGE);
+  });
+
   it('does nothing without a collection to run (node without --expose-gc)', () => {
     const release = startMemoryRelease({ collect: undefined, checkMs: 10 });
     try {
@@ -104,5 +132,40 @@ describe('memory release', () => {
     assert.equal(r.released, true);
     assert.ok(r.after < r.before, `heap committed ${r.before} → ${r.after}`);
     assert.ok(r.freed > 0);
+  });
+
+  it('drops the bytecode of code run once at start-up, which still runs after, in a real node', () => {
+    // Two children, the same start-up (300 functions, each run once), one with the first release's
+    // bytecode age and one without it: the bytecode V8 keeps (its trusted space) after the release.
+    const run = (flush: boolean) => {
+      const code = `
+        import { startMemoryRelease } from ${JSON.stringify(new URL('./memory-release.ts', import.meta.url).href)};
+        const { getHeapSpaceStatistics } = await import('node:v8');
+        const bytecode = () => getHeapSpaceStatistics().find((s) => s.space_name === 'trusted_space').space_used_size;
+        const fns = [];
+        for (let i = 0; i < 300; i++)
+          fns.push(new Function('a', 'let s = 0; for (let j = 0; j < a; j++) { s += j * ' + i + '; if (s > 1e9) s -= 7; } return s + ' + i + ';'));
+        const run = () => fns.reduce((sum, f) => sum + f(3), 0);
+        const first = run();
+        const r = startMemoryRelease({ checkMs: 3_600_000, quietCpuMs: 1e9, ...(${flush} ? {} : { setV8Flags: () => {} }) });
+        r.check();
+        r.stop();
+        const after = bytecode();
+        console.log(JSON.stringify({ after, again: run() === first }));
+      `;
+      const out = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', code], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      assert.equal(out.status, 0, out.stderr);
+      return JSON.parse(out.stdout) as { after: number; again: boolean };
+    };
+    const flushed = run(true);
+    const kept = run(false);
+    assert.equal(flushed.again, true, 'the functions run again, compiled anew');
+    assert.ok(
+      flushed.after < kept.after - 200_000,
+      `bytecode kept after the first release: ${flushed.after} bytes with it, ${kept.after} without`,
+    );
   });
 });
