@@ -15,14 +15,16 @@
  * 15–50 ms on the main thread, which is why it waits for a quiet moment. The
  * first check after start-up releases what starting took.
  *
- * The first release also drops the bytecode of the code start-up ran and the
- * requests since have not (reading the config and the policy, making the
- * local certificate, the CLI): for its collection V8 counts bytecode as old
- * after one collection unused instead of six (`--bytecode-old-age`), then
- * goes back to six. A function is compiled again if it ever runs again. This
- * took an idle sidecar's private memory from 16.8–16.9 to 15.4 MiB in the same
- * rounds, with CPU per request unchanged (bench/results/footprint.notes.md,
- * "Start-up's bytecode").
+ * The first release also drops bytecode: for its collection V8 counts a
+ * function's bytecode as old after one collection unused instead of six
+ * (`--bytecode-old-age`), then goes back to six. Its collection is several
+ * in a row, so the bytecode of every function not running then goes: the
+ * code only start-up runs (the config, the policy's YAML, the local
+ * certificate, the command line) for good, and what the first requests ran
+ * is compiled again by the next ones, once. This took an idle sidecar's
+ * private memory from 16.4–16.9 to 15.4 MiB in the same rounds, with CPU per
+ * request under load after it unchanged (bench/results/footprint.notes.md,
+ * "Start-up's bytecode"). Later releases leave V8's aging as it is.
  *
  * The collection is `globalThis.gc`, there when node runs with --expose-gc
  * (the image's `chaperone` command passes it: shared/src/node-options.ts);
