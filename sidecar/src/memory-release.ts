@@ -17,7 +17,7 @@
  *
  * The first release also drops bytecode: for its collection V8 counts a
  * function's bytecode as old after one collection unused instead of six
- * (`--bytecode-old-age`), then goes back to six. Its collection is several
+ * (`--bytecode-old-age`), then goes back to six (or to the age node was started with). Its collection is several
  * in a row, so the bytecode of every function not running then goes: the
  * code only start-up runs (the config, the policy's YAML, the local
  * certificate, the command line) for good, and what the first requests ran
@@ -64,9 +64,24 @@ export interface MemoryRelease {
   stop(): void;
 }
 
-/** V8's own `--bytecode-old-age` (collections a function's bytecode stays unused before it is dropped), and the first release's. */
+/**
+ * V8's own `--bytecode-old-age` in Node 24 (how many collections a function's
+ * bytecode stays unused before it is dropped; `node --v8-options`, held by a
+ * test), and the first release's.
+ */
 export const V8_BYTECODE_OLD_AGE = 6;
 const START_UP_BYTECODE_OLD_AGE = 1;
+
+/** The bytecode age node runs with: one given on its command line (V8 flags cannot be in NODE_OPTIONS), else V8's own. */
+export function bytecodeOldAge(execArgv: readonly string[] = process.execArgv): number {
+  let age = V8_BYTECODE_OLD_AGE;
+  execArgv.forEach((arg, i) => {
+    const m = /^--bytecode[-_]old[-_]age(?:=(\d+))?$/.exec(arg);
+    const value = m ? (m[1] ?? execArgv[i + 1]) : undefined;
+    if (value !== undefined && /^\d+$/.test(value)) age = Number(value);
+  });
+  return age;
+}
 
 function exposedCollect(): Collect | undefined {
   const gc = (globalThis as { gc?: unknown }).gc;
@@ -93,6 +108,8 @@ export function startMemoryRelease(opts: MemoryReleaseOptions = {}): MemoryRelea
   const held = opts.heldBytes ?? heapAndExternalBytes;
   const now = opts.now ?? (() => performance.now());
   const setV8Flags = opts.setV8Flags ?? setFlagsFromString;
+  /** What the first release puts back. */
+  const oldAge = bytecodeOldAge();
   let released = false;
   let lastCpu = cpuUs();
   /** What the heap held after the last release; none yet: the first quiet check releases start-up's. */
@@ -111,7 +128,7 @@ export function startMemoryRelease(opts: MemoryReleaseOptions = {}): MemoryRelea
       try {
         collect({ type: 'major', execution: 'sync', flavor: 'last-resort' });
       } finally {
-        setV8Flags(`--bytecode-old-age=${V8_BYTECODE_OLD_AGE}`);
+        setV8Flags(`--bytecode-old-age=${oldAge}`);
       }
       released = true;
     }
