@@ -17,11 +17,12 @@
  *
  * The first release also drops bytecode: for its collection V8 counts a
  * function's bytecode as old after one collection unused instead of six
- * (`--bytecode-old-age`), then goes back to six (or to the age node was started with). Its collection is several
- * in a row, so the bytecode of every function not running then goes: the
- * code only start-up runs (the config, the policy's YAML, the local
- * certificate, the command line) for good, and what the first requests ran
- * is compiled again by the next ones, once. This took an idle sidecar's
+ * (`--bytecode-old-age`), then goes back to six (or to the age node was
+ * started with). Its collection is several in a row, so the bytecode of
+ * every function not running then goes: the code only start-up runs (the
+ * config, the policy's YAML, the local certificate, the command line) for
+ * good, and what the first requests ran is compiled again by the next ones,
+ * once. This took an idle sidecar's
  * private memory from 16.4–16.9 to 15.4 MiB in the same rounds, with CPU per
  * request under load after it unchanged (bench/results/footprint.notes.md,
  * "Start-up's bytecode"). Later releases leave V8's aging as it is.
@@ -110,7 +111,6 @@ export function startMemoryRelease(opts: MemoryReleaseOptions = {}): MemoryRelea
   const setV8Flags = opts.setV8Flags ?? setFlagsFromString;
   /** What the first release puts back. */
   const oldAge = bytecodeOldAge();
-  let released = false;
   let lastCpu = cpuUs();
   /** What the heap held after the last release; none yet: the first quiet check releases start-up's. */
   let base = Number.NEGATIVE_INFINITY;
@@ -121,16 +121,13 @@ export function startMemoryRelease(opts: MemoryReleaseOptions = {}): MemoryRelea
     if (!collect || !quiet) return false;
     const before = held();
     if (before < base + growth) return false;
+    const first = base === Number.NEGATIVE_INFINITY;
     const t0 = now();
-    if (released) collect({ type: 'major', execution: 'sync', flavor: 'last-resort' });
-    else {
-      setV8Flags(`--bytecode-old-age=${START_UP_BYTECODE_OLD_AGE}`);
-      try {
-        collect({ type: 'major', execution: 'sync', flavor: 'last-resort' });
-      } finally {
-        setV8Flags(`--bytecode-old-age=${oldAge}`);
-      }
-      released = true;
+    if (first) setV8Flags(`--bytecode-old-age=${START_UP_BYTECODE_OLD_AGE}`);
+    try {
+      collect({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    } finally {
+      if (first) setV8Flags(`--bytecode-old-age=${oldAge}`);
     }
     const ms = now() - t0;
     base = held();
