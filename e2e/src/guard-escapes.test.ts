@@ -1092,6 +1092,62 @@ describe('guard escapes: refused by built-in rules, whatever the policy', () => 
       );
     });
 
+    it('a JSON patch that removes or moves out the resourceVersion is held to the version the guard read, as the API server holds the form it sends', async () => {
+      ok(
+        admin(
+          ['create', '-n', ns.name, '-f', '-'],
+          JSON.stringify(deployment('unversioned', { v: '1' }, {})),
+        ),
+      );
+      const path = `/apis/apps/v1/namespaces/${ns.name}/deployments/unversioned`;
+      const forms = {
+        removed: (label: string) => [
+          { op: 'replace', path: '/metadata/resourceVersion', value: '1' },
+          { op: 'remove', path: '/metadata/resourceVersion' },
+          { op: 'add', path: `/metadata/labels/${label}`, value: 'yes' },
+        ],
+        moved: (label: string) => [
+          { op: 'replace', path: '/metadata/resourceVersion', value: '1' },
+          { op: 'move', from: '/metadata/resourceVersion', path: `/metadata/labels/${label}` },
+        ],
+      };
+      for (const [what, ops] of Object.entries(forms)) {
+        // To the API server the removal is the last word: the stale "1" before it holds the patch to nothing.
+        const direct = await adminRaw(
+          'PATCH',
+          path,
+          JSON.stringify(ops(`${what}-direct`)),
+          'application/json-patch+json',
+        );
+        assert.equal(direct.status, 200, direct.text);
+        // What the guard sends on: its precondition after the removal, which the API server holds the patch to.
+        const held = [
+          ...ops(`${what}-held`),
+          { op: 'replace', path: '/metadata/resourceVersion', value: '1' },
+        ];
+        const stale = await adminRaw('PATCH', path, JSON.stringify(held), 'application/json-patch+json');
+        assert.equal(stale.status, 409, stale.text);
+        // Through the guard it lands, held to the version the guard read.
+        const viaGuard = await raw(
+          'PATCH',
+          path,
+          JSON.stringify(ops(`${what}-guarded`)),
+          'application/json-patch+json',
+        );
+        assert.equal(viaGuard.status, 200, viaGuard.text);
+      }
+      const stored = admin(['get', 'deployment', 'unversioned', '-n', ns.name, '-o', 'json']);
+      const labels = (JSON.parse(stored.stdout) as { metadata: { labels: Record<string, string> } }).metadata
+        .labels;
+      assert.deepEqual(Object.keys(labels).sort(), [
+        'moved-direct',
+        'moved-guarded',
+        'removed-direct',
+        'removed-guarded',
+        'v',
+      ]);
+    });
+
     it('a resourceVersion copied into place is refused; one written in another case is not a precondition, to the API server either', async () => {
       ok(admin(['create', '-n', ns.name, '-f', '-'], JSON.stringify(deployment('cased', { v: '1' }, {}))));
       const path = `/apis/apps/v1/namespaces/${ns.name}/deployments/cased`;
